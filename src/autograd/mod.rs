@@ -1,0 +1,283 @@
+//! The tape: reverse-mode automatic differentiation on a recorded graph.
+//!
+//! Every op run through a [`Graph`] appends a node holding its output value,
+//! the ids of its inputs and the op's backward rule. Node ids grow with
+//! creation, so the reverse of creation order is a valid reverse topological
+//! order: [`Graph::backward`] walks the tape from the loss down to the first
+//! node, with no graph search and no recursion (long RNN unrolls cannot
+//! overflow the stack). The gradient table maps each node to ∂L/∂node; when a
+//! value feeds several consumers their contributions are *summed* into its
+//! entry before it is propagated further.
+//!
+//! A graph made with [`Graph::no_grad`] records values only: no backward rules,
+//! nothing saved for a backward pass. Evaluation and inference use it.
+
+use crate::Tensor;
+use std::sync::Arc;
+
+/// A handle to a node of a [`Graph`]: its creation id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Var(pub(crate) usize);
+
+impl Var {
+    /// The node's creation id (its position on the tape).
+    pub fn id(self) -> usize {
+        self.0
+    }
+}
+
+/// The local derivative of one op, run during the backward pass.
+///
+/// Given `grad` = ∂L/∂out, return ∂L/∂input for every input (in the order the
+/// inputs were recorded), or `None` where `needs[i]` is false: the engine
+/// never asks for a gradient nobody uses (e.g. ∂L/∂x for the data batch).
+pub trait Backward {
+    fn backward(
+        &self,
+        grad: &Tensor,
+        inputs: &[&Tensor],
+        out: &Tensor,
+        needs: &[bool],
+    ) -> Vec<Option<Tensor>>;
+}
+
+struct Node {
+    value: Arc<Tensor>,
+    parents: Vec<Var>,
+    backward: Option<Box<dyn Backward>>,
+    requires_grad: bool,
+    retain_grad: bool,
+    op: &'static str,
+}
+
+/// A recorded computation (the tape).
+///
+/// ```
+/// use backprop::{Graph, Tensor};
+/// let mut g = Graph::new();
+/// let x = g.param(Tensor::from_vec(vec![2], vec![1.0, -2.0]));
+/// let y = g.mul(x, x); // x², a value used twice
+/// let l = g.sum(y);
+/// let grads = g.backward(l);
+/// assert_eq!(grads.get(x).unwrap().data(), &[2.0, -4.0]);
+/// ```
+pub struct Graph {
+    nodes: Vec<Node>,
+    grad_enabled: bool,
+}
+
+impl Default for Graph {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Graph {
+    /// A graph that records backward rules (training).
+    pub fn new() -> Self {
+        Graph {
+            nodes: Vec::new(),
+            grad_enabled: true,
+        }
+    }
+
+    /// A graph that records nothing for a backward pass (evaluation, inference).
+    pub fn no_grad() -> Self {
+        Graph {
+            nodes: Vec::new(),
+            grad_enabled: false,
+        }
+    }
+
+    /// Whether this graph records backward rules.
+    pub fn grad_enabled(&self) -> bool {
+        self.grad_enabled
+    }
+
+    /// Number of nodes recorded.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// A leaf that needs no gradient (a data batch, a target).
+    pub fn input(&mut self, t: Tensor) -> Var {
+        self.leaf(Arc::new(t), false)
+    }
+
+    /// A leaf whose gradient is wanted (a parameter). Takes a `Tensor` or an
+    /// `Arc<Tensor>`: parameters are shared with the model, not copied.
+    pub fn param(&mut self, t: impl Into<Arc<Tensor>>) -> Var {
+        let rg = self.grad_enabled;
+        self.leaf(t.into(), rg)
+    }
+
+    fn leaf(&mut self, value: Arc<Tensor>, requires_grad: bool) -> Var {
+        self.nodes.push(Node {
+            value,
+            parents: Vec::new(),
+            backward: None,
+            requires_grad,
+            retain_grad: requires_grad,
+            op: "leaf",
+        });
+        Var(self.nodes.len() - 1)
+    }
+
+    /// Record an op's output. The backward rule is kept only if some input
+    /// needs a gradient and the graph records gradients.
+    pub fn push<B: Backward + 'static>(
+        &mut self,
+        op: &'static str,
+        value: Tensor,
+        parents: &[Var],
+        backward: B,
+    ) -> Var {
+        let requires_grad =
+            self.grad_enabled && parents.iter().any(|p| self.nodes[p.0].requires_grad);
+        self.nodes.push(Node {
+            value: Arc::new(value),
+            parents: parents.to_vec(),
+            backward: if requires_grad {
+                Some(Box::new(backward))
+            } else {
+                None
+            },
+            requires_grad,
+            retain_grad: false,
+            op,
+        });
+        Var(self.nodes.len() - 1)
+    }
+
+    /// The value of a node.
+    pub fn value(&self, v: Var) -> &Tensor {
+        &self.nodes[v.0].value
+    }
+
+    /// The shape of a node's value.
+    pub fn shape(&self, v: Var) -> &[usize] {
+        self.nodes[v.0].value.shape()
+    }
+
+    /// Whether a gradient flows into this node.
+    pub fn requires_grad(&self, v: Var) -> bool {
+        self.nodes[v.0].requires_grad
+    }
+
+    /// The op that produced a node ("leaf" for inputs and parameters).
+    pub fn op_name(&self, v: Var) -> &'static str {
+        self.nodes[v.0].op
+    }
+
+    /// The inputs of a node.
+    pub fn parents(&self, v: Var) -> &[Var] {
+        &self.nodes[v.0].parents
+    }
+
+    /// Keep this (non-leaf) node's gradient in the table returned by
+    /// [`Graph::backward`], e.g. to inspect δ = ∂L/∂z of a layer.
+    pub fn retain_grad(&mut self, v: Var) {
+        self.nodes[v.0].retain_grad = true;
+    }
+
+    /// Backpropagate from a scalar `loss` (seed ∂L/∂L = 1).
+    pub fn backward(&self, loss: Var) -> Gradients {
+        let shape = self.shape(loss).to_vec();
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            1,
+            "backward() needs a scalar loss, got shape {shape:?}"
+        );
+        self.backward_with(loss, Tensor::full(&shape, 1.0))
+    }
+
+    /// Backpropagate from `out` with a given upstream gradient `seed` = ∂L/∂out.
+    pub fn backward_with(&self, out: Var, seed: Tensor) -> Gradients {
+        assert_eq!(
+            seed.shape(),
+            self.shape(out),
+            "backward seed shape vs output shape"
+        );
+        let mut table: Vec<Option<Tensor>> = (0..=out.0).map(|_| None).collect();
+        table[out.0] = Some(seed);
+        for i in (0..=out.0).rev() {
+            let node = &self.nodes[i];
+            let Some(bw) = &node.backward else { continue };
+            // Non-retained intermediate gradients are freed as soon as used.
+            let grad = if node.retain_grad {
+                match &table[i] {
+                    Some(g) => g.clone(),
+                    None => continue,
+                }
+            } else {
+                match table[i].take() {
+                    Some(g) => g,
+                    None => continue,
+                }
+            };
+            let inputs: Vec<&Tensor> = node
+                .parents
+                .iter()
+                .map(|p| &*self.nodes[p.0].value)
+                .collect();
+            let needs: Vec<bool> = node
+                .parents
+                .iter()
+                .map(|p| self.nodes[p.0].requires_grad)
+                .collect();
+            let grads = bw.backward(&grad, &inputs, &node.value, &needs);
+            assert_eq!(
+                grads.len(),
+                node.parents.len(),
+                "{}: backward arity",
+                node.op
+            );
+            for (p, g) in node.parents.iter().zip(grads) {
+                let Some(g) = g else { continue };
+                if !self.nodes[p.0].requires_grad {
+                    continue;
+                }
+                assert_eq!(
+                    g.shape(),
+                    self.nodes[p.0].value.shape(),
+                    "{}: gradient shape vs input shape",
+                    node.op
+                );
+                // Fan-out: a value used by several consumers sums their contributions.
+                match &mut table[p.0] {
+                    Some(acc) => acc.add_assign(&g),
+                    slot @ None => *slot = Some(g),
+                }
+            }
+        }
+        // Drop what nobody asked to keep.
+        for (i, slot) in table.iter_mut().enumerate() {
+            if !self.nodes[i].retain_grad && i != out.0 {
+                *slot = None;
+            }
+        }
+        Gradients { table }
+    }
+}
+
+/// The gradient table after a backward pass: ∂L/∂v for every leaf that
+/// requires a gradient and every node marked with [`Graph::retain_grad`].
+pub struct Gradients {
+    table: Vec<Option<Tensor>>,
+}
+
+impl Gradients {
+    /// ∂L/∂v, or `None` if nothing flowed into `v`.
+    pub fn get(&self, v: Var) -> Option<&Tensor> {
+        self.table.get(v.0).and_then(|g| g.as_ref())
+    }
+
+    /// Move ∂L/∂v out of the table.
+    pub fn take(&mut self, v: Var) -> Option<Tensor> {
+        self.table.get_mut(v.0).and_then(|g| g.take())
+    }
+}

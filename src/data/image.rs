@@ -1,0 +1,571 @@
+//! Single images for `backprop predict`: PNG (gray, gray+alpha, RGB, RGBA,
+//! palette; 8 or 16 bit) and PGM (P2 ascii, P5 binary), detected by content.
+//! Colour is converted to gray with the ITU-R 601 luma weights; values are
+//! scaled to `[0, 1]`.
+
+use crate::error::{Error, Result};
+use crate::Tensor;
+use std::path::Path;
+
+/// The 8-byte PNG signature.
+const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+/// Files larger than this are not images we are meant to classify.
+const MAX_FILE_BYTES: u64 = 512 << 20;
+/// Decoded images larger than this many pixels are refused.
+const MAX_PIXELS: usize = 1 << 26;
+
+/// ITU-R 601 luma.
+fn luma(r: f32, g: f32, b: f32) -> f32 {
+    0.299 * r + 0.587 * g + 0.114 * b
+}
+
+/// Load one image for `backprop predict`: PNG (8-bit or 16-bit gray,
+/// gray+alpha, RGB, RGBA, palette; colour converted to gray with the ITU-R 601
+/// luma weights 0.299/0.587/0.114, alpha ignored) or PGM (P2 ascii and P5
+/// binary, maxval up to 65535, `#` comments). The format is detected by
+/// content (PNG signature / `P2` / `P5`), not by extension.
+///
+/// Returns a tensor of shape `[1, 1, H, W]` with values in `[0, 1]`
+/// (value / maxval). Errors name the file and what is wrong.
+pub fn load_image(path: &Path) -> Result<Tensor> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::data(
+            path,
+            "is a folder; pass a PNG or PGM image file",
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(Error::data(
+            path,
+            format!(
+                "is {} bytes, too large for an image to classify; pass a small PNG or PGM image",
+                meta.len()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if bytes.starts_with(&PNG_SIGNATURE) {
+        load_png(path, &bytes)
+    } else if bytes.starts_with(b"P2") || bytes.starts_with(b"P5") {
+        load_pgm(path, &bytes)
+    } else {
+        Err(unrecognised(path, &bytes))
+    }
+}
+
+/// The error for a file that is neither PNG nor PGM, naming what it seems to be.
+fn unrecognised(path: &Path, bytes: &[u8]) -> Error {
+    let what = if bytes.is_empty() {
+        "the file is empty".to_string()
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        "this is a JPEG image, which is not supported".into()
+    } else if bytes.starts_with(b"GIF8") {
+        "this is a GIF image, which is not supported".into()
+    } else if bytes.starts_with(b"BM") {
+        "this looks like a BMP image, which is not supported".into()
+    } else if bytes.len() >= 2 && bytes[0] == b'P' && matches!(bytes[1], b'1' | b'3' | b'4' | b'6')
+    {
+        format!(
+            "this is a P{} Netpbm image (PBM/PPM), only P2 and P5 (PGM) are supported",
+            bytes[1] as char
+        )
+    } else {
+        let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!(
+            "not a PNG or PGM image (it starts with bytes {})",
+            head.join(" ")
+        )
+    };
+    Error::data(path, format!("{what}; convert it to a PNG or PGM image"))
+}
+
+/// Decode a PNG held in memory.
+fn load_png(path: &Path, bytes: &[u8]) -> Result<Tensor> {
+    let bad = |e: png::DecodingError| {
+        Error::data(
+            path,
+            format!("the PNG could not be decoded ({e}); the file is corrupt or truncated, save it again"),
+        )
+    };
+    let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
+    dec.set_transformations(png::Transformations::EXPAND);
+    let mut reader = dec.read_info().map_err(bad)?;
+    let (w, h) = reader.info().size();
+    let (w, h) = (w as usize, h as usize);
+    if w.saturating_mul(h) > MAX_PIXELS {
+        return Err(Error::data(
+            path,
+            format!(
+                "the image is {w}x{h} pixels, too large; resize it to the size the model expects"
+            ),
+        ));
+    }
+    let size = reader.output_buffer_size().ok_or_else(|| {
+        Error::data(
+            path,
+            format!("the image is {w}x{h} pixels, too large to decode"),
+        )
+    })?;
+    let mut buf = vec![0u8; size];
+    let info = reader.next_frame(&mut buf).map_err(bad)?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    let channels = match info.color_type {
+        png::ColorType::Grayscale => 1,
+        png::ColorType::GrayscaleAlpha => 2,
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        png::ColorType::Indexed => {
+            return Err(Error::data(
+                path,
+                "the palette PNG could not be expanded; save it as gray or RGB",
+            ))
+        }
+    };
+    let (bps, maxval) = match info.bit_depth {
+        png::BitDepth::Eight => (1, 255.0f32),
+        png::BitDepth::Sixteen => (2, 65535.0f32),
+        d => {
+            return Err(Error::data(
+                path,
+                format!(
+                    "unexpected PNG bit depth {d:?} after expansion; save it as an 8-bit image"
+                ),
+            ))
+        }
+    };
+    let sample = |row: &[u8], i: usize| -> f32 {
+        if bps == 1 {
+            row[i] as f32
+        } else {
+            u16::from_be_bytes([row[2 * i], row[2 * i + 1]]) as f32
+        }
+    };
+    let mut out = Vec::with_capacity(w * h);
+    for y in 0..h {
+        let row = &buf[y * info.line_size..];
+        for x in 0..w {
+            let p = x * channels;
+            let v = if channels >= 3 {
+                luma(sample(row, p), sample(row, p + 1), sample(row, p + 2))
+            } else {
+                sample(row, p)
+            };
+            out.push((v / maxval).clamp(0.0, 1.0));
+        }
+    }
+    Ok(Tensor::from_vec(vec![1, 1, h, w], out))
+}
+
+/// A cursor over a PGM file's bytes.
+struct Pgm<'a> {
+    path: &'a Path,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Pgm<'_> {
+    /// Skip whitespace and `#` comments (to end of line).
+    fn skip_space(&mut self) {
+        while let Some(&b) = self.bytes.get(self.pos) {
+            if b == b'#' {
+                while self.pos < self.bytes.len() && !matches!(self.bytes[self.pos], b'\n' | b'\r')
+                {
+                    self.pos += 1;
+                }
+            } else if b.is_ascii_whitespace() {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// The next whitespace-separated token, `None` at the end of the file.
+    fn token(&mut self) -> Option<&[u8]> {
+        self.skip_space();
+        let start = self.pos;
+        while self.pos < self.bytes.len()
+            && !self.bytes[self.pos].is_ascii_whitespace()
+            && self.bytes[self.pos] != b'#'
+        {
+            self.pos += 1;
+        }
+        (self.pos > start).then(|| &self.bytes[start..self.pos])
+    }
+
+    /// True when only whitespace and comments remain.
+    fn at_end(&mut self) -> bool {
+        self.skip_space();
+        self.pos >= self.bytes.len()
+    }
+
+    /// The next token as a number; `what` names it in errors.
+    fn number(&mut self, what: impl Fn() -> String) -> Result<u32> {
+        let path = self.path;
+        let Some(tok) = self.token() else {
+            return Err(Error::data(
+                path,
+                format!(
+                    "the PGM file ends before its {}; the file is truncated",
+                    what()
+                ),
+            ));
+        };
+        let s = String::from_utf8_lossy(tok);
+        let shown: String = s.chars().take(20).collect();
+        if !tok.iter().all(u8::is_ascii_digit) {
+            return Err(Error::data(
+                path,
+                format!("the PGM {} {shown:?} is not a whole number", what()),
+            ));
+        }
+        s.parse()
+            .map_err(|_| Error::data(path, format!("the PGM {} {shown:?} is too large", what())))
+    }
+}
+
+/// Decode a P2 or P5 PGM held in memory.
+fn load_pgm(path: &Path, bytes: &[u8]) -> Result<Tensor> {
+    let binary = bytes[1] == b'5';
+    let mut p = Pgm {
+        path,
+        bytes,
+        pos: 2,
+    };
+    if !p
+        .bytes
+        .get(2)
+        .is_some_and(|b| b.is_ascii_whitespace() || *b == b'#')
+    {
+        return Err(Error::data(
+            path,
+            "not a PGM image: the magic P2/P5 must be followed by whitespace; convert it to PNG or PGM",
+        ));
+    }
+    let w = p.number(|| "width".into())? as usize;
+    let h = p.number(|| "height".into())? as usize;
+    let maxval = p.number(|| "maxval".into())?;
+    if w == 0 || h == 0 {
+        return Err(Error::data(
+            path,
+            format!("the PGM header declares a {w}x{h} image; it must be at least 1x1"),
+        ));
+    }
+    if maxval == 0 || maxval > 65535 {
+        return Err(Error::data(
+            path,
+            format!("the PGM maxval is {maxval}; it must be between 1 and 65535"),
+        ));
+    }
+    let n = w
+        .checked_mul(h)
+        .filter(|&n| n <= MAX_PIXELS)
+        .ok_or_else(|| {
+            Error::data(
+                path,
+                format!("the PGM header declares a {w}x{h} image, too large"),
+            )
+        })?;
+    let scale = 1.0 / maxval as f32;
+    let too_big = |v: u32, k: usize| {
+        Error::data(
+            path,
+            format!(
+                "pixel {} (row {}, column {}) has value {v}, above the maxval {maxval} in the header",
+                k + 1,
+                k / w + 1,
+                k % w + 1
+            ),
+        )
+    };
+    let mut out = Vec::new();
+    if binary {
+        // exactly one whitespace byte separates maxval from the raster
+        let start = p.pos + 1;
+        let bps = if maxval < 256 { 1 } else { 2 };
+        let need = n * bps;
+        let have = bytes.len().saturating_sub(start);
+        if have < need {
+            return Err(Error::data(
+                path,
+                format!(
+                    "the P5 raster is truncated: a {w}x{h} image with maxval {maxval} needs {need} bytes but only {have} follow the header"
+                ),
+            ));
+        }
+        out.reserve(n);
+        let raster = &bytes[start..start + need];
+        for k in 0..n {
+            let v = if bps == 1 {
+                raster[k] as u32
+            } else {
+                u16::from_be_bytes([raster[2 * k], raster[2 * k + 1]]) as u32
+            };
+            if v > maxval {
+                return Err(too_big(v, k));
+            }
+            out.push(v as f32 * scale);
+        }
+    } else {
+        // every value needs at least one byte: check before reserving
+        if n > bytes.len() {
+            return Err(Error::data(
+                path,
+                format!(
+                    "the P2 header declares {w}x{h} = {n} pixels but the file is only {} bytes; the file is truncated",
+                    bytes.len()
+                ),
+            ));
+        }
+        out.reserve(n);
+        for k in 0..n {
+            if p.at_end() {
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "the P2 file holds only {k} pixel values but its header declares {w}x{h} = {n}; the file is truncated"
+                    ),
+                ));
+            }
+            let v =
+                p.number(|| format!("pixel {} (row {}, column {})", k + 1, k / w + 1, k % w + 1))?;
+            if v > maxval {
+                return Err(too_big(v, k));
+            }
+            out.push(v as f32 * scale);
+        }
+        if p.token().is_some() {
+            return Err(Error::data(
+                path,
+                format!("the P2 file holds more than the {w}x{h} = {n} pixel values its header declares; fix the width and height"),
+            ));
+        }
+    }
+    Ok(Tensor::from_vec(vec![1, 1, h, w], out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    fn png_bytes(
+        w: u32,
+        h: u32,
+        color: png::ColorType,
+        depth: png::BitDepth,
+        data: &[u8],
+        palette: Option<&[u8]>,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let mut e = png::Encoder::new(&mut out, w, h);
+            e.set_color(color);
+            e.set_depth(depth);
+            if let Some(p) = palette {
+                e.set_palette(p.to_vec());
+            }
+            let mut wr = e.write_header().unwrap();
+            wr.write_image_data(data).unwrap();
+            wr.finish().unwrap();
+        }
+        out
+    }
+
+    fn msg(e: Error) -> String {
+        let s = e.to_string();
+        assert!(!s.contains('\n'), "multi-line message: {s}");
+        s
+    }
+
+    fn close(a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-5, "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn gray_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = png_bytes(
+            3,
+            2,
+            png::ColorType::Grayscale,
+            png::BitDepth::Eight,
+            &[0, 51, 255, 102, 153, 204],
+            None,
+        );
+        // the name says .pgm: detection is by content
+        let p = write(dir.path(), "g.pgm", &b);
+        let t = load_image(&p).unwrap();
+        assert_eq!(t.shape(), &[1, 1, 2, 3]);
+        close(t.data(), &[0.0, 0.2, 1.0, 0.4, 0.6, 0.8]);
+    }
+
+    #[test]
+    fn gray16_and_gray_alpha_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = png_bytes(
+            2,
+            1,
+            png::ColorType::Grayscale,
+            png::BitDepth::Sixteen,
+            &[0xff, 0xff, 0x80, 0x00],
+            None,
+        );
+        let t = load_image(&write(dir.path(), "g16.png", &b)).unwrap();
+        close(t.data(), &[1.0, 32768.0 / 65535.0]);
+        let b = png_bytes(
+            2,
+            1,
+            png::ColorType::GrayscaleAlpha,
+            png::BitDepth::Eight,
+            &[255, 0, 51, 255],
+            None,
+        );
+        let t = load_image(&write(dir.path(), "ga.png", &b)).unwrap();
+        close(t.data(), &[1.0, 0.2]);
+    }
+
+    #[test]
+    fn rgb_rgba_and_palette_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let px = [255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255];
+        let want = [0.299, 0.587, 0.114, 1.0];
+        let b = png_bytes(2, 2, png::ColorType::Rgb, png::BitDepth::Eight, &px, None);
+        let t = load_image(&write(dir.path(), "c.png", &b)).unwrap();
+        assert_eq!(t.shape(), &[1, 1, 2, 2]);
+        close(t.data(), &want);
+
+        let rgba: Vec<u8> = px.chunks(3).flat_map(|c| [c[0], c[1], c[2], 7]).collect();
+        let b = png_bytes(
+            2,
+            2,
+            png::ColorType::Rgba,
+            png::BitDepth::Eight,
+            &rgba,
+            None,
+        );
+        close(
+            load_image(&write(dir.path(), "a.png", &b)).unwrap().data(),
+            &want,
+        );
+
+        let b = png_bytes(
+            4,
+            1,
+            png::ColorType::Indexed,
+            png::BitDepth::Eight,
+            &[0, 1, 2, 3],
+            Some(&px),
+        );
+        close(
+            load_image(&write(dir.path(), "p.png", &b)).unwrap().data(),
+            &want,
+        );
+    }
+
+    #[test]
+    fn p2_pgm() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "a.png",
+            b"P2\n# made by hand\n3 2 # w h\n10\n0 5 10\n# mid\n2 4\n6\n",
+        );
+        let t = load_image(&p).unwrap();
+        assert_eq!(t.shape(), &[1, 1, 2, 3]);
+        close(t.data(), &[0.0, 0.5, 1.0, 0.2, 0.4, 0.6]);
+    }
+
+    #[test]
+    fn p5_pgm_8_and_16_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = b"P5 # c\n2 2\n255\n".to_vec();
+        b.extend([0, 255, 51, 102]);
+        let t = load_image(&write(dir.path(), "b.pgm", &b)).unwrap();
+        assert_eq!(t.shape(), &[1, 1, 2, 2]);
+        close(t.data(), &[0.0, 1.0, 0.2, 0.4]);
+
+        let mut b = b"P5\n2 1\n65535\n".to_vec();
+        b.extend([0xff, 0xff, 0x00, 0x01]);
+        let t = load_image(&write(dir.path(), "c.pgm", &b)).unwrap();
+        close(t.data(), &[1.0, 1.0 / 65535.0]);
+    }
+
+    #[test]
+    fn pgm_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: &[(&[u8], &str)] = &[
+            (b"P5\n4 4\n255\n\x01\x02", "truncated"),
+            (b"P2\n2 2\n255\n1 2 3", "only 3 pixel values"),
+            (b"P2\n2 2\n255\n1 2 3 4 5", "more than"),
+            (b"P2\n2 2\n9\n1 2 3 10", "above the maxval"),
+            (b"P2\n2 x\n9\n", "height \"x\""),
+            (b"P2\n2 2\n70000\n", "maxval is 70000"),
+            (b"P2\n0 2\n255\n", "0x2"),
+            (b"P2\n", "ends before its width"),
+            (b"P5\n100000 100000\n255\n", "too large"),
+            (b"P5\n60000 60000\n255\n", "too large"),
+            (b"P5\n4000 4000\n255\n\x00", "needs 16000000 bytes"),
+            (b"P2\n99999999999\n", "too large"),
+            (b"P2\n3000 3000\n255\n", "truncated"),
+            (b"P2x", "followed by whitespace"),
+        ];
+        for (i, (b, want)) in cases.iter().enumerate() {
+            let p = write(dir.path(), &format!("e{i}.pgm"), b);
+            let e = msg(load_image(&p).unwrap_err());
+            assert!(
+                e.contains(&format!("e{i}.pgm")) && e.contains(want),
+                "case {i}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_formats_and_corrupt_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "empty"),
+            (b"\xff\xd8\xff\xe0", "JPEG"),
+            (b"P6\n1 1\n255\n\0\0\0", "P6"),
+            (b"hello", "68 65 6c 6c 6f"),
+        ];
+        for (i, (b, want)) in cases.iter().enumerate() {
+            let p = write(dir.path(), &format!("o{i}.png"), b);
+            let e = msg(load_image(&p).unwrap_err());
+            assert!(
+                e.contains(want) && e.contains("PNG or PGM"),
+                "case {i}: {e}"
+            );
+        }
+        let b = png_bytes(
+            8,
+            8,
+            png::ColorType::Rgb,
+            png::BitDepth::Eight,
+            &[9; 192],
+            None,
+        );
+        let p = write(dir.path(), "cut.png", &b[..b.len() - 20]);
+        let e = msg(load_image(&p).unwrap_err());
+        assert!(
+            e.contains("cut.png") && e.contains("PNG could not be decoded"),
+            "{e}"
+        );
+        let p = write(dir.path(), "sig.png", &b[..8]);
+        assert!(msg(load_image(&p).unwrap_err()).contains("sig.png"));
+        let e = msg(load_image(dir.path()).unwrap_err());
+        assert!(e.contains("folder"), "{e}");
+        let e = msg(load_image(&dir.path().join("missing.png")).unwrap_err());
+        assert!(e.contains("missing.png"), "{e}");
+    }
+}

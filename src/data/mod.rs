@@ -1,0 +1,452 @@
+//! Data sets: IDX (MNIST) and CSV files loaded into memory, the `--data` /
+//! `--test-data` folder-or-file logic, mini-batch order for an epoch, and
+//! single images (PNG / PGM) for `backprop predict`.
+//!
+//! Everything a user can get wrong (a missing file, a truncated download,
+//! swapped images/labels paths, a bad CSV line) comes back as an [`Error`]
+//! whose message names the file, says what is wrong, and what to do.
+
+mod batch;
+mod csv;
+mod idx;
+mod image;
+
+pub use batch::epoch_batches;
+pub use csv::load_csv;
+pub use idx::{load_idx_pair, read_idx, Idx};
+pub use image::load_image;
+
+use crate::error::{Error, Result};
+use crate::Tensor;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A labelled data set held in memory.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Features: `[N, 1, H, W]` for IDX images (pixel / 255), `[N, F]` for CSV.
+    pub x: Tensor,
+    /// Integer class labels, one per sample.
+    pub y: Vec<usize>,
+    /// Where it came from (for error messages), e.g. the images file path or the CSV path.
+    pub source: PathBuf,
+}
+
+impl Dataset {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    /// True when the data set holds no samples.
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    /// Shape of one sample, e.g. `[1, 28, 28]` or `[F]`.
+    pub fn sample_shape(&self) -> &[usize] {
+        &self.x.shape()[1..]
+    }
+
+    /// Rows picked by index: `(x batch, labels)`. Panics if an index is out of range.
+    pub fn batch(&self, idx: &[usize]) -> (Tensor, Vec<usize>) {
+        let x = self.x.gather_rows(idx);
+        let y = idx.iter().map(|&i| self.y[i]).collect();
+        (x, y)
+    }
+}
+
+/// The gzip magic bytes.
+pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Read a whole file, gunzipping it when it starts with the gzip magic bytes.
+pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if !raw.starts_with(&GZIP_MAGIC) {
+        return Ok(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4));
+    flate2::read::MultiGzDecoder::new(&raw[..])
+        .read_to_end(&mut out)
+        .map_err(|e| gzip_error(path, &e))?;
+    Ok(out)
+}
+
+/// The error for a gzip stream that could not be decoded.
+pub(crate) fn gzip_error(path: &Path, e: &std::io::Error) -> Error {
+    Error::data(
+        path,
+        format!("the gzip data is corrupt or truncated ({e}); download or compress the file again"),
+    )
+}
+
+/// The file names tried for one IDX member of an MNIST-style folder, e.g.
+/// `("train", "images", 3)` -> `train-images-idx3-ubyte`, `...gz`, and the
+/// `train-images.idx3-ubyte` spelling some mirrors use.
+fn idx_names(prefix: &str, kind: &str, ndims: u8) -> [String; 4] {
+    [
+        format!("{prefix}-{kind}-idx{ndims}-ubyte"),
+        format!("{prefix}-{kind}-idx{ndims}-ubyte.gz"),
+        format!("{prefix}-{kind}.idx{ndims}-ubyte"),
+        format!("{prefix}-{kind}.idx{ndims}-ubyte.gz"),
+    ]
+}
+
+/// The first of `names` that is a file in `dir`.
+fn find_first(dir: &Path, names: &[String]) -> Option<PathBuf> {
+    names.iter().map(|n| dir.join(n)).find(|p| p.is_file())
+}
+
+/// A short listing of a folder's contents for error messages.
+fn folder_listing(dir: &Path) -> String {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return String::new();
+    };
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return " (the folder is empty)".into();
+    }
+    let n = names.len();
+    names.truncate(8);
+    let more = if n > 8 {
+        format!(", ... ({} more)", n - 8)
+    } else {
+        String::new()
+    };
+    format!(" (the folder holds: {}{more})", names.join(", "))
+}
+
+/// The images + labels pair with this prefix (`train` / `t10k`) in `dir`, if
+/// the images file is there. One of the pair without the other is an error.
+fn find_pair(dir: &Path, prefix: &str) -> Result<Option<(PathBuf, PathBuf)>> {
+    let img_names = idx_names(prefix, "images", 3);
+    let lab_names = idx_names(prefix, "labels", 1);
+    match (find_first(dir, &img_names), find_first(dir, &lab_names)) {
+        (Some(i), Some(l)) => Ok(Some((i, l))),
+        (None, None) => Ok(None),
+        (Some(i), None) => Err(Error::data(
+            dir,
+            format!(
+                "found {} but no labels file to go with it (looked for {}); put the matching labels file in the folder",
+                i.file_name().unwrap_or_default().to_string_lossy(),
+                lab_names.join(", ")
+            ),
+        )),
+        (None, Some(l)) => Err(Error::data(
+            dir,
+            format!(
+                "found {} but no images file to go with it (looked for {}); put the matching images file in the folder",
+                l.file_name().unwrap_or_default().to_string_lossy(),
+                img_names.join(", ")
+            ),
+        )),
+    }
+}
+
+/// Metadata of a path given on the command line; a missing path says so.
+fn stat(path: &Path, what: &str) -> Result<std::fs::Metadata> {
+    std::fs::metadata(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::data(
+                path,
+                format!(
+                    "does not exist; {what} takes a folder holding the MNIST IDX files \
+                     (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]) or a CSV file"
+                ),
+            )
+        } else {
+            Error::io(path, e)
+        }
+    })
+}
+
+/// The `--test-data` argument: a folder (its `t10k-*` files, or else its
+/// `train-*` files) or a CSV file.
+fn load_test(path: &Path, csv_scale: Option<f32>) -> Result<Dataset> {
+    if !stat(path, "--test-data")?.is_dir() {
+        return load_csv(path, csv_scale);
+    }
+    if let Some((i, l)) = find_pair(path, "t10k")? {
+        return load_idx_pair(&i, &l);
+    }
+    if let Some((i, l)) = find_pair(path, "train")? {
+        return load_idx_pair(&i, &l);
+    }
+    Err(Error::data(
+        path,
+        format!(
+            "holds no test images: looked for {} and {}{}; pass a folder with MNIST IDX files or a CSV file",
+            idx_names("t10k", "images", 3).join(", "),
+            idx_names("train", "images", 3).join(", "),
+            folder_listing(path)
+        ),
+    ))
+}
+
+/// The `--data` argument: a folder holding MNIST-named IDX files
+/// (`train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`, and when
+/// present `t10k-images-idx3-ubyte[.gz]` + `t10k-labels-idx1-ubyte[.gz]` as the
+/// test set) or a CSV file. `test` is the optional `--test-data` (a folder whose
+/// `t10k-*` (or else `train-*`) files are used, or a CSV file) which overrides
+/// the folder's t10k set. `csv_scale` multiplies CSV features (see [`load_csv`]).
+/// Returns `(train, test)`.
+///
+/// A test set whose samples have the same number of values as the training
+/// samples but a different shape (a CSV test set for IDX training images) is
+/// reshaped to the training sample shape; a different number of values is an
+/// error.
+pub fn load_data(
+    data: &Path,
+    test: Option<&Path>,
+    csv_scale: Option<f32>,
+) -> Result<(Dataset, Option<Dataset>)> {
+    let meta = stat(data, "--data")?;
+    let (train, folder_test) = if meta.is_dir() {
+        let Some((i, l)) = find_pair(data, "train")? else {
+            return Err(Error::data(
+                data,
+                format!(
+                    "holds no training images: looked for {}{}; pass a folder with the MNIST IDX files or a CSV file",
+                    idx_names("train", "images", 3).join(", "),
+                    folder_listing(data)
+                ),
+            ));
+        };
+        let train = load_idx_pair(&i, &l)?;
+        let test = match (test, find_pair(data, "t10k")?) {
+            (None, Some((i, l))) => Some(load_idx_pair(&i, &l)?),
+            _ => None,
+        };
+        (train, test)
+    } else {
+        (load_csv(data, csv_scale)?, None)
+    };
+    let test = match test {
+        Some(t) => Some(load_test(t, csv_scale)?),
+        None => folder_test,
+    };
+    let test = match test {
+        Some(t) => Some(match_shape(&train, t)?),
+        None => None,
+    };
+    Ok((train, test))
+}
+
+/// Check that test samples have as many values as training samples, and give
+/// them the training sample shape.
+fn match_shape(train: &Dataset, test: Dataset) -> Result<Dataset> {
+    if test.sample_shape() == train.sample_shape() {
+        return Ok(test);
+    }
+    let per = |s: &[usize]| s.iter().product::<usize>();
+    let (tr, te) = (train.sample_shape(), test.sample_shape());
+    if per(tr) != per(te) {
+        return Err(Error::data(
+            &test.source,
+            format!(
+                "test samples have shape {te:?} ({} values) but the training samples from {} have shape {tr:?} ({} values); \
+                 use test data with the same number of features",
+                per(te),
+                train.source.display(),
+                per(tr)
+            ),
+        ));
+    }
+    let mut shape = vec![test.len()];
+    shape.extend_from_slice(tr);
+    let Dataset { x, y, source } = test;
+    Ok(Dataset {
+        x: x.reshape(&shape),
+        y,
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn idx_bytes(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
+        let mut v = magic.to_be_bytes().to_vec();
+        for d in dims {
+            v.extend_from_slice(&d.to_be_bytes());
+        }
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// Writes an MNIST-style pair `{prefix}-images-idx3-ubyte[.gz]` with n 2x2 images.
+    fn write_pair(dir: &Path, prefix: &str, n: u32, gzip: bool) {
+        let px: Vec<u8> = (0..n * 4).map(|i| (i % 256) as u8).collect();
+        let lab: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        let mut img = idx_bytes(0x803, &[n, 2, 2], &px);
+        let mut labb = idx_bytes(0x801, &[n], &lab);
+        let ext = if gzip { ".gz" } else { "" };
+        if gzip {
+            img = gz(&img);
+            labb = gz(&labb);
+        }
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte{ext}")), img).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte{ext}")), labb).unwrap();
+    }
+
+    fn msg(e: Error) -> String {
+        let s = e.to_string();
+        assert!(!s.contains('\n'), "multi-line message: {s}");
+        s
+    }
+
+    #[test]
+    fn dataset_accessors_and_batch() {
+        let d = Dataset {
+            x: Tensor::from_vec(vec![3, 2], vec![0., 1., 2., 3., 4., 5.]),
+            y: vec![7, 8, 9],
+            source: "mem".into(),
+        };
+        assert_eq!(d.len(), 3);
+        assert!(!d.is_empty());
+        assert_eq!(d.sample_shape(), &[2]);
+        let (x, y) = d.batch(&[2, 0]);
+        assert_eq!(x.shape(), &[2, 2]);
+        assert_eq!(x.data(), &[4., 5., 0., 1.]);
+        assert_eq!(y, vec![9, 7]);
+    }
+
+    #[test]
+    fn folder_with_train_and_t10k() {
+        let dir = tempfile::tempdir().unwrap();
+        write_pair(dir.path(), "train", 5, true);
+        write_pair(dir.path(), "t10k", 3, false);
+        let (train, test) = load_data(dir.path(), None, None).unwrap();
+        assert_eq!(train.len(), 5);
+        assert_eq!(train.x.shape(), &[5, 1, 2, 2]);
+        let test = test.unwrap();
+        assert_eq!(test.len(), 3);
+        assert!(test.source.ends_with("t10k-images-idx3-ubyte"));
+    }
+
+    #[test]
+    fn folder_without_t10k_has_no_test_set() {
+        let dir = tempfile::tempdir().unwrap();
+        write_pair(dir.path(), "train", 4, false);
+        let (train, test) = load_data(dir.path(), None, None).unwrap();
+        assert_eq!(train.len(), 4);
+        assert!(test.is_none());
+    }
+
+    #[test]
+    fn test_data_overrides_folder_t10k() {
+        let dir = tempfile::tempdir().unwrap();
+        write_pair(dir.path(), "train", 5, false);
+        write_pair(dir.path(), "t10k", 3, false);
+        // a folder with only train-* files: those are the test set
+        let other = tempfile::tempdir().unwrap();
+        write_pair(other.path(), "train", 2, true);
+        let (_, test) = load_data(dir.path(), Some(other.path()), None).unwrap();
+        assert_eq!(test.unwrap().len(), 2);
+        // a CSV test set with 4 features is reshaped to [1, 2, 2]
+        let csv = other.path().join("t.csv");
+        std::fs::write(&csv, "1,0,0.5,1,0\n2,1,1,1,1\n").unwrap();
+        let (_, test) = load_data(dir.path(), Some(&csv), None).unwrap();
+        let test = test.unwrap();
+        assert_eq!(test.x.shape(), &[2, 1, 2, 2]);
+        assert_eq!(test.y, vec![1, 2]);
+        // a CSV test set with the wrong number of features is an error
+        std::fs::write(&csv, "1,0,0.5,1\n").unwrap();
+        let e = msg(load_data(dir.path(), Some(&csv), None).unwrap_err());
+        assert!(
+            e.contains("t.csv") && e.contains("3 values") && e.contains("4 values"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn csv_file_as_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("train.csv");
+        std::fs::write(&p, "label,a,b\n3,10,20\n1,30,40\n").unwrap();
+        let (train, test) = load_data(&p, None, Some(0.1)).unwrap();
+        assert!(test.is_none());
+        assert_eq!(train.x.shape(), &[2, 2]);
+        assert_eq!(train.y, vec![3, 1]);
+        assert!((train.x.data()[3] - 4.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn missing_paths_and_empty_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let e = msg(load_data(&missing, None, None).unwrap_err());
+        assert!(e.contains("nope") && e.contains("does not exist"), "{e}");
+
+        std::fs::write(dir.path().join("readme.txt"), "hi").unwrap();
+        let e = msg(load_data(dir.path(), None, None).unwrap_err());
+        assert!(
+            e.contains("train-images-idx3-ubyte")
+                && e.contains("train-images-idx3-ubyte.gz")
+                && e.contains("readme.txt"),
+            "{e}"
+        );
+
+        write_pair(dir.path(), "train", 2, false);
+        let e = msg(load_data(dir.path(), Some(&missing), None).unwrap_err());
+        assert!(e.contains("nope") && e.contains("does not exist"), "{e}");
+        let empty = tempfile::tempdir().unwrap();
+        let e = msg(load_data(dir.path(), Some(empty.path()), None).unwrap_err());
+        assert!(
+            e.contains("t10k-images-idx3-ubyte") && e.contains("folder is empty"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn images_without_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        write_pair(dir.path(), "train", 2, false);
+        std::fs::remove_file(dir.path().join("train-labels-idx1-ubyte")).unwrap();
+        let e = msg(load_data(dir.path(), None, None).unwrap_err());
+        assert!(
+            e.contains("found train-images-idx3-ubyte") && e.contains("train-labels-idx1-ubyte.gz"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn idx_file_given_as_data() {
+        let dir = tempfile::tempdir().unwrap();
+        write_pair(dir.path(), "train", 2, true);
+        let p = dir.path().join("train-images-idx3-ubyte.gz");
+        let e = msg(load_data(&p, None, None).unwrap_err());
+        assert!(e.contains("IDX file") && e.contains("folder"), "{e}");
+    }
+
+    #[test]
+    fn real_mnist() {
+        let dir = Path::new("/work/shared/data/mnist");
+        if !dir.is_dir() {
+            println!("skipping real_mnist: {} is absent", dir.display());
+            return;
+        }
+        let (train, test) = load_data(dir, None, None).unwrap();
+        let test = test.expect("t10k files present");
+        assert_eq!(train.len(), 60000);
+        assert_eq!(test.len(), 10000);
+        assert_eq!(train.y[0], 5);
+        assert_eq!(train.x.shape(), &[60000, 1, 28, 28]);
+        assert_eq!(test.x.shape(), &[10000, 1, 28, 28]);
+        let max = train.x.data().iter().copied().fold(f32::MIN, f32::max);
+        assert_eq!(max, 1.0);
+        assert!(train.y.iter().all(|&y| y < 10));
+    }
+}

@@ -1,0 +1,259 @@
+//! Weights files: safetensors with PyTorch's `nn.Sequential` names.
+//!
+//! A model saved here holds exactly what PyTorch's `state_dict()` holds for
+//! the equivalent `nn.Sequential` (`1.weight`, `1.bias`, …), so
+//! `model.load_state_dict(safetensors.torch.load_file(path))` works, plus the
+//! model line in the file's metadata (`backprop.model`) so that `eval` and
+//! `predict` need only the file. Files written by PyTorch
+//! (`safetensors.torch.save_file(model.state_dict(), path)`) load too: they
+//! carry no model line, and may store integer buffers such as
+//! `num_batches_tracked` as int64 and parameters as f16/bf16/f64; all are
+//! read as f32. Buffers named `*.num_batches_tracked` are written as int64.
+//!
+//! Every write is atomic: the bytes go to a temporary file in the same
+//! folder, are flushed to disk, and the file is renamed over the target, so a
+//! crash never leaves a half-written file where a good one was.
+
+use crate::nn::{Init, Model};
+use crate::{Error, Result, Tensor};
+use safetensors::{Dtype, SafeTensors};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The metadata key that holds the model line.
+pub const MODEL_KEY: &str = "backprop.model";
+
+/// Named tensors and the file's metadata.
+pub struct Weights {
+    pub tensors: Vec<(String, Tensor)>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// Read a safetensors file. Every dtype that holds numbers is converted to f32.
+pub fn load(path: &Path) -> Result<Weights> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::weights(path, format!("not a valid safetensors file ({e})")))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::weights(path, format!("not a valid safetensors file ({e})")))?;
+    let metadata: HashMap<String, String> = meta
+        .metadata()
+        .clone()
+        .map(|m| m.into_iter().collect())
+        .unwrap_or_default();
+    let mut tensors = Vec::new();
+    let mut views = st.tensors();
+    views.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, view) in views {
+        let d = view.data();
+        let vals: Vec<f32> = match view.dtype() {
+            Dtype::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+            Dtype::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+            Dtype::F16 => d.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+            Dtype::BF16 => d
+                .chunks_exact(2)
+                .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+                .collect(),
+            Dtype::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+            Dtype::I32 => d.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+            Dtype::U8 => d.iter().map(|&b| b as f32).collect(),
+            other => {
+                return Err(Error::weights(
+                    path,
+                    format!("tensor `{name}` has dtype {other:?}, which this tool cannot read; save it as float32"),
+                ))
+            }
+        };
+        tensors.push((name, Tensor::from_vec(view.shape().to_vec(), vals)));
+    }
+    Ok(Weights { tensors, metadata })
+}
+
+/// f16 bits → f32.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match exp {
+        0 if frac == 0 => sign,
+        0 => {
+            // Subnormal: value = frac · 2^-24.
+            let v = frac as f32 * (1.0 / (1u32 << 24) as f32);
+            return if sign != 0 { -v } else { v };
+        }
+        0x1f => sign | 0x7f80_0000 | (frac << 13),
+        e => sign | ((e + 127 - 15) << 23) | (frac << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// Write named tensors (f32; `*.num_batches_tracked` as int64) with metadata, atomically.
+pub fn save(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let bytes: Vec<(String, Vec<u8>, Dtype, Vec<usize>)> = tensors
+        .iter()
+        .map(|(n, t)| {
+            if n.ends_with("num_batches_tracked") {
+                let b = t
+                    .data()
+                    .iter()
+                    .flat_map(|&v| (v as i64).to_le_bytes())
+                    .collect();
+                (n.clone(), b, Dtype::I64, t.shape().to_vec())
+            } else {
+                let b = t.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+                (n.clone(), b, Dtype::F32, t.shape().to_vec())
+            }
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(n, b, dt, s)| {
+            Ok((
+                n.as_str(),
+                safetensors::tensor::TensorView::new(*dt, s.clone(), b)?,
+            ))
+        })
+        .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
+        .map_err(|e| Error::weights(path, format!("cannot encode tensors: {e}")))?;
+    let data = safetensors::serialize(views, Some(metadata.into_iter().collect()))
+        .map_err(|e| Error::weights(path, format!("cannot encode tensors: {e}")))?;
+    write_atomic(path, &data)
+}
+
+/// Write `data` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    res.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
+}
+
+/// Check, before a long run, that `path` can be written: not a folder, its
+/// folder exists, and a file can be created there.
+pub fn check_writable(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::Config(format!(
+            "--save {}: is a folder; give a file name such as {}/model.safetensors",
+            path.display(),
+            path.display()
+        )));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(Error::Config(format!(
+            "--save {}: the folder {} does not exist; create it first",
+            path.display(),
+            parent.display()
+        )));
+    }
+    let probe = temp_path(path);
+    std::fs::File::create(&probe).map_err(|e| {
+        Error::Config(format!(
+            "--save {}: cannot write in {} ({e})",
+            path.display(),
+            parent.display()
+        ))
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Save a model's state (exactly its `state_dict()`), with its model line in the metadata.
+pub fn save_model(model: &Model, path: &Path) -> Result<()> {
+    let tensors: Vec<(String, Tensor)> = model.parameters().map(|(n, t)| (n, t.clone())).collect();
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    meta.insert(MODEL_KEY.to_string(), model.spec.clone());
+    save(path, &tensors, meta)
+}
+
+/// Load a model from a file saved by [`save_model`], or from a PyTorch file
+/// when `spec` gives the model line (it overrides the file's own line).
+pub fn load_model(path: &Path, spec: Option<&str>) -> Result<Model> {
+    let w = load(path)?;
+    let line = match (spec, w.metadata.get(MODEL_KEY)) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(s)) => s.clone(),
+        (None, None) => return Err(Error::weights(
+            path,
+            "the file holds no model line (it was not written by backprop); pass it with --model",
+        )),
+    };
+    let mut rng = rand::SeedableRng::seed_from_u64(0);
+    let mut model = Model::new(&line, Init::Default, &mut rng)?;
+    model.load_state(&w.tensors, path)?;
+    Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_names_values_and_model_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        let mut rng = rand::SeedableRng::seed_from_u64(3);
+        let m = Model::new(
+            "flatten,linear(4,3),prelu,linear(3,2)",
+            Init::Default,
+            &mut rng,
+        )
+        .unwrap();
+        save_model(&m, &p).unwrap();
+        let back = load_model(&p, None).unwrap();
+        assert_eq!(back.spec, m.spec);
+        for ((n1, t1), (n2, t2)) in m.parameters().zip(back.parameters()) {
+            assert_eq!(n1, n2);
+            assert_eq!(t1, t2);
+        }
+        // No temporary file left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn f16_conversion() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert!(f16_to_f32(0x7c00).is_infinite());
+    }
+
+    #[test]
+    fn unwritable_save_paths_are_caught_early() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_writable(dir.path())
+            .unwrap_err()
+            .to_string()
+            .contains("is a folder"));
+        let missing = dir.path().join("nope/m.safetensors");
+        assert!(check_writable(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("does not exist"));
+        assert!(check_writable(&dir.path().join("m.safetensors")).is_ok());
+    }
+}

@@ -1,0 +1,28 @@
+//! # backprop
+//!
+//! Train neural networks by backpropagation, natively in Rust.
+//!
+//! - [`Tensor`]: n-dimensional row-major `f32` arrays.
+//! - [`Graph`]: the tape. Ops record their outputs and backward rules;
+//!   [`Graph::backward`] walks the tape in reverse creation order, filling a
+//!   gradient table and summing contributions where a value fans out.
+//! - [`ops`]: every op's forward and backward rule, side by side.
+//! - [`nn`]: layers, the one-line model spec, initialization, parameter names.
+//! - [`optim`]: SGD (momentum, Nesterov), RMSprop, Adam, AdamW, clipping, schedules.
+//! - [`data`]: IDX and CSV data sets, batching, seeded shuffling.
+//! - [`io`]: safetensors weights with PyTorch `nn.Sequential` names.
+//! - [`train`]: the training loop behind `backprop train`.
+
+pub mod autograd;
+pub mod data;
+pub mod error;
+pub mod io;
+pub mod nn;
+pub mod ops;
+pub mod optim;
+pub mod tensor;
+pub mod train;
+
+pub use autograd::{Gradients, Graph, Var};
+pub use error::{Error, Result};
+pub use tensor::Tensor;

@@ -1,0 +1,178 @@
+//! Weight initialization schemes.
+//!
+//! | scheme | weight | bias |
+//! | --- | --- | --- |
+//! | `default` (PyTorch's `Linear` init) | U(−1/√fan_in, 1/√fan_in) | U(−1/√fan_in, 1/√fan_in) |
+//! | `constant(c)` | c | 0 |
+//! | `small-normal` | N(0, 0.01²) | 0 |
+//! | `xavier-uniform` | U(−a, a), a = √(6/(fan_in+fan_out)) | 0 |
+//! | `xavier-normal` | N(0, 2/(fan_in+fan_out)) | 0 |
+//! | `kaiming-uniform` (He) | U(−a, a), a = √(6/fan_in) | 0 |
+//! | `kaiming-normal` (He) | N(0, 2/fan_in) | 0 |
+//!
+//! PyTorch's default is `kaiming_uniform_(a=√5)`, whose bound works out to
+//! 1/√fan_in, so a model built here starts from the same distribution as the
+//! same model built in PyTorch (not the same numbers: the generators differ).
+//!
+//! A constant init is allowed but is a trap the seeds warn about: every unit
+//! of a layer then computes the same function and receives the same gradient,
+//! so the units stay identical forever (the symmetry is never broken).
+
+use crate::{Error, Result, Tensor};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// How to draw a layer's initial weights (see the [module docs](self)).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Init {
+    #[default]
+    Default,
+    Constant(f32),
+    SmallNormal,
+    XavierUniform,
+    XavierNormal,
+    KaimingUniform,
+    KaimingNormal,
+}
+
+impl Init {
+    /// Parse a scheme name as given on the command line.
+    ///
+    /// ```
+    /// use backprop::nn::Init;
+    /// assert_eq!(Init::parse("xavier-uniform").unwrap(), Init::XavierUniform);
+    /// assert_eq!(Init::parse("constant(0.5)").unwrap(), Init::Constant(0.5));
+    /// assert!(Init::parse("glorious").is_err());
+    /// ```
+    pub fn parse(s: &str) -> Result<Init> {
+        let t = s.trim().to_ascii_lowercase().replace('_', "-");
+        if let Some(v) = t
+            .strip_prefix("constant(")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            return v
+                .trim()
+                .parse()
+                .map(Init::Constant)
+                .map_err(|_| Error::Config(format!("--weight-init {s}: `{v}` is not a number")));
+        }
+        Ok(match t.as_str() {
+            "default" | "pytorch" => Init::Default,
+            "constant" | "zeros" => Init::Constant(0.0),
+            "small-normal" | "normal" => Init::SmallNormal,
+            "xavier-uniform" | "glorot-uniform" | "xavier" | "glorot" => Init::XavierUniform,
+            "xavier-normal" | "glorot-normal" => Init::XavierNormal,
+            "kaiming-uniform" | "he-uniform" => Init::KaimingUniform,
+            "kaiming-normal" | "he-normal" | "he" | "kaiming" => Init::KaimingNormal,
+            _ => {
+                return Err(Error::Config(format!(
+                    "--weight-init {s}: unknown scheme; use default, constant(C), small-normal, \
+                     xavier-uniform, xavier-normal, kaiming-uniform or kaiming-normal"
+                )))
+            }
+        })
+    }
+
+    /// Draw a weight of `shape` whose fan-in and fan-out are given.
+    pub fn weight(
+        self,
+        shape: &[usize],
+        fan_in: usize,
+        fan_out: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Tensor {
+        let (fi, fo) = (fan_in as f32, fan_out as f32);
+        match self {
+            Init::Default => uniform(shape, 1.0 / fi.sqrt(), rng),
+            Init::Constant(c) => Tensor::full(shape, c),
+            Init::SmallNormal => normal(shape, 0.01, rng),
+            Init::XavierUniform => uniform(shape, (6.0 / (fi + fo)).sqrt(), rng),
+            Init::XavierNormal => normal(shape, (2.0 / (fi + fo)).sqrt(), rng),
+            Init::KaimingUniform => uniform(shape, (6.0 / fi).sqrt(), rng),
+            Init::KaimingNormal => normal(shape, (2.0 / fi).sqrt(), rng),
+        }
+    }
+
+    /// Draw a bias of `shape` for a layer with this fan-in.
+    pub fn bias(self, shape: &[usize], fan_in: usize, rng: &mut ChaCha8Rng) -> Tensor {
+        match self {
+            Init::Default => uniform(shape, 1.0 / (fan_in as f32).sqrt(), rng),
+            _ => Tensor::zeros(shape),
+        }
+    }
+}
+
+/// U(−a, a).
+pub fn uniform(shape: &[usize], a: f32, rng: &mut ChaCha8Rng) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_vec(
+        shape.to_vec(),
+        (0..n).map(|_| rng.random_range(-a..=a)).collect(),
+    )
+}
+
+/// N(0, std²), by the Box–Muller transform.
+pub fn normal(shape: &[usize], std: f32, rng: &mut ChaCha8Rng) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut data = Vec::with_capacity(n + 1);
+    while data.len() < n {
+        let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
+        let u2: f64 = rng.random::<f64>();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let t = std::f64::consts::TAU * u2;
+        data.push((r * t.cos()) as f32 * std);
+        data.push((r * t.sin()) as f32 * std);
+    }
+    data.truncate(n);
+    Tensor::from_vec(shape.to_vec(), data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn stats(t: &Tensor) -> (f64, f64) {
+        let n = t.numel() as f64;
+        let m = t.sum_all() / n;
+        let v = t
+            .data()
+            .iter()
+            .map(|&x| (x as f64 - m).powi(2))
+            .sum::<f64>()
+            / n;
+        (m, v)
+    }
+
+    #[test]
+    fn variances_match_the_formulas() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let (fi, fo) = (400, 200);
+        let cases = [
+            (Init::Default, 1.0 / (3.0 * fi as f64)),
+            (Init::SmallNormal, 1e-4),
+            (Init::XavierUniform, 2.0 / (fi + fo) as f64),
+            (Init::XavierNormal, 2.0 / (fi + fo) as f64),
+            (Init::KaimingUniform, 2.0 / fi as f64),
+            (Init::KaimingNormal, 2.0 / fi as f64),
+        ];
+        for (init, want) in cases {
+            let w = init.weight(&[fo, fi], fi, fo, &mut rng);
+            let (m, v) = stats(&w);
+            assert!(m.abs() < 0.05 * want.sqrt(), "{init:?} mean {m}");
+            assert!(
+                (v / want - 1.0).abs() < 0.03,
+                "{init:?} variance {v} want {want}"
+            );
+        }
+        let c = Init::Constant(0.5).weight(&[2, 2], 2, 2, &mut rng);
+        assert_eq!(c.data(), &[0.5; 4]);
+    }
+
+    #[test]
+    fn same_seed_same_weights() {
+        let a = Init::Default.weight(&[3, 4], 4, 3, &mut ChaCha8Rng::seed_from_u64(5));
+        let b = Init::Default.weight(&[3, 4], 4, 3, &mut ChaCha8Rng::seed_from_u64(5));
+        assert_eq!(a, b);
+    }
+}

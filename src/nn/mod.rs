@@ -1,0 +1,435 @@
+//! Layers, the sequential model built from a one-line spec, and parameter names.
+//!
+//! Layer *i* of the spec owns the parameters `i.weight`, `i.bias`, … in
+//! PyTorch's layouts (`Linear`: weight `[out, in]`, bias `[out]`), so a model
+//! saves to, and loads from, the `state_dict()` of the equivalent
+//! `nn.Sequential` with no name mapping. [`Model::parameters`] yields them in
+//! one deterministic order, which drives the optimizer state, saving and the
+//! per-layer reports.
+
+pub mod init;
+pub mod spec;
+
+pub use init::Init;
+
+use crate::ops::unary::Unary;
+use crate::{Error, Graph, Result, Tensor, Var};
+use rand_chacha::ChaCha8Rng;
+use spec::Item;
+use std::sync::Arc;
+
+/// What a layer computes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerKind {
+    /// `[N, ...] → [N, product]` (`nn.Flatten()`).
+    Flatten,
+    /// `[N, ...] → [N, *shape]` (`nn.Unflatten(1, shape)`).
+    Reshape(Vec<usize>),
+    /// `[..., in] → [..., out]`; params `weight [out, in]`, `bias [out]`.
+    Linear {
+        in_features: usize,
+        out_features: usize,
+    },
+    /// An elementwise activation; shape unchanged.
+    Activation(Unary),
+    /// Learned-slope ReLU; param `weight [n]` (n = 1 or channels).
+    PRelu { n: usize },
+    /// Softmax over axis 1 of `[N, C]`.
+    Softmax,
+    /// Log-softmax over axis 1 of `[N, C]`.
+    LogSoftmax,
+}
+
+/// One layer: what it computes, its parameters (PyTorch names), and the spec item it came from.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    pub kind: LayerKind,
+    /// `(local name, value)`, e.g. `("weight", …)`; the full name is `"{index}.{local}"`.
+    pub params: Vec<(&'static str, Arc<Tensor>)>,
+    /// The spec item, for error messages and reports.
+    pub item: Item,
+}
+
+/// A sequential model built from a model line.
+///
+/// ```
+/// use backprop::nn::{Model, Init};
+/// use rand::SeedableRng;
+/// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+/// let m = Model::new("flatten,linear(4,3),relu,linear(3,2)", Init::Default, &mut rng).unwrap();
+/// let names: Vec<String> = m.parameters().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["1.weight", "1.bias", "3.weight", "3.bias"]);
+/// assert_eq!(m.output_shape(&[1, 2, 2]).unwrap(), vec![2]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub layers: Vec<Layer>,
+    /// The model line it was built from (after preset expansion).
+    pub spec: String,
+}
+
+/// The result of a forward pass through a graph.
+pub struct Forward {
+    /// The model's output.
+    pub out: Var,
+    /// One `Var` per parameter, in [`Model::parameters`] order.
+    pub params: Vec<Var>,
+    /// Each layer's output, in layer order.
+    pub layer_outputs: Vec<Var>,
+}
+
+fn build_layer(item: Item, init: Init, rng: &mut ChaCha8Rng) -> Result<Layer> {
+    let mut params = Vec::new();
+    let kind = match item.name.as_str() {
+        "flatten" => {
+            item.expect_args(0, &[], "flatten")?;
+            LayerKind::Flatten
+        }
+        "reshape" | "unflatten" | "view" => {
+            if item.args.is_empty() {
+                return Err(item.err("give the per-sample shape, e.g. reshape(28,28)"));
+            }
+            item.expect_args(8, &[], "reshape(28,28)")?;
+            let dims = (0..item.args.len())
+                .map(|i| item.usize_arg(i, "", "dimension"))
+                .collect::<Result<Vec<_>>>()?;
+            LayerKind::Reshape(dims)
+        }
+        "linear" | "dense" => {
+            item.expect_args(2, &["bias"], "linear(in_features,out_features)")?;
+            let i = item.usize_arg(0, "in_features", "in_features")?;
+            let o = item.usize_arg(1, "out_features", "out_features")?;
+            params.push(("weight", Arc::new(init.weight(&[o, i], i, o, rng))));
+            if item.f32_arg(99, "bias").unwrap_or(1.0) != 0.0 {
+                params.push(("bias", Arc::new(init.bias(&[o], i, rng))));
+            }
+            LayerKind::Linear {
+                in_features: i,
+                out_features: o,
+            }
+        }
+        "relu" => act(&item, Unary::Relu)?,
+        "sigmoid" => act(&item, Unary::Sigmoid)?,
+        "tanh" => act(&item, Unary::Tanh)?,
+        "leakyrelu" => {
+            item.expect_args(1, &["negative_slope", "slope"], "leaky_relu or leaky_relu(0.01)")?;
+            let s = item.f32_arg(0, "negative_slope").or(item.f32_arg(9, "slope")).unwrap_or(0.01);
+            LayerKind::Activation(Unary::LeakyRelu(s))
+        }
+        "elu" => {
+            item.expect_args(1, &["alpha"], "elu or elu(1.0)")?;
+            LayerKind::Activation(Unary::Elu(item.f32_arg(0, "alpha").unwrap_or(1.0)))
+        }
+        "prelu" => {
+            item.expect_args(2, &["num_parameters", "init"], "prelu or prelu(num_parameters, init)")?;
+            let n = if item.args.is_empty() && !item.kwargs.iter().any(|(k, _)| k == "num_parameters") {
+                1
+            } else {
+                item.usize_arg(0, "num_parameters", "num_parameters")?
+            };
+            let a = item.f32_arg(1, "init").unwrap_or(0.25);
+            params.push(("weight", Arc::new(Tensor::full(&[n], a))));
+            LayerKind::PRelu { n }
+        }
+        "softmax" => {
+            item.expect_args(1, &["dim"], "softmax")?;
+            LayerKind::Softmax
+        }
+        "logsoftmax" => {
+            item.expect_args(1, &["dim"], "log_softmax")?;
+            LayerKind::LogSoftmax
+        }
+        "conv2d" | "maxpool2d" | "batchnorm1d" | "batchnorm2d" | "dropout" | "rnn" => {
+            return Err(item.err(format!(
+                "`{}` is not implemented yet in this version; the layers available are \
+                 flatten, reshape, linear, relu, sigmoid, tanh, leaky_relu, prelu, elu, softmax, log_softmax",
+                item.name
+            )))
+        }
+        other => {
+            return Err(item.err(format!(
+                "unknown layer `{other}`; the layers are flatten, reshape, linear, relu, sigmoid, tanh, \
+                 leaky_relu, prelu, elu, softmax, log_softmax"
+            )))
+        }
+    };
+    Ok(Layer { kind, params, item })
+}
+
+fn act(item: &Item, f: Unary) -> Result<LayerKind> {
+    item.expect_args(0, &["inplace"], &item.name)?;
+    Ok(LayerKind::Activation(f))
+}
+
+fn fmt_shape(s: &[usize]) -> String {
+    let inner: Vec<String> = s.iter().map(|d| d.to_string()).collect();
+    format!("[N, {}]", inner.join(", "))
+}
+
+impl Model {
+    /// Build a model from a model line or preset name, drawing weights with `init`.
+    pub fn new(line: &str, init: Init, rng: &mut ChaCha8Rng) -> Result<Model> {
+        let spec = spec::expand_preset(line);
+        let layers = spec::parse(&spec)?
+            .into_iter()
+            .map(|it| build_layer(it, init, rng))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Model { layers, spec })
+    }
+
+    /// `(full name, value)` for every parameter, in the one fixed order.
+    pub fn parameters(&self) -> impl Iterator<Item = (String, &Tensor)> + '_ {
+        self.layers.iter().enumerate().flat_map(|(i, l)| {
+            l.params
+                .iter()
+                .map(move |(n, t)| (format!("{i}.{n}"), &**t))
+        })
+    }
+
+    /// Mutable access to every parameter, in [`Model::parameters`] order.
+    /// Copies a value only if a graph still shares it (none should at step time).
+    pub fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.params.iter_mut().map(|(_, t)| Arc::make_mut(t)))
+            .collect()
+    }
+
+    /// Number of scalar parameters.
+    pub fn num_parameters(&self) -> usize {
+        self.parameters().map(|(_, t)| t.numel()).sum()
+    }
+
+    /// Check the model against a per-sample input shape (e.g. `[1, 28, 28]`)
+    /// and return the per-sample output shape. Errors name the layer and the
+    /// shapes, before any training starts.
+    pub fn output_shape(&self, sample: &[usize]) -> Result<Vec<usize>> {
+        let mut s = sample.to_vec();
+        for l in &self.layers {
+            s = match &l.kind {
+                LayerKind::Flatten => vec![s.iter().product()],
+                LayerKind::Reshape(dims) => {
+                    let (have, want) =
+                        (s.iter().product::<usize>(), dims.iter().product::<usize>());
+                    if have != want {
+                        return Err(l.item.err(format!(
+                            "cannot reshape input {} ({have} values per sample) to {} ({want} values)",
+                            fmt_shape(&s),
+                            fmt_shape(dims)
+                        )));
+                    }
+                    dims.clone()
+                }
+                LayerKind::Linear {
+                    in_features,
+                    out_features,
+                } => {
+                    if s.last() != Some(in_features) {
+                        let hint = if s.len() > 1 && s.iter().product::<usize>() == *in_features {
+                            format!("; add `flatten` before it (the input has {in_features} values per sample)")
+                        } else {
+                            String::new()
+                        };
+                        return Err(l.item.err(format!(
+                            "expects input [N, {in_features}], got {}{hint}",
+                            fmt_shape(&s)
+                        )));
+                    }
+                    let mut o = s.clone();
+                    *o.last_mut().unwrap() = *out_features;
+                    o
+                }
+                LayerKind::Activation(_) => s,
+                LayerKind::PRelu { n } => {
+                    if *n != 1 && s.first() != Some(n) {
+                        return Err(l.item.err(format!(
+                            "{n} slopes need {n} channels on axis 1, got input {}",
+                            fmt_shape(&s)
+                        )));
+                    }
+                    s
+                }
+                LayerKind::Softmax | LayerKind::LogSoftmax => {
+                    if s.len() != 1 {
+                        return Err(l
+                            .item
+                            .err(format!("expects input [N, C], got {}", fmt_shape(&s))));
+                    }
+                    s
+                }
+            };
+        }
+        Ok(s)
+    }
+
+    /// Run the model on `x: [N, ...]` through `g`, recording parameters as leaves.
+    pub fn forward(&self, g: &mut Graph, x: Var) -> Forward {
+        let params: Vec<Var> = self
+            .layers
+            .iter()
+            .flat_map(|l| l.params.iter())
+            .map(|(_, t)| g.param(t.clone()))
+            .collect();
+        self.forward_with(g, x, params)
+    }
+
+    /// Run the model with the given parameter nodes (one per parameter, in
+    /// [`Model::parameters`] order) instead of the model's own values.
+    pub fn forward_with(&self, g: &mut Graph, x: Var, params: Vec<Var>) -> Forward {
+        assert_eq!(
+            params.len(),
+            self.layers.iter().map(|l| l.params.len()).sum::<usize>()
+        );
+        let mut layer_outputs = Vec::with_capacity(self.layers.len());
+        let mut h = x;
+        let mut k = 0;
+        for l in &self.layers {
+            let p = &params[k..k + l.params.len()];
+            k += l.params.len();
+            h = match &l.kind {
+                LayerKind::Flatten => g.flatten(h),
+                LayerKind::Reshape(dims) => {
+                    let mut shape = vec![g.shape(h)[0]];
+                    shape.extend(dims);
+                    g.reshape(h, &shape)
+                }
+                LayerKind::Linear { .. } => g.linear(h, p[0], p.get(1).copied()),
+                LayerKind::Activation(f) => g.unary(*f, h),
+                LayerKind::PRelu { .. } => g.prelu(h, p[0]),
+                LayerKind::Softmax => g.softmax(h),
+                LayerKind::LogSoftmax => g.log_softmax(h),
+            };
+            layer_outputs.push(h);
+        }
+        Forward {
+            out: h,
+            params,
+            layer_outputs,
+        }
+    }
+
+    /// Inference on a batch: records no graph for a backward pass.
+    pub fn predict(&self, x: &Tensor) -> Tensor {
+        let mut g = Graph::no_grad();
+        let xv = g.input(x.clone());
+        let f = self.forward(&mut g, xv);
+        g.value(f.out).clone()
+    }
+
+    /// Replace every parameter with the tensor of the same name in `state`.
+    /// Every parameter must be present with the right shape, and `state` must
+    /// hold nothing else (as PyTorch's strict `load_state_dict`).
+    pub fn load_state(
+        &mut self,
+        state: &[(String, Tensor)],
+        origin: &std::path::Path,
+    ) -> Result<()> {
+        let names: Vec<(String, Vec<usize>)> = self
+            .parameters()
+            .map(|(n, t)| (n, t.shape().to_vec()))
+            .collect();
+        for (name, _) in state {
+            if !names.iter().any(|(n, _)| n == name) {
+                let expected: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(Error::weights(
+                    origin,
+                    format!(
+                        "unexpected tensor `{name}`: the model `{}` has {}",
+                        self.spec,
+                        expected.join(", ")
+                    ),
+                ));
+            }
+        }
+        let mut values = Vec::with_capacity(names.len());
+        for (name, shape) in &names {
+            let t = state
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t)
+                .ok_or_else(|| {
+                    Error::weights(
+                        origin,
+                        format!(
+                            "missing tensor `{name}` (shape {shape:?}) for model `{}`",
+                            self.spec
+                        ),
+                    )
+                })?;
+            if t.shape() != shape.as_slice() {
+                return Err(Error::weights(
+                    origin,
+                    format!(
+                        "tensor `{name}` has shape {:?}, the model `{}` needs {shape:?}",
+                        t.shape(),
+                        self.spec
+                    ),
+                ));
+            }
+            values.push(t.clone());
+        }
+        for (p, v) in self.parameters_mut().into_iter().zip(values) {
+            *p = v;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn model(line: &str) -> Result<Model> {
+        Model::new(line, Init::Default, &mut ChaCha8Rng::seed_from_u64(0))
+    }
+
+    #[test]
+    fn shape_errors_name_the_layer_and_both_shapes() {
+        let m = model("linear(784,128),relu").unwrap();
+        let e = m.output_shape(&[1, 28, 28]).unwrap_err().to_string();
+        assert!(e.contains("layer 0 `linear(784,128)`"), "{e}");
+        assert!(
+            e.contains("[N, 784]") && e.contains("[N, 1, 28, 28]") && e.contains("flatten"),
+            "{e}"
+        );
+        let m = model("flatten,linear(784,128),relu,linear(100,10)").unwrap();
+        let e = m.output_shape(&[1, 28, 28]).unwrap_err().to_string();
+        assert!(e.contains("layer 3") && e.contains("[N, 128]"), "{e}");
+    }
+
+    #[test]
+    fn spec_errors() {
+        for (line, want) in [
+            ("flatten,linear(784),relu", "missing out_features"),
+            ("linear(784,-3)", "positive whole number"),
+            ("flatten,relu2", "unknown layer `relu2`"),
+            ("conv2d(1,6,5)", "not implemented yet"),
+            ("relu(3)", "at most 0 argument"),
+        ] {
+            let e = model(line).unwrap_err().to_string();
+            assert!(e.contains(want), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn presets_expand() {
+        let m = model("mlp").unwrap();
+        assert_eq!(m.spec, "flatten,linear(784,128),relu,linear(128,10)");
+        assert_eq!(m.num_parameters(), 784 * 128 + 128 + 128 * 10 + 10);
+    }
+
+    #[test]
+    fn whole_model_gradient_matches_finite_differences() {
+        let m =
+            model("flatten,linear(6,5),tanh,linear(5,4),prelu,linear(4,3),elu,linear(3,2),sigmoid")
+                .unwrap();
+        let mut inputs: Vec<Tensor> = m.parameters().map(|(_, t)| t.clone()).collect();
+        inputs.push(crate::ops::gradcheck::pseudo_random(&[3, 2, 3], 9));
+        let errs = crate::ops::gradcheck::gradient_errors(&inputs, |g, v| {
+            let (x, params) = v.split_last().unwrap();
+            m.forward_with(g, *x, params.to_vec()).out
+        });
+        assert!(errs.iter().all(|&e| e < 2e-3), "{errs:?}");
+    }
+}

@@ -1,0 +1,175 @@
+//! Elementwise `add`, `sub`, `mul`, `div` with NumPy broadcasting.
+//!
+//! Backward: the local derivatives are 1, −1, the other operand, and
+//! (1/b, −a/b²); each input's gradient is then summed over the axes along
+//! which that input was broadcast ([`reduce_to`]).
+
+use super::broadcast::{broadcast_shape, for_each, reduce_to};
+use crate::autograd::Backward;
+use crate::{Graph, Tensor, Var};
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Add => "add",
+            Kind::Sub => "sub",
+            Kind::Mul => "mul",
+            Kind::Div => "div",
+        }
+    }
+}
+
+fn forward(kind: Kind, a: &Tensor, b: &Tensor) -> Tensor {
+    let shape = broadcast_shape(a.shape(), b.shape()).unwrap_or_else(|| {
+        panic!(
+            "{}: shapes {:?} and {:?} do not broadcast",
+            kind.name(),
+            a.shape(),
+            b.shape()
+        )
+    });
+    let mut out = Tensor::zeros(&shape);
+    let (ad, bd) = (a.data(), b.data());
+    let od = out.data_mut();
+    if a.shape() == b.shape() {
+        for ((o, &x), &y) in od.iter_mut().zip(ad).zip(bd) {
+            *o = apply(kind, x, y);
+        }
+    } else {
+        for_each(&shape, a.shape(), b.shape(), |o, i, j| {
+            od[o] = apply(kind, ad[i], bd[j])
+        });
+    }
+    out
+}
+
+#[inline(always)]
+fn apply(kind: Kind, x: f32, y: f32) -> f32 {
+    match kind {
+        Kind::Add => x + y,
+        Kind::Sub => x - y,
+        Kind::Mul => x * y,
+        Kind::Div => x / y,
+    }
+}
+
+struct ArithBack(Kind);
+
+impl Backward for ArithBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        inp: &[&Tensor],
+        _out: &Tensor,
+        needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let (a, b) = (inp[0], inp[1]);
+        let shape = g.shape();
+        let (ad, bd, gd) = (a.data(), b.data(), g.data());
+        // Full-size local gradients, then summed down to each input's shape.
+        let mut ga = needs[0].then(|| Tensor::zeros(shape));
+        let mut gb = needs[1].then(|| Tensor::zeros(shape));
+        {
+            let mut da = ga.as_mut().map(|t| t.data_mut());
+            let mut db = gb.as_mut().map(|t| t.data_mut());
+            for_each(shape, a.shape(), b.shape(), |o, i, j| {
+                let (x, y, g) = (ad[i], bd[j], gd[o]);
+                let (lx, ly) = match self.0 {
+                    Kind::Add => (g, g),
+                    Kind::Sub => (g, -g),
+                    Kind::Mul => (g * y, g * x),
+                    Kind::Div => (g / y, -g * x / (y * y)),
+                };
+                if let Some(d) = da.as_deref_mut() {
+                    d[o] = lx;
+                }
+                if let Some(d) = db.as_deref_mut() {
+                    d[o] = ly;
+                }
+            });
+        }
+        vec![
+            ga.map(|t| reduce_to(&t, a.shape())),
+            gb.map(|t| reduce_to(&t, b.shape())),
+        ]
+    }
+}
+
+impl Graph {
+    fn arith(&mut self, kind: Kind, a: Var, b: Var) -> Var {
+        let v = forward(kind, self.value(a), self.value(b));
+        self.push(kind.name(), v, &[a, b], ArithBack(kind))
+    }
+
+    /// `a + b`, broadcasting.
+    pub fn add(&mut self, a: Var, b: Var) -> Var {
+        self.arith(Kind::Add, a, b)
+    }
+
+    /// `a − b`, broadcasting.
+    pub fn sub(&mut self, a: Var, b: Var) -> Var {
+        self.arith(Kind::Sub, a, b)
+    }
+
+    /// `a ⊙ b` (elementwise), broadcasting.
+    pub fn mul(&mut self, a: Var, b: Var) -> Var {
+        self.arith(Kind::Mul, a, b)
+    }
+
+    /// `a / b` (elementwise), broadcasting.
+    pub fn div(&mut self, a: Var, b: Var) -> Var {
+        self.arith(Kind::Div, a, b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::gradcheck::check;
+    use crate::Tensor;
+
+    #[test]
+    fn gradients_match_finite_differences_with_broadcasting() {
+        for (sa, sb) in [
+            (vec![3, 4], vec![3, 4]),
+            (vec![3, 4], vec![4]),
+            (vec![2, 3, 4], vec![3, 1]),
+            (vec![4, 1], vec![1, 5]),
+            (vec![], vec![2, 2]),
+        ] {
+            let a = Tensor::from_vec(
+                sa.clone(),
+                (0..sa.iter().product())
+                    .map(|i| (i as f32 * 0.37).sin())
+                    .collect(),
+            );
+            let b = Tensor::from_vec(
+                sb.clone(),
+                (0..sb.iter().product())
+                    .map(|i| 0.5 + (i as f32 * 0.71).cos().abs())
+                    .collect(),
+            );
+            check("add", &[a.clone(), b.clone()], |g, v| g.add(v[0], v[1]));
+            check("sub", &[a.clone(), b.clone()], |g, v| g.sub(v[0], v[1]));
+            check("mul", &[a.clone(), b.clone()], |g, v| g.mul(v[0], v[1]));
+            check("div", &[a.clone(), b.clone()], |g, v| g.div(v[0], v[1]));
+        }
+    }
+
+    #[test]
+    fn a_value_used_twice_sums_both_contributions() {
+        let x = Tensor::from_vec(vec![3], vec![0.5, -1.0, 2.0]);
+        check("x*x", std::slice::from_ref(&x), |g, v| g.mul(v[0], v[0]));
+        check("x/x+x", &[x], |g, v| {
+            let d = g.div(v[0], v[0]);
+            g.add(d, v[0])
+        });
+    }
+}

@@ -1,0 +1,146 @@
+//! The affine layer as one node: `y = x · Wᵀ + b`.
+//!
+//! # Shapes
+//! `x: [..., in]`, `W: [out, in]` (PyTorch's layout), `b: [out]` → `y: [..., out]`.
+//!
+//! Backward, with `g = ∂L/∂y` seen as `[M, out]` (M = product of leading axes):
+//! `∂x = g · W`, `∂W = gᵀ · x`, `∂b = Σ_rows g`. One fused node instead of a
+//! matmul, a transpose and a broadcast add: one pass gives all three, and
+//! `∂x` is skipped when `x` needs no gradient (the data batch).
+
+use crate::autograd::Backward;
+use crate::tensor::{matmul_into, Trans};
+use crate::{Graph, Tensor, Var};
+
+/// Forward of `linear` on plain tensors.
+pub fn linear_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+    let (out_f, in_f) = (w.shape()[0], w.shape()[1]);
+    let xs = x.shape();
+    assert!(
+        w.ndim() == 2 && xs.last() == Some(&in_f),
+        "linear: input {xs:?} does not end in {in_f} (weight {:?})",
+        w.shape()
+    );
+    let m = x.numel() / in_f;
+    let mut shape = xs.to_vec();
+    *shape.last_mut().unwrap() = out_f;
+    let mut y = Tensor::zeros(&shape);
+    if let Some(b) = b {
+        assert_eq!(
+            b.shape(),
+            &[out_f],
+            "linear: bias shape vs weight {:?}",
+            w.shape()
+        );
+        for row in y.data_mut().chunks_mut(out_f) {
+            row.copy_from_slice(b.data());
+        }
+    }
+    matmul_into(
+        y.data_mut(),
+        x.data(),
+        Trans::No,
+        w.data(),
+        Trans::Yes,
+        m,
+        in_f,
+        out_f,
+        b.is_some(),
+    );
+    y
+}
+
+struct LinearBack;
+
+impl Backward for LinearBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        inp: &[&Tensor],
+        _out: &Tensor,
+        needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let (x, w) = (inp[0], inp[1]);
+        let (out_f, in_f) = (w.shape()[0], w.shape()[1]);
+        let m = x.numel() / in_f;
+        let gx = needs[0].then(|| {
+            let mut gx = x.zeros_like();
+            matmul_into(
+                gx.data_mut(),
+                g.data(),
+                Trans::No,
+                w.data(),
+                Trans::No,
+                m,
+                out_f,
+                in_f,
+                false,
+            );
+            gx
+        });
+        let gw = needs[1].then(|| {
+            let mut gw = w.zeros_like();
+            matmul_into(
+                gw.data_mut(),
+                g.data(),
+                Trans::Yes,
+                x.data(),
+                Trans::No,
+                out_f,
+                m,
+                in_f,
+                false,
+            );
+            gw
+        });
+        let mut res = vec![gx, gw];
+        if inp.len() == 3 {
+            res.push(needs[2].then(|| {
+                let mut gb = vec![0.0f32; out_f];
+                for row in g.data().chunks(out_f) {
+                    for (a, &v) in gb.iter_mut().zip(row) {
+                        *a += v;
+                    }
+                }
+                Tensor::from_vec(vec![out_f], gb)
+            }));
+        }
+        res
+    }
+}
+
+impl Graph {
+    /// `x · Wᵀ + b` (see the [module docs](self) for shapes).
+    pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Var {
+        let y = linear_forward(self.value(x), self.value(w), b.map(|b| self.value(b)));
+        match b {
+            Some(b) => self.push("linear", y, &[x, w, b], LinearBack),
+            None => self.push("linear", y, &[x, w], LinearBack),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::gradcheck::{check, pseudo_random};
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let (x, w, b) = (
+            pseudo_random(&[5, 7], 1),
+            pseudo_random(&[3, 7], 2),
+            pseudo_random(&[3], 3),
+        );
+        check("linear", &[x.clone(), w.clone(), b], |g, v| {
+            g.linear(v[0], v[1], Some(v[2]))
+        });
+        check("linear no bias", &[x, w.clone()], |g, v| {
+            g.linear(v[0], v[1], None)
+        });
+        check(
+            "linear 3-d input",
+            &[pseudo_random(&[2, 4, 7], 4), w],
+            |g, v| g.linear(v[0], v[1], None),
+        );
+    }
+}

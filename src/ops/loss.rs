@@ -1,0 +1,292 @@
+//! Losses, each reduced by the mean over the batch as PyTorch does by default.
+//!
+//! | loss | value | ∂/∂input |
+//! | --- | --- | --- |
+//! | `mse(p, t)` | mean (p−t)² over all elements | 2(p−t)/n |
+//! | `bce(p, t)` | −mean [t·ln p + (1−t)·ln(1−p)], logs clamped at −100 | (p−t) / max(p(1−p), 1e-12) / n |
+//! | `bce_with_logits(z, t)` | mean [max(z,0) − z·t + ln(1+e^(−\|z\|))] | (σ(z)−t)/n |
+//! | `cross_entropy(z, labels)` | mean over rows of lse(z) − z_label | (softmax(z) − onehot)/N |
+//! | `cross_entropy_probs(z, t)` | mean over rows of −Σ t·log_softmax(z) | (softmax(z)·Σt − t)/N |
+//!
+//! The clamp at −100 (PyTorch's) keeps `bce` finite when a probability is
+//! exactly 0 or 1; the logits forms never take `log(0)` at all. The fused
+//! softmax + cross-entropy gives the seeds' δ = softmax(z) − y directly.
+
+use super::softmax::{log_softmax_rows, softmax_rows};
+use super::unary::sigmoid;
+use crate::autograd::Backward;
+use crate::{Graph, Tensor, Var};
+
+fn same_shape(op: &str, p: &Tensor, t: &Tensor) {
+    assert_eq!(
+        p.shape(),
+        t.shape(),
+        "{op}: input {:?} vs target {:?}",
+        p.shape(),
+        t.shape()
+    );
+}
+
+/// Backward of a loss whose per-element derivative w.r.t. the input is `d(p, t)`.
+struct PointwiseLossBack {
+    d: fn(f32, f32) -> f32,
+    /// ∂/∂target, when the target needs a gradient.
+    dt: fn(f32, f32) -> f32,
+}
+
+impl Backward for PointwiseLossBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        inp: &[&Tensor],
+        _out: &Tensor,
+        needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let (p, t) = (inp[0], inp[1]);
+        let s = g.item() / p.numel() as f32;
+        let grad = |f: fn(f32, f32) -> f32| {
+            let mut r = p.zeros_like();
+            for ((o, &pv), &tv) in r.data_mut().iter_mut().zip(p.data()).zip(t.data()) {
+                *o = s * f(pv, tv);
+            }
+            r
+        };
+        vec![
+            needs[0].then(|| grad(self.d)),
+            needs[1].then(|| grad(self.dt)),
+        ]
+    }
+}
+
+fn mean_of(p: &Tensor, t: &Tensor, f: impl Fn(f32, f32) -> f64) -> Tensor {
+    let s: f64 = p.data().iter().zip(t.data()).map(|(&a, &b)| f(a, b)).sum();
+    Tensor::scalar((s / p.numel() as f64) as f32)
+}
+
+fn bce_term(p: f32, t: f32) -> f64 {
+    let lp = (p.ln()).max(-100.0) as f64;
+    let lq = ((1.0 - p).ln()).max(-100.0) as f64;
+    -(t as f64 * lp + (1.0 - t as f64) * lq)
+}
+
+fn bce_logits_term(z: f32, t: f32) -> f64 {
+    (z.max(0.0) - z * t + (-z.abs()).exp().ln_1p()) as f64
+}
+
+struct CrossEntropyBack {
+    labels: Vec<usize>,
+}
+
+impl Backward for CrossEntropyBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        inp: &[&Tensor],
+        _out: &Tensor,
+        _needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let z = inp[0];
+        let c = z.shape()[1];
+        let n = self.labels.len();
+        let mut gz = z.zeros_like();
+        softmax_rows(z.data(), c, gz.data_mut());
+        let s = g.item() / n as f32;
+        for (row, &y) in gz.data_mut().chunks_mut(c).zip(&self.labels) {
+            row[y] -= 1.0;
+            for v in row.iter_mut() {
+                *v *= s;
+            }
+        }
+        vec![Some(gz)]
+    }
+}
+
+struct CrossEntropyProbsBack;
+
+impl Backward for CrossEntropyProbsBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        inp: &[&Tensor],
+        _out: &Tensor,
+        needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let (z, t) = (inp[0], inp[1]);
+        let c = z.shape()[1];
+        let s = g.item() / z.shape()[0] as f32;
+        let gz = needs[0].then(|| {
+            let mut gz = z.zeros_like();
+            softmax_rows(z.data(), c, gz.data_mut());
+            for (row, tr) in gz.data_mut().chunks_mut(c).zip(t.data().chunks(c)) {
+                let ts: f32 = tr.iter().sum();
+                for (v, &tv) in row.iter_mut().zip(tr) {
+                    *v = s * (*v * ts - tv);
+                }
+            }
+            gz
+        });
+        let gt = needs[1].then(|| {
+            let mut gt = z.zeros_like();
+            log_softmax_rows(z.data(), c, gt.data_mut());
+            gt.scale(-s);
+            gt
+        });
+        vec![gz, gt]
+    }
+}
+
+impl Graph {
+    /// Mean squared error over all elements.
+    pub fn mse(&mut self, p: Var, t: Var) -> Var {
+        let (pv, tv) = (self.value(p), self.value(t));
+        same_shape("mse", pv, tv);
+        let l = mean_of(pv, tv, |a, b| ((a - b) as f64).powi(2));
+        let bw = PointwiseLossBack {
+            d: |p, t| 2.0 * (p - t),
+            dt: |p, t| 2.0 * (t - p),
+        };
+        self.push("mse", l, &[p, t], bw)
+    }
+
+    /// Binary cross-entropy on probabilities `p ∈ [0, 1]`.
+    pub fn bce(&mut self, p: Var, t: Var) -> Var {
+        let (pv, tv) = (self.value(p), self.value(t));
+        same_shape("bce", pv, tv);
+        let l = mean_of(pv, tv, bce_term);
+        let bw = PointwiseLossBack {
+            d: |p, t| (p - t) / (p * (1.0 - p)).max(1e-12),
+            dt: |p, _| (1.0 - p).ln().max(-100.0) - p.ln().max(-100.0),
+        };
+        self.push("bce", l, &[p, t], bw)
+    }
+
+    /// Binary cross-entropy on logits (σ folded in, stable for any |z|).
+    pub fn bce_with_logits(&mut self, z: Var, t: Var) -> Var {
+        let (zv, tv) = (self.value(z), self.value(t));
+        same_shape("bce_with_logits", zv, tv);
+        let l = mean_of(zv, tv, bce_logits_term);
+        let bw = PointwiseLossBack {
+            d: |z, t| sigmoid(z) - t,
+            dt: |z, _| -z,
+        };
+        self.push("bce_with_logits", l, &[z, t], bw)
+    }
+
+    /// Softmax cross-entropy of logits `z: [N, C]` against integer labels.
+    pub fn cross_entropy(&mut self, z: Var, labels: &[usize]) -> Var {
+        let zv = self.value(z);
+        assert!(
+            zv.ndim() == 2 && zv.shape()[0] == labels.len(),
+            "cross_entropy: logits {:?} vs {} labels",
+            zv.shape(),
+            labels.len()
+        );
+        let c = zv.shape()[1];
+        let mut lsm = zv.zeros_like();
+        log_softmax_rows(zv.data(), c, &mut lsm.data_mut()[..]);
+        let mut s = 0f64;
+        for (row, &y) in lsm.data().chunks(c).zip(labels) {
+            assert!(
+                y < c,
+                "cross_entropy: label {y} out of range for {c} classes"
+            );
+            s -= row[y] as f64;
+        }
+        let l = Tensor::scalar((s / labels.len() as f64) as f32);
+        self.push(
+            "cross_entropy",
+            l,
+            &[z],
+            CrossEntropyBack {
+                labels: labels.to_vec(),
+            },
+        )
+    }
+
+    /// Softmax cross-entropy of logits `z: [N, C]` against target
+    /// probabilities (one-hot or soft rows) `t: [N, C]`.
+    pub fn cross_entropy_probs(&mut self, z: Var, t: Var) -> Var {
+        let (zv, tv) = (self.value(z), self.value(t));
+        same_shape("cross_entropy", zv, tv);
+        assert_eq!(
+            zv.ndim(),
+            2,
+            "cross_entropy: logits must be [N, C], got {:?}",
+            zv.shape()
+        );
+        let c = zv.shape()[1];
+        let mut lsm = zv.zeros_like();
+        log_softmax_rows(zv.data(), c, lsm.data_mut());
+        let s: f64 = lsm
+            .data()
+            .iter()
+            .zip(tv.data())
+            .map(|(&a, &b)| -(a as f64) * b as f64)
+            .sum();
+        let l = Tensor::scalar((s / zv.shape()[0] as f64) as f32);
+        self.push("cross_entropy", l, &[z, t], CrossEntropyProbsBack)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::gradcheck::{check, pseudo_random};
+    use crate::{Graph, Tensor};
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let p = pseudo_random(&[6, 4], 1);
+        let t = pseudo_random(&[6, 4], 2);
+        check("mse", &[p.clone(), t.clone()], |g, v| g.mse(v[0], v[1]));
+        let prob = p.map(|v| 0.5 + 0.4 * v);
+        let bits = t.map(|v| if v > 0.0 { 1.0 } else { 0.0 });
+        check("bce", &[prob, bits.clone()], |g, v| g.bce(v[0], v[1]));
+        check("bce_with_logits", &[p.map(|v| 4.0 * v), bits], |g, v| {
+            g.bce_with_logits(v[0], v[1])
+        });
+        let labels = [0, 3, 1, 1, 2, 3];
+        check("cross_entropy", &[p.map(|v| 3.0 * v)], |g, v| {
+            g.cross_entropy(v[0], &labels)
+        });
+        let soft = t.map(|v| v.abs());
+        check(
+            "cross_entropy_probs",
+            &[p.map(|v| 3.0 * v), soft],
+            |g, v| g.cross_entropy_probs(v[0], v[1]),
+        );
+    }
+
+    #[test]
+    fn extremes_stay_finite() {
+        let mut g = Graph::new();
+        let p = g.param(Tensor::from_vec(vec![4], vec![0.0, 1.0, 0.0, 1.0]));
+        let t = g.input(Tensor::from_vec(vec![4], vec![0.0, 1.0, 1.0, 0.0]));
+        let l = g.bce(p, t);
+        // Two exact hits (0 each) and two total misses clamped at 100 each.
+        assert_eq!(g.value(l).item(), 50.0);
+        let gr = g.backward(l);
+        assert!(gr.get(p).unwrap().data().iter().all(|v| v.is_finite()));
+
+        let z = g.param(Tensor::from_vec(vec![1, 3], vec![1000.0, -1000.0, 0.0]));
+        let ce = g.cross_entropy(z, &[1]);
+        assert_eq!(g.value(ce).item(), 2000.0);
+        let zl = g.param(Tensor::from_vec(vec![2], vec![200.0, -200.0]));
+        let tl = g.input(Tensor::from_vec(vec![2], vec![1.0, 1.0]));
+        let bl = g.bce_with_logits(zl, tl);
+        assert_eq!(g.value(bl).item(), 100.0);
+    }
+
+    #[test]
+    fn cross_entropy_delta_is_softmax_minus_onehot() {
+        let mut g = Graph::new();
+        let z = g.param(Tensor::from_vec(vec![1, 3], vec![1.0, 2.0, 3.0]));
+        let l = g.cross_entropy(z, &[2]);
+        let grads = g.backward(l);
+        let e: Vec<f32> = [1.0f32, 2.0, 3.0].iter().map(|v| v.exp()).collect();
+        let s: f32 = e.iter().sum();
+        let want = [e[0] / s, e[1] / s, e[2] / s - 1.0];
+        for (a, b) in grads.get(z).unwrap().data().iter().zip(want) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Every differentiable operation: its forward, its backward rule, its docs
+//! and its tests live together in one module.
+//!
+//! Each op is a method on [`Graph`](crate::Graph) that computes the output
+//! value and records a small struct implementing
+//! [`Backward`](crate::autograd::Backward): exactly what the backward pass
+//! needs is saved in that struct (or read back from the recorded input and
+//! output values), nothing more.
+//!
+//! | module | ops |
+//! | --- | --- |
+//! | [`arith`] | add, sub, mul, div (NumPy broadcasting) |
+//! | [`matmul`] | matmul (batched) |
+//! | [`linear`] | linear: `x·Wᵀ + b` as one node |
+//! | [`reduce`] | sum, mean (all elements or over axes) |
+//! | [`shape`] | reshape, flatten, transpose |
+//! | [`unary`] | exp, log, sigmoid, tanh, relu, leaky_relu, elu |
+//! | [`prelu`] | prelu (learned slope) |
+//! | [`softmax`] | softmax, log_softmax |
+//! | [`loss`] | mse, bce, bce_with_logits, cross_entropy |
+//! | [`gradcheck`] | central finite differences against the backward rules |
+
+pub mod arith;
+pub mod broadcast;
+pub mod gradcheck;
+pub mod linear;
+pub mod loss;
+pub mod matmul;
+pub mod prelu;
+pub mod reduce;
+pub mod shape;
+pub mod softmax;
+pub mod unary;

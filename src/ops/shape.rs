@@ -1,0 +1,120 @@
+//! `reshape`, `flatten` and `transpose`.
+//!
+//! Tensors own contiguous row-major data, so a reshape copies the values
+//! under a new shape (its backward reshapes the gradient back), and a
+//! transpose moves the values (its backward transposes the gradient back).
+
+use crate::autograd::Backward;
+use crate::{Graph, Tensor, Var};
+
+struct ReshapeBack;
+
+impl Backward for ReshapeBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        inp: &[&Tensor],
+        _out: &Tensor,
+        _needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        vec![Some(g.clone().reshape(inp[0].shape()))]
+    }
+}
+
+/// Swap axes `d0` and `d1` of `x`, moving the data.
+pub fn transpose_tensor(x: &Tensor, d0: usize, d1: usize) -> Tensor {
+    let shape = x.shape();
+    assert!(
+        d0 < shape.len() && d1 < shape.len(),
+        "transpose({d0}, {d1}) of shape {shape:?}"
+    );
+    let mut out_shape = shape.to_vec();
+    out_shape.swap(d0, d1);
+    // Strides of x, permuted into the output's axis order.
+    let mut strides = vec![1usize; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1];
+    }
+    strides.swap(d0, d1);
+    let n = x.numel();
+    let mut data = Vec::with_capacity(n);
+    let mut idx = vec![0usize; shape.len()];
+    let xd = x.data();
+    for _ in 0..n {
+        let off: usize = idx.iter().zip(&strides).map(|(i, s)| i * s).sum();
+        data.push(xd[off]);
+        for d in (0..idx.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < out_shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    Tensor::from_vec(out_shape, data)
+}
+
+struct TransposeBack(usize, usize);
+
+impl Backward for TransposeBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        _inp: &[&Tensor],
+        _out: &Tensor,
+        _needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        vec![Some(transpose_tensor(g, self.0, self.1))]
+    }
+}
+
+impl Graph {
+    /// The same values under `shape` (same number of elements).
+    pub fn reshape(&mut self, x: Var, shape: &[usize]) -> Var {
+        let v = self.value(x).clone().reshape(shape);
+        self.push("reshape", v, &[x], ReshapeBack)
+    }
+
+    /// `[N, ...] → [N, product of the rest]`, as `nn.Flatten()`.
+    pub fn flatten(&mut self, x: Var) -> Var {
+        let s = self.shape(x);
+        let n = s.first().copied().unwrap_or(1);
+        let rest = s.iter().skip(1).product();
+        self.reshape(x, &[n, rest])
+    }
+
+    /// Swap axes `d0` and `d1`.
+    pub fn transpose(&mut self, x: Var, d0: usize, d1: usize) -> Var {
+        let v = transpose_tensor(self.value(x), d0, d1);
+        self.push("transpose", v, &[x], TransposeBack(d0, d1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::gradcheck::{check, pseudo_random};
+    use crate::Tensor;
+
+    #[test]
+    fn transpose_values() {
+        let x = Tensor::from_vec(vec![2, 3], vec![1., 2., 3., 4., 5., 6.]);
+        let t = super::transpose_tensor(&x, 0, 1);
+        assert_eq!(t.shape(), &[3, 2]);
+        assert_eq!(t.data(), &[1., 4., 2., 5., 3., 6.]);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        check("reshape", &[pseudo_random(&[3, 4], 1)], |g, v| {
+            let r = g.reshape(v[0], &[2, 6]);
+            g.exp(r)
+        });
+        check("transpose", &[pseudo_random(&[3, 4, 5], 2)], |g, v| {
+            let t = g.transpose(v[0], 1, 2);
+            g.exp(t)
+        });
+        check("flatten", &[pseudo_random(&[2, 1, 3, 3], 3)], |g, v| {
+            g.flatten(v[0])
+        });
+    }
+}

@@ -1,0 +1,112 @@
+//! `softmax` and `log_softmax` over the last axis, through log-sum-exp.
+//!
+//! `softmax(z)ᵢ = e^(zᵢ−m) / Σⱼ e^(zⱼ−m)` with `m = max z`, so no exponent
+//! overflows; `log_softmax(z) = z − m − ln Σ e^(z−m)` never takes `log(0)`.
+//!
+//! Backward (per row, `y` the output, `g` the upstream gradient):
+//! softmax: `∂z = y ⊙ (g − Σ g⊙y)`; log_softmax: `∂z = g − softmax(z)·Σ g`.
+
+use crate::autograd::Backward;
+use crate::{Graph, Tensor, Var};
+
+/// Row-wise log-softmax of `z` seen as `[rows, c]` into `out`.
+pub fn log_softmax_rows(z: &[f32], c: usize, out: &mut [f32]) {
+    for (zr, or) in z.chunks(c).zip(out.chunks_mut(c)) {
+        let m = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let s: f32 = zr.iter().map(|&v| (v - m).exp()).sum();
+        let lse = m + s.ln();
+        for (o, &v) in or.iter_mut().zip(zr) {
+            *o = v - lse;
+        }
+    }
+}
+
+/// Row-wise softmax of `z` seen as `[rows, c]` into `out`.
+pub fn softmax_rows(z: &[f32], c: usize, out: &mut [f32]) {
+    for (zr, or) in z.chunks(c).zip(out.chunks_mut(c)) {
+        let m = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut s = 0.0;
+        for (o, &v) in or.iter_mut().zip(zr) {
+            *o = (v - m).exp();
+            s += *o;
+        }
+        let inv = 1.0 / s;
+        for o in or.iter_mut() {
+            *o *= inv;
+        }
+    }
+}
+
+struct SoftmaxBack {
+    log: bool,
+}
+
+impl Backward for SoftmaxBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        _inp: &[&Tensor],
+        out: &Tensor,
+        _needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let c = *out.shape().last().unwrap();
+        let mut gz = g.clone();
+        for (gr, yr) in gz.data_mut().chunks_mut(c).zip(out.data().chunks(c)) {
+            if self.log {
+                let s: f32 = gr.iter().sum();
+                for (d, &y) in gr.iter_mut().zip(yr) {
+                    *d -= y.exp() * s;
+                }
+            } else {
+                let s: f32 = gr.iter().zip(yr).map(|(a, b)| a * b).sum();
+                for (d, &y) in gr.iter_mut().zip(yr) {
+                    *d = y * (*d - s);
+                }
+            }
+        }
+        vec![Some(gz)]
+    }
+}
+
+impl Graph {
+    /// Softmax over the last axis.
+    pub fn softmax(&mut self, z: Var) -> Var {
+        let zv = self.value(z);
+        let c = *zv.shape().last().expect("softmax of a scalar");
+        let mut y = zv.zeros_like();
+        softmax_rows(zv.data(), c, y.data_mut());
+        self.push("softmax", y, &[z], SoftmaxBack { log: false })
+    }
+
+    /// Log-softmax over the last axis.
+    pub fn log_softmax(&mut self, z: Var) -> Var {
+        let zv = self.value(z);
+        let c = *zv.shape().last().expect("log_softmax of a scalar");
+        let mut y = zv.zeros_like();
+        log_softmax_rows(zv.data(), c, y.data_mut());
+        self.push("log_softmax", y, &[z], SoftmaxBack { log: true })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::gradcheck::{check, pseudo_random};
+    use crate::{Graph, Tensor};
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let z = pseudo_random(&[4, 6], 1).map(|v| v * 3.0);
+        check("softmax", std::slice::from_ref(&z), |g, v| g.softmax(v[0]));
+        check("log_softmax", &[z], |g, v| g.log_softmax(v[0]));
+    }
+
+    #[test]
+    fn large_logits_stay_finite() {
+        let mut g = Graph::no_grad();
+        let z = g.input(Tensor::from_vec(vec![1, 3], vec![1000.0, 0.0, -1000.0]));
+        let y = g.softmax(z);
+        assert_eq!(g.value(y).data(), &[1.0, 0.0, 0.0]);
+        let l = g.log_softmax(z);
+        assert_eq!(g.value(l).data(), &[0.0, -1000.0, -2000.0]);
+    }
+}

@@ -1,0 +1,69 @@
+//! Learning-rate schedules, stepped once per epoch as PyTorch's `StepLR` and
+//! `CosineAnnealingLR` usually are.
+
+use crate::{Error, Result};
+
+/// How the learning rate changes over epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Schedule {
+    /// The same rate throughout.
+    #[default]
+    Constant,
+    /// `lr · γ^⌊epoch / step_size⌋` (`StepLR`).
+    Step { step_size: usize, gamma: f32 },
+    /// `η_min + (lr − η_min)(1 + cos(π·epoch/T))/2` (`CosineAnnealingLR`).
+    Cosine { t_max: usize, eta_min: f32 },
+}
+
+impl Schedule {
+    /// The learning rate for 0-based `epoch`, from the base rate.
+    ///
+    /// ```
+    /// use backprop::optim::Schedule;
+    /// let s = Schedule::Step { step_size: 2, gamma: 0.1 };
+    /// assert_eq!(s.lr(1.0, 1), 1.0);
+    /// assert!((s.lr(1.0, 2) - 0.1).abs() < 1e-7);
+    /// let c = Schedule::Cosine { t_max: 10, eta_min: 0.0 };
+    /// assert!((c.lr(1.0, 5) - 0.5).abs() < 1e-6);
+    /// ```
+    pub fn lr(&self, base: f32, epoch: usize) -> f32 {
+        match *self {
+            Schedule::Constant => base,
+            Schedule::Step { step_size, gamma } => {
+                (base as f64 * (gamma as f64).powi((epoch / step_size.max(1)) as i32)) as f32
+            }
+            Schedule::Cosine { t_max, eta_min } => {
+                let t = (epoch.min(t_max)) as f64 / t_max.max(1) as f64;
+                (eta_min as f64
+                    + (base - eta_min) as f64 * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0)
+                    as f32
+            }
+        }
+    }
+
+    /// Parse `constant`, `step` (with `step_size`, `gamma`) or `cosine` (over `epochs`).
+    pub fn parse(
+        s: &str,
+        step_size: usize,
+        gamma: f32,
+        epochs: usize,
+        eta_min: f32,
+    ) -> Result<Schedule> {
+        match s.to_ascii_lowercase().as_str() {
+            "constant" | "none" => Ok(Schedule::Constant),
+            "step" => {
+                if step_size == 0 {
+                    return Err(Error::Config("--lr-step-size must be at least 1".into()));
+                }
+                Ok(Schedule::Step { step_size, gamma })
+            }
+            "cosine" => Ok(Schedule::Cosine {
+                t_max: epochs,
+                eta_min,
+            }),
+            _ => Err(Error::Config(format!(
+                "--lr-schedule {s}: unknown schedule; use constant, step or cosine"
+            ))),
+        }
+    }
+}

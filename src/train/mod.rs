@@ -1,0 +1,407 @@
+//! The training loop behind `backprop train`, and evaluation.
+//!
+//! One step: gather a batch, run the model through a fresh [`Graph`], take
+//! the loss, backpropagate, optionally clip, and let the optimizer update
+//! every parameter in place. The graph is dropped before the update, so the
+//! parameters the graph shared are updated without a copy.
+
+use crate::data::{epoch_batches, Dataset};
+use crate::nn::{LayerKind, Model};
+use crate::ops::unary::Unary;
+use crate::optim::{clip_grad_norm, clip_grad_value, Config, Optimizer, Schedule};
+use crate::{Error, Graph, Result, Tensor, Var};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::time::Instant;
+
+/// The training loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossKind {
+    /// Softmax cross-entropy on logits with integer labels (`nn.CrossEntropyLoss`).
+    CrossEntropy,
+    /// Mean squared error against one-hot targets (or the label itself for one output).
+    Mse,
+    /// Binary cross-entropy on probabilities, same targets as `mse`.
+    Bce,
+    /// Binary cross-entropy on logits (`nn.BCEWithLogitsLoss`), same targets as `mse`.
+    BceLogits,
+}
+
+impl LossKind {
+    /// Parse a name as given on the command line.
+    pub fn parse(s: &str) -> Result<LossKind> {
+        Ok(match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "cross-entropy" | "ce" | "crossentropy" => LossKind::CrossEntropy,
+            "mse" => LossKind::Mse,
+            "bce" => LossKind::Bce,
+            "bce-logits" | "bce-with-logits" => LossKind::BceLogits,
+            _ => {
+                return Err(Error::Config(format!(
+                    "--loss {s}: unknown loss; use cross-entropy, mse, bce or bce-logits"
+                )))
+            }
+        })
+    }
+}
+
+/// Everything that shapes a training run.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: Config,
+    pub schedule: Schedule,
+    pub loss: LossKind,
+    pub seed: u64,
+    pub shuffle: bool,
+    /// Stop after this many optimizer steps.
+    pub max_steps: Option<usize>,
+    pub clip_grad_norm: Option<f32>,
+    pub clip_grad_value: Option<f32>,
+    /// Batch size for evaluation (no graph is recorded, so it can be large).
+    pub eval_batch_size: usize,
+}
+
+impl TrainConfig {
+    /// A run with PyTorch-like defaults for `optimizer`.
+    pub fn new(optimizer: Config) -> TrainConfig {
+        TrainConfig {
+            epochs: 1,
+            batch_size: 64,
+            optimizer,
+            schedule: Schedule::Constant,
+            loss: LossKind::CrossEntropy,
+            seed: 0,
+            shuffle: true,
+            max_steps: None,
+            clip_grad_norm: None,
+            clip_grad_value: None,
+            eval_batch_size: 1000,
+        }
+    }
+
+    /// Reject impossible settings, naming the option.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Config(m.to_string()));
+        if self.batch_size == 0 {
+            return bad("--batch-size 0: the batch size must be at least 1");
+        }
+        if self.epochs == 0 {
+            return bad("--epochs 0: train for at least 1 epoch");
+        }
+        if self.max_steps == Some(0) {
+            return bad("--max-steps 0: take at least 1 step");
+        }
+        if let Some(c) = self.clip_grad_norm {
+            if !(c > 0.0 && c.is_finite()) {
+                return Err(Error::Config(format!(
+                    "--clip-grad-norm {c}: must be a number > 0"
+                )));
+            }
+        }
+        if let Some(c) = self.clip_grad_value {
+            if !(c > 0.0 && c.is_finite()) {
+                return Err(Error::Config(format!(
+                    "--clip-grad-value {c}: must be a number > 0"
+                )));
+            }
+        }
+        self.optimizer.validate()
+    }
+}
+
+/// Figures for one epoch.
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub steps: usize,
+    pub lr: f32,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    /// The training loop of this epoch alone (no evaluation).
+    pub train_seconds: f64,
+    pub samples_per_second: f64,
+    pub test_loss: Option<f64>,
+    pub test_accuracy: Option<f64>,
+}
+
+/// What a run reports at the end (`--json` prints it).
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub model: String,
+    pub parameters: usize,
+    pub epochs: Vec<EpochRecord>,
+    pub steps: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub test_loss: Option<f64>,
+    pub test_accuracy: Option<f64>,
+}
+
+/// What the loop tells its caller as it goes (progress bars, logs).
+pub trait Observer {
+    fn epoch_start(&mut self, _epoch: usize, _batches: usize) {}
+    /// After each optimizer step: running loss and accuracy of the epoch so far.
+    fn step(&mut self, _step: usize, _loss: f64, _accuracy: f64, _samples: usize) {}
+    fn epoch_end(&mut self, _record: &EpochRecord) {}
+}
+
+/// An observer that does nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Check a model, a data set and a loss against each other before training:
+/// the model accepts the samples, its output is `[N, C]`, every label fits.
+/// Returns C.
+pub fn check_compatible(model: &Model, data: &Dataset, loss: LossKind) -> Result<usize> {
+    let out = model.output_shape(data.sample_shape())?;
+    if out.len() != 1 {
+        return Err(Error::Spec(format!(
+            "the model's output per sample has shape {out:?}; it must be a vector of class scores: end it with `flatten` and a `linear` layer"
+        )));
+    }
+    let c = out[0];
+    let last = model.layers.last().map(|l| &l.kind);
+    if loss == LossKind::Bce
+        && !matches!(
+            last,
+            Some(LayerKind::Activation(Unary::Sigmoid)) | Some(LayerKind::Softmax)
+        )
+    {
+        return Err(Error::Config(
+            "--loss bce needs probabilities: end the model with `sigmoid`, or use --loss bce-logits".into(),
+        ));
+    }
+    let limit = if c == 1 { 2 } else { c };
+    if let Some((i, &y)) = data.y.iter().enumerate().find(|(_, &y)| y >= limit) {
+        let what = if c == 1 {
+            "a model with one output takes labels 0 and 1".to_string()
+        } else {
+            format!("the model has {c} outputs (classes 0..{})", c - 1)
+        };
+        return Err(Error::data(
+            &data.source,
+            format!("label {y} of sample {i} is out of range: {what}; fix the labels or the last layer's size"),
+        ));
+    }
+    Ok(c)
+}
+
+/// The float targets `mse`/`bce` compare against: one-hot rows `[N, C]`,
+/// or the label itself `[N, 1]` for a single output.
+pub fn float_targets(labels: &[usize], c: usize) -> Tensor {
+    if c == 1 {
+        return Tensor::from_vec(
+            vec![labels.len(), 1],
+            labels.iter().map(|&y| y as f32).collect(),
+        );
+    }
+    let mut t = Tensor::zeros(&[labels.len(), c]);
+    for (row, &y) in t.data_mut().chunks_mut(c).zip(labels) {
+        row[y] = 1.0;
+    }
+    t
+}
+
+/// Record the loss of `out` against `labels` on `g`.
+pub fn loss_node(g: &mut Graph, out: Var, labels: &[usize], loss: LossKind) -> Var {
+    let c = g.shape(out)[1];
+    match loss {
+        LossKind::CrossEntropy => g.cross_entropy(out, labels),
+        other => {
+            let t = g.input(float_targets(labels, c));
+            match other {
+                LossKind::Mse => g.mse(out, t),
+                LossKind::Bce => g.bce(out, t),
+                _ => g.bce_with_logits(out, t),
+            }
+        }
+    }
+}
+
+/// Number of correct predictions: arg-max for several outputs; for one
+/// output, above 0.5 (above 0 for logits) means class 1.
+pub fn correct(out: &Tensor, labels: &[usize], loss: LossKind) -> usize {
+    let c = out.shape()[1];
+    if c == 1 {
+        let th = if loss == LossKind::BceLogits {
+            0.0
+        } else {
+            0.5
+        };
+        return out
+            .data()
+            .iter()
+            .zip(labels)
+            .filter(|(&v, &y)| ((v > th) as usize) == y)
+            .count();
+    }
+    out.argmax_rows()
+        .iter()
+        .zip(labels)
+        .filter(|(p, y)| p == y)
+        .count()
+}
+
+/// One forward/backward pass: (loss, correct count, gradients in parameter order).
+pub fn compute_gradients(
+    model: &Model,
+    x: Tensor,
+    labels: &[usize],
+    loss: LossKind,
+) -> (f32, usize, Vec<Tensor>) {
+    let mut g = Graph::new();
+    let xv = g.input(x);
+    let f = model.forward(&mut g, xv);
+    let l = loss_node(&mut g, f.out, labels, loss);
+    let lv = g.value(l).item();
+    let right = correct(g.value(f.out), labels, loss);
+    let mut grads = g.backward(l);
+    let gs = f
+        .params
+        .iter()
+        .zip(model.parameters())
+        .map(|(v, (_, p))| grads.take(*v).unwrap_or_else(|| p.zeros_like()))
+        .collect();
+    (lv, right, gs)
+}
+
+/// Mean loss and accuracy of `model` on `data`, recording no graph.
+pub fn evaluate(model: &Model, data: &Dataset, loss: LossKind, batch_size: usize) -> (f64, f64) {
+    let (mut total, mut right) = (0f64, 0usize);
+    let n = data.len();
+    let mut start = 0;
+    while start < n {
+        let end = (start + batch_size.max(1)).min(n);
+        let idx: Vec<usize> = (start..end).collect();
+        let (x, y) = data.batch(&idx);
+        let mut g = Graph::no_grad();
+        let xv = g.input(x);
+        let f = model.forward(&mut g, xv);
+        let l = loss_node(&mut g, f.out, &y, loss);
+        total += g.value(l).item() as f64 * y.len() as f64;
+        right += correct(g.value(f.out), &y, loss);
+        start = end;
+    }
+    (total / n.max(1) as f64, right as f64 / n.max(1) as f64)
+}
+
+/// Train `model` on `train`, evaluating on `test` after each epoch.
+///
+/// Stops with [`Error::Diverged`] if the loss becomes NaN or infinite; the
+/// model is then left as it was after the last good step.
+pub fn train(
+    model: &mut Model,
+    train: &Dataset,
+    test: Option<&Dataset>,
+    cfg: &TrainConfig,
+    obs: &mut dyn Observer,
+) -> Result<(Summary, Optimizer)> {
+    cfg.validate()?;
+    check_compatible(model, train, cfg.loss)?;
+    if let Some(t) = test {
+        check_compatible(model, t, cfg.loss)?;
+    }
+    let mut opt = Optimizer::new(cfg.optimizer.clone());
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut steps = 0usize;
+    let mut epochs = Vec::new();
+    'epochs: for epoch in 0..cfg.epochs {
+        let lr = cfg.schedule.lr(cfg.optimizer.lr, epoch);
+        let batches = epoch_batches(train.len(), cfg.batch_size, cfg.shuffle, &mut rng);
+        obs.epoch_start(epoch + 1, batches.len());
+        let t0 = Instant::now();
+        let (mut loss_sum, mut right, mut seen, mut ep_steps) = (0f64, 0usize, 0usize, 0usize);
+        for idx in &batches {
+            let (x, y) = train.batch(idx);
+            let (l, r, mut grads) = compute_gradients(model, x, &y, cfg.loss);
+            if !l.is_finite() {
+                return Err(Error::Diverged(format!(
+                    "the loss became {l} at step {} (epoch {}): lower the learning rate (--lr {}) or clip gradients (--clip-grad-norm 1.0); nothing was saved",
+                    steps + 1,
+                    epoch + 1,
+                    lr / 10.0
+                )));
+            }
+            if let Some(c) = cfg.clip_grad_norm {
+                clip_grad_norm(&mut grads, c);
+            }
+            if let Some(c) = cfg.clip_grad_value {
+                clip_grad_value(&mut grads, c);
+            }
+            opt.step(&mut model.parameters_mut(), &grads, lr);
+            steps += 1;
+            ep_steps += 1;
+            loss_sum += l as f64 * y.len() as f64;
+            right += r;
+            seen += y.len();
+            obs.step(
+                steps,
+                loss_sum / seen as f64,
+                right as f64 / seen as f64,
+                seen,
+            );
+            if cfg.max_steps.is_some_and(|m| steps >= m) {
+                let rec = finish_epoch(
+                    model, test, cfg, epoch, ep_steps, lr, loss_sum, right, seen, t0,
+                );
+                obs.epoch_end(&rec);
+                epochs.push(rec);
+                break 'epochs;
+            }
+        }
+        let rec = finish_epoch(
+            model, test, cfg, epoch, ep_steps, lr, loss_sum, right, seen, t0,
+        );
+        obs.epoch_end(&rec);
+        epochs.push(rec);
+    }
+    let last = epochs.last().expect("at least one epoch");
+    let summary = Summary {
+        model: model.spec.clone(),
+        parameters: model.num_parameters(),
+        steps,
+        train_loss: last.train_loss,
+        train_accuracy: last.train_accuracy,
+        test_loss: last.test_loss,
+        test_accuracy: last.test_accuracy,
+        epochs,
+    };
+    Ok((summary, opt))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_epoch(
+    model: &Model,
+    test: Option<&Dataset>,
+    cfg: &TrainConfig,
+    epoch: usize,
+    steps: usize,
+    lr: f32,
+    loss_sum: f64,
+    right: usize,
+    seen: usize,
+    t0: Instant,
+) -> EpochRecord {
+    let secs = t0.elapsed().as_secs_f64();
+    let (test_loss, test_accuracy) = match test {
+        Some(t) => {
+            let (l, a) = evaluate(model, t, cfg.loss, cfg.eval_batch_size);
+            (Some(l), Some(a))
+        }
+        None => (None, None),
+    };
+    EpochRecord {
+        epoch: epoch + 1,
+        steps,
+        lr,
+        train_loss: loss_sum / seen.max(1) as f64,
+        train_accuracy: right as f64 / seen.max(1) as f64,
+        train_seconds: secs,
+        samples_per_second: seen as f64 / secs.max(1e-9),
+        test_loss,
+        test_accuracy,
+    }
+}

@@ -1,0 +1,462 @@
+#!/usr/bin/env python3
+"""Generate the PyTorch reference fixtures used by the Rust tests of `backprop`.
+
+Run from the repository root:
+
+    python3 tools/make_fixtures.py
+
+Needs `torch`, `numpy` and `safetensors` (CPU build is enough) and the MNIST
+IDX files in ../shared/data/mnist (or pass --mnist DIR). It is NOT run by CI:
+its outputs are committed under tests/fixtures/. Every case seeds
+torch.manual_seed itself, so rerunning reproduces the same files (up to
+PyTorch version differences).
+
+It writes (all safetensors, metadata values are strings):
+
+* tests/fixtures/ops.safetensors -- op gradient fixtures. For each case <c>:
+  `<c>.x0`, `<c>.x1`, ... inputs (float32), `<c>.labels` (int64 class labels,
+  not differentiated, only for cross_entropy with labels), `<c>.r` upstream
+  gradient (float32, shape of the output), `<c>.out` forward output and
+  `<c>.g0`, `<c>.g1`, ... gradients of L = sum(out * r) w.r.t. the
+  differentiated inputs, both float64, computed in float64 from the
+  float32-rounded inputs. Inputs that are targets (args.target_input) get no g.
+  Metadata: `<c>` -> JSON {"op": ..., "args": {...}}, `cases` -> JSON list.
+
+* tests/fixtures/train_<case>.safetensors -- short training runs of an
+  nn.Sequential in float32: `x`, `y` (int64 labels), `init.<name>` /
+  `final.<name>` for every state_dict entry before / after training, `losses`
+  (float32 [K], loss of each step before its update). Metadata: spec,
+  optimizer, lr, momentum, nesterov, weight_decay, loss, batch_size, steps,
+  clip_grad_norm, clip_grad_value (and betas/eps/alpha when non-default), plus
+  n, seed, torch_version. Batches are taken in order without shuffling,
+  batch i of an epoch is rows [i*B, min((i+1)*B, N)) (the last partial batch
+  is kept), and the next epoch restarts at row 0.
+
+* tests/fixtures/torch_mlp.safetensors -- a plain PyTorch state_dict (no
+  metadata) of nn.Sequential(Flatten, Linear(784,16), ReLU, Linear(16,10))
+  after manual_seed(0), and tests/fixtures/torch_mlp_expected.safetensors with
+  `x` (first 8 MNIST test images, [8,1,28,28] float32) and `logits` ([8,10]).
+"""
+import argparse
+import gzip
+import json
+import math
+import os
+import re
+import struct
+import zlib
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT_DIR = os.path.join(ROOT, "tests", "fixtures")
+DEFAULT_MNIST = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "mnist"))
+
+
+def save(tensors, path, metadata=None):
+    """safetensors.torch.save_file, then rewrite the JSON header with sorted keys
+    (save_file's key order is random), so that reruns give byte-identical files.
+    Offsets are relative to the data section, so only the header changes."""
+    save_file(tensors, path, metadata=metadata)
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+
+
+def seed_for(name):
+    """Stable per-case seed (independent of case order)."""
+    return zlib.crc32(name.encode()) & 0x7FFFFFFF
+
+
+def fmt(v):
+    """Number -> metadata string."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v == 0:
+        return "0"
+    if isinstance(v, int):
+        return str(v)
+    return repr(float(v))
+
+
+# ----------------------------------------------------------------------------
+# 1. op gradient fixtures
+# ----------------------------------------------------------------------------
+
+def _sum_mean(fn):
+    def f(xs, args, labels):
+        axes = args.get("axes")
+        if axes is None:
+            return fn(xs[0])
+        return fn(xs[0], dim=tuple(axes), keepdim=args.get("keepdim", False))
+    return f
+
+
+OPS = {
+    "add": lambda xs, a, l: xs[0] + xs[1],
+    "sub": lambda xs, a, l: xs[0] - xs[1],
+    "mul": lambda xs, a, l: xs[0] * xs[1],
+    "div": lambda xs, a, l: xs[0] / xs[1],
+    "matmul": lambda xs, a, l: torch.matmul(xs[0], xs[1]),
+    "sum": _sum_mean(torch.sum),
+    "mean": _sum_mean(torch.mean),
+    "reshape": lambda xs, a, l: torch.reshape(xs[0], a["shape"]),
+    "transpose": lambda xs, a, l: torch.transpose(xs[0], a["dim0"], a["dim1"]),
+    "sigmoid": lambda xs, a, l: torch.sigmoid(xs[0]),
+    "tanh": lambda xs, a, l: torch.tanh(xs[0]),
+    "exp": lambda xs, a, l: torch.exp(xs[0]),
+    "log": lambda xs, a, l: torch.log(xs[0]),
+    "relu": lambda xs, a, l: F.relu(xs[0]),
+    "leaky_relu": lambda xs, a, l: F.leaky_relu(xs[0], a["slope"]),
+    "elu": lambda xs, a, l: F.elu(xs[0], a["alpha"]),
+    "prelu": lambda xs, a, l: F.prelu(xs[0], xs[1]),
+    "softmax": lambda xs, a, l: F.softmax(xs[0], dim=a["dim"]),
+    "log_softmax": lambda xs, a, l: F.log_softmax(xs[0], dim=a["dim"]),
+    "linear": lambda xs, a, l: F.linear(xs[0], xs[1], xs[2]),
+    "mse_loss": lambda xs, a, l: F.mse_loss(xs[0], xs[1], reduction=a["reduction"]),
+    "binary_cross_entropy": lambda xs, a, l: F.binary_cross_entropy(xs[0], xs[1], reduction=a["reduction"]),
+    "binary_cross_entropy_with_logits":
+        lambda xs, a, l: F.binary_cross_entropy_with_logits(xs[0], xs[1], reduction=a["reduction"]),
+    "cross_entropy":
+        lambda xs, a, l: F.cross_entropy(xs[0], l if l is not None else xs[1], reduction=a["reduction"]),
+}
+
+
+def randn(*shape):
+    return torch.randn(*shape, dtype=torch.float32)
+
+
+def uniform(lo, hi, *shape):
+    return torch.rand(*shape, dtype=torch.float32) * (hi - lo) + lo
+
+
+def with_zeros(x, k):
+    """Set k distinct (deterministically chosen) entries of x to exactly 0.0."""
+    flat = x.reshape(-1).clone()
+    idx = torch.randperm(flat.numel())[:k]
+    flat[idx] = 0.0
+    return flat.reshape(x.shape)
+
+
+def op_cases():
+    """Yields (name, op, args, make_inputs) where make_inputs() -> (inputs, labels)."""
+    bshapes = [("same", [3, 4], [3, 4]), ("bcast_row", [3, 4], [4]),
+               ("bcast_3d", [2, 3, 4], [3, 1]), ("outer", [4, 1], [1, 5])]
+    for op in ["add", "sub", "mul", "div"]:
+        for tag, sa, sb in bshapes:
+            if op == "div":
+                def mk(sa=sa, sb=sb):
+                    a = randn(*sa)
+                    mag = uniform(0.5, 2.0, *sb)
+                    sign = torch.where(torch.rand(*sb) < 0.5, -1.0, 1.0)
+                    return [a, mag * sign], None
+            else:
+                def mk(sa=sa, sb=sb):
+                    return [randn(*sa), randn(*sb)], None
+            yield f"{op}_{tag}", op, {}, mk
+
+    yield "matmul_2d", "matmul", {}, lambda: ([randn(5, 7), randn(7, 3)], None)
+    yield "matmul_batched", "matmul", {}, lambda: ([randn(2, 5, 7), randn(2, 7, 3)], None)
+    yield "matmul_bcast_rhs", "matmul", {}, lambda: ([randn(2, 5, 7), randn(7, 3)], None)
+
+    for op in ["sum", "mean"]:
+        yield f"{op}_all", op, {"axes": None}, lambda: ([randn(3, 4, 5)], None)
+        yield f"{op}_axis1", op, {"axes": [1], "keepdim": False}, lambda: ([randn(3, 4, 5)], None)
+        yield f"{op}_axis1_keepdim", op, {"axes": [1], "keepdim": True}, lambda: ([randn(3, 4, 5)], None)
+        yield f"{op}_axes02", op, {"axes": [0, 2], "keepdim": False}, lambda: ([randn(3, 4, 5)], None)
+
+    yield "reshape", "reshape", {"shape": [2, 6]}, lambda: ([randn(3, 4)], None)
+    yield "transpose", "transpose", {"dim0": 1, "dim1": 2}, lambda: ([randn(3, 4, 5)], None)
+
+    yield "sigmoid", "sigmoid", {}, lambda: ([randn(4, 5) * 3], None)
+    yield "tanh", "tanh", {}, lambda: ([randn(4, 5) * 2], None)
+    yield "exp", "exp", {}, lambda: ([randn(4, 5)], None)
+    yield "log", "log", {}, lambda: ([uniform(0.1, 3.0, 4, 5)], None)
+    yield "relu_zeros", "relu", {}, lambda: ([with_zeros(randn(4, 5), 5)], None)
+    yield "leaky_relu_zeros", "leaky_relu", {"slope": 0.01}, lambda: ([with_zeros(randn(4, 5), 5)], None)
+    yield "elu", "elu", {"alpha": 1.0}, lambda: ([randn(4, 5) * 2], None)
+    yield "prelu_scalar", "prelu", {}, lambda: ([randn(4, 5), 0.25 + 0.05 * randn(1)], None)
+    yield "prelu_channel", "prelu", {}, lambda: ([randn(4, 3), 0.25 + 0.05 * randn(3)], None)
+
+    def mk_softmax():
+        x = randn(4, 6)
+        x[2] += 80.0
+        return [x], None
+    yield "softmax", "softmax", {"dim": -1}, mk_softmax
+    yield "log_softmax", "log_softmax", {"dim": -1}, mk_softmax
+
+    yield "linear", "linear", {}, lambda: ([randn(5, 7), randn(3, 7), randn(3)], None)
+
+    yield ("mse_loss", "mse_loss", {"target_input": 1, "reduction": "mean"},
+           lambda: ([randn(6, 4), randn(6, 4)], None))
+
+    def mk_bce():
+        p = uniform(0.02, 0.98, 6, 3)
+        t = (torch.rand(6, 3) < 0.5).float()
+        p[0, 0], t[0, 0] = 0.0, 0.0   # exact 0 prob, agreeing target
+        p[1, 2], t[1, 2] = 1.0, 1.0   # exact 1 prob, agreeing target
+        return [p, t], None
+    yield "bce", "binary_cross_entropy", {"target_input": 1, "reduction": "mean"}, mk_bce
+
+    def mk_bce_logits():
+        x = randn(6, 3) * 3
+        t = (torch.rand(6, 3) < 0.5).float()
+        x[0, 0], x[0, 1], x[3, 2], x[5, 0] = 60.0, -75.0, 55.5, -52.0
+        t[0, 0], t[0, 1], t[3, 2], t[5, 0] = 0.0, 0.0, 1.0, 1.0
+        return [x, t], None
+    yield ("bce_logits", "binary_cross_entropy_with_logits", {"target_input": 1, "reduction": "mean"},
+           mk_bce_logits)
+
+    yield ("cross_entropy_labels", "cross_entropy", {"reduction": "mean"},
+           lambda: ([randn(6, 5) * 2], torch.randint(0, 5, (6,), dtype=torch.int64)))
+
+    def mk_ce_probs():
+        x = randn(6, 5) * 2
+        lab = torch.randint(0, 5, (6,))
+        t = F.softmax(randn(6, 5), dim=1)
+        t[:3] = F.one_hot(lab[:3], 5).float()   # rows 0..2 one-hot, rows 3..5 soft
+        return [x, t], None
+    yield ("cross_entropy_probs", "cross_entropy", {"target_input": 1, "reduction": "mean"}, mk_ce_probs)
+
+
+def make_ops(path):
+    tensors, meta, names = {}, {}, []
+    for name, op, args, mk in op_cases():
+        torch.manual_seed(seed_for(name))
+        xs32, labels = mk()
+        xs32 = [x.to(torch.float32).contiguous() for x in xs32]
+        tgt = args.get("target_input")
+        xs64 = [x.double().requires_grad_(i != tgt) for i, x in enumerate(xs32)]
+        out = OPS[op](xs64, args, labels)
+        r32 = torch.randn(out.shape, dtype=torch.float32)
+        loss = (out * r32.double()).sum()
+        diff = [x for x in xs64 if x.requires_grad]
+        grads = torch.autograd.grad(loss, diff)
+        for i, x in enumerate(xs32):
+            tensors[f"{name}.x{i}"] = x.clone()
+        if labels is not None:
+            tensors[f"{name}.labels"] = labels.to(torch.int64).contiguous()
+        tensors[f"{name}.r"] = r32.contiguous()
+        tensors[f"{name}.out"] = out.detach().clone().contiguous()
+        gi = iter(grads)
+        for i, x in enumerate(xs64):
+            if x.requires_grad:
+                tensors[f"{name}.g{i}"] = next(gi).detach().clone().contiguous()
+        meta[name] = json.dumps({"op": op, "args": args})
+        names.append(name)
+        assert torch.isfinite(out).all() and all(torch.isfinite(g).all() for g in grads), name
+    meta["cases"] = json.dumps(names)
+    save(tensors, path, metadata=meta)
+    print(f"{os.path.relpath(path, ROOT)}: {len(names)} op cases, {len(tensors)} tensors, "
+          f"{os.path.getsize(path)} bytes")
+    for n in names:
+        print(f"  {n}: {meta[n]}")
+
+
+# ----------------------------------------------------------------------------
+# 2. training-run fixtures
+# ----------------------------------------------------------------------------
+
+def build(spec):
+    layers = []
+    for m in re.finditer(r"(\w+)(?:\(([^)]*)\))?", spec):
+        name, a = m.group(1), m.group(2)
+        args = [float(v) if "." in v else int(v) for v in a.split(",")] if a else []
+        if name == "flatten":
+            layers.append(nn.Flatten())
+        elif name == "linear":
+            layers.append(nn.Linear(*args))
+        elif name == "relu":
+            layers.append(nn.ReLU())
+        elif name == "sigmoid":
+            layers.append(nn.Sigmoid())
+        elif name == "tanh":
+            layers.append(nn.Tanh())
+        elif name == "leaky_relu":
+            layers.append(nn.LeakyReLU(*args))
+        elif name == "prelu":
+            layers.append(nn.PReLU())
+        elif name == "elu":
+            layers.append(nn.ELU(*args))
+        elif name == "softmax":
+            layers.append(nn.Softmax(dim=1))
+        elif name == "log_softmax":
+            layers.append(nn.LogSoftmax(dim=1))
+        else:
+            raise ValueError(f"unknown layer {name} in {spec}")
+    return nn.Sequential(*layers)
+
+
+def make_optimizer(params, c):
+    o = c["optimizer"]
+    if o == "sgd":
+        return torch.optim.SGD(params, lr=c["lr"], momentum=c.get("momentum", 0.0),
+                               nesterov=c.get("nesterov", False), weight_decay=c.get("weight_decay", 0.0))
+    if o == "adam":
+        return torch.optim.Adam(params, lr=c["lr"], weight_decay=c.get("weight_decay", 0.0))
+    if o == "adamw":
+        return torch.optim.AdamW(params, lr=c["lr"], weight_decay=c.get("weight_decay", 0.01))
+    if o == "rmsprop":
+        return torch.optim.RMSprop(params, lr=c["lr"], momentum=c.get("momentum", 0.0),
+                                   weight_decay=c.get("weight_decay", 0.0))
+    raise ValueError(o)
+
+
+def load_idx(path):
+    b = gzip.open(path).read()
+    magic = struct.unpack(">I", b[:4])[0]
+    nd = magic & 0xFF
+    dims = struct.unpack(">" + "I" * nd, b[4:4 + 4 * nd])
+    return np.frombuffer(b[4 + 4 * nd:], dtype=np.uint8).reshape(dims)
+
+
+def mnist(d, split, n):
+    pre = "train" if split == "train" else "t10k"
+    x = load_idx(os.path.join(d, f"{pre}-images-idx3-ubyte.gz"))[:n]
+    y = load_idx(os.path.join(d, f"{pre}-labels-idx1-ubyte.gz"))[:n]
+    x = torch.tensor(x.astype(np.float32) / 255.0).reshape(n, 1, 28, 28)
+    return x.contiguous(), torch.tensor(y.astype(np.int64))
+
+
+def run_training(case, c, mnist_dir):
+    name = f"train_{case}"
+    seed = seed_for(name)
+    torch.manual_seed(seed)
+    spec = c["spec"]
+    model = build(spec).float()
+    n, B, K = c.get("n", 20), c.get("batch_size", 8), c.get("steps", 7)
+    if c.get("mnist"):
+        x, y = mnist(mnist_dir, "train", n)
+        ncls = 10
+    else:
+        F_, ncls = c.get("features", 6), c.get("classes", 3)
+        x = torch.randn(n, F_, dtype=torch.float32) * c.get("x_scale", 1.0)
+        y = torch.randint(0, max(ncls, 2), (n,), dtype=torch.int64)
+    lossname = c["loss"]
+    if lossname == "cross-entropy":
+        lossf, target = nn.CrossEntropyLoss(), y
+    else:
+        target = F.one_hot(y, ncls).float() if ncls > 1 else y.float().unsqueeze(1)
+        lossf = {"mse": nn.MSELoss(), "bce": nn.BCELoss(), "bce-logits": nn.BCEWithLogitsLoss()}[lossname]
+    init = {f"init.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    opt = make_optimizer(model.parameters(), c)
+    nb = math.ceil(n / B)
+    losses, norms, maxabs = [], [], []
+    for k in range(K):
+        i = k % nb
+        lo, hi = i * B, min((i + 1) * B, n)
+        opt.zero_grad()
+        loss = lossf(model(x[lo:hi]), target[lo:hi])
+        loss.backward()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        maxabs.append(max(g.abs().max().item() for g in grads))
+        if c.get("clip_grad_norm") is not None:
+            norms.append(nn.utils.clip_grad_norm_(model.parameters(), c["clip_grad_norm"]).item())
+        elif c.get("clip_grad_value") is not None:
+            nn.utils.clip_grad_value_(model.parameters(), c["clip_grad_value"])
+        opt.step()
+        losses.append(loss.item())
+    tensors = {"x": x, "y": y, "losses": torch.tensor(losses, dtype=torch.float32)}
+    tensors.update(init)
+    tensors.update({f"final.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()})
+    meta = {
+        "spec": spec, "optimizer": c["optimizer"], "lr": fmt(c["lr"]),
+        "momentum": fmt(c.get("momentum", 0.0)), "nesterov": fmt(c.get("nesterov", False)),
+        "weight_decay": fmt(c.get("weight_decay", 0.01 if c["optimizer"] == "adamw" else 0.0)),
+        "loss": lossname, "batch_size": str(B), "steps": str(K),
+        "clip_grad_norm": fmt(c["clip_grad_norm"]) if c.get("clip_grad_norm") is not None else "",
+        "clip_grad_value": fmt(c["clip_grad_value"]) if c.get("clip_grad_value") is not None else "",
+        "n": str(n), "seed": str(seed), "torch_version": torch.__version__,
+    }
+    path = os.path.join(OUT_DIR, f"{name}.safetensors")
+    save(tensors, path, metadata=meta)
+    extra = ""
+    if norms:
+        extra = f" grad norms (pre-clip, max {c['clip_grad_norm']}): " + ", ".join(f"{v:.3f}" for v in norms)
+    if c.get("clip_grad_value") is not None:
+        extra = f" max|grad| (pre-clip, clip {c['clip_grad_value']}): " + ", ".join(f"{v:.3f}" for v in maxabs)
+    print(f"{os.path.relpath(path, ROOT)}: {spec} {c['optimizer']} lr={meta['lr']} loss={lossname} "
+          f"N={n} B={B} K={K} losses {losses[0]:.4f} -> {losses[-1]:.4f}, {os.path.getsize(path)} bytes{extra}")
+    return norms, maxabs
+
+
+TRAIN_CASES = {}
+for act in ["relu", "sigmoid", "tanh", "leaky_relu", "prelu", "elu"]:
+    TRAIN_CASES[f"act_{act}"] = dict(spec=f"linear(6,8),{act},linear(8,3)", optimizer="sgd", lr=0.1,
+                                     loss="cross-entropy")
+TRAIN_CASES["loss_mse"] = dict(spec="linear(6,8),tanh,linear(8,3)", optimizer="sgd", lr=0.1, loss="mse")
+TRAIN_CASES["loss_bce"] = dict(spec="linear(6,8),tanh,linear(8,3),sigmoid", optimizer="sgd", lr=0.1, loss="bce")
+TRAIN_CASES["loss_bce_logits"] = dict(spec="linear(6,8),tanh,linear(8,3)", optimizer="sgd", lr=0.1,
+                                      loss="bce-logits")
+TRAIN_CASES["loss_mse_single"] = dict(spec="linear(6,8),tanh,linear(8,1)", optimizer="sgd", lr=0.1, loss="mse",
+                                      classes=1)
+RELU = "linear(6,8),relu,linear(8,3)"
+TRAIN_CASES["sgd_momentum"] = dict(spec=RELU, optimizer="sgd", lr=0.1, momentum=0.9, loss="cross-entropy")
+TRAIN_CASES["sgd_nesterov"] = dict(spec=RELU, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
+                                   loss="cross-entropy")
+TRAIN_CASES["sgd_weight_decay"] = dict(spec=RELU, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.01,
+                                       loss="cross-entropy")
+TRAIN_CASES["adam"] = dict(spec=RELU, optimizer="adam", lr=1e-2, loss="cross-entropy")
+TRAIN_CASES["adam_weight_decay"] = dict(spec=RELU, optimizer="adam", lr=1e-2, weight_decay=0.01,
+                                        loss="cross-entropy")
+TRAIN_CASES["adamw"] = dict(spec=RELU, optimizer="adamw", lr=1e-2, loss="cross-entropy")
+TRAIN_CASES["rmsprop"] = dict(spec=RELU, optimizer="rmsprop", lr=1e-2, loss="cross-entropy")
+TRAIN_CASES["rmsprop_momentum"] = dict(spec=RELU, optimizer="rmsprop", lr=1e-2, momentum=0.9,
+                                       loss="cross-entropy")
+# x_scale: larger inputs so that the pre-clip gradient norm exceeds max_norm on most steps
+TRAIN_CASES["clip_norm"] = dict(spec=RELU, optimizer="sgd", lr=0.5, clip_grad_norm=0.5, loss="cross-entropy",
+                                x_scale=3.0)
+TRAIN_CASES["clip_value"] = dict(spec=RELU, optimizer="sgd", lr=0.5, clip_grad_value=0.05, loss="cross-entropy")
+TRAIN_CASES["deep"] = dict(spec="linear(6,16),relu,linear(16,16),tanh,linear(16,3)", optimizer="adam", lr=1e-3,
+                           loss="cross-entropy", steps=20)
+TRAIN_CASES["mnist"] = dict(spec="flatten,linear(784,32),relu,linear(32,10)", optimizer="sgd", lr=0.1,
+                            momentum=0.9, loss="cross-entropy", mnist=True, n=200, batch_size=64, steps=6)
+
+
+def make_torch_mlp(mnist_dir):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10))
+    p1 = os.path.join(OUT_DIR, "torch_mlp.safetensors")
+    save(model.state_dict(), p1)
+    x, _ = mnist(mnist_dir, "test", 8)
+    with torch.no_grad():
+        logits = model(x).contiguous()
+    p2 = os.path.join(OUT_DIR, "torch_mlp_expected.safetensors")
+    save({"x": x, "logits": logits}, p2)
+    print(f"{os.path.relpath(p1, ROOT)}: state_dict {sorted(model.state_dict())}, {os.path.getsize(p1)} bytes")
+    print(f"{os.path.relpath(p2, ROOT)}: x {list(x.shape)}, logits {list(logits.shape)}, "
+          f"{os.path.getsize(p2)} bytes")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mnist", default=DEFAULT_MNIST, help="directory with the MNIST IDX .gz files")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    os.makedirs(OUT_DIR, exist_ok=True)
+    print(f"torch {torch.__version__}")
+    make_ops(os.path.join(OUT_DIR, "ops.safetensors"))
+    for case, c in TRAIN_CASES.items():
+        norms, maxabs = run_training(case, c, a.mnist)
+        if c.get("clip_grad_norm") is not None:
+            assert any(v > c["clip_grad_norm"] for v in norms), f"{case}: clip_grad_norm never triggered"
+        if c.get("clip_grad_value") is not None:
+            assert any(v > c["clip_grad_value"] for v in maxabs), f"{case}: clip_grad_value never triggered"
+    make_torch_mlp(a.mnist)
+    for f in os.listdir(OUT_DIR):
+        os.chmod(os.path.join(OUT_DIR, f), 0o644)
+    total = sum(os.path.getsize(os.path.join(OUT_DIR, f)) for f in os.listdir(OUT_DIR))
+    print(f"total tests/fixtures size: {total} bytes")
+
+
+if __name__ == "__main__":
+    main()

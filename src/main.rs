@@ -493,14 +493,15 @@ impl Observer for Bar {
         self.t0 = std::time::Instant::now();
     }
 
-    fn step(&mut self, step: usize, loss: f64, accuracy: f64, samples: usize) {
+    fn step(&mut self, s: &train::StepInfo) {
         if let Some(b) = &self.bar {
-            b.set_position(samples as u64);
-            if step.is_multiple_of(20) {
-                let rate = samples as f64 / self.t0.elapsed().as_secs_f64().max(1e-9);
+            b.set_position(s.samples as u64);
+            if s.step.is_multiple_of(20) {
+                let rate = s.samples as f64 / self.t0.elapsed().as_secs_f64().max(1e-9);
                 b.set_message(format!(
-                    "loss {loss:.4} acc {:.2}% {rate:.0} samples/s",
-                    accuracy * 100.0
+                    "loss {:.4} acc {:.2}% {rate:.0} samples/s",
+                    s.running_loss,
+                    s.running_accuracy * 100.0
                 ));
             }
         }

@@ -140,11 +140,28 @@ pub struct Summary {
     pub test_accuracy: Option<f64>,
 }
 
+/// One optimizer step, as reported to an [`Observer`].
+#[derive(Clone, Debug)]
+pub struct StepInfo {
+    /// Steps taken so far in the run (1-based).
+    pub step: usize,
+    /// This step's batch loss (before the update).
+    pub loss: f32,
+    /// Mean loss of the epoch so far.
+    pub running_loss: f64,
+    /// Accuracy of the epoch so far.
+    pub running_accuracy: f64,
+    /// Samples seen in the epoch so far.
+    pub samples: usize,
+    /// The learning rate used.
+    pub lr: f32,
+}
+
 /// What the loop tells its caller as it goes (progress bars, logs).
 pub trait Observer {
     fn epoch_start(&mut self, _epoch: usize, _batches: usize) {}
-    /// After each optimizer step: running loss and accuracy of the epoch so far.
-    fn step(&mut self, _step: usize, _loss: f64, _accuracy: f64, _samples: usize) {}
+    /// After each optimizer step.
+    fn step(&mut self, _info: &StepInfo) {}
     fn epoch_end(&mut self, _record: &EpochRecord) {}
 }
 
@@ -337,12 +354,14 @@ pub fn train(
             loss_sum += l as f64 * y.len() as f64;
             right += r;
             seen += y.len();
-            obs.step(
-                steps,
-                loss_sum / seen as f64,
-                right as f64 / seen as f64,
-                seen,
-            );
+            obs.step(&StepInfo {
+                step: steps,
+                loss: l,
+                running_loss: loss_sum / seen as f64,
+                running_accuracy: right as f64 / seen as f64,
+                samples: seen,
+                lr,
+            });
             if cfg.max_steps.is_some_and(|m| steps >= m) {
                 let rec = finish_epoch(
                     model, test, cfg, epoch, ep_steps, lr, loss_sum, right, seen, t0,

@@ -1,0 +1,272 @@
+//! PyTorch parity: forward values, gradients and whole short training runs
+//! compared with numbers PyTorch produced (`tools/make_fixtures.py` writes
+//! `tests/fixtures/*.safetensors`; see `tools/README.md`).
+//!
+//! The op fixtures hold PyTorch's outputs and gradients computed in float64
+//! from the float32 inputs: the f64 oracle for every backward rule. The
+//! training fixtures hold initial weights, data, the loss at every step and
+//! the weights after the last step of a float32 PyTorch run.
+
+use backprop::data::Dataset;
+use backprop::nn::{Init, Model};
+use backprop::optim::{self, Kind};
+use backprop::train::{self, LossKind, Observer, StepInfo, TrainConfig};
+use backprop::{Graph, Tensor, Var};
+use rand::SeedableRng;
+use safetensors::{Dtype, SafeTensors};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A fixture file: tensors as f64 (whatever their stored dtype) and metadata.
+struct Fixture {
+    tensors: HashMap<String, (Vec<usize>, Vec<f64>)>,
+    meta: HashMap<String, String>,
+}
+
+fn read_fixture(name: &str) -> Fixture {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = meta.metadata().clone().map(|m| m.into_iter().collect()).unwrap_or_default();
+    let mut tensors = HashMap::new();
+    for (n, v) in st.tensors() {
+        let d = v.data();
+        let vals: Vec<f64> = match v.dtype() {
+            Dtype::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+            Dtype::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+            Dtype::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+            other => panic!("{name}: tensor {n}: unexpected dtype {other:?}"),
+        };
+        tensors.insert(n, (v.shape().to_vec(), vals));
+    }
+    Fixture { tensors, meta }
+}
+
+impl Fixture {
+    fn has(&self, n: &str) -> bool {
+        self.tensors.contains_key(n)
+    }
+    fn f32(&self, n: &str) -> Tensor {
+        let (s, v) = self.tensors.get(n).unwrap_or_else(|| panic!("fixture has no tensor {n}"));
+        Tensor::from_vec(s.clone(), v.iter().map(|&x| x as f32).collect())
+    }
+    fn f64(&self, n: &str) -> (Vec<usize>, Vec<f64>) {
+        self.tensors.get(n).unwrap_or_else(|| panic!("fixture has no tensor {n}")).clone()
+    }
+    fn labels(&self, n: &str) -> Vec<usize> {
+        self.tensors[n].1.iter().map(|&v| v as usize).collect()
+    }
+}
+
+/// The smallest `rtol` for which `|a − b| ≤ atol + rtol·|b|` holds everywhere.
+fn worst_rel(a: &[f32], b: &[f64], atol: f64) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| ((x as f64 - y).abs() - atol).max(0.0) / y.abs().max(1e-30))
+        .fold(0.0, f64::max)
+}
+
+fn arg_usizes(v: &Value) -> Vec<usize> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect()
+}
+
+#[test]
+fn every_op_matches_pytorch_float64_forward_and_backward() {
+    let fx = read_fixture("ops.safetensors");
+    let cases: Vec<String> = serde_json::from_str(&fx.meta["cases"]).unwrap();
+    assert!(cases.len() >= 40, "only {} op cases", cases.len());
+    let mut report = Vec::new();
+    for c in &cases {
+        let meta: Value = serde_json::from_str(&fx.meta[c]).unwrap();
+        let op = meta["op"].as_str().unwrap();
+        let args = &meta["args"];
+        let target = args["target_input"].as_u64().map(|t| t as usize);
+        let mut g = Graph::new();
+        let mut xs: Vec<Var> = Vec::new();
+        let mut i = 0;
+        while fx.has(&format!("{c}.x{i}")) {
+            let t = fx.f32(&format!("{c}.x{i}"));
+            xs.push(if Some(i) == target { g.input(t) } else { g.param(t) });
+            i += 1;
+        }
+        let out = match op {
+            "add" => g.add(xs[0], xs[1]),
+            "sub" => g.sub(xs[0], xs[1]),
+            "mul" => g.mul(xs[0], xs[1]),
+            "div" => g.div(xs[0], xs[1]),
+            "matmul" => g.matmul(xs[0], xs[1]),
+            "sum" | "mean" => {
+                let mean = op == "mean";
+                match &args["axes"] {
+                    Value::Null => {
+                        if mean {
+                            g.mean(xs[0])
+                        } else {
+                            g.sum(xs[0])
+                        }
+                    }
+                    axes => {
+                        let (a, k) = (arg_usizes(axes), args["keepdim"].as_bool().unwrap_or(false));
+                        if mean {
+                            g.mean_axes(xs[0], &a, k)
+                        } else {
+                            g.sum_axes(xs[0], &a, k)
+                        }
+                    }
+                }
+            }
+            "reshape" => g.reshape(xs[0], &arg_usizes(&args["shape"])),
+            "transpose" => g.transpose(
+                xs[0],
+                args["dim0"].as_u64().unwrap() as usize,
+                args["dim1"].as_u64().unwrap() as usize,
+            ),
+            "sigmoid" => g.sigmoid(xs[0]),
+            "tanh" => g.tanh(xs[0]),
+            "exp" => g.exp(xs[0]),
+            "log" => g.log(xs[0]),
+            "relu" => g.relu(xs[0]),
+            "leaky_relu" => g.leaky_relu(xs[0], args["slope"].as_f64().unwrap() as f32),
+            "elu" => g.elu(xs[0], args["alpha"].as_f64().unwrap() as f32),
+            "prelu" => g.prelu(xs[0], xs[1]),
+            "softmax" => g.softmax(xs[0]),
+            "log_softmax" => g.log_softmax(xs[0]),
+            "linear" => g.linear(xs[0], xs[1], xs.get(2).copied()),
+            "mse_loss" => g.mse(xs[0], xs[1]),
+            "binary_cross_entropy" => g.bce(xs[0], xs[1]),
+            "binary_cross_entropy_with_logits" => g.bce_with_logits(xs[0], xs[1]),
+            "cross_entropy" if fx.has(&format!("{c}.labels")) => {
+                g.cross_entropy(xs[0], &fx.labels(&format!("{c}.labels")))
+            }
+            "cross_entropy" => g.cross_entropy_probs(xs[0], xs[1]),
+            other => panic!("{c}: op {other} has no mapping in this test"),
+        };
+        let (oshape, oref) = fx.f64(&format!("{c}.out"));
+        assert_eq!(g.shape(out), oshape.as_slice(), "{c}: output shape");
+        let e_out = worst_rel(g.value(out).data(), &oref, 1e-6);
+        assert!(e_out < 1e-5, "{c}: forward differs from PyTorch by {e_out:.2e} (relative)");
+        let r = fx.f32(&format!("{c}.r"));
+        let grads = g.backward_with(out, r);
+        for (i, v) in xs.iter().enumerate() {
+            let name = format!("{c}.g{i}");
+            if !fx.has(&name) {
+                continue;
+            }
+            let (_, gref) = fx.f64(&name);
+            let got = grads.get(*v).unwrap_or_else(|| panic!("{c}: no gradient for input {i}"));
+            let e = worst_rel(got.data(), &gref, 1e-6);
+            assert!(e < 1e-5, "{c}: gradient of input {i} differs from PyTorch by {e:.2e} (relative)");
+            report.push((c.clone(), i, e));
+        }
+    }
+    let worst = report.iter().map(|r| r.2).fold(0.0, f64::max);
+    eprintln!("{} gradients checked against PyTorch float64, worst relative error {worst:.2e}", report.len());
+}
+
+/// Records each step's loss.
+struct Losses(Vec<f32>);
+impl Observer for Losses {
+    fn step(&mut self, s: &StepInfo) {
+        self.0.push(s.loss);
+    }
+}
+
+/// Replays a PyTorch training fixture here; returns (worst loss error, worst weight error).
+fn replay(name: &str) -> (f64, f64) {
+    let fx = read_fixture(name);
+    let m = &fx.meta;
+    let get = |k: &str| m.get(k).map(String::as_str).unwrap_or("");
+    let num = |k: &str| get(k).parse::<f32>().ok();
+    let spec = get("spec");
+    let mut model = Model::new(spec, Init::Default, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)).unwrap();
+    let init: Vec<(String, Tensor)> = fx
+        .tensors
+        .keys()
+        .filter_map(|k| k.strip_prefix("init.").map(|n| (n.to_string(), fx.f32(k))))
+        .collect();
+    model.load_state(&init, Path::new(name)).unwrap();
+
+    let mut oc = optim::Config::new(Kind::parse(get("optimizer")).unwrap());
+    oc.lr = num("lr").unwrap();
+    oc.momentum = num("momentum").unwrap_or(0.0);
+    oc.nesterov = get("nesterov") == "true";
+    oc.weight_decay = num("weight_decay").unwrap_or(0.0);
+    let mut cfg = TrainConfig::new(oc);
+    cfg.loss = LossKind::parse(get("loss")).unwrap();
+    cfg.batch_size = get("batch_size").parse().unwrap();
+    let steps: usize = get("steps").parse().unwrap();
+    cfg.max_steps = Some(steps);
+    cfg.epochs = steps; // more than enough: max_steps ends the run
+    cfg.shuffle = false;
+    cfg.clip_grad_norm = num("clip_grad_norm");
+    cfg.clip_grad_value = num("clip_grad_value");
+    let data = Dataset {
+        x: fx.f32("x"),
+        y: fx.labels("y"),
+        source: name.into(),
+    };
+    let mut losses = Losses(Vec::new());
+    let (summary, _) = train::train(&mut model, &data, None, &cfg, &mut losses).unwrap();
+    assert_eq!(summary.steps, steps, "{name}: steps");
+
+    let (_, lref) = fx.f64("losses");
+    let e_loss = worst_rel(&losses.0, &lref, 0.0);
+    let mut e_w = 0f64;
+    for (n, t) in model.parameters() {
+        let (shape, want) = fx.f64(&format!("final.{n}"));
+        assert_eq!(t.shape(), shape.as_slice(), "{name}: {n} shape");
+        // Relative to the tensor's scale: elementwise relative error is
+        // meaningless for weights that happen to be near zero.
+        let scale = want.iter().fold(0f64, |a, &b| a.max(b.abs()));
+        let diff = t.data().iter().zip(&want).map(|(&a, &b)| (a as f64 - b).abs()).fold(0.0, f64::max);
+        e_w = e_w.max(diff / scale);
+    }
+    (e_loss, e_w)
+}
+
+fn fixtures_named(prefix: &str) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix) && n.ends_with(".safetensors"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn training_runs_follow_pytorch_step_for_step() {
+    let names = fixtures_named("train_");
+    assert!(names.len() >= 20, "only {} training fixtures", names.len());
+    let mut failures = Vec::new();
+    for n in &names {
+        let (el, ew) = replay(n);
+        eprintln!("{n:40} loss rel err {el:.1e}  weights rel err {ew:.1e}");
+        // Measured here: every run within 3e-7 (f32 rounding). The issue asks
+        // for 1e-4 for SGD; 1e-5 leaves room for other CPUs' kernel orders.
+        let tol = 1e-5;
+        if el > tol || ew > tol {
+            failures.push(format!("{n}: loss {el:.1e}, weights {ew:.1e} (tolerance {tol:.0e})"));
+        }
+    }
+    assert!(failures.is_empty(), "runs that left PyTorch's trajectory:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn a_pytorch_saved_state_dict_loads_and_computes_the_same_logits() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let model = backprop::io::load_model(
+        &dir.join("torch_mlp.safetensors"),
+        Some("flatten,linear(784,16),relu,linear(16,10)"),
+    )
+    .unwrap();
+    let fx = read_fixture("torch_mlp_expected.safetensors");
+    let out = model.predict(&fx.f32("x"));
+    let (_, want) = fx.f64("logits");
+    let e = worst_rel(out.data(), &want, 1e-5);
+    assert!(e < 1e-4, "logits differ from PyTorch's by {e:.2e}");
+}

@@ -26,3 +26,8 @@ pub mod train;
 pub use autograd::{Gradients, Graph, Var};
 pub use error::{Error, Result};
 pub use tensor::Tensor;
+
+/// The README's Rust examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -191,8 +191,16 @@ fn mnist_model() -> &'static Path {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("mnist.safetensors");
         let j = json(&[
-            "train", "--model", MNIST_MODEL, "--data", MNIST, "--max-steps", "5",
-            "--save", s(&p), "--json",
+            "train",
+            "--model",
+            MNIST_MODEL,
+            "--data",
+            MNIST,
+            "--max-steps",
+            "5",
+            "--save",
+            s(&p),
+            "--json",
         ]);
         assert_eq!(j["steps"], 5, "{j}");
         (d, p)
@@ -242,7 +250,16 @@ fn train_csv_json_with_test_data() {
     let (_d, train, test) = csv_dir();
     let j = json(&train_csv_args(
         s(&train),
-        &["--test-data", s(&test), "--optimizer", "adam", "--lr", "0.05", "--epochs", "20"],
+        &[
+            "--test-data",
+            s(&test),
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.05",
+            "--epochs",
+            "20",
+        ],
     ));
     let last = j["epochs"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(j["epochs"][0]["epoch"], 1);
@@ -262,12 +279,38 @@ fn train_csv_json_with_test_data() {
 #[test]
 fn plain_output_ends_with_accuracy_line() {
     let (_d, train, test) = csv_dir();
-    let out = ok(&["train", "--model", CSV_MODEL, "--data", s(&train), "--epochs", "1"]);
-    assert!(out.contains("train accuracy") && out.contains("no test set"), "{out}");
     let out = ok(&[
-        "train", "--model", CSV_MODEL, "--data", s(&train), "--test-data", s(&test), "--epochs", "1",
+        "train",
+        "--model",
+        CSV_MODEL,
+        "--data",
+        s(&train),
+        "--epochs",
+        "1",
     ]);
-    assert!(out.trim_end().lines().last().unwrap().starts_with("test accuracy"), "{out}");
+    assert!(
+        out.contains("train accuracy") && out.contains("no test set"),
+        "{out}"
+    );
+    let out = ok(&[
+        "train",
+        "--model",
+        CSV_MODEL,
+        "--data",
+        s(&train),
+        "--test-data",
+        s(&test),
+        "--epochs",
+        "1",
+    ]);
+    assert!(
+        out.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("test accuracy"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -291,7 +334,10 @@ fn max_steps_stops_after_k_steps() {
 #[test]
 fn partial_last_batch_is_kept() {
     let (_d, train, _) = csv_dir();
-    let j = json(&train_csv_args(s(&train), &["--epochs", "2", "--batch-size", "16"]));
+    let j = json(&train_csv_args(
+        s(&train),
+        &["--epochs", "2", "--batch-size", "16"],
+    ));
     assert_eq!(j["steps"], 6, "{j}");
     let e = j["epochs"].as_array().unwrap();
     assert_eq!(e.len(), 2, "{j}");
@@ -312,7 +358,15 @@ fn every_optimizer_loss_and_option_runs() {
     let cases: &[&[&str]] = &[
         &["--optimizer", "sgd", "--lr", "0.1"],
         &["--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9"],
-        &["--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9", "--nesterov"],
+        &[
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.1",
+            "--momentum",
+            "0.9",
+            "--nesterov",
+        ],
         &["--optimizer", "adam"],
         &["--optimizer", "adam", "--weight-decay", "0.01"],
         &["--optimizer", "adamw"],
@@ -325,8 +379,22 @@ fn every_optimizer_loss_and_option_runs() {
         &["--loss", "bce-logits"],
         &["--clip-grad-norm", "0.5"],
         &["--clip-grad-value", "0.01"],
-        &["--clip-grad-norm", "1.0", "--clip-grad-value", "0.1", "--optimizer", "sgd"],
-        &["--lr-schedule", "step", "--lr-step-size", "1", "--lr-gamma", "0.5"],
+        &[
+            "--clip-grad-norm",
+            "1.0",
+            "--clip-grad-value",
+            "0.1",
+            "--optimizer",
+            "sgd",
+        ],
+        &[
+            "--lr-schedule",
+            "step",
+            "--lr-step-size",
+            "1",
+            "--lr-gamma",
+            "0.5",
+        ],
         &["--lr-schedule", "cosine"],
         &["--lr-schedule", "constant"],
         &["--weight-init", "xavier-uniform"],
@@ -337,13 +405,28 @@ fn every_optimizer_loss_and_option_runs() {
         &["--batch-size", "1", "--max-steps", "5"],
         &["--quiet"],
     ];
-    let bce: &[&str] = &["train", "--model", sig, "--data", s(&train), "--loss", "bce", "--epochs", "2", "--json"];
+    let bce: &[&str] = &[
+        "train",
+        "--model",
+        sig,
+        "--data",
+        s(&train),
+        "--loss",
+        "bce",
+        "--epochs",
+        "2",
+        "--json",
+    ];
     let j = json(bce);
     assert!(f64_of(&j["train_loss"]).is_finite(), "bce: {j}");
     for extra in cases {
         let j = json(&train_csv_args(s(&train), extra));
         let epochs = if extra.contains(&"--max-steps") { 1 } else { 2 };
-        assert_eq!(j["epochs"].as_array().unwrap().len(), epochs, "{extra:?}: {j}");
+        assert_eq!(
+            j["epochs"].as_array().unwrap().len(),
+            epochs,
+            "{extra:?}: {j}"
+        );
         assert!(f64_of(&j["train_loss"]).is_finite(), "{extra:?}: {j}");
         assert!(j["steps"].as_u64().unwrap() >= 1, "{extra:?}: {j}");
     }
@@ -354,13 +437,33 @@ fn lr_schedules_show_in_epoch_records() {
     let (_d, train, _) = csv_dir();
     let j = json(&train_csv_args(
         s(&train),
-        &["--optimizer", "sgd", "--lr", "0.1", "--lr-schedule", "step", "--lr-step-size", "1", "--lr-gamma", "0.5"],
+        &[
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.1",
+            "--lr-schedule",
+            "step",
+            "--lr-step-size",
+            "1",
+            "--lr-gamma",
+            "0.5",
+        ],
     ));
     assert!((f64_of(&j["epochs"][0]["lr"]) - 0.1).abs() < 1e-6, "{j}");
     assert!((f64_of(&j["epochs"][1]["lr"]) - 0.05).abs() < 1e-6, "{j}");
     let j = json(&train_csv_args(
         s(&train),
-        &["--optimizer", "sgd", "--lr", "0.1", "--lr-schedule", "cosine", "--epochs", "2"],
+        &[
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.1",
+            "--lr-schedule",
+            "cosine",
+            "--epochs",
+            "2",
+        ],
     ));
     // CosineAnnealingLR(T_max=2): 0.1, then 0.05.
     assert!((f64_of(&j["epochs"][0]["lr"]) - 0.1).abs() < 1e-6, "{j}");
@@ -376,7 +479,10 @@ fn same_seed_gives_identical_loss() {
     assert_eq!(a["train_loss"], b["train_loss"], "{a}\n{b}");
     assert_eq!(a["epochs"][0]["train_loss"], b["epochs"][0]["train_loss"]);
     // A different seed gives a different run.
-    let c = json(&train_csv_args(s(&train), &["--seed", "43", "--batch-size", "8"]));
+    let c = json(&train_csv_args(
+        s(&train),
+        &["--seed", "43", "--batch-size", "8"],
+    ));
     assert_ne!(a["train_loss"], c["train_loss"], "{a}\n{c}");
 }
 
@@ -385,7 +491,17 @@ fn no_shuffle_gives_identical_loss() {
     let (_d, train, _) = csv_dir();
     let args = train_csv_args(
         s(&train),
-        &["--no-shuffle", "--batch-size", "8", "--optimizer", "sgd", "--lr", "0.1", "--threads", "1"],
+        &[
+            "--no-shuffle",
+            "--batch-size",
+            "8",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.1",
+            "--threads",
+            "1",
+        ],
     );
     let a = json(&args);
     let b = json(&args);
@@ -405,7 +521,11 @@ fn save_then_eval_predict_and_init() {
     ));
     assert!(m.is_file());
     let optim = d.path().join("m.optim.safetensors");
-    assert!(optim.is_file(), "no optimizer state file beside {}", m.display());
+    assert!(
+        optim.is_file(),
+        "no optimizer state file beside {}",
+        m.display()
+    );
     // No temporary files left behind.
     let mut files: Vec<String> = std::fs::read_dir(d.path())
         .unwrap()
@@ -414,14 +534,23 @@ fn save_then_eval_predict_and_init() {
     files.sort();
     assert_eq!(
         files,
-        ["m.optim.safetensors", "m.safetensors", "test.csv", "train.csv"],
+        [
+            "m.optim.safetensors",
+            "m.safetensors",
+            "test.csv",
+            "train.csv"
+        ],
         "{files:?}"
     );
 
     // The model file is exactly the state_dict of nn.Sequential, plus the model line.
     let (names, meta) = tensor_names(&m);
     assert_eq!(names, ["1.bias", "1.weight", "3.bias", "3.weight"]);
-    assert_eq!(meta.get("backprop.model").map(String::as_str), Some(CSV_MODEL), "{meta:?}");
+    assert_eq!(
+        meta.get("backprop.model").map(String::as_str),
+        Some(CSV_MODEL),
+        "{meta:?}"
+    );
     let (onames, _) = tensor_names(&optim);
     assert!(!onames.is_empty());
 
@@ -432,12 +561,23 @@ fn save_then_eval_predict_and_init() {
     assert!(acc > 0.9, "{e} (train: {j})");
     assert!(f64_of(&e["loss"]).is_finite());
     let out = ok(&["eval", s(&m), "--data", s(&train)]);
-    assert!(out.contains("accuracy") && out.contains("40 samples"), "{out}");
+    assert!(
+        out.contains("accuracy") && out.contains("40 samples"),
+        "{out}"
+    );
 
     // predict a sample of the CSV: label 0.
     let out = ok(&["predict", s(&m), "--index", "0", "--data", s(&train)]);
     assert!(out.contains("class 0") && out.contains("label 0"), "{out}");
-    let p = json(&["predict", s(&m), "--index", "1", "--data", s(&train), "--json"]);
+    let p = json(&[
+        "predict",
+        s(&m),
+        "--index",
+        "1",
+        "--data",
+        s(&train),
+        "--json",
+    ]);
     assert_eq!(p["label"], 1, "{p}");
     let probs = p["probabilities"].as_array().unwrap();
     assert_eq!(probs.len(), 3);
@@ -452,7 +592,15 @@ fn save_then_eval_predict_and_init() {
     // --init from the saved file: starts where it ended.
     let j2 = json(&train_csv_args(
         s(&train),
-        &["--init", s(&m), "--epochs", "1", "--lr", "0.0", "--no-shuffle"],
+        &[
+            "--init",
+            s(&m),
+            "--epochs",
+            "1",
+            "--lr",
+            "0.0",
+            "--no-shuffle",
+        ],
     ));
     let loss0 = f64_of(&e["loss"]);
     assert!(
@@ -464,7 +612,15 @@ fn save_then_eval_predict_and_init() {
 #[test]
 fn init_from_pytorch_file_on_mnist() {
     let j = json(&[
-        "train", "--init", TORCH_MLP, "--model", MNIST_MODEL, "--data", MNIST, "--max-steps", "1",
+        "train",
+        "--init",
+        TORCH_MLP,
+        "--model",
+        MNIST_MODEL,
+        "--data",
+        MNIST,
+        "--max-steps",
+        "1",
         "--json",
     ]);
     assert_eq!(j["steps"], 1, "{j}");
@@ -476,7 +632,15 @@ fn init_from_pytorch_file_on_mnist() {
 
 #[test]
 fn eval_pytorch_file_with_model_line() {
-    let e = json(&["eval", TORCH_MLP, "--model", MNIST_MODEL, "--data", MNIST, "--json"]);
+    let e = json(&[
+        "eval",
+        TORCH_MLP,
+        "--model",
+        MNIST_MODEL,
+        "--data",
+        MNIST,
+        "--json",
+    ]);
     assert_eq!(e["samples"], 10000, "{e}");
 }
 
@@ -518,7 +682,15 @@ fn missing_data_path() {
         &["nowhere.csv", "does not exist"],
     );
     fail(
-        &["train", "--model", CSV_MODEL, "--data", MNIST, "--test-data", s(&p)],
+        &[
+            "train",
+            "--model",
+            CSV_MODEL,
+            "--data",
+            MNIST,
+            "--test-data",
+            s(&p),
+        ],
         &["nowhere.csv", "does not exist"],
     );
 }
@@ -537,10 +709,20 @@ fn folder_without_idx_files() {
 fn truncated_gzip_idx() {
     let d = tempfile::tempdir().unwrap();
     let full = gz(&images_idx(50));
-    write(d.path(), "train-images-idx3-ubyte.gz", &full[..full.len() * 2 / 3]);
+    write(
+        d.path(),
+        "train-images-idx3-ubyte.gz",
+        &full[..full.len() * 2 / 3],
+    );
     write(d.path(), "train-labels-idx1-ubyte.gz", gz(&labels_idx(50)));
     fail(
-        &["train", "--model", "flatten,linear(16,10)", "--data", s(d.path())],
+        &[
+            "train",
+            "--model",
+            "flatten,linear(16,10)",
+            "--data",
+            s(d.path()),
+        ],
         &["train-images-idx3-ubyte.gz", "truncated"],
     );
     // The real MNIST file, cut short.
@@ -551,7 +733,11 @@ fn truncated_gzip_idx() {
         d.path().join("train-images-idx3-ubyte.gz"),
     )
     .unwrap();
-    write(d.path(), "train-labels-idx1-ubyte.gz", &real[..real.len() / 2]);
+    write(
+        d.path(),
+        "train-labels-idx1-ubyte.gz",
+        &real[..real.len() / 2],
+    );
     fail(
         &["train", "--data", s(d.path()), "--max-steps", "1"],
         &["train-labels-idx1-ubyte.gz", "truncated"],
@@ -565,15 +751,31 @@ fn wrong_idx_magic_labels_as_images() {
     write(d.path(), "train-images-idx3-ubyte", labels_idx(10));
     write(d.path(), "train-labels-idx1-ubyte", labels_idx(10));
     fail(
-        &["train", "--model", "flatten,linear(16,10)", "--data", s(d.path())],
+        &[
+            "train",
+            "--model",
+            "flatten,linear(16,10)",
+            "--data",
+            s(d.path()),
+        ],
         &["train-images-idx3-ubyte", "magic"],
     );
     // Not IDX at all.
     let d = tempfile::tempdir().unwrap();
-    write(d.path(), "train-images-idx3-ubyte", "this is not an IDX file");
+    write(
+        d.path(),
+        "train-images-idx3-ubyte",
+        "this is not an IDX file",
+    );
     write(d.path(), "train-labels-idx1-ubyte", labels_idx(10));
     fail(
-        &["train", "--model", "flatten,linear(16,10)", "--data", s(d.path())],
+        &[
+            "train",
+            "--model",
+            "flatten,linear(16,10)",
+            "--data",
+            s(d.path()),
+        ],
         &["train-images-idx3-ubyte", "IDX"],
     );
 }
@@ -584,7 +786,13 @@ fn image_label_count_mismatch() {
     write(d.path(), "train-images-idx3-ubyte", images_idx(5));
     write(d.path(), "train-labels-idx1-ubyte", labels_idx(4));
     fail(
-        &["train", "--model", "flatten,linear(16,10)", "--data", s(d.path())],
+        &[
+            "train",
+            "--model",
+            "flatten,linear(16,10)",
+            "--data",
+            s(d.path()),
+        ],
         &["train-images-idx3-ubyte", "5 images", "4 labels"],
     );
 }
@@ -596,8 +804,16 @@ fn tiny_idx_folder_trains() {
     write(d.path(), "train-images-idx3-ubyte", images_idx(20));
     write(d.path(), "train-labels-idx1-ubyte.gz", gz(&labels_idx(20)));
     let j = json(&[
-        "train", "--model", "flatten,linear(16,10)", "--data", s(d.path()), "--epochs", "1",
-        "--batch-size", "8", "--json",
+        "train",
+        "--model",
+        "flatten,linear(16,10)",
+        "--data",
+        s(d.path()),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--json",
     ]);
     assert_eq!(j["steps"], 3, "{j}");
     assert!(j["test_accuracy"].is_null(), "{j}");
@@ -629,11 +845,22 @@ fn malformed_csv_names_line() {
     let mut text = csv_text(4);
     text.push_str("1,0.5,0.1\n");
     let p = write(d.path(), "short.csv", text);
-    fail(&["train", "--model", CSV_MODEL, "--data", s(&p)], &["short.csv", "line 5"]);
+    fail(
+        &["train", "--model", CSV_MODEL, "--data", s(&p)],
+        &["short.csv", "line 5"],
+    );
     // A bad --test-data CSV is named too.
     let (_d2, train, _) = csv_dir();
     fail(
-        &["train", "--model", CSV_MODEL, "--data", s(&train), "--test-data", s(&p)],
+        &[
+            "train",
+            "--model",
+            CSV_MODEL,
+            "--data",
+            s(&train),
+            "--test-data",
+            s(&p),
+        ],
         &["short.csv", "line 5"],
     );
 }
@@ -648,16 +875,28 @@ fn spec_errors() {
         &["train", "--model", "flatten,linear(4)", "--data", t],
         &["layer 1", "linear(4)"],
     );
-    fail(&["train", "--model", "foo", "--data", t], &["foo", "layer 0"]);
+    fail(
+        &["train", "--model", "foo", "--data", t],
+        &["foo", "layer 0"],
+    );
     fail(
         &["train", "--model", "linear(5,3)", "--data", t],
         &["layer 0", "linear(5,3)", "[N, 5]", "[N, 4]"],
     );
     fail(
-        &["train", "--model", "linear(4,8),relu,linear(7,3)", "--data", t],
+        &[
+            "train",
+            "--model",
+            "linear(4,8),relu,linear(7,3)",
+            "--data",
+            t,
+        ],
         &["layer 2", "linear(7,3)", "[N, 7]", "[N, 8]"],
     );
-    fail(&["train", "--model", "linear(4,3", "--data", t], &["linear(4,3"]);
+    fail(
+        &["train", "--model", "linear(4,3", "--data", t],
+        &["linear(4,3"],
+    );
     // bce needs probabilities
     fail(
         &["train", "--model", CSV_MODEL, "--data", t, "--loss", "bce"],
@@ -668,11 +907,18 @@ fn spec_errors() {
 // ---------------------------------------------------------------- bad input: options
 
 #[test]
-#[ignore = "BUG: `--lr -1` is rejected by clap as an unexpected argument (multi-line usage error) instead of the one-line learning-rate error; `--lr=-1` works"]
 fn negative_lr_as_separate_argument() {
     let (_d, train, _) = csv_dir();
     fail(
-        &["train", "--model", CSV_MODEL, "--data", s(&train), "--lr", "-1"],
+        &[
+            "train",
+            "--model",
+            CSV_MODEL,
+            "--data",
+            s(&train),
+            "--lr",
+            "-1",
+        ],
         &["--lr", "learning rate"],
     );
 }
@@ -702,8 +948,14 @@ fn bad_hyper_parameters() {
     check(&["--max-steps", "0"], &["--max-steps 0"]);
     check(&["--momentum=-0.5"], &["--momentum"]);
     check(&["--weight-decay=-1"], &["--weight-decay"]);
-    check(&["--optimizer", "sgd", "--nesterov"], &["--nesterov", "--momentum"]);
-    check(&["--optimizer", "adam", "--nesterov"], &["--nesterov", "sgd"]);
+    check(
+        &["--optimizer", "sgd", "--nesterov"],
+        &["--nesterov", "--momentum"],
+    );
+    check(
+        &["--optimizer", "adam", "--nesterov"],
+        &["--nesterov", "sgd"],
+    );
     check(&["--clip-grad-norm", "0"], &["--clip-grad-norm"]);
     check(&["--clip-grad-value=-1"], &["--clip-grad-value"]);
     check(&["--lr-schedule", "exponential"], &["exponential"]);
@@ -721,12 +973,22 @@ fn save_into_missing_folder_fails_before_training() {
         &["train", "--data", MNIST, "--save", s(&target)],
         &["--save", "nonexistent_dir", "does not exist"],
     );
-    assert!(t0.elapsed() < Duration::from_secs(30), "took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        t0.elapsed()
+    );
     assert!(!target.exists());
     assert!(!d.path().join("nonexistent_dir").exists());
     // The literal path of the brief, too.
     fail(
-        &["train", "--data", MNIST, "--save", "/nonexistent_dir/m.safetensors"],
+        &[
+            "train",
+            "--data",
+            MNIST,
+            "--save",
+            "/nonexistent_dir/m.safetensors",
+        ],
         &["--save", "/nonexistent_dir"],
     );
     assert!(!Path::new("/nonexistent_dir/m.safetensors").exists());
@@ -747,22 +1009,68 @@ fn init_with_missing_or_misshapen_tensor() {
     let (d, train, _) = csv_dir();
     let t = s(&train);
     let small = d.path().join("small.safetensors");
-    json(&["train", "--model", "linear(4,3)", "--data", t, "--epochs", "1", "--save", s(&small), "--json"]);
+    json(&[
+        "train",
+        "--model",
+        "linear(4,3)",
+        "--data",
+        t,
+        "--epochs",
+        "1",
+        "--save",
+        s(&small),
+        "--json",
+    ]);
     // The model needs more tensors than the file has.
     fail(
-        &["train", "--model", "linear(4,3),relu,linear(3,3)", "--data", t, "--init", s(&small)],
+        &[
+            "train",
+            "--model",
+            "linear(4,3),relu,linear(3,3)",
+            "--data",
+            t,
+            "--init",
+            s(&small),
+        ],
         &["small.safetensors", "2.weight"],
     );
     // The file has tensors the model lacks.
     let big = d.path().join("big.safetensors");
-    json(&["train", "--model", "linear(4,5),relu,linear(5,3)", "--data", t, "--epochs", "1", "--save", s(&big), "--json"]);
+    json(&[
+        "train",
+        "--model",
+        "linear(4,5),relu,linear(5,3)",
+        "--data",
+        t,
+        "--epochs",
+        "1",
+        "--save",
+        s(&big),
+        "--json",
+    ]);
     fail(
-        &["train", "--model", "linear(4,3)", "--data", t, "--init", s(&big)],
+        &[
+            "train",
+            "--model",
+            "linear(4,3)",
+            "--data",
+            t,
+            "--init",
+            s(&big),
+        ],
         &["big.safetensors", "2."],
     );
     // Wrong shape.
     fail(
-        &["train", "--model", "linear(4,6),relu,linear(6,3)", "--data", t, "--init", s(&big)],
+        &[
+            "train",
+            "--model",
+            "linear(4,6),relu,linear(6,3)",
+            "--data",
+            t,
+            "--init",
+            s(&big),
+        ],
         &["big.safetensors", "0.weight", "[5, 4]", "[6, 4]"],
     );
     // eval with an explicit --model that does not fit the file.
@@ -775,18 +1083,44 @@ fn init_with_missing_or_misshapen_tensor() {
 #[test]
 fn init_with_non_safetensors_file() {
     let (d, train, _) = csv_dir();
-    let junk = write(d.path(), "junk.safetensors", "this is not a safetensors file at all");
+    let junk = write(
+        d.path(),
+        "junk.safetensors",
+        "this is not a safetensors file at all",
+    );
     fail(
-        &["train", "--model", CSV_MODEL, "--data", s(&train), "--init", s(&junk)],
+        &[
+            "train",
+            "--model",
+            CSV_MODEL,
+            "--data",
+            s(&train),
+            "--init",
+            s(&junk),
+        ],
         &["junk.safetensors", "safetensors"],
     );
     let missing = d.path().join("missing.safetensors");
     fail(
-        &["train", "--model", CSV_MODEL, "--data", s(&train), "--init", s(&missing)],
+        &[
+            "train",
+            "--model",
+            CSV_MODEL,
+            "--data",
+            s(&train),
+            "--init",
+            s(&missing),
+        ],
         &["missing.safetensors"],
     );
-    fail(&["eval", s(&junk), "--data", s(&train)], &["junk.safetensors"]);
-    fail(&["predict", s(&junk), "--index", "0", "--data", s(&train)], &["junk.safetensors"]);
+    fail(
+        &["eval", s(&junk), "--data", s(&train)],
+        &["junk.safetensors"],
+    );
+    fail(
+        &["predict", s(&junk), "--index", "0", "--data", s(&train)],
+        &["junk.safetensors"],
+    );
 }
 
 #[test]
@@ -795,7 +1129,11 @@ fn predict_missing_or_garbage_image() {
     let d = tempfile::tempdir().unwrap();
     let missing = d.path().join("missing.png");
     fail(&["predict", s(m), s(&missing)], &["missing.png"]);
-    let garbage = write(d.path(), "garbage.png", [0x13u8, 0x37, 0, 1, 2, 3, 4, 5, 6, 7]);
+    let garbage = write(
+        d.path(),
+        "garbage.png",
+        [0x13u8, 0x37, 0, 1, 2, 3, 4, 5, 6, 7],
+    );
     fail(&["predict", s(m), s(&garbage)], &["garbage.png", "PNG"]);
     let truncated = write(d.path(), "cut.pgm", &pgm_one()[..300]);
     fail(&["predict", s(m), s(&truncated)], &["cut.pgm"]);
@@ -810,10 +1148,16 @@ fn predict_missing_or_garbage_image() {
 
 #[test]
 fn eval_pytorch_file_without_model_line() {
-    fail(&["eval", TORCH_MLP, "--data", MNIST], &["torch_mlp.safetensors", "--model"]);
+    fail(
+        &["eval", TORCH_MLP, "--data", MNIST],
+        &["torch_mlp.safetensors", "--model"],
+    );
     let d = tempfile::tempdir().unwrap();
     let img = write(d.path(), "one.pgm", pgm_one());
-    fail(&["predict", TORCH_MLP, s(&img)], &["torch_mlp.safetensors", "--model"]);
+    fail(
+        &["predict", TORCH_MLP, s(&img)],
+        &["torch_mlp.safetensors", "--model"],
+    );
 }
 
 // ---------------------------------------------------------------- divergence
@@ -824,8 +1168,22 @@ fn divergence_stops_and_keeps_the_save_file() {
     let f = write(d.path(), "keep.safetensors", b"known bytes, not a model");
     let err = fail(
         &[
-            "train", "--model", CSV_MODEL, "--data", s(&train), "--optimizer", "sgd", "--lr", "1e30",
-            "--batch-size", "8", "--epochs", "3", "--save", s(&f), "--quiet",
+            "train",
+            "--model",
+            CSV_MODEL,
+            "--data",
+            s(&train),
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "1e30",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "3",
+            "--save",
+            s(&f),
+            "--quiet",
         ],
         &["step", "learning rate"],
     );
@@ -836,10 +1194,212 @@ fn divergence_stops_and_keeps_the_save_file() {
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 3);
     // The same without --quiet still ends in the error line.
     let o = run(&[
-        "train", "--model", CSV_MODEL, "--data", s(&train), "--optimizer", "sgd", "--lr", "1e30",
-        "--batch-size", "8", "--epochs", "3",
+        "train",
+        "--model",
+        CSV_MODEL,
+        "--data",
+        s(&train),
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e30",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "3",
     ]);
     assert!(!o.success);
     let last = o.stderr.trim_end().lines().last().unwrap_or("");
-    assert!(last.starts_with("error: ") && last.contains("step"), "{}", o.stderr);
+    assert!(
+        last.starts_with("error: ") && last.contains("step"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn divergence_on_the_last_step_keeps_the_save_file() {
+    let (d, train, test) = csv_dir();
+    let f = write(d.path(), "keep.safetensors", b"known bytes, not a model");
+    // One SGD step with lr 1e30: the training loss of that step is finite,
+    // but the model after it outputs NaN (its test loss is NaN).
+    fail(
+        &[
+            "train",
+            "--model",
+            CSV_MODEL,
+            "--data",
+            s(&train),
+            "--test-data",
+            s(&test),
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "1e30",
+            "--max-steps",
+            "1",
+            "--save",
+            s(&f),
+            "--quiet",
+        ],
+        &["step", "learning rate"],
+    );
+    assert_eq!(std::fs::read(&f).unwrap(), b"known bytes, not a model");
+}
+
+#[test]
+fn single_output_with_cross_entropy() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "bin.csv", "0,1,2,3,4\n1,1,2,3,5\n1,0,2,3,5\n");
+    // PyTorch's CrossEntropyLoss rejects target 1 for one class: an error
+    // naming the loss and what to use instead, not a panic.
+    fail(
+        &[
+            "train",
+            "--model",
+            "linear(4,1)",
+            "--data",
+            s(&p),
+            "--epochs",
+            "1",
+            "--quiet",
+        ],
+        &["cross-entropy", "2 outputs", "bce-logits"],
+    );
+}
+
+#[test]
+fn bad_schedule_parameters() {
+    let (_d, train, _) = csv_dir();
+    let t = s(&train);
+    fail(
+        &[
+            "train",
+            "--model",
+            CSV_MODEL,
+            "--data",
+            t,
+            "--lr-schedule",
+            "step",
+            "--lr-gamma=-2",
+            "--epochs",
+            "3",
+        ],
+        &["--lr-gamma"],
+    );
+    fail(
+        &[
+            "train",
+            "--model",
+            CSV_MODEL,
+            "--data",
+            t,
+            "--lr-schedule",
+            "step",
+            "--lr-gamma",
+            "nan",
+            "--epochs",
+            "3",
+        ],
+        &["--lr-gamma"],
+    );
+    fail(
+        &[
+            "train",
+            "--model",
+            CSV_MODEL,
+            "--data",
+            t,
+            "--lr-schedule",
+            "cosine",
+            "--lr-min=-5",
+            "--epochs",
+            "3",
+        ],
+        &["--lr-min"],
+    );
+}
+
+#[test]
+fn more_bad_inputs() {
+    let (d, train, test) = csv_dir();
+    let t = s(&train);
+    // A header and no rows; an empty file.
+    let h = write(d.path(), "header.csv", "label,a,b,c,d\n");
+    fail(
+        &["train", "--model", CSV_MODEL, "--data", s(&h)],
+        &["header.csv", "no data rows"],
+    );
+    let e = write(d.path(), "empty.csv", "");
+    fail(
+        &["train", "--model", CSV_MODEL, "--data", s(&e)],
+        &["empty.csv", "empty"],
+    );
+    // An IDX file given as --data instead of its folder.
+    fail(
+        &["train", "--data", "data/mnist/train-images-idx3-ubyte.gz"],
+        &["train-images-idx3-ubyte.gz", "folder"],
+    );
+    // A test set with other features than the training set.
+    fail(
+        &[
+            "train",
+            "--model",
+            CSV_MODEL,
+            "--data",
+            t,
+            "--test-data",
+            MNIST,
+        ],
+        &["t10k-images-idx3-ubyte", "784 values", "4 values"],
+    );
+    // A test-set label out of range.
+    let bad_test = write(d.path(), "badtest.csv", "9,0,0,0,0\n");
+    fail(
+        &[
+            "train",
+            "--model",
+            CSV_MODEL,
+            "--data",
+            t,
+            "--test-data",
+            s(&bad_test),
+        ],
+        &["badtest.csv", "label 9"],
+    );
+    // eval: bce on a model without sigmoid; a missing data set.
+    let m = d.path().join("m.safetensors");
+    json(&train_csv_args(t, &["--epochs", "1", "--save", s(&m)]));
+    fail(
+        &["eval", s(&m), "--data", s(&test), "--loss", "bce"],
+        &["--loss bce"],
+    );
+    fail(
+        &["eval", s(&m), "--data", s(&d.path().join("gone.csv"))],
+        &["gone.csv"],
+    );
+    fail(
+        &["eval", s(&d.path().join("gone.safetensors")), "--data", t],
+        &["gone.safetensors"],
+    );
+    // predict: a sample of the wrong shape for the model; an image and --index.
+    fail(
+        &["predict", s(&m), "--index", "0", "--data", MNIST],
+        &["sample 0", "linear(4,8)", "[N, 4]", "[N, 784]"],
+    );
+    let img = write(d.path(), "one.pgm", pgm_one());
+    fail(&["predict", s(&m), s(&img), "--index", "0"], &["--index"]);
+    fail(
+        &["predict", s(&m), s(&img)],
+        &["one.pgm", "[N, 4]", "[N, 784]"],
+    );
+}
+
+#[test]
+fn predict_mnist_index() {
+    let m = mnist_model();
+    let p = json(&["predict", s(m), "--index", "0", "--data", MNIST, "--json"]);
+    // The first t10k label is 7.
+    assert_eq!(p["label"], 7, "{p}");
+    assert_eq!(p["probabilities"].as_array().unwrap().len(), 10, "{p}");
 }

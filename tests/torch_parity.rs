@@ -25,18 +25,33 @@ struct Fixture {
 }
 
 fn read_fixture(name: &str) -> Fixture {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
-    let meta = meta.metadata().clone().map(|m| m.into_iter().collect()).unwrap_or_default();
+    let meta = meta
+        .metadata()
+        .clone()
+        .map(|m| m.into_iter().collect())
+        .unwrap_or_default();
     let mut tensors = HashMap::new();
     for (n, v) in st.tensors() {
         let d = v.data();
         let vals: Vec<f64> = match v.dtype() {
-            Dtype::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-            Dtype::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
-            Dtype::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+            Dtype::F32 => d
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            Dtype::F64 => d
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            Dtype::I64 => d
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
             other => panic!("{name}: tensor {n}: unexpected dtype {other:?}"),
         };
         tensors.insert(n, (v.shape().to_vec(), vals));
@@ -49,11 +64,17 @@ impl Fixture {
         self.tensors.contains_key(n)
     }
     fn f32(&self, n: &str) -> Tensor {
-        let (s, v) = self.tensors.get(n).unwrap_or_else(|| panic!("fixture has no tensor {n}"));
+        let (s, v) = self
+            .tensors
+            .get(n)
+            .unwrap_or_else(|| panic!("fixture has no tensor {n}"));
         Tensor::from_vec(s.clone(), v.iter().map(|&x| x as f32).collect())
     }
     fn f64(&self, n: &str) -> (Vec<usize>, Vec<f64>) {
-        self.tensors.get(n).unwrap_or_else(|| panic!("fixture has no tensor {n}")).clone()
+        self.tensors
+            .get(n)
+            .unwrap_or_else(|| panic!("fixture has no tensor {n}"))
+            .clone()
     }
     fn labels(&self, n: &str) -> Vec<usize> {
         self.tensors[n].1.iter().map(|&v| v as usize).collect()
@@ -70,7 +91,11 @@ fn worst_rel(a: &[f32], b: &[f64], atol: f64) -> f64 {
 }
 
 fn arg_usizes(v: &Value) -> Vec<usize> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect()
 }
 
 #[test]
@@ -89,7 +114,11 @@ fn every_op_matches_pytorch_float64_forward_and_backward() {
         let mut i = 0;
         while fx.has(&format!("{c}.x{i}")) {
             let t = fx.f32(&format!("{c}.x{i}"));
-            xs.push(if Some(i) == target { g.input(t) } else { g.param(t) });
+            xs.push(if Some(i) == target {
+                g.input(t)
+            } else {
+                g.param(t)
+            });
             i += 1;
         }
         let out = match op {
@@ -147,7 +176,10 @@ fn every_op_matches_pytorch_float64_forward_and_backward() {
         let (oshape, oref) = fx.f64(&format!("{c}.out"));
         assert_eq!(g.shape(out), oshape.as_slice(), "{c}: output shape");
         let e_out = worst_rel(g.value(out).data(), &oref, 1e-6);
-        assert!(e_out < 1e-5, "{c}: forward differs from PyTorch by {e_out:.2e} (relative)");
+        assert!(
+            e_out < 1e-5,
+            "{c}: forward differs from PyTorch by {e_out:.2e} (relative)"
+        );
         let r = fx.f32(&format!("{c}.r"));
         let grads = g.backward_with(out, r);
         for (i, v) in xs.iter().enumerate() {
@@ -156,14 +188,22 @@ fn every_op_matches_pytorch_float64_forward_and_backward() {
                 continue;
             }
             let (_, gref) = fx.f64(&name);
-            let got = grads.get(*v).unwrap_or_else(|| panic!("{c}: no gradient for input {i}"));
+            let got = grads
+                .get(*v)
+                .unwrap_or_else(|| panic!("{c}: no gradient for input {i}"));
             let e = worst_rel(got.data(), &gref, 1e-6);
-            assert!(e < 1e-5, "{c}: gradient of input {i} differs from PyTorch by {e:.2e} (relative)");
+            assert!(
+                e < 1e-5,
+                "{c}: gradient of input {i} differs from PyTorch by {e:.2e} (relative)"
+            );
             report.push((c.clone(), i, e));
         }
     }
     let worst = report.iter().map(|r| r.2).fold(0.0, f64::max);
-    eprintln!("{} gradients checked against PyTorch float64, worst relative error {worst:.2e}", report.len());
+    eprintln!(
+        "{} gradients checked against PyTorch float64, worst relative error {worst:.2e}",
+        report.len()
+    );
 }
 
 /// Records each step's loss.
@@ -181,7 +221,12 @@ fn replay(name: &str) -> (f64, f64) {
     let get = |k: &str| m.get(k).map(String::as_str).unwrap_or("");
     let num = |k: &str| get(k).parse::<f32>().ok();
     let spec = get("spec");
-    let mut model = Model::new(spec, Init::Default, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)).unwrap();
+    let mut model = Model::new(
+        spec,
+        Init::Default,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+    )
+    .unwrap();
     let init: Vec<(String, Tensor)> = fx
         .tensors
         .keys()
@@ -221,7 +266,12 @@ fn replay(name: &str) -> (f64, f64) {
         // Relative to the tensor's scale: elementwise relative error is
         // meaningless for weights that happen to be near zero.
         let scale = want.iter().fold(0f64, |a, &b| a.max(b.abs()));
-        let diff = t.data().iter().zip(&want).map(|(&a, &b)| (a as f64 - b).abs()).fold(0.0, f64::max);
+        let diff = t
+            .data()
+            .iter()
+            .zip(&want)
+            .map(|(&a, &b)| (a as f64 - b).abs())
+            .fold(0.0, f64::max);
         e_w = e_w.max(diff / scale);
     }
     (e_loss, e_w)
@@ -250,10 +300,16 @@ fn training_runs_follow_pytorch_step_for_step() {
         // for 1e-4 for SGD; 1e-5 leaves room for other CPUs' kernel orders.
         let tol = 1e-5;
         if el > tol || ew > tol {
-            failures.push(format!("{n}: loss {el:.1e}, weights {ew:.1e} (tolerance {tol:.0e})"));
+            failures.push(format!(
+                "{n}: loss {el:.1e}, weights {ew:.1e} (tolerance {tol:.0e})"
+            ));
         }
     }
-    assert!(failures.is_empty(), "runs that left PyTorch's trajectory:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "runs that left PyTorch's trajectory:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -52,9 +52,13 @@ impl Init {
         {
             return v
                 .trim()
-                .parse()
+                .parse::<f32>()
+                .ok()
+                .filter(|c| c.is_finite())
                 .map(Init::Constant)
-                .map_err(|_| Error::Config(format!("--weight-init {s}: `{v}` is not a number")));
+                .ok_or_else(|| {
+                    Error::Config(format!("--weight-init {s}: `{v}` is not a finite number"))
+                });
         }
         Ok(match t.as_str() {
             "default" | "pytorch" => Init::Default,

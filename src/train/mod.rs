@@ -180,6 +180,13 @@ pub fn check_compatible(model: &Model, data: &Dataset, loss: LossKind) -> Result
         )));
     }
     let c = out[0];
+    if c == 1 && loss == LossKind::CrossEntropy {
+        return Err(Error::Config(
+            "--loss cross-entropy needs at least 2 outputs, the model has 1: use --loss bce-logits \
+             (or end the model with linear(…,2))"
+                .into(),
+        ));
+    }
     let last = model.layers.last().map(|l| &l.kind);
     if loss == LossKind::Bce
         && !matches!(
@@ -335,12 +342,12 @@ pub fn train(
             let (x, y) = train.batch(idx);
             let (l, r, mut grads) = compute_gradients(model, x, &y, cfg.loss);
             if !l.is_finite() {
-                return Err(Error::Diverged(format!(
-                    "the loss became {l} at step {} (epoch {}): lower the learning rate (--lr {}) or clip gradients (--clip-grad-norm 1.0); nothing was saved",
+                return Err(diverged(
+                    &format!("the loss became {l}"),
                     steps + 1,
                     epoch + 1,
-                    lr / 10.0
-                )));
+                    lr,
+                ));
             }
             if let Some(c) = cfg.clip_grad_norm {
                 clip_grad_norm(&mut grads, c);
@@ -376,7 +383,9 @@ pub fn train(
         );
         obs.epoch_end(&rec);
         epochs.push(rec);
+        check_finite(model, epochs.last(), steps, lr)?;
     }
+    check_finite(model, epochs.last(), steps, cfg.optimizer.lr)?;
     let last = epochs.last().expect("at least one epoch");
     let summary = Summary {
         model: model.spec.clone(),
@@ -389,6 +398,39 @@ pub fn train(
         epochs,
     };
     Ok((summary, opt))
+}
+
+fn diverged(what: &str, step: usize, epoch: usize, lr: f32) -> Error {
+    Error::Diverged(format!(
+        "{what} at step {step} (epoch {epoch}): lower the learning rate (e.g. --lr {:e}) or clip gradients \
+         (--clip-grad-norm 1.0); nothing was saved",
+        lr / 10.0
+    ))
+}
+
+/// The last update can turn weights (or the outputs they give) NaN or
+/// infinite without the training loss showing it yet.
+fn check_finite(model: &Model, rec: Option<&EpochRecord>, step: usize, lr: f32) -> Result<()> {
+    let epoch = rec.map_or(1, |r| r.epoch);
+    for (name, t) in model.parameters() {
+        if let Some(v) = t.data().iter().find(|v| !v.is_finite()) {
+            return Err(diverged(
+                &format!("parameter `{name}` became {v}"),
+                step,
+                epoch,
+                lr,
+            ));
+        }
+    }
+    if let Some(l) = rec.and_then(|r| r.test_loss).filter(|l| !l.is_finite()) {
+        return Err(diverged(
+            &format!("the test loss became {l}"),
+            step,
+            epoch,
+            lr,
+        ));
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

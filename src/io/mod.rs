@@ -183,7 +183,7 @@ pub fn check_writable(path: &Path) -> Result<()> {
 
 /// Save a model's state (exactly its `state_dict()`), with its model line in the metadata.
 pub fn save_model(model: &Model, path: &Path) -> Result<()> {
-    let tensors: Vec<(String, Tensor)> = model.parameters().map(|(n, t)| (n, t.clone())).collect();
+    let tensors = model.state();
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
     meta.insert(MODEL_KEY.to_string(), model.spec.clone());

@@ -46,6 +46,9 @@ pub struct Layer {
     pub kind: LayerKind,
     /// `(local name, value)`, e.g. `("weight", …)`; the full name is `"{index}.{local}"`.
     pub params: Vec<(&'static str, Arc<Tensor>)>,
+    /// Non-trainable state saved with the model (`running_mean`, `running_var`,
+    /// `num_batches_tracked`), in PyTorch's `state_dict` order after the params.
+    pub buffers: Vec<(&'static str, Tensor)>,
     /// The spec item, for error messages and reports.
     pub item: Item,
 }
@@ -68,6 +71,18 @@ pub struct Model {
     pub spec: String,
 }
 
+/// Training or evaluation behaviour of the layers that differ (BatchNorm,
+/// Dropout). The command line switches it itself: `train` runs in
+/// `Train`, evaluation and `predict` in `Eval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Batch statistics, dropout on. `seed` drives this pass's dropout masks
+    /// (the training loop derives it from `--seed` and the step number).
+    Train { seed: u64 },
+    /// Running statistics, dropout off.
+    Eval,
+}
+
 /// The result of a forward pass through a graph.
 pub struct Forward {
     /// The model's output.
@@ -76,6 +91,11 @@ pub struct Forward {
     pub params: Vec<Var>,
     /// Each layer's output, in layer order.
     pub layer_outputs: Vec<Var>,
+    /// New values for buffers (BatchNorm running statistics) computed in
+    /// `Train` mode: `(layer index, buffer name, value)`. The forward pass
+    /// itself never mutates the model; [`Model::apply_buffer_updates`] does,
+    /// after the step.
+    pub buffer_updates: Vec<(usize, &'static str, Tensor)>,
 }
 
 fn build_layer(item: Item, init: Init, rng: &mut ChaCha8Rng) -> Result<Layer> {
@@ -153,7 +173,12 @@ fn build_layer(item: Item, init: Init, rng: &mut ChaCha8Rng) -> Result<Layer> {
             )))
         }
     };
-    Ok(Layer { kind, params, item })
+    Ok(Layer {
+        kind,
+        params,
+        buffers: Vec::new(),
+        item,
+    })
 }
 
 fn act(item: &Item, f: Unary) -> Result<LayerKind> {
@@ -263,19 +288,21 @@ impl Model {
     }
 
     /// Run the model on `x: [N, ...]` through `g`, recording parameters as leaves.
-    pub fn forward(&self, g: &mut Graph, x: Var) -> Forward {
+    pub fn forward(&self, g: &mut Graph, x: Var, mode: Mode) -> Forward {
         let params: Vec<Var> = self
             .layers
             .iter()
             .flat_map(|l| l.params.iter())
             .map(|(_, t)| g.param(t.clone()))
             .collect();
-        self.forward_with(g, x, params)
+        self.forward_with(g, x, params, mode)
     }
 
     /// Run the model with the given parameter nodes (one per parameter, in
     /// [`Model::parameters`] order) instead of the model's own values.
-    pub fn forward_with(&self, g: &mut Graph, x: Var, params: Vec<Var>) -> Forward {
+    pub fn forward_with(&self, g: &mut Graph, x: Var, params: Vec<Var>, mode: Mode) -> Forward {
+        let _ = mode; // used by BatchNorm and Dropout
+        let buffer_updates = Vec::new();
         assert_eq!(
             params.len(),
             self.layers.iter().map(|l| l.params.len()).sum::<usize>()
@@ -305,27 +332,56 @@ impl Model {
             out: h,
             params,
             layer_outputs,
+            buffer_updates,
         }
     }
 
-    /// Inference on a batch: records no graph for a backward pass.
+    /// Store the buffer values a `Train`-mode forward pass computed.
+    pub fn apply_buffer_updates(&mut self, updates: Vec<(usize, &'static str, Tensor)>) {
+        for (layer, name, value) in updates {
+            let slot = self.layers[layer]
+                .buffers
+                .iter_mut()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("layer {layer} has no buffer {name}"));
+            slot.1 = value;
+        }
+    }
+
+    /// Everything PyTorch's `state_dict()` holds for this model: per layer,
+    /// its parameters then its buffers, named `"{index}.{name}"`.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            for (n, t) in &l.params {
+                out.push((format!("{i}.{n}"), (**t).clone()));
+            }
+            for (n, t) in &l.buffers {
+                out.push((format!("{i}.{n}"), t.clone()));
+            }
+        }
+        out
+    }
+
+    /// Inference on a batch in `Eval` mode: records no graph for a backward pass.
     pub fn predict(&self, x: &Tensor) -> Tensor {
         let mut g = Graph::no_grad();
         let xv = g.input(x.clone());
-        let f = self.forward(&mut g, xv);
+        let f = self.forward(&mut g, xv, Mode::Eval);
         g.value(f.out).clone()
     }
 
-    /// Replace every parameter with the tensor of the same name in `state`.
-    /// Every parameter must be present with the right shape, and `state` must
-    /// hold nothing else (as PyTorch's strict `load_state_dict`).
+    /// Replace every parameter and buffer with the tensor of the same name
+    /// in `state`. Every one must be present with the right shape, and
+    /// `state` must hold nothing else (as PyTorch's strict `load_state_dict`).
     pub fn load_state(
         &mut self,
         state: &[(String, Tensor)],
         origin: &std::path::Path,
     ) -> Result<()> {
         let names: Vec<(String, Vec<usize>)> = self
-            .parameters()
+            .state()
+            .into_iter()
             .map(|(n, t)| (n, t.shape().to_vec()))
             .collect();
         for (name, _) in state {
@@ -356,7 +412,8 @@ impl Model {
                         ),
                     )
                 })?;
-            if t.shape() != shape.as_slice() {
+            // PyTorch stores a scalar buffer (num_batches_tracked) with shape [].
+            if t.shape() != shape.as_slice() && t.numel() != shape.iter().product::<usize>() {
                 return Err(Error::weights(
                     origin,
                     format!(
@@ -366,10 +423,26 @@ impl Model {
                     ),
                 ));
             }
-            values.push(t.clone());
+            if t.shape() != shape.as_slice() && !name.ends_with("num_batches_tracked") {
+                return Err(Error::weights(
+                    origin,
+                    format!(
+                        "tensor `{name}` has shape {:?}, the model `{}` needs {shape:?}",
+                        t.shape(),
+                        self.spec
+                    ),
+                ));
+            }
+            values.push(t.clone().reshape(shape));
         }
-        for (p, v) in self.parameters_mut().into_iter().zip(values) {
-            *p = v;
+        let mut it = values.into_iter();
+        for l in &mut self.layers {
+            for (_, p) in &mut l.params {
+                *Arc::make_mut(p) = it.next().expect("one value per parameter");
+            }
+            for (_, b) in &mut l.buffers {
+                *b = it.next().expect("one value per buffer");
+            }
         }
         Ok(())
     }
@@ -428,7 +501,7 @@ mod tests {
         inputs.push(crate::ops::gradcheck::pseudo_random(&[3, 2, 3], 9));
         let errs = crate::ops::gradcheck::gradient_errors(&inputs, |g, v| {
             let (x, params) = v.split_last().unwrap();
-            m.forward_with(g, *x, params.to_vec()).out
+            m.forward_with(g, *x, params.to_vec(), Mode::Eval).out
         });
         assert!(errs.iter().all(|&e| e < 2e-3), "{errs:?}");
     }

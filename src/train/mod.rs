@@ -6,7 +6,7 @@
 //! parameters the graph shared are updated without a copy.
 
 use crate::data::{epoch_batches, Dataset};
-use crate::nn::{LayerKind, Model};
+use crate::nn::{LayerKind, Mode, Model};
 use crate::ops::unary::Unary;
 use crate::optim::{clip_grad_norm, clip_grad_value, Config, Optimizer, Schedule};
 use crate::{Error, Graph, Result, Tensor, Var};
@@ -269,16 +269,28 @@ pub fn correct(out: &Tensor, labels: &[usize], loss: LossKind) -> usize {
         .count()
 }
 
-/// One forward/backward pass: (loss, correct count, gradients in parameter order).
+/// One training-mode forward/backward pass.
+pub struct StepResult {
+    pub loss: f32,
+    /// Correct predictions in the batch.
+    pub correct: usize,
+    /// ∂L/∂θ for every parameter, in [`Model::parameters`] order.
+    pub grads: Vec<Tensor>,
+    /// Buffer values (BatchNorm running statistics) to store after the step.
+    pub buffer_updates: Vec<(usize, &'static str, Tensor)>,
+}
+
+/// One forward/backward pass in `Train` mode (`seed` drives dropout).
 pub fn compute_gradients(
     model: &Model,
     x: Tensor,
     labels: &[usize],
     loss: LossKind,
-) -> (f32, usize, Vec<Tensor>) {
+    seed: u64,
+) -> StepResult {
     let mut g = Graph::new();
     let xv = g.input(x);
-    let f = model.forward(&mut g, xv);
+    let f = model.forward(&mut g, xv, Mode::Train { seed });
     let l = loss_node(&mut g, f.out, labels, loss);
     let lv = g.value(l).item();
     let right = correct(g.value(f.out), labels, loss);
@@ -289,7 +301,12 @@ pub fn compute_gradients(
         .zip(model.parameters())
         .map(|(v, (_, p))| grads.take(*v).unwrap_or_else(|| p.zeros_like()))
         .collect();
-    (lv, right, gs)
+    StepResult {
+        loss: lv,
+        correct: right,
+        grads: gs,
+        buffer_updates: f.buffer_updates,
+    }
 }
 
 /// Mean loss and accuracy of `model` on `data`, recording no graph.
@@ -303,7 +320,7 @@ pub fn evaluate(model: &Model, data: &Dataset, loss: LossKind, batch_size: usize
         let (x, y) = data.batch(&idx);
         let mut g = Graph::no_grad();
         let xv = g.input(x);
-        let f = model.forward(&mut g, xv);
+        let f = model.forward(&mut g, xv, Mode::Eval);
         let l = loss_node(&mut g, f.out, &y, loss);
         total += g.value(l).item() as f64 * y.len() as f64;
         right += correct(g.value(f.out), &y, loss);
@@ -340,7 +357,13 @@ pub fn train(
         let (mut loss_sum, mut right, mut seen, mut ep_steps) = (0f64, 0usize, 0usize, 0usize);
         for idx in &batches {
             let (x, y) = train.batch(idx);
-            let (l, r, mut grads) = compute_gradients(model, x, &y, cfg.loss);
+            let seed = cfg.seed ^ (steps as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let StepResult {
+                loss: l,
+                correct: r,
+                mut grads,
+                buffer_updates,
+            } = compute_gradients(model, x, &y, cfg.loss, seed);
             if !l.is_finite() {
                 return Err(diverged(
                     &format!("the loss became {l}"),
@@ -356,6 +379,7 @@ pub fn train(
                 clip_grad_value(&mut grads, c);
             }
             opt.step(&mut model.parameters_mut(), &grads, lr);
+            model.apply_buffer_updates(buffer_updates);
             steps += 1;
             ep_steps += 1;
             loss_sum += l as f64 * y.len() as f64;

@@ -7,6 +7,7 @@
 //! one deterministic order, which drives the optimizer state, saving and the
 //! per-layer reports.
 
+pub mod checkpoint;
 pub mod init;
 pub mod spec;
 
@@ -69,6 +70,9 @@ pub struct Model {
     pub layers: Vec<Layer>,
     /// The model line it was built from (after preset expansion).
     pub spec: String,
+    /// Layer ranges whose activations are not kept for the backward pass but
+    /// recomputed during it (gradient checkpointing); see [`checkpoint`].
+    pub checkpoints: Vec<std::ops::Range<usize>>,
 }
 
 /// Training or evaluation behaviour of the layers that differ (BatchNorm,
@@ -181,6 +185,32 @@ fn build_layer(item: Item, init: Init, rng: &mut ChaCha8Rng) -> Result<Layer> {
     })
 }
 
+/// Run one layer: `i` is its index in the model, `p` its parameter nodes.
+pub(crate) fn layer_forward(
+    i: usize,
+    l: &Layer,
+    g: &mut Graph,
+    h: Var,
+    p: &[Var],
+    mode: Mode,
+    buffer_updates: &mut Vec<(usize, &'static str, Tensor)>,
+) -> Var {
+    let _ = (i, mode, &buffer_updates); // BatchNorm and Dropout use these
+    match &l.kind {
+        LayerKind::Flatten => g.flatten(h),
+        LayerKind::Reshape(dims) => {
+            let mut shape = vec![g.shape(h)[0]];
+            shape.extend(dims);
+            g.reshape(h, &shape)
+        }
+        LayerKind::Linear { .. } => g.linear(h, p[0], p.get(1).copied()),
+        LayerKind::Activation(f) => g.unary(*f, h),
+        LayerKind::PRelu { .. } => g.prelu(h, p[0]),
+        LayerKind::Softmax => g.softmax(h),
+        LayerKind::LogSoftmax => g.log_softmax(h),
+    }
+}
+
 fn act(item: &Item, f: Unary) -> Result<LayerKind> {
     item.expect_args(0, &["inplace"], &item.name)?;
     Ok(LayerKind::Activation(f))
@@ -199,7 +229,11 @@ impl Model {
             .into_iter()
             .map(|it| build_layer(it, init, rng))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Model { layers, spec })
+        Ok(Model {
+            layers,
+            spec,
+            checkpoints: Vec::new(),
+        })
     }
 
     /// `(full name, value)` for every parameter, in the one fixed order.
@@ -301,32 +335,46 @@ impl Model {
     /// Run the model with the given parameter nodes (one per parameter, in
     /// [`Model::parameters`] order) instead of the model's own values.
     pub fn forward_with(&self, g: &mut Graph, x: Var, params: Vec<Var>, mode: Mode) -> Forward {
-        let _ = mode; // used by BatchNorm and Dropout
-        let buffer_updates = Vec::new();
         assert_eq!(
             params.len(),
-            self.layers.iter().map(|l| l.params.len()).sum::<usize>()
+            self.layers.iter().map(|l| l.params.len()).sum::<usize>(),
+            "forward_with: one Var per parameter"
         );
+        let mut buffer_updates = Vec::new();
         let mut layer_outputs = Vec::with_capacity(self.layers.len());
         let mut h = x;
-        let mut k = 0;
-        for l in &self.layers {
-            let p = &params[k..k + l.params.len()];
-            k += l.params.len();
-            h = match &l.kind {
-                LayerKind::Flatten => g.flatten(h),
-                LayerKind::Reshape(dims) => {
-                    let mut shape = vec![g.shape(h)[0]];
-                    shape.extend(dims);
-                    g.reshape(h, &shape)
+        let (mut i, mut k) = (0, 0);
+        while i < self.layers.len() {
+            let seg = self
+                .checkpoints
+                .iter()
+                .find(|r| r.start == i && r.end > r.start && r.end <= self.layers.len());
+            match seg {
+                Some(r) if g.grad_enabled() => {
+                    let layers = &self.layers[r.clone()];
+                    let np: usize = layers.iter().map(|l| l.params.len()).sum();
+                    h = checkpoint::segment(
+                        g,
+                        layers,
+                        r.start,
+                        h,
+                        &params[k..k + np],
+                        mode,
+                        &mut buffer_updates,
+                    );
+                    layer_outputs.extend(std::iter::repeat_n(h, layers.len()));
+                    i = r.end;
+                    k += np;
                 }
-                LayerKind::Linear { .. } => g.linear(h, p[0], p.get(1).copied()),
-                LayerKind::Activation(f) => g.unary(*f, h),
-                LayerKind::PRelu { .. } => g.prelu(h, p[0]),
-                LayerKind::Softmax => g.softmax(h),
-                LayerKind::LogSoftmax => g.log_softmax(h),
-            };
-            layer_outputs.push(h);
+                _ => {
+                    let l = &self.layers[i];
+                    let np = l.params.len();
+                    h = layer_forward(i, l, g, h, &params[k..k + np], mode, &mut buffer_updates);
+                    layer_outputs.push(h);
+                    i += 1;
+                    k += np;
+                }
+            }
         }
         Forward {
             out: h,

@@ -91,37 +91,65 @@ pub fn matmul_into(
         Trans::Yes => (k as isize, 1),
     };
     let t = threads();
-    // Threads only pay off once there is enough work to split.
-    let par = if t > 1 && m * n * k >= 64 * 64 * 64 {
-        gemm::Parallelism::Rayon(t)
-    } else {
-        gemm::Parallelism::None
+    // gemm's own rayon split costs more than it gains at the sizes of a
+    // batch-64 step, so we split the output into one contiguous block per
+    // thread ourselves, each a single-threaded gemm call. Every output
+    // element is computed by one thread in one order, so the same thread
+    // count gives bit-identical results (gemm's blocking depends on the block
+    // sizes, so a different thread count may round differently).
+    let parts = if t > 1 && m * n * k >= 1 << 18 { t.min(m.max(n) / 8).max(1) } else { 1 };
+    // The address, not the `&mut`, crosses into the threads.
+    let out_addr = out.as_mut_ptr() as usize;
+    let block = |i0: usize, i1: usize, j0: usize, j1: usize| {
+        // SAFETY: rows i0..i1 and columns j0..j1 of `out` are written by this
+        // call only; the operand offsets select the matching rows of op(a)
+        // and columns of op(b), and stay inside the slices checked above.
+        unsafe {
+            gemm::gemm(
+                i1 - i0,
+                j1 - j0,
+                k,
+                (out_addr as *mut f32).add(i0 * n + j0),
+                1,
+                n as isize,
+                accumulate,
+                a.as_ptr().offset(i0 as isize * a_rs),
+                a_cs,
+                a_rs,
+                b.as_ptr().offset(j0 as isize * b_cs),
+                b_cs,
+                b_rs,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
     };
-    // SAFETY: the asserts above guarantee every index gemm forms from these
-    // dimensions and strides lies inside the three slices, and `out` does not
-    // alias `a` or `b` (it is a distinct `&mut`).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        );
+    if parts <= 1 {
+        block(0, m, 0, n);
+    } else if m >= n {
+        let step = m.div_ceil(parts);
+        rayon::scope(|s| {
+            for p in 0..parts {
+                let (i0, i1) = (p * step, ((p + 1) * step).min(m));
+                if i0 < i1 {
+                    s.spawn(move |_| block(i0, i1, 0, n));
+                }
+            }
+        });
+    } else {
+        let step = n.div_ceil(parts);
+        rayon::scope(|s| {
+            for p in 0..parts {
+                let (j0, j1) = (p * step, ((p + 1) * step).min(n));
+                if j0 < j1 {
+                    s.spawn(move |_| block(0, m, j0, j1));
+                }
+            }
+        });
     }
 }
 

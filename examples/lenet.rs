@@ -1,0 +1,11 @@
+//! The `lenet` preset on MNIST (two convolutions with max-pooling, three
+//! linear layers), Adam 1e-3, batch 64, 3 epochs as in
+//! `../shared/bench/torch_bench.py cnn-lenet`. Must reach 98.5 % test accuracy.
+//!
+//! `cargo run --release --example lenet`
+
+mod common;
+
+fn main() {
+    common::run("lenet", common::adam(1e-3), 64, 3, 0.985);
+}

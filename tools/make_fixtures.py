@@ -22,6 +22,19 @@ It writes (all safetensors, metadata values are strings):
   float32-rounded inputs. Inputs that are targets (args.target_input) get no g.
   Metadata: `<c>` -> JSON {"op": ..., "args": {...}}, `cases` -> JSON list.
 
+* tests/fixtures/ops_layers.safetensors -- the same format for layer ops:
+  conv2d (F.conv2d; x0 input [N,C,H,W], x1 weight [O,C,kh,kw], x2 bias [O]
+  unless args.bias is false; args stride, padding as [h,w]), max_pool2d (args
+  kernel, stride, padding as [h,w]; one case with tied window maxima, whose
+  gradient PyTorch routes to the first maximum in row-major scan order),
+  batch_norm (F.batch_norm with x1 weight, x2 bias, momentum 0.1, eps 1e-5 and
+  args.training; the given running statistics are stored as
+  `<c>.running_mean` / `<c>.running_var` (float32) and, for training cases,
+  PyTorch's updated ones as `<c>.new_running_mean` / `<c>.new_running_var`
+  (float64, unbiased batch variance)) and rnn_tanh (nn.RNN(F, H,
+  batch_first=True) with x1 weight_ih [H,F], x2 weight_hh [H,H], x3 bias_ih
+  [H], x4 bias_hh [H], zero initial state; out = hn[-1], [B,H]).
+
 * tests/fixtures/train_<case>.safetensors -- short training runs of an
   nn.Sequential in float32: `x`, `y` (int64 labels), `init.<name>` /
   `final.<name>` for every state_dict entry before / after training, `losses`
@@ -30,7 +43,17 @@ It writes (all safetensors, metadata values are strings):
   clip_grad_norm, clip_grad_value (and betas/eps/alpha when non-default), plus
   n, seed, torch_version. Batches are taken in order without shuffling,
   batch i of an epoch is rows [i*B, min((i+1)*B, N)) (the last partial batch
-  is kept), and the next epoch restarts at row 0.
+  is kept), and the next epoch restarts at row 0. The model is in train mode
+  during the run; `init.` / `final.` include buffers (BatchNorm's
+  running_mean, running_var and num_batches_tracked, int64 shape []). Cases
+  with BatchNorm also hold `eval_logits` (float32 [8,10]): the trained model's
+  output in eval mode on x[:8]. Spec layers: linear(i,o), relu, sigmoid, tanh,
+  leaky_relu(s), prelu, elu(a), softmax, log_softmax, flatten,
+  conv2d(i,o,k,stride=s,padding=p) (nn.Conv2d), maxpool2d(k) (nn.MaxPool2d),
+  batchnorm1d(n), batchnorm2d(n), reshape(a,b,...) (per-sample reshape, no
+  state) and rnn(F,H) (nn.RNN(F,H,batch_first=True) returning hn[-1]; its
+  state_dict keys are <i>.weight_ih_l0, <i>.weight_hh_l0, <i>.bias_ih_l0,
+  <i>.bias_hh_l0); layer i of the spec is index i of the nn.Sequential.
 
 * tests/fixtures/torch_mlp.safetensors -- a plain PyTorch state_dict (no
   metadata) of nn.Sequential(Flatten, Linear(784,16), ReLU, Linear(16,10))
@@ -228,15 +251,119 @@ def op_cases():
     yield ("cross_entropy_probs", "cross_entropy", {"target_input": 1, "reduction": "mean"}, mk_ce_probs)
 
 
-def make_ops(path):
+# Layer ops (tests/fixtures/ops_layers.safetensors). Signature (xs, args, state):
+# state holds float64 copies of the case's running statistics (batch_norm).
+
+def _conv2d(xs, a, st):
+    return F.conv2d(xs[0], xs[1], xs[2] if len(xs) > 2 else None, stride=tuple(a["stride"]),
+                    padding=tuple(a["padding"]))
+
+
+def _batch_norm(xs, a, st):
+    return F.batch_norm(xs[0], st["running_mean"], st["running_var"], weight=xs[1], bias=xs[2],
+                        training=a["training"], momentum=0.1, eps=1e-5)
+
+
+def _rnn_tanh(xs, a, st):
+    """nn.RNN(F, H, batch_first=True) with its weights replaced by x1..x4; the last
+    hidden state hn[-1] [B, H] (initial hidden state zero)."""
+    x, w_ih, w_hh, b_ih, b_hh = xs
+    rnn = nn.RNN(w_ih.shape[1], w_ih.shape[0], batch_first=True).double()
+    ps = {"weight_ih_l0": w_ih, "weight_hh_l0": w_hh, "bias_ih_l0": b_ih, "bias_hh_l0": b_hh}
+    _, hn = torch.func.functional_call(rnn, ps, (x,))
+    # cross-check with the textbook recurrence h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+    with torch.no_grad():
+        h = torch.zeros(x.shape[0], w_ih.shape[0], dtype=x.dtype)
+        for t in range(x.shape[1]):
+            h = torch.tanh(x[:, t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
+        assert torch.allclose(hn[-1], h, rtol=1e-12, atol=1e-12)
+    return hn[-1]
+
+
+LAYER_OPS = {
+    "conv2d": _conv2d,
+    "max_pool2d": lambda xs, a, st: F.max_pool2d(xs[0], tuple(a["kernel"]), tuple(a["stride"]),
+                                                 tuple(a["padding"])),
+    "batch_norm": _batch_norm,
+    "rnn_tanh": _rnn_tanh,
+}
+
+
+def layer_cases():
+    """Yields (name, op, args, make_inputs) where make_inputs() -> (inputs, state or None)."""
+    def conv(n, c, h, w, o, kh, kw, bias=True):
+        def mk():
+            xs = [randn(n, c, h, w), randn(o, c, kh, kw) * 0.5]
+            if bias:
+                xs.append(randn(o) * 0.5)
+            return xs, None
+        return mk
+    yield "conv2d_basic", "conv2d", {"stride": [1, 1], "padding": [0, 0]}, conv(2, 1, 6, 6, 3, 3, 3)
+    yield "conv2d_stride2_pad1", "conv2d", {"stride": [2, 2], "padding": [1, 1]}, conv(2, 2, 7, 7, 4, 3, 3)
+    yield "conv2d_pad2_k5", "conv2d", {"stride": [1, 1], "padding": [2, 2]}, conv(1, 3, 5, 5, 2, 5, 5)
+    yield "conv2d_rect_kernel", "conv2d", {"stride": [1, 1], "padding": [0, 0]}, conv(2, 2, 6, 5, 3, 2, 3)
+    yield ("conv2d_no_bias", "conv2d", {"stride": [1, 1], "padding": [1, 1], "bias": False},
+           conv(2, 2, 5, 5, 3, 3, 3, bias=False))
+
+    def pool_args(k, s, p):
+        return {"kernel": [k, k], "stride": [s, s], "padding": [p, p]}
+    yield "max_pool2d_k2s2", "max_pool2d", pool_args(2, 2, 0), lambda: ([randn(2, 3, 6, 6)], None)
+    yield "max_pool2d_k3s2_overlap", "max_pool2d", pool_args(3, 2, 0), lambda: ([randn(1, 2, 7, 7)], None)
+    yield "max_pool2d_k3s1_pad1", "max_pool2d", pool_args(3, 1, 1), lambda: ([randn(1, 1, 5, 5)], None)
+    # Every 2x2 window holds its maximum more than once; PyTorch routes the gradient
+    # to the first one in row-major scan order (checked in main()).
+    ties = torch.tensor([[3., 3., 1., 5.],
+                         [1., 3., 5., 0.],
+                         [2., 2., -1., 1.],
+                         [2., 2., 6., 6.]]).reshape(1, 1, 4, 4)
+    yield "max_pool2d_ties", "max_pool2d", pool_args(2, 2, 0), lambda: ([ties.clone()], None)
+
+    def bn(shape):
+        def mk():
+            c = shape[1]
+            x = randn(*shape) * 1.5 + 0.5
+            w, b = 1.0 + 0.3 * randn(c), 0.5 * randn(c)
+            st = {"running_mean": 0.5 * randn(c), "running_var": uniform(0.5, 2.0, c)}
+            return [x, w, b], st
+        return mk
+    yield "batch_norm_train_2d", "batch_norm", {"training": True}, bn([8, 5])
+    yield "batch_norm_eval_2d", "batch_norm", {"training": False}, bn([8, 5])
+    yield "batch_norm_train_4d", "batch_norm", {"training": True}, bn([4, 3, 5, 5])
+    yield "batch_norm_eval_4d", "batch_norm", {"training": False}, bn([4, 3, 5, 5])
+    yield "batch_norm_eval_batch1", "batch_norm", {"training": False}, bn([1, 5])
+
+    def rnn(b, t, f, h):
+        def mk():
+            k = 1.0 / math.sqrt(h)   # nn.RNN's own init range
+            return [randn(b, t, f), uniform(-k, k, h, f), uniform(-k, k, h, h),
+                    uniform(-k, k, h), uniform(-k, k, h)], None
+        return mk
+    yield "rnn_tanh_t1", "rnn_tanh", {}, rnn(3, 1, 4, 5)
+    yield "rnn_tanh_t6", "rnn_tanh", {}, rnn(3, 6, 4, 5)
+    yield "rnn_tanh_t20", "rnn_tanh", {}, rnn(2, 20, 3, 4)
+
+
+def make_ops(path, cases=op_cases, table=OPS):
+    """make_inputs() returns (inputs, extra): for `table` OPS, extra is the int64
+    labels or None; for LAYER_OPS it is a dict of float32 state tensors (BatchNorm's
+    running_mean / running_var) or None. The state is stored as `<c>.<key>`, handed
+    to the op as float64 copies, and, when the op updated it (args.training), stored
+    again afterwards as `<c>.new_<key>` (float64)."""
     tensors, meta, names = {}, {}, []
-    for name, op, args, mk in op_cases():
+    for name, op, args, mk in cases():
         torch.manual_seed(seed_for(name))
-        xs32, labels = mk()
+        xs32, extra = mk()
         xs32 = [x.to(torch.float32).contiguous() for x in xs32]
         tgt = args.get("target_input")
         xs64 = [x.double().requires_grad_(i != tgt) for i, x in enumerate(xs32)]
-        out = OPS[op](xs64, args, labels)
+        if table is OPS:
+            labels, state32, state64 = extra, {}, {}
+            out = table[op](xs64, args, labels)
+        else:
+            labels = None
+            state32 = {k: v.to(torch.float32).contiguous() for k, v in (extra or {}).items()}
+            state64 = {k: v.double().clone() for k, v in state32.items()}
+            out = table[op](xs64, args, state64)
         r32 = torch.randn(out.shape, dtype=torch.float32)
         loss = (out * r32.double()).sum()
         diff = [x for x in xs64 if x.requires_grad]
@@ -245,6 +372,11 @@ def make_ops(path):
             tensors[f"{name}.x{i}"] = x.clone()
         if labels is not None:
             tensors[f"{name}.labels"] = labels.to(torch.int64).contiguous()
+        for k, v in state32.items():
+            tensors[f"{name}.{k}"] = v.clone()
+            if args.get("training"):
+                assert not torch.equal(state64[k], v.double()), f"{name}: {k} not updated"
+                tensors[f"{name}.new_{k}"] = state64[k].detach().clone().contiguous()
         tensors[f"{name}.r"] = r32.contiguous()
         tensors[f"{name}.out"] = out.detach().clone().contiguous()
         gi = iter(grads)
@@ -260,18 +392,64 @@ def make_ops(path):
           f"{os.path.getsize(path)} bytes")
     for n in names:
         print(f"  {n}: {meta[n]}")
+    return tensors
 
 
 # ----------------------------------------------------------------------------
 # 2. training-run fixtures
 # ----------------------------------------------------------------------------
 
+class Reshape(nn.Module):
+    """Per-sample reshape: [N, ...] -> [N, *shape]. No state."""
+
+    def __init__(self, *shape):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class RNNLast(nn.RNN):
+    """nn.RNN(F, H, batch_first=True) whose output is the last hidden state hn[-1]
+    [N, H]. A subclass rather than a wrapper, so that its state_dict keys are
+    nn.RNN's own (`<i>.weight_ih_l0`, `<i>.weight_hh_l0`, `<i>.bias_ih_l0`,
+    `<i>.bias_hh_l0`) with no extra prefix."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x):
+        _, hn = super().forward(x)
+        return hn[-1]
+
+
+def _num(v):
+    return float(v) if "." in v else int(v)
+
+
 def build(spec):
     layers = []
     for m in re.finditer(r"(\w+)(?:\(([^)]*)\))?", spec):
         name, a = m.group(1), m.group(2)
-        args = [float(v) if "." in v else int(v) for v in a.split(",")] if a else []
-        if name == "flatten":
+        parts = [v.strip() for v in a.split(",")] if a else []
+        args = [_num(v) for v in parts if "=" not in v]
+        kw = {k.strip(): _num(v.strip()) for k, v in (p.split("=", 1) for p in parts if "=" in p)}
+        if kw and name != "conv2d":
+            raise ValueError(f"{name} takes no keyword arguments in {spec}")
+        if name == "conv2d":
+            layers.append(nn.Conv2d(*args, **kw))
+        elif name == "maxpool2d":
+            layers.append(nn.MaxPool2d(*args))
+        elif name == "batchnorm1d":
+            layers.append(nn.BatchNorm1d(*args))
+        elif name == "batchnorm2d":
+            layers.append(nn.BatchNorm2d(*args))
+        elif name == "rnn":
+            layers.append(RNNLast(*args))
+        elif name == "reshape":
+            layers.append(Reshape(*args))
+        elif name == "flatten":
             layers.append(nn.Flatten())
         elif name == "linear":
             layers.append(nn.Linear(*args))
@@ -349,6 +527,7 @@ def run_training(case, c, mnist_dir):
         lossf = {"mse": nn.MSELoss(), "bce": nn.BCELoss(), "bce-logits": nn.BCEWithLogitsLoss()}[lossname]
     init = {f"init.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     opt = make_optimizer(model.parameters(), c)
+    model.train()
     nb = math.ceil(n / B)
     losses, norms, maxabs = [], [], []
     for k in range(K):
@@ -368,6 +547,12 @@ def run_training(case, c, mnist_dir):
     tensors = {"x": x, "y": y, "losses": torch.tensor(losses, dtype=torch.float32)}
     tensors.update(init)
     tensors.update({f"final.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()})
+    if c.get("eval_logits"):
+        # eval mode: BatchNorm normalises with its running statistics
+        model.eval()
+        with torch.no_grad():
+            tensors["eval_logits"] = model(x[:8]).contiguous()
+        model.train()
     meta = {
         "spec": spec, "optimizer": c["optimizer"], "lr": fmt(c["lr"]),
         "momentum": fmt(c.get("momentum", 0.0)), "nesterov": fmt(c.get("nesterov", False)),
@@ -421,6 +606,20 @@ TRAIN_CASES["deep"] = dict(spec="linear(6,16),relu,linear(16,16),tanh,linear(16,
 TRAIN_CASES["mnist"] = dict(spec="flatten,linear(784,32),relu,linear(32,10)", optimizer="sgd", lr=0.1,
                             momentum=0.9, loss="cross-entropy", mnist=True, n=200, batch_size=64, steps=6)
 
+LENET = ("conv2d(1,4,5,padding=2),relu,maxpool2d(2),conv2d(4,8,5),relu,maxpool2d(2),flatten,"
+         "linear(200,32),relu,linear(32,10)")
+MNIST100 = dict(loss="cross-entropy", mnist=True, n=100, batch_size=32)
+TRAIN_CASES["lenet_sgd"] = dict(spec=LENET, optimizer="sgd", lr=0.05, momentum=0.9, steps=6, **MNIST100)
+TRAIN_CASES["lenet_adam"] = dict(spec=LENET, optimizer="adam", lr=1e-3, steps=5, **MNIST100)
+TRAIN_CASES["bn1d"] = dict(spec="flatten,linear(784,32),batchnorm1d(32),relu,linear(32,10)", optimizer="sgd",
+                           lr=0.1, momentum=0.9, steps=7, eval_logits=True, **MNIST100)
+TRAIN_CASES["bn2d"] = dict(spec="conv2d(1,4,3,padding=1),batchnorm2d(4),relu,maxpool2d(2),flatten,linear(784,10)",
+                           optimizer="sgd", lr=0.05, loss="cross-entropy", mnist=True, n=64, batch_size=16,
+                           steps=5, eval_logits=True)
+RNN = "reshape(28,28),rnn(28,16),linear(16,10)"
+TRAIN_CASES["rnn"] = dict(spec=RNN, optimizer="adam", lr=1e-3, steps=6, **MNIST100)
+TRAIN_CASES["rnn_sgd"] = dict(spec=RNN, optimizer="sgd", lr=0.1, steps=6, **MNIST100)
+
 
 def make_torch_mlp(mnist_dir):
     torch.manual_seed(0)
@@ -445,6 +644,17 @@ def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     print(f"torch {torch.__version__}")
     make_ops(os.path.join(OUT_DIR, "ops.safetensors"))
+    lt = make_ops(os.path.join(OUT_DIR, "ops_layers.safetensors"), layer_cases, LAYER_OPS)
+    # the tie case: the gradient of each 2x2 window sits at its first maximum (row-major)
+    x, r, g = lt["max_pool2d_ties.x0"][0, 0], lt["max_pool2d_ties.r"][0, 0], lt["max_pool2d_ties.g0"][0, 0]
+    want = torch.zeros(4, 4, dtype=torch.float64)
+    for i in range(2):
+        for j in range(2):
+            w = x[2 * i:2 * i + 2, 2 * j:2 * j + 2].reshape(-1)
+            assert (w == w.max()).sum() > 1, "max_pool2d_ties: window without a tie"
+            k = int((w == w.max()).nonzero()[0])
+            want[2 * i + k // 2, 2 * j + k % 2] = r[i, j]
+    assert torch.equal(g, want), "max_pool2d_ties: gradient not at the first maximum"
     for case, c in TRAIN_CASES.items():
         norms, maxabs = run_training(case, c, a.mnist)
         if c.get("clip_grad_norm") is not None:

@@ -39,6 +39,38 @@ pub enum LayerKind {
     Softmax,
     /// Log-softmax over axis 1 of `[N, C]`.
     LogSoftmax,
+    /// `[N, C, H, W] → [N, O, H', W']`; params `weight [O, C, kh, kw]`, `bias [O]`.
+    Conv2d {
+        in_channels: usize,
+        out_channels: usize,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+    },
+    /// `[N, C, H, W] → [N, C, H', W']`, the max of each window.
+    MaxPool2d {
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+    },
+    /// Per-feature normalization over the batch (`dims` 1: `[N, C]` or
+    /// `[N, C, L]`; 2: `[N, C, H, W]`); params `weight`, `bias` `[C]`,
+    /// buffers `running_mean`, `running_var` `[C]`, `num_batches_tracked` `[]`.
+    BatchNorm {
+        features: usize,
+        dims: usize,
+        eps: f32,
+        momentum: f32,
+    },
+    /// Zeroes each element with probability `p` in training (inverted scaling).
+    Dropout { p: f32 },
+    /// Elman RNN with tanh over `[N, T, F]`, returning the last hidden state
+    /// `[N, H]`; params `weight_ih_l0 [H, F]`, `weight_hh_l0 [H, H]`,
+    /// `bias_ih_l0 [H]`, `bias_hh_l0 [H]`.
+    Rnn {
+        input_size: usize,
+        hidden_size: usize,
+    },
 }
 
 /// One layer: what it computes, its parameters (PyTorch names), and the spec item it came from.
@@ -104,6 +136,7 @@ pub struct Forward {
 
 fn build_layer(item: Item, init: Init, rng: &mut ChaCha8Rng) -> Result<Layer> {
     let mut params = Vec::new();
+    let mut buffers = Vec::new();
     let kind = match item.name.as_str() {
         "flatten" => {
             item.expect_args(0, &[], "flatten")?;
@@ -163,24 +196,109 @@ fn build_layer(item: Item, init: Init, rng: &mut ChaCha8Rng) -> Result<Layer> {
             item.expect_args(1, &["dim"], "log_softmax")?;
             LayerKind::LogSoftmax
         }
-        "conv2d" | "maxpool2d" | "batchnorm1d" | "batchnorm2d" | "dropout" | "rnn" => {
-            return Err(item.err(format!(
-                "`{}` is not implemented yet in this version; the layers available are \
-                 flatten, reshape, linear, relu, sigmoid, tanh, leaky_relu, prelu, elu, softmax, log_softmax",
-                item.name
-            )))
+        "conv2d" => {
+            item.expect_args(
+                5,
+                &["in_channels", "out_channels", "kernel_size", "stride", "padding", "bias"],
+                "conv2d(in_channels,out_channels,kernel_size,stride=1,padding=0)",
+            )?;
+            let c = item.usize_arg(0, "in_channels", "in_channels")?;
+            let o = item.usize_arg(1, "out_channels", "out_channels")?;
+            let k = item.usize_arg(2, "kernel_size", "kernel_size")?;
+            let stride = opt_usize(&item, 3, "stride", 1, 1)?;
+            let pad = opt_usize(&item, 4, "padding", 0, 0)?;
+            let fan_in = c * k * k;
+            params.push(("weight", Arc::new(init.weight(&[o, c, k, k], fan_in, o * k * k, rng))));
+            if item.f32_arg(99, "bias").unwrap_or(1.0) != 0.0 {
+                params.push(("bias", Arc::new(init.bias(&[o], fan_in, rng))));
+            }
+            LayerKind::Conv2d {
+                in_channels: c,
+                out_channels: o,
+                kernel: (k, k),
+                stride: (stride, stride),
+                padding: (pad, pad),
+            }
+        }
+        "maxpool2d" => {
+            item.expect_args(3, &["kernel_size", "stride", "padding"], "maxpool2d(kernel_size,stride=kernel_size,padding=0)")?;
+            let k = item.usize_arg(0, "kernel_size", "kernel_size")?;
+            let stride = opt_usize(&item, 1, "stride", k, 1)?;
+            let pad = opt_usize(&item, 2, "padding", 0, 0)?;
+            if pad * 2 > k {
+                return Err(item.err(format!("padding {pad} must be at most half the kernel size {k}")));
+            }
+            LayerKind::MaxPool2d {
+                kernel: (k, k),
+                stride: (stride, stride),
+                padding: (pad, pad),
+            }
+        }
+        "batchnorm1d" | "batchnorm2d" => {
+            item.expect_args(3, &["num_features", "eps", "momentum"], &format!("{}(num_features,eps=1e-5,momentum=0.1)", item.name))?;
+            let c = item.usize_arg(0, "num_features", "num_features")?;
+            let eps = item.f32_arg(1, "eps").unwrap_or(1e-5);
+            let momentum = item.f32_arg(2, "momentum").unwrap_or(0.1);
+            if !(eps > 0.0) || !(0.0..=1.0).contains(&momentum) {
+                return Err(item.err("eps must be > 0 and momentum in [0, 1]"));
+            }
+            params.push(("weight", Arc::new(Tensor::full(&[c], 1.0))));
+            params.push(("bias", Arc::new(Tensor::zeros(&[c]))));
+            buffers.push(("running_mean", Tensor::zeros(&[c])));
+            buffers.push(("running_var", Tensor::full(&[c], 1.0)));
+            buffers.push(("num_batches_tracked", Tensor::scalar(0.0)));
+            LayerKind::BatchNorm {
+                features: c,
+                dims: if item.name == "batchnorm1d" { 1 } else { 2 },
+                eps,
+                momentum,
+            }
+        }
+        "dropout" => {
+            item.expect_args(1, &["p"], "dropout(p=0.5)")?;
+            let p = item.f32_arg(0, "p").unwrap_or(0.5);
+            if !(0.0..=1.0).contains(&p) {
+                return Err(item.err(format!("p = {p}: the drop probability must be in [0, 1]")));
+            }
+            LayerKind::Dropout { p }
+        }
+        "rnn" => {
+            item.expect_args(2, &["input_size", "hidden_size", "bias"], "rnn(input_size,hidden_size)")?;
+            let f = item.usize_arg(0, "input_size", "input_size")?;
+            let h = item.usize_arg(1, "hidden_size", "hidden_size")?;
+            // PyTorch draws every RNN parameter from U(−1/√H, 1/√H).
+            let w = |shape: &[usize], fan_in: usize, rng: &mut ChaCha8Rng| match init {
+                Init::Default => init::uniform(shape, 1.0 / (h as f32).sqrt(), rng),
+                other => other.weight(shape, fan_in, h, rng),
+            };
+            params.push(("weight_ih_l0", Arc::new(w(&[h, f], f, rng))));
+            params.push(("weight_hh_l0", Arc::new(w(&[h, h], h, rng))));
+            if item.f32_arg(99, "bias").unwrap_or(1.0) != 0.0 {
+                for name in ["bias_ih_l0", "bias_hh_l0"] {
+                    let b = match init {
+                        Init::Default => init::uniform(&[h], 1.0 / (h as f32).sqrt(), rng),
+                        _ => Tensor::zeros(&[h]),
+                    };
+                    params.push((name, Arc::new(b)));
+                }
+            }
+            LayerKind::Rnn {
+                input_size: f,
+                hidden_size: h,
+            }
         }
         other => {
             return Err(item.err(format!(
-                "unknown layer `{other}`; the layers are flatten, reshape, linear, relu, sigmoid, tanh, \
-                 leaky_relu, prelu, elu, softmax, log_softmax"
+                "unknown layer `{other}`; the layers are flatten, reshape, linear, conv2d, maxpool2d, \
+                 batchnorm1d, batchnorm2d, dropout, rnn, relu, sigmoid, tanh, leaky_relu, prelu, elu, \
+                 softmax, log_softmax"
             )))
         }
     };
     Ok(Layer {
         kind,
         params,
-        buffers: Vec::new(),
+        buffers,
         item,
     })
 }
@@ -195,7 +313,6 @@ pub(crate) fn layer_forward(
     mode: Mode,
     buffer_updates: &mut Vec<(usize, &'static str, Tensor)>,
 ) -> Var {
-    let _ = (i, mode, &buffer_updates); // BatchNorm and Dropout use these
     match &l.kind {
         LayerKind::Flatten => g.flatten(h),
         LayerKind::Reshape(dims) => {
@@ -208,12 +325,74 @@ pub(crate) fn layer_forward(
         LayerKind::PRelu { .. } => g.prelu(h, p[0]),
         LayerKind::Softmax => g.softmax(h),
         LayerKind::LogSoftmax => g.log_softmax(h),
+        LayerKind::Conv2d {
+            stride, padding, ..
+        } => g.conv2d(h, p[0], p.get(1).copied(), *stride, *padding),
+        LayerKind::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        } => g.max_pool2d(h, *kernel, *stride, *padding),
+        LayerKind::BatchNorm { eps, momentum, .. } => {
+            let training = matches!(mode, Mode::Train { .. });
+            let (rm, rv) = (&l.buffers[0].1, &l.buffers[1].1);
+            let (y, stats) = g.batch_norm(h, p[0], p[1], rm, rv, training, *momentum, *eps);
+            if let Some((m, v)) = stats {
+                let n = l.buffers[2].1.item() + 1.0;
+                buffer_updates.push((i, "running_mean", m));
+                buffer_updates.push((i, "running_var", v));
+                buffer_updates.push((i, "num_batches_tracked", Tensor::scalar(n)));
+            }
+            y
+        }
+        LayerKind::Dropout { p: prob } => match mode {
+            Mode::Train { seed } => g.dropout(
+                h,
+                *prob,
+                true,
+                seed ^ (i as u64).wrapping_mul(0xA24B_AED4_963E_E407),
+            ),
+            Mode::Eval => h,
+        },
+        LayerKind::Rnn { .. } => g.rnn_tanh(h, p[0], p[1], p.get(2).copied(), p.get(3).copied()),
     }
+}
+
+/// An optional whole-number argument with a default and a minimum.
+fn opt_usize(item: &Item, i: usize, kw: &str, default: usize, min: usize) -> Result<usize> {
+    let given = item.kwargs.iter().any(|(k, _)| k == kw) || item.args.len() > i;
+    if !given {
+        return Ok(default);
+    }
+    let v = item.f32_arg(i, kw).unwrap_or(0.0) as f64;
+    if v < min as f64 || v.fract() != 0.0 || v > 1e6 {
+        return Err(item.err(format!("{kw} must be a whole number ≥ {min}, got {v}")));
+    }
+    Ok(v as usize)
 }
 
 fn act(item: &Item, f: Unary) -> Result<LayerKind> {
     item.expect_args(0, &["inplace"], &item.name)?;
     Ok(LayerKind::Activation(f))
+}
+
+/// `[C, H, W]` of an image-shaped per-sample input, or an error with a hint.
+fn image_shape(l: &Layer, s: &[usize], channels: usize) -> Result<[usize; 3]> {
+    if let [c, h, w] = *s {
+        return Ok([c, h, w]);
+    }
+    let n: usize = s.iter().product();
+    let side = (n / channels.max(1)) as f64;
+    let hint = if channels > 0 && n % channels == 0 && side.sqrt().fract() == 0.0 {
+        let r = side.sqrt() as usize;
+        format!("; add reshape({channels},{r},{r}) before it")
+    } else {
+        String::new()
+    };
+    Err(l.item.err(format!(
+        "expects images [N, C, H, W], got {}{hint}",
+        fmt_shape(s)
+    )))
 }
 
 fn fmt_shape(s: &[usize]) -> String {
@@ -315,6 +494,96 @@ impl Model {
                             .err(format!("expects input [N, C], got {}", fmt_shape(&s))));
                     }
                     s
+                }
+                LayerKind::Conv2d {
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let [c, h, w] = image_shape(l, &s, *in_channels)?;
+                    if c != *in_channels {
+                        return Err(l.item.err(format!(
+                            "expects {in_channels} input channels, got input {} with {c}",
+                            fmt_shape(&s)
+                        )));
+                    }
+                    let oh = crate::ops::conv::conv_out_size(h, kernel.0, stride.0, padding.0);
+                    let ow = crate::ops::conv::conv_out_size(w, kernel.1, stride.1, padding.1);
+                    match (oh, ow) {
+                        (Some(oh), Some(ow)) => vec![*out_channels, oh, ow],
+                        _ => {
+                            return Err(l.item.err(format!(
+                                "kernel {}×{} is larger than the padded input {}×{} (input {})",
+                                kernel.0,
+                                kernel.1,
+                                h + 2 * padding.0,
+                                w + 2 * padding.1,
+                                fmt_shape(&s)
+                            )))
+                        }
+                    }
+                }
+                LayerKind::MaxPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let [c, h, w] = image_shape(l, &s, 0)?;
+                    let oh = crate::ops::pool::pool_out_size(h, kernel.0, stride.0, padding.0);
+                    let ow = crate::ops::pool::pool_out_size(w, kernel.1, stride.1, padding.1);
+                    match (oh, ow) {
+                        (Some(oh), Some(ow)) => vec![c, oh, ow],
+                        _ => {
+                            return Err(l.item.err(format!(
+                                "window {}×{} is larger than the padded input {}×{} (input {})",
+                                kernel.0,
+                                kernel.1,
+                                h + 2 * padding.0,
+                                w + 2 * padding.1,
+                                fmt_shape(&s)
+                            )))
+                        }
+                    }
+                }
+                LayerKind::BatchNorm { features, dims, .. } => {
+                    let ok = match dims {
+                        1 => (s.len() == 1 || s.len() == 2) && s[0] == *features,
+                        _ => s.len() == 3 && s[0] == *features,
+                    };
+                    if !ok {
+                        let want = if *dims == 1 {
+                            format!("[N, {features}] or [N, {features}, L]")
+                        } else {
+                            format!("[N, {features}, H, W]")
+                        };
+                        return Err(l
+                            .item
+                            .err(format!("expects input {want}, got {}", fmt_shape(&s))));
+                    }
+                    s
+                }
+                LayerKind::Dropout { .. } => s,
+                LayerKind::Rnn {
+                    input_size,
+                    hidden_size,
+                } => {
+                    if s.len() != 2 || s[1] != *input_size {
+                        let hint = if s.iter().product::<usize>() % input_size == 0 {
+                            format!(
+                                "; add reshape({},{input_size}) before it",
+                                s.iter().product::<usize>() / input_size
+                            )
+                        } else {
+                            String::new()
+                        };
+                        return Err(l.item.err(format!(
+                            "a sequence layer reads [N, T, {input_size}] (T steps of {input_size} features), got {}{hint}",
+                            fmt_shape(&s)
+                        )));
+                    }
+                    vec![*hidden_size]
                 }
             };
         }

@@ -17,17 +17,27 @@
 //! | [`unary`] | exp, log, sigmoid, tanh, relu, leaky_relu, elu |
 //! | [`prelu`] | prelu (learned slope) |
 //! | [`softmax`] | softmax, log_softmax |
+//! | [`conv`] | conv2d (im2col + gemm, batch-parallel) |
+//! | [`pool`] | max_pool2d (PyTorch's tie rule) |
 //! | [`loss`] | mse, bce, bce_with_logits, cross_entropy |
+//! | [`batchnorm`] | batch_norm (BatchNorm1d/2d, running statistics) |
+//! | [`dropout`] | dropout (inverted, seeded mask) |
+//! | [`rnn`] | rnn_tanh: an Elman RNN over a sequence as one node |
 //! | [`gradcheck`] | central finite differences against the backward rules |
 
 pub mod arith;
+pub mod batchnorm;
 pub mod broadcast;
+pub mod conv;
+pub mod dropout;
 pub mod gradcheck;
 pub mod linear;
 pub mod loss;
 pub mod matmul;
+pub mod pool;
 pub mod prelu;
 pub mod reduce;
+pub mod rnn;
 pub mod shape;
 pub mod softmax;
 pub mod unary;

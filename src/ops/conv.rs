@@ -1,0 +1,983 @@
+//! 2-d convolution (a cross-correlation, as PyTorch's `F.conv2d`), by
+//! im2col and one matrix product per sample.
+//!
+//! # Shapes
+//! `x: [N, C, H, W]`, `w: [O, C, kh, kw]` (PyTorch's layout), `b: [O]` →
+//! `y: [N, O, Ho, Wo]` with `Ho = ⌊(H + 2·ph − kh)/sh⌋ + 1` and
+//! `Wo = ⌊(W + 2·pw − kw)/sw⌋ + 1` (see [`conv_out_size`]). The padding is
+//! zeros; dilation is 1 and there are no groups.
+//!
+//! # Forward
+//! For each sample, im2col lays every receptive field out as one column of a
+//! `[K, P]` matrix (`K = C·kh·kw`, `P = Ho·Wo`):
+//! `cols[(c·kh + i)·kw + j, oy·Wo + ox] = x[c, oy·sh + i − ph, ox·sw + j − pw]`
+//! (0 in the padding). Then `y_n = W · cols_n + b` with `W` seen as `[O, K]`:
+//! one gemm per sample, into an output block already holding the bias.
+//! A 1×1 kernel with stride 1 and no padding needs no im2col: `cols_n` is `x_n`.
+//!
+//! # Backward
+//! With `δ_n = ∂L/∂y_n` seen as `[O, P]`:
+//! - `∂W = Σ_n δ_n · cols_nᵀ`: the same weights are used at every position of
+//!   every sample, so their gradient sums over both;
+//! - `∂b = Σ_n Σ_p δ_n[:, p]`;
+//! - `∂x_n = col2im(Wᵀ · δ_n)`: each column's gradient goes back to the input
+//!   pixels it was copied from, summed where receptive fields overlap. Skipped
+//!   when `x` needs no gradient (the data batch of a first layer).
+//!
+//! # Parallelism and determinism
+//! The batch is cut into chunks of consecutive samples. The chunk length
+//! depends on the shapes only (enough work per chunk to be worth a task, at
+//! most 64 chunks), never on the thread count. Chunks run on at most
+//! [`threads()`](crate::tensor::threads) rayon jobs, each chunk reusing one
+//! im2col scratch buffer for all its samples. In backward every chunk sums its
+//! own partial `∂W` and `∂b` over its samples in order, and the partials are
+//! then added in chunk order: the gradients are bit-identical from run to run
+//! *and* for any thread count. (The per-sample gemms are small enough to run
+//! single-threaded for LeNet-sized layers; larger ones may split further
+//! inside `gemm`, which does not change their results.)
+//!
+//! # Memory
+//! `∂W` needs `cols_n` again. When `w` needs a gradient and the im2col of the
+//! whole batch fits in [`KEEP_COLS_MAX_BYTES`], the forward writes it into
+//! buffers (one per chunk, allocated by the task that fills it) kept in the
+//! backward node (memory: `kh·kw/(sh·sw)` times the input, about 25× for
+//! LeNet's 5×5 first layer: 5 MB for a batch of 64 MNIST images), and
+//! backward only runs gemms. Above the budget, or when `w` is
+//! frozen, the forward uses a per-chunk scratch buffer and backward recomputes
+//! the im2col (a memory-bound copy, cheap next to the gemms once `O` is
+//! large, which is exactly when the buffer would be big). Both paths give
+//! bit-identical gradients.
+
+use crate::autograd::Backward;
+use crate::tensor::{matmul_into, threads, Trans};
+use crate::{Graph, Tensor, Var};
+use rayon::prelude::*;
+
+/// The most bytes of im2col columns a `conv2d` node keeps from its forward
+/// pass for its backward pass (see the [module docs](self#memory)).
+pub const KEEP_COLS_MAX_BYTES: usize = 64 << 20;
+
+/// Roughly the multiply-adds worth one task.
+const TASK_WORK: usize = 1 << 17;
+/// The most chunks a batch is cut into (bounds the partial `∂W` buffers).
+const MAX_TASKS: usize = 64;
+
+/// The output length of a convolution along one axis:
+/// `⌊(input + 2·padding − kernel)/stride⌋ + 1`, or `None` when the kernel is
+/// larger than the padded input, or the stride or kernel is 0.
+///
+/// ```
+/// use backprop::ops::conv::conv_out_size;
+/// assert_eq!(conv_out_size(28, 5, 1, 2), Some(28)); // LeNet's first layer
+/// assert_eq!(conv_out_size(14, 5, 1, 0), Some(10));
+/// assert_eq!(conv_out_size(7, 3, 2, 1), Some(4));
+/// assert_eq!(conv_out_size(3, 5, 1, 0), None);
+/// assert_eq!(conv_out_size(3, 3, 0, 0), None);
+/// ```
+pub fn conv_out_size(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    if stride == 0 || kernel == 0 {
+        return None;
+    }
+    let padded = input.checked_add(padding.checked_mul(2)?)?;
+    padded.checked_sub(kernel).map(|r| r / stride + 1)
+}
+
+/// Runs `f(index, item)` for every item on at most `t` rayon jobs (each job
+/// takes a run of consecutive items), and returns the results in item order.
+/// With `t ≤ 1` or a single item everything runs on the calling thread.
+pub(crate) fn map_tasks<I: Send, R: Send>(
+    items: Vec<I>,
+    t: usize,
+    f: impl Fn(usize, I) -> R + Sync,
+) -> Vec<R> {
+    let t = t.min(items.len());
+    if t <= 1 {
+        return items
+            .into_iter()
+            .enumerate()
+            .map(|(i, it)| f(i, it))
+            .collect();
+    }
+    let per = items.len().div_ceil(t);
+    let mut it = items.into_iter().enumerate().peekable();
+    let mut groups = Vec::with_capacity(t);
+    while it.peek().is_some() {
+        groups.push(it.by_ref().take(per).collect::<Vec<_>>());
+    }
+    let done: Vec<Vec<R>> = groups
+        .into_par_iter()
+        .map(|g| g.into_iter().map(|(i, it)| f(i, it)).collect())
+        .collect();
+    done.into_iter().flatten().collect()
+}
+
+/// Every size of one convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Geom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    ph: usize,
+    pw: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl Geom {
+    fn new(xs: &[usize], ws: &[usize], stride: (usize, usize), padding: (usize, usize)) -> Geom {
+        assert!(
+            xs.len() == 4 && ws.len() == 4 && xs[1] == ws[1],
+            "conv2d: input {xs:?} and weight {ws:?} must be [N, C, H, W] and [O, C, kh, kw] with the same C"
+        );
+        assert!(
+            xs[1..].iter().chain(ws).all(|&d| d > 0),
+            "conv2d: input {xs:?} and weight {ws:?} have an empty axis"
+        );
+        let (Some(ho), Some(wo)) = (
+            conv_out_size(xs[2], ws[2], stride.0, padding.0),
+            conv_out_size(xs[3], ws[3], stride.1, padding.1),
+        ) else {
+            panic!(
+                "conv2d: weight {ws:?} does not fit input {xs:?} with stride {stride:?} and padding {padding:?}"
+            )
+        };
+        Geom {
+            n: xs[0],
+            c: xs[1],
+            h: xs[2],
+            w: xs[3],
+            o: ws[0],
+            kh: ws[2],
+            kw: ws[3],
+            sh: stride.0,
+            sw: stride.1,
+            ph: padding.0,
+            pw: padding.1,
+            ho,
+            wo,
+        }
+    }
+
+    /// Rows of the im2col matrix.
+    fn k(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    /// Columns of the im2col matrix (output positions).
+    fn p(&self) -> usize {
+        self.ho * self.wo
+    }
+    /// Values of one input sample.
+    fn chw(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    /// A 1×1 kernel, stride 1, no padding: the im2col of a sample is the sample.
+    fn pointwise(&self) -> bool {
+        (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw) == (1, 1, 1, 1, 0, 0)
+    }
+    /// Samples per chunk: a function of the shapes only.
+    fn chunk(&self) -> usize {
+        let per_sample = (self.o + 1) * self.k() * self.p();
+        TASK_WORK
+            .div_ceil(per_sample.max(1))
+            .max(self.n.div_ceil(MAX_TASKS))
+            .clamp(1, self.n.max(1))
+    }
+}
+
+/// The output positions `o` in `0..out` whose input coordinate
+/// `o·stride + j − pad` lies in `0..len`: a range `lo..hi`.
+pub(crate) fn valid(j: usize, pad: usize, stride: usize, len: usize, out: usize) -> (usize, usize) {
+    let lo = pad.saturating_sub(j).div_ceil(stride).min(out);
+    let hi = (pad + len)
+        .saturating_sub(j)
+        .div_ceil(stride)
+        .min(out)
+        .max(lo);
+    (lo, hi)
+}
+
+/// One sample `x: [C, H, W]` → `cols: [C·kh·kw, Ho·Wo]` (every value written).
+fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
+    let (wo, p) = (g.wo, g.p());
+    let mut rows = cols.chunks_exact_mut(p);
+    for plane in x.chunks_exact(g.h * g.w) {
+        for i in 0..g.kh {
+            let (oy0, oy1) = valid(i, g.ph, g.sh, g.h, g.ho);
+            for j in 0..g.kw {
+                let (ox0, ox1) = valid(j, g.pw, g.sw, g.w, g.wo);
+                let row = rows.next().expect("im2col: cols too short");
+                row[..oy0 * wo].fill(0.0);
+                row[oy1 * wo..].fill(0.0);
+                for oy in oy0..oy1 {
+                    let dst = &mut row[oy * wo..(oy + 1) * wo];
+                    dst[..ox0].fill(0.0);
+                    dst[ox1..].fill(0.0);
+                    if ox0 == ox1 {
+                        continue;
+                    }
+                    let iy = oy * g.sh + i - g.ph;
+                    let ix0 = ox0 * g.sw + j - g.pw;
+                    let src = &plane[iy * g.w + ix0..(iy + 1) * g.w];
+                    let dst = &mut dst[ox0..ox1];
+                    if g.sw == 1 {
+                        dst.copy_from_slice(&src[..dst.len()]);
+                    } else {
+                        for (d, s) in dst.iter_mut().zip(src.iter().step_by(g.sw)) {
+                            *d = *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: `dx += col2im(cols)` for one sample.
+fn col2im(g: &Geom, cols: &[f32], dx: &mut [f32]) {
+    let (wo, p) = (g.wo, g.p());
+    let mut rows = cols.chunks_exact(p);
+    for plane in dx.chunks_exact_mut(g.h * g.w) {
+        for i in 0..g.kh {
+            let (oy0, oy1) = valid(i, g.ph, g.sh, g.h, g.ho);
+            for j in 0..g.kw {
+                let (ox0, ox1) = valid(j, g.pw, g.sw, g.w, g.wo);
+                let row = rows.next().expect("col2im: cols too short");
+                if ox0 == ox1 {
+                    continue;
+                }
+                for oy in oy0..oy1 {
+                    let iy = oy * g.sh + i - g.ph;
+                    let ix0 = ox0 * g.sw + j - g.pw;
+                    let dst = &mut plane[iy * g.w + ix0..(iy + 1) * g.w];
+                    let src = &row[oy * wo + ox0..oy * wo + ox1];
+                    if g.sw == 1 {
+                        for (d, s) in dst.iter_mut().zip(src) {
+                            *d += s;
+                        }
+                    } else {
+                        for (d, s) in dst.iter_mut().step_by(g.sw).zip(src) {
+                            *d += s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The forward pass on flat buffers: `y: [N, O, P]`, and, when `keep` (and
+/// the kernel is not pointwise), the im2col of every chunk of samples
+/// (`[chunk, K, P]` each). Each chunk's buffer is allocated by its own task,
+/// so its zeroing happens in cache right before im2col overwrites it.
+fn forward(
+    g: &Geom,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    keep: bool,
+    t: usize,
+) -> (Vec<f32>, Option<Vec<Vec<f32>>>) {
+    let (o, k, p, chw, chunk) = (g.o, g.k(), g.p(), g.chw(), g.chunk());
+    let pointwise = g.pointwise();
+    let keep = keep && !pointwise;
+    let mut y = vec![0.0f32; g.n * o * p];
+    let items: Vec<&mut [f32]> = y.chunks_mut(chunk * o * p).collect();
+    let kept = map_tasks(items, t, |ti, yc| {
+        let samples = yc.len() / (o * p);
+        let mut cols = if pointwise {
+            Vec::new()
+        } else if keep {
+            vec![0.0f32; samples * k * p]
+        } else {
+            vec![0.0f32; k * p]
+        };
+        for (si, ys) in yc.chunks_exact_mut(o * p).enumerate() {
+            let s = ti * chunk + si;
+            let xs = &x[s * chw..(s + 1) * chw];
+            let cs: &[f32] = if pointwise {
+                xs
+            } else {
+                let c = if keep {
+                    &mut cols[si * k * p..(si + 1) * k * p]
+                } else {
+                    &mut cols[..]
+                };
+                im2col(g, xs, c);
+                c
+            };
+            if let Some(b) = b {
+                for (row, &bv) in ys.chunks_exact_mut(p).zip(b) {
+                    row.fill(bv);
+                }
+            }
+            matmul_into(ys, w, Trans::No, cs, Trans::No, o, k, p, b.is_some());
+        }
+        cols
+    });
+    (y, keep.then_some(kept))
+}
+
+/// Gradients on flat buffers: `(∂x, ∂W, ∂b)`, each only where asked for.
+/// `kept` is the forward's im2col of every chunk, if it was kept.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn backward(
+    g: &Geom,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    kept: Option<&[Vec<f32>]>,
+    needs: (bool, bool, bool),
+    t: usize,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+    let (needs_x, needs_w, needs_b) = needs;
+    let (o, k, p, chw, chunk) = (g.o, g.k(), g.p(), g.chw(), g.chunk());
+    let pointwise = g.pointwise();
+    let mut dx = needs_x.then(|| vec![0.0f32; g.n * chw]);
+    let items: Vec<Option<&mut [f32]>> = match &mut dx {
+        Some(d) => d.chunks_mut(chunk * chw).map(Some).collect(),
+        None => (0..g.n.div_ceil(chunk)).map(|_| None).collect(),
+    };
+    let partials = map_tasks(items, t, |ti, mut dxc| {
+        let (s0, s1) = (ti * chunk, ((ti + 1) * chunk).min(g.n));
+        let mut dw = if needs_w {
+            vec![0.0f32; o * k]
+        } else {
+            Vec::new()
+        };
+        let mut db = if needs_b { vec![0.0f32; o] } else { Vec::new() };
+        let mut cols = Vec::new();
+        if needs_w && kept.is_none() && !pointwise {
+            cols = vec![0.0f32; k * p];
+        }
+        let mut dcols = Vec::new();
+        if needs_x && !pointwise {
+            dcols = vec![0.0f32; k * p];
+        }
+        for s in s0..s1 {
+            let gs = &dy[s * o * p..(s + 1) * o * p];
+            let xs = &x[s * chw..(s + 1) * chw];
+            if needs_b {
+                for (acc, row) in db.iter_mut().zip(gs.chunks_exact(p)) {
+                    *acc += row.iter().sum::<f32>();
+                }
+            }
+            if needs_w {
+                let cs: &[f32] = match kept {
+                    _ if pointwise => xs,
+                    Some(kc) => &kc[ti][(s - s0) * k * p..(s - s0 + 1) * k * p],
+                    None => {
+                        im2col(g, xs, &mut cols);
+                        &cols
+                    }
+                };
+                // ∂W[O, K] += δ_n[O, P] · cols_n[K, P]ᵀ
+                matmul_into(&mut dw, gs, Trans::No, cs, Trans::Yes, o, p, k, true);
+            }
+            if let Some(dxc) = dxc.as_deref_mut() {
+                let dxs = &mut dxc[(s - s0) * chw..(s - s0 + 1) * chw];
+                // ∂cols[K, P] = Wᵀ[K, O] · δ_n[O, P]
+                if pointwise {
+                    matmul_into(dxs, w, Trans::Yes, gs, Trans::No, k, o, p, false);
+                } else {
+                    matmul_into(&mut dcols, w, Trans::Yes, gs, Trans::No, k, o, p, false);
+                    col2im(g, &dcols, dxs);
+                }
+            }
+        }
+        (dw, db)
+    });
+    let mut dw = needs_w.then(|| vec![0.0f32; o * k]);
+    let mut db = needs_b.then(|| vec![0.0f32; o]);
+    for (pw, pb) in &partials {
+        if let Some(dw) = &mut dw {
+            dw.iter_mut().zip(pw).for_each(|(a, v)| *a += v);
+        }
+        if let Some(db) = &mut db {
+            db.iter_mut().zip(pb).for_each(|(a, v)| *a += v);
+        }
+    }
+    (dx, dw, db)
+}
+
+struct Conv2dBack {
+    geom: Geom,
+    /// The forward's im2col of the batch, `[chunk, K, P]` per chunk, if kept.
+    cols: Option<Vec<Vec<f32>>>,
+}
+
+impl Backward for Conv2dBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        inp: &[&Tensor],
+        _out: &Tensor,
+        needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let (x, w) = (inp[0], inp[1]);
+        let has_b = inp.len() == 3;
+        let (dx, dw, db) = backward(
+            &self.geom,
+            x.data(),
+            w.data(),
+            g.data(),
+            self.cols.as_deref(),
+            (needs[0], needs[1], has_b && needs[2]),
+            threads(),
+        );
+        let mut res = vec![
+            dx.map(|d| Tensor::from_vec(x.shape().to_vec(), d)),
+            dw.map(|d| Tensor::from_vec(w.shape().to_vec(), d)),
+        ];
+        if has_b {
+            res.push(db.map(|d| Tensor::from_vec(vec![self.geom.o], d)));
+        }
+        res
+    }
+}
+
+impl Graph {
+    /// 2-d convolution of `x: [N, C, H, W]` with `w: [O, C, kh, kw]` plus an
+    /// optional bias `b: [O]`, with `stride` and zero `padding` given as
+    /// (height, width) → `[N, O, Ho, Wo]` (see the [module docs](crate::ops::conv)).
+    ///
+    /// Panics, naming both shapes, when the shapes do not fit (the model
+    /// builder checks them earlier with [`conv_out_size`]).
+    ///
+    /// ```
+    /// use backprop::{Graph, Tensor};
+    /// let mut g = Graph::new();
+    /// let x = g.input(Tensor::from_vec(vec![1, 1, 3, 3], (1..=9).map(|v| v as f32).collect()));
+    /// let w = g.param(Tensor::from_vec(vec![1, 1, 2, 2], vec![1., 2., 3., 4.]));
+    /// let y = g.conv2d(x, w, None, (1, 1), (0, 0));
+    /// assert_eq!(g.value(y).data(), &[37., 47., 67., 77.]);
+    /// ```
+    pub fn conv2d(
+        &mut self,
+        x: Var,
+        w: Var,
+        b: Option<Var>,
+        stride: (usize, usize),
+        padding: (usize, usize),
+    ) -> Var {
+        let geom = Geom::new(self.shape(x), self.shape(w), stride, padding);
+        if let Some(b) = b {
+            assert_eq!(
+                self.shape(b),
+                &[geom.o],
+                "conv2d: bias shape vs weight {:?}",
+                self.shape(w)
+            );
+        }
+        let keep = self.requires_grad(w)
+            && geom.n * geom.k() * geom.p() * std::mem::size_of::<f32>() <= KEEP_COLS_MAX_BYTES;
+        let (y, cols) = forward(
+            &geom,
+            self.value(x).data(),
+            self.value(w).data(),
+            b.map(|b| self.value(b).data()),
+            keep,
+            threads(),
+        );
+        let y = Tensor::from_vec(vec![geom.n, geom.o, geom.ho, geom.wo], y);
+        let back = Conv2dBack { geom, cols };
+        match b {
+            Some(b) => self.push("conv2d", y, &[x, w, b], back),
+            None => self.push("conv2d", y, &[x, w], back),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::gradcheck::{check, gradient_errors, pseudo_random};
+
+    /// Finite differences for one configuration, with and without bias.
+    fn conv_check(
+        name: &str,
+        xs: &[usize],
+        ws: &[usize],
+        bias: bool,
+        stride: (usize, usize),
+        padding: (usize, usize),
+    ) {
+        let mut inputs = vec![pseudo_random(xs, 1), pseudo_random(ws, 2)];
+        if bias {
+            inputs.push(pseudo_random(&[ws[0]], 3));
+        }
+        check(name, &inputs, |g, v| {
+            g.conv2d(v[0], v[1], v.get(2).copied(), stride, padding)
+        });
+    }
+
+    #[test]
+    fn gradients_no_padding_stride_1() {
+        conv_check(
+            "conv 3x3",
+            &[1, 1, 5, 5],
+            &[1, 1, 3, 3],
+            true,
+            (1, 1),
+            (0, 0),
+        );
+    }
+
+    #[test]
+    fn gradients_padding_2() {
+        conv_check(
+            "conv pad 2",
+            &[1, 1, 5, 5],
+            &[1, 1, 3, 3],
+            true,
+            (1, 1),
+            (2, 2),
+        );
+        // Padding as large as the kernel: whole windows of padding.
+        conv_check(
+            "conv pad 2 k2",
+            &[1, 1, 3, 3],
+            &[1, 1, 2, 2],
+            true,
+            (1, 1),
+            (2, 2),
+        );
+    }
+
+    #[test]
+    fn gradients_stride_2() {
+        conv_check(
+            "conv stride 2",
+            &[1, 1, 7, 7],
+            &[1, 1, 3, 3],
+            true,
+            (2, 2),
+            (0, 0),
+        );
+        // Stride not dividing the input: the last row and column are unused.
+        conv_check(
+            "conv stride 2 odd",
+            &[1, 1, 6, 6],
+            &[1, 1, 3, 3],
+            true,
+            (2, 2),
+            (0, 0),
+        );
+    }
+
+    #[test]
+    fn gradients_non_square_kernel() {
+        conv_check(
+            "conv 2x3",
+            &[1, 2, 5, 6],
+            &[2, 2, 2, 3],
+            true,
+            (1, 1),
+            (0, 0),
+        );
+        conv_check(
+            "conv 3x2 pad",
+            &[1, 1, 5, 4],
+            &[2, 1, 3, 2],
+            true,
+            (1, 1),
+            (1, 0),
+        );
+    }
+
+    #[test]
+    fn gradients_padding_with_stride() {
+        conv_check(
+            "conv pad 1 stride 2",
+            &[1, 1, 6, 7],
+            &[1, 1, 3, 3],
+            true,
+            (2, 2),
+            (1, 1),
+        );
+        conv_check(
+            "conv pad (2,1) stride (1,2)",
+            &[1, 2, 5, 6],
+            &[2, 2, 3, 2],
+            true,
+            (1, 2),
+            (2, 1),
+        );
+        conv_check(
+            "conv pad 2 stride 3",
+            &[1, 1, 7, 5],
+            &[1, 1, 2, 3],
+            true,
+            (3, 3),
+            (2, 2),
+        );
+    }
+
+    #[test]
+    fn gradients_channels_in_and_out() {
+        conv_check(
+            "conv C=3 O=4",
+            &[1, 3, 5, 5],
+            &[4, 3, 3, 3],
+            true,
+            (1, 1),
+            (1, 1),
+        );
+    }
+
+    #[test]
+    fn gradients_batch() {
+        conv_check(
+            "conv N=3",
+            &[3, 2, 5, 4],
+            &[2, 2, 3, 3],
+            true,
+            (1, 1),
+            (1, 1),
+        );
+    }
+
+    #[test]
+    fn gradients_without_bias() {
+        conv_check(
+            "conv no bias",
+            &[2, 2, 5, 5],
+            &[3, 2, 3, 3],
+            false,
+            (1, 1),
+            (1, 1),
+        );
+    }
+
+    #[test]
+    fn gradients_pointwise_kernel() {
+        conv_check(
+            "conv 1x1",
+            &[2, 3, 4, 3],
+            &[5, 3, 1, 1],
+            true,
+            (1, 1),
+            (0, 0),
+        );
+        conv_check(
+            "conv 1x1 stride 2",
+            &[1, 2, 5, 5],
+            &[2, 2, 1, 1],
+            true,
+            (2, 2),
+            (0, 0),
+        );
+        conv_check(
+            "conv 1x1 pad 1",
+            &[1, 2, 3, 3],
+            &[2, 2, 1, 1],
+            false,
+            (1, 1),
+            (1, 1),
+        );
+    }
+
+    #[test]
+    fn gradients_fan_out() {
+        // The same x fed to two convolutions.
+        let inputs = [
+            pseudo_random(&[2, 2, 5, 5], 1),
+            pseudo_random(&[3, 2, 3, 3], 2),
+            pseudo_random(&[3, 2, 3, 3], 3),
+            pseudo_random(&[3], 4),
+        ];
+        check("conv x twice", &inputs, |g, v| {
+            let a = g.conv2d(v[0], v[1], Some(v[3]), (1, 1), (1, 1));
+            let b = g.conv2d(v[0], v[2], None, (1, 1), (1, 1));
+            g.mul(a, b)
+        });
+        // The same w (and b) used twice, in a chain.
+        let inputs = [
+            pseudo_random(&[1, 2, 6, 6], 5),
+            pseudo_random(&[2, 2, 3, 3], 6),
+            pseudo_random(&[2], 7),
+        ];
+        check("conv w twice", &inputs, |g, v| {
+            let a = g.conv2d(v[0], v[1], Some(v[2]), (1, 1), (1, 1));
+            g.conv2d(a, v[1], Some(v[2]), (2, 2), (0, 0))
+        });
+    }
+
+    #[test]
+    fn errors_are_tiny_for_a_linear_op() {
+        let inputs = [
+            pseudo_random(&[2, 2, 6, 5], 1),
+            pseudo_random(&[3, 2, 3, 2], 2),
+            pseudo_random(&[3], 3),
+        ];
+        let errs = gradient_errors(&inputs, |g, v| {
+            g.conv2d(v[0], v[1], Some(v[2]), (2, 1), (1, 1))
+        });
+        for e in errs {
+            assert!(e < 2e-4, "{e:.2e}");
+        }
+    }
+
+    #[test]
+    fn value_hand_computed() {
+        let mut g = Graph::new();
+        let x = g.input(Tensor::from_vec(
+            vec![1, 1, 3, 3],
+            (1..=9).map(|v| v as f32).collect(),
+        ));
+        let w = g.param(Tensor::from_vec(vec![1, 1, 2, 2], vec![1., 2., 3., 4.]));
+        let b = g.param(Tensor::from_vec(vec![1], vec![1.0]));
+        // [[1,2,3],[4,5,6],[7,8,9]] ⋆ [[1,2],[3,4]]: 1+4+12+20 = 37, ...
+        let y = g.conv2d(x, w, Some(b), (1, 1), (0, 0));
+        assert_eq!(g.shape(y), &[1, 1, 2, 2]);
+        assert_eq!(g.value(y).data(), &[38., 48., 68., 78.]);
+        // Padding 1, stride 2: windows at (−1,−1), (−1,1), (1,−1), (1,1).
+        // (−1,−1) sees x[0,0] under w[1,1]: 4·1; (−1,1): 3·2 + 4·3 = 18;
+        // (1,−1): 2·4 + 4·7 = 36; (1,1): 1·5 + 2·6 + 3·8 + 4·9 = 77.
+        let y = g.conv2d(x, w, None, (2, 2), (1, 1));
+        assert_eq!(g.shape(y), &[1, 1, 2, 2]);
+        assert_eq!(g.value(y).data(), &[4., 18., 36., 77.]);
+        // Backward with ∂L/∂y = 1 everywhere: ∂W[i,j] = Σ of the inputs each
+        // weight saw; ∂x[p] = Σ of the weights that saw p.
+        let y = g.conv2d(x, w, Some(b), (1, 1), (0, 0));
+        let l = g.sum(y);
+        let grads = g.backward(l);
+        assert_eq!(grads.get(w).unwrap().data(), &[12., 16., 24., 28.]);
+        assert_eq!(grads.get(b).unwrap().data(), &[4.]);
+        assert!(grads.get(x).is_none());
+    }
+
+    #[test]
+    fn input_gradient_hand_computed() {
+        let mut g = Graph::new();
+        let x = g.param(Tensor::zeros(&[1, 1, 3, 3]));
+        let w = g.input(Tensor::from_vec(vec![1, 1, 2, 2], vec![1., 2., 3., 4.]));
+        let y = g.conv2d(x, w, None, (1, 1), (0, 0));
+        let l = g.sum(y);
+        let grads = g.backward(l);
+        // Corners see one weight, edges two, the centre all four.
+        assert_eq!(
+            grads.get(x).unwrap().data(),
+            &[1., 3., 2., 4., 10., 6., 3., 7., 4.]
+        );
+        assert!(grads.get(w).is_none());
+    }
+
+    /// Direct-definition convolution and its gradients, in f64.
+    #[allow(clippy::type_complexity, clippy::needless_range_loop)]
+    fn naive(
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        dy: &Tensor,
+        s: (usize, usize),
+        pd: (usize, usize),
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+        let [n, c, h, wd] = x.shape().try_into().unwrap();
+        let [o, _, kh, kw] = w.shape().try_into().unwrap();
+        let ho = conv_out_size(h, kh, s.0, pd.0).unwrap();
+        let wo = conv_out_size(wd, kw, s.1, pd.1).unwrap();
+        let mut y = vec![0f64; n * o * ho * wo];
+        let mut dx = vec![0f64; x.numel()];
+        let mut dw = vec![0f64; w.numel()];
+        let mut db = vec![0f64; o];
+        for ni in 0..n {
+            for oi in 0..o {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let yi = ((ni * o + oi) * ho + oy) * wo + ox;
+                        let gy = dy.data()[yi] as f64;
+                        let mut acc = b.data()[oi] as f64;
+                        db[oi] += gy;
+                        for ci in 0..c {
+                            for i in 0..kh {
+                                for j in 0..kw {
+                                    let iy = (oy * s.0 + i) as isize - pd.0 as isize;
+                                    let ix = (ox * s.1 + j) as isize - pd.1 as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                        continue;
+                                    }
+                                    let xi = ((ni * c + ci) * h + iy as usize) * wd + ix as usize;
+                                    let wi = ((oi * c + ci) * kh + i) * kw + j;
+                                    acc += x.data()[xi] as f64 * w.data()[wi] as f64;
+                                    dx[xi] += gy * w.data()[wi] as f64;
+                                    dw[wi] += gy * x.data()[xi] as f64;
+                                }
+                            }
+                        }
+                        y[yi] = acc;
+                    }
+                }
+            }
+        }
+        (y, dx, dw, db)
+    }
+
+    fn close(a: &[f32], b: &[f64], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        for (i, (&a, &b)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (a as f64 - b).abs() <= 1e-4 * b.abs().max(1.0),
+                "{what}[{i}]: {a} vs {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn many_chunks_match_the_definition_and_are_bit_identical_for_any_thread_count() {
+        for (xs, ws, s, pd) in [
+            ([37, 3, 9, 8], [4, 3, 3, 3], (1, 1), (1, 1)),
+            ([150, 2, 11, 10], [3, 2, 5, 4], (2, 3), (2, 1)),
+            ([300, 4, 6, 6], [6, 4, 1, 1], (1, 1), (0, 0)),
+        ] {
+            let (x, w, b) = (
+                pseudo_random(&xs, 1),
+                pseudo_random(&ws, 2),
+                pseudo_random(&ws[..1], 3),
+            );
+            let geom = Geom::new(&xs, &ws, s, pd);
+            assert!(
+                geom.n.div_ceil(geom.chunk()) > 2,
+                "{xs:?}: want several chunks"
+            );
+            let dy = pseudo_random(&[geom.n, geom.o, geom.ho, geom.wo], 4);
+            let (ry, rdx, rdw, rdb) = naive(&x, &w, &b, &dy, s, pd);
+            let mut first = None;
+            for t in [1, 2, 3, 8] {
+                for keep in [false, true] {
+                    let (y, kept) = forward(&geom, x.data(), w.data(), Some(b.data()), keep, t);
+                    assert_eq!(kept.is_some(), keep && !geom.pointwise());
+                    let (dx, dw, db) = backward(
+                        &geom,
+                        x.data(),
+                        w.data(),
+                        dy.data(),
+                        kept.as_deref(),
+                        (true, true, true),
+                        t,
+                    );
+                    let (dx, dw, db) = (dx.unwrap(), dw.unwrap(), db.unwrap());
+                    close(&y, &ry, "y");
+                    close(&dx, &rdx, "dx");
+                    close(&dw, &rdw, "dw");
+                    close(&db, &rdb, "db");
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    let all = (bits(&y), bits(&dx), bits(&dw), bits(&db));
+                    match &first {
+                        None => first = Some(all),
+                        Some(f) => assert!(*f == all, "{xs:?}: t={t} keep={keep} differs"),
+                    }
+                    // Only ∂W: same bits as when ∂x is computed too.
+                    let (none_x, dw2, none_b) = backward(
+                        &geom,
+                        x.data(),
+                        w.data(),
+                        dy.data(),
+                        kept.as_deref(),
+                        (false, true, false),
+                        t,
+                    );
+                    assert!(none_x.is_none() && none_b.is_none());
+                    assert_eq!(bits(&dw2.unwrap()), first.as_ref().unwrap().2);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn first_layer_skips_the_input_gradient() {
+        let (xt, wt, bt) = (
+            pseudo_random(&[4, 1, 8, 8], 1),
+            pseudo_random(&[3, 1, 5, 5], 2),
+            pseudo_random(&[3], 3),
+        );
+        let grads_of = |x_is_param: bool| {
+            let mut g = Graph::new();
+            let x = if x_is_param {
+                g.param(xt.clone())
+            } else {
+                g.input(xt.clone())
+            };
+            let w = g.param(wt.clone());
+            let b = g.param(bt.clone());
+            let y = g.conv2d(x, w, Some(b), (1, 1), (2, 2));
+            let l = g.sum(y);
+            let grads = g.backward(l);
+            (
+                grads.get(x).cloned(),
+                grads.get(w).unwrap().clone(),
+                grads.get(b).unwrap().clone(),
+            )
+        };
+        let (dx, dw, db) = grads_of(false);
+        let (dx2, dw2, db2) = grads_of(true);
+        assert!(dx.is_none() && dx2.is_some());
+        assert_eq!(dw, dw2);
+        assert_eq!(db, db2);
+    }
+
+    #[test]
+    fn no_grad_graph_gives_the_same_values() {
+        let (x, w) = (
+            pseudo_random(&[3, 2, 7, 6], 1),
+            pseudo_random(&[4, 2, 3, 3], 2),
+        );
+        let mut g = Graph::new();
+        let (xv, wv) = (g.input(x.clone()), g.param(w.clone()));
+        let y = g.conv2d(xv, wv, None, (2, 1), (1, 0));
+        let mut e = Graph::no_grad();
+        let (xe, we) = (e.input(x), e.param(w));
+        let ye = e.conv2d(xe, we, None, (2, 1), (1, 0));
+        assert_eq!(g.value(y), e.value(ye));
+        assert_eq!(e.shape(ye), &[3, 4, 4, 4]);
+    }
+
+    #[test]
+    fn out_size() {
+        assert_eq!(conv_out_size(28, 5, 1, 2), Some(28));
+        assert_eq!(conv_out_size(28, 5, 1, 0), Some(24));
+        assert_eq!(conv_out_size(5, 3, 2, 0), Some(2));
+        assert_eq!(conv_out_size(6, 3, 2, 0), Some(2));
+        assert_eq!(conv_out_size(6, 3, 2, 1), Some(3));
+        assert_eq!(conv_out_size(3, 3, 1, 0), Some(1));
+        assert_eq!(conv_out_size(2, 3, 1, 0), None);
+        assert_eq!(conv_out_size(2, 3, 1, 1), Some(2));
+        assert_eq!(conv_out_size(0, 1, 1, 0), None);
+        assert_eq!(conv_out_size(5, 3, 0, 0), None);
+        assert_eq!(conv_out_size(5, 0, 1, 0), None);
+        assert_eq!(conv_out_size(usize::MAX, 1, 1, 1), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "conv2d: input [1, 2, 5, 5] and weight [1, 3, 3, 3]")]
+    fn channel_mismatch_panics() {
+        let mut g = Graph::new();
+        let x = g.input(Tensor::zeros(&[1, 2, 5, 5]));
+        let w = g.param(Tensor::zeros(&[1, 3, 3, 3]));
+        g.conv2d(x, w, None, (1, 1), (0, 0));
+    }
+
+    #[test]
+    #[should_panic(expected = "conv2d: weight [1, 1, 5, 5] does not fit input [1, 1, 3, 3]")]
+    fn kernel_too_large_panics() {
+        let mut g = Graph::new();
+        let x = g.input(Tensor::zeros(&[1, 1, 3, 3]));
+        let w = g.param(Tensor::zeros(&[1, 1, 5, 5]));
+        g.conv2d(x, w, None, (1, 1), (0, 0));
+    }
+
+    #[test]
+    #[should_panic(expected = "conv2d: bias shape vs weight [2, 1, 3, 3]")]
+    fn bias_mismatch_panics() {
+        let mut g = Graph::new();
+        let x = g.input(Tensor::zeros(&[1, 1, 3, 3]));
+        let w = g.param(Tensor::zeros(&[2, 1, 3, 3]));
+        let b = g.param(Tensor::zeros(&[3]));
+        g.conv2d(x, w, Some(b), (1, 1), (0, 0));
+    }
+}

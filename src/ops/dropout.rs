@@ -1,0 +1,221 @@
+//! Dropout (inverted, as PyTorch's `nn.Dropout`).
+//!
+//! In training each element is kept with probability `1 − p` and scaled by
+//! `1/(1 − p)`, so the expected value of every output equals its input; the
+//! rest are zeroed. The mask is drawn from `ChaCha8Rng::seed_from_u64(seed)`,
+//! one `f32` in `[0, 1)` per element in row-major order (kept when `u < 1−p`):
+//! the same seed gives the same mask (gradient checkpointing recomputes a
+//! layer and must draw the same one).
+//!
+//! - `p = 0`, or evaluation: the identity (the input node itself is returned).
+//! - `p = 1`: every output is zero, and so is every gradient (as PyTorch).
+//!
+//! # Shapes
+//! `x: any` → `y` shaped as `x`.
+//!
+//! Backward: `∂x = g · mask · 1/(1−p)`, with the mask saved as a bitset
+//! (one bit per element) and the scale as one number.
+
+use crate::autograd::Backward;
+use crate::{Graph, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The keep mask, one bit per element (bit `i % 64` of word `i / 64`):
+/// element `i` is kept when the `i`-th `rng.random::<f32>()` is below `1 − p`.
+///
+/// `random::<f32>()` is `(u >> 8)·2⁻²⁴` for the next `u32` `u`, so the test
+/// is done on the integers, `u >> 8 < ⌈(1−p)·2²⁴⌉` (exact), with the words
+/// drawn 64 at a time: the same mask, several times faster.
+fn draw_mask(n: usize, p: f32, seed: u64) -> Vec<u64> {
+    let keep = 1.0 - p;
+    let threshold = (keep * 16_777_216.0).ceil() as u32;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut buf = [0u32; 64];
+    let mut bits = vec![0u64; n.div_ceil(64)];
+    for (w, word) in bits.iter_mut().enumerate() {
+        let len = (n - w * 64).min(64);
+        let buf = &mut buf[..len];
+        rng.fill(buf);
+        let mut acc = 0u64;
+        for (b, &u) in buf.iter().enumerate() {
+            acc |= (((u >> 8) < threshold) as u64) << b;
+        }
+        *word = acc;
+    }
+    bits
+}
+
+/// `out[i] = src[i]·scale` where the mask bit is set, else `src[i]·0`.
+fn apply_mask(src: &[f32], bits: &[u64], scale: f32, out: &mut [f32]) {
+    for ((o, s), &word) in out.chunks_mut(64).zip(src.chunks(64)).zip(bits) {
+        let mut lane = [0f32; 64];
+        for (b, l) in lane.iter_mut().enumerate() {
+            *l = if (word >> b) & 1 != 0 { scale } else { 0.0 };
+        }
+        for ((o, &v), &m) in o.iter_mut().zip(s).zip(&lane) {
+            *o = v * m;
+        }
+    }
+}
+
+struct DropoutBack {
+    /// Which elements were kept.
+    mask: Vec<u64>,
+    /// `1/(1−p)`.
+    scale: f32,
+}
+
+impl Backward for DropoutBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        _inp: &[&Tensor],
+        _out: &Tensor,
+        _needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let mut gx = g.zeros_like();
+        apply_mask(g.data(), &self.mask, self.scale, gx.data_mut());
+        vec![Some(gx)]
+    }
+}
+
+impl Graph {
+    /// Dropout with drop probability `p`, mask drawn from `seed` (see the
+    /// [module docs](self)). Panics unless `0 ≤ p ≤ 1`.
+    pub fn dropout(&mut self, x: Var, p: f32, training: bool, seed: u64) -> Var {
+        assert!(
+            (0.0..=1.0).contains(&p),
+            "dropout: probability has to be between 0 and 1, but got {p}"
+        );
+        if !training || p == 0.0 {
+            return x;
+        }
+        let xv = self.value(x);
+        let n = xv.numel();
+        let (mask, scale) = if p == 1.0 {
+            (vec![0u64; n.div_ceil(64)], 0.0)
+        } else {
+            // As PyTorch: the scale in double, then applied in f32.
+            (draw_mask(n, p, seed), (1.0 / (1.0 - p as f64)) as f32)
+        };
+        let mut y = xv.zeros_like();
+        apply_mask(xv.data(), &mask, scale, y.data_mut());
+        self.push("dropout", y, &[x], DropoutBack { mask, scale })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::gradcheck::{check, pseudo_random};
+    use crate::{Graph, Tensor};
+
+    fn run(x: &Tensor, p: f32, training: bool, seed: u64) -> (Tensor, Tensor) {
+        let mut g = Graph::new();
+        let xv = g.param(x.clone());
+        let y = g.dropout(xv, p, training, seed);
+        let l = g.sum(y);
+        let grads = g.backward(l);
+        (g.value(y).clone(), grads.get(xv).unwrap().clone())
+    }
+
+    #[test]
+    fn same_seed_same_mask_other_seed_other_mask() {
+        let x = Tensor::full(&[1000], 1.0);
+        let (a, _) = run(&x, 0.5, true, 42);
+        let (b, _) = run(&x, 0.5, true, 42);
+        let (c, _) = run(&x, 0.5, true, 43);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn mask_is_random_f32_below_one_minus_p() {
+        use rand::{Rng, SeedableRng};
+        for (n, p, seed) in [
+            (1000usize, 0.3f32, 1u64),
+            (130, 0.5, 2),
+            (64, 0.9, 3),
+            (7, 0.01, 4),
+        ] {
+            let bits = super::draw_mask(n, p, seed);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            for i in 0..n {
+                let kept = rng.random::<f32>() < 1.0 - p;
+                assert_eq!(
+                    kept,
+                    (bits[i / 64] >> (i % 64)) & 1 == 1,
+                    "n={n} p={p} i={i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn kept_fraction_and_mean_follow_p() {
+        let n = 200_000;
+        let x = Tensor::full(&[n / 100, 100], 1.0);
+        for p in [0.1f32, 0.3, 0.5, 0.9] {
+            let (y, _) = run(&x, p, true, 7);
+            let kept = y.data().iter().filter(|&&v| v != 0.0).count() as f64 / n as f64;
+            // std of the fraction ≤ √(0.25/n) ≈ 0.0011.
+            assert!(
+                (kept - (1.0 - p as f64)).abs() < 0.008,
+                "p={p}: kept {kept}"
+            );
+            let scale = 1.0 / (1.0 - p);
+            assert!(y.data().iter().all(|&v| v == 0.0 || v == scale));
+            // Inverted dropout keeps the mean: E[y] = x.
+            let mean = y.sum_all() / n as f64;
+            // Var(y) = p/(1−p): allow six standard deviations of the mean.
+            let tol = 6.0 * (p as f64 / (1.0 - p as f64) / n as f64).sqrt();
+            assert!((mean - 1.0).abs() < tol, "p={p}: mean {mean}");
+        }
+    }
+
+    #[test]
+    fn gradient_is_mask_times_scale() {
+        // x = 1: the output is mask·scale, and so must be the gradient of Σy.
+        let x = Tensor::full(&[7, 13], 1.0);
+        let (y, gx) = run(&x, 0.4, true, 3);
+        assert_eq!(y, gx);
+        assert!(y.data().contains(&0.0) && y.data().iter().any(|&v| v != 0.0));
+        // Finite differences with a fixed seed (the mask is fixed, the op linear).
+        check("dropout", &[pseudo_random(&[5, 11], 1)], |g, v| {
+            g.dropout(v[0], 0.3, true, 99)
+        });
+        // Fan-out: x kept and dropped.
+        check("dropout fan-out", &[pseudo_random(&[70], 2)], |g, v| {
+            let d = g.dropout(v[0], 0.5, true, 5);
+            g.mul(d, v[0])
+        });
+    }
+
+    #[test]
+    fn eval_and_p_zero_are_identity() {
+        let x = pseudo_random(&[4, 9], 1);
+        let mut g = Graph::new();
+        let xv = g.param(x.clone());
+        assert_eq!(g.dropout(xv, 0.5, false, 1), xv);
+        assert_eq!(g.dropout(xv, 0.0, true, 1), xv);
+        let (y, gx) = run(&x, 0.5, false, 1);
+        assert_eq!(y, x);
+        assert_eq!(gx, Tensor::full(&[4, 9], 1.0));
+    }
+
+    #[test]
+    fn p_one_zeroes_everything() {
+        let x = pseudo_random(&[3, 5], 1);
+        let (y, gx) = run(&x, 1.0, true, 1);
+        assert!(y.data().iter().all(|&v| v == 0.0));
+        assert!(gx.data().iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    #[should_panic(expected = "between 0 and 1")]
+    fn p_out_of_range_panics() {
+        let mut g = Graph::new();
+        let x = g.input(Tensor::zeros(&[2]));
+        g.dropout(x, 1.5, true, 0);
+    }
+}

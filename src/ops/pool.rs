@@ -1,0 +1,593 @@
+//! 2-d max pooling, as PyTorch's `F.max_pool2d` (dilation 1, `ceil_mode=False`).
+//!
+//! # Shapes
+//! `x: [N, C, H, W]` → `y: [N, C, Ho, Wo]` with `Ho = ⌊(H + 2·ph − kh)/sh⌋ + 1`
+//! and `Wo = ⌊(W + 2·pw − kw)/sw⌋ + 1` (see [`pool_out_size`]). The padding is
+//! implicit −∞: it never wins a window. As in PyTorch it may be at most half
+//! the kernel (`p ≤ k/2`), so every window holds at least one real element.
+//!
+//! # Forward and backward
+//! The forward records, for every output, the flat index (within its `H×W`
+//! plane) of the element its window picked. The backward adds each output's
+//! gradient to that single element; an element picked by several overlapping
+//! windows receives the sum of their gradients, every other element gets 0.
+//!
+//! # Ties and NaN
+//! As PyTorch's CPU kernel: the window is scanned row by row, starting from a
+//! maximum of −∞, and a value replaces the current maximum only when
+//! `v > max || v.is_nan()`. So among equal maxima the *first* in scan order
+//! wins (and takes the whole gradient), and a NaN in the window propagates to
+//! the output (the last NaN of the window is the one picked).
+//!
+//! Planes are processed in chunks on at most
+//! [`threads()`](crate::tensor::threads) rayon jobs when there is enough work;
+//! every output and every input gradient is computed by a single job in a
+//! fixed order, so results do not depend on the thread count.
+
+use super::conv::{map_tasks, valid};
+use crate::autograd::Backward;
+use crate::tensor::threads;
+use crate::{Graph, Tensor, Var};
+
+/// Roughly the window elements read by one task.
+const TASK_WORK: usize = 1 << 16;
+
+/// The output length of a max pooling along one axis:
+/// `⌊(input + 2·padding − kernel)/stride⌋ + 1`, or `None` when the stride or
+/// kernel is 0, the padding is more than half the kernel, or the kernel is
+/// larger than the padded input.
+///
+/// ```
+/// use backprop::ops::pool::pool_out_size;
+/// assert_eq!(pool_out_size(28, 2, 2, 0), Some(14));
+/// assert_eq!(pool_out_size(5, 3, 2, 1), Some(3));
+/// assert_eq!(pool_out_size(5, 3, 2, 2), None); // padding > kernel/2
+/// assert_eq!(pool_out_size(1, 2, 2, 0), None);
+/// ```
+pub fn pool_out_size(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    if padding > kernel / 2 {
+        return None;
+    }
+    super::conv::conv_out_size(input, kernel, stride, padding)
+}
+
+/// Every size of one pooling.
+#[derive(Clone, Copy, Debug)]
+struct Geom {
+    planes: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    ph: usize,
+    pw: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl Geom {
+    fn new(
+        xs: &[usize],
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+    ) -> Geom {
+        assert!(
+            xs.len() == 4,
+            "max_pool2d: input {xs:?} must be [N, C, H, W]"
+        );
+        assert!(
+            kernel.0 > 0 && kernel.1 > 0 && stride.0 > 0 && stride.1 > 0,
+            "max_pool2d: kernel {kernel:?} and stride {stride:?} must be positive (input {xs:?})"
+        );
+        assert!(
+            padding.0 <= kernel.0 / 2 && padding.1 <= kernel.1 / 2,
+            "max_pool2d: padding {padding:?} must be at most half the kernel {kernel:?} (input {xs:?})"
+        );
+        let (Some(ho), Some(wo)) = (
+            pool_out_size(xs[2], kernel.0, stride.0, padding.0),
+            pool_out_size(xs[3], kernel.1, stride.1, padding.1),
+        ) else {
+            panic!(
+                "max_pool2d: kernel {kernel:?} does not fit input {xs:?} with padding {padding:?}"
+            )
+        };
+        assert!(
+            xs[2] * xs[3] <= u32::MAX as usize,
+            "max_pool2d: input {xs:?} has planes too large for u32 indices"
+        );
+        Geom {
+            planes: xs[0] * xs[1],
+            h: xs[2],
+            w: xs[3],
+            kh: kernel.0,
+            kw: kernel.1,
+            sh: stride.0,
+            sw: stride.1,
+            ph: padding.0,
+            pw: padding.1,
+            ho,
+            wo,
+        }
+    }
+
+    /// Planes per task.
+    fn chunk(&self) -> usize {
+        let per_plane = self.ho * self.wo * self.kh * self.kw;
+        TASK_WORK.div_ceil(per_plane.max(1)).max(1)
+    }
+}
+
+/// The input range `lo..hi` covered by output `o` along one axis, clipped to `0..len`.
+fn window(o: usize, k: usize, s: usize, pad: usize, len: usize) -> (usize, usize) {
+    let start = o * s;
+    (start.saturating_sub(pad), (start + k - pad).min(len))
+}
+
+/// The forward on flat buffers: `y` and the picked index of every window.
+///
+/// Each output row is computed a kernel element at a time across all its
+/// windows (`for ih, for j, for ox`): the windows are independent lanes, so
+/// there is no dependency chain from one comparison to the next, and each
+/// window still sees its elements in row-major scan order.
+fn forward(g: &Geom, x: &[f32], t: usize) -> (Vec<f32>, Vec<u32>) {
+    let (plane_in, plane_out, chunk) = (g.h * g.w, g.ho * g.wo, g.chunk());
+    let rows: Vec<(usize, usize)> = (0..g.ho)
+        .map(|oy| window(oy, g.kh, g.sh, g.ph, g.h))
+        .collect();
+    // The first column of each window, and for each kernel column j the
+    // outputs whose window holds a real element there.
+    let first: Vec<usize> = (0..g.wo)
+        .map(|ox| window(ox, g.kw, g.sw, g.pw, g.w).0)
+        .collect();
+    let spans: Vec<(usize, usize)> = (0..g.kw).map(|j| valid(j, g.pw, g.sw, g.w, g.wo)).collect();
+    let mut y = vec![0.0f32; g.planes * plane_out];
+    let mut arg = vec![0u32; g.planes * plane_out];
+    let items: Vec<_> = y
+        .chunks_mut(chunk * plane_out)
+        .zip(arg.chunks_mut(chunk * plane_out))
+        .collect();
+    map_tasks(items, t, |ti, (yc, ac)| {
+        let planes = yc
+            .chunks_exact_mut(plane_out)
+            .zip(ac.chunks_exact_mut(plane_out));
+        let mut lane = vec![0.0f32; g.wo];
+        for (pi, (yp, ap)) in planes.enumerate() {
+            let xp = &x[(ti * chunk + pi) * plane_in..][..plane_in];
+            let out_rows = yp.chunks_exact_mut(g.wo).zip(ap.chunks_exact_mut(g.wo));
+            for ((ym, am), &(ih0, ih1)) in out_rows.zip(&rows) {
+                ym.fill(f32::NEG_INFINITY);
+                for (a, &iw0) in am.iter_mut().zip(&first) {
+                    *a = (ih0 * g.w + iw0) as u32;
+                }
+                for ih in ih0..ih1 {
+                    let xrow = &xp[ih * g.w..(ih + 1) * g.w];
+                    for (j, &(ox0, ox1)) in spans.iter().enumerate() {
+                        if ox0 == ox1 {
+                            continue;
+                        }
+                        let ix0 = ox0 * g.sw + j - g.pw;
+                        let base = (ih * g.w + ix0) as u32;
+                        let (ym, am) = (&mut ym[ox0..ox1], &mut am[ox0..ox1]);
+                        // Gather the strided column first, so that the update
+                        // below runs on contiguous lanes and vectorizes into
+                        // selects (a branch per value would mispredict about
+                        // once per window on real data).
+                        let lane = &mut lane[..ox1 - ox0];
+                        for (d, s) in lane.iter_mut().zip(xrow[ix0..].iter().step_by(g.sw)) {
+                            *d = *s;
+                        }
+                        for (l, ((m, a), &v)) in
+                            ym.iter_mut().zip(am.iter_mut()).zip(&*lane).enumerate()
+                        {
+                            let take = ((v > *m) | v.is_nan()) as u32;
+                            let mask = take.wrapping_neg();
+                            *m = f32::from_bits((v.to_bits() & mask) | (m.to_bits() & !mask));
+                            *a = ((base + (l * g.sw) as u32) & mask) | (*a & !mask);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    (y, arg)
+}
+
+/// `∂x`: each output's gradient added to the element its window picked.
+fn backward(g: &Geom, arg: &[u32], dy: &[f32], t: usize) -> Vec<f32> {
+    let (plane_in, plane_out, chunk) = (g.h * g.w, g.ho * g.wo, g.chunk());
+    let mut dx = vec![0.0f32; g.planes * plane_in];
+    let items: Vec<_> = dx.chunks_mut(chunk * plane_in).collect();
+    map_tasks(items, t, |ti, dxc| {
+        for (pi, dxp) in dxc.chunks_exact_mut(plane_in).enumerate() {
+            let off = (ti * chunk + pi) * plane_out;
+            for (&a, &d) in arg[off..off + plane_out]
+                .iter()
+                .zip(&dy[off..off + plane_out])
+            {
+                dxp[a as usize] += d;
+            }
+        }
+    });
+    dx
+}
+
+struct MaxPool2dBack {
+    geom: Geom,
+    /// The picked flat index within its plane, for every output.
+    arg: Vec<u32>,
+}
+
+impl Backward for MaxPool2dBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        inp: &[&Tensor],
+        _out: &Tensor,
+        _needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let dx = backward(&self.geom, &self.arg, g.data(), threads());
+        vec![Some(Tensor::from_vec(inp[0].shape().to_vec(), dx))]
+    }
+}
+
+impl Graph {
+    /// 2-d max pooling of `x: [N, C, H, W]` with `kernel`, `stride` and
+    /// implicit −∞ `padding` given as (height, width) → `[N, C, Ho, Wo]`
+    /// (see the [module docs](crate::ops::pool): PyTorch's semantics, first
+    /// maximum wins ties).
+    ///
+    /// Panics, naming the shapes, when the kernel does not fit or the padding
+    /// exceeds half the kernel (the model builder checks earlier with
+    /// [`pool_out_size`]).
+    ///
+    /// ```
+    /// use backprop::{Graph, Tensor};
+    /// let mut g = Graph::new();
+    /// let x = g.input(Tensor::from_vec(vec![1, 1, 2, 4], vec![1., 5., 2., 0., 3., 4., 7., 6.]));
+    /// let y = g.max_pool2d(x, (2, 2), (2, 2), (0, 0));
+    /// assert_eq!(g.value(y).data(), &[5., 7.]);
+    /// ```
+    pub fn max_pool2d(
+        &mut self,
+        x: Var,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+    ) -> Var {
+        let xs = self.shape(x);
+        let geom = Geom::new(xs, kernel, stride, padding);
+        let shape = vec![xs[0], xs[1], geom.ho, geom.wo];
+        let (y, arg) = forward(&geom, self.value(x).data(), threads());
+        let y = Tensor::from_vec(shape, y);
+        self.push("max_pool2d", y, &[x], MaxPool2dBack { geom, arg })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::gradcheck::{check, pseudo_random};
+
+    /// Distinct values 0.03 apart (a pseudo-random permutation), so that no
+    /// finite-difference step (≤ 0.012 for |x| ≤ 1.2) changes a window's pick.
+    fn distinct(shape: &[usize], seed: u64) -> Tensor {
+        let r = pseudo_random(shape, seed);
+        let n = r.numel();
+        assert!(n <= 80, "distinct: at most 80 values");
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| r.data()[a].total_cmp(&r.data()[b]));
+        let mut v = vec![0.0; n];
+        for (rank, &i) in order.iter().enumerate() {
+            v[i] = (rank as f32 - n as f32 / 2.0) * 0.03;
+        }
+        Tensor::from_vec(shape.to_vec(), v)
+    }
+
+    fn pool_check(
+        name: &str,
+        xs: &[usize],
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+    ) {
+        check(name, &[distinct(xs, 1)], |g, v| {
+            g.max_pool2d(v[0], kernel, stride, padding)
+        });
+    }
+
+    /// ∂x for a given ∂y.
+    fn grad(
+        x: Tensor,
+        dy: &[f32],
+        k: (usize, usize),
+        s: (usize, usize),
+        p: (usize, usize),
+    ) -> Tensor {
+        let mut g = Graph::new();
+        let xv = g.param(x);
+        let y = g.max_pool2d(xv, k, s, p);
+        let seed = Tensor::from_vec(g.shape(y).to_vec(), dy.to_vec());
+        g.backward_with(y, seed).get(xv).unwrap().clone()
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        pool_check("pool 2 stride 2", &[1, 2, 6, 6], (2, 2), (2, 2), (0, 0));
+        pool_check("pool 3 stride 1", &[1, 1, 8, 9], (3, 3), (1, 1), (0, 0));
+        pool_check(
+            "pool 3 stride 2 pad 1",
+            &[1, 1, 7, 7],
+            (3, 3),
+            (2, 2),
+            (1, 1),
+        );
+        pool_check("pool 2x3 pad 1", &[2, 1, 5, 6], (2, 3), (1, 2), (1, 1));
+        pool_check(
+            "pool 2 stride 1 pad 1",
+            &[2, 2, 4, 5],
+            (2, 2),
+            (1, 1),
+            (1, 1),
+        );
+        pool_check("pool uneven", &[1, 3, 5, 5], (2, 2), (2, 2), (0, 0));
+    }
+
+    #[test]
+    fn value_and_gradient_hand_computed() {
+        let x = Tensor::from_vec(
+            vec![1, 1, 4, 4],
+            vec![
+                1., 3., 2., 0., //
+                4., -1., 5., 6., //
+                0., 2., -3., 1., //
+                7., 1., 1., 8.,
+            ],
+        );
+        let mut g = Graph::new();
+        let xv = g.input(x.clone());
+        let y = g.max_pool2d(xv, (2, 2), (2, 2), (0, 0));
+        assert_eq!(g.shape(y), &[1, 1, 2, 2]);
+        assert_eq!(g.value(y).data(), &[4., 6., 7., 8.]);
+        let dx = grad(x, &[1., 2., 3., 4.], (2, 2), (2, 2), (0, 0));
+        assert_eq!(
+            dx.data(),
+            &[
+                0., 0., 0., 0., //
+                1., 0., 0., 2., //
+                0., 0., 0., 0., //
+                3., 0., 0., 4.,
+            ]
+        );
+    }
+
+    #[test]
+    fn ties_go_to_the_first_maximum() {
+        // One window of equal values: everything to its first element.
+        let dx = grad(
+            Tensor::full(&[1, 1, 2, 2], 1.0),
+            &[5.],
+            (2, 2),
+            (2, 2),
+            (0, 0),
+        );
+        assert_eq!(dx.data(), &[5., 0., 0., 0.]);
+        // A tie after a smaller value: the first of the two maxima.
+        let x = Tensor::from_vec(vec![1, 1, 2, 2], vec![0., 5., 5., 1.]);
+        assert_eq!(
+            grad(x, &[1.], (2, 2), (2, 2), (0, 0)).data(),
+            &[0., 1., 0., 0.]
+        );
+        // Overlapping windows on a constant: each window's own top-left element.
+        let dx = grad(
+            Tensor::full(&[1, 1, 3, 3], 2.0),
+            &[1., 2., 3., 4.],
+            (2, 2),
+            (1, 1),
+            (0, 0),
+        );
+        assert_eq!(dx.data(), &[1., 2., 0., 3., 4., 0., 0., 0., 0.]);
+        // Padding never wins, even against −∞.
+        let x = Tensor::full(&[1, 1, 2, 2], f32::NEG_INFINITY);
+        let dx = grad(x, &[1., 2., 3., 4.], (3, 3), (1, 1), (1, 1));
+        assert_eq!(dx.data(), &[1. + 2. + 3. + 4., 0., 0., 0.]);
+    }
+
+    #[test]
+    fn nan_propagates_and_takes_the_gradient() {
+        let x = Tensor::from_vec(vec![1, 1, 2, 2], vec![1., f32::NAN, 9., f32::NAN]);
+        let mut g = Graph::new();
+        let xv = g.input(x.clone());
+        let y = g.max_pool2d(xv, (2, 2), (2, 2), (0, 0));
+        assert!(g.value(y).data()[0].is_nan());
+        // The last NaN in scan order is the one picked.
+        assert_eq!(
+            grad(x, &[1.], (2, 2), (2, 2), (0, 0)).data(),
+            &[0., 0., 0., 1.]
+        );
+    }
+
+    #[test]
+    fn overlapping_windows_sum_their_gradients() {
+        // Kernel 3, stride 2 on 5×5: windows start at rows/columns 0 and 2.
+        let mut v: Vec<f32> = (0..25).map(|i| i as f32 * 0.01).collect();
+        v[2] = 10.0; // (0, 2): in windows (0, 0) and (0, 1)
+        v[12] = 5.0; // (2, 2): in all four, the max of the two lower ones
+        let x = Tensor::from_vec(vec![1, 1, 5, 5], v);
+        let mut g = Graph::new();
+        let xv = g.input(x.clone());
+        let y = g.max_pool2d(xv, (3, 3), (2, 2), (0, 0));
+        assert_eq!(g.value(y).data(), &[10., 10., 5., 5.]);
+        let dx = grad(x, &[1., 2., 4., 8.], (3, 3), (2, 2), (0, 0));
+        let mut want = [0.0; 25];
+        want[2] = 1. + 2.;
+        want[12] = 4. + 8.;
+        assert_eq!(dx.data(), &want[..]);
+    }
+
+    #[test]
+    fn padding_is_minus_infinity() {
+        // All negative: zero padding would win, −∞ padding does not.
+        let x = Tensor::from_vec(vec![1, 1, 2, 2], vec![-1., -2., -3., -4.]);
+        let mut g = Graph::new();
+        let xv = g.input(x.clone());
+        let y = g.max_pool2d(xv, (2, 2), (2, 2), (1, 1));
+        assert_eq!(g.value(y).data(), &[-1., -2., -3., -4.]);
+        let y = g.max_pool2d(xv, (3, 3), (1, 1), (1, 1));
+        assert_eq!(g.value(y).data(), &[-1., -1., -1., -1.]);
+        let dx = grad(x, &[1., 2., 3., 4.], (3, 3), (1, 1), (1, 1));
+        assert_eq!(dx.data(), &[10., 0., 0., 0.]);
+        // Kernel 3, stride 2, padding 1 on 5×5: Ho = ⌊(5 + 2 − 3)/2⌋ + 1 = 3.
+        let x = Tensor::from_vec(vec![1, 1, 5, 5], (0..25).map(|i| -(i as f32)).collect());
+        let mut g = Graph::new();
+        let xv = g.input(x);
+        let y = g.max_pool2d(xv, (3, 3), (2, 2), (1, 1));
+        assert_eq!(
+            g.value(y).data(),
+            &[0., -1., -3., -5., -6., -8., -15., -16., -18.]
+        );
+    }
+
+    #[test]
+    fn many_chunks_are_bit_identical_for_any_thread_count() {
+        let xs = [32, 20, 12, 13];
+        let geom = Geom::new(&xs, (3, 2), (2, 2), (1, 1));
+        assert!(geom.planes.div_ceil(geom.chunk()) > 2);
+        let x = pseudo_random(&xs, 1);
+        let dy = pseudo_random(&[geom.planes * geom.ho * geom.wo], 2);
+        let (y1, a1) = forward(&geom, x.data(), 1);
+        let dx1 = backward(&geom, &a1, dy.data(), 1);
+        for t in [2, 3, 8] {
+            let (y, a) = forward(&geom, x.data(), t);
+            assert_eq!(y, y1);
+            assert_eq!(a, a1);
+            assert_eq!(backward(&geom, &a, dy.data(), t), dx1);
+        }
+        // Every picked element is the max of its window.
+        for (p, (yp, ap)) in y1
+            .chunks(geom.ho * geom.wo)
+            .zip(a1.chunks(geom.ho * geom.wo))
+            .enumerate()
+        {
+            for (&v, &i) in yp.iter().zip(ap) {
+                assert_eq!(v, x.data()[p * 12 * 13 + i as usize]);
+            }
+        }
+    }
+
+    /// PyTorch's CPU loop, one window at a time.
+    fn reference(
+        x: &[f32],
+        xs: [usize; 4],
+        k: (usize, usize),
+        s: (usize, usize),
+        p: (usize, usize),
+    ) -> (Vec<f32>, Vec<u32>) {
+        let (h, w) = (xs[2], xs[3]);
+        let ho = pool_out_size(h, k.0, s.0, p.0).unwrap();
+        let wo = pool_out_size(w, k.1, s.1, p.1).unwrap();
+        let (mut y, mut arg) = (Vec::new(), Vec::new());
+        for plane in x.chunks(h * w) {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut ih0 = (oy * s.0) as isize - p.0 as isize;
+                    let mut iw0 = (ox * s.1) as isize - p.1 as isize;
+                    let ih1 = (ih0 + k.0 as isize).min(h as isize);
+                    let iw1 = (iw0 + k.1 as isize).min(w as isize);
+                    ih0 = ih0.max(0);
+                    iw0 = iw0.max(0);
+                    let mut best = ih0 * w as isize + iw0;
+                    let mut max = f32::NEG_INFINITY;
+                    for ih in ih0..ih1 {
+                        for iw in iw0..iw1 {
+                            let i = ih * w as isize + iw;
+                            let v = plane[i as usize];
+                            if v > max || v.is_nan() {
+                                max = v;
+                                best = i;
+                            }
+                        }
+                    }
+                    y.push(max);
+                    arg.push(best as u32);
+                }
+            }
+        }
+        (y, arg)
+    }
+
+    #[test]
+    fn matches_pytorchs_loop_with_ties_nan_and_infinities() {
+        for (xs, k, s, p) in [
+            ([2, 3, 7, 9], (2, 2), (2, 2), (0, 0)),
+            ([1, 2, 7, 9], (2, 2), (2, 2), (1, 1)),
+            ([1, 2, 8, 7], (3, 2), (2, 1), (1, 1)),
+            ([1, 1, 9, 10], (4, 3), (1, 3), (2, 1)),
+            ([1, 2, 9, 9], (3, 3), (3, 3), (1, 1)),
+            ([1, 1, 6, 5], (1, 1), (2, 2), (0, 0)),
+            ([1, 1, 5, 8], (5, 2), (1, 2), (2, 0)),
+        ] {
+            // Three levels: plenty of ties; a few NaN and infinities.
+            let mut x = pseudo_random(&xs, 3).map(|v| (v * 1.5).round());
+            for (i, v) in x.data_mut().iter_mut().enumerate() {
+                match (i * 7919) % 31 {
+                    0 => *v = f32::NAN,
+                    1 => *v = f32::NEG_INFINITY,
+                    2 => *v = f32::INFINITY,
+                    _ => {}
+                }
+            }
+            let geom = Geom::new(&xs, k, s, p);
+            let (y, arg) = forward(&geom, x.data(), 1);
+            let (ry, rarg) = reference(x.data(), xs, k, s, p);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&ry), "{xs:?} {k:?} {s:?} {p:?}");
+            assert_eq!(arg, rarg, "{xs:?} {k:?} {s:?} {p:?}");
+        }
+    }
+
+    #[test]
+    fn no_grad_graph_gives_the_same_values() {
+        let x = pseudo_random(&[2, 3, 9, 8], 1);
+        let mut g = Graph::new();
+        let xv = g.param(x.clone());
+        let y = g.max_pool2d(xv, (2, 2), (2, 2), (0, 0));
+        let mut e = Graph::no_grad();
+        let xe = e.input(x);
+        let ye = e.max_pool2d(xe, (2, 2), (2, 2), (0, 0));
+        assert_eq!(g.value(y), e.value(ye));
+        assert_eq!(e.shape(ye), &[2, 3, 4, 4]);
+    }
+
+    #[test]
+    fn out_size() {
+        assert_eq!(pool_out_size(28, 2, 2, 0), Some(14));
+        assert_eq!(pool_out_size(10, 2, 2, 0), Some(5));
+        assert_eq!(pool_out_size(5, 2, 2, 0), Some(2));
+        assert_eq!(pool_out_size(5, 3, 2, 1), Some(3));
+        assert_eq!(pool_out_size(2, 2, 2, 1), Some(2));
+        assert_eq!(pool_out_size(5, 3, 2, 2), None);
+        assert_eq!(pool_out_size(4, 1, 1, 1), None);
+        assert_eq!(pool_out_size(1, 2, 2, 0), None);
+        assert_eq!(pool_out_size(5, 2, 0, 0), None);
+        assert_eq!(pool_out_size(5, 0, 1, 0), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "max_pool2d: padding (2, 0) must be at most half the kernel (3, 3)")]
+    fn too_much_padding_panics() {
+        let mut g = Graph::new();
+        let x = g.input(Tensor::zeros(&[1, 1, 6, 6]));
+        g.max_pool2d(x, (3, 3), (1, 1), (2, 0));
+    }
+
+    #[test]
+    #[should_panic(expected = "max_pool2d: kernel (3, 3) does not fit input [1, 1, 2, 2]")]
+    fn kernel_too_large_panics() {
+        let mut g = Graph::new();
+        let x = g.input(Tensor::zeros(&[1, 1, 2, 2]));
+        g.max_pool2d(x, (3, 3), (1, 1), (0, 0));
+    }
+}

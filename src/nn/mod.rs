@@ -239,7 +239,7 @@ fn build_layer(item: Item, init: Init, rng: &mut ChaCha8Rng) -> Result<Layer> {
             let c = item.usize_arg(0, "num_features", "num_features")?;
             let eps = item.f32_arg(1, "eps").unwrap_or(1e-5);
             let momentum = item.f32_arg(2, "momentum").unwrap_or(0.1);
-            if !(eps > 0.0) || !(0.0..=1.0).contains(&momentum) {
+            if eps.is_nan() || eps <= 0.0 || !(0.0..=1.0).contains(&momentum) {
                 return Err(item.err("eps must be > 0 and momentum in [0, 1]"));
             }
             params.push(("weight", Arc::new(Tensor::full(&[c], 1.0))));
@@ -383,7 +383,7 @@ fn image_shape(l: &Layer, s: &[usize], channels: usize) -> Result<[usize; 3]> {
     }
     let n: usize = s.iter().product();
     let side = (n / channels.max(1)) as f64;
-    let hint = if channels > 0 && n % channels == 0 && side.sqrt().fract() == 0.0 {
+    let hint = if channels > 0 && n.is_multiple_of(channels) && side.sqrt().fract() == 0.0 {
         let r = side.sqrt() as usize;
         format!("; add reshape({channels},{r},{r}) before it")
     } else {
@@ -442,8 +442,19 @@ impl Model {
     /// and return the per-sample output shape. Errors name the layer and the
     /// shapes, before any training starts.
     pub fn output_shape(&self, sample: &[usize]) -> Result<Vec<usize>> {
+        Ok(self
+            .shapes(sample)?
+            .pop()
+            .unwrap_or_else(|| sample.to_vec()))
+    }
+
+    /// The per-sample input shape of every layer, then the model's output
+    /// shape (`layers.len() + 1` entries); errors as [`Model::output_shape`].
+    pub fn shapes(&self, sample: &[usize]) -> Result<Vec<Vec<usize>>> {
         let mut s = sample.to_vec();
+        let mut all = Vec::with_capacity(self.layers.len() + 1);
         for l in &self.layers {
+            all.push(s.clone());
             s = match &l.kind {
                 LayerKind::Flatten => vec![s.iter().product()],
                 LayerKind::Reshape(dims) => {
@@ -587,7 +598,28 @@ impl Model {
                 }
             };
         }
-        Ok(s)
+        all.push(s);
+        Ok(all)
+    }
+
+    /// Batch normalization in training needs more than one value per channel:
+    /// refuse batch sizes (`sizes`, e.g. the full and the last partial batch)
+    /// that would give it one, naming the layer.
+    pub fn check_training_batches(&self, sample: &[usize], sizes: &[usize]) -> Result<()> {
+        let shapes = self.shapes(sample)?;
+        for (l, s) in self.layers.iter().zip(&shapes) {
+            if let LayerKind::BatchNorm { .. } = l.kind {
+                let per_channel: usize = s.iter().skip(1).product();
+                if let Some(&n) = sizes.iter().find(|&&n| n * per_channel == 1) {
+                    return Err(l.item.err(format!(
+                        "batch normalization in training needs more than one value per channel, \
+                         but a batch of {n} sample(s) gives one; choose a --batch-size that leaves no \
+                         batch of 1 (the last batch holds what is left over)"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Run the model on `x: [N, ...]` through `g`, recording parameters as leaves.
@@ -794,12 +826,72 @@ mod tests {
             ("flatten,linear(784),relu", "missing out_features"),
             ("linear(784,-3)", "positive whole number"),
             ("flatten,relu2", "unknown layer `relu2`"),
-            ("conv2d(1,6,5)", "not implemented yet"),
+            ("conv2d(1,6)", "missing kernel_size"),
             ("relu(3)", "at most 0 argument"),
         ] {
             let e = model(line).unwrap_err().to_string();
             assert!(e.contains(want), "{line}: {e}");
         }
+    }
+
+    #[test]
+    fn layer_shape_errors_name_the_layer_and_the_shapes() {
+        for (line, sample, want) in [
+            (
+                "conv2d(1,6,7)",
+                vec![1, 5, 5],
+                vec!["layer 0", "kernel 7×7 is larger than the padded input 5×5"],
+            ),
+            (
+                "conv2d(3,6,5)",
+                vec![1, 28, 28],
+                vec!["layer 0", "3 input channels", "[N, 1, 28, 28]"],
+            ),
+            (
+                "conv2d(1,6,5)",
+                vec![784],
+                vec!["images [N, C, H, W]", "reshape(1,28,28)"],
+            ),
+            ("maxpool2d(4)", vec![1, 3, 3], vec!["window 4×4", "3×3"]),
+            (
+                "rnn(28,16)",
+                vec![1, 28, 28],
+                vec!["[N, T, 28]", "[N, 1, 28, 28]", "reshape(28,28)"],
+            ),
+            (
+                "flatten,linear(784,8),batchnorm1d(16)",
+                vec![1, 28, 28],
+                vec!["layer 2", "[N, 16]", "[N, 8]"],
+            ),
+            ("batchnorm2d(3)", vec![3, 4], vec!["[N, 3, H, W]"]),
+        ] {
+            let e = model(line)
+                .unwrap()
+                .output_shape(&sample)
+                .unwrap_err()
+                .to_string();
+            for w in want {
+                assert!(e.contains(w), "{line} on {sample:?}: `{w}` not in: {e}");
+            }
+        }
+        let e = model("maxpool2d(2,padding=2)").unwrap_err().to_string();
+        assert!(e.contains("padding 2 must be at most half"), "{e}");
+        let e = model("dropout(1.5)").unwrap_err().to_string();
+        assert!(e.contains("[0, 1]"), "{e}");
+    }
+
+    #[test]
+    fn batch_norm_refuses_a_training_batch_of_one() {
+        let m = model("flatten,linear(4,3),batchnorm1d(3)").unwrap();
+        assert!(m.check_training_batches(&[4], &[64, 2]).is_ok());
+        let e = m
+            .check_training_batches(&[4], &[64, 1])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("layer 2") && e.contains("batch of 1"), "{e}");
+        // Two-d batch norm has H·W values per channel even for one sample.
+        let m = model("batchnorm2d(1)").unwrap();
+        assert!(m.check_training_batches(&[1, 2, 2], &[1]).is_ok());
     }
 
     #[test]

@@ -28,13 +28,17 @@
 //! The batch is cut into chunks of consecutive samples. The chunk length
 //! depends on the shapes only (enough work per chunk to be worth a task, at
 //! most 64 chunks), never on the thread count. Chunks run on at most
-//! [`threads()`](crate::tensor::threads) rayon jobs, each chunk reusing one
-//! im2col scratch buffer for all its samples. In backward every chunk sums its
+//! [`threads()`](crate::tensor::threads) rayon jobs (runs of consecutive
+//! chunks), each job allocating its im2col scratch buffers once and reusing
+//! them for all its samples. In backward every chunk sums its
 //! own partial `∂W` and `∂b` over its samples in order, and the partials are
 //! then added in chunk order: the gradients are bit-identical from run to run
-//! *and* for any thread count. (The per-sample gemms are small enough to run
-//! single-threaded for LeNet-sized layers; larger ones may split further
-//! inside `gemm`, which does not change their results.)
+//! *and* for any thread count. The batch is the parallel axis: when it spans
+//! several chunks, every per-sample product is one single-threaded `gemm`
+//! call (no nested thread split, no synchronisation per product). Only a
+//! batch of a single chunk (a few large images) hands its products to
+//! [`matmul_into`], which may split each one over threads; its results are
+//! then bit-identical run to run for the same thread count.
 //!
 //! # Memory
 //! `∂W` needs `cols_n` again. When `w` needs a gradient and the im2col of the
@@ -43,7 +47,7 @@
 //! backward node (memory: `kh·kw/(sh·sw)` times the input, about 25× for
 //! LeNet's 5×5 first layer: 5 MB for a batch of 64 MNIST images), and
 //! backward only runs gemms. Above the budget, or when `w` is
-//! frozen, the forward uses a per-chunk scratch buffer and backward recomputes
+//! frozen, the forward uses the per-job scratch buffer and backward recomputes
 //! the im2col (a memory-bound copy, cheap next to the gemms once `O` is
 //! large, which is exactly when the buffer would be big). Both paths give
 //! bit-identical gradients.
@@ -82,20 +86,23 @@ pub fn conv_out_size(input: usize, kernel: usize, stride: usize, padding: usize)
     padded.checked_sub(kernel).map(|r| r / stride + 1)
 }
 
-/// Runs `f(index, item)` for every item on at most `t` rayon jobs (each job
-/// takes a run of consecutive items), and returns the results in item order.
+/// Runs `f(state, index, item)` for every item on at most `t` rayon jobs
+/// (each job takes a run of consecutive items and makes one `state` with
+/// `init`, for its scratch buffers), and returns the results in item order.
 /// With `t ≤ 1` or a single item everything runs on the calling thread.
-pub(crate) fn map_tasks<I: Send, R: Send>(
+pub(crate) fn map_tasks<I: Send, S, R: Send>(
     items: Vec<I>,
     t: usize,
-    f: impl Fn(usize, I) -> R + Sync,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, I) -> R + Sync,
 ) -> Vec<R> {
     let t = t.min(items.len());
     if t <= 1 {
+        let mut state = init();
         return items
             .into_iter()
             .enumerate()
-            .map(|(i, it)| f(i, it))
+            .map(|(i, it)| f(&mut state, i, it))
             .collect();
     }
     let per = items.len().div_ceil(t);
@@ -106,9 +113,101 @@ pub(crate) fn map_tasks<I: Send, R: Send>(
     }
     let done: Vec<Vec<R>> = groups
         .into_par_iter()
-        .map(|g| g.into_iter().map(|(i, it)| f(i, it)).collect())
+        .map(|g| {
+            let mut state = init();
+            g.into_iter().map(|(i, it)| f(&mut state, i, it)).collect()
+        })
         .collect();
     done.into_iter().flatten().collect()
+}
+
+/// `out (+)= op(a) · op(b)` as one single-threaded `gemm` call (the
+/// arguments of [`matmul_into`]).
+#[allow(clippy::too_many_arguments)]
+fn gemm_serial(
+    out: &mut [f32],
+    a: &[f32],
+    ta: Trans,
+    b: &[f32],
+    tb: Trans,
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+) {
+    assert!(
+        out.len() == m * n && a.len() == m * k && b.len() == k * n,
+        "conv2d: gemm operands of {}, {} and {} values for {m}x{k}x{n}",
+        out.len(),
+        a.len(),
+        b.len()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out.fill(0.0);
+        }
+        return;
+    }
+    let (a_cs, a_rs) = match ta {
+        Trans::No => (1, k as isize),
+        Trans::Yes => (m as isize, 1),
+    };
+    let (b_cs, b_rs) = match tb {
+        Trans::No => (1, n as isize),
+        Trans::Yes => (k as isize, 1),
+    };
+    // SAFETY: the assert above guarantees every index gemm forms from these
+    // dimensions and strides lies inside the three slices, and `out` does not
+    // alias `a` or `b` (it is a distinct `&mut`).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// One per-sample product: single-threaded when the batch itself is split
+/// over threads (`serial`), else through [`matmul_into`], which may split
+/// the product over threads.
+#[allow(clippy::too_many_arguments)]
+fn product(
+    serial: bool,
+    out: &mut [f32],
+    a: &[f32],
+    ta: Trans,
+    b: &[f32],
+    tb: Trans,
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+) {
+    if serial {
+        gemm_serial(out, a, ta, b, tb, m, k, n, accumulate);
+    } else {
+        matmul_into(out, a, ta, b, tb, m, k, n, accumulate);
+    }
 }
 
 /// Every size of one convolution.
@@ -202,36 +301,98 @@ pub(crate) fn valid(j: usize, pad: usize, stride: usize, len: usize, out: usize)
     (lo, hi)
 }
 
+/// `dst = src` for the short runs of im2col (a few to a few dozen values):
+/// fixed-size moves instead of a `memcpy` call per run.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    let src = &src[..n];
+    match n {
+        0 => {}
+        1..=3 => {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = *s;
+            }
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        _ => {
+            let (mut d8, mut s8) = (dst.chunks_exact_mut(8), src.chunks_exact(8));
+            for (d, s) in (&mut d8).zip(&mut s8) {
+                d.copy_from_slice(s);
+            }
+            if !d8.into_remainder().is_empty() {
+                dst[n - 8..].copy_from_slice(&src[n - 8..]);
+            }
+        }
+    }
+}
+
+/// `dst = 0` for short runs (the padding at the ends of an im2col row).
+#[inline(always)]
+fn zero_short(dst: &mut [f32]) {
+    const ZEROS: [f32; 32] = [0.0; 32];
+    if dst.len() <= ZEROS.len() {
+        copy_short(dst, &ZEROS);
+    } else {
+        dst.fill(0.0);
+    }
+}
+
+/// For each kernel row `i` and column `j`, the output rows and columns whose
+/// receptive field hits a real (not padding) input pixel there: computed once
+/// per pass, not once per sample (they cost divisions).
+struct Spans {
+    rows: Vec<(usize, usize)>,
+    cols: Vec<(usize, usize)>,
+}
+
+impl Spans {
+    fn new(g: &Geom) -> Spans {
+        Spans {
+            rows: (0..g.kh).map(|i| valid(i, g.ph, g.sh, g.h, g.ho)).collect(),
+            cols: (0..g.kw).map(|j| valid(j, g.pw, g.sw, g.w, g.wo)).collect(),
+        }
+    }
+}
+
 /// One sample `x: [C, H, W]` → `cols: [C·kh·kw, Ho·Wo]` (every value written).
-fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
+fn im2col(g: &Geom, sp: &Spans, x: &[f32], cols: &mut [f32]) {
     let (wo, p) = (g.wo, g.p());
     let mut rows = cols.chunks_exact_mut(p);
     for plane in x.chunks_exact(g.h * g.w) {
-        for i in 0..g.kh {
-            let (oy0, oy1) = valid(i, g.ph, g.sh, g.h, g.ho);
-            for j in 0..g.kw {
-                let (ox0, ox1) = valid(j, g.pw, g.sw, g.w, g.wo);
+        for (i, &(oy0, oy1)) in sp.rows.iter().enumerate() {
+            for (j, &(ox0, ox1)) in sp.cols.iter().enumerate() {
                 let row = rows.next().expect("im2col: cols too short");
-                row[..oy0 * wo].fill(0.0);
-                row[oy1 * wo..].fill(0.0);
+                zero_short(&mut row[..oy0 * wo]);
+                zero_short(&mut row[oy1 * wo..]);
+                if ox0 == ox1 {
+                    zero_short(&mut row[oy0 * wo..oy1 * wo]);
+                    continue;
+                }
+                let ix0 = ox0 * g.sw + j - g.pw;
+                let n = ox1 - ox0;
+                let pad = ox0 > 0 || ox1 < wo;
+                // Output row oy reads input row oy·sh + i − ph, from column ix0.
+                let mut src = (oy0 * g.sh + i - g.ph) * g.w + ix0;
                 for oy in oy0..oy1 {
-                    let dst = &mut row[oy * wo..(oy + 1) * wo];
-                    dst[..ox0].fill(0.0);
-                    dst[ox1..].fill(0.0);
-                    if ox0 == ox1 {
-                        continue;
+                    let dst = oy * wo;
+                    if pad {
+                        zero_short(&mut row[dst..dst + ox0]);
+                        zero_short(&mut row[dst + ox1..dst + wo]);
                     }
-                    let iy = oy * g.sh + i - g.ph;
-                    let ix0 = ox0 * g.sw + j - g.pw;
-                    let src = &plane[iy * g.w + ix0..(iy + 1) * g.w];
-                    let dst = &mut dst[ox0..ox1];
+                    let d = &mut row[dst + ox0..dst + ox1];
                     if g.sw == 1 {
-                        dst.copy_from_slice(&src[..dst.len()]);
+                        copy_short(d, &plane[src..src + n]);
                     } else {
-                        for (d, s) in dst.iter_mut().zip(src.iter().step_by(g.sw)) {
+                        let s = plane[src..].iter().step_by(g.sw);
+                        for (d, s) in d.iter_mut().zip(s) {
                             *d = *s;
                         }
                     }
+                    src += g.sh * g.w;
                 }
             }
         }
@@ -239,14 +400,12 @@ fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
 }
 
 /// The adjoint of [`im2col`]: `dx += col2im(cols)` for one sample.
-fn col2im(g: &Geom, cols: &[f32], dx: &mut [f32]) {
+fn col2im(g: &Geom, sp: &Spans, cols: &[f32], dx: &mut [f32]) {
     let (wo, p) = (g.wo, g.p());
     let mut rows = cols.chunks_exact(p);
     for plane in dx.chunks_exact_mut(g.h * g.w) {
-        for i in 0..g.kh {
-            let (oy0, oy1) = valid(i, g.ph, g.sh, g.h, g.ho);
-            for j in 0..g.kw {
-                let (ox0, ox1) = valid(j, g.pw, g.sw, g.w, g.wo);
+        for (i, &(oy0, oy1)) in sp.rows.iter().enumerate() {
+            for (j, &(ox0, ox1)) in sp.cols.iter().enumerate() {
                 let row = rows.next().expect("col2im: cols too short");
                 if ox0 == ox1 {
                     continue;
@@ -286,16 +445,24 @@ fn forward(
     let (o, k, p, chw, chunk) = (g.o, g.k(), g.p(), g.chw(), g.chunk());
     let pointwise = g.pointwise();
     let keep = keep && !pointwise;
+    let spans = Spans::new(g);
+    let serial = g.n > chunk;
     let mut y = vec![0.0f32; g.n * o * p];
     let items: Vec<&mut [f32]> = y.chunks_mut(chunk * o * p).collect();
-    let kept = map_tasks(items, t, |ti, yc| {
-        let samples = yc.len() / (o * p);
-        let mut cols = if pointwise {
+    // Per job: the im2col scratch when nothing is kept.
+    let init = || {
+        if keep || pointwise {
             Vec::new()
-        } else if keep {
-            vec![0.0f32; samples * k * p]
         } else {
             vec![0.0f32; k * p]
+        }
+    };
+    let kept = map_tasks(items, t, init, |scratch, ti, yc| {
+        let samples = yc.len() / (o * p);
+        let mut kept = if keep {
+            vec![0.0f32; samples * k * p]
+        } else {
+            Vec::new()
         };
         for (si, ys) in yc.chunks_exact_mut(o * p).enumerate() {
             let s = ti * chunk + si;
@@ -304,11 +471,11 @@ fn forward(
                 xs
             } else {
                 let c = if keep {
-                    &mut cols[si * k * p..(si + 1) * k * p]
+                    &mut kept[si * k * p..(si + 1) * k * p]
                 } else {
-                    &mut cols[..]
+                    &mut scratch[..]
                 };
-                im2col(g, xs, c);
+                im2col(g, &spans, xs, c);
                 c
             };
             if let Some(b) = b {
@@ -316,9 +483,20 @@ fn forward(
                     row.fill(bv);
                 }
             }
-            matmul_into(ys, w, Trans::No, cs, Trans::No, o, k, p, b.is_some());
+            product(
+                serial,
+                ys,
+                w,
+                Trans::No,
+                cs,
+                Trans::No,
+                o,
+                k,
+                p,
+                b.is_some(),
+            );
         }
-        cols
+        kept
     });
     (y, keep.then_some(kept))
 }
@@ -338,12 +516,28 @@ fn backward(
     let (needs_x, needs_w, needs_b) = needs;
     let (o, k, p, chw, chunk) = (g.o, g.k(), g.p(), g.chw(), g.chunk());
     let pointwise = g.pointwise();
+    let spans = Spans::new(g);
+    let serial = g.n > chunk;
     let mut dx = needs_x.then(|| vec![0.0f32; g.n * chw]);
     let items: Vec<Option<&mut [f32]>> = match &mut dx {
         Some(d) => d.chunks_mut(chunk * chw).map(Some).collect(),
         None => (0..g.n.div_ceil(chunk)).map(|_| None).collect(),
     };
-    let partials = map_tasks(items, t, |ti, mut dxc| {
+    // Per job: the im2col scratch (when not kept) and the ∂cols scratch.
+    let init = || {
+        let cols = if needs_w && kept.is_none() && !pointwise {
+            vec![0.0f32; k * p]
+        } else {
+            Vec::new()
+        };
+        let dcols = if needs_x && !pointwise {
+            vec![0.0f32; k * p]
+        } else {
+            Vec::new()
+        };
+        (cols, dcols)
+    };
+    let partials = map_tasks(items, t, init, |(cols, dcols), ti, mut dxc| {
         let (s0, s1) = (ti * chunk, ((ti + 1) * chunk).min(g.n));
         let mut dw = if needs_w {
             vec![0.0f32; o * k]
@@ -351,14 +545,6 @@ fn backward(
             Vec::new()
         };
         let mut db = if needs_b { vec![0.0f32; o] } else { Vec::new() };
-        let mut cols = Vec::new();
-        if needs_w && kept.is_none() && !pointwise {
-            cols = vec![0.0f32; k * p];
-        }
-        let mut dcols = Vec::new();
-        if needs_x && !pointwise {
-            dcols = vec![0.0f32; k * p];
-        }
         for s in s0..s1 {
             let gs = &dy[s * o * p..(s + 1) * o * p];
             let xs = &x[s * chw..(s + 1) * chw];
@@ -372,21 +558,32 @@ fn backward(
                     _ if pointwise => xs,
                     Some(kc) => &kc[ti][(s - s0) * k * p..(s - s0 + 1) * k * p],
                     None => {
-                        im2col(g, xs, &mut cols);
-                        &cols
+                        im2col(g, &spans, xs, cols);
+                        cols
                     }
                 };
                 // ∂W[O, K] += δ_n[O, P] · cols_n[K, P]ᵀ
-                matmul_into(&mut dw, gs, Trans::No, cs, Trans::Yes, o, p, k, true);
+                product(
+                    serial,
+                    &mut dw,
+                    gs,
+                    Trans::No,
+                    cs,
+                    Trans::Yes,
+                    o,
+                    p,
+                    k,
+                    true,
+                );
             }
             if let Some(dxc) = dxc.as_deref_mut() {
                 let dxs = &mut dxc[(s - s0) * chw..(s - s0 + 1) * chw];
                 // ∂cols[K, P] = Wᵀ[K, O] · δ_n[O, P]
                 if pointwise {
-                    matmul_into(dxs, w, Trans::Yes, gs, Trans::No, k, o, p, false);
+                    product(serial, dxs, w, Trans::Yes, gs, Trans::No, k, o, p, false);
                 } else {
-                    matmul_into(&mut dcols, w, Trans::Yes, gs, Trans::No, k, o, p, false);
-                    col2im(g, &dcols, dxs);
+                    product(serial, dcols, w, Trans::Yes, gs, Trans::No, k, o, p, false);
+                    col2im(g, &spans, dcols, dxs);
                 }
             }
         }
@@ -829,11 +1026,15 @@ mod tests {
     }
 
     #[test]
-    fn many_chunks_match_the_definition_and_are_bit_identical_for_any_thread_count() {
+    fn batches_match_the_definition_and_are_bit_identical_for_any_thread_count() {
         for (xs, ws, s, pd) in [
             ([37, 3, 9, 8], [4, 3, 3, 3], (1, 1), (1, 1)),
             ([150, 2, 11, 10], [3, 2, 5, 4], (2, 3), (2, 1)),
             ([300, 4, 6, 6], [6, 4, 1, 1], (1, 1), (0, 0)),
+            // Products above matmul_into's threading threshold: one chunk per
+            // sample (single-threaded gemms), and a single-chunk batch.
+            ([3, 16, 16, 16], [32, 16, 3, 3], (1, 1), (1, 1)),
+            ([1, 16, 16, 16], [32, 16, 3, 3], (1, 1), (1, 1)),
         ] {
             let (x, w, b) = (
                 pseudo_random(&xs, 1),
@@ -842,7 +1043,7 @@ mod tests {
             );
             let geom = Geom::new(&xs, &ws, s, pd);
             assert!(
-                geom.n.div_ceil(geom.chunk()) > 2,
+                xs[0] == 1 || geom.n.div_ceil(geom.chunk()) > 2,
                 "{xs:?}: want several chunks"
             );
             let dy = pseudo_random(&[geom.n, geom.o, geom.ho, geom.wo], 4);
@@ -886,6 +1087,57 @@ mod tests {
                     assert_eq!(bits(&dw2.unwrap()), first.as_ref().unwrap().2);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn im2col_and_col2im_match_the_definition() {
+        // Widths covering every branch of the short copies and fills, wide
+        // padded rows, strides and kernels larger than the padding.
+        let mut cases = vec![
+            ([2, 37, 40], [4, 3], (1, 1), (3, 3)),
+            ([1, 5, 70], [3, 7], (2, 3), (1, 3)),
+        ];
+        for w in 1..=20 {
+            cases.push(([2, 4, w], [3, 2.min(w)], (1, 1), (1, 0)));
+            cases.push(([1, 6, w + 2], [2, 3], (2, 1), (0, 2)));
+        }
+        for (xs, ks, s, pd) in cases {
+            let xs = [1, xs[0], xs[1], xs[2]];
+            let ws = [1, xs[1], ks[0], ks[1]];
+            let g = Geom::new(&xs, &ws, s, pd);
+            let sp = Spans::new(&g);
+            let x = pseudo_random(&xs, 5);
+            let mut cols = vec![f32::NAN; g.k() * g.p()];
+            im2col(&g, &sp, x.data(), &mut cols);
+            // cols must hold x where the receptive field is inside, 0 elsewhere.
+            let mut back = vec![0.0f32; x.numel()];
+            let mut want_back = vec![0.0f32; x.numel()];
+            for c in 0..g.c {
+                for i in 0..g.kh {
+                    for j in 0..g.kw {
+                        let r = (c * g.kh + i) * g.kw + j;
+                        for oy in 0..g.ho {
+                            for ox in 0..g.wo {
+                                let iy = (oy * g.sh + i) as isize - g.ph as isize;
+                                let ix = (ox * g.sw + j) as isize - g.pw as isize;
+                                let inside =
+                                    iy >= 0 && ix >= 0 && iy < g.h as isize && ix < g.w as isize;
+                                let got = cols[r * g.p() + oy * g.wo + ox];
+                                if inside {
+                                    let xi = (c * g.h + iy as usize) * g.w + ix as usize;
+                                    assert_eq!(got, x.data()[xi], "{xs:?} {ws:?} {s:?} {pd:?}");
+                                    want_back[xi] += got;
+                                } else {
+                                    assert_eq!(got, 0.0, "{xs:?} {ws:?} {s:?} {pd:?}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            col2im(&g, &sp, &cols, &mut back);
+            assert_eq!(back, want_back, "col2im {xs:?} {ws:?} {s:?} {pd:?}");
         }
     }
 
@@ -935,6 +1187,21 @@ mod tests {
         let ye = e.conv2d(xe, we, None, (2, 1), (1, 0));
         assert_eq!(g.value(y), e.value(ye));
         assert_eq!(e.shape(ye), &[3, 4, 4, 4]);
+    }
+
+    #[test]
+    fn empty_batch() {
+        let mut g = Graph::new();
+        let x = g.param(Tensor::zeros(&[0, 2, 5, 5]));
+        let w = g.param(pseudo_random(&[3, 2, 3, 3], 1));
+        let b = g.param(pseudo_random(&[3], 2));
+        let y = g.conv2d(x, w, Some(b), (1, 1), (1, 1));
+        assert_eq!(g.shape(y), &[0, 3, 5, 5]);
+        let l = g.sum(y);
+        let grads = g.backward(l);
+        assert_eq!(grads.get(x).unwrap().shape(), &[0, 2, 5, 5]);
+        assert_eq!(grads.get(w).unwrap(), &Tensor::zeros(&[3, 2, 3, 3]));
+        assert_eq!(grads.get(b).unwrap(), &Tensor::zeros(&[3]));
     }
 
     #[test]

@@ -75,8 +75,8 @@ impl Geom {
         padding: (usize, usize),
     ) -> Geom {
         assert!(
-            xs.len() == 4,
-            "max_pool2d: input {xs:?} must be [N, C, H, W]"
+            xs.len() == 4 && xs[1..].iter().all(|&d| d > 0),
+            "max_pool2d: input {xs:?} must be [N, C, H, W] with C, H, W > 0"
         );
         assert!(
             kernel.0 > 0 && kernel.1 > 0 && stride.0 > 0 && stride.1 > 0,
@@ -149,49 +149,53 @@ fn forward(g: &Geom, x: &[f32], t: usize) -> (Vec<f32>, Vec<u32>) {
         .chunks_mut(chunk * plane_out)
         .zip(arg.chunks_mut(chunk * plane_out))
         .collect();
-    map_tasks(items, t, |ti, (yc, ac)| {
-        let planes = yc
-            .chunks_exact_mut(plane_out)
-            .zip(ac.chunks_exact_mut(plane_out));
-        let mut lane = vec![0.0f32; g.wo];
-        for (pi, (yp, ap)) in planes.enumerate() {
-            let xp = &x[(ti * chunk + pi) * plane_in..][..plane_in];
-            let out_rows = yp.chunks_exact_mut(g.wo).zip(ap.chunks_exact_mut(g.wo));
-            for ((ym, am), &(ih0, ih1)) in out_rows.zip(&rows) {
-                ym.fill(f32::NEG_INFINITY);
-                for (a, &iw0) in am.iter_mut().zip(&first) {
-                    *a = (ih0 * g.w + iw0) as u32;
-                }
-                for ih in ih0..ih1 {
-                    let xrow = &xp[ih * g.w..(ih + 1) * g.w];
-                    for (j, &(ox0, ox1)) in spans.iter().enumerate() {
-                        if ox0 == ox1 {
-                            continue;
-                        }
-                        let ix0 = ox0 * g.sw + j - g.pw;
-                        let base = (ih * g.w + ix0) as u32;
-                        let (ym, am) = (&mut ym[ox0..ox1], &mut am[ox0..ox1]);
-                        // Gather the strided column first, so that the update
-                        // below runs on contiguous lanes and vectorizes into
-                        // selects (a branch per value would mispredict about
-                        // once per window on real data).
-                        let lane = &mut lane[..ox1 - ox0];
-                        for (d, s) in lane.iter_mut().zip(xrow[ix0..].iter().step_by(g.sw)) {
-                            *d = *s;
-                        }
-                        for (l, ((m, a), &v)) in
-                            ym.iter_mut().zip(am.iter_mut()).zip(&*lane).enumerate()
-                        {
-                            let take = ((v > *m) | v.is_nan()) as u32;
-                            let mask = take.wrapping_neg();
-                            *m = f32::from_bits((v.to_bits() & mask) | (m.to_bits() & !mask));
-                            *a = ((base + (l * g.sw) as u32) & mask) | (*a & !mask);
+    map_tasks(
+        items,
+        t,
+        || vec![0.0f32; g.wo],
+        |lane, ti, (yc, ac)| {
+            let planes = yc
+                .chunks_exact_mut(plane_out)
+                .zip(ac.chunks_exact_mut(plane_out));
+            for (pi, (yp, ap)) in planes.enumerate() {
+                let xp = &x[(ti * chunk + pi) * plane_in..][..plane_in];
+                let out_rows = yp.chunks_exact_mut(g.wo).zip(ap.chunks_exact_mut(g.wo));
+                for ((ym, am), &(ih0, ih1)) in out_rows.zip(&rows) {
+                    ym.fill(f32::NEG_INFINITY);
+                    for (a, &iw0) in am.iter_mut().zip(&first) {
+                        *a = (ih0 * g.w + iw0) as u32;
+                    }
+                    for ih in ih0..ih1 {
+                        let xrow = &xp[ih * g.w..(ih + 1) * g.w];
+                        for (j, &(ox0, ox1)) in spans.iter().enumerate() {
+                            if ox0 == ox1 {
+                                continue;
+                            }
+                            let ix0 = ox0 * g.sw + j - g.pw;
+                            let base = (ih * g.w + ix0) as u32;
+                            let (ym, am) = (&mut ym[ox0..ox1], &mut am[ox0..ox1]);
+                            // Gather the strided column first, so that the update
+                            // below runs on contiguous lanes and vectorizes. It
+                            // selects with bit masks, not branches: a branch per
+                            // value would mispredict about once per window.
+                            let lane = &mut lane[..ox1 - ox0];
+                            for (d, s) in lane.iter_mut().zip(xrow[ix0..].iter().step_by(g.sw)) {
+                                *d = *s;
+                            }
+                            for (l, ((m, a), &v)) in
+                                ym.iter_mut().zip(am.iter_mut()).zip(&*lane).enumerate()
+                            {
+                                let take = ((v > *m) | v.is_nan()) as u32;
+                                let mask = take.wrapping_neg();
+                                *m = f32::from_bits((v.to_bits() & mask) | (m.to_bits() & !mask));
+                                *a = ((base + (l * g.sw) as u32) & mask) | (*a & !mask);
+                            }
                         }
                     }
                 }
             }
-        }
-    });
+        },
+    );
     (y, arg)
 }
 
@@ -200,17 +204,22 @@ fn backward(g: &Geom, arg: &[u32], dy: &[f32], t: usize) -> Vec<f32> {
     let (plane_in, plane_out, chunk) = (g.h * g.w, g.ho * g.wo, g.chunk());
     let mut dx = vec![0.0f32; g.planes * plane_in];
     let items: Vec<_> = dx.chunks_mut(chunk * plane_in).collect();
-    map_tasks(items, t, |ti, dxc| {
-        for (pi, dxp) in dxc.chunks_exact_mut(plane_in).enumerate() {
-            let off = (ti * chunk + pi) * plane_out;
-            for (&a, &d) in arg[off..off + plane_out]
-                .iter()
-                .zip(&dy[off..off + plane_out])
-            {
-                dxp[a as usize] += d;
+    map_tasks(
+        items,
+        t,
+        || (),
+        |_, ti, dxc| {
+            for (pi, dxp) in dxc.chunks_exact_mut(plane_in).enumerate() {
+                let off = (ti * chunk + pi) * plane_out;
+                for (&a, &d) in arg[off..off + plane_out]
+                    .iter()
+                    .zip(&dy[off..off + plane_out])
+                {
+                    dxp[a as usize] += d;
+                }
             }
-        }
-    });
+        },
+    );
     dx
 }
 
@@ -559,6 +568,16 @@ mod tests {
         let ye = e.max_pool2d(xe, (2, 2), (2, 2), (0, 0));
         assert_eq!(g.value(y), e.value(ye));
         assert_eq!(e.shape(ye), &[2, 3, 4, 4]);
+    }
+
+    #[test]
+    fn empty_batch() {
+        let mut g = Graph::new();
+        let x = g.param(Tensor::zeros(&[0, 3, 4, 4]));
+        let y = g.max_pool2d(x, (2, 2), (2, 2), (0, 0));
+        assert_eq!(g.shape(y), &[0, 3, 2, 2]);
+        let l = g.sum(y);
+        assert_eq!(g.backward(l).get(x).unwrap().shape(), &[0, 3, 4, 4]);
     }
 
     #[test]

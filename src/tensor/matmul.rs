@@ -97,7 +97,11 @@ pub fn matmul_into(
     // element is computed by one thread in one order, so the same thread
     // count gives bit-identical results (gemm's blocking depends on the block
     // sizes, so a different thread count may round differently).
-    let parts = if t > 1 && m * n * k >= 1 << 18 { t.min(m.max(n) / 8).max(1) } else { 1 };
+    let parts = if t > 1 && m * n * k >= 1 << 18 {
+        t.min(m.max(n) / 8).max(1)
+    } else {
+        1
+    };
     // The address, not the `&mut`, crosses into the threads.
     let out_addr = out.as_mut_ptr() as usize;
     let block = |i0: usize, i1: usize, j0: usize, j1: usize| {

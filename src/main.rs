@@ -1,10 +1,14 @@
 //! The `backprop` command line: train, evaluate and predict with models
-//! written as one line of PyTorch layer names.
+//! written as one line of PyTorch layer names; look inside them with
+//! `graph` (the tape of one step) and `gradcheck` (gradients against finite
+//! differences).
 
 use anyhow::{bail, Context};
 use backprop::data::{self, Dataset};
 use backprop::nn::{spec, Init, Model};
 use backprop::optim::{self, Schedule};
+use backprop::train::diagnostics::{Sample, WarningKind};
+use backprop::train::metrics::Recorder;
 use backprop::train::{self, EpochRecord, LossKind, Observer, TrainConfig};
 use backprop::{io, Error, Tensor};
 use clap::{Args, Parser, Subcommand};
@@ -40,6 +44,10 @@ enum Command {
     Predict(PredictArgs),
     /// List the model presets and the model lines they stand for.
     Presets,
+    /// Show the computational graph (the tape) of one training step as Graphviz DOT, with its memory.
+    Graph(GraphArgs),
+    /// Compare every parameter's gradient with central finite differences on a small random batch.
+    Gradcheck(GradcheckArgs),
 }
 
 #[derive(Args)]
@@ -47,6 +55,9 @@ struct TrainArgs {
     /// Model line or preset (mlp, lenet, rnn, mlp-wide, mlp-bn).
     #[arg(long, default_value = "mlp")]
     model: String,
+    /// Gradient checkpointing: layer ranges (e.g. 0-5,6-9) whose activations are recomputed during backward instead of kept.
+    #[arg(long)]
+    checkpoint: Option<String>,
     /// Training data: a folder of MNIST-named IDX files (train-*, and t10k-* as the test set) or a CSV file (label first). Default: data/mnist.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -134,9 +145,63 @@ struct TrainArgs {
     /// Print one JSON summary as the last line of standard output.
     #[arg(long)]
     json: bool,
-    /// No progress bar.
+    /// No progress bar and no warnings.
     #[arg(long)]
     quiet: bool,
+    /// Measure per-layer gradient statistics at step 1 and every N steps (0: never); they feed the warnings, metrics.csv and the gradient plots.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    diagnostics_every: usize,
+    /// Write metrics.csv and the plots (loss.png/svg, grads.png/svg) into this folder. Default with --save FILE: beside it, as FILE's stem + .metrics.csv, .loss.png, …
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Write metrics.csv but no plots.
+    #[arg(long)]
+    no_plots: bool,
+}
+
+#[derive(Args)]
+struct GraphArgs {
+    /// Model line or preset.
+    model: String,
+    /// Samples in the batch.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Shape of one sample, e.g. 1,28,28 (default: 1,28,28, or IN when the model starts with linear(IN,…)).
+    #[arg(long, value_name = "D1,D2,…")]
+    input_shape: Option<String>,
+    /// The loss ending the step: cross-entropy, mse, bce or bce-logits.
+    #[arg(long, default_value = "cross-entropy")]
+    loss: String,
+    /// Write the DOT to this file (and FILE.svg beside it when Graphviz's `dot` is installed) and print the table; without it the DOT goes to standard output and the table to standard error.
+    #[arg(long, value_name = "FILE.dot")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct GradcheckArgs {
+    /// Model line or preset.
+    model: String,
+    /// Samples in the random batch.
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Shape of one sample, e.g. 1,28,28 (default: 1,28,28, or IN when the model starts with linear(IN,…)).
+    #[arg(long, value_name = "D1,D2,…")]
+    input_shape: Option<String>,
+    /// Seed for the weights, the batch and the elements checked.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Initialization scheme of the weights checked (as for train).
+    #[arg(long, default_value = "default")]
+    weight_init: String,
+    /// Elements checked per parameter, chosen at random (0: every element; each costs two forward passes).
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+    /// Fail when an error |analytic − numeric| / max(1, |analytic|, |numeric|) exceeds this (default 1e-3; 1e-2 for models with kinks: relu, leaky_relu, prelu, max-pooling).
+    #[arg(long)]
+    tolerance: Option<f64>,
+    /// Threads for the kernels.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Args)]
@@ -195,6 +260,8 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
+        Command::Graph(a) => cmd_graph(a),
+        Command::Gradcheck(a) => cmd_gradcheck(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -276,6 +343,7 @@ fn cmd_train(a: TrainArgs) -> anyhow::Result<()> {
     cfg.max_steps = a.max_steps;
     cfg.clip_grad_norm = a.clip_grad_norm;
     cfg.clip_grad_value = a.clip_grad_value;
+    cfg.diagnostics_every = a.diagnostics_every;
     if !(a.lr_gamma > 0.0 && a.lr_gamma.is_finite()) {
         bail!(Error::Config(format!(
             "--lr-gamma {}: must be a number > 0",
@@ -299,6 +367,9 @@ fn cmd_train(a: TrainArgs) -> anyhow::Result<()> {
     let init = Init::parse(&a.weight_init)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
     let mut model = Model::new(&a.model, init, &mut rng)?;
+    if let Some(c) = &a.checkpoint {
+        model.checkpoints = backprop::nn::checkpoint::parse_segments(c, model.layers.len())?;
+    }
     if let Some(p) = &a.init {
         let w = io::load(p)?;
         model.load_state(&w.tensors, p)?;
@@ -306,6 +377,21 @@ fn cmd_train(a: TrainArgs) -> anyhow::Result<()> {
     if let Some(p) = &a.save {
         io::check_writable(p)?;
     }
+    // Where metrics.csv and the plots go: `--out DIR/`, else beside --save.
+    let files_prefix = match (&a.out, &a.save) {
+        (Some(d), _) => {
+            if d.exists() && !d.is_dir() {
+                bail!(Error::Config(format!(
+                    "--out {}: is a file; give a folder (it is created if missing)",
+                    d.display()
+                )));
+            }
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+            Some(d.join(""))
+        }
+        (None, Some(p)) => Some(run_files_prefix(p)),
+        (None, None) => None,
+    };
     let data = data_path(a.data)?;
     let (train_set, test_set) = data::load_data(&data, a.test_data.as_deref(), a.csv_scale)?;
     train::check_compatible(&model, &train_set, cfg.loss)?;
@@ -325,8 +411,21 @@ fn cmd_train(a: TrainArgs) -> anyhow::Result<()> {
                 .unwrap_or_default()
         );
     }
-    let mut bar = Bar::new(a.quiet || a.json, train_set.len());
+    let every = if a.diagnostics_every > 0 {
+        a.diagnostics_every
+    } else {
+        50
+    };
+    let mut bar = Bar::new(a.quiet || a.json, a.quiet, train_set.len());
+    bar.recorder = Some(Recorder::new(&model, every, a.diagnostics_every > 0));
     let (summary, opt) = train::train(&mut model, &train_set, test_set.as_ref(), &cfg, &mut bar)?;
+    if let (Some(prefix), Some(rec)) = (&files_prefix, &bar.recorder) {
+        let files = train::plots::write_run_files(rec, &model.spec, prefix, !a.no_plots)?;
+        if !a.json && !a.quiet {
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            eprintln!("metrics and plots: {}", names.join(", "));
+        }
+    }
     if let Some(p) = &a.save {
         io::save_model(&model, p)?;
         let names: Vec<String> = model.parameters().map(|(n, _)| n).collect();
@@ -359,6 +458,15 @@ fn cmd_train(a: TrainArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `runs/x.safetensors` → `runs/x.`: metrics go to `runs/x.metrics.csv`, `runs/x.loss.png`, …
+fn run_files_prefix(p: &Path) -> PathBuf {
+    let stem = p
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    p.with_file_name(format!("{stem}."))
 }
 
 /// `model.safetensors` → `model.optim.safetensors`.
@@ -480,26 +588,50 @@ fn probabilities(model: &Model, scores: &[f32]) -> Vec<f32> {
 
 /// Progress: a bar per epoch with loss, accuracy and samples/s, and a line
 /// per finished epoch.
+/// Also prints the diagnostics' warnings and feeds the metrics recorder.
 struct Bar {
     quiet: bool,
+    no_warnings: bool,
     samples: usize,
     bar: Option<ProgressBar>,
     t0: std::time::Instant,
+    recorder: Option<Recorder>,
 }
 
 impl Bar {
-    fn new(quiet: bool, samples: usize) -> Bar {
+    fn new(quiet: bool, no_warnings: bool, samples: usize) -> Bar {
         Bar {
             quiet,
+            no_warnings,
             samples,
             bar: None,
             t0: std::time::Instant::now(),
+            recorder: None,
         }
     }
 }
 
 impl Observer for Bar {
-    fn epoch_start(&mut self, epoch: usize, _batches: usize) {
+    fn diagnostics(&mut self, s: &Sample) {
+        if let Some(r) = &mut self.recorder {
+            r.diagnostics(s);
+        }
+    }
+
+    fn warning(&mut self, _kind: WarningKind, message: &str) {
+        if self.no_warnings {
+            return;
+        }
+        match &self.bar {
+            Some(b) => b.suspend(|| eprintln!("warning: {message}")),
+            None => eprintln!("warning: {message}"),
+        }
+    }
+
+    fn epoch_start(&mut self, epoch: usize, batches: usize) {
+        if let Some(r) = &mut self.recorder {
+            r.epoch_start(epoch, batches);
+        }
         if self.quiet {
             return;
         }
@@ -515,6 +647,9 @@ impl Observer for Bar {
     }
 
     fn step(&mut self, s: &train::StepInfo) {
+        if let Some(r) = &mut self.recorder {
+            r.step(s);
+        }
         if let Some(b) = &self.bar {
             b.set_position(s.samples as u64);
             if s.step.is_multiple_of(20) {
@@ -529,6 +664,9 @@ impl Observer for Bar {
     }
 
     fn epoch_end(&mut self, r: &EpochRecord) {
+        if let Some(rec) = &mut self.recorder {
+            rec.epoch_end(r);
+        }
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
@@ -548,4 +686,196 @@ impl Observer for Bar {
             r.samples_per_second
         );
     }
+}
+
+/// `1,28,28` (or `1x28x28`) → `[1, 28, 28]`.
+fn parse_shape(s: &str) -> anyhow::Result<Vec<usize>> {
+    let dims: Option<Vec<usize>> = s
+        .split([',', 'x', ' '])
+        .filter(|p| !p.is_empty())
+        .map(|p| p.trim().parse::<usize>().ok().filter(|&d| d > 0))
+        .collect();
+    match dims {
+        Some(d) if !d.is_empty() && d.len() <= 8 => Ok(d),
+        _ => bail!(Error::Config(format!(
+            "--input-shape {s}: give the shape of one sample as positive whole numbers, e.g. 1,28,28"
+        ))),
+    }
+}
+
+/// `--input-shape`, or `[in]` for a model that starts with `linear(in,…)`, or MNIST's `[1, 28, 28]`.
+fn sample_shape(model: &Model, given: Option<&str>) -> anyhow::Result<Vec<usize>> {
+    if let Some(s) = given {
+        return parse_shape(s);
+    }
+    Ok(match model.layers.first().map(|l| &l.kind) {
+        Some(backprop::nn::LayerKind::Linear { in_features, .. }) => vec![*in_features],
+        _ => vec![1, 28, 28],
+    })
+}
+
+fn cmd_graph(a: GraphArgs) -> anyhow::Result<()> {
+    let loss = LossKind::parse(&a.loss)?;
+    let model = Model::new(
+        &a.model,
+        Init::Default,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+    )?;
+    let shape = sample_shape(&model, a.input_shape.as_deref())?;
+    let tape = train::graph::record(&model, &shape, a.batch, loss)?;
+    let dot = tape.to_dot();
+    match &a.out {
+        None => {
+            print!("{dot}");
+            eprint!("{}", tape.report());
+        }
+        Some(p) => {
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !dir.is_dir() || p.is_dir() {
+                bail!(Error::Config(format!(
+                    "--out {}: {} is not a folder; create it first or give a file in an existing folder",
+                    p.display(),
+                    dir.display()
+                )));
+            }
+            io::write_atomic(p, dot.as_bytes())?;
+            print!("{}", tape.report());
+            let svg = p.with_extension("svg");
+            match std::process::Command::new("dot")
+                .arg("-Tsvg")
+                .arg(p)
+                .arg("-o")
+                .arg(&svg)
+                .status()
+            {
+                Ok(st) if st.success() => println!("wrote {} and {}", p.display(), svg.display()),
+                Ok(st) => bail!(Error::Config(format!(
+                    "Graphviz `dot -Tsvg {}` failed ({st}); the DOT file is there",
+                    p.display()
+                ))),
+                Err(_) => println!(
+                    "wrote {} (Graphviz's `dot` is not installed: install graphviz and run `dot -Tsvg {} -o {}`)",
+                    p.display(),
+                    p.display(),
+                    svg.display()
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cmd_gradcheck(a: GradcheckArgs) -> anyhow::Result<()> {
+    set_threads(a.threads)?;
+    if let Some(t) = a.tolerance.filter(|t| !(*t > 0.0 && t.is_finite())) {
+        bail!(Error::Config(format!(
+            "--tolerance {t}: must be a number > 0"
+        )));
+    }
+    let init = Init::parse(&a.weight_init)?;
+    let model = Model::new(
+        &a.model,
+        init,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(a.seed),
+    )?;
+    let shape = sample_shape(&model, a.input_shape.as_deref())?;
+    // Central differences that cross kinks are off by up to ~1e-2 where a
+    // weight feeds thousands of units (convolutions); smooth models do 1e-5.
+    let has_kinks = model.layers.iter().any(|l| {
+        matches!(
+            l.item.name.as_str(),
+            "relu" | "leakyrelu" | "prelu" | "maxpool2d" | "maxpool1d" | "relu6" | "hardtanh"
+        )
+    });
+    let tolerance = a.tolerance.unwrap_or(if has_kinks { 1e-2 } else { 1e-3 });
+    let cfg = train::check::CheckConfig {
+        sample_shape: shape.clone(),
+        batch: a.batch,
+        seed: a.seed,
+        samples: a.samples,
+        tolerance,
+    };
+    let res = train::check::check_model(&model, &cfg)?;
+    println!(
+        "gradient check of `{}` on {} random samples of shape {shape:?} (seed {}): L = Σ r·output with random r, \
+         central differences with h = 1e-2·max(1, |θ|) (smaller where that crosses a kink), error = |analytic − numeric| / max(1, |analytic|, |numeric|)",
+        model.spec,
+        a.batch,
+        a.seed,
+    );
+    if res.is_empty() {
+        println!("the model has no parameters: nothing to check");
+        return Ok(());
+    }
+    let mut worst: Option<&train::check::ParamCheck> = None;
+    let mut kinks = 0;
+    for (i, l) in model.layers.iter().enumerate() {
+        let ps: Vec<&train::check::ParamCheck> = res.iter().filter(|p| p.layer == i).collect();
+        if ps.is_empty() {
+            continue;
+        }
+        let w = ps.iter().map(|p| p.worst.0).fold(0.0, f64::max);
+        let parts: Vec<String> = ps
+            .iter()
+            .map(|p| {
+                kinks += p.kinks;
+                format!(
+                    "{} {:.1e} ({} of {}{})",
+                    p.name,
+                    p.worst.0,
+                    p.checked,
+                    p.total,
+                    if p.kinks > 0 {
+                        format!(", {} at kinks", p.kinks)
+                    } else {
+                        String::new()
+                    }
+                )
+            })
+            .collect();
+        let flag = if w > tolerance { "  FAIL" } else { "" };
+        println!(
+            "layer {i} {:<24} worst {w:.1e}{flag}   {}",
+            l.item.text,
+            parts.join(", ")
+        );
+        for p in ps {
+            if worst.is_none_or(|b| p.worst.0 > b.worst.0) {
+                worst = Some(p);
+            }
+        }
+    }
+    let w = worst.expect("at least one parameter");
+    let skipped = if kinks > 0 {
+        format!(
+            " ({kinks} element{} skipped: the steps crossed kinks of relu or max-pool)",
+            if kinks == 1 { "" } else { "s" }
+        )
+    } else {
+        String::new()
+    };
+    if w.worst.0 > tolerance {
+        bail!(Error::Config(format!(
+            "gradient check failed: `{}` element {} has analytic gradient {:.6e}, numeric {:.6e}: error {:.1e} > \
+             tolerance {tolerance:e}{}",
+            w.name,
+            w.worst.1,
+            w.worst.2,
+            w.worst.3,
+            w.worst.0,
+            if has_kinks {
+                " (a kink fails with one --seed only; a wrong gradient with every seed)"
+            } else {
+                ""
+            }
+        )));
+    }
+    println!(
+        "ok: every gradient checked agrees within {tolerance:e} (worst {:.1e}, `{}`){skipped}",
+        w.worst.0, w.name
+    );
+    Ok(())
 }

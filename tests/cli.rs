@@ -535,6 +535,11 @@ fn save_then_eval_predict_and_init() {
     assert_eq!(
         files,
         [
+            "m.grads.png",
+            "m.grads.svg",
+            "m.loss.png",
+            "m.loss.svg",
+            "m.metrics.csv",
             "m.optim.safetensors",
             "m.safetensors",
             "test.csv",

@@ -34,16 +34,25 @@ pub fn run(line: &str, optimizer: Config, batch_size: usize, epochs: usize, must
     cfg.epochs = epochs;
     cfg.batch_size = batch_size;
     println!("{} ({} parameters)", model.spec, model.num_parameters());
-    let (summary, _) = train(&mut model, &train_set, test_set.as_ref(), &cfg, &mut Log).unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(2)
-    });
+    let (summary, _) = train(&mut model, &train_set, test_set.as_ref(), &cfg, &mut Log)
+        .unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(2)
+        });
     let acc = summary.test_accuracy.unwrap_or(0.0);
     if acc < must {
-        eprintln!("FAIL: test accuracy {:.2}% is below the {:.2}% this example must reach", acc * 100.0, must * 100.0);
+        eprintln!(
+            "FAIL: test accuracy {:.2}% is below the {:.2}% this example must reach",
+            acc * 100.0,
+            must * 100.0
+        );
         std::process::exit(1);
     }
-    println!("ok: test accuracy {:.2}% ≥ {:.2}%", acc * 100.0, must * 100.0);
+    println!(
+        "ok: test accuracy {:.2}% ≥ {:.2}%",
+        acc * 100.0,
+        must * 100.0
+    );
 }
 
 /// Adam with learning rate `lr` (PyTorch's other defaults).

@@ -4,12 +4,26 @@
 //! the loss, backpropagate, optionally clip, and let the optimizer update
 //! every parameter in place. The graph is dropped before the update, so the
 //! parameters the graph shared are updated without a copy.
+//!
+//! Every few steps ([`TrainConfig::diagnostics_every`]) the step is also
+//! measured ([`diagnostics`]): per-layer gradient norms, update ratios, dead
+//! and saturated units, with warnings when gradients vanish or explode.
+//! [`metrics`] records a run as `metrics.csv`, [`plots`] draws it, [`graph`]
+//! shows the tape of one batch and [`check`] compares a model's gradients
+//! with finite differences.
+
+pub mod check;
+pub mod diagnostics;
+pub mod graph;
+pub mod metrics;
+pub mod plots;
 
 use crate::data::{epoch_batches, Dataset};
 use crate::nn::{LayerKind, Mode, Model};
 use crate::ops::unary::Unary;
 use crate::optim::{clip_grad_norm, clip_grad_value, Config, Optimizer, Schedule};
 use crate::{Error, Graph, Result, Tensor, Var};
+use diagnostics::{is_sampled, LayerStats, Probe, Sample, WarningKind, Watch};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -62,6 +76,9 @@ pub struct TrainConfig {
     pub clip_grad_value: Option<f32>,
     /// Batch size for evaluation (no graph is recorded, so it can be large).
     pub eval_batch_size: usize,
+    /// Measure the per-layer statistics of [`diagnostics`] at step 1 and
+    /// every this many steps (0: never).
+    pub diagnostics_every: usize,
 }
 
 impl TrainConfig {
@@ -79,6 +96,7 @@ impl TrainConfig {
             clip_grad_norm: None,
             clip_grad_value: None,
             eval_batch_size: 1000,
+            diagnostics_every: 50,
         }
     }
 
@@ -138,6 +156,8 @@ pub struct Summary {
     pub train_accuracy: f64,
     pub test_loss: Option<f64>,
     pub test_accuracy: Option<f64>,
+    /// The warnings the diagnostics raised (also given to [`Observer::warning`]).
+    pub warnings: Vec<String>,
 }
 
 /// One optimizer step, as reported to an [`Observer`].
@@ -163,6 +183,10 @@ pub trait Observer {
     /// After each optimizer step.
     fn step(&mut self, _info: &StepInfo) {}
     fn epoch_end(&mut self, _record: &EpochRecord) {}
+    /// After a sampled step's optimizer update (before [`Observer::step`] of that step).
+    fn diagnostics(&mut self, _sample: &Sample) {}
+    /// A plain warning about the run (vanishing or exploding gradients, dead units).
+    fn warning(&mut self, _kind: WarningKind, _message: &str) {}
 }
 
 /// An observer that does nothing.
@@ -288,25 +312,46 @@ pub fn compute_gradients(
     loss: LossKind,
     seed: u64,
 ) -> StepResult {
+    compute_gradients_probed(model, x, labels, loss, seed, None).0
+}
+
+/// [`compute_gradients`], also measuring the statistics of `probe` (before
+/// clipping; weight norms and update ratios are filled in after the step by
+/// [`Probe::after_step`]).
+pub fn compute_gradients_probed(
+    model: &Model,
+    x: Tensor,
+    labels: &[usize],
+    loss: LossKind,
+    seed: u64,
+    probe: Option<&Probe>,
+) -> (StepResult, Option<Vec<LayerStats>>) {
     let mut g = Graph::new();
     let xv = g.input(x);
     let f = model.forward(&mut g, xv, Mode::Train { seed });
     let l = loss_node(&mut g, f.out, labels, loss);
     let lv = g.value(l).item();
     let right = correct(g.value(f.out), labels, loss);
+    if let Some(p) = probe {
+        p.retain(&mut g, &f.layer_outputs);
+    }
     let mut grads = g.backward(l);
-    let gs = f
+    let gs: Vec<Tensor> = f
         .params
         .iter()
         .zip(model.parameters())
         .map(|(v, (_, p))| grads.take(*v).unwrap_or_else(|| p.zeros_like()))
         .collect();
-    StepResult {
-        loss: lv,
-        correct: right,
-        grads: gs,
-        buffer_updates: f.buffer_updates,
-    }
+    let stats = probe.map(|p| p.measure(&g, &grads, &f.layer_outputs, &gs));
+    (
+        StepResult {
+            loss: lv,
+            correct: right,
+            grads: gs,
+            buffer_updates: f.buffer_updates,
+        },
+        stats,
+    )
 }
 
 /// Mean loss and accuracy of `model` on `data`, recording no graph.
@@ -342,10 +387,18 @@ pub fn train(
 ) -> Result<(Summary, Optimizer)> {
     cfg.validate()?;
     check_compatible(model, train, cfg.loss)?;
+    let last = train.len() % cfg.batch_size;
+    model.check_training_batches(
+        train.sample_shape(),
+        &[cfg.batch_size.min(train.len()), last],
+    )?;
     if let Some(t) = test {
         check_compatible(model, t, cfg.loss)?;
     }
     let mut opt = Optimizer::new(cfg.optimizer.clone());
+    let probe = Probe::new(model);
+    let mut watch = Watch::new(model);
+    let mut warnings = Vec::new();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut steps = 0usize;
     let mut epochs = Vec::new();
@@ -358,12 +411,16 @@ pub fn train(
         for idx in &batches {
             let (x, y) = train.batch(idx);
             let seed = cfg.seed ^ (steps as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let StepResult {
-                loss: l,
-                correct: r,
-                mut grads,
-                buffer_updates,
-            } = compute_gradients(model, x, &y, cfg.loss, seed);
+            let sampled = is_sampled(steps + 1, cfg.diagnostics_every);
+            let (
+                StepResult {
+                    loss: l,
+                    correct: r,
+                    mut grads,
+                    buffer_updates,
+                },
+                stats,
+            ) = compute_gradients_probed(model, x, &y, cfg.loss, seed, sampled.then_some(&probe));
             if !l.is_finite() {
                 return Err(diverged(
                     &format!("the loss became {l}"),
@@ -378,9 +435,24 @@ pub fn train(
             if let Some(c) = cfg.clip_grad_value {
                 clip_grad_value(&mut grads, c);
             }
+            let before = stats.as_ref().map(|_| probe.snapshot(model));
             opt.step(&mut model.parameters_mut(), &grads, lr);
             model.apply_buffer_updates(buffer_updates);
             steps += 1;
+            if let (Some(mut layers), Some(before)) = (stats, before) {
+                probe.after_step(&mut layers, &before, model);
+                let sample = Sample {
+                    step: steps,
+                    epoch: epoch + 1,
+                    lr,
+                    layers,
+                };
+                for (kind, msg) in watch.check(&sample) {
+                    obs.warning(kind, &msg);
+                    warnings.push(msg);
+                }
+                obs.diagnostics(&sample);
+            }
             ep_steps += 1;
             loss_sum += l as f64 * y.len() as f64;
             right += r;
@@ -420,6 +492,7 @@ pub fn train(
         test_loss: last.test_loss,
         test_accuracy: last.test_accuracy,
         epochs,
+        warnings,
     };
     Ok((summary, opt))
 }

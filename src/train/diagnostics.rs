@@ -1,0 +1,751 @@
+//! Seeing inside a training run: per-layer statistics of the gradient flow,
+//! sampled every few steps, and the plain warnings they raise (SPEC §7).
+//!
+//! On a sampled step (`--diagnostics-every N`, default 50; also step 1) the
+//! training loop marks each parameterized layer's output with
+//! [`Graph::retain_grad`] before the backward pass, so that the gradient
+//! table keeps δ = ∂C/∂z for it, and reads the statistics below off the graph,
+//! the gradients and the weights before and after the optimizer step. Other
+//! steps run exactly as without diagnostics, which keeps the cost at about
+//! 1 % of training time on the `mlp-small` workload at the default of every
+//! 50 steps (`cargo run --release --example diagnostics_cost` measures it).
+//!
+//! | statistic | column | layers | meaning |
+//! | --- | --- | --- | --- |
+//! | [`Stat::GradNorm`] | `grad_norm` | with parameters | ‖∂C/∂W‖ of the layer's weights (every parameter whose name starts with `weight`; all parameters if none does), before clipping |
+//! | [`Stat::DeltaNorm`] | `delta_norm` | with parameters | ‖δ‖ = ‖∂C/∂z‖ over the batch, z = the layer's output (before its activation) |
+//! | [`Stat::WeightNorm`] | `weight_norm` | with parameters | ‖W‖ before the step |
+//! | [`Stat::UpdateRatio`] | `update_ratio` | with parameters | ‖ΔW‖ / ‖W‖ of this step's update (learning rate, momentum, clipping included); about 1e-3 is healthy |
+//! | [`Stat::DeadFrac`] | `dead_frac` | `relu` | share of units that are 0 for every sample of the batch |
+//! | [`Stat::SaturatedFrac`] | `saturated_frac` | `sigmoid`, `tanh` | share of units whose derivative is below 1 % of its peak for every sample of the batch |
+//!
+//! A *unit* is one element of a sample's output: one feature of `[N, F]`, one
+//! (channel, position) of `[N, C, H, W]`. A sigmoid unit is saturated when
+//! σ' = σ(1−σ) < 0.0025 (|z| > 5.99), a tanh unit when 1 − tanh² < 0.01
+//! (|z| > 2.99); both are read off the layer's output, so no extra tensor is
+//! kept. Like a dead ReLU, a unit saturated for the whole batch passes back
+//! (almost) no gradient for that batch.
+//!
+//! C is the mean loss over the batch, so gradient norms shrink as the batch
+//! grows; compare layers within a run, not runs with different batch sizes.
+
+use crate::nn::{LayerKind, Model};
+use crate::ops::unary::Unary;
+use crate::{Gradients, Graph, Tensor, Var};
+use std::collections::HashSet;
+
+/// One per-layer statistic (a column of `metrics.csv`: `L{layer}.{name}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stat {
+    GradNorm,
+    DeltaNorm,
+    WeightNorm,
+    UpdateRatio,
+    DeadFrac,
+    SaturatedFrac,
+}
+
+impl Stat {
+    /// The column suffix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stat::GradNorm => "grad_norm",
+            Stat::DeltaNorm => "delta_norm",
+            Stat::WeightNorm => "weight_norm",
+            Stat::UpdateRatio => "update_ratio",
+            Stat::DeadFrac => "dead_frac",
+            Stat::SaturatedFrac => "saturated_frac",
+        }
+    }
+
+    const PARAM: [Stat; 4] = [
+        Stat::GradNorm,
+        Stat::DeltaNorm,
+        Stat::WeightNorm,
+        Stat::UpdateRatio,
+    ];
+}
+
+/// The statistics of one layer at one sampled step.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LayerStats {
+    /// The layer's index in the model line (its parameters are `{layer}.weight`, …).
+    pub layer: usize,
+    /// The layer as written in the model line, e.g. `linear(784,128)`.
+    pub name: String,
+    pub grad_norm: Option<f64>,
+    pub delta_norm: Option<f64>,
+    pub weight_norm: Option<f64>,
+    pub update_ratio: Option<f64>,
+    pub dead_frac: Option<f64>,
+    pub saturated_frac: Option<f64>,
+}
+
+impl LayerStats {
+    /// The value of one statistic, if this layer has it.
+    pub fn get(&self, s: Stat) -> Option<f64> {
+        match s {
+            Stat::GradNorm => self.grad_norm,
+            Stat::DeltaNorm => self.delta_norm,
+            Stat::WeightNorm => self.weight_norm,
+            Stat::UpdateRatio => self.update_ratio,
+            Stat::DeadFrac => self.dead_frac,
+            Stat::SaturatedFrac => self.saturated_frac,
+        }
+    }
+
+    /// "layer 3 linear(128,10)": how reports name a layer.
+    pub fn label(&self) -> String {
+        format!("layer {} {}", self.layer, self.name)
+    }
+}
+
+/// Everything measured at one sampled step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// The step (1-based, counted over the run).
+    pub step: usize,
+    /// The epoch (1-based).
+    pub epoch: usize,
+    /// The learning rate of the step.
+    pub lr: f32,
+    /// One entry per watched layer, in layer order (see [`Probe::columns`]).
+    pub layers: Vec<LayerStats>,
+}
+
+/// Whether step `step` (1-based) is sampled when sampling every `every` steps:
+/// step 1, then every multiple of `every`; never when `every` is 0.
+///
+/// ```
+/// use backprop::train::diagnostics::is_sampled;
+/// let s: Vec<usize> = (1..=120).filter(|&s| is_sampled(s, 50)).collect();
+/// assert_eq!(s, [1, 50, 100]);
+/// assert!(!is_sampled(1, 0));
+/// ```
+pub fn is_sampled(step: usize, every: usize) -> bool {
+    every > 0 && (step == 1 || step.is_multiple_of(every))
+}
+
+/// One layer the statistics cover.
+#[derive(Clone, Debug)]
+struct Watched {
+    layer: usize,
+    name: String,
+    /// Positions in [`Model::parameters`] order of the weights measured.
+    weights: Vec<usize>,
+    /// The activation whose units are counted (relu: dead; sigmoid, tanh: saturated).
+    act: Option<Unary>,
+}
+
+impl Watched {
+    fn stats(&self) -> Vec<Stat> {
+        let mut v = Vec::new();
+        if !self.weights.is_empty() {
+            v.extend(Stat::PARAM);
+        }
+        match self.act {
+            Some(Unary::Relu) => v.push(Stat::DeadFrac),
+            Some(Unary::Sigmoid | Unary::Tanh) => v.push(Stat::SaturatedFrac),
+            _ => {}
+        }
+        v
+    }
+}
+
+/// Which layers of a model are measured, and how; built once per run.
+///
+/// ```
+/// use backprop::nn::{Init, Model};
+/// use backprop::train::diagnostics::Probe;
+/// use rand::SeedableRng;
+/// let m = Model::new("flatten,linear(4,3),relu,linear(3,2)", Init::Default,
+///     &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)).unwrap();
+/// let cols = Probe::new(&m).columns();
+/// assert_eq!(cols[..5], ["L1.grad_norm", "L1.delta_norm", "L1.weight_norm", "L1.update_ratio", "L2.dead_frac"]);
+/// assert_eq!(cols.len(), 9);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Probe {
+    watched: Vec<Watched>,
+}
+
+impl Probe {
+    /// Watch every layer with parameters, and every relu, sigmoid and tanh.
+    pub fn new(model: &Model) -> Probe {
+        let mut watched = Vec::new();
+        let mut k = 0;
+        for (i, l) in model.layers.iter().enumerate() {
+            let named: Vec<usize> = l
+                .params
+                .iter()
+                .enumerate()
+                .filter(|(_, (n, _))| n.starts_with("weight"))
+                .map(|(j, _)| k + j)
+                .collect();
+            let weights = if named.is_empty() {
+                (k..k + l.params.len()).collect()
+            } else {
+                named
+            };
+            k += l.params.len();
+            let act = match &l.kind {
+                LayerKind::Activation(f @ (Unary::Relu | Unary::Sigmoid | Unary::Tanh)) => Some(*f),
+                _ => None,
+            };
+            if !weights.is_empty() || act.is_some() {
+                watched.push(Watched {
+                    layer: i,
+                    name: l.item.text.clone(),
+                    weights,
+                    act,
+                });
+            }
+        }
+        Probe { watched }
+    }
+
+    /// `(layer, statistic)` for every value a sample holds, in column order.
+    pub fn stats(&self) -> Vec<(usize, Stat)> {
+        self.watched
+            .iter()
+            .flat_map(|w| w.stats().into_iter().map(move |s| (w.layer, s)))
+            .collect()
+    }
+
+    /// The per-layer column names of `metrics.csv`: `L{layer}.{statistic}`.
+    pub fn columns(&self) -> Vec<String> {
+        self.stats()
+            .iter()
+            .map(|(l, s)| format!("L{l}.{}", s.name()))
+            .collect()
+    }
+
+    /// Before the backward pass: keep δ of every parameterized layer's output.
+    pub fn retain(&self, g: &mut Graph, layer_outputs: &[Var]) {
+        for w in self.watched.iter().filter(|w| !w.weights.is_empty()) {
+            g.retain_grad(layer_outputs[w.layer]);
+        }
+    }
+
+    /// After the backward pass: gradient and δ norms, dead and saturated
+    /// shares. `grads` are the parameter gradients in [`Model::parameters`]
+    /// order (before clipping); `table` the gradient table [`Probe::retain`]
+    /// prepared. Weight norms and update ratios come later, from
+    /// [`Probe::after_step`].
+    pub fn measure(
+        &self,
+        g: &Graph,
+        table: &Gradients,
+        layer_outputs: &[Var],
+        grads: &[Tensor],
+    ) -> Vec<LayerStats> {
+        self.watched
+            .iter()
+            .map(|w| {
+                let out = layer_outputs[w.layer];
+                let mut s = LayerStats {
+                    layer: w.layer,
+                    name: w.name.clone(),
+                    ..Default::default()
+                };
+                if !w.weights.is_empty() {
+                    s.grad_norm = Some(norm_of(w.weights.iter().map(|&i| &grads[i])));
+                    s.delta_norm = Some(table.get(out).map_or(0.0, Tensor::norm));
+                }
+                match w.act {
+                    Some(Unary::Relu) => s.dead_frac = Some(dead_fraction(g.value(out))),
+                    Some(f @ (Unary::Sigmoid | Unary::Tanh)) => {
+                        s.saturated_frac = Some(saturated_fraction(g.value(out), f))
+                    }
+                    _ => {}
+                }
+                s
+            })
+            .collect()
+    }
+
+    /// Copies of the measured weights, taken just before the optimizer step.
+    pub fn snapshot(&self, model: &Model) -> Vec<Tensor> {
+        let params: Vec<&Tensor> = model.parameters().map(|(_, t)| t).collect();
+        self.watched
+            .iter()
+            .flat_map(|w| w.weights.iter().map(|&i| params[i].clone()))
+            .collect()
+    }
+
+    /// After the optimizer step: ‖W‖ before it and ‖ΔW‖ / ‖W‖, from the
+    /// [`Probe::snapshot`] taken before.
+    pub fn after_step(&self, stats: &mut [LayerStats], before: &[Tensor], model: &Model) {
+        let params: Vec<&Tensor> = model.parameters().map(|(_, t)| t).collect();
+        let mut k = 0;
+        for (w, s) in self.watched.iter().zip(stats) {
+            if w.weights.is_empty() {
+                continue;
+            }
+            let (mut ww, mut dd) = (0f64, 0f64);
+            for &i in &w.weights {
+                let old = &before[k];
+                k += 1;
+                for (&a, &b) in old.data().iter().zip(params[i].data()) {
+                    ww += a as f64 * a as f64;
+                    dd += (b as f64 - a as f64).powi(2);
+                }
+            }
+            s.weight_norm = Some(ww.sqrt());
+            s.update_ratio = Some(if ww > 0.0 {
+                (dd / ww).sqrt()
+            } else if dd > 0.0 {
+                f64::INFINITY
+            } else {
+                0.0
+            });
+        }
+    }
+}
+
+/// ‖(t₁, t₂, …)‖: the Euclidean norm of several tensors taken together.
+pub fn norm_of<'a>(ts: impl Iterator<Item = &'a Tensor>) -> f64 {
+    ts.map(|t| t.norm().powi(2)).sum::<f64>().sqrt()
+}
+
+/// The share of units (elements of a sample's output) that are exactly 0 for
+/// every sample of the batch `out: [N, ...]`.
+///
+/// ```
+/// use backprop::{Tensor, train::diagnostics::dead_fraction};
+/// // Unit 1 is zero for both samples: dead. Unit 0 is alive in sample 2.
+/// let out = Tensor::from_vec(vec![2, 3], vec![0.0, 0.0, 1.0, 0.5, 0.0, 2.0]);
+/// assert_eq!(dead_fraction(&out), 1.0 / 3.0);
+/// ```
+pub fn dead_fraction(out: &Tensor) -> f64 {
+    unit_share(out, |v| v == 0.0)
+}
+
+/// The share of units of a sigmoid or tanh output `out: [N, ...]` whose
+/// derivative, read off the output, is below 1 % of its peak for every sample
+/// of the batch: σ(1−σ) < 0.0025 (|z| > 5.99), 1 − tanh² < 0.01 (|z| > 2.99).
+///
+/// ```
+/// use backprop::{Tensor, ops::unary::Unary, train::diagnostics::saturated_fraction};
+/// let z = [8.0f32, -7.0, 0.5, -9.0];          // unit 0 and 1 saturated in both samples
+/// let s = |z: f32| 1.0 / (1.0 + (-z).exp());
+/// let out = Tensor::from_vec(vec![2, 2], z.iter().map(|&z| s(z)).collect());
+/// assert_eq!(saturated_fraction(&out, Unary::Sigmoid), 0.5);
+/// ```
+pub fn saturated_fraction(out: &Tensor, f: Unary) -> f64 {
+    match f {
+        Unary::Sigmoid => unit_share(out, |s| s * (1.0 - s) < 0.0025),
+        Unary::Tanh => unit_share(out, |t| 1.0 - t * t < 0.01),
+        _ => 0.0,
+    }
+}
+
+/// The share of units for which `pred` holds in every sample of `out: [N, ...]`.
+fn unit_share(out: &Tensor, pred: impl Fn(f32) -> bool) -> f64 {
+    let n = out.shape().first().copied().unwrap_or(0);
+    if n == 0 || out.numel() == 0 {
+        return 0.0;
+    }
+    let per = out.numel() / n;
+    let mut all = vec![true; per];
+    for row in out.data().chunks(per) {
+        for (a, &v) in all.iter_mut().zip(row) {
+            *a = *a && pred(v);
+        }
+    }
+    all.iter().filter(|&&a| a).count() as f64 / per as f64
+}
+
+// ---------------------------------------------------------------- warnings
+
+/// What a warning is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WarningKind {
+    /// A layer's gradient is orders of magnitude below the last layer's.
+    Vanishing,
+    /// A layer's gradient is orders of magnitude above the last layer's, or keeps growing.
+    Exploding,
+    /// More than half of a ReLU layer's units are dead.
+    DeadRelu,
+    /// More than half of a sigmoid/tanh layer's units are saturated.
+    Saturated,
+}
+
+/// A layer whose gradient norm is below this times the last layer's is vanishing.
+pub const VANISHING_RATIO: f64 = 1e-3;
+/// A layer whose gradient norm is above this times the last layer's is exploding.
+pub const EXPLODING_RATIO: f64 = 1e3;
+/// A gradient norm that rose at each of the last 3 samples to more than
+/// this times its smallest value so far is exploding.
+pub const GROWTH: f64 = 1e2;
+
+/// Turns samples into plain warnings, each (layer, kind) at most once a run.
+#[derive(Clone, Debug, Default)]
+pub struct Watch {
+    warned: HashSet<(usize, WarningKind)>,
+    /// Gradient norm of each watched parameterized layer at each sample so far.
+    history: Vec<(usize, Vec<f64>)>,
+    /// The model has sigmoid or tanh layers (the first remedy for vanishing).
+    squashing: bool,
+}
+
+impl Watch {
+    pub fn new(model: &Model) -> Watch {
+        Watch {
+            squashing: model
+                .layers
+                .iter()
+                .any(|l| matches!(l.kind, LayerKind::Activation(Unary::Sigmoid | Unary::Tanh))),
+            ..Default::default()
+        }
+    }
+
+    /// The warnings a sample raises that were not given before.
+    pub fn check(&mut self, s: &Sample) -> Vec<(WarningKind, String)> {
+        let mut out = Vec::new();
+        let param: Vec<&LayerStats> = s.layers.iter().filter(|l| l.grad_norm.is_some()).collect();
+        // Gradient-norm history, for growth.
+        for l in &param {
+            let g = l.grad_norm.unwrap_or(0.0);
+            match self.history.iter_mut().find(|(i, _)| *i == l.layer) {
+                Some((_, h)) => h.push(g),
+                None => self.history.push((l.layer, vec![g])),
+            }
+        }
+        if let Some((last, earlier)) = param.split_last() {
+            let gl = last.grad_norm.unwrap_or(0.0);
+            // Vanishing: far below the last layer.
+            let vanish: Vec<&LayerStats> = earlier
+                .iter()
+                .copied()
+                .filter(|l| gl > 0.0 && l.grad_norm.unwrap_or(0.0) < VANISHING_RATIO * gl)
+                .filter(|l| self.first(l.layer, WarningKind::Vanishing))
+                .collect();
+            if let Some(first) = vanish.first() {
+                let g = first.grad_norm.unwrap_or(0.0);
+                out.push((
+                    WarningKind::Vanishing,
+                    format!(
+                        "vanishing gradient at step {}: {} gets a weight gradient of norm {g:.1e}, {:.0e} × that of \
+                         the last layer ({} {gl:.1e}), so it barely learns{}. Remedies: {}He or Xavier \
+                         initialization (--weight-init kaiming-normal, xavier-normal), batch norm, fewer layers",
+                        s.step,
+                        first.label(),
+                        g / gl,
+                        last.label(),
+                        also(&vanish[1..]),
+                        if self.squashing {
+                            "relu instead of sigmoid/tanh, "
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+            // Exploding: far above the last layer, growing without bound, or not finite.
+            let mut explode = Vec::new();
+            for l in &param {
+                let g = l.grad_norm.unwrap_or(0.0);
+                let h = self
+                    .history
+                    .iter()
+                    .find(|(i, _)| *i == l.layer)
+                    .map(|(_, h)| h.as_slice())
+                    .unwrap_or(&[]);
+                let why = if !g.is_finite() {
+                    Some(format!("the weight gradient of {} is {g}", l.label()))
+                } else if l.layer != last.layer && gl > 0.0 && g > EXPLODING_RATIO * gl {
+                    Some(format!(
+                        "the weight gradient of {} has norm {g:.1e}, {:.0e} × that of the last layer ({} {gl:.1e})",
+                        l.label(),
+                        g / gl,
+                        last.label()
+                    ))
+                } else {
+                    growing(h).map(|min| {
+                        format!(
+                            "the weight gradient norm of {} rose at each of the last 3 samples, from {min:.1e} to {g:.1e}",
+                            l.label()
+                        )
+                    })
+                };
+                if let Some(why) = why {
+                    if self.first(l.layer, WarningKind::Exploding) {
+                        explode.push(why);
+                    }
+                }
+            }
+            if !explode.is_empty() {
+                out.push((
+                    WarningKind::Exploding,
+                    format!(
+                        "exploding gradient at step {}: {}. Remedies: clip the gradients (--clip-grad-norm 1.0), \
+                         a lower learning rate (--lr {:e}), smaller initial weights (--weight-init xavier-normal), \
+                         batch norm",
+                        s.step,
+                        explode.join("; "),
+                        s.lr / 10.0
+                    ),
+                ));
+            }
+        }
+        for l in &s.layers {
+            if let Some(d) = l.dead_frac.filter(|&d| d > 0.5) {
+                if self.first(l.layer, WarningKind::DeadRelu) {
+                    out.push((
+                        WarningKind::DeadRelu,
+                        format!(
+                            "{:.0} % of the units of {} are dead at step {}: zero for every sample of the batch, \
+                             so no gradient flows through them. Remedies: a lower learning rate (--lr {:e}), \
+                             He initialization (--weight-init kaiming-normal), leaky_relu instead of relu",
+                            d * 100.0,
+                            l.label(),
+                            s.step,
+                            s.lr / 10.0
+                        ),
+                    ));
+                }
+            }
+            if let Some(f) = l.saturated_frac.filter(|&f| f > 0.5) {
+                if self.first(l.layer, WarningKind::Saturated) {
+                    out.push((
+                        WarningKind::Saturated,
+                        format!(
+                            "{:.0} % of the units of {} are saturated at step {} (derivative below 1 % of its peak \
+                             for every sample), so gradients through them vanish. Remedies: Xavier initialization \
+                             (--weight-init xavier-normal), a lower learning rate, batch norm, relu instead",
+                            f * 100.0,
+                            l.label(),
+                            s.step
+                        ),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// True the first time `(layer, kind)` is asked about.
+    fn first(&mut self, layer: usize, kind: WarningKind) -> bool {
+        self.warned.insert((layer, kind))
+    }
+}
+
+/// "; also layer 2 linear(64,64), layer 4 linear(64,64)" for further layers.
+fn also(rest: &[&LayerStats]) -> String {
+    if rest.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = rest
+        .iter()
+        .map(|l| format!("{} ({:.1e})", l.label(), l.grad_norm.unwrap_or(0.0)))
+        .collect();
+    format!("; so do {}", names.join(", "))
+}
+
+/// The smallest value so far if the history rose at each of its last 3
+/// samples to more than [`GROWTH`] times it.
+fn growing(h: &[f64]) -> Option<f64> {
+    if h.len() < 4 {
+        return None;
+    }
+    let tail = &h[h.len() - 4..];
+    let rising = tail.windows(2).all(|w| w[1] > w[0]);
+    let min = h.iter().copied().fold(f64::INFINITY, f64::min);
+    let now = *h.last().unwrap();
+    (rising && min > 0.0 && now > GROWTH * min).then_some(min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Init, Mode};
+    use rand::SeedableRng;
+
+    fn model(line: &str) -> Model {
+        Model::new(
+            line,
+            Init::Default,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn dead_and_saturated_units_by_hand() {
+        // [N=3, F=4]: unit 2 is 0 for every sample; unit 0 is 0 twice only.
+        let out = Tensor::from_vec(
+            vec![3, 4],
+            vec![
+                0.0, 1.0, 0.0, 2.0, //
+                0.0, 0.5, 0.0, 0.0, //
+                3.0, 0.1, 0.0, 1.0,
+            ],
+        );
+        assert_eq!(dead_fraction(&out), 0.25);
+        // A conv-shaped output: units are (channel, position).
+        let out = Tensor::from_vec(
+            vec![2, 2, 1, 2],
+            vec![0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 2.0, 0.0],
+        );
+        assert_eq!(dead_fraction(&out), 0.5);
+        // tanh: |z| = 3 is saturated (1 − tanh²(3) = 0.0099), |z| = 2.9 is not.
+        let t = |z: f32| z.tanh();
+        let out = Tensor::from_vec(
+            vec![2, 3],
+            vec![t(3.0), t(2.9), t(-4.0), t(-3.5), t(5.0), t(-3.0)],
+        );
+        let f = saturated_fraction(&out, Unary::Tanh);
+        assert!((f - 2.0 / 3.0).abs() < 1e-12, "{f}");
+        // sigmoid: the bound is |z| = 5.99.
+        let s = crate::ops::unary::sigmoid;
+        let out = Tensor::from_vec(vec![1, 4], vec![s(6.1), s(-6.1), s(5.8), s(0.0)]);
+        assert_eq!(saturated_fraction(&out, Unary::Sigmoid), 0.5);
+    }
+
+    /// Runs one probed step by hand on `linear(2,2),relu,linear(2,1)` with
+    /// chosen weights and checks every statistic against a hand computation.
+    #[test]
+    fn statistics_of_a_hand_computed_step() {
+        let mut m = model("linear(2,2),relu,linear(2,1)");
+        // W1 = [[1, 0], [0, -1]], b1 = 0: unit 1 of the relu is dead for x ≥ 0.
+        let set = |m: &mut Model, i: usize, v: Vec<f32>| {
+            let p = &mut m.parameters_mut()[i];
+            let shape = p.shape().to_vec();
+            **p = Tensor::from_vec(shape, v);
+        };
+        set(&mut m, 0, vec![1.0, 0.0, 0.0, -1.0]);
+        set(&mut m, 1, vec![0.0, 0.0]);
+        set(&mut m, 2, vec![2.0, 3.0]);
+        set(&mut m, 3, vec![0.0]);
+        let probe = Probe::new(&m);
+        assert_eq!(
+            probe.columns(),
+            [
+                "L0.grad_norm",
+                "L0.delta_norm",
+                "L0.weight_norm",
+                "L0.update_ratio",
+                "L1.dead_frac",
+                "L2.grad_norm",
+                "L2.delta_norm",
+                "L2.weight_norm",
+                "L2.update_ratio"
+            ]
+        );
+        // x = [[1, 2], [3, 1]]; h = relu(x W1ᵀ) = [[1, 0], [3, 0]]; y = h W2ᵀ = [[2], [6]].
+        // C = mean(y) ⇒ δ2 = ∂C/∂y = [[0.5], [0.5]], ‖δ2‖ = √0.5.
+        // ∂C/∂W2 = δ2ᵀ h = [2, 0] ⇒ ‖·‖ = 2.
+        // δ1 = (δ2 W2) ⊙ relu'(z1) = [[1, 0], [1, 0]] ⇒ ‖δ1‖ = √2.
+        // ∂C/∂W1 = δ1ᵀ x = [[4, 3], [0, 0]] ⇒ ‖·‖ = 5.
+        let mut g = Graph::new();
+        let x = g.input(Tensor::from_vec(vec![2, 2], vec![1.0, 2.0, 3.0, 1.0]));
+        let f = m.forward(&mut g, x, Mode::Train { seed: 0 });
+        let c = g.mean(f.out);
+        probe.retain(&mut g, &f.layer_outputs);
+        let mut table = g.backward(c);
+        let grads: Vec<Tensor> = f.params.iter().map(|p| table.take(*p).unwrap()).collect();
+        let mut st = probe.measure(&g, &table, &f.layer_outputs, &grads);
+        let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-6;
+        assert!(close(st[0].grad_norm, 5.0), "{st:?}");
+        assert!(close(st[0].delta_norm, 2f64.sqrt()), "{st:?}");
+        assert_eq!(st[1].dead_frac, Some(0.5));
+        assert!(close(st[2].grad_norm, 2.0), "{st:?}");
+        assert!(close(st[2].delta_norm, 0.5f64.sqrt()), "{st:?}");
+        drop(g);
+        // Plain SGD with lr 0.1: ΔW1 = −0.1·[[4, 3], [0, 0]], ‖ΔW1‖ = 0.5, ‖W1‖ = √2.
+        let before = probe.snapshot(&m);
+        let mut opt =
+            crate::optim::Optimizer::new(crate::optim::Config::new(crate::optim::Kind::Sgd));
+        opt.step(&mut m.parameters_mut(), &grads, 0.1);
+        probe.after_step(&mut st, &before, &m);
+        assert!(close(st[0].weight_norm, 2f64.sqrt()), "{st:?}");
+        assert!(close(st[0].update_ratio, 0.5 / 2f64.sqrt()), "{st:?}");
+        // ‖W2‖ = √13, ΔW2 = −0.1·[2, 0] ⇒ ratio 0.2/√13.
+        assert!(close(st[2].update_ratio, 0.2 / 13f64.sqrt()), "{st:?}");
+    }
+
+    fn sample(step: usize, grads: &[f64], dead: Option<f64>) -> Sample {
+        let mut layers: Vec<LayerStats> = grads
+            .iter()
+            .enumerate()
+            .map(|(i, &g)| LayerStats {
+                layer: 2 * i,
+                name: "linear(8,8)".into(),
+                grad_norm: Some(g),
+                ..Default::default()
+            })
+            .collect();
+        layers.insert(
+            1,
+            LayerStats {
+                layer: 1,
+                name: "relu".into(),
+                dead_frac: dead,
+                ..Default::default()
+            },
+        );
+        Sample {
+            step,
+            epoch: 1,
+            lr: 0.1,
+            layers,
+        }
+    }
+
+    #[test]
+    fn warnings_fire_once_per_layer_and_kind() {
+        let m = model("linear(8,8),sigmoid,linear(8,8),sigmoid,linear(8,8)");
+        let mut w = Watch::new(&m);
+        let ws = w.check(&sample(1, &[1e-7, 1e-2, 1.0], Some(0.75)));
+        let kinds: Vec<WarningKind> = ws.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            kinds,
+            [WarningKind::Vanishing, WarningKind::DeadRelu],
+            "{ws:?}"
+        );
+        let msg = &ws[0].1;
+        assert!(
+            msg.contains("layer 0 linear(8,8)") && msg.contains("relu instead of sigmoid"),
+            "{msg}"
+        );
+        assert!(msg.contains("--weight-init kaiming-normal"), "{msg}");
+        assert!(
+            ws[1].1.contains("75 % of the units of layer 1 relu"),
+            "{}",
+            ws[1].1
+        );
+        // Same state again: nothing new.
+        assert!(w
+            .check(&sample(50, &[1e-7, 1e-2, 1.0], Some(0.75)))
+            .is_empty());
+        // Healthy gradients raise nothing.
+        let mut w = Watch::new(&m);
+        assert!(w.check(&sample(1, &[0.3, 0.5, 1.0], Some(0.1))).is_empty());
+    }
+
+    #[test]
+    fn exploding_by_ratio_and_by_growth() {
+        let m = model("linear(8,8),relu,linear(8,8),relu,linear(8,8)");
+        let mut w = Watch::new(&m);
+        let ws = w.check(&sample(1, &[5e3, 1.0, 1.0], None));
+        assert_eq!(ws.len(), 1, "{ws:?}");
+        assert_eq!(ws[0].0, WarningKind::Exploding);
+        assert!(
+            ws[0].1.contains("--clip-grad-norm") && ws[0].1.contains("--lr 1e-2"),
+            "{}",
+            ws[0].1
+        );
+        // Growth: the same layer rising 1 → 10 → 100 → 1000 (all layers alike: no ratio).
+        let mut w = Watch::new(&m);
+        for (i, g) in [1.0, 10.0, 100.0].into_iter().enumerate() {
+            assert!(w.check(&sample(i + 1, &[g, g, g], None)).is_empty());
+        }
+        let ws = w.check(&sample(4, &[1e3, 1e3, 1e3], None));
+        assert_eq!(ws.len(), 1, "{ws:?}");
+        assert!(ws[0].1.contains("from 1.0e0 to 1.0e3"), "{}", ws[0].1);
+        // Noisy but bounded norms do not count as growth.
+        assert_eq!(growing(&[1.0, 3.0, 2.0, 5.0, 4.0, 6.0]), None);
+        assert_eq!(growing(&[1.0, 2.0, 3.0, 4.0]), None);
+    }
+}

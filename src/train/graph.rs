@@ -1,0 +1,555 @@
+//! `backprop graph`: the tape of one training step, as Graphviz DOT and as a
+//! table with the memory it holds.
+//!
+//! The model runs on one batch through a recording [`Graph`], followed by the
+//! loss, exactly as a training step does. Every node of the tape is listed with
+//! its op, its output shape and the bytes of its value: the engine keeps every
+//! node's value until the step ends, and the backward rules read what they
+//! need from there (the `Backward` structs themselves save next to nothing:
+//! labels, a scale). Parameter leaves share the model's tensors, so they cost
+//! nothing extra; their gradients are the entries of the gradient table that
+//! [`Graph::backward`] keeps, the others are freed as soon as they are used.
+//!
+//! The gradient-checkpointing figure is an *estimate* from the node sizes:
+//! keep only the input and every k-th layer's output (k ≈ √layers), drop the
+//! rest after the forward pass, and recompute one segment at a time during the
+//! backward pass, for the price of one more forward pass. Nothing is measured.
+
+use super::{loss_node, LossKind};
+use crate::nn::{Mode, Model};
+use crate::{Error, Graph, Result, Tensor, Var};
+use std::fmt::Write;
+
+/// What a node of the tape is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeKind {
+    /// The data batch.
+    Input,
+    /// Any other leaf: the float targets of `mse` / `bce`, or a constant a layer uses.
+    Target,
+    /// A parameter leaf, by its full name (`1.weight`).
+    Param(String),
+    /// An op's output.
+    Op,
+}
+
+/// One node of the tape.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    pub id: usize,
+    pub op: &'static str,
+    pub kind: NodeKind,
+    pub shape: Vec<usize>,
+    /// Bytes of the node's value (f32).
+    pub bytes: usize,
+    pub parents: Vec<usize>,
+    /// The layer of the model line whose forward pass created it.
+    pub layer: Option<usize>,
+    /// Whether a gradient flows into it (an entry of the gradient table).
+    pub requires_grad: bool,
+}
+
+/// The tape of one training step of a model.
+#[derive(Clone, Debug)]
+pub struct Tape {
+    pub spec: String,
+    /// `[N, sample...]`.
+    pub input_shape: Vec<usize>,
+    pub loss: LossKind,
+    pub nodes: Vec<NodeInfo>,
+    /// `(index, as written)` of every layer.
+    pub layers: Vec<(usize, String)>,
+    /// The id of each layer's output node.
+    pub layer_outputs: Vec<usize>,
+    /// The id of the loss node.
+    pub loss_node: usize,
+}
+
+/// Memory figures of a tape (bytes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Totals {
+    /// The parameters (shared with the model, not copied).
+    pub params: usize,
+    /// Every other node's value: the activations the tape keeps until backward.
+    pub activations: usize,
+    /// The parameters' gradients, kept in the table.
+    pub param_grads: usize,
+    /// The most intermediate gradients alive at once during the backward pass.
+    pub peak_intermediate_grads: usize,
+    /// Activations kept with gradient checkpointing (the estimate above).
+    pub checkpointed: usize,
+    /// The layers whose outputs the checkpointing estimate keeps.
+    pub checkpoints: Vec<usize>,
+}
+
+/// Record one training step of `model` on a batch of `batch` samples of
+/// `sample_shape` (zeros; the values do not change the tape) with `loss`.
+pub fn record(model: &Model, sample_shape: &[usize], batch: usize, loss: LossKind) -> Result<Tape> {
+    if batch == 0 {
+        return Err(Error::Config("--batch 0: use at least 1 sample".into()));
+    }
+    let out = model.output_shape(sample_shape)?;
+    if out.len() != 1 {
+        return Err(Error::Spec(format!(
+            "the model's output per sample has shape {out:?}; the loss needs a vector of class scores: \
+             end the model with `flatten` and a `linear` layer"
+        )));
+    }
+    if out[0] == 1 && loss == LossKind::CrossEntropy {
+        return Err(Error::Config(
+            "--loss cross-entropy needs at least 2 outputs, the model has 1: use --loss bce-logits"
+                .into(),
+        ));
+    }
+    let mut shape = vec![batch];
+    shape.extend_from_slice(sample_shape);
+    let mut g = Graph::new();
+    let x = g.input(Tensor::zeros(&shape));
+    let f = model.forward(&mut g, x, Mode::Train { seed: 0 });
+    let labels = vec![0usize; batch];
+    let l = loss_node(&mut g, f.out, &labels, loss);
+    let names: Vec<String> = model.parameters().map(|(n, _)| n).collect();
+    let first_op = f.params.iter().map(|v| v.id()).max().unwrap_or(x.id()) + 1;
+    let mut nodes = Vec::with_capacity(g.len());
+    for id in 0..g.len() {
+        let v = Var(id);
+        let kind = if id == x.id() {
+            NodeKind::Input
+        } else if let Some(k) = f.params.iter().position(|p| *p == v) {
+            NodeKind::Param(names[k].clone())
+        } else if g.op_name(v) == "leaf" {
+            NodeKind::Target
+        } else {
+            NodeKind::Op
+        };
+        let layer = match &kind {
+            NodeKind::Param(n) => n.split('.').next().and_then(|s| s.parse().ok()),
+            NodeKind::Op | NodeKind::Target if id >= first_op => {
+                f.layer_outputs.iter().position(|o| o.id() >= id)
+            }
+            _ => None,
+        };
+        nodes.push(NodeInfo {
+            id,
+            op: g.op_name(v),
+            shape: g.shape(v).to_vec(),
+            bytes: 4 * g.value(v).numel(),
+            parents: g.parents(v).iter().map(|p| p.id()).collect(),
+            layer,
+            requires_grad: g.requires_grad(v),
+            kind,
+        });
+    }
+    Ok(Tape {
+        spec: model.spec.clone(),
+        input_shape: shape,
+        loss,
+        nodes,
+        layers: model
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i, l.item.text.clone()))
+            .collect(),
+        layer_outputs: f.layer_outputs.iter().map(|v| v.id()).collect(),
+        loss_node: l.id(),
+    })
+}
+
+/// `1536` → `1.5 KiB`.
+///
+/// ```
+/// use backprop::train::graph::human_bytes;
+/// assert_eq!(human_bytes(512), "512 B");
+/// assert_eq!(human_bytes(200_704), "196.0 KiB");
+/// assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+/// ```
+pub fn human_bytes(b: usize) -> String {
+    let b = b as f64;
+    if b < 1024.0 {
+        format!("{b} B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else if b < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / (1024.0 * 1024.0))
+    } else {
+        format!("{:.2} GiB", b / (1024.0 * 1024.0 * 1024.0))
+    }
+}
+
+fn fmt_shape(s: &[usize]) -> String {
+    if s.is_empty() {
+        return "scalar".into();
+    }
+    let v: Vec<String> = s.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", v.join(", "))
+}
+
+impl Tape {
+    /// The memory figures (see [`Totals`]).
+    pub fn totals(&self) -> Totals {
+        let is_param = |n: &NodeInfo| matches!(n.kind, NodeKind::Param(_));
+        let params = self
+            .nodes
+            .iter()
+            .filter(|n| is_param(n))
+            .map(|n| n.bytes)
+            .sum();
+        let activations: usize = self
+            .nodes
+            .iter()
+            .filter(|n| !is_param(n))
+            .map(|n| n.bytes)
+            .sum();
+        // Simulate the backward walk: an intermediate gradient lives from the
+        // first consumer that produces it until its own node is processed.
+        let mut live = vec![false; self.nodes.len()];
+        let mut live_bytes = 0usize;
+        let mut peak = 0usize;
+        let root = self.loss_node;
+        live[root] = true;
+        live_bytes += self.nodes[root].bytes;
+        for i in (0..=root).rev() {
+            let n = &self.nodes[i];
+            if !live[i] || n.op == "leaf" {
+                continue;
+            }
+            for &p in &n.parents {
+                let pn = &self.nodes[p];
+                if pn.requires_grad && !is_param(pn) && !live[p] {
+                    live[p] = true;
+                    live_bytes += pn.bytes;
+                }
+            }
+            peak = peak.max(live_bytes);
+            live[i] = false;
+            live_bytes -= n.bytes;
+        }
+        let param_grads = self
+            .nodes
+            .iter()
+            .filter(|n| is_param(n) && n.requires_grad)
+            .map(|n| n.bytes)
+            .sum();
+        // Checkpointing: per layer, the bytes of its op nodes.
+        let nl = self.layer_outputs.len();
+        let layer_bytes: Vec<usize> = (0..nl)
+            .map(|l| {
+                self.nodes
+                    .iter()
+                    .filter(|n| !is_param(n) && n.layer == Some(l))
+                    .map(|n| n.bytes)
+                    .sum()
+            })
+            .collect();
+        let rest = activations - layer_bytes.iter().sum::<usize>(); // input, targets, loss
+        let k = (nl as f64).sqrt().ceil().max(1.0) as usize;
+        let checkpoints: Vec<usize> = (0..nl).filter(|l| (l + 1) % k == 0 && l + 1 < nl).collect();
+        let kept: usize = checkpoints
+            .iter()
+            .map(|&l| self.nodes[self.layer_outputs[l]].bytes)
+            .sum();
+        let segment = layer_bytes
+            .chunks(k)
+            .map(|c| c.iter().sum::<usize>())
+            .max()
+            .unwrap_or(0);
+        let checkpointed = (rest + kept + segment).min(activations);
+        Totals {
+            params,
+            activations,
+            param_grads,
+            peak_intermediate_grads: peak,
+            checkpointed,
+            checkpoints,
+        }
+    }
+
+    fn node_title(&self, n: &NodeInfo) -> String {
+        match &n.kind {
+            NodeKind::Input => "input batch".into(),
+            NodeKind::Target if n.layer.is_some() => "constant".into(),
+            NodeKind::Target => "targets".into(),
+            NodeKind::Param(name) => format!("param {name}"),
+            NodeKind::Op if n.id == self.loss_node => format!("{} (loss)", n.op),
+            NodeKind::Op => n.op.to_string(),
+        }
+    }
+
+    /// The tape as a Graphviz `digraph`: one box per node (op, shape, bytes
+    /// kept, the gradient entry it gets), clustered by layer, data flowing
+    /// down; parameters are yellow, the batch grey, the loss red.
+    pub fn to_dot(&self) -> String {
+        let t = self.totals();
+        let mut s = String::new();
+        let _ = writeln!(s, "// backprop graph: the tape of one training step of");
+        let _ = writeln!(s, "//   {}", self.spec);
+        let _ = writeln!(s, "// Render: dot -Tsvg this.dot -o this.svg");
+        s.push_str("digraph tape {\n");
+        s.push_str("  rankdir=TB;\n  labelloc=t;\n  fontname=\"DejaVu Sans\";\n");
+        let _ = writeln!(
+            s,
+            "  label=\"{} — batch {} — activations on the tape {}, parameter gradients {}\";",
+            esc(&self.spec),
+            fmt_shape(&self.input_shape),
+            human_bytes(t.activations),
+            human_bytes(t.param_grads)
+        );
+        s.push_str(
+            "  node [shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\", fontname=\"DejaVu Sans\", fontsize=10];\n",
+        );
+        s.push_str("  edge [color=\"#555555\"];\n");
+        let node_line = |n: &NodeInfo| -> String {
+            let mut label = format!(
+                "#{} {}\\n{}",
+                n.id,
+                esc(&self.node_title(n)),
+                fmt_shape(&n.shape)
+            );
+            let (fill, shape) = match n.kind {
+                NodeKind::Param(_) => {
+                    label += &format!("\\n{} (the model's)", human_bytes(n.bytes));
+                    if n.requires_grad {
+                        label += "\\n∂L/∂· kept";
+                    }
+                    ("#ffe08a", "box")
+                }
+                NodeKind::Input | NodeKind::Target => {
+                    label += &format!("\\n{} on the tape", human_bytes(n.bytes));
+                    ("#dddddd", "ellipse")
+                }
+                NodeKind::Op => {
+                    label += &format!("\\n{} on the tape", human_bytes(n.bytes));
+                    if n.requires_grad && n.id != self.loss_node {
+                        label += "\\n∂L/∂· freed after use";
+                    }
+                    if n.id == self.loss_node {
+                        ("#f4a6a6", "doubleoctagon")
+                    } else {
+                        ("#cfe3f7", "box")
+                    }
+                }
+            };
+            format!(
+                "n{} [label=\"{label}\", fillcolor=\"{fill}\", shape={shape}];",
+                n.id
+            )
+        };
+        for (li, text) in &self.layers {
+            let members: Vec<&NodeInfo> =
+                self.nodes.iter().filter(|n| n.layer == Some(*li)).collect();
+            if members.is_empty() {
+                continue;
+            }
+            let _ = writeln!(s, "  subgraph cluster_layer{li} {{");
+            let _ = writeln!(
+                s,
+                "    label=\"layer {li} {}\"; style=dashed; color=\"#888888\"; fontsize=11;",
+                esc(text)
+            );
+            for n in members {
+                let _ = writeln!(s, "    {}", node_line(n));
+            }
+            s.push_str("  }\n");
+        }
+        for n in self.nodes.iter().filter(|n| n.layer.is_none()) {
+            let _ = writeln!(s, "  {}", node_line(n));
+        }
+        for n in &self.nodes {
+            for p in &n.parents {
+                let _ = writeln!(s, "  n{p} -> n{};", n.id);
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+
+    /// The table and totals `backprop graph` prints.
+    pub fn report(&self) -> String {
+        let t = self.totals();
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "tape of one training step of `{}` on a batch {} with {}: {} nodes",
+            self.spec,
+            fmt_shape(&self.input_shape),
+            match self.loss {
+                LossKind::CrossEntropy => "cross-entropy",
+                LossKind::Mse => "mse",
+                LossKind::Bce => "bce",
+                LossKind::BceLogits => "bce-logits",
+            },
+            self.nodes.len()
+        );
+        let _ = writeln!(
+            s,
+            "  {:>4}  {:<22} {:<20} {:>11}  layer / gradient",
+            "node", "op", "shape", "bytes"
+        );
+        for n in &self.nodes {
+            let layer = n
+                .layer
+                .and_then(|l| self.layers.get(l))
+                .map(|(i, t)| format!("layer {i} {t}"))
+                .unwrap_or_default();
+            let grad = match (&n.kind, n.requires_grad) {
+                (NodeKind::Param(_), true) => "gradient kept",
+                (NodeKind::Op, true) if n.id != self.loss_node => "gradient freed after use",
+                _ => "",
+            };
+            let sep = if layer.is_empty() || grad.is_empty() {
+                ""
+            } else {
+                ", "
+            };
+            let _ = writeln!(
+                s,
+                "  {:>4}  {:<22} {:<20} {:>11}  {layer}{sep}{grad}",
+                n.id,
+                self.node_title(n),
+                fmt_shape(&n.shape),
+                human_bytes(n.bytes)
+            );
+        }
+        let nparams: usize = t.params / 4;
+        let _ = writeln!(
+            s,
+            "parameters: {nparams} values, {} (shared with the model, not copied onto the tape)",
+            human_bytes(t.params)
+        );
+        let _ = writeln!(
+            s,
+            "activations on the tape: {} (every node's value, kept until the step ends)",
+            human_bytes(t.activations)
+        );
+        let _ = writeln!(
+            s,
+            "gradient table: {} of parameter gradients (kept), at most {} of intermediate gradients at once",
+            human_bytes(t.param_grads),
+            human_bytes(t.peak_intermediate_grads)
+        );
+        let saved = t.activations - t.checkpointed;
+        if t.checkpoints.is_empty() || saved == 0 {
+            let _ = writeln!(
+                s,
+                "gradient checkpointing: too few layers to save anything (estimate from the node sizes)"
+            );
+        } else {
+            let cps: Vec<String> = t.checkpoints.iter().map(|l| l.to_string()).collect();
+            let _ = writeln!(
+                s,
+                "gradient checkpointing (an estimate from the node sizes, not measured): keeping only the input and \
+                 the output{} of layer{} {} and recomputing one segment at a time in the backward pass would hold \
+                 about {} of activations instead of {}, saving {} ({:.0} %), for one extra forward pass",
+                if cps.len() == 1 { "" } else { "s" },
+                if cps.len() == 1 { "" } else { "s" },
+                cps.join(", "),
+                human_bytes(t.checkpointed),
+                human_bytes(t.activations),
+                human_bytes(saved),
+                100.0 * saved as f64 / t.activations.max(1) as f64
+            );
+        }
+        s
+    }
+}
+
+/// Escape a string for a DOT label.
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::Init;
+    use rand::SeedableRng;
+
+    fn tape(line: &str, sample: &[usize], batch: usize) -> Tape {
+        let m = Model::new(
+            line,
+            Init::Default,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+        )
+        .unwrap();
+        record(&m, sample, batch, LossKind::CrossEntropy).unwrap()
+    }
+
+    #[test]
+    fn mlp_tape_by_hand() {
+        let t = tape(
+            "flatten,linear(784,128),relu,linear(128,10)",
+            &[1, 28, 28],
+            64,
+        );
+        // x, 4 params, flatten, linear, relu, linear, cross_entropy.
+        assert_eq!(t.nodes.len(), 10);
+        assert_eq!(t.nodes[0].kind, NodeKind::Input);
+        assert_eq!(t.nodes[1].kind, NodeKind::Param("1.weight".into()));
+        assert_eq!(t.nodes[1].shape, [128, 784]);
+        let ops: Vec<&str> = t.nodes[5..].iter().map(|n| n.op).collect();
+        // `flatten` is a reshape on the tape.
+        assert_eq!(ops[..4], ["reshape", "linear", "relu", "linear"]);
+        assert_eq!(t.nodes[6].layer, Some(1));
+        let tot = t.totals();
+        assert_eq!(tot.params, 4 * (784 * 128 + 128 + 128 * 10 + 10));
+        assert_eq!(tot.param_grads, tot.params);
+        // input + flatten (both 64·784) + 2·(64·128) + 64·10 + the scalar loss.
+        assert_eq!(
+            tot.activations,
+            4 * (2 * 64 * 784 + 2 * 64 * 128 + 64 * 10 + 1)
+        );
+        // The largest gradient in flight: ∂L/∂(linear 1 output) and ∂L/∂(relu output), 64·128 each.
+        assert_eq!(tot.peak_intermediate_grads, 4 * 2 * 64 * 128);
+        let dot = t.to_dot();
+        assert!(dot.starts_with("// backprop graph") && dot.contains("digraph tape {"));
+        assert!(
+            dot.contains("cluster_layer1")
+                && dot.contains("param 1.weight")
+                && dot.contains("n6 -> n7;")
+        );
+        assert!(dot.trim_end().ends_with('}'));
+        let r = t.report();
+        assert!(
+            r.contains("gradient checkpointing") && r.contains("estimate"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn checkpointing_saves_on_a_deep_net() {
+        let line = (0..8)
+            .map(|_| "linear(64,64),tanh")
+            .collect::<Vec<_>>()
+            .join(",")
+            + ",linear(64,10)";
+        let t = tape(&line, &[64], 32);
+        let tot = t.totals();
+        assert!(!tot.checkpoints.is_empty());
+        assert!(tot.checkpointed * 10 < tot.activations * 6, "{tot:?}");
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let m = Model::new(
+            "linear(10,2)",
+            Init::Default,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+        )
+        .unwrap();
+        let e = record(&m, &[1, 28, 28], 4, LossKind::CrossEntropy)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("layer 0") && e.contains("[N, 10]"), "{e}");
+        let m = Model::new(
+            "linear(10,1)",
+            Init::Default,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+        )
+        .unwrap();
+        let e = record(&m, &[10], 4, LossKind::CrossEntropy)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bce-logits"), "{e}");
+    }
+}

@@ -1,0 +1,323 @@
+//! A run's metrics as rows: what `metrics.csv` holds and the plots draw.
+//!
+//! [`Recorder`] is an [`Observer`]: give it to [`train`](super::train) (or
+//! forward your observer's calls to it) and it keeps one row per sampled step
+//! and one per epoch.
+//!
+//! # `metrics.csv`
+//!
+//! | column | step rows | epoch rows |
+//! | --- | --- | --- |
+//! | `kind` | `step` | `epoch` |
+//! | `step` | the step (1-based over the run) | steps taken when the epoch ended |
+//! | `epoch` | the epoch (1-based) | the epoch |
+//! | `loss`, `accuracy` | mean batch loss and accuracy over the steps since the previous step row of the epoch | the epoch's training loss and accuracy |
+//! | `lr` | the learning rate | the learning rate |
+//! | `test_loss`, `test_accuracy` | empty | on the test set, if there is one |
+//! | `L{i}.{statistic}` | the per-layer statistics of [`diagnostics`](super::diagnostics) for layer *i* of the model line | empty |
+//!
+//! Step rows come at step 1 and every `every` steps (the diagnostics'
+//! cadence); the `L…` columns are there only when the statistics were
+//! measured (`--diagnostics-every` > 0). For the `mlp` preset they are
+//! `L1.grad_norm, L1.delta_norm, L1.weight_norm, L1.update_ratio, L2.dead_frac,
+//! L3.grad_norm, L3.delta_norm, L3.weight_norm, L3.update_ratio`. Numbers are
+//! written with 6 significant digits; an empty field means "not measured".
+
+use super::diagnostics::{is_sampled, Probe, Sample};
+use super::{EpochRecord, Observer, StepInfo};
+use crate::nn::Model;
+use std::fmt::Write;
+
+/// What a row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowKind {
+    Step,
+    Epoch,
+}
+
+/// One row of `metrics.csv`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub kind: RowKind,
+    pub step: usize,
+    pub epoch: usize,
+    pub loss: f64,
+    pub accuracy: f64,
+    pub lr: f32,
+    pub test_loss: Option<f64>,
+    pub test_accuracy: Option<f64>,
+    /// Per-layer statistics, aligned with [`Recorder::columns`].
+    pub stats: Vec<Option<f64>>,
+}
+
+/// Collects a run's rows (see the [module docs](self) for the columns).
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    /// Step rows at step 1 and every `every` steps.
+    pub every: usize,
+    /// `(layer, statistic)` of each per-layer column; empty without diagnostics.
+    pub stats: Vec<(usize, super::diagnostics::Stat)>,
+    /// The layer of each index, as written in the model line.
+    pub layer_names: Vec<String>,
+    pub rows: Vec<Row>,
+    pending: Option<Sample>,
+    /// (loss sum, correct, samples) of the epoch at the previous step row.
+    mark: (f64, f64, usize),
+    steps: usize,
+    epoch: usize,
+}
+
+impl Recorder {
+    /// A recorder for `model`, with step rows every `every` steps; `diagnostics`
+    /// says whether the per-layer statistics are measured (their columns).
+    pub fn new(model: &Model, every: usize, diagnostics: bool) -> Recorder {
+        Recorder {
+            every: every.max(1),
+            stats: if diagnostics {
+                Probe::new(model).stats()
+            } else {
+                Vec::new()
+            },
+            layer_names: model.layers.iter().map(|l| l.item.text.clone()).collect(),
+            rows: Vec::new(),
+            pending: None,
+            mark: (0.0, 0.0, 0),
+            steps: 0,
+            epoch: 1,
+        }
+    }
+
+    /// The per-layer column names, `L{layer}.{statistic}`.
+    pub fn columns(&self) -> Vec<String> {
+        self.stats
+            .iter()
+            .map(|(l, s)| format!("L{l}.{}", s.name()))
+            .collect()
+    }
+
+    /// Every column of `metrics.csv`, in order.
+    pub fn header(&self) -> Vec<String> {
+        let mut h: Vec<String> = [
+            "kind",
+            "step",
+            "epoch",
+            "loss",
+            "accuracy",
+            "lr",
+            "test_loss",
+            "test_accuracy",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        h.extend(self.columns());
+        h
+    }
+
+    /// The rows of one kind.
+    pub fn rows_of(&self, kind: RowKind) -> impl Iterator<Item = &Row> {
+        self.rows.iter().filter(move |r| r.kind == kind)
+    }
+
+    /// `metrics.csv` as text.
+    pub fn to_csv(&self) -> String {
+        let mut s = self.header().join(",");
+        s.push('\n');
+        for r in &self.rows {
+            let kind = match r.kind {
+                RowKind::Step => "step",
+                RowKind::Epoch => "epoch",
+            };
+            let _ = write!(
+                s,
+                "{kind},{},{},{},{},{},{},{}",
+                r.step,
+                r.epoch,
+                num(r.loss),
+                num(r.accuracy),
+                num(r.lr as f64),
+                opt(r.test_loss),
+                opt(r.test_accuracy)
+            );
+            for v in &r.stats {
+                s.push(',');
+                s.push_str(&opt(*v));
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+impl Observer for Recorder {
+    fn epoch_start(&mut self, epoch: usize, _batches: usize) {
+        self.mark = (0.0, 0.0, 0);
+        self.epoch = epoch;
+    }
+
+    fn diagnostics(&mut self, sample: &Sample) {
+        self.pending = Some(sample.clone());
+    }
+
+    fn step(&mut self, info: &StepInfo) {
+        self.steps = info.step;
+        if !is_sampled(info.step, self.every) {
+            return;
+        }
+        let n = info.samples as f64;
+        let (l, c) = (info.running_loss * n, info.running_accuracy * n);
+        let dn = (info.samples - self.mark.2).max(1) as f64;
+        let (loss, accuracy) = ((l - self.mark.0) / dn, (c - self.mark.1) / dn);
+        self.mark = (l, c, info.samples);
+        let sample = self.pending.take().filter(|s| s.step == info.step);
+        let stats = self
+            .stats
+            .iter()
+            .map(|(layer, st)| {
+                sample
+                    .as_ref()
+                    .and_then(|s| s.layers.iter().find(|x| x.layer == *layer))
+                    .and_then(|x| x.get(*st))
+            })
+            .collect();
+        self.rows.push(Row {
+            kind: RowKind::Step,
+            step: info.step,
+            epoch: self.epoch,
+            loss,
+            accuracy,
+            lr: info.lr,
+            test_loss: None,
+            test_accuracy: None,
+            stats,
+        });
+    }
+
+    fn epoch_end(&mut self, r: &EpochRecord) {
+        self.rows.push(Row {
+            kind: RowKind::Epoch,
+            step: self.steps,
+            epoch: r.epoch,
+            loss: r.train_loss,
+            accuracy: r.train_accuracy,
+            lr: r.lr,
+            test_loss: r.test_loss,
+            test_accuracy: r.test_accuracy,
+            stats: vec![None; self.stats.len()],
+        });
+    }
+}
+
+/// A number with 6 significant digits, as short as that allows.
+///
+/// ```
+/// use backprop::train::metrics::num;
+/// assert_eq!(num(0.5), "0.5");
+/// assert_eq!(num(2.0 / 3.0), "0.666667");
+/// assert_eq!(num(1.5e-7), "1.5e-7");
+/// assert_eq!(num(123456789.0), "1.23457e8");
+/// assert_eq!(num(0.0), "0");
+/// ```
+pub fn num(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let a = v.abs();
+    if (1e-4..1e6).contains(&a) {
+        let digits = (5 - a.log10().floor() as i32).max(0) as usize;
+        let s = format!("{v:.digits$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    } else {
+        let s = format!("{v:.5e}");
+        let (m, e) = s.split_once('e').unwrap();
+        let m = m.trim_end_matches('0').trim_end_matches('.');
+        format!("{m}e{e}")
+    }
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(num).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::Init;
+    use crate::train::diagnostics::LayerStats;
+    use rand::SeedableRng;
+
+    #[test]
+    fn rows_and_csv() {
+        let m = Model::new(
+            "flatten,linear(4,3),relu,linear(3,2)",
+            Init::Default,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+        )
+        .unwrap();
+        let mut r = Recorder::new(&m, 2, true);
+        r.epoch_start(1, 3);
+        let info = |step: usize, loss: f64, samples: usize| StepInfo {
+            step,
+            loss: 0.0,
+            running_loss: loss,
+            running_accuracy: 0.5,
+            samples,
+            lr: 0.1,
+        };
+        let layers = vec![
+            LayerStats {
+                layer: 1,
+                name: "linear(4,3)".into(),
+                grad_norm: Some(0.25),
+                delta_norm: Some(0.5),
+                weight_norm: Some(1.0),
+                update_ratio: Some(1e-3),
+                ..Default::default()
+            },
+            LayerStats {
+                layer: 2,
+                name: "relu".into(),
+                dead_frac: Some(1.0 / 3.0),
+                ..Default::default()
+            },
+        ];
+        r.diagnostics(&Sample {
+            step: 1,
+            epoch: 1,
+            lr: 0.1,
+            layers,
+        });
+        r.step(&info(1, 2.0, 4));
+        r.step(&info(2, 1.5, 8)); // window: (1.5·8 − 2·4) / 4 = 1
+        r.step(&info(3, 1.0, 10));
+        r.epoch_end(&EpochRecord {
+            epoch: 1,
+            steps: 3,
+            lr: 0.1,
+            train_loss: 1.0,
+            train_accuracy: 0.5,
+            train_seconds: 1.0,
+            samples_per_second: 10.0,
+            test_loss: Some(0.9),
+            test_accuracy: Some(0.75),
+        });
+        let csv = r.to_csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[0],
+            "kind,step,epoch,loss,accuracy,lr,test_loss,test_accuracy,L1.grad_norm,L1.delta_norm,\
+             L1.weight_norm,L1.update_ratio,L2.dead_frac,L3.grad_norm,L3.delta_norm,L3.weight_norm,L3.update_ratio"
+        );
+        assert_eq!(
+            lines[1],
+            "step,1,1,2,0.5,0.1,,,0.25,0.5,1,0.001,0.333333,,,,"
+        );
+        assert_eq!(lines[2], "step,2,1,1,0.5,0.1,,,,,,,,,,,");
+        assert_eq!(lines[3], "epoch,3,1,1,0.5,0.1,0.9,0.75,,,,,,,,,");
+        assert_eq!(lines.len(), 4);
+    }
+}

@@ -38,7 +38,12 @@ fn main() {
     let (train, _) = load_data(&dir, None, None).expect("data/mnist");
     let idx: Vec<usize> = (0..64).collect();
     let (x, y) = train.batch(&idx);
-    let mut model = Model::new("lenet", Init::Default, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)).unwrap();
+    let mut model = Model::new(
+        "lenet",
+        Init::Default,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+    )
+    .unwrap();
     let step = |m: &Model| {
         let base = LIVE.load(Relaxed);
         PEAK.store(base, Relaxed);
@@ -46,7 +51,10 @@ fn main() {
         (PEAK.load(Relaxed) - base, r.grads)
     };
     let (plain, g0) = step(&model);
-    println!("lenet, batch 64, one step: peak {:.2} MiB above the model and data", plain as f64 / 1048576.0);
+    println!(
+        "lenet, batch 64, one step: peak {:.2} MiB above the model and data",
+        plain as f64 / 1048576.0
+    );
     let mut worst = 0.0f64;
     for seg in ["0-5", "0-2,3-5", "0-11"] {
         model.checkpoints = parse_segments(seg, model.layers.len()).unwrap();

@@ -1408,3 +1408,51 @@ fn predict_mnist_index() {
     assert_eq!(p["label"], 7, "{p}");
     assert_eq!(p["probabilities"].as_array().unwrap().len(), 10, "{p}");
 }
+
+#[test]
+fn layer_shape_errors_come_before_training() {
+    // Each fails in well under the time one epoch would take, naming the layer and the shapes.
+    for (model, needles) in [
+        (
+            "conv2d(1,6,30),flatten,linear(6,10)",
+            vec!["layer 0", "kernel 30×30", "28×28"],
+        ),
+        (
+            "conv2d(3,6,5),relu,flatten,linear(3456,10)",
+            vec!["layer 0", "3 input channels", "[N, 1, 28, 28]"],
+        ),
+        (
+            "rnn(28,16),linear(16,10)",
+            vec!["layer 0", "[N, T, 28]", "reshape(28,28)"],
+        ),
+        (
+            "maxpool2d(2),maxpool2d(2),maxpool2d(2),maxpool2d(2),maxpool2d(2),flatten,linear(1,10)",
+            vec!["layer 4", "window 2×2"],
+        ),
+    ] {
+        let t0 = std::time::Instant::now();
+        fail(
+            &["train", "--model", model, "--data", "data/mnist", "--quiet"],
+            &needles,
+        );
+        assert!(t0.elapsed().as_secs() < 20, "{model}: the error came late");
+    }
+}
+
+#[test]
+fn batch_norm_with_a_last_batch_of_one_is_refused_before_training() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "t.csv", csv_text(41));
+    fail(
+        &[
+            "train",
+            "--model",
+            "linear(4,8),batchnorm1d(8),relu,linear(8,3)",
+            "--data",
+            s(&p),
+            "--batch-size",
+            "8",
+        ],
+        &["layer 1", "batchnorm1d(8)", "batch of 1"],
+    );
+}

@@ -566,7 +566,7 @@ pub fn grads_figure(rec: &Recorder, model: &str) -> Option<Figure> {
             style: Style::Dashed,
         });
     }
-    // Dead ReLU and saturated sigmoid/tanh units, coloured like the layer before them.
+    // Dead ReLU and saturated sigmoid/tanh units, coloured like the layer before them, dashed.
     let mut units = Panel {
         title: "dead ReLU / saturated sigmoid, tanh units".into(),
         y_label: "share of units (%)".into(),
@@ -586,11 +586,8 @@ pub fn grads_figure(rec: &Recorder, model: &str) -> Option<Figure> {
                 label: format!("{} ({what})", label(l)),
                 color: ordered_color(i, param_layers.len()),
                 points: pts.into_iter().map(|(x, v)| (x, 100.0 * v)).collect(),
-                style: if rows.len() < 20 {
-                    Style::Markers
-                } else {
-                    Style::Line
-                },
+                // Dashed, so the shared legend tells them from the layer whose colour they take.
+                style: Style::Dashed,
             });
         }
     }

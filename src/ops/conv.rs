@@ -53,7 +53,7 @@
 //! bit-identical gradients.
 
 use crate::autograd::Backward;
-use crate::tensor::{matmul_into, threads, Trans};
+use crate::tensor::{matmul_into, matmul_serial_into, threads, Trans};
 use crate::{Graph, Tensor, Var};
 use rayon::prelude::*;
 
@@ -121,72 +121,6 @@ pub(crate) fn map_tasks<I: Send, S, R: Send>(
     done.into_iter().flatten().collect()
 }
 
-/// `out (+)= op(a) · op(b)` as one single-threaded `gemm` call (the
-/// arguments of [`matmul_into`]).
-#[allow(clippy::too_many_arguments)]
-fn gemm_serial(
-    out: &mut [f32],
-    a: &[f32],
-    ta: Trans,
-    b: &[f32],
-    tb: Trans,
-    m: usize,
-    k: usize,
-    n: usize,
-    accumulate: bool,
-) {
-    assert!(
-        out.len() == m * n && a.len() == m * k && b.len() == k * n,
-        "conv2d: gemm operands of {}, {} and {} values for {m}x{k}x{n}",
-        out.len(),
-        a.len(),
-        b.len()
-    );
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            out.fill(0.0);
-        }
-        return;
-    }
-    let (a_cs, a_rs) = match ta {
-        Trans::No => (1, k as isize),
-        Trans::Yes => (m as isize, 1),
-    };
-    let (b_cs, b_rs) = match tb {
-        Trans::No => (1, n as isize),
-        Trans::Yes => (k as isize, 1),
-    };
-    // SAFETY: the assert above guarantees every index gemm forms from these
-    // dimensions and strides lies inside the three slices, and `out` does not
-    // alias `a` or `b` (it is a distinct `&mut`).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 /// One per-sample product: single-threaded when the batch itself is split
 /// over threads (`serial`), else through [`matmul_into`], which may split
 /// the product over threads.
@@ -204,7 +138,7 @@ fn product(
     accumulate: bool,
 ) {
     if serial {
-        gemm_serial(out, a, ta, b, tb, m, k, n, accumulate);
+        matmul_serial_into(out, a, ta, b, tb, m, k, n, accumulate);
     } else {
         matmul_into(out, a, ta, b, tb, m, k, n, accumulate);
     }

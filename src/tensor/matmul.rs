@@ -54,6 +54,40 @@ pub fn matmul_into(
     n: usize,
     accumulate: bool,
 ) {
+    product(out, a, ta, b, tb, m, k, n, accumulate, threads());
+}
+
+/// [`matmul_into`] on the calling thread only: for callers that already run
+/// on several threads (the convolution splits the batch) and must not nest
+/// a second split inside.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_serial_into(
+    out: &mut [f32],
+    a: &[f32],
+    ta: Trans,
+    b: &[f32],
+    tb: Trans,
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+) {
+    product(out, a, ta, b, tb, m, k, n, accumulate, 1);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn product(
+    out: &mut [f32],
+    a: &[f32],
+    ta: Trans,
+    b: &[f32],
+    tb: Trans,
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+    t: usize,
+) {
     assert_eq!(
         out.len(),
         m * n,
@@ -90,7 +124,6 @@ pub fn matmul_into(
         Trans::No => (1, n as isize),
         Trans::Yes => (k as isize, 1),
     };
-    let t = threads();
     // gemm's own rayon split costs more than it gains at the sizes of a
     // batch-64 step, so we split the output into one contiguous block per
     // thread ourselves, each a single-threaded gemm call. Every output

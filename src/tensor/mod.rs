@@ -6,7 +6,7 @@
 //! handed to the matrix-product kernel instead of as copies.
 
 mod matmul;
-pub use matmul::{matmul_into, set_threads, threads, Trans};
+pub use matmul::{matmul_into, matmul_serial_into, set_threads, threads, Trans};
 
 use std::fmt;
 

@@ -5,7 +5,6 @@
 //! Data sets are tiny CSV files written to temporary folders; the few MNIST
 //! runs use `--max-steps` and the copy shipped in `data/mnist`.
 
-use assert_cmd::Command;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,33 +21,8 @@ const MNIST: &str = "data/mnist";
 
 // ---------------------------------------------------------------- helpers
 
-struct Out {
-    success: bool,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(args: &[&str]) -> Out {
-    let out = Command::cargo_bin("backprop")
-        .unwrap()
-        .args(args)
-        .timeout(Duration::from_secs(120))
-        .output()
-        .expect("run backprop");
-    let o = Out {
-        success: out.status.success(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !o.stderr.contains("panicked") && !o.stdout.contains("panicked"),
-        "backprop {args:?} panicked:\n{}",
-        o.stderr
-    );
-    o
-}
+mod common;
+use common::run;
 
 /// Runs and asserts success; returns stdout.
 fn ok(args: &[&str]) -> String {

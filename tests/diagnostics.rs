@@ -5,39 +5,14 @@
 //!
 //! The runs use the MNIST copy in `data/mnist` and `--max-steps`.
 
-use assert_cmd::Command;
 use serde_json::Value;
 use std::path::Path;
-use std::time::Duration;
 use tempfile::TempDir;
 
 const MNIST: &str = "data/mnist";
 
-struct Out {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(args: &[&str]) -> Out {
-    let out = Command::cargo_bin("backprop")
-        .unwrap()
-        .args(args)
-        .timeout(Duration::from_secs(120))
-        .output()
-        .expect("run backprop");
-    let o = Out {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !o.stderr.contains("panicked"),
-        "backprop {args:?} panicked:\n{}",
-        o.stderr
-    );
-    o
-}
+mod common;
+use common::{run, Out};
 
 fn ok(args: &[&str]) -> Out {
     let o = run(args);

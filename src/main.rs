@@ -394,17 +394,7 @@ fn cmd_train(a: TrainArgs) -> anyhow::Result<()> {
     };
     let data = data_path(a.data)?;
     let (train_set, test_set) = data::load_data(&data, a.test_data.as_deref(), a.csv_scale)?;
-    train::check_compatible(&model, &train_set, cfg.loss)?;
-    model.check_training_batches(
-        train_set.sample_shape(),
-        &[
-            cfg.batch_size.min(train_set.len()),
-            train_set.len() % cfg.batch_size,
-        ],
-    )?;
-    if let Some(t) = &test_set {
-        train::check_compatible(&model, t, cfg.loss)?;
-    }
+    train::check_run(&model, &train_set, test_set.as_ref(), &cfg)?;
     if !a.json && !a.quiet {
         eprintln!(
             "training `{}` ({} parameters) on {} samples from {}{}",

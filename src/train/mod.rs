@@ -374,6 +374,29 @@ pub fn evaluate(model: &Model, data: &Dataset, loss: LossKind, batch_size: usize
     (total / n.max(1) as f64, right as f64 / n.max(1) as f64)
 }
 
+/// Every check [`train`] makes before its first step: the settings, the
+/// model against both data sets, and batch sizes batch norm can use. Callers
+/// that print something before training (the CLI) run it first themselves.
+pub fn check_run(
+    model: &Model,
+    train: &Dataset,
+    test: Option<&Dataset>,
+    cfg: &TrainConfig,
+) -> Result<()> {
+    cfg.validate()?;
+    check_compatible(model, train, cfg.loss)?;
+    // The full batch and the last, partial one.
+    let sizes = [
+        cfg.batch_size.min(train.len()),
+        train.len() % cfg.batch_size,
+    ];
+    model.check_training_batches(train.sample_shape(), &sizes)?;
+    if let Some(t) = test {
+        check_compatible(model, t, cfg.loss)?;
+    }
+    Ok(())
+}
+
 /// Train `model` on `train`, evaluating on `test` after each epoch.
 ///
 /// Stops with [`Error::Diverged`] if the loss becomes NaN or infinite; the
@@ -385,16 +408,7 @@ pub fn train(
     cfg: &TrainConfig,
     obs: &mut dyn Observer,
 ) -> Result<(Summary, Optimizer)> {
-    cfg.validate()?;
-    check_compatible(model, train, cfg.loss)?;
-    let last = train.len() % cfg.batch_size;
-    model.check_training_batches(
-        train.sample_shape(),
-        &[cfg.batch_size.min(train.len()), last],
-    )?;
-    if let Some(t) = test {
-        check_compatible(model, t, cfg.loss)?;
-    }
+    check_run(model, train, test, cfg)?;
     let mut opt = Optimizer::new(cfg.optimizer.clone());
     let probe = Probe::new(model);
     let mut watch = Watch::new(model);

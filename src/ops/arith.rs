@@ -97,9 +97,18 @@ impl Backward for ArithBack {
             });
         }
         vec![
-            ga.map(|t| reduce_to(&t, a.shape())),
-            gb.map(|t| reduce_to(&t, b.shape())),
+            ga.map(|t| unbroadcast(t, a.shape())),
+            gb.map(|t| unbroadcast(t, b.shape())),
         ]
+    }
+}
+
+/// `g` summed down to `shape`; moved, not copied, when nothing was broadcast.
+fn unbroadcast(g: Tensor, shape: &[usize]) -> Tensor {
+    if g.shape() == shape {
+        g
+    } else {
+        reduce_to(&g, shape)
     }
 }
 

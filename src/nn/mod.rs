@@ -761,18 +761,9 @@ impl Model {
                         ),
                     )
                 })?;
-            // PyTorch stores a scalar buffer (num_batches_tracked) with shape [].
-            if t.shape() != shape.as_slice() && t.numel() != shape.iter().product::<usize>() {
-                return Err(Error::weights(
-                    origin,
-                    format!(
-                        "tensor `{name}` has shape {:?}, the model `{}` needs {shape:?}",
-                        t.shape(),
-                        self.spec
-                    ),
-                ));
-            }
-            if t.shape() != shape.as_slice() && !name.ends_with("num_batches_tracked") {
+            // A one-element counter is accepted as `[]` or `[1]`: exporters differ.
+            let counter = name.ends_with("num_batches_tracked") && t.numel() == 1;
+            if t.shape() != shape.as_slice() && !counter {
                 return Err(Error::weights(
                     origin,
                     format!(

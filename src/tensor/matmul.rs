@@ -1,8 +1,9 @@
-//! Matrix products, through the `gemm` crate.
+//! Matrix products: our AVX2+FMA kernel (`sgemm.rs`) on x86-64 CPUs that
+//! have it and lack AVX-512, the `gemm` crate (AVX-512 / AVX2 / NEON kernels
+//! chosen at run time) everywhere else.
 //!
-//! `gemm` picks AVX-512 / AVX2+FMA / NEON kernels at run time and splits work
-//! over rayon threads; it takes arbitrary row and column strides, so a
-//! transposed operand costs nothing: we never copy to transpose.
+//! Both take arbitrary row and column strides, so a transposed operand costs
+//! nothing here: we never copy to transpose (the kernels' packing absorbs it).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -75,6 +76,59 @@ pub fn matmul_serial_into(
     product(out, a, ta, b, tb, m, k, n, accumulate, 1);
 }
 
+/// Which kernel computes matrix products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// Our AVX2+FMA kernel (`sgemm.rs`): the default on x86-64 with AVX2 and
+    /// FMA but without AVX-512, where the `gemm` crate's wider kernel wins.
+    Own,
+    /// The `gemm` crate: the default everywhere else.
+    GemmCrate,
+}
+
+static KERNEL: AtomicUsize = AtomicUsize::new(0); // 0: not chosen yet
+
+/// The kernel [`matmul_into`] uses: [`set_matmul_kernel`]'s choice, else
+/// `BACKPROP_MATMUL=gemm` (the crate) from the environment, else the best
+/// one for this CPU.
+pub fn matmul_kernel() -> MatmulKernel {
+    match KERNEL.load(Ordering::Relaxed) {
+        1 => MatmulKernel::Own,
+        2 => MatmulKernel::GemmCrate,
+        _ => {
+            let k = if std::env::var("BACKPROP_MATMUL").as_deref() == Ok("gemm") {
+                MatmulKernel::GemmCrate
+            } else {
+                default_kernel()
+            };
+            set_matmul_kernel(k);
+            k
+        }
+    }
+}
+
+/// Chooses the kernel (to compare the two; [`MatmulKernel::Own`] falls back
+/// to the crate on a CPU without AVX2+FMA).
+pub fn set_matmul_kernel(k: MatmulKernel) {
+    let own = k == MatmulKernel::Own && own_available();
+    KERNEL.store(if own { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+fn own_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return super::sgemm::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+fn default_kernel() -> MatmulKernel {
+    #[cfg(target_arch = "x86_64")]
+    if own_available() && !is_x86_feature_detected!("avx512f") {
+        return MatmulKernel::Own;
+    }
+    MatmulKernel::GemmCrate
+}
+
 #[allow(clippy::too_many_arguments)]
 fn product(
     out: &mut [f32],
@@ -126,34 +180,47 @@ fn product(
     };
     // gemm's own rayon split costs more than it gains at the sizes of a
     // batch-64 step, so we split the output into one contiguous block per
-    // thread ourselves, each a single-threaded gemm call. Every output
-    // element is computed by one thread in one order, so the same thread
-    // count gives bit-identical results (gemm's blocking depends on the block
-    // sizes, so a different thread count may round differently).
+    // thread ourselves (at multiples of our kernel's 6×16 tile), each a
+    // single-threaded kernel call. Every output element is computed by one
+    // thread in one order, so the same thread count gives bit-identical
+    // results. Our kernel sums each element in the same order whatever the
+    // block, so with it any thread count gives the same bits; the gemm
+    // crate's blocking depends on the block sizes.
     let parts = if t > 1 && m * n * k >= 1 << 18 {
         t.min(m.max(n) / 8).max(1)
     } else {
         1
     };
+    #[cfg(target_arch = "x86_64")]
+    let own = matmul_kernel() == MatmulKernel::Own;
     // The address, not the `&mut`, crosses into the threads.
     let out_addr = out.as_mut_ptr() as usize;
     let block = |i0: usize, i1: usize, j0: usize, j1: usize| {
+        let (a0, b0) = (i0 as isize * a_rs, j0 as isize * b_cs);
         // SAFETY: rows i0..i1 and columns j0..j1 of `out` are written by this
         // call only; the operand offsets select the matching rows of op(a)
         // and columns of op(b), and stay inside the slices checked above.
         unsafe {
+            let c = (out_addr as *mut f32).add(i0 * n + j0);
+            #[cfg(target_arch = "x86_64")]
+            if own {
+                let (ap, bp) = (a.as_ptr().offset(a0), b.as_ptr().offset(b0));
+                let (mb, nb) = (i1 - i0, j1 - j0);
+                super::sgemm::sgemm(mb, nb, k, ap, a_rs, a_cs, bp, b_rs, b_cs, c, n, accumulate);
+                return;
+            }
             gemm::gemm(
                 i1 - i0,
                 j1 - j0,
                 k,
-                (out_addr as *mut f32).add(i0 * n + j0),
+                c,
                 1,
                 n as isize,
                 accumulate,
-                a.as_ptr().offset(i0 as isize * a_rs),
+                a.as_ptr().offset(a0),
                 a_cs,
                 a_rs,
-                b.as_ptr().offset(j0 as isize * b_cs),
+                b.as_ptr().offset(b0),
                 b_cs,
                 b_rs,
                 1.0,
@@ -168,7 +235,7 @@ fn product(
     if parts <= 1 {
         block(0, m, 0, n);
     } else if m >= n {
-        let step = m.div_ceil(parts);
+        let step = m.div_ceil(parts).next_multiple_of(6);
         rayon::scope(|s| {
             for p in 0..parts {
                 let (i0, i1) = (p * step, ((p + 1) * step).min(m));
@@ -178,7 +245,7 @@ fn product(
             }
         });
     } else {
-        let step = n.div_ceil(parts);
+        let step = n.div_ceil(parts).next_multiple_of(16);
         rayon::scope(|s| {
             for p in 0..parts {
                 let (j0, j1) = (p * step, ((p + 1) * step).min(n));

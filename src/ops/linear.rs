@@ -9,7 +9,7 @@
 //! `∂x` is skipped when `x` needs no gradient (the data batch).
 
 use crate::autograd::Backward;
-use crate::tensor::{matmul_into, Trans};
+use crate::tensor::{matmul, matmul_into, Trans};
 use crate::{Graph, Tensor, Var};
 
 /// Forward of `linear` on plain tensors.
@@ -24,30 +24,35 @@ pub fn linear_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
     let m = x.numel() / in_f;
     let mut shape = xs.to_vec();
     *shape.last_mut().unwrap() = out_f;
-    let mut y = Tensor::zeros(&shape);
-    if let Some(b) = b {
-        assert_eq!(
-            b.shape(),
-            &[out_f],
-            "linear: bias shape vs weight {:?}",
-            w.shape()
-        );
-        for row in y.data_mut().chunks_mut(out_f) {
-            row.copy_from_slice(b.data());
+    let data = match b {
+        None => matmul(x.data(), Trans::No, w.data(), Trans::Yes, m, in_f, out_f),
+        Some(b) => {
+            assert_eq!(
+                b.shape(),
+                &[out_f],
+                "linear: bias shape vs weight {:?}",
+                w.shape()
+            );
+            // Every row starts as the bias; the product is added to it.
+            let mut y = Vec::with_capacity(m * out_f);
+            for _ in 0..m {
+                y.extend_from_slice(b.data());
+            }
+            matmul_into(
+                &mut y,
+                x.data(),
+                Trans::No,
+                w.data(),
+                Trans::Yes,
+                m,
+                in_f,
+                out_f,
+                true,
+            );
+            y
         }
-    }
-    matmul_into(
-        y.data_mut(),
-        x.data(),
-        Trans::No,
-        w.data(),
-        Trans::Yes,
-        m,
-        in_f,
-        out_f,
-        b.is_some(),
-    );
-    y
+    };
+    Tensor::from_vec(shape, data)
 }
 
 struct LinearBack;
@@ -64,34 +69,12 @@ impl Backward for LinearBack {
         let (out_f, in_f) = (w.shape()[0], w.shape()[1]);
         let m = x.numel() / in_f;
         let gx = needs[0].then(|| {
-            let mut gx = x.zeros_like();
-            matmul_into(
-                gx.data_mut(),
-                g.data(),
-                Trans::No,
-                w.data(),
-                Trans::No,
-                m,
-                out_f,
-                in_f,
-                false,
-            );
-            gx
+            let gx = matmul(g.data(), Trans::No, w.data(), Trans::No, m, out_f, in_f);
+            Tensor::from_vec(x.shape().to_vec(), gx)
         });
         let gw = needs[1].then(|| {
-            let mut gw = w.zeros_like();
-            matmul_into(
-                gw.data_mut(),
-                g.data(),
-                Trans::Yes,
-                x.data(),
-                Trans::No,
-                out_f,
-                m,
-                in_f,
-                false,
-            );
-            gw
+            let gw = matmul(g.data(), Trans::Yes, x.data(), Trans::No, out_f, m, in_f);
+            Tensor::from_vec(w.shape().to_vec(), gw)
         });
         let mut res = vec![gx, gw];
         if inp.len() == 3 {

@@ -14,6 +14,7 @@
 //! max breaks ties; the explicit `x > 0` pins PyTorch's convention.
 
 use crate::autograd::Backward;
+use crate::tensor::par;
 use crate::{Graph, Tensor, Var};
 
 /// An elementwise function.
@@ -120,6 +121,44 @@ pub fn sigmoid(x: f32) -> f32 {
     }
 }
 
+/// Evaluates `$body` with `$f` bound to a constant variant in each arm, so
+/// that the per-element `match` in [`Unary::f`] and [`Unary::df`] folds away
+/// and each loop is compiled (and vectorized) for one function.
+macro_rules! monomorphic {
+    ($u:expr, |$f:ident| $body:expr) => {
+        match $u {
+            Unary::Exp => {
+                let $f = Unary::Exp;
+                $body
+            }
+            Unary::Log => {
+                let $f = Unary::Log;
+                $body
+            }
+            Unary::Sigmoid => {
+                let $f = Unary::Sigmoid;
+                $body
+            }
+            Unary::Tanh => {
+                let $f = Unary::Tanh;
+                $body
+            }
+            Unary::Relu => {
+                let $f = Unary::Relu;
+                $body
+            }
+            Unary::LeakyRelu(s) => {
+                let $f = Unary::LeakyRelu(s);
+                $body
+            }
+            Unary::Elu(a) => {
+                let $f = Unary::Elu(a);
+                $body
+            }
+        }
+    };
+}
+
 struct UnaryBack(Unary);
 
 impl Backward for UnaryBack {
@@ -130,19 +169,22 @@ impl Backward for UnaryBack {
         out: &Tensor,
         _needs: &[bool],
     ) -> Vec<Option<Tensor>> {
-        let f = self.0;
-        let mut gx = g.clone();
-        for ((d, &x), &y) in gx.data_mut().iter_mut().zip(inp[0].data()).zip(out.data()) {
-            *d *= f.df(x, y);
-        }
-        vec![Some(gx)]
+        let gx = monomorphic!(self.0, |f| par::map3(
+            g.data(),
+            inp[0].data(),
+            out.data(),
+            |g, x, y| g * f.df(x, y)
+        ));
+        vec![Some(Tensor::from_vec(g.shape().to_vec(), gx))]
     }
 }
 
 impl Graph {
     /// Apply an elementwise function.
     pub fn unary(&mut self, f: Unary, x: Var) -> Var {
-        let y = self.value(x).map(|v| f.f(v));
+        let xv = self.value(x);
+        let y = monomorphic!(f, |f| par::map(xv.data(), |v| f.f(v)));
+        let y = Tensor::from_vec(xv.shape().to_vec(), y);
         self.push(f.name(), y, &[x], UnaryBack(f))
     }
     pub fn exp(&mut self, x: Var) -> Var {

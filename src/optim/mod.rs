@@ -12,6 +12,7 @@ mod schedule;
 pub use clip::{clip_grad_norm, clip_grad_value};
 pub use schedule::Schedule;
 
+use crate::tensor::par;
 use crate::{Error, Result, Tensor};
 
 /// Which update rule.
@@ -169,12 +170,41 @@ impl Optimizer {
                 "optimizer: parameter {i} vs its gradient"
             );
             let (p, g) = (p.data_mut(), g.data());
+            let n = p.len();
+            // State buffers start empty and are sized on the first step (SGD
+            // stores the first gradient itself, as PyTorch does).
+            let first = self.m[i].is_empty();
+            let (m, v) = (&mut self.m[i], &mut self.v[i]);
             match c.kind {
-                Kind::Sgd => sgd(c, lr, p, g, &mut self.m[i]),
-                Kind::Adam | Kind::AdamW => {
-                    adam(c, lr, self.steps, p, g, &mut self.m[i], &mut self.v[i])
+                Kind::Sgd => {
+                    if first && c.momentum != 0.0 {
+                        m.resize(n, 0.0);
+                    }
+                    par::for_chunks(n, [p, m], |s, [p, m]| {
+                        sgd(c, lr, first, p, &g[s..s + p.len()], m)
+                    });
                 }
-                Kind::RmsProp => rmsprop(c, lr, p, g, &mut self.m[i], &mut self.v[i]),
+                Kind::Adam | Kind::AdamW => {
+                    if first {
+                        m.resize(n, 0.0);
+                        v.resize(n, 0.0);
+                    }
+                    let t = self.steps;
+                    par::for_chunks(n, [p, m, v], |s, [p, m, v]| {
+                        adam(c, lr, t, p, &g[s..s + p.len()], m, v)
+                    });
+                }
+                Kind::RmsProp => {
+                    if v.is_empty() {
+                        v.resize(n, 0.0);
+                        if c.momentum > 0.0 {
+                            m.resize(n, 0.0);
+                        }
+                    }
+                    par::for_chunks(n, [p, m, v], |s, [p, m, v]| {
+                        rmsprop(c, lr, p, &g[s..s + p.len()], m, v)
+                    });
+                }
             }
         }
     }
@@ -206,8 +236,9 @@ impl Optimizer {
     }
 }
 
-/// `torch.optim.SGD`, one parameter buffer.
-fn sgd(c: &Config, lr: f32, p: &mut [f32], g: &[f32], buf: &mut Vec<f32>) {
+/// `torch.optim.SGD` on one chunk of a parameter; `buf` (the momentum
+/// buffer, empty without momentum) is overwritten on the `first` step.
+fn sgd(c: &Config, lr: f32, first: bool, p: &mut [f32], g: &[f32], buf: &mut [f32]) {
     let (wd, mu, damp) = (c.weight_decay, c.momentum, c.dampening);
     if mu == 0.0 {
         for (p, &g) in p.iter_mut().zip(g) {
@@ -215,11 +246,6 @@ fn sgd(c: &Config, lr: f32, p: &mut [f32], g: &[f32], buf: &mut Vec<f32>) {
             *p += -lr * d;
         }
         return;
-    }
-    // The first step stores the gradient itself (no dampening), as PyTorch.
-    let first = buf.is_empty();
-    if first {
-        buf.resize(p.len(), 0.0);
     }
     for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
         let d = if wd != 0.0 { g + wd * *p } else { g };
@@ -229,12 +255,8 @@ fn sgd(c: &Config, lr: f32, p: &mut [f32], g: &[f32], buf: &mut Vec<f32>) {
     }
 }
 
-/// `torch.optim.Adam` / `AdamW`, one parameter buffer.
-fn adam(c: &Config, lr: f32, t: u64, p: &mut [f32], g: &[f32], m: &mut Vec<f32>, v: &mut Vec<f32>) {
-    if m.is_empty() {
-        m.resize(p.len(), 0.0);
-        v.resize(p.len(), 0.0);
-    }
+/// `torch.optim.Adam` / `AdamW` on one chunk of a parameter.
+fn adam(c: &Config, lr: f32, t: u64, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     let (b1, b2) = c.betas;
     // PyTorch computes these scalars in Python floats (f64).
     let bc1 = 1.0 - b1.powi(t as i32);
@@ -262,14 +284,8 @@ fn adam(c: &Config, lr: f32, t: u64, p: &mut [f32], g: &[f32], m: &mut Vec<f32>,
     }
 }
 
-/// `torch.optim.RMSprop` (not centered), one parameter buffer.
-fn rmsprop(c: &Config, lr: f32, p: &mut [f32], g: &[f32], buf: &mut Vec<f32>, sq: &mut Vec<f32>) {
-    if sq.is_empty() {
-        sq.resize(p.len(), 0.0);
-        if c.momentum > 0.0 {
-            buf.resize(p.len(), 0.0);
-        }
-    }
+/// `torch.optim.RMSprop` (not centered) on one chunk of a parameter.
+fn rmsprop(c: &Config, lr: f32, p: &mut [f32], g: &[f32], buf: &mut [f32], sq: &mut [f32]) {
     let (a, wa, eps, mu, wd) = (
         c.alpha as f32,
         (1.0 - c.alpha) as f32,

@@ -55,7 +55,47 @@ pub fn matmul_into(
     n: usize,
     accumulate: bool,
 ) {
-    product(out, a, ta, b, tb, m, k, n, accumulate, threads());
+    check_len(out.len(), m, n);
+    // SAFETY: `out` holds m×n values (checked).
+    unsafe {
+        product(
+            out.as_mut_ptr(),
+            a,
+            ta,
+            b,
+            tb,
+            m,
+            k,
+            n,
+            accumulate,
+            threads(),
+        )
+    };
+}
+
+/// `op(a) · op(b)` as a new `m×n` row-major buffer (see [`matmul_into`]),
+/// written once by the kernel instead of zeroed first and then overwritten.
+pub fn matmul(
+    a: &[f32],
+    ta: Trans,
+    b: &[f32],
+    tb: Trans,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(m * n);
+    // SAFETY: the capacity is m×n; without `accumulate` the product writes
+    // every value of the output and reads none, so all m×n are initialized.
+    unsafe {
+        product(out.as_mut_ptr(), a, ta, b, tb, m, k, n, false, threads());
+        out.set_len(m * n);
+    }
+    out
+}
+
+fn check_len(len: usize, m: usize, n: usize) {
+    assert_eq!(len, m * n, "matmul: out has {len} values, want {m}x{n}");
 }
 
 /// [`matmul_into`] on the calling thread only: for callers that already run
@@ -73,7 +113,9 @@ pub fn matmul_serial_into(
     n: usize,
     accumulate: bool,
 ) {
-    product(out, a, ta, b, tb, m, k, n, accumulate, 1);
+    check_len(out.len(), m, n);
+    // SAFETY: `out` holds m×n values (checked).
+    unsafe { product(out.as_mut_ptr(), a, ta, b, tb, m, k, n, accumulate, 1) };
 }
 
 /// Which kernel computes matrix products.
@@ -129,9 +171,11 @@ fn default_kernel() -> MatmulKernel {
     MatmulKernel::GemmCrate
 }
 
+/// The product into `out`, which must be valid for m×n writes (and reads,
+/// with `accumulate`).
 #[allow(clippy::too_many_arguments)]
-fn product(
-    out: &mut [f32],
+unsafe fn product(
+    out: *mut f32,
     a: &[f32],
     ta: Trans,
     b: &[f32],
@@ -142,12 +186,6 @@ fn product(
     accumulate: bool,
     t: usize,
 ) {
-    assert_eq!(
-        out.len(),
-        m * n,
-        "matmul: out has {} values, want {m}x{n}",
-        out.len()
-    );
     assert_eq!(
         a.len(),
         m * k,
@@ -165,7 +203,7 @@ fn product(
     }
     if k == 0 {
         if !accumulate {
-            out.fill(0.0);
+            std::ptr::write_bytes(out, 0, m * n);
         }
         return;
     }
@@ -194,7 +232,7 @@ fn product(
     #[cfg(target_arch = "x86_64")]
     let own = matmul_kernel() == MatmulKernel::Own;
     // The address, not the `&mut`, crosses into the threads.
-    let out_addr = out.as_mut_ptr() as usize;
+    let out_addr = out as usize;
     let block = |i0: usize, i1: usize, j0: usize, j1: usize| {
         let (a0, b0) = (i0 as isize * a_rs, j0 as isize * b_cs);
         // SAFETY: rows i0..i1 and columns j0..j1 of `out` are written by this

@@ -6,10 +6,11 @@
 //! handed to the matrix-product kernel instead of as copies.
 
 mod matmul;
+pub(crate) mod par;
 mod sgemm;
 pub use matmul::{
-    matmul_into, matmul_kernel, matmul_serial_into, set_matmul_kernel, set_threads, threads,
-    MatmulKernel, Trans,
+    matmul, matmul_into, matmul_kernel, matmul_serial_into, set_matmul_kernel, set_threads,
+    threads, MatmulKernel, Trans,
 };
 
 use std::fmt;

@@ -1,0 +1,136 @@
+//! Element-wise loops over large buffers, split over threads.
+//!
+//! Between two matrix products a training step runs element-wise passes
+//! (activations and their derivatives, the optimizer update) over tensors of
+//! up to a few million values. Run on one thread, they left the other core
+//! idle for about a fifth of an mlp-wide step. Here such a pass is cut into
+//! chunks of [`CHUNK`] values handed to rayon when the buffer is large and
+//! more than one thread is allowed ([`threads`]); small buffers stay on the
+//! calling thread, where a split would cost more than it saves.
+//!
+//! Every element is computed by the same code whatever the split, so results
+//! do not depend on the thread count.
+
+use super::threads;
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+/// Values per parallel chunk (128 KiB of `f32`): big enough to amortize a
+/// rayon job, small enough to balance two to sixteen threads.
+pub const CHUNK: usize = 1 << 15;
+
+/// Whether a pass over `n` values is worth splitting.
+pub fn split(n: usize) -> bool {
+    n >= 2 * CHUNK && threads() > 1
+}
+
+/// A new buffer of `n` values, chunk by chunk: `fill(start, chunk)` must
+/// write every element of `chunk`, which holds values `start..start + len`.
+/// No value is zeroed first.
+pub fn fill(n: usize, fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    let spare = &mut v.spare_capacity_mut()[..n];
+    if split(n) {
+        spare
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(i, c)| fill(i * CHUNK, c));
+    } else {
+        fill(0, spare);
+    }
+    // SAFETY: `fill` initialized all `n` values (its contract), and the
+    // capacity is at least `n`.
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// `f(x)` for every value of `x`, into a new buffer.
+pub fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    fill(x.len(), |s, out| {
+        for (o, &v) in out.iter_mut().zip(&x[s..]) {
+            o.write(f(v));
+        }
+    })
+}
+
+/// `f(a, b, c)` for every position of three buffers of the same length.
+pub fn map3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32 + Sync) -> Vec<f32> {
+    assert!(
+        a.len() == b.len() && a.len() == c.len(),
+        "map3: lengths differ"
+    );
+    fill(a.len(), |s, out| {
+        for (((o, &x), &y), &z) in out.iter_mut().zip(&a[s..]).zip(&b[s..]).zip(&c[s..]) {
+            o.write(f(x, y, z));
+        }
+    })
+}
+
+/// Runs `f` on matching chunks of `n` values of several buffers: each
+/// buffer in `bufs` is either empty (an absent optimizer state, handed on as
+/// empty chunks) or `n` long. `f(start, chunks)` gets one chunk of each.
+pub fn for_chunks<const N: usize>(
+    n: usize,
+    bufs: [&mut [f32]; N],
+    f: impl Fn(usize, [&mut [f32]; N]) + Sync,
+) {
+    debug_assert!(bufs.iter().all(|b| b.is_empty() || b.len() == n));
+    if !split(n) {
+        return f(0, bufs);
+    }
+    let mut jobs: Vec<(usize, [&mut [f32]; N])> = Vec::with_capacity(n.div_ceil(CHUNK));
+    let mut rest = bufs;
+    let mut start = 0;
+    while start < n {
+        let len = CHUNK.min(n - start);
+        let mut heads: [&mut [f32]; N] = std::array::from_fn(|_| <&mut [f32]>::default());
+        for (h, r) in heads.iter_mut().zip(rest.iter_mut()) {
+            if !r.is_empty() {
+                let (a, b) = std::mem::take(r).split_at_mut(len);
+                *h = a;
+                *r = b;
+            }
+        }
+        jobs.push((start, heads));
+        start += len;
+    }
+    jobs.into_par_iter().for_each(|(s, c)| f(s, c));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_and_serial_agree() {
+        let n = 5 * CHUNK + 17;
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.01).sin()).collect();
+        let pool = |t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        };
+        let run = |t: usize| {
+            pool(t).install(|| {
+                crate::tensor::set_threads(t);
+                let y = map(&x, |v| v * 2.0 + 1.0);
+                let z = map3(&x, &y, &x, |a, b, c| a * b - c);
+                let mut p = x.clone();
+                let mut empty: Vec<f32> = Vec::new();
+                for_chunks(n, [&mut p, &mut empty], |s, [p, e]| {
+                    assert!(e.is_empty());
+                    for (i, v) in p.iter_mut().enumerate() {
+                        *v += (s + i) as f32;
+                    }
+                });
+                crate::tensor::set_threads(0);
+                (y, z, p)
+            })
+        };
+        let (one, two) = (run(1), run(2));
+        assert_eq!(one, two);
+        assert_eq!(one.0[n - 1], x[n - 1] * 2.0 + 1.0);
+        assert_eq!(one.2[n - 1], x[n - 1] + (n - 1) as f32);
+    }
+}

@@ -121,42 +121,39 @@ pub fn sigmoid(x: f32) -> f32 {
     }
 }
 
-/// Evaluates `$body` with `$f` bound to a constant variant in each arm, so
-/// that the per-element `match` in [`Unary::f`] and [`Unary::df`] folds away
-/// and each loop is compiled (and vectorized) for one function.
-macro_rules! monomorphic {
-    ($u:expr, |$f:ident| $body:expr) => {
-        match $u {
-            Unary::Exp => {
-                let $f = Unary::Exp;
-                $body
-            }
-            Unary::Log => {
-                let $f = Unary::Log;
-                $body
-            }
-            Unary::Sigmoid => {
-                let $f = Unary::Sigmoid;
-                $body
-            }
-            Unary::Tanh => {
-                let $f = Unary::Tanh;
-                $body
-            }
-            Unary::Relu => {
-                let $f = Unary::Relu;
-                $body
-            }
-            Unary::LeakyRelu(s) => {
-                let $f = Unary::LeakyRelu(s);
-                $body
-            }
-            Unary::Elu(a) => {
-                let $f = Unary::Elu(a);
-                $body
-            }
-        }
-    };
+// The two passes below spell out every variant so that, inside each
+// closure, the variant is a constant: the per-element `match` of
+// [`Unary::f`] / [`Unary::df`] then folds away and each loop is compiled and
+// vectorized for one function. A captured `Unary` value is matched on every
+// element instead (a jump table per value: measured, most of the time of an
+// activation pass).
+
+/// `f(x)` for every value, into a new buffer (threads for large ones).
+fn forward_pass(u: Unary, x: &[f32]) -> Vec<f32> {
+    use Unary::*;
+    match u {
+        Exp => par::map(x, |v| Exp.f(v)),
+        Log => par::map(x, |v| Log.f(v)),
+        Sigmoid => par::map(x, |v| Sigmoid.f(v)),
+        Tanh => par::map(x, |v| Tanh.f(v)),
+        Relu => par::map(x, |v| Relu.f(v)),
+        LeakyRelu(s) => par::map(x, move |v| LeakyRelu(s).f(v)),
+        Elu(a) => par::map(x, move |v| Elu(a).f(v)),
+    }
+}
+
+/// `g · f'(x)` for every value, given `y = f(x)`.
+fn backward_pass(u: Unary, g: &[f32], x: &[f32], y: &[f32]) -> Vec<f32> {
+    use Unary::*;
+    match u {
+        Exp => par::map3(g, x, y, |g, x, y| g * Exp.df(x, y)),
+        Log => par::map3(g, x, y, |g, x, y| g * Log.df(x, y)),
+        Sigmoid => par::map3(g, x, y, |g, x, y| g * Sigmoid.df(x, y)),
+        Tanh => par::map3(g, x, y, |g, x, y| g * Tanh.df(x, y)),
+        Relu => par::map3(g, x, y, |g, x, y| g * Relu.df(x, y)),
+        LeakyRelu(s) => par::map3(g, x, y, move |g, x, y| g * LeakyRelu(s).df(x, y)),
+        Elu(a) => par::map3(g, x, y, move |g, x, y| g * Elu(a).df(x, y)),
+    }
 }
 
 struct UnaryBack(Unary);
@@ -169,12 +166,7 @@ impl Backward for UnaryBack {
         out: &Tensor,
         _needs: &[bool],
     ) -> Vec<Option<Tensor>> {
-        let gx = monomorphic!(self.0, |f| par::map3(
-            g.data(),
-            inp[0].data(),
-            out.data(),
-            |g, x, y| g * f.df(x, y)
-        ));
+        let gx = backward_pass(self.0, g.data(), inp[0].data(), out.data());
         vec![Some(Tensor::from_vec(g.shape().to_vec(), gx))]
     }
 }
@@ -183,7 +175,7 @@ impl Graph {
     /// Apply an elementwise function.
     pub fn unary(&mut self, f: Unary, x: Var) -> Var {
         let xv = self.value(x);
-        let y = monomorphic!(f, |f| par::map(xv.data(), |v| f.f(v)));
+        let y = forward_pass(f, xv.data());
         let y = Tensor::from_vec(xv.shape().to_vec(), y);
         self.push(f.name(), y, &[x], UnaryBack(f))
     }

@@ -40,6 +40,9 @@ const MC: usize = 96;
 /// Columns of `B` packed at once: 256 × 2048 floats (2 MiB), from L3.
 const NC: usize = 2048;
 
+/// Up to this many rows of A, a row-major B is read in place (see `sgemm`).
+const DIRECT_B_MAX_M: usize = 2 * MR;
+
 /// Whether this CPU runs the kernel (AVX2 and FMA, checked once).
 pub(super) fn available() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
@@ -91,6 +94,13 @@ pub(super) unsafe fn sgemm(
     accumulate: bool,
 ) {
     debug_assert!(available());
+    // With few rows of A, each panel of B serves one or two micro-kernel
+    // calls, and packing it would cost as much as the product (the
+    // convolution's W·cols with 6 or 16 output channels). A row-major B
+    // already has the panel layout, 16 contiguous values per `k`, only with
+    // a row stride: the kernel then reads it in place. With many rows the
+    // packed panel wins (one TLB page instead of one per `k`).
+    let direct_b = b_cs == 1 && m <= DIRECT_B_MAX_M;
     PACK.with(|pack| {
         let mut pack = pack.borrow_mut();
         let (pa, pb) = &mut *pack;
@@ -101,14 +111,17 @@ pub(super) unsafe fn sgemm(
             for pc in (0..k).step_by(KC) {
                 let kc = KC.min(k - pc);
                 let add = accumulate || pc > 0;
-                pack_b(
-                    kc,
-                    nc,
-                    b.offset(pc as isize * b_rs + jc as isize * b_cs),
-                    b_rs,
-                    b_cs,
-                    pb,
-                );
+                let bblock = b.offset(pc as isize * b_rs + jc as isize * b_cs);
+                let full = nc / NR * NR;
+                // Direct B: the full panels are read in place, only the
+                // ragged last one is packed (at the start of `pb`).
+                if direct_b {
+                    if full < nc {
+                        pack_b(kc, nc - full, bblock.add(full), b_rs, b_cs, pb);
+                    }
+                } else {
+                    pack_b(kc, nc, bblock, b_rs, b_cs, pb);
+                }
                 for ic in (0..m).step_by(MC) {
                     let mc = MC.min(m - ic);
                     pack_a(
@@ -121,16 +134,20 @@ pub(super) unsafe fn sgemm(
                     );
                     for jr in (0..nc).step_by(NR) {
                         let nr = NR.min(nc - jr);
-                        let bp = pb.add(jr * kc);
+                        let (bp, b_step) = match (direct_b, jr < full) {
+                            (true, true) => (bblock.add(jr), b_rs as usize),
+                            (true, false) => (pb as *const f32, NR),
+                            (false, _) => (pb.add(jr * kc) as *const f32, NR),
+                        };
                         for ir in (0..mc).step_by(MR) {
                             let mr = MR.min(mc - ir);
                             let ap = pa.add(ir * kc);
                             let cp = c.add((ic + ir) * ldc + jc + jr);
                             if mr == MR && nr == NR {
-                                kernel(kc, ap, bp, cp, ldc, add);
+                                kernel(kc, ap, bp, b_step, cp, ldc, add);
                             } else {
                                 let mut tile = [0f32; MR * NR];
-                                kernel(kc, ap, bp, tile.as_mut_ptr(), NR, false);
+                                kernel(kc, ap, bp, b_step, tile.as_mut_ptr(), NR, false);
                                 for i in 0..mr {
                                     for j in 0..nr {
                                         let dst = cp.add(i * ldc + j);
@@ -154,25 +171,24 @@ unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, rs: isize, cs: isize, dst:
         let rows = MR.min(mc - ir);
         let d = dst.add(ir * kc);
         let src = a.offset(ir as isize * rs);
-        if rows == MR && rs == 1 {
-            // Stored transposed: the MR values of one `k` are contiguous.
+        if rs == 1 {
+            // Stored transposed: the values of one `k` are contiguous.
             for p in 0..kc {
-                std::ptr::copy_nonoverlapping(src.offset(p as isize * cs), d.add(p * MR), MR);
+                let dp = d.add(p * MR);
+                std::ptr::copy_nonoverlapping(src.offset(p as isize * cs), dp, rows);
+                std::ptr::write_bytes(dp.add(rows), 0, MR - rows);
             }
-        } else if rows == MR && cs == 1 {
+        } else if cs == 1 {
             // Rows contiguous in `k`: transpose 8×8 blocks in registers.
-            pack_a_rows(kc, src, rs, d);
+            pack_a_rows(kc, src, rs, rows, d);
         } else {
-            for i in 0..MR {
-                if i < rows {
-                    let s = src.offset(i as isize * rs);
-                    for p in 0..kc {
-                        *d.add(p * MR + i) = *s.offset(p as isize * cs);
-                    }
-                } else {
-                    for p in 0..kc {
-                        *d.add(p * MR + i) = 0.0;
-                    }
+            for p in 0..kc {
+                for i in 0..MR {
+                    *d.add(p * MR + i) = if i < rows {
+                        *src.offset(i as isize * rs + p as isize * cs)
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
@@ -186,24 +202,23 @@ unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rs: isize, cs: isize, dst:
         let cols = NR.min(nc - jr);
         let d = dst.add(jr * kc);
         let src = b.offset(jr as isize * cs);
-        if cols == NR && cs == 1 {
+        if cs == 1 {
             for p in 0..kc {
-                std::ptr::copy_nonoverlapping(src.offset(p as isize * rs), d.add(p * NR), NR);
+                let dp = d.add(p * NR);
+                std::ptr::copy_nonoverlapping(src.offset(p as isize * rs), dp, cols);
+                std::ptr::write_bytes(dp.add(cols), 0, NR - cols);
             }
-        } else if cols == NR && rs == 1 {
+        } else if rs == 1 {
             // Stored transposed (`x·Wᵀ`): transpose 8×8 blocks in registers.
-            pack_b_cols(kc, src, cs, d);
+            pack_b_cols(kc, src, cs, cols, d);
         } else {
-            for j in 0..NR {
-                if j < cols {
-                    let s = src.offset(j as isize * cs);
-                    for p in 0..kc {
-                        *d.add(p * NR + j) = *s.offset(p as isize * rs);
-                    }
-                } else {
-                    for p in 0..kc {
-                        *d.add(p * NR + j) = 0.0;
-                    }
+            for p in 0..kc {
+                for j in 0..NR {
+                    *d.add(p * NR + j) = if j < cols {
+                        *src.offset(p as isize * rs + j as isize * cs)
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
@@ -243,16 +258,17 @@ unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
     ]
 }
 
-/// One full `A` panel from `MR` rows that are contiguous in `k` (row `i`
-/// at `src + i*rs`). Each 8-wide store also writes two values past its
-/// `k`; the next store (or the next panel, or the buffer's slack) takes them.
+/// One `A` panel from `rows ≤ MR` rows that are contiguous in `k` (row `i`
+/// at `src + i*rs`), zero-padded to `MR`. Each 8-wide store also writes two
+/// values past its `k`; the next store (or the next panel, or the buffer's
+/// slack) overwrites them.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn pack_a_rows(kc: usize, src: *const f32, rs: isize, d: *mut f32) {
+unsafe fn pack_a_rows(kc: usize, src: *const f32, rs: isize, rows: usize, d: *mut f32) {
     let z = _mm256_setzero_ps();
     let mut p0 = 0;
     while p0 + 8 <= kc {
         let mut r = [z; 8];
-        for (i, ri) in r.iter_mut().enumerate().take(MR) {
+        for (i, ri) in r.iter_mut().enumerate().take(rows) {
             *ri = _mm256_loadu_ps(src.offset(i as isize * rs).add(p0));
         }
         for (q, col) in transpose8(r).into_iter().enumerate() {
@@ -262,22 +278,28 @@ unsafe fn pack_a_rows(kc: usize, src: *const f32, rs: isize, d: *mut f32) {
     }
     for p in p0..kc {
         for i in 0..MR {
-            *d.add(p * MR + i) = *src.offset(i as isize * rs).add(p);
+            *d.add(p * MR + i) = if i < rows {
+                *src.offset(i as isize * rs).add(p)
+            } else {
+                0.0
+            };
         }
     }
 }
 
-/// One full `B` panel from `NR` columns that are contiguous in `k` (column
-/// `j` at `src + j*cs`), as in `x·Wᵀ`.
+/// One `B` panel from `cols ≤ NR` columns that are contiguous in `k`
+/// (column `j` at `src + j*cs`, as in `x·Wᵀ`), zero-padded to `NR`.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn pack_b_cols(kc: usize, src: *const f32, cs: isize, d: *mut f32) {
+unsafe fn pack_b_cols(kc: usize, src: *const f32, cs: isize, cols: usize, d: *mut f32) {
     let z = _mm256_setzero_ps();
     let mut p0 = 0;
     while p0 + 8 <= kc {
         for h in 0..NR / 8 {
             let mut r = [z; 8];
             for (j, rj) in r.iter_mut().enumerate() {
-                *rj = _mm256_loadu_ps(src.offset((h * 8 + j) as isize * cs).add(p0));
+                if h * 8 + j < cols {
+                    *rj = _mm256_loadu_ps(src.offset((h * 8 + j) as isize * cs).add(p0));
+                }
             }
             for (q, col) in transpose8(r).into_iter().enumerate() {
                 _mm256_storeu_ps(d.add((p0 + q) * NR + h * 8), col);
@@ -287,15 +309,28 @@ unsafe fn pack_b_cols(kc: usize, src: *const f32, cs: isize, d: *mut f32) {
     }
     for p in p0..kc {
         for j in 0..NR {
-            *d.add(p * NR + j) = *src.offset(j as isize * cs).add(p);
+            *d.add(p * NR + j) = if j < cols {
+                *src.offset(j as isize * cs).add(p)
+            } else {
+                0.0
+            };
         }
     }
 }
 
 /// The 6×16 micro-kernel: `C[0..6, 0..16] (+)= Σ_p a[p] ⊗ b[p]` over the
-/// packed panels `a` (6 per `p`) and `b` (16 per `p`).
+/// packed panel `a` (6 per `p`) and the panel `b` (16 per `p`, `b_step`
+/// apart: 16 when packed, B's row stride when read in place).
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, add: bool) {
+unsafe fn kernel(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    b_step: usize,
+    c: *mut f32,
+    ldc: usize,
+    add: bool,
+) {
     for i in 0..MR {
         _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc) as *const i8);
         _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + NR - 1) as *const i8);
@@ -322,7 +357,7 @@ unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usiz
         row!(4);
         row!(5);
         a = a.add(MR);
-        b = b.add(NR);
+        b = b.add(b_step);
     }
     macro_rules! store {
         ($i:literal) => {

@@ -56,6 +56,7 @@ use crate::autograd::Backward;
 use crate::tensor::{matmul_into, matmul_serial_into, threads, Trans};
 use crate::{Graph, Tensor, Var};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The most bytes of im2col columns a `conv2d` node keeps from its forward
 /// pass for its backward pass (see the [module docs](self#memory)).
@@ -238,7 +239,7 @@ pub(crate) fn valid(j: usize, pad: usize, stride: usize, len: usize, out: usize)
 /// `dst = src` for the short runs of im2col (a few to a few dozen values):
 /// fixed-size moves instead of a `memcpy` call per run.
 #[inline(always)]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
+fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
     let n = dst.len();
     let src = &src[..n];
     match n {
@@ -266,13 +267,29 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
 
 /// `dst = 0` for short runs (the padding at the ends of an im2col row).
 #[inline(always)]
-fn zero_short(dst: &mut [f32]) {
-    const ZEROS: [f32; 32] = [0.0; 32];
+fn zero_short(dst: &mut [MaybeUninit<f32>]) {
+    const ZEROS: [MaybeUninit<f32>; 32] = [MaybeUninit::new(0.0); 32];
     if dst.len() <= ZEROS.len() {
         copy_short(dst, &ZEROS);
     } else {
-        dst.fill(0.0);
+        dst.fill(MaybeUninit::new(0.0));
     }
+}
+
+/// `x` seen as possibly-uninitialized values, to copy from into an
+/// [`im2col`] output.
+fn as_uninit(x: &[f32]) -> &[MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and reading an
+    // initialized value through it is always sound.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
+}
+
+/// An initialized `f32` buffer as a destination for [`im2col`] (which only
+/// ever writes initialized values into it).
+fn as_uninit_mut(x: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: same layout; every write through the result stores an
+    // initialized `f32`, so `x` stays initialized.
+    unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast(), x.len()) }
 }
 
 /// For each kernel row `i` and column `j`, the output rows and columns whose
@@ -293,7 +310,11 @@ impl Spans {
 }
 
 /// One sample `x: [C, H, W]` → `cols: [C·kh·kw, Ho·Wo]` (every value written).
-fn im2col(g: &Geom, sp: &Spans, x: &[f32], cols: &mut [f32]) {
+///
+/// It writes every value of `cols` (padding as zeros), so `cols` may start
+/// uninitialized: the kept columns are never zeroed first.
+fn im2col(g: &Geom, sp: &Spans, x: &[f32], cols: &mut [MaybeUninit<f32>]) {
+    let x = as_uninit(x);
     let (wo, p) = (g.wo, g.p());
     let mut rows = cols.chunks_exact_mut(p);
     for plane in x.chunks_exact(g.h * g.w) {
@@ -393,24 +414,23 @@ fn forward(
     };
     let kept = map_tasks(items, t, init, |scratch, ti, yc| {
         let samples = yc.len() / (o * p);
-        let mut kept = if keep {
-            vec![0.0f32; samples * k * p]
-        } else {
-            Vec::new()
-        };
+        // The kept columns are written by im2col only, never zeroed first.
+        let mut kept: Vec<f32> = Vec::with_capacity(if keep { samples * k * p } else { 0 });
         for (si, ys) in yc.chunks_exact_mut(o * p).enumerate() {
             let s = ti * chunk + si;
             let xs = &x[s * chw..(s + 1) * chw];
             let cs: &[f32] = if pointwise {
                 xs
-            } else {
-                let c = if keep {
-                    &mut kept[si * k * p..(si + 1) * k * p]
-                } else {
-                    &mut scratch[..]
-                };
+            } else if keep {
+                let c = &mut kept.spare_capacity_mut()[..k * p];
                 im2col(g, &spans, xs, c);
-                c
+                // SAFETY: im2col wrote all k·p values of `c`, and the length
+                // grows by exactly those (the capacity holds every sample).
+                unsafe { kept.set_len(kept.len() + k * p) };
+                &kept[si * k * p..]
+            } else {
+                im2col(g, &spans, xs, as_uninit_mut(scratch));
+                scratch
             };
             if let Some(b) = b {
                 for (row, &bv) in ys.chunks_exact_mut(p).zip(b) {
@@ -492,7 +512,7 @@ fn backward(
                     _ if pointwise => xs,
                     Some(kc) => &kc[ti][(s - s0) * k * p..(s - s0 + 1) * k * p],
                     None => {
-                        im2col(g, &spans, xs, cols);
+                        im2col(g, &spans, xs, as_uninit_mut(cols));
                         cols
                     }
                 };
@@ -1043,7 +1063,7 @@ mod tests {
             let sp = Spans::new(&g);
             let x = pseudo_random(&xs, 5);
             let mut cols = vec![f32::NAN; g.k() * g.p()];
-            im2col(&g, &sp, x.data(), &mut cols);
+            im2col(&g, &sp, x.data(), as_uninit_mut(&mut cols));
             // cols must hold x where the receptive field is inside, 0 elsewhere.
             let mut back = vec![0.0f32; x.numel()];
             let mut want_back = vec![0.0f32; x.numel()];

@@ -164,58 +164,47 @@ pub(super) unsafe fn sgemm(
     });
 }
 
-/// Packs `A[0..mc, 0..kc]` into row panels of `MR`, each stored `k`-major
-/// (`MR` values per `k`), the last panel zero-padded.
+/// Packs `A[0..mc, 0..kc]` into row panels of `MR`.
 unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, rs: isize, cs: isize, dst: *mut f32) {
-    for ir in (0..mc).step_by(MR) {
-        let rows = MR.min(mc - ir);
-        let d = dst.add(ir * kc);
-        let src = a.offset(ir as isize * rs);
-        if rs == 1 {
-            // Stored transposed: the values of one `k` are contiguous.
-            for p in 0..kc {
-                let dp = d.add(p * MR);
-                std::ptr::copy_nonoverlapping(src.offset(p as isize * cs), dp, rows);
-                std::ptr::write_bytes(dp.add(rows), 0, MR - rows);
-            }
-        } else if cs == 1 {
-            // Rows contiguous in `k`: transpose 8×8 blocks in registers.
-            pack_a_rows(kc, src, rs, rows, d);
-        } else {
-            for p in 0..kc {
-                for i in 0..MR {
-                    *d.add(p * MR + i) = if i < rows {
-                        *src.offset(i as isize * rs + p as isize * cs)
-                    } else {
-                        0.0
-                    };
-                }
-            }
-        }
-    }
+    pack::<MR>(mc, kc, a, rs, cs, dst)
 }
 
-/// Packs `B[0..kc, 0..nc]` into column panels of `NR`, each stored `k`-major
-/// (`NR` values per `k`), the last panel zero-padded.
+/// Packs `B[0..kc, 0..nc]` into column panels of `NR`.
 unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rs: isize, cs: isize, dst: *mut f32) {
-    for jr in (0..nc).step_by(NR) {
-        let cols = NR.min(nc - jr);
-        let d = dst.add(jr * kc);
-        let src = b.offset(jr as isize * cs);
-        if cs == 1 {
+    pack::<NR>(nc, kc, b, cs, rs, dst)
+}
+
+/// Packs `len` lines (rows of A, columns of B) of `kc` values, line `i`
+/// value `p` at `src + i*si + p*sp`, into panels of `W` lines, each stored
+/// `k`-major (`W` values per `p`), the last panel zero-padded.
+unsafe fn pack<const W: usize>(
+    len: usize,
+    kc: usize,
+    src: *const f32,
+    si: isize,
+    sp: isize,
+    dst: *mut f32,
+) {
+    for i0 in (0..len).step_by(W) {
+        let w = W.min(len - i0);
+        let d = dst.add(i0 * kc);
+        let s = src.offset(i0 as isize * si);
+        if si == 1 {
+            // The `w` values of one `p` are contiguous: the panel layout.
             for p in 0..kc {
-                let dp = d.add(p * NR);
-                std::ptr::copy_nonoverlapping(src.offset(p as isize * rs), dp, cols);
-                std::ptr::write_bytes(dp.add(cols), 0, NR - cols);
+                let dp = d.add(p * W);
+                std::ptr::copy_nonoverlapping(s.offset(p as isize * sp), dp, w);
+                std::ptr::write_bytes(dp.add(w), 0, W - w);
             }
-        } else if rs == 1 {
-            // Stored transposed (`x·Wᵀ`): transpose 8×8 blocks in registers.
-            pack_b_cols(kc, src, cs, cols, d);
+        } else if sp == 1 {
+            // Lines contiguous in `k` (A row-major, B as in `x·Wᵀ`):
+            // transpose 8×8 blocks in registers.
+            pack_transposed::<W>(kc, s, si, w, d);
         } else {
             for p in 0..kc {
-                for j in 0..NR {
-                    *d.add(p * NR + j) = if j < cols {
-                        *src.offset(p as isize * rs + j as isize * cs)
+                for i in 0..W {
+                    *d.add(p * W + i) = if i < w {
+                        *s.offset(i as isize * si + p as isize * sp)
                     } else {
                         0.0
                     };
@@ -258,59 +247,38 @@ unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
     ]
 }
 
-/// One `A` panel from `rows ≤ MR` rows that are contiguous in `k` (row `i`
-/// at `src + i*rs`), zero-padded to `MR`. Each 8-wide store also writes two
-/// values past its `k`; the next store (or the next panel, or the buffer's
-/// slack) overwrites them.
+/// One panel from `w ≤ W` lines that are contiguous in `k` (line `i` at
+/// `src + i*si`), zero-padded to `W` lines. When `W` is not a multiple of 8
+/// (A's 6), each 8-wide store also writes values past its `p`; the next
+/// store (or the next panel, or the buffer's slack) overwrites them.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn pack_a_rows(kc: usize, src: *const f32, rs: isize, rows: usize, d: *mut f32) {
+unsafe fn pack_transposed<const W: usize>(
+    kc: usize,
+    src: *const f32,
+    si: isize,
+    w: usize,
+    d: *mut f32,
+) {
     let z = _mm256_setzero_ps();
     let mut p0 = 0;
     while p0 + 8 <= kc {
-        let mut r = [z; 8];
-        for (i, ri) in r.iter_mut().enumerate().take(rows) {
-            *ri = _mm256_loadu_ps(src.offset(i as isize * rs).add(p0));
-        }
-        for (q, col) in transpose8(r).into_iter().enumerate() {
-            _mm256_storeu_ps(d.add((p0 + q) * MR), col);
-        }
-        p0 += 8;
-    }
-    for p in p0..kc {
-        for i in 0..MR {
-            *d.add(p * MR + i) = if i < rows {
-                *src.offset(i as isize * rs).add(p)
-            } else {
-                0.0
-            };
-        }
-    }
-}
-
-/// One `B` panel from `cols ≤ NR` columns that are contiguous in `k`
-/// (column `j` at `src + j*cs`, as in `x·Wᵀ`), zero-padded to `NR`.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn pack_b_cols(kc: usize, src: *const f32, cs: isize, cols: usize, d: *mut f32) {
-    let z = _mm256_setzero_ps();
-    let mut p0 = 0;
-    while p0 + 8 <= kc {
-        for h in 0..NR / 8 {
+        for h in (0..W).step_by(8) {
             let mut r = [z; 8];
             for (j, rj) in r.iter_mut().enumerate() {
-                if h * 8 + j < cols {
-                    *rj = _mm256_loadu_ps(src.offset((h * 8 + j) as isize * cs).add(p0));
+                if h + j < w {
+                    *rj = _mm256_loadu_ps(src.offset((h + j) as isize * si).add(p0));
                 }
             }
             for (q, col) in transpose8(r).into_iter().enumerate() {
-                _mm256_storeu_ps(d.add((p0 + q) * NR + h * 8), col);
+                _mm256_storeu_ps(d.add((p0 + q) * W + h), col);
             }
         }
         p0 += 8;
     }
     for p in p0..kc {
-        for j in 0..NR {
-            *d.add(p * NR + j) = if j < cols {
-                *src.offset(j as isize * cs).add(p)
+        for i in 0..W {
+            *d.add(p * W + i) = if i < w {
+                *src.offset(i as isize * si).add(p)
             } else {
                 0.0
             };

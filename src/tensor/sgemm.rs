@@ -191,10 +191,18 @@ unsafe fn pack<const W: usize>(
         let s = src.offset(i0 as isize * si);
         if si == 1 {
             // The `w` values of one `p` are contiguous: the panel layout.
-            for p in 0..kc {
-                let dp = d.add(p * W);
-                std::ptr::copy_nonoverlapping(s.offset(p as isize * sp), dp, w);
-                std::ptr::write_bytes(dp.add(w), 0, W - w);
+            // A copy of constant length `W` compiles to register moves; a
+            // length known only at run time would be a `memcpy` call per `p`.
+            if w == W {
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(s.offset(p as isize * sp), d.add(p * W), W);
+                }
+            } else {
+                for p in 0..kc {
+                    let dp = d.add(p * W);
+                    std::ptr::copy_nonoverlapping(s.offset(p as isize * sp), dp, w);
+                    std::ptr::write_bytes(dp.add(w), 0, W - w);
+                }
             }
         } else if sp == 1 {
             // Lines contiguous in `k` (A row-major, B as in `x·Wᵀ`):

@@ -11,7 +11,8 @@
 //!   layer's step (`y = x·Wᵀ`, `∂x = δ·W`, `∂W = δᵀ·x`). Throughput is in
 //!   floating-point operations: criterion's "Gelem/s" reads as GFLOP/s. This
 //!   machine's peak is about 190 GFLOP/s on 2 cores (BENCHMARKS.md).
-//! - `conv`: LeNet's two convolutions (forward + backward, batch 64).
+//! - `conv`: LeNet's two convolutions and two max pools (forward + backward,
+//!   batch 64; conv1 as a first layer, without ∂x).
 //!
 //! Each forward + backward is seeded with a gradient of ones at the op's
 //! output (`backward_with`), so that only the op itself is timed.
@@ -78,12 +79,14 @@ fn matmul(c: &mut Criterion) {
 fn conv(c: &mut Criterion) {
     let t = threads();
     let mut group = c.benchmark_group(format!("conv/{t}t"));
-    // (name, input [N,C,H,W], weight [O,C,kh,kw], padding)
+    // (name, input [N,C,H,W], weight [O,C,kh,kw], padding, whether the
+    // input needs a gradient): as in a LeNet step, where conv1 reads the
+    // data batch and so computes no ∂x.
     let layers = [
-        ("lenet conv1", [64, 1, 28, 28], [6, 1, 5, 5], 2),
-        ("lenet conv2", [64, 6, 14, 14], [16, 6, 5, 5], 0),
+        ("lenet conv1", [64, 1, 28, 28], [6, 1, 5, 5], 2, false),
+        ("lenet conv2", [64, 6, 14, 14], [16, 6, 5, 5], 0, true),
     ];
-    for (name, xs, ws, pad) in layers {
+    for (name, xs, ws, pad, dx) in layers {
         // Parameters behind an `Arc`, as a model holds them: no copy per step.
         let x = Arc::new(pseudo_random(&xs, 3));
         let w = Arc::new(pseudo_random(&ws, 4));
@@ -91,9 +94,26 @@ fn conv(c: &mut Criterion) {
         group.bench_function(format!("{name} forward+backward"), |bench| {
             bench.iter(|| {
                 let mut g = Graph::new();
-                let xv = g.param(x.clone());
+                let xv = if dx {
+                    g.param(x.clone())
+                } else {
+                    g.input((*x).clone())
+                };
                 let (wv, bv) = (g.param(w.clone()), g.param(b.clone()));
                 let y = g.conv2d(xv, wv, Some(bv), (1, 1), (pad, pad));
+                let seed = Tensor::full(g.shape(y), 1.0);
+                black_box(g.backward_with(y, seed));
+            })
+        });
+    }
+    // LeNet's two 2×2 max pools, on conv1's and conv2's outputs.
+    for (name, xs) in [("pool1", [64, 6, 28, 28]), ("pool2", [64, 16, 10, 10])] {
+        let x = Arc::new(pseudo_random(&xs, 6));
+        group.bench_function(format!("lenet {name} forward+backward"), |bench| {
+            bench.iter(|| {
+                let mut g = Graph::new();
+                let xv = g.param(x.clone());
+                let y = g.max_pool2d(xv, (2, 2), (2, 2), (0, 0));
                 let seed = Tensor::full(g.shape(y), 1.0);
                 black_box(g.backward_with(y, seed));
             })

@@ -41,7 +41,7 @@ const MC: usize = 96;
 const NC: usize = 2048;
 
 /// Up to this many rows of A, a row-major B is read in place (see `sgemm`).
-const DIRECT_B_MAX_M: usize = 2 * MR;
+const DIRECT_B_MAX_M: usize = 3 * MR;
 
 /// Whether this CPU runs the kernel (AVX2 and FMA, checked once).
 pub(super) fn available() -> bool {

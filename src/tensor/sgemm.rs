@@ -148,11 +148,16 @@ pub(super) unsafe fn sgemm(
                             } else {
                                 let mut tile = [0f32; MR * NR];
                                 kernel(kc, ap, bp, b_step, tile.as_mut_ptr(), NR, false);
-                                for i in 0..mr {
-                                    for j in 0..nr {
-                                        let dst = cp.add(i * ldc + j);
-                                        let v = tile[i * NR + j];
-                                        *dst = if add { *dst + v } else { v };
+                                // Row by row as slices, so that the copy
+                                // or sum vectorizes.
+                                for (i, src) in tile.chunks_exact(NR).take(mr).enumerate() {
+                                    let dst = std::slice::from_raw_parts_mut(cp.add(i * ldc), nr);
+                                    if add {
+                                        for (d, v) in dst.iter_mut().zip(src) {
+                                            *d += v;
+                                        }
+                                    } else {
+                                        dst.copy_from_slice(&src[..nr]);
                                     }
                                 }
                             }

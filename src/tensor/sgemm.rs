@@ -94,7 +94,7 @@ pub(super) unsafe fn sgemm(
     accumulate: bool,
 ) {
     debug_assert!(available());
-    // With few rows of A, each panel of B serves one or two micro-kernel
+    // With few rows of A, each panel of B serves one to three micro-kernel
     // calls, and packing it would cost as much as the product (the
     // convolution's W·cols with 6 or 16 output channels). A row-major B
     // already has the panel layout, 16 contiguous values per `k`, only with

@@ -335,15 +335,6 @@ fn data_path(p: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 fn cmd_train(a: TrainArgs) -> anyhow::Result<()> {
     set_threads(a.threads)?;
-    // Train on one of the pool's own threads: a parallel kernel then runs
-    // part of its work on the calling thread and wakes only the others,
-    // instead of parking the main thread on a lock and waking the whole pool
-    // for each of the dozens of parallel kernels in a step (thread wake-ups
-    // were a fifth of an mlp-bn run's time, `perf`).
-    rayon::scope(|_| train_in_pool(a))
-}
-
-fn train_in_pool(a: TrainArgs) -> anyhow::Result<()> {
     // Everything a user can get wrong is checked before any data is read.
     let kind = optim::Kind::parse(&a.optimizer)?;
     let mut oc = optim::Config::new(kind);

@@ -247,33 +247,10 @@ fn sgd(c: &Config, lr: f32, first: bool, p: &mut [f32], g: &[f32], buf: &mut [f3
         }
         return;
     }
-    // One loop per combination of the settings, each free of branches, so
-    // that it vectorizes (a single loop testing them per value did not).
-    let f = match (wd != 0.0, first, c.nesterov) {
-        (false, false, false) => sgd_momentum::<false, false, false>,
-        (false, false, true) => sgd_momentum::<false, false, true>,
-        (false, true, false) => sgd_momentum::<false, true, false>,
-        (false, true, true) => sgd_momentum::<false, true, true>,
-        (true, false, false) => sgd_momentum::<true, false, false>,
-        (true, false, true) => sgd_momentum::<true, false, true>,
-        (true, true, false) => sgd_momentum::<true, true, false>,
-        (true, true, true) => sgd_momentum::<true, true, true>,
-    };
-    f([lr, wd, mu, damp], p, g, buf);
-}
-
-/// SGD with momentum: `WD` weight decay, `FIRST` step (the buffer starts as
-/// the gradient), `NESTEROV`.
-fn sgd_momentum<const WD: bool, const FIRST: bool, const NESTEROV: bool>(
-    [lr, wd, mu, damp]: [f32; 4],
-    p: &mut [f32],
-    g: &[f32],
-    buf: &mut [f32],
-) {
     for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
-        let d = if WD { g + wd * *p } else { g };
-        *b = if FIRST { d } else { *b * mu + (1.0 - damp) * d };
-        let step = if NESTEROV { d + mu * *b } else { *b };
+        let d = if wd != 0.0 { g + wd * *p } else { g };
+        *b = if first { d } else { *b * mu + (1.0 - damp) * d };
+        let step = if c.nesterov { d + mu * *b } else { *b };
         *p += -lr * step;
     }
 }

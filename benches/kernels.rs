@@ -97,7 +97,7 @@ fn conv(c: &mut Criterion) {
                 let xv = if dx {
                     g.param(x.clone())
                 } else {
-                    g.input((*x).clone())
+                    g.input(x.clone())
                 };
                 let (wv, bv) = (g.param(w.clone()), g.param(b.clone()));
                 let y = g.conv2d(xv, wv, Some(bv), (1, 1), (pad, pad));

@@ -103,9 +103,10 @@ impl Graph {
         self.nodes.is_empty()
     }
 
-    /// A leaf that needs no gradient (a data batch, a target).
-    pub fn input(&mut self, t: Tensor) -> Var {
-        self.leaf(Arc::new(t), false)
+    /// A leaf that needs no gradient (a data batch, a target). Takes a
+    /// `Tensor` or an `Arc<Tensor>`, as [`Graph::param`].
+    pub fn input(&mut self, t: impl Into<Arc<Tensor>>) -> Var {
+        self.leaf(t.into(), false)
     }
 
     /// A leaf whose gradient is wanted (a parameter). Takes a `Tensor` or an

@@ -53,10 +53,12 @@
 //! bit-identical gradients.
 
 use crate::autograd::Backward;
+use crate::tensor::direct_conv::{self, DirectConv};
 use crate::tensor::{matmul_into, matmul_serial_into, threads, Trans};
 use crate::{Graph, Tensor, Var};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The most bytes of im2col columns a `conv2d` node keeps from its forward
 /// pass for its backward pass (see the [module docs](self#memory)).
@@ -66,6 +68,15 @@ pub const KEEP_COLS_MAX_BYTES: usize = 64 << 20;
 const TASK_WORK: usize = 1 << 17;
 /// The most chunks a batch is cut into (bounds the partial `∂W` buffers).
 const MAX_TASKS: usize = 64;
+
+static IM2COL_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Makes every convolution use im2col (`true`) instead of the direct
+/// kernels for stride 1 (`false`, the default): to compare the two. Both
+/// give the same values to float rounding; each is deterministic.
+pub fn set_im2col_only(on: bool) {
+    IM2COL_ONLY.store(on, Ordering::Relaxed);
+}
 
 /// The output length of a convolution along one axis:
 /// `⌊(input + 2·padding − kernel)/stride⌋ + 1`, or `None` when the kernel is
@@ -214,6 +225,26 @@ impl Geom {
     fn pointwise(&self) -> bool {
         (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw) == (1, 1, 1, 1, 0, 0)
     }
+    /// Whether the direct kernels serve this convolution: stride 1, a kernel
+    /// larger than 1×1 (a pointwise one is already a plain product), and a
+    /// CPU with AVX2 and FMA.
+    fn direct(&self) -> bool {
+        (self.sh, self.sw) == (1, 1)
+            && !self.pointwise()
+            && direct_conv::available()
+            && !IM2COL_ONLY.load(Ordering::Relaxed)
+    }
+
+    /// The direct kernels' view of this convolution.
+    fn direct_conv(&self, w: &[f32]) -> DirectConv {
+        DirectConv::new(
+            (self.c, self.h, self.w),
+            (self.o, self.kh, self.kw),
+            (self.ph, self.pw),
+            w,
+        )
+    }
+
     /// Samples per chunk: a function of the shapes only.
     fn chunk(&self) -> usize {
         let per_sample = (self.o + 1) * self.k() * self.p();
@@ -395,9 +426,25 @@ fn forward(
     w: &[f32],
     b: Option<&[f32]>,
     keep: bool,
+    direct: bool,
     t: usize,
 ) -> (Vec<f32>, Option<Vec<Vec<f32>>>) {
     let (o, k, p, chw, chunk) = (g.o, g.k(), g.p(), g.chw(), g.chunk());
+    if direct {
+        let d = g.direct_conv(w);
+        let mut y = vec![0.0f32; g.n * o * p];
+        let items: Vec<&mut [f32]> = y.chunks_mut(chunk * o * p).collect();
+        // Per job: the padded input and the output tiles.
+        let init = || (Vec::new(), Vec::new());
+        map_tasks(items, t, init, |(xpad, tiles), ti, yc| {
+            for (si, ys) in yc.chunks_exact_mut(o * p).enumerate() {
+                let s = ti * chunk + si;
+                d.pad_input(&x[s * chw..(s + 1) * chw], xpad);
+                d.forward(xpad, b, ys, tiles);
+            }
+        });
+        return (y, None);
+    }
     let pointwise = g.pointwise();
     let keep = keep && !pointwise;
     let spans = Spans::new(g);
@@ -465,11 +512,15 @@ fn backward(
     dy: &[f32],
     kept: Option<&[Vec<f32>]>,
     needs: (bool, bool, bool),
+    direct: bool,
     t: usize,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
     let (needs_x, needs_w, needs_b) = needs;
     let (o, k, p, chw, chunk) = (g.o, g.k(), g.p(), g.chw(), g.chunk());
     let pointwise = g.pointwise();
+    // ∂W by the direct kernel (∂x still by Wᵀ·δ and col2im, which does
+    // fewer multiplications than a full correlation over the padding).
+    let direct = (direct && needs_w).then(|| g.direct_conv(w));
     let spans = Spans::new(g);
     let serial = g.n > chunk;
     let mut dx = needs_x.then(|| vec![0.0f32; g.n * chw]);
@@ -477,9 +528,10 @@ fn backward(
         Some(d) => d.chunks_mut(chunk * chw).map(Some).collect(),
         None => (0..g.n.div_ceil(chunk)).map(|_| None).collect(),
     };
-    // Per job: the im2col scratch (when not kept) and the ∂cols scratch.
+    // Per job: the im2col scratch (when not kept), the ∂cols scratch, and
+    // the direct kernel's padded input and ∂y.
     let init = || {
-        let cols = if needs_w && kept.is_none() && !pointwise {
+        let cols = if needs_w && kept.is_none() && !pointwise && direct.is_none() {
             vec![0.0f32; k * p]
         } else {
             Vec::new()
@@ -489,9 +541,9 @@ fn backward(
         } else {
             Vec::new()
         };
-        (cols, dcols)
+        (cols, dcols, Vec::new(), Vec::new())
     };
-    let partials = map_tasks(items, t, init, |(cols, dcols), ti, mut dxc| {
+    let partials = map_tasks(items, t, init, |(cols, dcols, xpad, dpad), ti, mut dxc| {
         let (s0, s1) = (ti * chunk, ((ti + 1) * chunk).min(g.n));
         let mut dw = if needs_w {
             vec![0.0f32; o * k]
@@ -507,7 +559,10 @@ fn backward(
                     *acc += row.iter().sum::<f32>();
                 }
             }
-            if needs_w {
+            if let Some(d) = &direct {
+                d.pad_input(xs, xpad);
+                d.grad_weight(xpad, gs, &mut dw, dpad);
+            } else if needs_w {
                 let cs: &[f32] = match kept {
                     _ if pointwise => xs,
                     Some(kc) => &kc[ti][(s - s0) * k * p..(s - s0 + 1) * k * p],
@@ -560,6 +615,8 @@ struct Conv2dBack {
     geom: Geom,
     /// The forward's im2col of the batch, `[chunk, K, P]` per chunk, if kept.
     cols: Option<Vec<Vec<f32>>>,
+    /// Whether ∂W uses the direct kernel (chosen once, at the forward pass).
+    direct: bool,
 }
 
 impl Backward for Conv2dBack {
@@ -579,6 +636,7 @@ impl Backward for Conv2dBack {
             g.data(),
             self.cols.as_deref(),
             (needs[0], needs[1], has_b && needs[2]),
+            self.direct,
             threads(),
         );
         let mut res = vec![
@@ -625,7 +683,9 @@ impl Graph {
                 self.shape(w)
             );
         }
+        let direct = geom.direct();
         let keep = self.requires_grad(w)
+            && !direct
             && geom.n * geom.k() * geom.p() * std::mem::size_of::<f32>() <= KEEP_COLS_MAX_BYTES;
         let (y, cols) = forward(
             &geom,
@@ -633,10 +693,11 @@ impl Graph {
             self.value(w).data(),
             b.map(|b| self.value(b).data()),
             keep,
+            direct,
             threads(),
         );
         let y = Tensor::from_vec(vec![geom.n, geom.o, geom.ho, geom.wo], y);
-        let back = Conv2dBack { geom, cols };
+        let back = Conv2dBack { geom, cols, direct };
         match b {
             Some(b) => self.push("conv2d", y, &[x, w, b], back),
             None => self.push("conv2d", y, &[x, w], back),
@@ -1002,43 +1063,59 @@ mod tests {
             );
             let dy = pseudo_random(&[geom.n, geom.o, geom.ho, geom.wo], 4);
             let (ry, rdx, rdw, rdb) = naive(&x, &w, &b, &dy, s, pd);
-            let mut first = None;
-            for t in [1, 2, 3, 8] {
-                for keep in [false, true] {
-                    let (y, kept) = forward(&geom, x.data(), w.data(), Some(b.data()), keep, t);
-                    assert_eq!(kept.is_some(), keep && !geom.pointwise());
-                    let (dx, dw, db) = backward(
-                        &geom,
-                        x.data(),
-                        w.data(),
-                        dy.data(),
-                        kept.as_deref(),
-                        (true, true, true),
-                        t,
-                    );
-                    let (dx, dw, db) = (dx.unwrap(), dw.unwrap(), db.unwrap());
-                    close(&y, &ry, "y");
-                    close(&dx, &rdx, "dx");
-                    close(&dw, &rdw, "dw");
-                    close(&db, &rdb, "db");
-                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                    let all = (bits(&y), bits(&dx), bits(&dw), bits(&db));
-                    match &first {
-                        None => first = Some(all),
-                        Some(f) => assert!(*f == all, "{xs:?}: t={t} keep={keep} differs"),
+            // im2col everywhere; the direct kernels where they apply. Each
+            // is bit-identical across thread counts and kept columns.
+            let direct_applies = s == (1, 1) && !geom.pointwise() && direct_conv::available();
+            for direct in [false, true] {
+                if direct && !direct_applies {
+                    continue;
+                }
+                let mut first = None;
+                for t in [1, 2, 3, 8] {
+                    for keep in [false, true] {
+                        let bx = b.data();
+                        let (y, kept) =
+                            forward(&geom, x.data(), w.data(), Some(bx), keep, direct, t);
+                        assert_eq!(kept.is_some(), keep && !geom.pointwise() && !direct);
+                        let needs = (true, true, true);
+                        let (dx, dw, db) = backward(
+                            &geom,
+                            x.data(),
+                            w.data(),
+                            dy.data(),
+                            kept.as_deref(),
+                            needs,
+                            direct,
+                            t,
+                        );
+                        let (dx, dw, db) = (dx.unwrap(), dw.unwrap(), db.unwrap());
+                        close(&y, &ry, "y");
+                        close(&dx, &rdx, "dx");
+                        close(&dw, &rdw, "dw");
+                        close(&db, &rdb, "db");
+                        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                        let all = (bits(&y), bits(&dx), bits(&dw), bits(&db));
+                        match &first {
+                            None => first = Some(all),
+                            Some(f) => assert!(
+                                *f == all,
+                                "{xs:?}: t={t} keep={keep} direct={direct} differs"
+                            ),
+                        }
+                        // Only ∂W: same bits as when ∂x is computed too.
+                        let (none_x, dw2, none_b) = backward(
+                            &geom,
+                            x.data(),
+                            w.data(),
+                            dy.data(),
+                            kept.as_deref(),
+                            (false, true, false),
+                            direct,
+                            t,
+                        );
+                        assert!(none_x.is_none() && none_b.is_none());
+                        assert_eq!(bits(&dw2.unwrap()), first.as_ref().unwrap().2);
                     }
-                    // Only ∂W: same bits as when ∂x is computed too.
-                    let (none_x, dw2, none_b) = backward(
-                        &geom,
-                        x.data(),
-                        w.data(),
-                        dy.data(),
-                        kept.as_deref(),
-                        (false, true, false),
-                        t,
-                    );
-                    assert!(none_x.is_none() && none_b.is_none());
-                    assert_eq!(bits(&dw2.unwrap()), first.as_ref().unwrap().2);
                 }
             }
         }

@@ -5,6 +5,7 @@
 //! layout predictable. Transposes in matrix products are expressed as strides
 //! handed to the matrix-product kernel instead of as copies.
 
+pub(crate) mod direct_conv;
 mod matmul;
 pub(crate) mod par;
 mod sgemm;

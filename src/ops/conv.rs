@@ -54,7 +54,7 @@
 
 use crate::autograd::Backward;
 use crate::tensor::direct_conv::{self, DirectConv};
-use crate::tensor::{matmul_into, matmul_serial_into, threads, Trans};
+use crate::tensor::{matmul_into, matmul_serial_into, sum_lanes, threads, Trans};
 use crate::{Graph, Tensor, Var};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -556,7 +556,7 @@ fn backward(
             let xs = &x[s * chw..(s + 1) * chw];
             if needs_b {
                 for (acc, row) in db.iter_mut().zip(gs.chunks_exact(p)) {
-                    *acc += row.iter().sum::<f32>();
+                    *acc += sum_lanes(row);
                 }
             }
             if let Some(d) = &direct {

@@ -11,8 +11,9 @@
 //!   layer's step (`y = x·Wᵀ`, `∂x = δ·W`, `∂W = δᵀ·x`). Throughput is in
 //!   floating-point operations: criterion's "Gelem/s" reads as GFLOP/s. This
 //!   machine's peak is about 190 GFLOP/s on 2 cores (BENCHMARKS.md).
-//! - `conv`: LeNet's two convolutions and two max pools (forward + backward,
-//!   batch 64; conv1 as a first layer, without ∂x).
+//! - `conv`: LeNet's two convolutions, each by the direct kernels and by
+//!   im2col, and its two max pools (forward + backward, batch 64; conv1 as a
+//!   first layer, without ∂x).
 //!
 //! Each forward + backward is seeded with a gradient of ones at the op's
 //! output (`backward_with`), so that only the op itself is timed.
@@ -22,6 +23,7 @@
 //!
 //! End-to-end epochs against PyTorch: `tools/bench.py` (see BENCHMARKS.md).
 
+use backprop::ops::conv::set_im2col_only;
 use backprop::ops::gradcheck::pseudo_random;
 use backprop::optim::{Config, Kind, Optimizer};
 use backprop::tensor::{matmul_into, set_matmul_kernel, set_threads, MatmulKernel, Trans};
@@ -86,12 +88,17 @@ fn conv(c: &mut Criterion) {
         ("lenet conv1", [64, 1, 28, 28], [6, 1, 5, 5], 2, false),
         ("lenet conv2", [64, 6, 14, 14], [16, 6, 5, 5], 0, true),
     ];
-    for (name, xs, ws, pad, dx) in layers {
+    // Each by the direct kernels (the default for stride 1) and by im2col.
+    for ((name, xs, ws, pad, dx), im2col) in
+        layers.into_iter().flat_map(|l| [(l, false), (l, true)])
+    {
         // Parameters behind an `Arc`, as a model holds them: no copy per step.
         let x = Arc::new(pseudo_random(&xs, 3));
         let w = Arc::new(pseudo_random(&ws, 4));
         let b = Arc::new(pseudo_random(&[ws[0]], 5));
-        group.bench_function(format!("{name} forward+backward"), |bench| {
+        let how = if im2col { "im2col" } else { "direct" };
+        group.bench_function(format!("{name} {how} forward+backward"), |bench| {
+            set_im2col_only(im2col);
             bench.iter(|| {
                 let mut g = Graph::new();
                 let xv = if dx {
@@ -105,6 +112,7 @@ fn conv(c: &mut Criterion) {
                 black_box(g.backward_with(y, seed));
             })
         });
+        set_im2col_only(false);
     }
     // LeNet's two 2×2 max pools, on conv1's and conv2's outputs.
     for (name, xs) in [("pool1", [64, 6, 28, 28]), ("pool2", [64, 16, 10, 10])] {

@@ -1,5 +1,9 @@
-//! 2-d convolution (a cross-correlation, as PyTorch's `F.conv2d`), by
-//! im2col and one matrix product per sample.
+//! 2-d convolution (a cross-correlation, as PyTorch's `F.conv2d`): by the
+//! direct kernels of `tensor::direct_conv` (src/tensor/direct_conv.rs) for stride 1
+//! on CPUs with AVX2 and FMA (the default), else by im2col and one matrix
+//! product per sample, as described below. Both compute the same sums (the
+//! direct kernels read the padded input in place instead of copying it into
+//! columns; see that module); [`set_im2col_only`] forces im2col, to compare.
 //!
 //! # Shapes
 //! `x: [N, C, H, W]`, `w: [O, C, kh, kw]` (PyTorch's layout), `b: [O]` →
@@ -518,9 +522,7 @@ fn backward(
     let (needs_x, needs_w, needs_b) = needs;
     let (o, k, p, chw, chunk) = (g.o, g.k(), g.p(), g.chw(), g.chunk());
     let pointwise = g.pointwise();
-    // ∂W by the direct kernel (∂x still by Wᵀ·δ and col2im, which does
-    // fewer multiplications than a full correlation over the padding).
-    let direct = (direct && needs_w).then(|| g.direct_conv(w));
+    let direct = direct.then(|| g.direct_conv(w));
     let spans = Spans::new(g);
     let serial = g.n > chunk;
     let mut dx = needs_x.then(|| vec![0.0f32; g.n * chw]);
@@ -536,14 +538,15 @@ fn backward(
         } else {
             Vec::new()
         };
-        let dcols = if needs_x && !pointwise {
+        let dcols = if needs_x && !pointwise && direct.is_none() {
             vec![0.0f32; k * p]
         } else {
             Vec::new()
         };
-        (cols, dcols, Vec::new(), Vec::new())
+        (cols, dcols, Vec::new(), Vec::new(), Vec::new())
     };
-    let partials = map_tasks(items, t, init, |(cols, dcols, xpad, dpad), ti, mut dxc| {
+    let partials = map_tasks(items, t, init, |state, ti, mut dxc| {
+        let (cols, dcols, xpad, dpad, tcols) = state;
         let (s0, s1) = (ti * chunk, ((ti + 1) * chunk).min(g.n));
         let mut dw = if needs_w {
             vec![0.0f32; o * k]
@@ -560,9 +563,20 @@ fn backward(
                 }
             }
             if let Some(d) = &direct {
-                d.pad_input(xs, xpad);
-                d.grad_weight(xpad, gs, &mut dw, dpad);
-            } else if needs_w {
+                if needs_w || dxc.is_some() {
+                    d.pad_grad(gs, dpad);
+                }
+                if needs_w {
+                    d.pad_input(xs, xpad);
+                    d.grad_weight(xpad, dpad, &mut dw);
+                }
+                if let Some(dxc) = dxc.as_deref_mut() {
+                    let dxs = &mut dxc[(s - s0) * chw..(s - s0 + 1) * chw];
+                    d.grad_input(w, dpad, dxs, tcols);
+                }
+                continue;
+            }
+            if needs_w {
                 let cs: &[f32] = match kept {
                     _ if pointwise => xs,
                     Some(kc) => &kc[ti][(s - s0) * k * p..(s - s0 + 1) * k * p],
@@ -615,7 +629,8 @@ struct Conv2dBack {
     geom: Geom,
     /// The forward's im2col of the batch, `[chunk, K, P]` per chunk, if kept.
     cols: Option<Vec<Vec<f32>>>,
-    /// Whether ∂W uses the direct kernel (chosen once, at the forward pass).
+    /// Whether the backward uses the direct kernels (chosen once, at the
+    /// forward pass, which then kept no columns).
     direct: bool,
 }
 

@@ -55,6 +55,8 @@ pub(crate) fn available() -> bool {
 /// The sizes of one stride-1 convolution, with its tap offsets and its
 /// weights packed for the forward kernel.
 pub(crate) struct DirectConv {
+    kh: usize,
+    kw: usize,
     c: usize,
     h: usize,
     w: usize,
@@ -106,6 +108,8 @@ impl DirectConv {
             }
         }
         DirectConv {
+            kh,
+            kw,
             c,
             h,
             w,
@@ -206,24 +210,20 @@ impl DirectConv {
         }
     }
 
-    /// `dw: [O, C·kh·kw] += δ ⋆ x` for one sample: `dy: [O, Ho, Wo]`, `xpad`
-    /// its padded input. `dpad` holds `δ` on the padded positions (zero in
-    /// the junk columns; reused, zeroed only when allocated).
-    pub(crate) fn grad_weight(
-        &self,
-        xpad: &[f32],
-        dy: &[f32],
-        dw: &mut [f32],
-        dpad: &mut Vec<f32>,
-    ) {
-        assert_eq!(xpad.len(), self.xpad_len(), "direct conv: padded input");
+    /// Row stride of [`pad_grad`](Self::pad_grad)'s layout.
+    fn dpad_ld(&self) -> usize {
+        self.q().next_multiple_of(8)
+    }
+
+    /// Lays one sample's `dy: [O, Ho, Wo]` out on the padded positions, as
+    /// `[6·⌈O/6⌉, ld]` rows, zero in the junk columns and the padding rows:
+    /// the `δ` that [`grad_weight`](Self::grad_weight) and
+    /// [`grad_input`](Self::grad_input) read. `dpad` is reused from sample to
+    /// sample (zeroed only when allocated: the zeros are never written).
+    pub(crate) fn pad_grad(&self, dy: &[f32], dpad: &mut Vec<f32>) {
         assert_eq!(dy.len(), self.o * self.ho * self.wo, "direct conv: ∂y");
-        let taps = self.offs.len();
-        assert_eq!(dw.len(), self.o * taps, "direct conv: ∂W");
-        let (ho, wo, wp) = (self.ho, self.wo, self.wp);
-        let ld = self.q().next_multiple_of(8);
-        let panels = self.o.div_ceil(MR);
-        let len = panels * MR * ld;
+        let (ho, wo, wp, ld) = (self.ho, self.wo, self.wp, self.dpad_ld());
+        let len = self.o.div_ceil(MR) * MR * ld;
         if dpad.len() != len {
             *dpad = vec![0.0; len];
         }
@@ -232,6 +232,17 @@ impl DirectConv {
                 d[..wo].copy_from_slice(row);
             }
         }
+    }
+
+    /// `dw: [O, C·kh·kw] += δ ⋆ x` for one sample: `xpad` its padded input,
+    /// `dpad` its `δ` from [`pad_grad`](Self::pad_grad).
+    pub(crate) fn grad_weight(&self, xpad: &[f32], dpad: &[f32], dw: &mut [f32]) {
+        assert_eq!(xpad.len(), self.xpad_len(), "direct conv: padded input");
+        let taps = self.offs.len();
+        assert_eq!(dw.len(), self.o * taps, "direct conv: ∂W");
+        let ld = self.dpad_ld();
+        let panels = self.o.div_ceil(MR);
+        assert_eq!(dpad.len(), panels * MR * ld, "direct conv: padded ∂y");
         for p in 0..panels {
             let rows = MR.min(self.o - p * MR);
             for t0 in (0..taps).step_by(2) {
@@ -259,6 +270,103 @@ impl DirectConv {
                     }
                 }
             }
+        }
+    }
+    /// `dx: [C, H, W] = col2im(Wᵀ · δ)` for one sample, with `w` the weights
+    /// `[O, C·kh·kw]` and `dpad` its `δ` from [`pad_grad`](Self::pad_grad).
+    ///
+    /// The product `cols[t, q] = Σ_o W[o, t]·δ[o, q]` runs over the padded
+    /// positions, so the input pixel at flat padded index `r` of channel `c`
+    /// is `Σ_t cols[t, r − off_c(t)]` over that channel's taps
+    /// (`off_c(t) = i·Wp + j`): every tap adds one shifted run of `cols`.
+    /// A channel is the sum of one long contiguous run of `cols` per tap,
+    /// added in `(i, j)` order; the scatter-add of im2col's adjoint (short
+    /// runs that overlap from one tap to the next) stalled on store
+    /// forwarding. `cols` rows carry zero margins so that the shifted reads
+    /// need no bounds (reused, zeroed only when allocated).
+    pub(crate) fn grad_input(&self, w: &[f32], dpad: &[f32], dx: &mut [f32], cols: &mut Vec<f32>) {
+        let taps = self.offs.len();
+        let (kh, kw, wp, ld) = (self.kh, self.kw, self.wp, self.dpad_ld());
+        assert_eq!(w.len(), self.o * taps, "direct conv: weight size");
+        assert_eq!(dx.len(), self.c * self.h * self.w, "direct conv: ∂x");
+        assert_eq!(
+            dpad.len(),
+            self.o.div_ceil(MR) * MR * ld,
+            "direct conv: padded ∂y"
+        );
+        let margin = (kh - 1) * wp + kw - 1;
+        let plane = self.hp * wp;
+        let l = (margin + plane).next_multiple_of(8);
+        // The interior rows of one padded channel, flat: `ph·Wp ..
+        // (ph + H)·Wp` (their pad columns are computed and dropped).
+        let (r0, len) = (self.ph * wp, self.h * wp);
+        if cols.len() != taps * l + len {
+            *cols = vec![0.0; taps * l + len];
+        }
+        let (cols, acc) = cols.split_at_mut(taps * l);
+        // cols[t·l + margin + q] = Σ_o W[o, t]·δ[o, q] for q < Ho·Wp; the
+        // rest of each row stays zero.
+        cols_product(taps, self.q(), self.o, w, dpad, ld, &mut cols[margin..], l);
+        for (ci, dxc) in dx.chunks_exact_mut(self.h * self.w).enumerate() {
+            acc.fill(0.0);
+            for i in 0..kh {
+                for j in 0..kw {
+                    let t = (ci * kh + i) * kw + j;
+                    // Index `r` of the channel reads `q = r − off_c(t)`:
+                    // from `margin + r0 − off_c(t) ≥ 0` to below `l`.
+                    let at = t * l + margin + r0 - (i * wp + j);
+                    for (a, v) in acc.iter_mut().zip(&cols[at..at + len]) {
+                        *a += v;
+                    }
+                }
+            }
+            for (row, src) in dxc.chunks_exact_mut(self.w).zip(acc.chunks_exact(wp)) {
+                row.copy_from_slice(&src[self.pw..self.pw + self.w]);
+            }
+        }
+    }
+}
+
+/// `c[t·ldc + q] = Σ_o w[o·taps + t] · d[o·ld + q]` for `t < taps`, `q < q_n`
+/// (`Wᵀ · δ`): our matrix product on x86-64, plain loops elsewhere (only
+/// this module's tests run there).
+#[allow(clippy::too_many_arguments)]
+fn cols_product(
+    taps: usize,
+    q_n: usize,
+    o: usize,
+    w: &[f32],
+    d: &[f32],
+    ld: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    assert!(w.len() >= o * taps && d.len() >= (o - 1) * ld + q_n);
+    assert!(c.len() >= (taps - 1) * ldc + q_n);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the operands hold taps×o, o×q_n (row stride ld) and taps×q_n
+    // (row stride ldc) values (asserted), `c` is a distinct buffer, and the
+    // caller checked `available()`.
+    unsafe {
+        super::sgemm::sgemm(
+            taps,
+            q_n,
+            o,
+            w.as_ptr(),
+            1,
+            taps as isize,
+            d.as_ptr(),
+            ld as isize,
+            1,
+            c.as_mut_ptr(),
+            ldc,
+            false,
+        )
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    for t in 0..taps {
+        for q in 0..q_n {
+            c[t * ldc + q] = (0..o).map(|oc| w[oc * taps + t] * d[oc * ld + q]).sum();
         }
     }
 }
@@ -397,7 +505,7 @@ mod tests {
         x: &[f32],
         wt: &[f32],
         dy: &[f32],
-    ) -> (Vec<f64>, Vec<f64>) {
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         let (ho, wo) = (h + 2 * ph - kh + 1, w + 2 * pw - kw + 1);
         let at = |ci: usize, iy: isize, ix: isize| -> f64 {
             if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
@@ -408,6 +516,7 @@ mod tests {
         };
         let mut y = vec![0.0; o * ho * wo];
         let mut dw = vec![0.0; o * c * kh * kw];
+        let mut dx = vec![0.0; c * h * w];
         for oc in 0..o {
             for oy in 0..ho {
                 for ox in 0..wo {
@@ -421,15 +530,23 @@ mod tests {
                                     (ox + j) as isize - pw as isize,
                                 );
                                 let t = (ci * kh + i) * kw + j;
-                                y[(oc * ho + oy) * wo + ox] += wt[oc * c * kh * kw + t] as f64 * v;
+                                let wv = wt[oc * c * kh * kw + t] as f64;
+                                y[(oc * ho + oy) * wo + ox] += wv * v;
                                 dw[oc * c * kh * kw + t] += g * v;
+                                let (iy, ix) = (
+                                    (oy + i) as isize - ph as isize,
+                                    (ox + j) as isize - pw as isize,
+                                );
+                                if iy >= 0 && ix >= 0 && iy < h as isize && ix < w as isize {
+                                    dx[(ci * h + iy as usize) * w + ix as usize] += g * wv;
+                                }
                             }
                         }
                     }
                 }
             }
         }
-        (y, dw)
+        (y, dw, dx)
     }
 
     #[test]
@@ -437,8 +554,11 @@ mod tests {
         if cfg!(target_arch = "x86_64") && !available() {
             return;
         }
-        // LeNet's two layers, odd sizes, more than 6 channels, one tap.
+        // LeNet's two layers, odd sizes, more than 6 channels, one tap,
+        // padding as large as the kernel allows, widths past 8.
         for (cin, h, w, o, kh, kw, ph, pw) in [
+            (2, 6, 19, 3, 3, 4, 2, 3),
+            (5, 11, 10, 8, 2, 5, 0, 2),
             (1, 28, 28, 6, 5, 5, 2, 2),
             (6, 14, 14, 16, 5, 5, 0, 0),
             (3, 7, 9, 7, 3, 2, 1, 0),
@@ -456,8 +576,10 @@ mod tests {
             let dy: Vec<f32> = (0..o * ho * wo)
                 .map(|i| ((i * 3 % 13) as f32 - 6.0) / 5.0)
                 .collect();
-            let (want_y, want_dw) = reference((cin, h, w), (o, kh, kw), (ph, pw), &x, &wt, &dy);
-            let (mut xpad, mut scratch, mut dpad) = (Vec::new(), Vec::new(), Vec::new());
+            let (want_y, want_dw, want_dx) =
+                reference((cin, h, w), (o, kh, kw), (ph, pw), &x, &wt, &dy);
+            let (mut xpad, mut scratch, mut dpad, mut cols) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             // Twice through the same buffers: reuse must not leak values.
             let bias: Vec<f32> = (0..o).map(|i| i as f32 * 0.5).collect();
             let mut dw = vec![0.0f32; o * cin * kh * kw];
@@ -472,7 +594,16 @@ mod tests {
                         "y[{i}]: {got} vs {want}"
                     );
                 }
-                d.grad_weight(&xpad, &dy, &mut dw, &mut dpad);
+                d.pad_grad(&dy, &mut dpad);
+                d.grad_weight(&xpad, &dpad, &mut dw);
+                let mut dx = vec![f32::NAN; cin * h * w];
+                d.grad_input(&wt, &dpad, &mut dx, &mut cols);
+                for (i, (&got, &want)) in dx.iter().zip(&want_dx).enumerate() {
+                    assert!(
+                        (got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "dx[{i}]: {got} vs {want}"
+                    );
+                }
                 let times = (round + 1) as f64;
                 for (i, (&got, &want)) in dw.iter().zip(&want_dw).enumerate() {
                     let want = want * times;

@@ -1,9 +1,10 @@
 //! 2-d convolution (a cross-correlation, as PyTorch's `F.conv2d`): by the
 //! direct kernels of `tensor::direct_conv` (src/tensor/direct_conv.rs) for stride 1
 //! on CPUs with AVX2 and FMA (the default), else by im2col and one matrix
-//! product per sample, as described below. Both compute the same sums (the
-//! direct kernels read the padded input in place instead of copying it into
-//! columns; see that module); [`set_im2col_only`] forces im2col, to compare.
+//! product per sample, as described below. The two agree to float rounding
+//! (the direct kernels read the padded input in place instead of copying it
+//! into columns; see that file); [`set_im2col_only`] forces im2col, to
+//! compare. Either is deterministic, whatever the thread count.
 //!
 //! # Shapes
 //! `x: [N, C, H, W]`, `w: [O, C, kh, kw]` (PyTorch's layout), `b: [O]` →

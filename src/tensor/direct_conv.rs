@@ -1,10 +1,10 @@
 //! Direct convolution kernels for stride 1 on x86-64 with AVX2 and FMA: the
-//! forward pass and the weight gradient, without im2col.
+//! forward pass and both gradients, without im2col.
 //!
 //! Why hand-written: with im2col a LeNet step spent more time copying
-//! (im2col, then transposing the columns again to pack them for `∂W`) than
-//! multiplying: its first layer ran at about 17 GFLOP/s. Here both passes
-//! read the input image in place.
+//! (im2col, then transposing the columns again to pack them for `∂W`, then
+//! col2im's short overlapping scatter-adds) than multiplying: its first layer
+//! ran at about 17 GFLOP/s. Here the passes read the input image in place.
 //!
 //! # The trick: flat output positions over the padded width
 //! The input is zero-padded once per sample into `xpad: [C, Hp, Wp]`. For an
@@ -22,17 +22,20 @@
 //! - `∂W[o, t] = Σ_q δ[o, q] · xpad[off(t) + q]` (with `δ` laid out on the
 //!   same padded positions, zero in the junk columns): 6 channels × 2 taps
 //!   per pass, 8 positions per vector, each sum reduced across its vector at
-//!   the end.
+//!   the end;
+//! - `∂x`: `cols = Wᵀ · δ` by our matrix product on the padded positions,
+//!   then each input channel is the sum over its taps of `cols[t]` shifted
+//!   by `off(t)`: one contiguous run per tap.
 //!
 //! The junk columns cost `Wp/Wo − 1` more work (14 % for LeNet's first
-//! layer, 40 % for its second), which measured far cheaper than im2col.
-//! `∂x` is not done here: the caller's `Wᵀ·δ` + col2im does fewer
-//! multiplications (the full correlation would also multiply the padding).
+//! layer, 40 % for its second), which measured far cheaper than im2col
+//! (`cargo bench --bench kernels -- conv` times both).
 //!
 //! # Order of sums
 //! Forward: each output is `bias + Σ_t w·x` over the taps in `(c, i, j)`
 //! order, as im2col + our matrix product computes it for up to 256 taps.
-//! `∂W`: a fixed order that depends on the shapes only.
+//! `∂W` and `∂x`: fixed orders that depend on the shapes only (not the
+//! same as im2col's; equal to float rounding).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;

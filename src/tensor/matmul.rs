@@ -5,6 +5,8 @@
 //! Both take arbitrary row and column strides, so a transposed operand costs
 //! nothing here: we never copy to transpose (the kernels' packing absorbs it).
 
+#[cfg(target_arch = "x86_64")]
+use super::sgemm::Packed;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -231,6 +233,17 @@ unsafe fn product(
     };
     #[cfg(target_arch = "x86_64")]
     let own = matmul_kernel() == MatmulKernel::Own;
+    let by_rows = m >= n;
+    // With our kernel, the operand that every block reads in full (A when
+    // the output is split by columns, B when by rows) is packed once, its
+    // panels split over the threads, instead of by every block again (a
+    // third of the packing of an mlp-wide step was such repeats).
+    #[cfg(target_arch = "x86_64")]
+    let shared = if own && parts > 1 && m * n * k >= SHARED_PACK_MIN {
+        shared_pack(by_rows, parts, m, n, k, a, a_rs, a_cs, b, b_rs, b_cs)
+    } else {
+        None
+    };
     // The address, not the `&mut`, crosses into the threads.
     let out_addr = out as usize;
     let block = |i0: usize, i1: usize, j0: usize, j1: usize| {
@@ -244,7 +257,15 @@ unsafe fn product(
             if own {
                 let (ap, bp) = (a.as_ptr().offset(a0), b.as_ptr().offset(b0));
                 let (mb, nb) = (i1 - i0, j1 - j0);
-                super::sgemm::sgemm(mb, nb, k, ap, a_rs, a_cs, bp, b_rs, b_cs, c, n, accumulate);
+                let packed = shared.as_ref().map(|(_, buf)| Packed(buf.as_ptr()));
+                let (pa, pb) = match shared {
+                    Some((true, _)) => (None, packed),
+                    Some((false, _)) => (packed, None),
+                    None => (None, None),
+                };
+                super::sgemm::sgemm_packed(
+                    mb, nb, k, ap, a_rs, a_cs, bp, b_rs, b_cs, c, n, accumulate, pa, pb,
+                );
                 return;
             }
             gemm::gemm(
@@ -272,7 +293,7 @@ unsafe fn product(
     };
     if parts <= 1 {
         block(0, m, 0, n);
-    } else if m >= n {
+    } else if by_rows {
         let step = m.div_ceil(parts).next_multiple_of(6);
         rayon::scope(|s| {
             for p in 0..parts {
@@ -293,6 +314,67 @@ unsafe fn product(
             }
         });
     }
+}
+
+/// Products from this many multiply-adds share the packing of their common
+/// operand between threads (below, a second fork-join costs more than the
+/// repeated packing).
+#[cfg(target_arch = "x86_64")]
+const SHARED_PACK_MIN: usize = 1 << 22;
+
+/// Packs the operand that every block of a threaded product reads in full,
+/// split over `parts` rayon jobs by panels: `B` (`k × n`) when the output is
+/// split by rows, else `A` (`m × k`). Returns `(is_b, buffer)`, or `None`
+/// when `B` spans more than one column block of the kernel.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn shared_pack(
+    by_rows: bool,
+    parts: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_rs: isize,
+    a_cs: isize,
+    b: &[f32],
+    b_rs: isize,
+    b_cs: isize,
+) -> Option<(bool, Vec<f32>)> {
+    use super::sgemm;
+    if by_rows && !sgemm::b_fits_one_block(n) {
+        return None;
+    }
+    let (len, lines, panel) = if by_rows {
+        (sgemm::packed_b_len(k, n), n, sgemm::PANELS.1)
+    } else {
+        (sgemm::packed_a_len(m, k), m, sgemm::PANELS.0)
+    };
+    let mut buf: Vec<f32> = Vec::with_capacity(len);
+    let dst = Packed(buf.as_mut_ptr());
+    let step = lines.div_ceil(parts).next_multiple_of(panel);
+    rayon::scope(|s| {
+        for l0 in (0..lines).step_by(step) {
+            let range = l0..(l0 + step).min(lines);
+            s.spawn(move |_| {
+                let dst = dst;
+                // SAFETY: the operands hold m×k and k×n values (checked by
+                // `product`); each job writes only the panels of its own
+                // lines, inside the `len` values of `buf`.
+                unsafe {
+                    if by_rows {
+                        sgemm::pack_b_full(k, n, b.as_ptr(), b_rs, b_cs, range, dst.0 as *mut f32);
+                    } else {
+                        sgemm::pack_a_full(m, k, a.as_ptr(), a_rs, a_cs, range, dst.0 as *mut f32);
+                    }
+                }
+            });
+        }
+    });
+    // SAFETY: the jobs above wrote every one of the `len` values (all panels
+    // of all `KC` blocks, zero-padded), and have finished.
+    unsafe { buf.set_len(len) };
+    Some((by_rows, buf))
 }
 
 #[cfg(test)]
@@ -319,6 +401,54 @@ mod tests {
             }
         }
         t
+    }
+
+    #[test]
+    fn threaded_products_share_packing_and_keep_the_bits() {
+        // Above the shared-packing threshold, split by columns (A shared)
+        // and by rows (B shared), k crossing the kernel's block depth,
+        // ragged panels: every thread count gives the one-thread bits.
+        for (m, k, n) in [(70, 600, 130), (130, 600, 70), (301, 257, 64)] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0)
+                .collect();
+            let want = naive(&a, &b, m, k, n);
+            let (at, bt) = (transpose(&a, m, k), transpose(&b, k, n));
+            for (aa, ta) in [(&a, Trans::No), (&at, Trans::Yes)] {
+                for (bb, tb) in [(&b, Trans::No), (&bt, Trans::Yes)] {
+                    let run = |t: usize| {
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(t)
+                            .build()
+                            .unwrap();
+                        let mut c = vec![f32::NAN; m * n];
+                        // SAFETY: `c` holds m×n values.
+                        pool.install(|| unsafe {
+                            product(c.as_mut_ptr(), aa, ta, bb, tb, m, k, n, false, t)
+                        });
+                        c
+                    };
+                    let one = run(1);
+                    for (x, y) in one.iter().zip(&want) {
+                        assert!(
+                            (x - y).abs() < 1e-3 * (1.0 + y.abs()),
+                            "{ta:?} {tb:?}: {x} vs {y}"
+                        );
+                    }
+                    // The gemm crate's blocking depends on the block sizes.
+                    if matmul_kernel() != MatmulKernel::Own {
+                        continue;
+                    }
+                    for t in [2, 3] {
+                        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&run(t)), bits(&one), "{m}x{k}x{n} {ta:?} {tb:?} t={t}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

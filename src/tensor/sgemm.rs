@@ -23,7 +23,10 @@
 //! result does not depend on how the caller splits the output over threads.
 //!
 //! The pack buffers live in thread-local storage and are reused from call to
-//! call: no allocation in the steady state.
+//! call: no allocation in the steady state. When a large product is split
+//! over threads, the operand every block reads in full is packed once into a
+//! shared buffer instead ([`sgemm_packed`], filled by the threads together
+//! with [`pack_a_full`] / [`pack_b_full`]).
 
 #![cfg(target_arch = "x86_64")]
 
@@ -93,14 +96,141 @@ pub(super) unsafe fn sgemm(
     ldc: usize,
     accumulate: bool,
 ) {
+    sgemm_packed(
+        m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc, accumulate, None, None,
+    )
+}
+
+/// `A` or `B` packed in full ahead of the product, by [`pack_a_full`] or
+/// [`pack_b_full`], so that threads computing blocks of one output share it
+/// instead of each packing it again.
+#[derive(Clone, Copy)]
+pub(super) struct Packed(pub(super) *const f32);
+
+// SAFETY: a `Packed` only carries the address of a buffer that the caller
+// keeps alive and unchanged while the threads read it.
+unsafe impl Send for Packed {}
+unsafe impl Sync for Packed {}
+
+/// Length of [`pack_a_full`]'s buffer for an `m × k` operand.
+pub(super) fn packed_a_len(m: usize, k: usize) -> usize {
+    m.next_multiple_of(MR) * k
+}
+
+/// Length of [`pack_b_full`]'s buffer for a `k × n` operand.
+pub(super) fn packed_b_len(k: usize, n: usize) -> usize {
+    n.next_multiple_of(NR) * k
+}
+
+/// Packs rows `rows` (from a multiple of 6) of all of `A` (`m × k`) into
+/// `dst`, laid out as [`sgemm_packed`] reads it: the `KC`-deep block from
+/// `pc` at `pc·m_pad`, its rows from `ic` at `pc·m_pad + ic·kc`. Each call
+/// writes only its rows' panels, so threads can pack disjoint row ranges at
+/// once.
+///
+/// # Safety
+/// As for [`sgemm`]; `dst` must hold [`packed_a_len`] values.
+pub(super) unsafe fn pack_a_full(
+    m: usize,
+    k: usize,
+    a: *const f32,
+    a_rs: isize,
+    a_cs: isize,
+    rows: std::ops::Range<usize>,
+    dst: *mut f32,
+) {
+    debug_assert!(rows.start.is_multiple_of(MR) && rows.end <= m);
+    let mp = m.next_multiple_of(MR);
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        let src = a.offset(rows.start as isize * a_rs + pc as isize * a_cs);
+        pack_a(
+            rows.len(),
+            kc,
+            src,
+            a_rs,
+            a_cs,
+            dst.add(pc * mp + rows.start * kc),
+        );
+    }
+}
+
+/// Packs columns `cols` (from a multiple of 16) of all of `B` (`k × n`,
+/// `n ≤ NC`) into `dst` in [`pack_b`]'s layout: block `pc` at `pc·n_pad`,
+/// its columns from `jr` at `pc·n_pad + jr·kc`. Disjoint column ranges may
+/// be packed by several threads at once.
+///
+/// # Safety
+/// As for [`sgemm`]; `dst` must hold [`packed_b_len`] values.
+pub(super) unsafe fn pack_b_full(
+    k: usize,
+    n: usize,
+    b: *const f32,
+    b_rs: isize,
+    b_cs: isize,
+    cols: std::ops::Range<usize>,
+    dst: *mut f32,
+) {
+    debug_assert!(n <= NC && cols.start.is_multiple_of(NR) && cols.end <= n);
+    let np = n.next_multiple_of(NR);
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        let src = b.offset(pc as isize * b_rs + cols.start as isize * b_cs);
+        pack_b(
+            kc,
+            cols.len(),
+            src,
+            b_rs,
+            b_cs,
+            dst.add(pc * np + cols.start * kc),
+        );
+    }
+}
+
+/// Whether [`pack_b_full`] serves a product with `n` columns (one `NC` block).
+pub(super) fn b_fits_one_block(n: usize) -> bool {
+    n <= NC
+}
+
+/// The panel heights of `A` and widths of `B`: shared packing splits its
+/// work at multiples of these.
+pub(super) const PANELS: (usize, usize) = (MR, NR);
+
+/// [`sgemm`] with `A` or `B` (or neither) already packed in full:
+/// `packed_a` by [`pack_a_full`] for this `m × k` (its rows from the first
+/// of this call's), `packed_b` by [`pack_b_full`] for this `k × n`. The
+/// results are bit-identical to [`sgemm`]'s (the same panels, the same
+/// order of sums).
+///
+/// # Safety
+/// As for [`sgemm`], and the packed buffers must hold the packed operands.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn sgemm_packed(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    a_rs: isize,
+    a_cs: isize,
+    b: *const f32,
+    b_rs: isize,
+    b_cs: isize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    packed_a: Option<Packed>,
+    packed_b: Option<Packed>,
+) {
     debug_assert!(available());
+    debug_assert!(packed_b.is_none() || n <= NC);
     // With few rows of A, each panel of B serves one to three micro-kernel
     // calls, and packing it would cost as much as the product (the
     // convolution's W·cols with 6 or 16 output channels). A row-major B
     // already has the panel layout, 16 contiguous values per `k`, only with
     // a row stride: the kernel then reads it in place. With many rows the
     // packed panel wins (one TLB page instead of one per `k`).
-    let direct_b = b_cs == 1 && m <= DIRECT_B_MAX_M;
+    let direct_b = packed_b.is_none() && b_cs == 1 && m <= DIRECT_B_MAX_M;
+    let (mp, np) = (m.next_multiple_of(MR), n.next_multiple_of(NR));
     PACK.with(|pack| {
         let mut pack = pack.borrow_mut();
         let (pa, pb) = &mut *pack;
@@ -115,7 +245,13 @@ pub(super) unsafe fn sgemm(
                 let full = nc / NR * NR;
                 // Direct B: the full panels are read in place, only the
                 // ragged last one is packed (at the start of `pb`).
-                if direct_b {
+                let pb: *mut f32 = match packed_b {
+                    Some(Packed(p)) => p.add(pc * np) as *mut f32,
+                    None => pb,
+                };
+                if packed_b.is_some() {
+                    // Already packed (read only).
+                } else if direct_b {
                     if full < nc {
                         pack_b(kc, nc - full, bblock.add(full), b_rs, b_cs, pb);
                     }
@@ -124,14 +260,20 @@ pub(super) unsafe fn sgemm(
                 }
                 for ic in (0..m).step_by(MC) {
                     let mc = MC.min(m - ic);
-                    pack_a(
-                        mc,
-                        kc,
-                        a.offset(ic as isize * a_rs + pc as isize * a_cs),
-                        a_rs,
-                        a_cs,
-                        pa,
-                    );
+                    let pa: *mut f32 = match packed_a {
+                        Some(Packed(p)) => p.add(pc * mp + ic * kc) as *mut f32,
+                        None => {
+                            pack_a(
+                                mc,
+                                kc,
+                                a.offset(ic as isize * a_rs + pc as isize * a_cs),
+                                a_rs,
+                                a_cs,
+                                pa,
+                            );
+                            pa
+                        }
+                    };
                     for jr in (0..nc).step_by(NR) {
                         let nr = NR.min(nc - jr);
                         let (bp, b_step) = match (direct_b, jr < full) {
@@ -262,8 +404,8 @@ unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
 
 /// One panel from `w ≤ W` lines that are contiguous in `k` (line `i` at
 /// `src + i*si`), zero-padded to `W` lines. When `W` is not a multiple of 8
-/// (A's 6), each 8-wide store also writes values past its `p`; the next
-/// store (or the next panel, or the buffer's slack) overwrites them.
+/// (A's 6), each 8-wide store also writes values past its `p`, which the
+/// next store overwrites; the last `p` is written by the scalar loop.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pack_transposed<const W: usize>(
     kc: usize,
@@ -273,8 +415,13 @@ unsafe fn pack_transposed<const W: usize>(
     d: *mut f32,
 ) {
     let z = _mm256_setzero_ps();
+    // With `W` not a multiple of 8, the 8-wide store of the panel's last `p`
+    // would run past the panel: that block is left to the scalar loop, so
+    // that every call writes inside its own panels (threads pack disjoint
+    // panels of one buffer at once, see `pack_a_full`).
+    let vec_end = if W.is_multiple_of(8) { kc } else { kc - 1 };
     let mut p0 = 0;
-    while p0 + 8 <= kc {
+    while p0 + 8 <= vec_end {
         for h in (0..W).step_by(8) {
             let mut r = [z; 8];
             for (j, rj) in r.iter_mut().enumerate() {

@@ -91,6 +91,28 @@ pub fn tanh_f32(x: f32) -> f32 {
     t.copysign(x)
 }
 
+/// [`tanh_f32`] of every value in place. With AVX2 (checked at run time)
+/// the loop runs 8 values per instruction instead of the default build's 4:
+/// the same operations in the same order, so the same bits.
+fn tanh_in_place(v: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { tanh_in_place_avx2(v) };
+    }
+    for x in v {
+        *x = tanh_f32(*x);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn tanh_in_place_avx2(v: &mut [f32]) {
+    for x in v {
+        *x = tanh_f32(*x);
+    }
+}
+
 struct RnnTanhBack {
     /// Hidden states `h_1..h_T`, time-major `[T, B, H]`.
     hs: Vec<f32>,
@@ -277,9 +299,7 @@ impl Graph {
                     true,
                 );
             }
-            for v in cur.iter_mut() {
-                *v = tanh_f32(*v);
-            }
+            tanh_in_place(cur);
         }
         let y = Tensor::from_vec(vec![b, h], hs[(t - 1) * bh..].to_vec());
         let mut parents = vec![x, w_ih, w_hh];
@@ -414,6 +434,17 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
+    }
+
+    #[test]
+    fn tanh_in_place_gives_the_bits_of_tanh_f32() {
+        // Both branches, the cut at 0.625, saturation, signed zeros, NaN,
+        // and a length that leaves a remainder after 8-wide vectors.
+        let mut v: Vec<f32> = (-4000..4003).map(|i| i as f32 * 0.0071).collect();
+        v.extend([0.625, -0.625, 44.0, -60.0, f32::INFINITY, -0.0, f32::NAN]);
+        let want: Vec<u32> = v.iter().map(|&x| super::tanh_f32(x).to_bits()).collect();
+        super::tanh_in_place(&mut v);
+        assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want);
     }
 
     #[test]

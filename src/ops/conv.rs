@@ -437,8 +437,11 @@ fn forward(
     let (o, k, p, chw, chunk) = (g.o, g.k(), g.p(), g.chw(), g.chunk());
     if direct {
         let d = g.direct_conv(w);
-        let mut y = vec![0.0f32; g.n * o * p];
-        let items: Vec<&mut [f32]> = y.chunks_mut(chunk * o * p).collect();
+        // Not zeroed first: the kernel writes every output value.
+        let mut y = Vec::with_capacity(g.n * o * p);
+        let items: Vec<&mut [MaybeUninit<f32>]> = y.spare_capacity_mut()[..g.n * o * p]
+            .chunks_mut(chunk * o * p)
+            .collect();
         // Per job: the padded input and the output tiles.
         let init = || (Vec::new(), Vec::new());
         map_tasks(items, t, init, |(xpad, tiles), ti, yc| {
@@ -448,6 +451,9 @@ fn forward(
                 d.forward(xpad, b, ys, tiles);
             }
         });
+        // SAFETY: `forward` wrote all o·p values of every sample, and the
+        // capacity holds n·o·p.
+        unsafe { y.set_len(g.n * o * p) };
         return (y, None);
     }
     let pointwise = g.pointwise();

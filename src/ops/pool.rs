@@ -28,6 +28,7 @@ use super::conv::{map_tasks, valid};
 use crate::autograd::Backward;
 use crate::tensor::threads;
 use crate::{Graph, Tensor, Var};
+use std::mem::MaybeUninit;
 
 /// Roughly the window elements read by one task.
 const TASK_WORK: usize = 1 << 16;
@@ -237,6 +238,30 @@ fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32], arg: &mut [u32]) {
 /// `∂x`: each output's gradient added to the element its window picked.
 fn backward(g: &Geom, arg: &[u32], dy: &[f32], t: usize) -> Vec<f32> {
     let (plane_in, plane_out, chunk) = (g.h * g.w, g.ho * g.wo, g.chunk());
+    if (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0) {
+        // Windows that tile the plane: every element is written once, so
+        // the buffer is not zeroed first.
+        let mut dx = Vec::with_capacity(g.planes * plane_in);
+        let items: Vec<_> = dx.spare_capacity_mut()[..g.planes * plane_in]
+            .chunks_mut(chunk * plane_in)
+            .collect();
+        map_tasks(
+            items,
+            t,
+            || (),
+            |_, ti, dxc| {
+                for (pi, dxp) in dxc.chunks_exact_mut(plane_in).enumerate() {
+                    let off = (ti * chunk + pi) * plane_out;
+                    let (a, d) = (&arg[off..off + plane_out], &dy[off..off + plane_out]);
+                    unpool_2x2(a, d, g.w, g.wo, dxp);
+                }
+            },
+        );
+        // SAFETY: `unpool_2x2` wrote every value of every plane, and the
+        // capacity holds them all.
+        unsafe { dx.set_len(g.planes * plane_in) };
+        return dx;
+    }
     let mut dx = vec![0.0f32; g.planes * plane_in];
     let items: Vec<_> = dx.chunks_mut(chunk * plane_in).collect();
     map_tasks(
@@ -256,6 +281,34 @@ fn backward(g: &Geom, arg: &[u32], dy: &[f32], t: usize) -> Vec<f32> {
         },
     );
     dx
+}
+
+/// One plane of [`backward`] for 2×2 windows with stride 2 and no padding:
+/// each window's four elements get `0 + δ` where it picked, `0` elsewhere
+/// (the values and signed zeros of a scatter-add into zeros); a last row or
+/// column that no window covers (odd sizes) gets `0`.
+fn unpool_2x2(arg: &[u32], dy: &[f32], w: usize, wo: usize, dx: &mut [MaybeUninit<f32>]) {
+    let mut rows = dx.chunks_exact_mut(w);
+    for (oy, (ar, dr)) in arg.chunks_exact(wo).zip(dy.chunks_exact(wo)).enumerate() {
+        for r in 0..2 {
+            let row = rows.next().expect("unpool_2x2: plane too short");
+            let first = (2 * oy + r) * w;
+            for (ox, pair) in row[..2 * wo].chunks_exact_mut(2).enumerate() {
+                for (c, v) in pair.iter_mut().enumerate() {
+                    let hit = ar[ox] as usize == first + 2 * ox + c;
+                    v.write(if hit { 0.0 + dr[ox] } else { 0.0 });
+                }
+            }
+            for v in &mut row[2 * wo..] {
+                v.write(0.0);
+            }
+        }
+    }
+    for row in rows {
+        for v in row {
+            v.write(0.0);
+        }
+    }
 }
 
 struct MaxPool2dBack {
@@ -591,6 +644,28 @@ mod tests {
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&y), bits(&ry), "{xs:?} {k:?} {s:?} {p:?}");
             assert_eq!(arg, rarg, "{xs:?} {k:?} {s:?} {p:?}");
+            // Backward: a scatter-add into zeros, bit for bit (a δ of −0
+            // leaves +0), also over threads.
+            let mut dy = pseudo_random(&[y.len()], 4).into_vec();
+            for (i, v) in dy.iter_mut().enumerate() {
+                if i % 5 == 0 {
+                    *v = -0.0;
+                }
+            }
+            let plane_in = xs[2] * xs[3];
+            let mut rdx = vec![0.0f32; x.numel()];
+            let per_plane = y.len() / (xs[0] * xs[1]);
+            for (j, (&a, &d)) in rarg.iter().zip(&dy).enumerate() {
+                rdx[j / per_plane * plane_in + a as usize] += d;
+            }
+            for t in [1, 2] {
+                let dx = backward(&geom, &arg, &dy, t);
+                assert_eq!(
+                    bits(&dx),
+                    bits(&rdx),
+                    "backward {xs:?} {k:?} {s:?} {p:?} t={t}"
+                );
+            }
         }
     }
 

@@ -39,6 +39,7 @@
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 /// Output channels per tile.
 const MR: usize = 6;
@@ -162,13 +163,14 @@ impl DirectConv {
     }
 
     /// `y: [O, Ho, Wo] = bias + W ∗ x` for one sample, from its padded
-    /// input (see [`pad_input`](Self::pad_input)). `scratch` holds the
+    /// input (see [`pad_input`](Self::pad_input)); every value of `y` is
+    /// written, so it may start uninitialized. `scratch` holds the
     /// tiles on the padded positions before the junk columns are dropped.
     pub(crate) fn forward(
         &self,
         xpad: &[f32],
         bias: Option<&[f32]>,
-        y: &mut [f32],
+        y: &mut [MaybeUninit<f32>],
         scratch: &mut Vec<f32>,
     ) {
         assert_eq!(xpad.len(), self.xpad_len(), "direct conv: padded input");
@@ -204,10 +206,12 @@ impl DirectConv {
                 let s = &src[oy * wp..oy * wp + wo];
                 if bias.is_some() {
                     for (d, &v) in row.iter_mut().zip(s) {
-                        *d = bv + v;
+                        d.write(bv + v);
                     }
                 } else {
-                    row.copy_from_slice(s);
+                    for (d, &v) in row.iter_mut().zip(s) {
+                        d.write(v);
+                    }
                 }
             }
         }
@@ -588,8 +592,11 @@ mod tests {
             let mut dw = vec![0.0f32; o * cin * kh * kw];
             for round in 0..2 {
                 d.pad_input(&x, &mut xpad);
-                let mut y = vec![f32::NAN; o * ho * wo];
+                let mut y = vec![MaybeUninit::new(f32::NAN); o * ho * wo];
                 d.forward(&xpad, Some(&bias), &mut y, &mut scratch);
+                // SAFETY: `MaybeUninit<f32>` has `f32`'s layout; all were
+                // initialized (to NaN, then by `forward`).
+                let y: Vec<f32> = y.iter().map(|v| unsafe { v.assume_init() }).collect();
                 for (i, (&got, &want)) in y.iter().zip(&want_y).enumerate() {
                     let want = want + bias[i / (ho * wo)] as f64;
                     assert!(

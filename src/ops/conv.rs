@@ -32,10 +32,10 @@
 //! # Parallelism and determinism
 //! The batch is cut into chunks of consecutive samples. The chunk length
 //! depends on the shapes only (enough work per chunk to be worth a task, at
-//! most 64 chunks), never on the thread count. Chunks run on at most
-//! [`threads()`](crate::tensor::threads) rayon jobs (runs of consecutive
-//! chunks), each job allocating its im2col scratch buffers once and reusing
-//! them for all its samples. In backward every chunk sums its
+//! most 64 chunks), never on the thread count. Chunks run as a few rayon
+//! jobs per thread ([`threads()`](crate::tensor::threads); runs of
+//! consecutive chunks), each job allocating its scratch buffers once and
+//! reusing them for all its samples. In backward every chunk sums its
 //! own partial `∂W` and `∂b` over its samples in order, and the partials are
 //! then added in chunk order: the gradients are bit-identical from run to run
 //! *and* for any thread count. The batch is the parallel axis: when it spans
@@ -103,10 +103,14 @@ pub fn conv_out_size(input: usize, kernel: usize, stride: usize, padding: usize)
     padded.checked_sub(kernel).map(|r| r / stride + 1)
 }
 
-/// Runs `f(state, index, item)` for every item on at most `t` rayon jobs
-/// (each job takes a run of consecutive items and makes one `state` with
-/// `init`, for its scratch buffers), and returns the results in item order.
-/// With `t ≤ 1` or a single item everything runs on the calling thread.
+/// Runs of items per thread in [`map_tasks`].
+const RUNS_PER_THREAD: usize = 4;
+
+/// Runs `f(state, index, item)` for every item on at most
+/// `t·RUNS_PER_THREAD` rayon jobs (each job takes a run of consecutive items
+/// and makes one `state` with `init`, for its scratch buffers), and returns
+/// the results in item order. With `t ≤ 1` or a single item everything runs
+/// on the calling thread.
 pub(crate) fn map_tasks<I: Send, S, R: Send>(
     items: Vec<I>,
     t: usize,
@@ -122,7 +126,10 @@ pub(crate) fn map_tasks<I: Send, S, R: Send>(
             .map(|(i, it)| f(&mut state, i, it))
             .collect();
     }
-    let per = items.len().div_ceil(t);
+    // A few runs per thread, not one: when a core is taken away for a while
+    // (CPU steal on a virtual machine), the other threads take its
+    // remaining runs instead of waiting for them.
+    let per = items.len().div_ceil(t * RUNS_PER_THREAD);
     let mut it = items.into_iter().enumerate().peekable();
     let mut groups = Vec::with_capacity(t);
     while it.peek().is_some() {

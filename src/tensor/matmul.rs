@@ -219,15 +219,25 @@ unsafe fn product(
         Trans::Yes => (k as isize, 1),
     };
     // gemm's own rayon split costs more than it gains at the sizes of a
-    // batch-64 step, so we split the output into one contiguous block per
-    // thread ourselves (at multiples of our kernel's 6×16 tile), each a
+    // batch-64 step, so we split the output into contiguous blocks ourselves
+    // (one or two per thread, at multiples of our kernel's 6×16 tile), each a
     // single-threaded kernel call. Every output element is computed by one
     // thread in one order, so the same thread count gives bit-identical
     // results. Our kernel sums each element in the same order whatever the
     // block, so with it any thread count gives the same bits; the gemm
     // crate's blocking depends on the block sizes.
     let parts = if t > 1 && m * n * k >= 1 << 18 {
-        t.min(m.max(n) / 8).max(1)
+        // Products large enough to share their packing are cut into a few
+        // blocks per thread (the shared operand is packed once whatever the
+        // count), so that a thread whose core stalls for a while (CPU steal
+        // on a virtual machine) holds up one small block while the others
+        // take the rest.
+        let per = if shares_packing(m, n, k) {
+            BLOCKS_PER_THREAD
+        } else {
+            1
+        };
+        (per * t).min(m.max(n) / 8).max(1)
     } else {
         1
     };
@@ -239,7 +249,7 @@ unsafe fn product(
     // panels split over the threads, instead of by every block again (a
     // third of the packing of an mlp-wide step was such repeats).
     #[cfg(target_arch = "x86_64")]
-    let shared = if own && parts > 1 && m * n * k >= SHARED_PACK_MIN {
+    let shared = if own && parts > 1 && shares_packing(m, n, k) {
         shared_pack(by_rows, parts, m, n, k, a, a_rs, a_cs, b, b_rs, b_cs)
     } else {
         None
@@ -319,8 +329,16 @@ unsafe fn product(
 /// Products from this many multiply-adds share the packing of their common
 /// operand between threads (below, a second fork-join costs more than the
 /// repeated packing).
-#[cfg(target_arch = "x86_64")]
 const SHARED_PACK_MIN: usize = 1 << 22;
+
+/// Blocks per thread of a product that shares its packing.
+const BLOCKS_PER_THREAD: usize = 2;
+
+/// Whether a threaded product packs its shared operand once (our kernel
+/// only; with the gemm crate, more blocks would mean more packing).
+fn shares_packing(m: usize, n: usize, k: usize) -> bool {
+    m * n * k >= SHARED_PACK_MIN && matmul_kernel() == MatmulKernel::Own
+}
 
 /// Packs the operand that every block of a threaded product reads in full,
 /// split over `parts` rayon jobs by panels: `B` (`k × n`) when the output is

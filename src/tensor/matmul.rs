@@ -227,16 +227,13 @@ unsafe fn product(
     // block, so with it any thread count gives the same bits; the gemm
     // crate's blocking depends on the block sizes.
     let parts = if t > 1 && m * n * k >= 1 << 18 {
-        // Products large enough to share their packing are cut into a few
+        // Large products that share their packing are cut into a few
         // blocks per thread (the shared operand is packed once whatever the
         // count), so that a thread whose core stalls for a while (CPU steal
         // on a virtual machine) holds up one small block while the others
         // take the rest.
-        let per = if shares_packing(m, n, k) {
-            BLOCKS_PER_THREAD
-        } else {
-            1
-        };
+        let fine = shares_packing(m, n, k) && m * n * k >= FINE_SPLIT_MIN;
+        let per = if fine { BLOCKS_PER_THREAD } else { 1 };
         (per * t).min(m.max(n) / 8).max(1)
     } else {
         1
@@ -331,8 +328,12 @@ unsafe fn product(
 /// repeated packing).
 const SHARED_PACK_MIN: usize = 1 << 22;
 
-/// Blocks per thread of a product that shares its packing.
+/// Blocks per thread of a product that shares its packing and has at least
+/// [`FINE_SPLIT_MIN`] multiply-adds: mlp-wide's products (2·10⁸), not
+/// mlp-small's (6·10⁶), where the extra blocks cost more CPU time than they
+/// saved.
 const BLOCKS_PER_THREAD: usize = 2;
+const FINE_SPLIT_MIN: usize = 1 << 26;
 
 /// Whether a threaded product packs its shared operand once (our kernel
 /// only; with the gemm crate, more blocks would mean more packing).
@@ -426,7 +427,13 @@ mod tests {
         // Above the shared-packing threshold, split by columns (A shared)
         // and by rows (B shared), k crossing the kernel's block depth,
         // ragged panels: every thread count gives the one-thread bits.
-        for (m, k, n) in [(70, 600, 130), (130, 600, 70), (301, 257, 64)] {
+        // The last has enough work for two blocks per thread.
+        for (m, k, n) in [
+            (70, 600, 130),
+            (130, 600, 70),
+            (301, 257, 64),
+            (190, 730, 500),
+        ] {
             let a: Vec<f32> = (0..m * k)
                 .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
                 .collect();

@@ -289,8 +289,7 @@ impl DirectConv {
     /// A channel is the sum of one long contiguous run of `cols` per tap,
     /// added in `(i, j)` order; the scatter-add of im2col's adjoint (short
     /// runs that overlap from one tap to the next) stalled on store
-    /// forwarding. `cols` rows carry zero margins so that the shifted reads
-    /// need no bounds (reused, zeroed only when allocated).
+    /// forwarding. `cols` is scratch, reused from sample to sample.
     pub(crate) fn grad_input(&self, w: &[f32], dpad: &[f32], dx: &mut [f32], cols: &mut Vec<f32>) {
         let taps = self.offs.len();
         let (kh, kw, wp, ld) = (self.kh, self.kw, self.wp, self.dpad_ld());
@@ -301,28 +300,39 @@ impl DirectConv {
             self.o.div_ceil(MR) * MR * ld,
             "direct conv: padded ∂y"
         );
-        let margin = (kh - 1) * wp + kw - 1;
-        let plane = self.hp * wp;
-        let l = (margin + plane).next_multiple_of(8);
+        let qn = self.q();
         // The interior rows of one padded channel, flat: `ph·Wp ..
         // (ph + H)·Wp` (their pad columns are computed and dropped).
         let (r0, len) = (self.ph * wp, self.h * wp);
-        if cols.len() != taps * l + len {
-            *cols = vec![0.0; taps * l + len];
+        // `cols` (taps × qn, every value written by the product) then the
+        // channel accumulator (zeroed per channel): nothing to zero here.
+        let need = taps * qn + len;
+        cols.clear();
+        cols.reserve(need);
+        // SAFETY: the capacity holds `need` values; the product writes all
+        // `taps·qn` of the first part (asserted sizes inside), the rest is
+        // zeroed, so all `need` values are initialized before `set_len`.
+        unsafe {
+            cols_product(taps, qn, self.o, w, dpad, ld, cols.as_mut_ptr());
+            std::ptr::write_bytes(cols.as_mut_ptr().add(taps * qn), 0, len);
+            cols.set_len(need);
         }
-        let (cols, acc) = cols.split_at_mut(taps * l);
-        // cols[t·l + margin + q] = Σ_o W[o, t]·δ[o, q] for q < Ho·Wp; the
-        // rest of each row stays zero.
-        cols_product(taps, self.q(), self.o, w, dpad, ld, &mut cols[margin..], l);
+        let (cols, acc) = cols.split_at_mut(taps * qn);
         for (ci, dxc) in dx.chunks_exact_mut(self.h * self.w).enumerate() {
             acc.fill(0.0);
             for i in 0..kh {
                 for j in 0..kw {
                     let t = (ci * kh + i) * kw + j;
-                    // Index `r` of the channel reads `q = r − off_c(t)`:
-                    // from `margin + r0 − off_c(t) ≥ 0` to below `l`.
-                    let at = t * l + margin + r0 - (i * wp + j);
-                    for (a, v) in acc.iter_mut().zip(&cols[at..at + len]) {
+                    // Index `r` of the channel reads `q = r − off_c(t)`,
+                    // which exists for `r` in `off_c .. off_c + qn`.
+                    let off = i * wp + j;
+                    let lo = r0.max(off);
+                    let hi = (r0 + len).min(off + qn);
+                    if lo >= hi {
+                        continue;
+                    }
+                    let src = &cols[t * qn + lo - off..t * qn + hi - off];
+                    for (a, v) in acc[lo - r0..hi - r0].iter_mut().zip(src) {
                         *a += v;
                     }
                 }
@@ -334,46 +344,41 @@ impl DirectConv {
     }
 }
 
-/// `c[t·ldc + q] = Σ_o w[o·taps + t] · d[o·ld + q]` for `t < taps`, `q < q_n`
-/// (`Wᵀ · δ`): our matrix product on x86-64, plain loops elsewhere (only
-/// this module's tests run there).
-#[allow(clippy::too_many_arguments)]
-fn cols_product(
+/// `c[t·q_n + q] = Σ_o w[o·taps + t] · d[o·ld + q]` for `t < taps`,
+/// `q < q_n` (`Wᵀ · δ`, every value written): our matrix product on x86-64,
+/// plain loops elsewhere (only this module's tests run there).
+///
+/// # Safety
+/// `c` must be valid for `taps·q_n` writes and not overlap `w` or `d`.
+unsafe fn cols_product(
     taps: usize,
     q_n: usize,
     o: usize,
     w: &[f32],
     d: &[f32],
     ld: usize,
-    c: &mut [f32],
-    ldc: usize,
+    c: *mut f32,
 ) {
     assert!(w.len() >= o * taps && d.len() >= (o - 1) * ld + q_n);
-    assert!(c.len() >= (taps - 1) * ldc + q_n);
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: the operands hold taps×o, o×q_n (row stride ld) and taps×q_n
-    // (row stride ldc) values (asserted), `c` is a distinct buffer, and the
-    // caller checked `available()`.
-    unsafe {
-        super::sgemm::sgemm(
-            taps,
-            q_n,
-            o,
-            w.as_ptr(),
-            1,
-            taps as isize,
-            d.as_ptr(),
-            ld as isize,
-            1,
-            c.as_mut_ptr(),
-            ldc,
-            false,
-        )
-    };
+    super::sgemm::sgemm(
+        taps,
+        q_n,
+        o,
+        w.as_ptr(),
+        1,
+        taps as isize,
+        d.as_ptr(),
+        ld as isize,
+        1,
+        c,
+        q_n,
+        false,
+    );
     #[cfg(not(target_arch = "x86_64"))]
     for t in 0..taps {
         for q in 0..q_n {
-            c[t * ldc + q] = (0..o).map(|oc| w[oc * taps + t] * d[oc * ld + q]).sum();
+            *c.add(t * q_n + q) = (0..o).map(|oc| w[oc * taps + t] * d[oc * ld + q]).sum();
         }
     }
 }

@@ -6,7 +6,7 @@
 //! nothing here: we never copy to transpose (the kernels' packing absorbs it).
 
 #[cfg(target_arch = "x86_64")]
-use super::sgemm::Packed;
+use super::sgemm::Shared;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -247,7 +247,9 @@ unsafe fn product(
     // third of the packing of an mlp-wide step was such repeats).
     #[cfg(target_arch = "x86_64")]
     let shared = if own && parts > 1 && shares_packing(m, n, k) {
-        shared_pack(by_rows, parts, m, n, k, a, a_rs, a_cs, b, b_rs, b_cs)
+        // SAFETY: the operands hold m×k and k×n values (checked above),
+        // addressed by these strides; `own` means the kernel is available.
+        unsafe { Shared::pack(by_rows, parts, (m, n, k), (a, a_rs, a_cs), (b, b_rs, b_cs)) }
     } else {
         None
     };
@@ -264,14 +266,20 @@ unsafe fn product(
             if own {
                 let (ap, bp) = (a.as_ptr().offset(a0), b.as_ptr().offset(b0));
                 let (mb, nb) = (i1 - i0, j1 - j0);
-                let packed = shared.as_ref().map(|(_, buf)| Packed(buf.as_ptr()));
-                let (pa, pb) = match shared {
-                    Some((true, _)) => (None, packed),
-                    Some((false, _)) => (packed, None),
-                    None => (None, None),
-                };
                 super::sgemm::sgemm_packed(
-                    mb, nb, k, ap, a_rs, a_cs, bp, b_rs, b_cs, c, n, accumulate, pa, pb,
+                    mb,
+                    nb,
+                    k,
+                    ap,
+                    a_rs,
+                    a_cs,
+                    bp,
+                    b_rs,
+                    b_cs,
+                    c,
+                    n,
+                    accumulate,
+                    shared.as_ref(),
                 );
                 return;
             }
@@ -339,61 +347,6 @@ const FINE_SPLIT_MIN: usize = 1 << 26;
 /// only; with the gemm crate, more blocks would mean more packing).
 fn shares_packing(m: usize, n: usize, k: usize) -> bool {
     m * n * k >= SHARED_PACK_MIN && matmul_kernel() == MatmulKernel::Own
-}
-
-/// Packs the operand that every block of a threaded product reads in full,
-/// split over `parts` rayon jobs by panels: `B` (`k × n`) when the output is
-/// split by rows, else `A` (`m × k`). Returns `(is_b, buffer)`, or `None`
-/// when `B` spans more than one column block of the kernel.
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-fn shared_pack(
-    by_rows: bool,
-    parts: usize,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    a_rs: isize,
-    a_cs: isize,
-    b: &[f32],
-    b_rs: isize,
-    b_cs: isize,
-) -> Option<(bool, Vec<f32>)> {
-    use super::sgemm;
-    if by_rows && !sgemm::b_fits_one_block(n) {
-        return None;
-    }
-    let (len, lines, panel) = if by_rows {
-        (sgemm::packed_b_len(k, n), n, sgemm::PANELS.1)
-    } else {
-        (sgemm::packed_a_len(m, k), m, sgemm::PANELS.0)
-    };
-    let mut buf: Vec<f32> = Vec::with_capacity(len);
-    let dst = Packed(buf.as_mut_ptr());
-    let step = lines.div_ceil(parts).next_multiple_of(panel);
-    rayon::scope(|s| {
-        for l0 in (0..lines).step_by(step) {
-            let range = l0..(l0 + step).min(lines);
-            s.spawn(move |_| {
-                let dst = dst;
-                // SAFETY: the operands hold m×k and k×n values (checked by
-                // `product`); each job writes only the panels of its own
-                // lines, inside the `len` values of `buf`.
-                unsafe {
-                    if by_rows {
-                        sgemm::pack_b_full(k, n, b.as_ptr(), b_rs, b_cs, range, dst.0 as *mut f32);
-                    } else {
-                        sgemm::pack_a_full(m, k, a.as_ptr(), a_rs, a_cs, range, dst.0 as *mut f32);
-                    }
-                }
-            });
-        }
-    });
-    // SAFETY: the jobs above wrote every one of the `len` values (all panels
-    // of all `KC` blocks, zero-padded), and have finished.
-    unsafe { buf.set_len(len) };
-    Some((by_rows, buf))
 }
 
 #[cfg(test)]

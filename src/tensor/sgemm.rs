@@ -25,8 +25,8 @@
 //! The pack buffers live in thread-local storage and are reused from call to
 //! call: no allocation in the steady state. When a large product is split
 //! over threads, the operand every block reads in full is packed once into a
-//! shared buffer instead ([`sgemm_packed`], filled by the threads together
-//! with [`pack_a_full`] / [`pack_b_full`]).
+//! shared buffer instead, by the threads together ([`Shared`],
+//! [`sgemm_packed`]).
 
 #![cfg(target_arch = "x86_64")]
 
@@ -97,113 +97,106 @@ pub(super) unsafe fn sgemm(
     accumulate: bool,
 ) {
     sgemm_packed(
-        m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc, accumulate, None, None,
+        m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc, accumulate, None,
     )
 }
 
-/// `A` or `B` packed in full ahead of the product, by [`pack_a_full`] or
-/// [`pack_b_full`], so that threads computing blocks of one output share it
-/// instead of each packing it again.
-#[derive(Clone, Copy)]
-pub(super) struct Packed(pub(super) *const f32);
-
-// SAFETY: a `Packed` only carries the address of a buffer that the caller
-// keeps alive and unchanged while the threads read it.
-unsafe impl Send for Packed {}
-unsafe impl Sync for Packed {}
-
-/// Length of [`pack_a_full`]'s buffer for an `m × k` operand.
-pub(super) fn packed_a_len(m: usize, k: usize) -> usize {
-    m.next_multiple_of(MR) * k
+/// The operand that every block of a threaded product reads in full, packed
+/// once for all of them: `A` when the output is split by columns, `B` when
+/// by rows. Its layout is that of the per-call packing, for every `KC`
+/// block at once: block `pc` at `pc·lines_pad`, its panel of lines from `l`
+/// at `pc·lines_pad + l·kc`.
+pub(super) enum Shared {
+    A(Vec<f32>),
+    B(Vec<f32>),
 }
 
-/// Length of [`pack_b_full`]'s buffer for a `k × n` operand.
-pub(super) fn packed_b_len(k: usize, n: usize) -> usize {
-    n.next_multiple_of(NR) * k
-}
-
-/// Packs rows `rows` (from a multiple of 6) of all of `A` (`m × k`) into
-/// `dst`, laid out as [`sgemm_packed`] reads it: the `KC`-deep block from
-/// `pc` at `pc·m_pad`, its rows from `ic` at `pc·m_pad + ic·kc`. Each call
-/// writes only its rows' panels, so threads can pack disjoint row ranges at
-/// once.
-///
-/// # Safety
-/// As for [`sgemm`]; `dst` must hold [`packed_a_len`] values.
-pub(super) unsafe fn pack_a_full(
-    m: usize,
-    k: usize,
-    a: *const f32,
-    a_rs: isize,
-    a_cs: isize,
-    rows: std::ops::Range<usize>,
-    dst: *mut f32,
-) {
-    debug_assert!(rows.start.is_multiple_of(MR) && rows.end <= m);
-    let mp = m.next_multiple_of(MR);
-    for pc in (0..k).step_by(KC) {
-        let kc = KC.min(k - pc);
-        let src = a.offset(rows.start as isize * a_rs + pc as isize * a_cs);
-        pack_a(
-            rows.len(),
-            kc,
-            src,
-            a_rs,
-            a_cs,
-            dst.add(pc * mp + rows.start * kc),
-        );
+impl Shared {
+    /// Packs `B` (`k × n`) when `by_rows`, else `A` (`m × k`), its panels
+    /// split over `jobs` rayon jobs; `None` when `B` is wider than one `NC`
+    /// block. Each operand is addressed as in [`sgemm`], from the start of
+    /// its slice.
+    ///
+    /// # Safety
+    /// The slices must hold every element those strides address, and
+    /// [`available`] must be true.
+    pub(super) unsafe fn pack(
+        by_rows: bool,
+        jobs: usize,
+        (m, n, k): (usize, usize, usize),
+        (a, a_rs, a_cs): (&[f32], isize, isize),
+        (b, b_rs, b_cs): (&[f32], isize, isize),
+    ) -> Option<Shared> {
+        if by_rows && n > NC {
+            return None;
+        }
+        let (lines, panel) = if by_rows { (n, NR) } else { (m, MR) };
+        let len = lines.next_multiple_of(panel) * k;
+        let mut buf: Vec<f32> = Vec::with_capacity(len);
+        // The address, not the `&mut`, crosses into the jobs.
+        let dst = buf.as_mut_ptr() as usize;
+        let step = lines.div_ceil(jobs).next_multiple_of(panel);
+        rayon::scope(|s| {
+            for l0 in (0..lines).step_by(step) {
+                let range = l0..(l0 + step).min(lines);
+                s.spawn(move |_| {
+                    let dst = dst as *mut f32;
+                    // SAFETY: the operands hold what the strides address
+                    // (the caller's promise); each job writes only the
+                    // panels of its own lines, inside the `len` values of
+                    // `buf`.
+                    unsafe {
+                        if by_rows {
+                            pack_full::<NR>(n, k, b.as_ptr(), b_cs, b_rs, range, dst);
+                        } else {
+                            pack_full::<MR>(m, k, a.as_ptr(), a_rs, a_cs, range, dst);
+                        }
+                    }
+                });
+            }
+        });
+        // SAFETY: the jobs wrote all `len` values (every panel of every
+        // block, zero-padded) and have finished.
+        buf.set_len(len);
+        Some(if by_rows {
+            Shared::B(buf)
+        } else {
+            Shared::A(buf)
+        })
     }
 }
 
-/// Packs columns `cols` (from a multiple of 16) of all of `B` (`k × n`,
-/// `n ≤ NC`) into `dst` in [`pack_b`]'s layout: block `pc` at `pc·n_pad`,
-/// its columns from `jr` at `pc·n_pad + jr·kc`. Disjoint column ranges may
-/// be packed by several threads at once.
-///
-/// # Safety
-/// As for [`sgemm`]; `dst` must hold [`packed_b_len`] values.
-pub(super) unsafe fn pack_b_full(
+/// Packs lines `lines` (from a multiple of `W`) of an operand of `len`
+/// lines of `k` values (line `i` value `p` at `src + i*si + p*sp`, as in
+/// [`pack`]) into `dst`, for every `KC` block: the layout of [`Shared`].
+/// Each call writes only its lines' panels, so jobs can pack disjoint
+/// ranges at once.
+unsafe fn pack_full<const W: usize>(
+    len: usize,
     k: usize,
-    n: usize,
-    b: *const f32,
-    b_rs: isize,
-    b_cs: isize,
-    cols: std::ops::Range<usize>,
+    src: *const f32,
+    si: isize,
+    sp: isize,
+    lines: std::ops::Range<usize>,
     dst: *mut f32,
 ) {
-    debug_assert!(n <= NC && cols.start.is_multiple_of(NR) && cols.end <= n);
-    let np = n.next_multiple_of(NR);
+    debug_assert!(lines.start.is_multiple_of(W) && lines.end <= len);
+    let len_pad = len.next_multiple_of(W);
     for pc in (0..k).step_by(KC) {
         let kc = KC.min(k - pc);
-        let src = b.offset(pc as isize * b_rs + cols.start as isize * b_cs);
-        pack_b(
-            kc,
-            cols.len(),
-            src,
-            b_rs,
-            b_cs,
-            dst.add(pc * np + cols.start * kc),
-        );
+        let s = src.offset(lines.start as isize * si + pc as isize * sp);
+        let d = dst.add(pc * len_pad + lines.start * kc);
+        pack::<W>(lines.len(), kc, s, si, sp, d);
     }
 }
 
-/// Whether [`pack_b_full`] serves a product with `n` columns (one `NC` block).
-pub(super) fn b_fits_one_block(n: usize) -> bool {
-    n <= NC
-}
-
-/// The panel heights of `A` and widths of `B`: shared packing splits its
-/// work at multiples of these.
-pub(super) const PANELS: (usize, usize) = (MR, NR);
-
-/// [`sgemm`] with `A` or `B` (or neither) already packed in full:
-/// `packed_a` by [`pack_a_full`] for this `m × k` (its rows from the first
-/// of this call's), `packed_b` by [`pack_b_full`] for this `k × n`. The
-/// results are bit-identical to [`sgemm`]'s (the same panels, the same
+/// [`sgemm`] with `A` or `B` already packed by [`Shared::pack`] for this
+/// product (`A`: its rows from this call's first; `B`: all of its columns).
+/// The results are bit-identical to [`sgemm`]'s (the same panels, the same
 /// order of sums).
 ///
 /// # Safety
-/// As for [`sgemm`], and the packed buffers must hold the packed operands.
+/// As for [`sgemm`], and `shared` must hold this product's operand.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn sgemm_packed(
     m: usize,
@@ -218,10 +211,14 @@ pub(super) unsafe fn sgemm_packed(
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
-    packed_a: Option<Packed>,
-    packed_b: Option<Packed>,
+    shared: Option<&Shared>,
 ) {
     debug_assert!(available());
+    let (packed_a, packed_b) = match shared {
+        Some(Shared::A(v)) => (Some(v.as_ptr()), None),
+        Some(Shared::B(v)) => (None, Some(v.as_ptr())),
+        None => (None, None),
+    };
     debug_assert!(packed_b.is_none() || n <= NC);
     // With few rows of A, each panel of B serves one to three micro-kernel
     // calls, and packing it would cost as much as the product (the
@@ -234,7 +231,7 @@ pub(super) unsafe fn sgemm_packed(
     PACK.with(|pack| {
         let mut pack = pack.borrow_mut();
         let (pa, pb) = &mut *pack;
-        let pa = pa.get(MC * KC + 8);
+        let pa = pa.get(MC * KC);
         let pb = pb.get(KC * NC.min(n.next_multiple_of(NR)));
         for jc in (0..n).step_by(NC) {
             let nc = NC.min(n - jc);
@@ -243,25 +240,25 @@ pub(super) unsafe fn sgemm_packed(
                 let add = accumulate || pc > 0;
                 let bblock = b.offset(pc as isize * b_rs + jc as isize * b_cs);
                 let full = nc / NR * NR;
-                // Direct B: the full panels are read in place, only the
-                // ragged last one is packed (at the start of `pb`).
-                let pb: *mut f32 = match packed_b {
-                    Some(Packed(p)) => p.add(pc * np) as *mut f32,
-                    None => pb,
-                };
-                if packed_b.is_some() {
-                    // Already packed (read only).
-                } else if direct_b {
-                    if full < nc {
-                        pack_b(kc, nc - full, bblock.add(full), b_rs, b_cs, pb);
+                let pb: *const f32 = match packed_b {
+                    Some(p) => p.add(pc * np),
+                    // Direct B: the full panels are read in place, only the
+                    // ragged last one is packed (at the start of `pb`).
+                    None if direct_b => {
+                        if full < nc {
+                            pack_b(kc, nc - full, bblock.add(full), b_rs, b_cs, pb);
+                        }
+                        pb
                     }
-                } else {
-                    pack_b(kc, nc, bblock, b_rs, b_cs, pb);
-                }
+                    None => {
+                        pack_b(kc, nc, bblock, b_rs, b_cs, pb);
+                        pb
+                    }
+                };
                 for ic in (0..m).step_by(MC) {
                     let mc = MC.min(m - ic);
-                    let pa: *mut f32 = match packed_a {
-                        Some(Packed(p)) => p.add(pc * mp + ic * kc) as *mut f32,
+                    let pa: *const f32 = match packed_a {
+                        Some(p) => p.add(pc * mp + ic * kc),
                         None => {
                             pack_a(
                                 mc,
@@ -278,8 +275,8 @@ pub(super) unsafe fn sgemm_packed(
                         let nr = NR.min(nc - jr);
                         let (bp, b_step) = match (direct_b, jr < full) {
                             (true, true) => (bblock.add(jr), b_rs as usize),
-                            (true, false) => (pb as *const f32, NR),
-                            (false, _) => (pb.add(jr * kc) as *const f32, NR),
+                            (true, false) => (pb, NR),
+                            (false, _) => (pb.add(jr * kc), NR),
                         };
                         for ir in (0..mc).step_by(MR) {
                             let mr = MR.min(mc - ir);
@@ -418,7 +415,7 @@ unsafe fn pack_transposed<const W: usize>(
     // With `W` not a multiple of 8, the 8-wide store of the panel's last `p`
     // would run past the panel: that block is left to the scalar loop, so
     // that every call writes inside its own panels (threads pack disjoint
-    // panels of one buffer at once, see `pack_a_full`).
+    // panels of one buffer at once, see `Shared::pack`).
     let vec_end = if W.is_multiple_of(8) { kc } else { kc - 1 };
     let mut p0 = 0;
     while p0 + 8 <= vec_end {

@@ -114,6 +114,12 @@ impl Geom {
         }
     }
 
+    /// 2×2 windows with stride 2 and no padding (LeNet's): they tile the
+    /// plane, which the fast paths of the forward and backward rely on.
+    fn tiles_2x2(&self) -> bool {
+        (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw) == (2, 2, 2, 2, 0, 0)
+    }
+
     /// Planes per task.
     fn chunk(&self) -> usize {
         let per_plane = self.ho * self.wo * self.kh * self.kw;
@@ -144,7 +150,7 @@ fn forward(g: &Geom, x: &[f32], t: usize) -> (Vec<f32>, Vec<u32>) {
         .map(|ox| window(ox, g.kw, g.sw, g.pw, g.w).0)
         .collect();
     let spans: Vec<(usize, usize)> = (0..g.kw).map(|j| valid(j, g.pw, g.sw, g.w, g.wo)).collect();
-    let two_by_two = (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0);
+    let two_by_two = g.tiles_2x2();
     let mut y = vec![0.0f32; g.planes * plane_out];
     let mut arg = vec![0u32; g.planes * plane_out];
     let items: Vec<_> = y
@@ -238,7 +244,7 @@ fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32], arg: &mut [u32]) {
 /// `∂x`: each output's gradient added to the element its window picked.
 fn backward(g: &Geom, arg: &[u32], dy: &[f32], t: usize) -> Vec<f32> {
     let (plane_in, plane_out, chunk) = (g.h * g.w, g.ho * g.wo, g.chunk());
-    if (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0) {
+    if g.tiles_2x2() {
         // Windows that tile the plane: every element is written once, so
         // the buffer is not zeroed first.
         let mut dx = Vec::with_capacity(g.planes * plane_in);

@@ -81,7 +81,6 @@ pub(crate) struct DirectConv {
 impl DirectConv {
     /// `w: [O, C, kh, kw]` (PyTorch's layout, flat) for an input `[C, H, W]`
     /// with zero padding `(ph, pw)`, stride 1.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         (c, h, w): (usize, usize, usize),
         (o, kh, kw): (usize, usize, usize),
@@ -279,6 +278,7 @@ impl DirectConv {
             }
         }
     }
+
     /// `dx: [C, H, W] = col2im(Wᵀ · δ)` for one sample, with `w` the weights
     /// `[O, C·kh·kw]` and `dpad` its `δ` from [`pad_grad`](Self::pad_grad).
     ///
@@ -508,7 +508,7 @@ unsafe fn weight_pair(
 mod tests {
     use super::*;
 
-    /// The definition, in f64: forward and `∂W` of one sample.
+    /// The definition, in f64: forward, `∂W` and `∂x` of one sample.
     #[allow(clippy::type_complexity)]
     fn reference(
         (c, h, w): (usize, usize, usize),

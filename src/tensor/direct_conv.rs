@@ -374,6 +374,7 @@ unsafe fn cols_product(
         c,
         q_n,
         false,
+        None,
     );
     #[cfg(not(target_arch = "x86_64"))]
     for t in 0..taps {

@@ -266,7 +266,7 @@ unsafe fn product(
             if own {
                 let (ap, bp) = (a.as_ptr().offset(a0), b.as_ptr().offset(b0));
                 let (mb, nb) = (i1 - i0, j1 - j0);
-                super::sgemm::sgemm_packed(
+                super::sgemm::sgemm(
                     mb,
                     nb,
                     k,

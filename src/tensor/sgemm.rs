@@ -26,7 +26,7 @@
 //! call: no allocation in the steady state. When a large product is split
 //! over threads, the operand every block reads in full is packed once into a
 //! shared buffer instead, by the threads together ([`Shared`],
-//! [`sgemm_packed`]).
+//! [`sgemm`]).
 
 #![cfg(target_arch = "x86_64")]
 
@@ -72,33 +72,6 @@ impl Aligned {
 
 thread_local! {
     static PACK: RefCell<(Aligned, Aligned)> = RefCell::new(Default::default());
-}
-
-/// `C[m,n] (+)= A[m,k] · B[k,n]` with element `(i,p)` of `A` at
-/// `a + i*a_rs + p*a_cs`, `(p,j)` of `B` at `b + p*b_rs + j*b_cs`, and `C`
-/// row-major with row stride `ldc`.
-///
-/// # Safety
-/// The pointers and strides must address `m×k`, `k×n` and `m×n` valid
-/// elements, `C` must not overlap `A` or `B`, and [`available`] must be true.
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn sgemm(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: *const f32,
-    a_rs: isize,
-    a_cs: isize,
-    b: *const f32,
-    b_rs: isize,
-    b_cs: isize,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
-    sgemm_packed(
-        m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc, accumulate, None,
-    )
 }
 
 /// The operand that every block of a threaded product reads in full, packed
@@ -190,15 +163,19 @@ unsafe fn pack_full<const W: usize>(
     }
 }
 
-/// [`sgemm`] with `A` or `B` already packed by [`Shared::pack`] for this
-/// product (`A`: its rows from this call's first; `B`: all of its columns).
-/// The results are bit-identical to [`sgemm`]'s (the same panels, the same
-/// order of sums).
+/// `C[m,n] (+)= A[m,k] · B[k,n]` with element `(i,p)` of `A` at
+/// `a + i*a_rs + p*a_cs`, `(p,j)` of `B` at `b + p*b_rs + j*b_cs`, and `C`
+/// row-major with row stride `ldc`. `shared`: `A` or `B` already packed by
+/// [`Shared::pack`] for this product (`A`: its rows from this call's first;
+/// `B`: all of its columns), bit-identical to packing it here (the same
+/// panels, the same order of sums).
 ///
 /// # Safety
-/// As for [`sgemm`], and `shared` must hold this product's operand.
+/// The pointers and strides must address `m×k`, `k×n` and `m×n` valid
+/// elements, `C` must not overlap `A` or `B`, [`available`] must be true,
+/// and `shared` must hold this product's operand.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn sgemm_packed(
+pub(super) unsafe fn sgemm(
     m: usize,
     n: usize,
     k: usize,
@@ -543,6 +520,7 @@ mod tests {
                             c.as_mut_ptr(),
                             n,
                             accumulate,
+                            None,
                         )
                     };
                     let times = if accumulate { 2.0 } else { 1.0 };
@@ -605,6 +583,7 @@ mod tests {
                 whole.as_mut_ptr(),
                 n,
                 false,
+                None,
             );
             // Four blocks of uneven sizes, as threads would take them.
             for (i0, i1, j0, j1) in [(0, 13, 0, 37), (0, 13, 37, n), (13, m, 0, 5), (13, m, 5, n)] {
@@ -621,6 +600,7 @@ mod tests {
                     parts.as_mut_ptr().add(i0 * n + j0),
                     n,
                     false,
+                    None,
                 );
             }
         }

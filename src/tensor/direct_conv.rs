@@ -292,7 +292,7 @@ impl DirectConv {
     /// forwarding. `cols` is scratch, reused from sample to sample.
     pub(crate) fn grad_input(&self, w: &[f32], dpad: &[f32], dx: &mut [f32], cols: &mut Vec<f32>) {
         let taps = self.offs.len();
-        let (kh, kw, wp, ld) = (self.kh, self.kw, self.wp, self.dpad_ld());
+        let (wp, ld) = (self.wp, self.dpad_ld());
         assert_eq!(w.len(), self.o * taps, "direct conv: weight size");
         assert_eq!(dx.len(), self.c * self.h * self.w, "direct conv: ∂x");
         assert_eq!(
@@ -301,9 +301,8 @@ impl DirectConv {
             "direct conv: padded ∂y"
         );
         let qn = self.q();
-        // The interior rows of one padded channel, flat: `ph·Wp ..
-        // (ph + H)·Wp` (their pad columns are computed and dropped).
-        let (r0, len) = (self.ph * wp, self.h * wp);
+        // The interior rows of one padded channel (see `shifted_sums`).
+        let len = self.h * wp;
         // `cols` (taps × qn, every value written by the product) then the
         // channel accumulator (zeroed per channel): nothing to zero here.
         let need = taps * qn + len;
@@ -318,6 +317,31 @@ impl DirectConv {
             cols.set_len(need);
         }
         let (cols, acc) = cols.split_at_mut(taps * qn);
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { self.shifted_sums_avx2(cols, acc, dx) };
+        }
+        self.shifted_sums(cols, acc, dx);
+    }
+
+    /// [`Self::shifted_sums`] compiled for AVX2: the same loops (so the same
+    /// bits), 8 values per instruction instead of the default build's 4.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn shifted_sums_avx2(&self, cols: &[f32], acc: &mut [f32], dx: &mut [f32]) {
+        self.shifted_sums(cols, acc, dx)
+    }
+
+    /// The second half of [`Self::grad_input`]: each input channel of `dx`
+    /// is the sum over its taps of the rows of `cols` (`Wᵀ·δ`, `q_n` per tap)
+    /// shifted by their offsets, accumulated on the padded width in `acc`.
+    #[inline(always)]
+    fn shifted_sums(&self, cols: &[f32], acc: &mut [f32], dx: &mut [f32]) {
+        let (kh, kw, wp, qn) = (self.kh, self.kw, self.wp, self.q());
+        // The interior rows of one padded channel, flat: `ph·Wp ..
+        // (ph + H)·Wp` (their pad columns are computed and dropped).
+        let (r0, len) = (self.ph * wp, self.h * wp);
         for (ci, dxc) in dx.chunks_exact_mut(self.h * self.w).enumerate() {
             acc.fill(0.0);
             for i in 0..kh {

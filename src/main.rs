@@ -306,10 +306,6 @@ fn set_threads(n: Option<usize>) -> anyhow::Result<()> {
                 "--threads {n}: use between 1 and 1024 threads"
             )));
         }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .ok();
         backprop::tensor::set_threads(n);
     }
     Ok(())

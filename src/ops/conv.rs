@@ -32,8 +32,8 @@
 //! # Parallelism and determinism
 //! The batch is cut into chunks of consecutive samples. The chunk length
 //! depends on the shapes only (enough work per chunk to be worth a task, at
-//! most 64 chunks), never on the thread count. Chunks run as a few rayon
-//! jobs per thread ([`threads()`](crate::tensor::threads); runs of
+//! most 64 chunks), never on the thread count. Chunks run as a few jobs
+//! of the [team](crate::tensor::team) per thread ([`threads()`](crate::tensor::threads); runs of
 //! consecutive chunks), each job allocating its scratch buffers once and
 //! reusing them for all its samples. In backward every chunk sums its
 //! own partial `∂W` and `∂b` over its samples in order, and the partials are
@@ -61,7 +61,6 @@ use crate::autograd::Backward;
 use crate::tensor::direct_conv::{self, DirectConv};
 use crate::tensor::{matmul_into, matmul_serial_into, sum_lanes, threads, Trans};
 use crate::{Graph, Tensor, Var};
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -107,7 +106,7 @@ pub fn conv_out_size(input: usize, kernel: usize, stride: usize, padding: usize)
 const RUNS_PER_THREAD: usize = 4;
 
 /// Runs `f(state, index, item)` for every item on at most
-/// `t·RUNS_PER_THREAD` rayon jobs (each job takes a run of consecutive items
+/// `t·RUNS_PER_THREAD` jobs of the [team](crate::tensor::team) (each job takes a run of consecutive items
 /// and makes one `state` with `init`, for its scratch buffers), and returns
 /// the results in item order. With `t ≤ 1` or a single item everything runs
 /// on the calling thread.
@@ -135,13 +134,10 @@ pub(crate) fn map_tasks<I: Send, S, R: Send>(
     while it.peek().is_some() {
         groups.push(it.by_ref().take(per).collect::<Vec<_>>());
     }
-    let done: Vec<Vec<R>> = groups
-        .into_par_iter()
-        .map(|g| {
-            let mut state = init();
-            g.into_iter().map(|(i, it)| f(&mut state, i, it)).collect()
-        })
-        .collect();
+    let done: Vec<Vec<R>> = crate::tensor::team::map(groups, |_, g| {
+        let mut state = init();
+        g.into_iter().map(|(i, it)| f(&mut state, i, it)).collect()
+    });
     done.into_iter().flatten().collect()
 }
 

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Number of threads the kernels may use (0 = rayon's default).
+/// Number of threads the kernels may use (0 = the default: rayon's pool
+/// size, i.e. `RAYON_NUM_THREADS` or the number of cores).
 pub fn set_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);
 }
@@ -310,23 +311,13 @@ unsafe fn product(
         block(0, m, 0, n);
     } else if by_rows {
         let step = m.div_ceil(parts).next_multiple_of(6);
-        rayon::scope(|s| {
-            for p in 0..parts {
-                let (i0, i1) = (p * step, ((p + 1) * step).min(m));
-                if i0 < i1 {
-                    s.spawn(move |_| block(i0, i1, 0, n));
-                }
-            }
+        super::team::run(m.div_ceil(step), &|p| {
+            block(p * step, ((p + 1) * step).min(m), 0, n)
         });
     } else {
         let step = n.div_ceil(parts).next_multiple_of(16);
-        rayon::scope(|s| {
-            for p in 0..parts {
-                let (j0, j1) = (p * step, ((p + 1) * step).min(n));
-                if j0 < j1 {
-                    s.spawn(move |_| block(0, m, j0, j1));
-                }
-            }
+        super::team::run(n.div_ceil(step), &|p| {
+            block(0, m, p * step, ((p + 1) * step).min(n))
         });
     }
 }

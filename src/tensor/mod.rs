@@ -9,6 +9,7 @@ pub(crate) mod direct_conv;
 mod matmul;
 pub(crate) mod par;
 mod sgemm;
+pub(crate) mod team;
 pub use matmul::{
     matmul, matmul_into, matmul_kernel, matmul_serial_into, set_matmul_kernel, set_threads,
     threads, MatmulKernel, Trans,

@@ -4,19 +4,18 @@
 //! (activations and their derivatives, the optimizer update) over tensors of
 //! up to a few million values. Run on one thread, they left the other core
 //! idle for about a fifth of an mlp-wide step. Here such a pass is cut into
-//! chunks of [`CHUNK`] values handed to rayon when the buffer is large and
+//! chunks of [`CHUNK`] values handed to the [`team`] when the buffer is large and
 //! more than one thread is allowed ([`threads`]); small buffers stay on the
 //! calling thread, where a split would cost more than it saves.
 //!
 //! Every element is computed by the same code whatever the split, so results
 //! do not depend on the thread count.
 
-use super::threads;
-use rayon::prelude::*;
+use super::{team, threads};
 use std::mem::MaybeUninit;
 
 /// Values per parallel chunk (128 KiB of `f32`): big enough to amortize a
-/// rayon job, small enough to balance two to sixteen threads.
+/// job, small enough to balance two to sixteen threads.
 pub const CHUNK: usize = 1 << 15;
 
 /// Whether a pass over `n` values is worth splitting.
@@ -31,10 +30,8 @@ pub fn fill(n: usize, fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) -> V
     let mut v = Vec::with_capacity(n);
     let spare = &mut v.spare_capacity_mut()[..n];
     if split(n) {
-        spare
-            .par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(i, c)| fill(i * CHUNK, c));
+        let chunks: Vec<_> = spare.chunks_mut(CHUNK).collect();
+        team::map(chunks, |i, c| fill(i * CHUNK, c));
     } else {
         fill(0, spare);
     }
@@ -94,7 +91,7 @@ pub fn for_chunks<const N: usize>(
         jobs.push((start, heads));
         start += len;
     }
-    jobs.into_par_iter().for_each(|(s, c)| f(s, c));
+    team::map(jobs, |_, (s, c)| f(s, c));
 }
 
 #[cfg(test)]

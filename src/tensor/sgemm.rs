@@ -86,7 +86,7 @@ pub(super) enum Shared {
 
 impl Shared {
     /// Packs `B` (`k × n`) when `by_rows`, else `A` (`m × k`), its panels
-    /// split over `jobs` rayon jobs; `None` when `B` is wider than one `NC`
+    /// split over `jobs` jobs of the team; `None` when `B` is wider than one `NC`
     /// block. Each operand is addressed as in [`sgemm`], from the start of
     /// its slice.
     ///
@@ -109,23 +109,18 @@ impl Shared {
         // The address, not the `&mut`, crosses into the jobs.
         let dst = buf.as_mut_ptr() as usize;
         let step = lines.div_ceil(jobs).next_multiple_of(panel);
-        rayon::scope(|s| {
-            for l0 in (0..lines).step_by(step) {
-                let range = l0..(l0 + step).min(lines);
-                s.spawn(move |_| {
-                    let dst = dst as *mut f32;
-                    // SAFETY: the operands hold what the strides address
-                    // (the caller's promise); each job writes only the
-                    // panels of its own lines, inside the `len` values of
-                    // `buf`.
-                    unsafe {
-                        if by_rows {
-                            pack_full::<NR>(n, k, b.as_ptr(), b_cs, b_rs, range, dst);
-                        } else {
-                            pack_full::<MR>(m, k, a.as_ptr(), a_rs, a_cs, range, dst);
-                        }
-                    }
-                });
+        super::team::run(lines.div_ceil(step), &|j| {
+            let range = j * step..((j + 1) * step).min(lines);
+            let dst = dst as *mut f32;
+            // SAFETY: the operands hold what the strides address (the
+            // caller's promise); each job writes only the panels of its own
+            // lines, inside the `len` values of `buf`.
+            unsafe {
+                if by_rows {
+                    pack_full::<NR>(n, k, b.as_ptr(), b_cs, b_rs, range, dst);
+                } else {
+                    pack_full::<MR>(m, k, a.as_ptr(), a_rs, a_cs, range, dst);
+                }
             }
         });
         // SAFETY: the jobs wrote all `len` values (every panel of every

@@ -178,7 +178,7 @@ pub struct StepInfo {
 }
 
 /// What the loop tells its caller as it goes (progress bars, logs).
-/// `Send`, because [`train`] runs its loop on a thread of rayon's pool.
+/// `Send`, so that a caller may run the loop on a thread of its own.
 pub trait Observer: Send {
     fn epoch_start(&mut self, _epoch: usize, _batches: usize) {}
     /// After each optimizer step.
@@ -409,13 +409,10 @@ pub fn train(
     cfg: &TrainConfig,
     obs: &mut dyn Observer,
 ) -> Result<(Summary, Optimizer)> {
-    // The loop runs on one of the pool's own threads (here already, when
-    // called from one): a parallel kernel then does part of its work on the
-    // calling thread and wakes only the others, instead of parking the
-    // caller on a lock and waking the whole pool for each of the dozens of
-    // parallel kernels in a step (thread wake-ups were a fifth of an mlp-bn
-    // run's time, `perf`).
-    rayon::scope(|_| train_loop(model, train, test, cfg, obs))
+    // The kernels split their work over `tensor::team`, whose helpers keep
+    // spinning between the dozens of parallel kernels of a step (thread
+    // wake-ups had been a fifth of an mlp-bn run's time, `perf`).
+    train_loop(model, train, test, cfg, obs)
 }
 
 fn train_loop(

@@ -33,8 +33,8 @@
 //! The batch is cut into chunks of consecutive samples. The chunk length
 //! depends on the shapes only (enough work per chunk to be worth a task, at
 //! most 64 chunks), never on the thread count. Chunks run as a few jobs
-//! of the [team](crate::tensor::team) per thread ([`threads()`](crate::tensor::threads); runs of
-//! consecutive chunks), each job allocating its scratch buffers once and
+//! of the thread team (`tensor::team`) per thread
+//! ([`threads()`](crate::tensor::threads); runs of consecutive chunks), each job allocating its scratch buffers once and
 //! reusing them for all its samples. In backward every chunk sums its
 //! own partial `∂W` and `∂b` over its samples in order, and the partials are
 //! then added in chunk order: the gradients are bit-identical from run to run
@@ -106,7 +106,8 @@ pub fn conv_out_size(input: usize, kernel: usize, stride: usize, padding: usize)
 const RUNS_PER_THREAD: usize = 4;
 
 /// Runs `f(state, index, item)` for every item on at most
-/// `t·RUNS_PER_THREAD` jobs of the [team](crate::tensor::team) (each job takes a run of consecutive items
+/// `t·RUNS_PER_THREAD` jobs of the [team](crate::tensor::team) (each job
+/// takes a run of consecutive items
 /// and makes one `state` with `init`, for its scratch buffers), and returns
 /// the results in item order. With `t ≤ 1` or a single item everything runs
 /// on the calling thread.

@@ -20,7 +20,7 @@
 //! the output (the last NaN of the window is the one picked).
 //!
 //! Planes are processed in chunks, a few jobs of the
-//! [team](crate::tensor::team) per thread
+//! thread team (`tensor::team`) per thread
 //! ([`threads()`](crate::tensor::threads)) when there is enough work;
 //! every output and every input gradient is computed by a single job in a
 //! fixed order, so results do not depend on the thread count.

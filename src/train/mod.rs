@@ -178,8 +178,7 @@ pub struct StepInfo {
 }
 
 /// What the loop tells its caller as it goes (progress bars, logs).
-/// `Send`, so that a caller may run the loop on a thread of its own.
-pub trait Observer: Send {
+pub trait Observer {
     fn epoch_start(&mut self, _epoch: usize, _batches: usize) {}
     /// After each optimizer step.
     fn step(&mut self, _info: &StepInfo) {}
@@ -403,19 +402,6 @@ pub fn check_run(
 /// Stops with [`Error::Diverged`] if the loss becomes NaN or infinite; the
 /// model is then left as it was after the last good step.
 pub fn train(
-    model: &mut Model,
-    train: &Dataset,
-    test: Option<&Dataset>,
-    cfg: &TrainConfig,
-    obs: &mut dyn Observer,
-) -> Result<(Summary, Optimizer)> {
-    // The kernels split their work over `tensor::team`, whose helpers keep
-    // spinning between the dozens of parallel kernels of a step (thread
-    // wake-ups had been a fifth of an mlp-bn run's time, `perf`).
-    train_loop(model, train, test, cfg, obs)
-}
-
-fn train_loop(
     model: &mut Model,
     train: &Dataset,
     test: Option<&Dataset>,

@@ -34,8 +34,9 @@
 //! depends on the shapes only (enough work per chunk to be worth a task, at
 //! most 64 chunks), never on the thread count. Chunks run as a few jobs
 //! of the thread team (`tensor::team`) per thread
-//! ([`threads()`](crate::tensor::threads); runs of consecutive chunks), each job allocating its scratch buffers once and
-//! reusing them for all its samples. In backward every chunk sums its
+//! ([`threads()`](crate::tensor::threads); runs of consecutive chunks),
+//! each job allocating its scratch buffers once and reusing them for all its
+//! samples. In backward every chunk sums its
 //! own partial `∂W` and `∂b` over its samples in order, and the partials are
 //! then added in chunk order: the gradients are bit-identical from run to run
 //! *and* for any thread count. The batch is the parallel axis: when it spans
@@ -107,9 +108,8 @@ const RUNS_PER_THREAD: usize = 4;
 
 /// Runs `f(state, index, item)` for every item on at most
 /// `t·RUNS_PER_THREAD` jobs of the [team](crate::tensor::team) (each job
-/// takes a run of consecutive items
-/// and makes one `state` with `init`, for its scratch buffers), and returns
-/// the results in item order. With `t ≤ 1` or a single item everything runs
+/// takes a run of consecutive items and makes one `state` with `init`, for
+/// its scratch buffers), and returns the results in item order. With `t ≤ 1` or a single item everything runs
 /// on the calling thread.
 pub(crate) fn map_tasks<I: Send, S, R: Send>(
     items: Vec<I>,
@@ -245,12 +245,11 @@ impl Geom {
     }
 
     /// The direct kernels' view of this convolution.
-    fn direct_conv(&self, w: &[f32]) -> DirectConv {
+    fn direct_conv(&self) -> DirectConv {
         DirectConv::new(
             (self.c, self.h, self.w),
             (self.o, self.kh, self.kw),
             (self.ph, self.pw),
-            w,
         )
     }
 
@@ -440,7 +439,8 @@ fn forward(
 ) -> (Vec<f32>, Option<Vec<Vec<f32>>>) {
     let (o, k, p, chw, chunk) = (g.o, g.k(), g.p(), g.chw(), g.chunk());
     if direct {
-        let d = g.direct_conv(w);
+        let d = g.direct_conv();
+        let wpack = d.pack_weights(w);
         // Not zeroed first: the kernel writes every output value.
         let mut y = Vec::with_capacity(g.n * o * p);
         let items: Vec<&mut [MaybeUninit<f32>]> = y.spare_capacity_mut()[..g.n * o * p]
@@ -452,7 +452,7 @@ fn forward(
             for (si, ys) in yc.chunks_exact_mut(o * p).enumerate() {
                 let s = ti * chunk + si;
                 d.pad_input(&x[s * chw..(s + 1) * chw], xpad);
-                d.forward(xpad, b, ys, tiles);
+                d.forward(&wpack, xpad, b, ys, tiles);
             }
         });
         // SAFETY: `forward` wrote all o·p values of every sample, and the
@@ -533,7 +533,7 @@ fn backward(
     let (needs_x, needs_w, needs_b) = needs;
     let (o, k, p, chw, chunk) = (g.o, g.k(), g.p(), g.chw(), g.chunk());
     let pointwise = g.pointwise();
-    let direct = direct.then(|| g.direct_conv(w));
+    let direct = direct.then(|| g.direct_conv());
     let spans = Spans::new(g);
     let serial = g.n > chunk;
     let mut dx = needs_x.then(|| vec![0.0f32; g.n * chw]);

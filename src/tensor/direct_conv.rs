@@ -56,8 +56,9 @@ pub(crate) fn available() -> bool {
     return false;
 }
 
-/// The sizes of one stride-1 convolution, with its tap offsets and its
-/// weights packed for the forward kernel.
+/// The sizes of one stride-1 convolution, with its tap offsets. The
+/// forward pass also takes the weights packed by
+/// [`pack_weights`](Self::pack_weights); the gradients read them as given.
 pub(crate) struct DirectConv {
     kh: usize,
     kw: usize,
@@ -73,41 +74,27 @@ pub(crate) struct DirectConv {
     wp: usize,
     /// `off(t)` for every tap `t = (c, i, j)`, in that order.
     offs: Vec<usize>,
-    /// `W` as panels of 6 output channels (the last zero-padded), each
-    /// stored tap-major: `[panel][t][6]`.
-    wpack: Vec<f32>,
 }
 
 impl DirectConv {
-    /// `w: [O, C, kh, kw]` (PyTorch's layout, flat) for an input `[C, H, W]`
-    /// with zero padding `(ph, pw)`, stride 1.
+    /// `O` kernels of `[C, kh, kw]` over an input `[C, H, W]` with zero
+    /// padding `(ph, pw)`, stride 1.
     pub(crate) fn new(
         (c, h, w): (usize, usize, usize),
         (o, kh, kw): (usize, usize, usize),
         (ph, pw): (usize, usize),
-        weights: &[f32],
     ) -> DirectConv {
         let (hp, wp) = (h + 2 * ph, w + 2 * pw);
         assert!(
             hp >= kh && wp >= kw && kh > 0 && kw > 0,
             "direct conv: kernel larger than input"
         );
-        let taps = c * kh * kw;
-        assert_eq!(weights.len(), o * taps, "direct conv: weight size");
-        let mut offs = Vec::with_capacity(taps);
+        let mut offs = Vec::with_capacity(c * kh * kw);
         for ci in 0..c {
             for i in 0..kh {
                 for j in 0..kw {
                     offs.push(ci * hp * wp + i * wp + j);
                 }
-            }
-        }
-        let panels = o.div_ceil(MR);
-        let mut wpack = vec![0.0; panels * taps * MR];
-        for (oc, row) in weights.chunks_exact(taps).enumerate() {
-            let panel = &mut wpack[oc / MR * taps * MR..];
-            for (t, &v) in row.iter().enumerate() {
-                panel[t * MR + oc % MR] = v;
             }
         }
         DirectConv {
@@ -124,8 +111,23 @@ impl DirectConv {
             hp,
             wp,
             offs,
-            wpack,
         }
+    }
+
+    /// `w: [O, C, kh, kw]` (PyTorch's layout, flat) as the forward kernel
+    /// reads it: panels of 6 output channels (the last zero-padded), each
+    /// stored tap-major, `[panel][t][6]`. Once per forward pass.
+    pub(crate) fn pack_weights(&self, w: &[f32]) -> Vec<f32> {
+        let taps = self.offs.len();
+        assert_eq!(w.len(), self.o * taps, "direct conv: weight size");
+        let mut wpack = vec![0.0; self.o.div_ceil(MR) * taps * MR];
+        for (oc, row) in w.chunks_exact(taps).enumerate() {
+            let panel = &mut wpack[oc / MR * taps * MR..];
+            for (t, &v) in row.iter().enumerate() {
+                panel[t * MR + oc % MR] = v;
+            }
+        }
+        wpack
     }
 
     /// Positions computed per sample: `Ho` rows of the padded width.
@@ -161,12 +163,14 @@ impl DirectConv {
         }
     }
 
-    /// `y: [O, Ho, Wo] = bias + W ∗ x` for one sample, from its padded
+    /// `y: [O, Ho, Wo] = bias + W ∗ x` for one sample, from the packed
+    /// weights (see [`pack_weights`](Self::pack_weights)) and its padded
     /// input (see [`pad_input`](Self::pad_input)); every value of `y` is
     /// written, so it may start uninitialized. `scratch` holds the
     /// tiles on the padded positions before the junk columns are dropped.
     pub(crate) fn forward(
         &self,
+        wpack: &[f32],
         xpad: &[f32],
         bias: Option<&[f32]>,
         y: &mut [MaybeUninit<f32>],
@@ -177,9 +181,14 @@ impl DirectConv {
         let taps = self.offs.len();
         let qn = self.q().next_multiple_of(NR);
         let panels = self.o.div_ceil(MR);
+        assert_eq!(
+            wpack.len(),
+            panels * taps * MR,
+            "direct conv: packed weights"
+        );
         scratch.resize(panels * MR * qn, 0.0);
         for p in 0..panels {
-            let a = &self.wpack[p * taps * MR..(p + 1) * taps * MR];
+            let a = &wpack[p * taps * MR..(p + 1) * taps * MR];
             for q0 in (0..qn).step_by(NR) {
                 // SAFETY: `a` holds taps×6 values; every read of `xpad` is at
                 // `off(t) + q` with `q < qn ≤ Ho·Wp + 15`, below its length
@@ -608,7 +617,8 @@ mod tests {
             let wt: Vec<f32> = (0..o * cin * kh * kw)
                 .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
                 .collect();
-            let d = DirectConv::new((cin, h, w), (o, kh, kw), (ph, pw), &wt);
+            let d = DirectConv::new((cin, h, w), (o, kh, kw), (ph, pw));
+            let wpack = d.pack_weights(&wt);
             let (ho, wo) = (d.ho, d.wo);
             let dy: Vec<f32> = (0..o * ho * wo)
                 .map(|i| ((i * 3 % 13) as f32 - 6.0) / 5.0)
@@ -623,7 +633,7 @@ mod tests {
             for round in 0..2 {
                 d.pad_input(&x, &mut xpad);
                 let mut y = vec![MaybeUninit::new(f32::NAN); o * ho * wo];
-                d.forward(&xpad, Some(&bias), &mut y, &mut scratch);
+                d.forward(&wpack, &xpad, Some(&bias), &mut y, &mut scratch);
                 // SAFETY: `MaybeUninit<f32>` has `f32`'s layout; all were
                 // initialized (to NaN, then by `forward`).
                 let y: Vec<f32> = y.iter().map(|v| unsafe { v.assume_init() }).collect();

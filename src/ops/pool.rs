@@ -220,7 +220,8 @@ fn forward(g: &Geom, x: &[f32], t: usize) -> (Vec<f32>, Vec<u32>) {
 /// first element of −∞ is not replaced by −∞ either way). Selection is by
 /// bit masks, never branches (the pick is data: a branch mispredicted about
 /// once per window); with AVX2 (checked at run time) 8 outputs of a row go
-/// at once ([`pool_2x2_avx2`]), the rest one by one, the same selection.
+/// at once in rows of 8 or more ([`pool_2x2_avx2`]), shorter rows one by one,
+/// with the same selection.
 fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32], arg: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
     let avx2 = is_x86_feature_detected!("avx2");
@@ -228,14 +229,13 @@ fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32], arg: &mut [u32]) {
     for (oy, (ym, am)) in rows.enumerate() {
         let top = 2 * oy * w;
         let (r0, r1) = (&x[top..top + 2 * wo], &x[top + w..top + w + 2 * wo]);
-        #[allow(unused_mut)]
-        let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if avx2 {
+        if avx2 && wo >= 8 {
             // SAFETY: the CPU has AVX2.
-            done = unsafe { pool_2x2_avx2(r0, r1, top as u32, w as u32, ym, am) };
+            unsafe { pool_2x2_avx2(r0, r1, top as u32, w as u32, ym, am) };
+            continue;
         }
-        for ox in done..wo {
+        for ox in 0..wo {
             let i0 = (top + 2 * ox) as u32;
             let (mut best, mut at) = (r0[2 * ox], i0);
             for (v, i) in [
@@ -253,30 +253,22 @@ fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32], arg: &mut [u32]) {
     }
 }
 
-/// Where the 8-wide steps over `n` outputs start: every multiple of 8, then
-/// `n − 8` for a ragged end (those outputs are computed twice, the same
-/// values written twice). None when `n < 8`.
+/// Where the 8-wide steps over `n ≥ 8` outputs start: every multiple of 8,
+/// then `n − 8` for a ragged end (those outputs are computed twice, the same
+/// values written twice).
 #[cfg(target_arch = "x86_64")]
 fn steps_of_8(n: usize) -> impl Iterator<Item = usize> {
-    let full = if n < 8 { 0 } else { n / 8 * 8 };
-    let last = (n >= 8 && !n.is_multiple_of(8)).then(|| n - 8);
-    (0..full).step_by(8).chain(last)
+    debug_assert!(n >= 8);
+    let last = (!n.is_multiple_of(8)).then(|| n - 8);
+    (0..n / 8 * 8).step_by(8).chain(last)
 }
 
-/// [`pool_2x2`] for one row, 8 outputs at a time (see [`steps_of_8`]):
-/// `r0`, `r1` are the window rows (`2·wo` values each), `top` the flat index
-/// of `r0`'s first element in the plane. Returns how many outputs it wrote:
-/// all of them, or none when the row has fewer than 8.
+/// [`pool_2x2`] for one row of at least 8 outputs, 8 at a time (see
+/// [`steps_of_8`]): `r0`, `r1` are the window rows (`2·wo` values each),
+/// `top` the flat index of `r0`'s first element in the plane.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn pool_2x2_avx2(
-    r0: &[f32],
-    r1: &[f32],
-    top: u32,
-    w: u32,
-    y: &mut [f32],
-    arg: &mut [u32],
-) -> usize {
+unsafe fn pool_2x2_avx2(r0: &[f32], r1: &[f32], top: u32, w: u32, y: &mut [f32], arg: &mut [u32]) {
     use std::arch::x86_64::*;
     let lanes = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     // The even and odd elements of 16 consecutive values, in order.
@@ -306,11 +298,6 @@ unsafe fn pool_2x2_avx2(
         }
         _mm256_storeu_ps(y.as_mut_ptr().add(ox), best);
         _mm256_storeu_ps(arg.as_mut_ptr().add(ox) as *mut f32, at);
-    }
-    if y.len() < 8 {
-        0
-    } else {
-        y.len()
     }
 }
 
@@ -377,14 +364,16 @@ fn unpool_2x2(arg: &[u32], dy: &[f32], w: usize, wo: usize, dx: &mut [MaybeUnini
             .expect("unpool_2x2: plane too short")
             .split_at_mut(w);
         let top = 2 * oy * w;
-        #[allow(unused_mut)]
-        let mut done = 0;
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: the CPU has AVX2.
-            done = unsafe { unpool_2x2_avx2(ar, dr, top as u32, w as u32, row0, row1) };
+        for v in row0[2 * wo..].iter_mut().chain(&mut row1[2 * wo..]) {
+            v.write(0.0);
         }
-        for ox in done..wo {
+        #[cfg(target_arch = "x86_64")]
+        if avx2 && wo >= 8 {
+            // SAFETY: the CPU has AVX2.
+            unsafe { unpool_2x2_avx2(ar, dr, top as u32, w as u32, row0, row1) };
+            continue;
+        }
+        for ox in 0..wo {
             let d = (0.0 + dr[ox]).to_bits();
             let k = ar[ox].wrapping_sub((top + 2 * ox) as u32);
             let pick = |at: u32| f32::from_bits(d & ((k == at) as u32).wrapping_neg());
@@ -393,19 +382,15 @@ fn unpool_2x2(arg: &[u32], dy: &[f32], w: usize, wo: usize, dx: &mut [MaybeUnini
             row1[2 * ox].write(pick(w as u32));
             row1[2 * ox + 1].write(pick(w as u32 + 1));
         }
-        for v in row0[2 * wo..].iter_mut().chain(&mut row1[2 * wo..]) {
-            v.write(0.0);
-        }
     }
     for v in pairs.into_remainder() {
         v.write(0.0);
     }
 }
 
-/// [`unpool_2x2`] for one row of windows, 8 at a time (see
+/// [`unpool_2x2`] for one row of at least 8 windows, 8 at a time (see
 /// [`steps_of_8`]), into the window rows `row0`, `row1` (`top`: the flat
-/// index of `row0`'s first element). Returns how many windows it wrote: all
-/// of them, or none when the row has fewer than 8.
+/// index of `row0`'s first element).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn unpool_2x2_avx2(
@@ -415,7 +400,7 @@ unsafe fn unpool_2x2_avx2(
     w: u32,
     row0: &mut [MaybeUninit<f32>],
     row1: &mut [MaybeUninit<f32>],
-) -> usize {
+) {
     use std::arch::x86_64::*;
     let lanes = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     // 16 consecutive values, alternately from `even` and `odd`.
@@ -439,11 +424,6 @@ unsafe fn unpool_2x2_avx2(
             pick(w),
             pick(w + 1),
         );
-    }
-    if arg.len() < 8 {
-        0
-    } else {
-        arg.len()
     }
 }
 

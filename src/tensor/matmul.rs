@@ -356,6 +356,17 @@ mod tests {
         c
     }
 
+    /// Deterministic `a: [m, k]` and `b: [k, n]` with small exact values.
+    fn operands(m: usize, k: usize, n: usize) -> (Vec<f32>, Vec<f32>) {
+        let a = (0..m * k)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
+            .collect();
+        let b = (0..k * n)
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0)
+            .collect();
+        (a, b)
+    }
+
     fn transpose(a: &[f32], r: usize, c: usize) -> Vec<f32> {
         let mut t = vec![0.0; r * c];
         for i in 0..r {
@@ -378,12 +389,7 @@ mod tests {
             (301, 257, 64),
             (190, 730, 500),
         ] {
-            let a: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
-                .collect();
-            let b: Vec<f32> = (0..k * n)
-                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0)
-                .collect();
+            let (a, b) = operands(m, k, n);
             let want = naive(&a, &b, m, k, n);
             let (at, bt) = (transpose(&a, m, k), transpose(&b, k, n));
             for (aa, ta) in [(&a, Trans::No), (&at, Trans::Yes)] {
@@ -423,12 +429,7 @@ mod tests {
     #[test]
     fn all_transpose_combinations_match_naive() {
         let (m, k, n) = (37, 23, 71);
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0)
-            .collect();
+        let (a, b) = operands(m, k, n);
         let want = naive(&a, &b, m, k, n);
         let at = transpose(&a, m, k);
         let bt = transpose(&b, k, n);

@@ -211,7 +211,8 @@ fn fused(c: &mut Criterion) {
     ));
     for (name, kind, momentum) in [("sgd momentum", Kind::Sgd, 0.9), ("adam", Kind::Adam, 0.0)] {
         let mut cfg = Config::new(kind);
-        cfg.momentum = momentum;
+        cfg.momentum = backprop::optim::Momentum::classic(momentum);
+        cfg.lr = 1e-3;
         let mut opt = Optimizer::new(cfg);
         let mut params: Vec<Tensor> = shapes.iter().map(|s| pseudo_random(s, 17)).collect();
         group.bench_function(
@@ -219,7 +220,7 @@ fn fused(c: &mut Criterion) {
             |bench| {
                 bench.iter(|| {
                     let mut ps: Vec<&mut Tensor> = params.iter_mut().collect();
-                    opt.step(&mut ps, &grads, 1e-3);
+                    opt.step_tensors(&mut ps, &grads);
                 })
             },
         );

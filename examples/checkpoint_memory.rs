@@ -6,7 +6,7 @@
 //! `cargo run --release --example checkpoint_memory`
 
 use backprop::data::load_data;
-use backprop::nn::{checkpoint::parse_segments, Init, Model};
+use backprop::nn::{checkpoint::parse_segments, Init, Sequential};
 use backprop::train::{compute_gradients, LossKind};
 use rand::SeedableRng;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -38,17 +38,17 @@ fn main() {
     let (train, _) = load_data(&dir, None, None).expect("data/mnist");
     let idx: Vec<usize> = (0..64).collect();
     let (x, y) = train.batch(&idx);
-    let mut model = Model::new(
+    let mut model = Sequential::parse(
         "lenet",
         Init::Default,
         &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
     )
     .unwrap();
-    let step = |m: &Model| {
+    let step = |m: &Sequential| {
         let base = LIVE.load(Relaxed);
         PEAK.store(base, Relaxed);
         let r = compute_gradients(m, x.clone(), &y, LossKind::CrossEntropy, 1);
-        (PEAK.load(Relaxed) - base, r.grads)
+        (PEAK.load(Relaxed) - base, r.grads.tensors().to_vec())
     };
     let (plain, g0) = step(&model);
     println!(
@@ -57,7 +57,7 @@ fn main() {
     );
     let mut worst = 0.0f64;
     for seg in ["0-5", "0-2,3-5", "0-11"] {
-        model.checkpoints = parse_segments(seg, model.layers.len()).unwrap();
+        model.checkpoints = parse_segments(seg, model.len()).unwrap();
         let (peak, g) = step(&model);
         assert_eq!(g, g0, "--checkpoint {seg}: gradients differ");
         let saved = 1.0 - peak as f64 / plain as f64;

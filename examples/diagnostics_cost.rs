@@ -14,7 +14,7 @@
 //! estimate must stay below 5 % or the example exits non-zero.
 
 use backprop::data::{epoch_batches, load_data};
-use backprop::nn::{Init, Model};
+use backprop::nn::{Init, Sequential};
 use backprop::optim::{Config, Kind, Optimizer};
 use backprop::train::diagnostics::{Probe, Sample, Watch};
 use backprop::train::{compute_gradients, compute_gradients_probed, LossKind};
@@ -42,10 +42,10 @@ fn main() -> ExitCode {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
     let (train, _) = load_data(&data, None, None).expect("MNIST in data/mnist");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let mut model = Model::new(model_line, Init::Default, &mut rng).expect("model line");
+    let mut model = Sequential::parse(model_line, Init::Default, &mut rng).expect("model line");
     let mut opt = Optimizer::new(Config::new(Kind::Adam));
-    let probe = Probe::new(&model);
-    let mut watch = Watch::new(&model);
+    let mut probe: Option<Probe> = None;
+    let mut watch: Option<Watch> = None;
     let batches = epoch_batches(train.len(), batch, true, &mut rng);
     let pairs = 400.min(batches.len());
     let (mut plain, mut measured) = (Vec::new(), Vec::new());
@@ -54,23 +54,25 @@ fn main() -> ExitCode {
         // Plain step.
         let t = Instant::now();
         let r = compute_gradients(&model, x.clone(), &y, LossKind::CrossEntropy, 0);
-        opt.step(&mut model.parameters_mut(), &r.grads, 1e-3);
+        opt.step(&mut model, r.grads);
         plain.push(t.elapsed().as_secs_f64());
         // Measured step, on the same batch.
         let t = Instant::now();
         let (r, stats) =
-            compute_gradients_probed(&model, x, &y, LossKind::CrossEntropy, 0, Some(&probe));
-        let before = probe.snapshot(&model);
-        opt.step(&mut model.parameters_mut(), &r.grads, 1e-3);
+            compute_gradients_probed(&model, x, &y, LossKind::CrossEntropy, 0, Some(&mut probe));
+        let pr = probe.as_ref().expect("made by the probed step");
+        let before = pr.snapshot(&model);
+        opt.step(&mut model, r.grads);
         let mut layers = stats.expect("probed");
-        probe.after_step(&mut layers, &before, &model);
+        pr.after_step(&mut layers, &before, &model);
         let sample = Sample {
             step: i + 1,
             epoch: 1,
             lr: 1e-3,
             layers,
         };
-        std::hint::black_box(watch.check(&sample));
+        let w = watch.get_or_insert_with(|| Watch::new(pr));
+        std::hint::black_box(w.check(&sample));
         measured.push(t.elapsed().as_secs_f64());
     }
     let (p, m) = (median(&mut plain), median(&mut measured));
@@ -79,7 +81,7 @@ fn main() -> ExitCode {
     println!(
         "`{}`, batch {batch}: plain step {:.3} ms, measured step {:.3} ms (median of {pairs}): \
          {:.3} ms extra per sample; sampled every {every} steps: {:.2} % of training time",
-        model.spec,
+        model.spec(),
         p * 1e3,
         m * 1e3,
         extra * 1e3,

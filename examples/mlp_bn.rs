@@ -10,6 +10,6 @@ mod common;
 fn main() {
     let mut c = backprop::optim::Config::new(backprop::optim::Kind::Sgd);
     c.lr = 0.1;
-    c.momentum = 0.9;
+    c.momentum = backprop::optim::Momentum::classic(0.9);
     common::run("mlp-bn", c, 128, 3, 0.975);
 }

@@ -35,7 +35,7 @@
 //! The example exits non-zero if any statement fails.
 
 use backprop::data::{load_data, Dataset};
-use backprop::nn::{Init, Model};
+use backprop::nn::{Init, Sequential};
 use backprop::optim::{Config, Kind};
 use backprop::train::diagnostics::Sample;
 use backprop::train::metrics::{Recorder, RowKind};
@@ -86,7 +86,7 @@ fn run(
     train_set: &Dataset,
     test_set: &Dataset,
 ) -> backprop::Result<Run> {
-    let mut model = Model::new(line, init, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1))?;
+    let mut model = Sequential::parse(line, init, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1))?;
     let mut cfg = TrainConfig::new(Config::new(Kind::Sgd));
     cfg.optimizer.lr = lr;
     cfg.loss = loss;
@@ -95,7 +95,7 @@ fn run(
     cfg.seed = 1;
     let mut obs = Collect {
         samples: Vec::new(),
-        rec: Recorder::new(&model, 10, true),
+        rec: Recorder::new(10, true),
     };
     let (summary, _) = train::train(&mut model, train_set, Some(test_set), &cfg, &mut obs)?;
     let test_accuracy = summary.test_accuracy.unwrap_or(0.0);

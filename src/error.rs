@@ -21,6 +21,14 @@ pub enum Error {
     /// A hyper-parameter or option.
     #[error("{0}")]
     Config(String),
+    /// One setting has a value that cannot work: which setting, the value,
+    /// and why. (The command line names its own flag for the setting.)
+    #[error("{} {value}: {msg}", setting.describe())]
+    Invalid {
+        setting: Setting,
+        value: String,
+        msg: String,
+    },
     /// Training diverged (loss became NaN or infinite).
     #[error("{0}")]
     Diverged(String),
@@ -33,7 +41,60 @@ pub enum Error {
     },
 }
 
+/// The settings of a run that [`Error::Invalid`] can point at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    LearningRate,
+    Momentum,
+    WeightDecay,
+    Betas,
+    Eps,
+    Alpha,
+    BatchSize,
+    Epochs,
+    MaxSteps,
+    ClipGradNorm,
+    ClipGradValue,
+    Loss,
+    Schedule,
+    Threads,
+}
+
+impl Setting {
+    /// How the library names the setting in messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Setting::LearningRate => "learning rate",
+            Setting::Momentum => "momentum",
+            Setting::WeightDecay => "weight decay",
+            Setting::Betas => "betas",
+            Setting::Eps => "eps",
+            Setting::Alpha => "alpha",
+            Setting::BatchSize => "batch size",
+            Setting::Epochs => "epochs",
+            Setting::MaxSteps => "max steps",
+            Setting::ClipGradNorm => "gradient-norm clip",
+            Setting::ClipGradValue => "gradient-value clip",
+            Setting::Loss => "loss",
+            Setting::Schedule => "learning-rate schedule",
+            Setting::Threads => "threads",
+        }
+    }
+}
+
 impl Error {
+    /// `setting` cannot be `value`, because `msg`.
+    pub fn invalid(
+        setting: Setting,
+        value: impl std::fmt::Display,
+        msg: impl Into<String>,
+    ) -> Self {
+        Error::Invalid {
+            setting,
+            value: value.to_string(),
+            msg: msg.into(),
+        }
+    }
     /// A data-file error.
     pub fn data(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
         Error::Data {

@@ -7,7 +7,8 @@
 //!   [`Graph::backward`] walks the tape in reverse creation order, filling a
 //!   gradient table and summing contributions where a value fans out.
 //! - [`ops`]: every op's forward and backward rule, side by side.
-//! - [`nn`]: layers, the one-line model spec, initialization, parameter names.
+//! - [`nn`]: the [`Module`](nn::Module) trait, the layers, [`Sequential`](nn::Sequential)
+//!   and the one-line model spec, initialization, parameter names.
 //! - [`optim`]: SGD (momentum, Nesterov), RMSprop, Adam, AdamW, clipping, schedules.
 //! - [`data`]: IDX and CSV data sets, batching, seeded shuffling.
 //! - [`io`]: safetensors weights with PyTorch `nn.Sequential` names.
@@ -24,7 +25,20 @@ pub mod tensor;
 pub mod train;
 
 pub use autograd::{Gradients, Graph, Var};
-pub use error::{Error, Result};
+
+/// What a model and its training loop usually need, in one import:
+/// `use backprop::prelude::*;`.
+pub mod prelude {
+    pub use crate::nn::{
+        Activation, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Grads, Init, Linear,
+        MaxPool2d, Mode, Module, ModuleExt, PRelu, Pass, Reshape, Rnn, Sequential, Visitor,
+        VisitorMut,
+    };
+    pub use crate::optim::{Config, Kind, Momentum, Optimizer, Schedule};
+    pub use crate::train::LossKind;
+    pub use crate::{submodules, Graph, Tensor, Var};
+}
+pub use error::{Error, Result, Setting};
 pub use tensor::Tensor;
 
 /// The README's Rust examples run as doctests.

@@ -8,7 +8,7 @@
 //! the weights after the last step of a float32 PyTorch run.
 
 use backprop::data::Dataset;
-use backprop::nn::{Init, Model};
+use backprop::nn::{Init, ModuleExt, Sequential};
 use backprop::optim::{self, Kind};
 use backprop::train::{self, LossKind, Observer, StepInfo, TrainConfig};
 use backprop::{Graph, Tensor, Var};
@@ -274,7 +274,7 @@ fn replay(name: &str) -> (f64, f64) {
     let get = |k: &str| m.get(k).map(String::as_str).unwrap_or("");
     let num = |k: &str| get(k).parse::<f32>().ok();
     let spec = get("spec");
-    let mut model = Model::new(
+    let mut model = Sequential::parse(
         spec,
         Init::Default,
         &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
@@ -285,15 +285,19 @@ fn replay(name: &str) -> (f64, f64) {
         .keys()
         .filter_map(|k| k.strip_prefix("init.").map(|n| (n.to_string(), fx.f32(k))))
         .collect();
-    model.load_state(&init, Path::new(name)).unwrap();
+    model.load_state_dict(&init, Path::new(name)).unwrap();
 
-    let mut oc = optim::Config::new(Kind::parse(get("optimizer")).unwrap());
+    let mut oc = optim::Config::new(get("optimizer").parse::<Kind>().unwrap());
     oc.lr = num("lr").unwrap();
-    oc.momentum = num("momentum").unwrap_or(0.0);
-    oc.nesterov = get("nesterov") == "true";
+    let mu = num("momentum").unwrap_or(0.0);
+    oc.momentum = if get("nesterov") == "true" {
+        optim::Momentum::Nesterov { mu }
+    } else {
+        optim::Momentum::classic(mu)
+    };
     oc.weight_decay = num("weight_decay").unwrap_or(0.0);
     let mut cfg = TrainConfig::new(oc);
-    cfg.loss = LossKind::parse(get("loss")).unwrap();
+    cfg.loss = get("loss").parse::<LossKind>().unwrap();
     cfg.batch_size = get("batch_size").parse().unwrap();
     let steps: usize = get("steps").parse().unwrap();
     cfg.max_steps = Some(steps);
@@ -313,7 +317,7 @@ fn replay(name: &str) -> (f64, f64) {
     let (_, lref) = fx.f64("losses");
     let e_loss = worst_rel(&losses.0, &lref, 0.0);
     let mut e_w = 0f64;
-    for (n, t) in model.state() {
+    for (n, t) in model.state_dict() {
         let (shape, want) = fx.f64(&format!("final.{n}"));
         assert_eq!(
             t.numel(),

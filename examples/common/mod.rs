@@ -2,7 +2,7 @@
 //! with PyTorch's benchmark settings and check the accuracy it must reach.
 
 use backprop::data::load_data;
-use backprop::nn::{Init, Model};
+use backprop::nn::{Init, ModuleExt, Sequential};
 use backprop::optim::{Config, Kind};
 use backprop::train::{train, EpochRecord, Observer, TrainConfig};
 use rand::SeedableRng;
@@ -26,14 +26,14 @@ pub fn run(line: &str, optimizer: Config, batch_size: usize, epochs: usize, must
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
     let (train_set, test_set) = load_data(&dir, None, None).expect("the MNIST copy in data/mnist");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let mut model = Model::new(line, Init::Default, &mut rng).unwrap_or_else(|e| {
+    let mut model = Sequential::parse(line, Init::Default, &mut rng).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(2)
     });
     let mut cfg = TrainConfig::new(optimizer);
     cfg.epochs = epochs;
     cfg.batch_size = batch_size;
-    println!("{} ({} parameters)", model.spec, model.num_parameters());
+    println!("{} ({} parameters)", model.spec(), model.num_parameters());
     let (summary, _) = train(&mut model, &train_set, test_set.as_ref(), &cfg, &mut Log)
         .unwrap_or_else(|e| {
             eprintln!("{e}");

@@ -13,18 +13,27 @@
 //! nothing saved for a backward pass. Evaluation and inference use it.
 
 use crate::Tensor;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-/// A handle to a node of a [`Graph`]: its creation id.
+/// A handle to a node of a [`Graph`]: its creation id, and the graph it
+/// belongs to. Using a `Var` with another graph panics (it would otherwise
+/// silently read whatever node has the same position there).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Var(pub(crate) usize);
+pub struct Var {
+    graph: u32,
+    id: u32,
+}
 
 impl Var {
     /// The node's creation id (its position on the tape).
     pub fn id(self) -> usize {
-        self.0
+        self.id as usize
     }
 }
+
+/// Every graph gets its own number, so that a `Var` knows where it is from.
+static NEXT_GRAPH: AtomicU32 = AtomicU32::new(1);
 
 /// The local derivative of one op, run during the backward pass.
 ///
@@ -64,6 +73,7 @@ struct Node {
 pub struct Graph {
     nodes: Vec<Node>,
     grad_enabled: bool,
+    id: u32,
 }
 
 impl Default for Graph {
@@ -78,6 +88,7 @@ impl Graph {
         Graph {
             nodes: Vec::new(),
             grad_enabled: true,
+            id: NEXT_GRAPH.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -86,12 +97,44 @@ impl Graph {
         Graph {
             nodes: Vec::new(),
             grad_enabled: false,
+            id: NEXT_GRAPH.fetch_add(1, Ordering::Relaxed),
         }
     }
 
     /// Whether this graph records backward rules.
     pub fn grad_enabled(&self) -> bool {
         self.grad_enabled
+    }
+
+    /// The node behind `v`; panics if `v` belongs to another graph.
+    #[inline]
+    fn node(&self, v: Var) -> &Node {
+        assert!(
+            v.graph == self.id,
+            "Var {} belongs to another graph: a Var can only be used with the Graph that made it",
+            v.id
+        );
+        &self.nodes[v.id as usize]
+    }
+
+    /// The `Var` of node `id` of this graph (ids are positions on the tape).
+    ///
+    /// # Panics
+    /// If there is no such node.
+    pub fn var(&self, id: usize) -> Var {
+        assert!(
+            id < self.nodes.len(),
+            "node {id} of a graph of {} nodes",
+            self.nodes.len()
+        );
+        self.var_unchecked(id)
+    }
+
+    fn var_unchecked(&self, id: usize) -> Var {
+        Var {
+            graph: self.id,
+            id: u32::try_from(id).expect("fewer than 2^32 nodes on a tape"),
+        }
     }
 
     /// Number of nodes recorded.
@@ -125,7 +168,7 @@ impl Graph {
             retain_grad: requires_grad,
             op: "leaf",
         });
-        Var(self.nodes.len() - 1)
+        self.var_unchecked(self.nodes.len() - 1)
     }
 
     /// Record an op's output. The backward rule is kept only if some input
@@ -138,7 +181,7 @@ impl Graph {
         backward: B,
     ) -> Var {
         let requires_grad =
-            self.grad_enabled && parents.iter().any(|p| self.nodes[p.0].requires_grad);
+            self.grad_enabled && parents.iter().any(|p| self.node(*p).requires_grad);
         self.nodes.push(Node {
             value: Arc::new(value),
             parents: parents.to_vec(),
@@ -151,38 +194,39 @@ impl Graph {
             retain_grad: false,
             op,
         });
-        Var(self.nodes.len() - 1)
+        self.var_unchecked(self.nodes.len() - 1)
     }
 
     /// The value of a node.
     pub fn value(&self, v: Var) -> &Tensor {
-        &self.nodes[v.0].value
+        &self.node(v).value
     }
 
     /// The shape of a node's value.
     pub fn shape(&self, v: Var) -> &[usize] {
-        self.nodes[v.0].value.shape()
+        self.node(v).value.shape()
     }
 
     /// Whether a gradient flows into this node.
     pub fn requires_grad(&self, v: Var) -> bool {
-        self.nodes[v.0].requires_grad
+        self.node(v).requires_grad
     }
 
     /// The op that produced a node ("leaf" for inputs and parameters).
     pub fn op_name(&self, v: Var) -> &'static str {
-        self.nodes[v.0].op
+        self.node(v).op
     }
 
     /// The inputs of a node.
     pub fn parents(&self, v: Var) -> &[Var] {
-        &self.nodes[v.0].parents
+        &self.node(v).parents
     }
 
     /// Keep this (non-leaf) node's gradient in the table returned by
     /// [`Graph::backward`], e.g. to inspect δ = ∂L/∂z of a layer.
     pub fn retain_grad(&mut self, v: Var) {
-        self.nodes[v.0].retain_grad = true;
+        self.node(v);
+        self.nodes[v.id as usize].retain_grad = true;
     }
 
     /// Backpropagate from a scalar `loss` (seed ∂L/∂L = 1).
@@ -203,9 +247,10 @@ impl Graph {
             self.shape(out),
             "backward seed shape vs output shape"
         );
-        let mut table: Vec<Option<Tensor>> = (0..=out.0).map(|_| None).collect();
-        table[out.0] = Some(seed);
-        for i in (0..=out.0).rev() {
+        let last = out.id as usize;
+        let mut table: Vec<Option<Tensor>> = (0..=last).map(|_| None).collect();
+        table[last] = Some(seed);
+        for i in (0..=last).rev() {
             let node = &self.nodes[i];
             let Some(bw) = &node.backward else { continue };
             // Non-retained intermediate gradients are freed as soon as used.
@@ -223,12 +268,12 @@ impl Graph {
             let inputs: Vec<&Tensor> = node
                 .parents
                 .iter()
-                .map(|p| &*self.nodes[p.0].value)
+                .map(|p| &*self.nodes[p.id as usize].value)
                 .collect();
             let needs: Vec<bool> = node
                 .parents
                 .iter()
-                .map(|p| self.nodes[p.0].requires_grad)
+                .map(|p| self.nodes[p.id as usize].requires_grad)
                 .collect();
             let grads = bw.backward(&grad, &inputs, &node.value, &needs);
             assert_eq!(
@@ -239,17 +284,18 @@ impl Graph {
             );
             for (p, g) in node.parents.iter().zip(grads) {
                 let Some(g) = g else { continue };
-                if !self.nodes[p.0].requires_grad {
+                let p = p.id as usize;
+                if !self.nodes[p].requires_grad {
                     continue;
                 }
                 assert_eq!(
                     g.shape(),
-                    self.nodes[p.0].value.shape(),
+                    self.nodes[p].value.shape(),
                     "{}: gradient shape vs input shape",
                     node.op
                 );
                 // Fan-out: a value used by several consumers sums their contributions.
-                match &mut table[p.0] {
+                match &mut table[p] {
                     Some(acc) => acc.add_assign(&g),
                     slot @ None => *slot = Some(g),
                 }
@@ -257,11 +303,14 @@ impl Graph {
         }
         // Drop what nobody asked to keep.
         for (i, slot) in table.iter_mut().enumerate() {
-            if !self.nodes[i].retain_grad && i != out.0 {
+            if !self.nodes[i].retain_grad && i != last {
                 *slot = None;
             }
         }
-        Gradients { table }
+        Gradients {
+            table,
+            graph: self.id,
+        }
     }
 }
 
@@ -269,16 +318,55 @@ impl Graph {
 /// requires a gradient and every node marked with [`Graph::retain_grad`].
 pub struct Gradients {
     table: Vec<Option<Tensor>>,
+    graph: u32,
 }
 
 impl Gradients {
     /// ∂L/∂v, or `None` if nothing flowed into `v`.
     pub fn get(&self, v: Var) -> Option<&Tensor> {
-        self.table.get(v.0).and_then(|g| g.as_ref())
+        self.check(v);
+        self.table.get(v.id as usize).and_then(|g| g.as_ref())
     }
 
     /// Move ∂L/∂v out of the table.
     pub fn take(&mut self, v: Var) -> Option<Tensor> {
-        self.table.get_mut(v.0).and_then(|g| g.take())
+        self.check(v);
+        self.table.get_mut(v.id as usize).and_then(|g| g.take())
+    }
+
+    fn check(&self, v: Var) {
+        assert!(
+            v.graph == self.graph,
+            "Var {} belongs to another graph than this gradient table",
+            v.id
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "belongs to another graph")]
+    fn a_var_from_another_graph_is_refused() {
+        let mut a = Graph::new();
+        let mut b = Graph::new();
+        let _ = b.input(Tensor::scalar(1.0));
+        let x = a.input(Tensor::scalar(2.0));
+        // Same position on b's tape, but not b's node.
+        b.value(x);
+    }
+
+    #[test]
+    #[should_panic(expected = "another graph than this gradient table")]
+    fn a_gradient_table_refuses_a_foreign_var() {
+        let mut a = Graph::new();
+        let x = a.param(Tensor::scalar(2.0));
+        let y = a.mul(x, x);
+        let mut b = Graph::new();
+        let z = b.param(Tensor::scalar(3.0));
+        let grads = a.backward(y);
+        grads.get(z);
     }
 }

@@ -14,7 +14,7 @@
 //! folder, are flushed to disk, and the file is renamed over the target, so a
 //! crash never leaves a half-written file where a good one was.
 
-use crate::nn::{Init, Model};
+use crate::nn::{Init, Module, ModuleExt, Sequential};
 use crate::{Error, Result, Tensor};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
@@ -153,7 +153,7 @@ fn temp_path(path: &Path) -> PathBuf {
 pub fn check_writable(path: &Path) -> Result<()> {
     if path.is_dir() {
         return Err(Error::Config(format!(
-            "--save {}: is a folder; give a file name such as {}/model.safetensors",
+            "{}: is a folder; give a file name such as {}/model.safetensors",
             path.display(),
             path.display()
         )));
@@ -164,7 +164,7 @@ pub fn check_writable(path: &Path) -> Result<()> {
     };
     if !parent.is_dir() {
         return Err(Error::Config(format!(
-            "--save {}: the folder {} does not exist; create it first",
+            "{}: the folder {} does not exist; create it first",
             path.display(),
             parent.display()
         )));
@@ -172,7 +172,7 @@ pub fn check_writable(path: &Path) -> Result<()> {
     let probe = temp_path(path);
     std::fs::File::create(&probe).map_err(|e| {
         Error::Config(format!(
-            "--save {}: cannot write in {} ({e})",
+            "{}: cannot write in {} ({e})",
             path.display(),
             parent.display()
         ))
@@ -181,30 +181,41 @@ pub fn check_writable(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Save a model's state (exactly its `state_dict()`), with its model line in the metadata.
-pub fn save_model(model: &Model, path: &Path) -> Result<()> {
-    let tensors = model.state();
+/// Save a module's state (exactly its `state_dict()`), with its model line
+/// in the metadata when it has one (`eval` and `predict` then need only the file).
+pub fn save_module(model: &dyn Module, path: &Path, line: Option<&str>) -> Result<()> {
+    let tensors = model.state_dict();
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
-    meta.insert(MODEL_KEY.to_string(), model.spec.clone());
+    if let Some(l) = line {
+        meta.insert(MODEL_KEY.to_string(), l.to_string());
+    }
     save(path, &tensors, meta)
 }
 
-/// Load a model from a file saved by [`save_model`], or from a PyTorch file
-/// when `spec` gives the model line (it overrides the file's own line).
-pub fn load_model(path: &Path, spec: Option<&str>) -> Result<Model> {
+/// Load the parameters and buffers of `model` from a file (ours or
+/// PyTorch's `state_dict`), strictly: every tensor present, with its shape,
+/// and nothing else.
+pub fn load_into(model: &mut dyn Module, path: &Path) -> Result<()> {
+    let w = load(path)?;
+    model.load_state_dict(&w.tensors, path)
+}
+
+/// Load a model from a file saved with its model line, or from a PyTorch
+/// file when `spec` gives the model line (it overrides the file's own line).
+pub fn load_model(path: &Path, spec: Option<&str>) -> Result<Sequential> {
     let w = load(path)?;
     let line = match (spec, w.metadata.get(MODEL_KEY)) {
         (Some(s), _) => s.to_string(),
         (None, Some(s)) => s.clone(),
         (None, None) => return Err(Error::weights(
             path,
-            "the file holds no model line (it was not written by backprop); pass it with --model",
+            "the file holds no model line (it was not written by backprop from a model line); give the model line",
         )),
     };
     let mut rng = rand::SeedableRng::seed_from_u64(0);
-    let mut model = Model::new(&line, Init::Default, &mut rng)?;
-    model.load_state(&w.tensors, path)?;
+    let mut model = Sequential::parse(&line, Init::Default, &mut rng)?;
+    model.load_state_dict(&w.tensors, path)?;
     Ok(model)
 }
 
@@ -217,19 +228,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.safetensors");
         let mut rng = rand::SeedableRng::seed_from_u64(3);
-        let m = Model::new(
+        let m = Sequential::parse(
             "flatten,linear(4,3),prelu,linear(3,2)",
             Init::Default,
             &mut rng,
         )
         .unwrap();
-        save_model(&m, &p).unwrap();
+        save_module(&m, &p, Some(&m.spec())).unwrap();
         let back = load_model(&p, None).unwrap();
-        assert_eq!(back.spec, m.spec);
-        for ((n1, t1), (n2, t2)) in m.parameters().zip(back.parameters()) {
-            assert_eq!(n1, n2);
-            assert_eq!(t1, t2);
-        }
+        assert_eq!(back.spec(), m.spec());
+        assert_eq!(back.state_dict(), m.state_dict());
         // No temporary file left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }

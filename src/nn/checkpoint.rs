@@ -13,64 +13,61 @@
 //! activations of every segment, for the whole time between the forward and
 //! the backward pass (see `BENCHMARKS.md` for the measured figure on LeNet).
 
-use super::{layer_forward, Layer, Mode};
+use super::module::{Entry, Mode, Module, Pass, Visitor};
 use crate::autograd::Backward;
 use crate::{Error, Graph, Result, Tensor, Var};
 
-/// Record `layers` (model indices `first..`) as one recomputed node.
-pub(crate) fn segment(
-    g: &mut Graph,
-    layers: &[Layer],
-    first: usize,
-    x: Var,
-    params: &[Var],
-    mode: Mode,
-    buffer_updates: &mut Vec<(usize, &'static str, Tensor)>,
-) -> Var {
-    // Forward without recording: inner values are dropped as soon as used.
-    let mut inner = Graph::no_grad();
-    let xi = inner.input(g.value(x).clone());
-    let pi: Vec<Var> = layers
-        .iter()
-        .flat_map(|l| l.params.iter())
-        .map(|(_, t)| inner.param(t.clone()))
-        .collect();
-    let out = run(&mut inner, layers, first, xi, &pi, mode, buffer_updates);
-    let value = inner.value(out).clone();
-    drop(inner);
-    let mut parents = vec![x];
-    parents.extend_from_slice(params);
-    let bw = CheckpointBack {
-        layers: layers.to_vec(),
-        first,
-        mode,
-    };
-    g.push("checkpoint", value, &parents, bw)
-}
-
-fn run(
-    g: &mut Graph,
-    layers: &[Layer],
-    first: usize,
-    mut h: Var,
-    params: &[Var],
-    mode: Mode,
-    updates: &mut Vec<(usize, &'static str, Tensor)>,
-) -> Var {
-    let mut k = 0;
-    for (j, l) in layers.iter().enumerate() {
-        let np = l.params.len();
-        h = layer_forward(first + j, l, g, h, &params[k..k + np], mode, updates);
-        k += np;
+fn run(layers: &[&dyn Module], p: &mut Pass, mut h: Var) -> Var {
+    for l in layers {
+        h = l.forward(p, h);
     }
     h
 }
 
+/// Record `layers` on `p` as one recomputed node.
+pub(crate) fn segment(p: &mut Pass, layers: &[Box<dyn Module>], x: Var) -> Var {
+    let refs: Vec<&dyn Module> = layers.iter().map(|l| &**l).collect();
+    // Forward without recording: inner values are dropped as soon as used.
+    // The segment draws the dropout masks the outer pass would have drawn,
+    // and its buffer updates (batch norm) are the outer pass's.
+    let start = p.dropouts();
+    let mut inner = Pass::over(&refs, p.mode(), false);
+    inner.set_dropouts(start);
+    let xi = inner.input(p.value(x).clone());
+    let out = run(&refs, &mut inner, xi);
+    let value = inner.value(out).clone();
+    let used = inner.dropouts() - start;
+    let updates = inner.take_updates();
+    drop(inner);
+    p.absorb(updates, used);
+    let mut parents = vec![x];
+    for l in &refs {
+        l.visit(&mut Visitor::new(&mut |_, _, e| {
+            if let Entry::Param(t) = e {
+                parents.push(p.param(t));
+            }
+        }));
+    }
+    let mode = p.mode();
+    // The backward pass runs a copy: the parameters' values are shared, not copied.
+    let copy = layers.to_vec();
+    p.push(
+        "checkpoint",
+        value,
+        &parents,
+        CheckpointBack {
+            layers: copy,
+            mode,
+            start,
+        },
+    )
+}
+
 struct CheckpointBack {
-    /// The segment's layers (their parameters are shared `Arc`s, not copies).
-    layers: Vec<Layer>,
-    first: usize,
+    layers: Vec<Box<dyn Module>>,
     mode: Mode,
+    /// The outer pass's dropout count where the segment began.
+    start: u64,
 }
 
 impl Backward for CheckpointBack {
@@ -81,36 +78,25 @@ impl Backward for CheckpointBack {
         _out: &Tensor,
         needs: &[bool],
     ) -> Vec<Option<Tensor>> {
-        let mut g = Graph::new();
+        // Run the segment again, recording this time; its buffer updates were
+        // taken from the first pass, so the repeats are dropped with `inner`.
+        let refs: Vec<&dyn Module> = self.layers.iter().map(|l| &**l).collect();
+        let mut inner = Pass::over(&refs, self.mode, true);
+        inner.set_dropouts(self.start);
         let x = if needs[0] {
-            g.param(inputs[0].clone())
+            Graph::param(&mut inner, inputs[0].clone())
         } else {
-            g.input(inputs[0].clone())
+            inner.input(inputs[0].clone())
         };
-        let ps: Vec<Var> = self
-            .layers
-            .iter()
-            .flat_map(|l| l.params.iter())
-            .map(|(_, t)| g.param(t.clone()))
-            .collect();
-        // Buffer updates were taken from the first pass; drop the repeats.
-        let out = run(
-            &mut g,
-            &self.layers,
-            self.first,
-            x,
-            &ps,
-            self.mode,
-            &mut Vec::new(),
-        );
-        let grads = g.backward_with(out, grad.clone());
+        let out = run(&refs, &mut inner, x);
+        let grads = inner.backward_with(out, grad.clone());
         let mut res = vec![if needs[0] {
             grads.get(x).cloned()
         } else {
             None
         }];
-        for (p, need) in ps.iter().zip(&needs[1..]) {
-            res.push(if *need { grads.get(*p).cloned() } else { None });
+        for (v, need) in inner.param_vars().iter().zip(&needs[1..]) {
+            res.push(if *need { grads.get(*v).cloned() } else { None });
         }
         res
     }
@@ -125,7 +111,7 @@ impl Backward for CheckpointBack {
 /// assert!(parse_segments("3-9", 7).is_err());
 /// ```
 pub fn parse_segments(s: &str, n: usize) -> Result<Vec<std::ops::Range<usize>>> {
-    let bad = |m: String| Error::Config(format!("--checkpoint {s}: {m}"));
+    let bad = |m: String| Error::Config(format!("checkpoint segments `{s}`: {m}"));
     let mut out: Vec<std::ops::Range<usize>> = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
@@ -150,44 +136,41 @@ pub fn parse_segments(s: &str, n: usize) -> Result<Vec<std::ops::Range<usize>>> 
 
 #[cfg(test)]
 mod tests {
-    use crate::nn::{Init, Mode, Model};
+    use crate::nn::{Init, ModuleExt, Pass, Sequential};
     use crate::ops::gradcheck::pseudo_random;
-    use crate::Graph;
     use rand::SeedableRng;
 
-    fn grads(m: &Model, x: &crate::Tensor) -> (Vec<crate::Tensor>, usize) {
-        let mut g = Graph::new();
-        let xv = g.input(x.clone());
-        let f = m.forward(&mut g, xv, Mode::Train { seed: 1 });
-        let l = g.cross_entropy(f.out, &[0, 2, 1, 2]);
-        let n = g.len();
-        let gr = g.backward(l);
-        (
-            f.params
-                .iter()
-                .map(|p| gr.get(*p).unwrap().clone())
-                .collect(),
-            n,
-        )
+    fn grads(m: &Sequential, x: &crate::Tensor) -> (Vec<Option<crate::Tensor>>, usize) {
+        let mut p = Pass::train(m, 1);
+        let xv = p.input(x.clone());
+        let out = crate::nn::Module::forward(m, &mut p, xv);
+        let l = p.cross_entropy(out, &[0, 2, 1, 2]);
+        let n = p.len();
+        (p.backward(l).tensors().to_vec(), n)
     }
 
     #[test]
     fn gradients_are_identical_with_and_without_checkpointing() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let mut m = Model::new(
-            "flatten,linear(12,16),tanh,linear(16,16),relu,linear(16,3)",
+        let mut m = Sequential::parse(
+            "flatten,linear(12,16),tanh,dropout(0.3),linear(16,16),relu,batchnorm1d(16),linear(16,3)",
             Init::Default,
             &mut rng,
         )
         .unwrap();
         let x = pseudo_random(&[4, 3, 4], 3);
         let (plain, n_plain) = grads(&m, &x);
-        m.checkpoints = super::parse_segments("1-2,3-4", m.layers.len()).unwrap();
+        m.checkpoints = super::parse_segments("1-3,4-6", m.len()).unwrap();
         let (ckpt, n_ckpt) = grads(&m, &x);
+        assert!(plain.iter().all(Option::is_some));
         assert_eq!(plain, ckpt, "bit-identical gradients");
         assert!(
             n_ckpt < n_plain,
             "fewer nodes kept on the tape: {n_ckpt} vs {n_plain}"
+        );
+        assert_eq!(
+            m.num_parameters(),
+            12 * 16 + 16 + 16 * 16 + 16 + 32 + 16 * 3 + 3
         );
     }
 }

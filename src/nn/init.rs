@@ -35,16 +35,18 @@ pub enum Init {
     KaimingNormal,
 }
 
-impl Init {
-    /// Parse a scheme name as given on the command line.
+impl std::str::FromStr for Init {
+    type Err = Error;
+
+    /// A scheme by name (`-` or `_`, any case).
     ///
     /// ```
     /// use backprop::nn::Init;
-    /// assert_eq!(Init::parse("xavier-uniform").unwrap(), Init::XavierUniform);
-    /// assert_eq!(Init::parse("constant(0.5)").unwrap(), Init::Constant(0.5));
-    /// assert!(Init::parse("glorious").is_err());
+    /// assert_eq!("xavier-uniform".parse::<Init>().unwrap(), Init::XavierUniform);
+    /// assert_eq!("constant(0.5)".parse::<Init>().unwrap(), Init::Constant(0.5));
+    /// assert!("glorious".parse::<Init>().is_err());
     /// ```
-    pub fn parse(s: &str) -> Result<Init> {
+    fn from_str(s: &str) -> Result<Init> {
         let t = s.trim().to_ascii_lowercase().replace('_', "-");
         if let Some(v) = t
             .strip_prefix("constant(")
@@ -56,9 +58,7 @@ impl Init {
                 .ok()
                 .filter(|c| c.is_finite())
                 .map(Init::Constant)
-                .ok_or_else(|| {
-                    Error::Config(format!("--weight-init {s}: `{v}` is not a finite number"))
-                });
+                .ok_or_else(|| Error::Config(format!("`{v}` is not a finite number")));
         }
         Ok(match t.as_str() {
             "default" | "pytorch" => Init::Default,
@@ -69,14 +69,17 @@ impl Init {
             "kaiming-uniform" | "he-uniform" => Init::KaimingUniform,
             "kaiming-normal" | "he-normal" | "he" | "kaiming" => Init::KaimingNormal,
             _ => {
-                return Err(Error::Config(format!(
-                    "--weight-init {s}: unknown scheme; use default, constant(C), small-normal, \
+                return Err(Error::Config(
+                    "unknown scheme; use default, constant(C), small-normal, \
                      xavier-uniform, xavier-normal, kaiming-uniform or kaiming-normal"
-                )))
+                        .into(),
+                ))
             }
         })
     }
+}
 
+impl Init {
     /// Draw a weight of `shape` whose fan-in and fan-out are given.
     pub fn weight(
         self,

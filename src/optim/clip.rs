@@ -9,10 +9,11 @@ use crate::Tensor;
 /// ```
 /// use backprop::{Tensor, optim::clip_grad_norm};
 /// let mut g = vec![Tensor::from_vec(vec![2], vec![3.0, 4.0])];
-/// assert_eq!(clip_grad_norm(&mut g, 1.0), 5.0);
+/// assert_eq!(clip_grad_norm(g.iter_mut(), 1.0), 5.0);
 /// assert!((g[0].norm() - 1.0).abs() < 1e-5);
 /// ```
-pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f32) -> f32 {
+pub fn clip_grad_norm<'a>(grads: impl IntoIterator<Item = &'a mut Tensor>, max_norm: f32) -> f32 {
+    let mut grads: Vec<&mut Tensor> = grads.into_iter().collect();
     let total = grads
         .iter()
         .map(|g| (g.norm() as f32) as f64)
@@ -33,11 +34,11 @@ pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f32) -> f32 {
 /// ```
 /// use backprop::{Tensor, optim::clip_grad_value};
 /// let mut g = vec![Tensor::from_vec(vec![3], vec![-2.0, 0.1, 5.0])];
-/// clip_grad_value(&mut g, 0.5);
+/// clip_grad_value(g.iter_mut(), 0.5);
 /// assert_eq!(g[0].data(), &[-0.5, 0.1, 0.5]);
 /// ```
-pub fn clip_grad_value(grads: &mut [Tensor], v: f32) {
-    for g in grads.iter_mut() {
+pub fn clip_grad_value<'a>(grads: impl IntoIterator<Item = &'a mut Tensor>, v: f32) {
+    for g in grads {
         for x in g.data_mut() {
             *x = x.clamp(-v, v);
         }

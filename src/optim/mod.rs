@@ -12,14 +12,15 @@ mod schedule;
 pub use clip::{clip_grad_norm, clip_grad_value};
 pub use schedule::Schedule;
 
+use crate::nn::module::apply_buffer_updates;
+use crate::nn::{Entry, EntryMut, Grads, Module, Visitor, VisitorMut};
 use crate::tensor::par;
-use crate::{Error, Result, Tensor};
+use crate::{Error, Result, Setting, Tensor};
 
 /// Which update rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// Stochastic gradient descent; with `momentum` > 0 the heavy-ball
-    /// `v = μv + g; θ −= ηv`, or Nesterov's variant.
+    /// Stochastic gradient descent, with optional [`Momentum`].
     Sgd,
     /// Adam (bias-corrected); weight decay as L2 added to the gradient.
     Adam,
@@ -29,9 +30,11 @@ pub enum Kind {
     RmsProp,
 }
 
-impl Kind {
-    /// Parse a name as given on the command line.
-    pub fn parse(s: &str) -> Result<Kind> {
+impl std::str::FromStr for Kind {
+    type Err = Error;
+
+    /// `sgd` (or `gd`), `adam`, `adamw`, `rmsprop`, any case.
+    fn from_str(s: &str) -> Result<Kind> {
         Ok(match s.to_ascii_lowercase().as_str() {
             "sgd" | "gd" => Kind::Sgd,
             "adam" => Kind::Adam,
@@ -39,10 +42,42 @@ impl Kind {
             "rmsprop" => Kind::RmsProp,
             _ => {
                 return Err(Error::Config(format!(
-                    "--optimizer {s}: unknown optimizer; use sgd, adam, adamw or rmsprop"
+                    "unknown optimizer `{s}`; use sgd, adam, adamw or rmsprop"
                 )))
             }
         })
+    }
+}
+
+/// The momentum of SGD (and RMSprop, which uses `Classic` without dampening).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Momentum {
+    /// Plain gradient steps.
+    #[default]
+    None,
+    /// Heavy ball: `v = μv + (1 − dampening)·g; θ −= ηv` (the first step
+    /// stores `g` itself, as PyTorch).
+    Classic { mu: f32, dampening: f32 },
+    /// Nesterov's variant: `v = μv + g; θ −= η(g + μv)`.
+    Nesterov { mu: f32 },
+}
+
+impl Momentum {
+    /// Heavy-ball momentum `mu` without dampening (PyTorch's `momentum=mu`).
+    pub fn classic(mu: f32) -> Momentum {
+        if mu == 0.0 {
+            Momentum::None
+        } else {
+            Momentum::Classic { mu, dampening: 0.0 }
+        }
+    }
+
+    /// μ (0 without momentum).
+    pub fn mu(self) -> f32 {
+        match self {
+            Momentum::None => 0.0,
+            Momentum::Classic { mu, .. } | Momentum::Nesterov { mu } => mu,
+        }
     }
 }
 
@@ -50,13 +85,10 @@ impl Kind {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub kind: Kind,
+    /// The base learning rate; the optimizer's [`Schedule`] scales it per epoch.
     pub lr: f32,
-    /// SGD and RMSprop momentum μ.
-    pub momentum: f32,
-    /// SGD dampening (PyTorch's default 0).
-    pub dampening: f32,
-    /// Nesterov momentum (SGD).
-    pub nesterov: bool,
+    /// SGD's momentum (classic or Nesterov); RMSprop's momentum μ (`Classic`).
+    pub momentum: Momentum,
     /// L2 penalty added to the gradient (SGD, Adam, RMSprop) or decoupled decay (AdamW).
     pub weight_decay: f32,
     /// Adam's (β₁, β₂).
@@ -80,9 +112,7 @@ impl Config {
         Config {
             kind,
             lr: if kind == Kind::RmsProp { 1e-2 } else { 1e-3 },
-            momentum: 0.0,
-            dampening: 0.0,
-            nesterov: false,
+            momentum: Momentum::None,
             weight_decay: if kind == Kind::AdamW { 1e-2 } else { 0.0 },
             betas: (0.9, 0.999),
             eps: 1e-8,
@@ -90,156 +120,355 @@ impl Config {
         }
     }
 
-    /// Reject values PyTorch would reject, with the option's name.
+    /// SGD at learning rate `lr`, with `momentum`.
+    ///
+    /// ```
+    /// use backprop::optim::{Config, Momentum};
+    /// let c = Config::sgd(0.05, Momentum::Nesterov { mu: 0.9 });
+    /// assert!(c.validate().is_ok());
+    /// ```
+    pub fn sgd(lr: f32, momentum: Momentum) -> Config {
+        Config {
+            lr,
+            momentum,
+            ..Config::new(Kind::Sgd)
+        }
+    }
+
+    /// Adam at learning rate `lr` (PyTorch's other defaults).
+    pub fn adam(lr: f32) -> Config {
+        Config {
+            lr,
+            ..Config::new(Kind::Adam)
+        }
+    }
+
+    /// Reject values PyTorch would reject, naming the hyper-parameter.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if !(self.lr >= 0.0 && self.lr.is_finite()) {
-            return bad(format!(
-                "--lr {}: the learning rate must be a finite number ≥ 0",
-                self.lr
+            return Err(Error::invalid(
+                Setting::LearningRate,
+                self.lr,
+                "the learning rate must be a finite number ≥ 0",
             ));
         }
-        if !(self.momentum >= 0.0 && self.momentum.is_finite()) {
-            return bad(format!("--momentum {}: must be ≥ 0", self.momentum));
+        let mu = self.momentum.mu();
+        if !(mu >= 0.0 && mu.is_finite()) {
+            return Err(Error::invalid(Setting::Momentum, mu, "must be ≥ 0"));
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return bad(format!("--weight-decay {}: must be ≥ 0", self.weight_decay));
+            return Err(Error::invalid(
+                Setting::WeightDecay,
+                self.weight_decay,
+                "must be ≥ 0",
+            ));
         }
-        if self.nesterov
-            && self.kind == Kind::Sgd
-            && (self.momentum <= 0.0 || self.dampening != 0.0)
-        {
-            return bad("--nesterov needs --momentum > 0 (and no dampening)".into());
+        match self.momentum {
+            Momentum::Nesterov { mu } if mu <= 0.0 => {
+                return bad("Nesterov momentum needs a momentum > 0".into())
+            }
+            Momentum::Nesterov { .. } if self.kind != Kind::Sgd => {
+                return bad("Nesterov momentum applies to SGD only".into())
+            }
+            Momentum::Classic { dampening, .. }
+                if self.kind == Kind::RmsProp && dampening != 0.0 =>
+            {
+                return bad("RMSprop's momentum has no dampening".into())
+            }
+            Momentum::Classic { dampening, .. } if !(0.0..=1.0).contains(&dampening) => {
+                return bad(format!("dampening {dampening}: must be in [0, 1]"))
+            }
+            _ => {}
         }
-        if self.nesterov && self.kind != Kind::Sgd {
-            return bad("--nesterov applies to --optimizer sgd only".into());
+        if matches!(self.kind, Kind::Adam | Kind::AdamW) && self.momentum != Momentum::None {
+            return bad("Adam has no momentum option (its β₁ plays that part)".into());
         }
         if !(0.0..1.0).contains(&self.betas.0) || !(0.0..1.0).contains(&self.betas.1) {
-            return bad(format!("betas {:?}: each must be in [0, 1)", self.betas));
+            return Err(Error::invalid(
+                Setting::Betas,
+                format!("{:?}", self.betas),
+                "each must be in [0, 1)",
+            ));
         }
         if self.eps.is_nan() || self.eps < 0.0 {
-            return bad(format!("eps {}: must be ≥ 0", self.eps));
+            return Err(Error::invalid(Setting::Eps, self.eps, "must be ≥ 0"));
         }
         if !(0.0..=1.0).contains(&self.alpha) {
-            return bad(format!("alpha {}: must be in [0, 1]", self.alpha));
+            return Err(Error::invalid(
+                Setting::Alpha,
+                self.alpha,
+                "must be in [0, 1]",
+            ));
         }
         Ok(())
     }
 }
 
-/// An optimizer: its config plus per-parameter state.
+/// The state kept for one parameter, as PyTorch names it.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct ParamState {
+    /// The parameter's full name.
+    name: String,
+    shape: Vec<usize>,
+    /// Updates applied to this parameter.
+    step: u64,
+    /// Momentum buffer / Adam's first moment (empty until first used).
+    m: Vec<f32>,
+    /// Adam's second moment / RMSprop's running mean of g².
+    v: Vec<f32>,
+}
+
+/// An optimizer: its config, its learning-rate schedule, and per-parameter
+/// state keyed by the parameters' names.
+///
+/// The learning rate has one source: [`Optimizer::lr`], the schedule's value
+/// for the current epoch ([`Optimizer::set_epoch`]).
 pub struct Optimizer {
     pub config: Config,
-    /// Momentum buffer / Adam's first moment (empty until first used).
-    m: Vec<Vec<f32>>,
-    /// Adam's second moment / RMSprop's running mean of g².
-    v: Vec<Vec<f32>>,
-    /// Steps taken.
-    pub steps: u64,
+    pub schedule: Schedule,
+    epoch: usize,
+    state: Vec<ParamState>,
 }
 
 impl Optimizer {
+    /// An optimizer at a constant learning rate `config.lr`.
     pub fn new(config: Config) -> Optimizer {
         Optimizer {
             config,
-            m: Vec::new(),
-            v: Vec::new(),
-            steps: 0,
+            schedule: Schedule::Constant,
+            epoch: 0,
+            state: Vec::new(),
         }
     }
 
-    /// One update of every parameter with its gradient at learning rate `lr`
-    /// (the schedule's current value). Parameters and gradients come in the
-    /// model's fixed parameter order.
-    pub fn step(&mut self, params: &mut [&mut Tensor], grads: &[Tensor], lr: f32) {
+    /// The same, with the rate following `schedule` over epochs.
+    pub fn with_schedule(mut self, schedule: Schedule) -> Optimizer {
+        self.schedule = schedule;
+        self
+    }
+
+    /// The learning rate of the current epoch.
+    pub fn lr(&self) -> f32 {
+        self.schedule.lr(self.config.lr, self.epoch)
+    }
+
+    /// The current (0-based) epoch of the schedule.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    /// Move the schedule to (0-based) `epoch`.
+    pub fn set_epoch(&mut self, epoch: usize) {
+        self.epoch = epoch;
+    }
+
+    /// Updates taken so far (of the most-updated parameter).
+    pub fn steps(&self) -> u64 {
+        self.state.iter().map(|s| s.step).max().unwrap_or(0)
+    }
+
+    /// One update of every parameter of `model` that has a gradient in
+    /// `grads` (PyTorch skips parameters without one), at [`Optimizer::lr`];
+    /// then the buffer values the pass computed (batch norm's running
+    /// statistics) are stored.
+    ///
+    /// # Panics
+    /// If `grads` come from a model with other parameters.
+    pub fn step<M: Module + ?Sized>(&mut self, model: &mut M, grads: Grads) {
+        let (gs, updates) = grads.into_parts();
+        let mut n = 0;
+        model.visit(&mut Visitor::new(&mut |_, _, e| {
+            n += matches!(e, Entry::Param(_)) as usize;
+        }));
+        assert_eq!(
+            n,
+            gs.len(),
+            "Optimizer::step: gradients for {} parameters, the model has {n}",
+            gs.len()
+        );
+        let lr = self.lr();
+        let mut i = 0;
+        model.visit_mut(&mut VisitorMut::new(&mut |prefix, name, e| {
+            if let EntryMut::Param(p) = e {
+                if let Some(g) = &gs[i] {
+                    self.update(i, prefix, name, p.value_mut(), g, lr);
+                }
+                i += 1;
+            }
+        }));
+        apply_buffer_updates(model, updates);
+    }
+
+    /// One update of plain tensors (named `0`, `1`, … in the state) with
+    /// their gradients, at [`Optimizer::lr`].
+    pub fn step_tensors(&mut self, params: &mut [&mut Tensor], grads: &[Tensor]) {
         assert_eq!(
             params.len(),
             grads.len(),
             "optimizer: parameters vs gradients"
         );
-        if self.m.is_empty() {
-            self.m = params.iter().map(|_| Vec::new()).collect();
-            self.v = params.iter().map(|_| Vec::new()).collect();
-        }
-        self.steps += 1;
-        let c = &self.config;
+        let lr = self.lr();
         for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
-            assert_eq!(
-                p.shape(),
-                g.shape(),
-                "optimizer: parameter {i} vs its gradient"
-            );
-            let (p, g) = (p.data_mut(), g.data());
-            let n = p.len();
-            // State buffers start empty and are sized on the first step (SGD
-            // stores the first gradient itself, as PyTorch does).
-            let first = self.m[i].is_empty();
-            let (m, v) = (&mut self.m[i], &mut self.v[i]);
-            match c.kind {
-                Kind::Sgd => {
-                    if first && c.momentum != 0.0 {
+            self.update(i, "", &i.to_string(), p, g, lr);
+        }
+    }
+
+    /// Update parameter `i` (full name `prefix + name`) with gradient `g`.
+    fn update(&mut self, i: usize, prefix: &str, name: &str, p: &mut Tensor, g: &Tensor, lr: f32) {
+        assert_eq!(
+            p.shape(),
+            g.shape(),
+            "optimizer: `{prefix}{name}` vs its gradient"
+        );
+        if i == self.state.len() {
+            self.state.push(ParamState {
+                name: format!("{prefix}{name}"),
+                shape: p.shape().to_vec(),
+                ..Default::default()
+            });
+        }
+        let st = &mut self.state[i];
+        assert!(
+            st.name.len() == prefix.len() + name.len()
+                && st.name.starts_with(prefix)
+                && st.name.ends_with(name),
+            "optimizer state of `{}` given parameter `{prefix}{name}`: use one optimizer per model",
+            st.name
+        );
+        st.step += 1;
+        let c = &self.config;
+        let (p, g) = (p.data_mut(), g.data());
+        let n = p.len();
+        // State buffers start empty and are sized on the first step (SGD
+        // stores the first gradient itself, as PyTorch does).
+        let first = st.m.is_empty();
+        let (m, v) = (&mut st.m, &mut st.v);
+        match c.kind {
+            Kind::Sgd => {
+                if first && c.momentum != Momentum::None {
+                    m.resize(n, 0.0);
+                }
+                par::for_chunks(n, [p, m], |s, [p, m]| {
+                    sgd(c, lr, first, p, &g[s..s + p.len()], m)
+                });
+            }
+            Kind::Adam | Kind::AdamW => {
+                if first {
+                    m.resize(n, 0.0);
+                    v.resize(n, 0.0);
+                }
+                let t = st.step;
+                par::for_chunks(n, [p, m, v], |s, [p, m, v]| {
+                    adam(c, lr, t, p, &g[s..s + p.len()], m, v)
+                });
+            }
+            Kind::RmsProp => {
+                if v.is_empty() {
+                    v.resize(n, 0.0);
+                    if c.momentum.mu() > 0.0 {
                         m.resize(n, 0.0);
                     }
-                    par::for_chunks(n, [p, m], |s, [p, m]| {
-                        sgd(c, lr, first, p, &g[s..s + p.len()], m)
-                    });
                 }
-                Kind::Adam | Kind::AdamW => {
-                    if first {
-                        m.resize(n, 0.0);
-                        v.resize(n, 0.0);
-                    }
-                    let t = self.steps;
-                    par::for_chunks(n, [p, m, v], |s, [p, m, v]| {
-                        adam(c, lr, t, p, &g[s..s + p.len()], m, v)
-                    });
-                }
-                Kind::RmsProp => {
-                    if v.is_empty() {
-                        v.resize(n, 0.0);
-                        if c.momentum > 0.0 {
-                            m.resize(n, 0.0);
-                        }
-                    }
-                    par::for_chunks(n, [p, m, v], |s, [p, m, v]| {
-                        rmsprop(c, lr, p, &g[s..s + p.len()], m, v)
-                    });
-                }
+                par::for_chunks(n, [p, m, v], |s, [p, m, v]| {
+                    rmsprop(c, lr, p, &g[s..s + p.len()], m, v)
+                });
             }
         }
     }
 
-    /// The optimizer's state as named tensors (`{param}.momentum_buffer`,
-    /// `{param}.exp_avg`, `{param}.exp_avg_sq`, `{param}.square_avg`), for saving.
-    pub fn state(&self, names: &[String]) -> Vec<(String, Tensor)> {
-        let (mname, vname) = match self.config.kind {
+    /// The names of the state tensors of this optimizer kind.
+    fn state_names(&self) -> (&'static str, &'static str) {
+        match self.config.kind {
             Kind::Sgd => ("momentum_buffer", ""),
             Kind::Adam | Kind::AdamW => ("exp_avg", "exp_avg_sq"),
             Kind::RmsProp => ("momentum_buffer", "square_avg"),
-        };
+        }
+    }
+
+    /// The optimizer's state as named tensors, as PyTorch names them:
+    /// `{param}.step`, `{param}.momentum_buffer`, `{param}.exp_avg`,
+    /// `{param}.exp_avg_sq`, `{param}.square_avg`, in the parameters' shapes.
+    pub fn state_dict(&self) -> Vec<(String, Tensor)> {
+        let (mname, vname) = self.state_names();
         let mut out = Vec::new();
-        for (i, n) in names.iter().enumerate() {
-            if let Some(m) = self.m.get(i).filter(|m| !m.is_empty()) {
+        for st in &self.state {
+            out.push((format!("{}.step", st.name), Tensor::scalar(st.step as f32)));
+            if !st.m.is_empty() {
                 out.push((
-                    format!("{n}.{mname}"),
-                    Tensor::from_vec(vec![m.len()], m.clone()),
+                    format!("{}.{mname}", st.name),
+                    Tensor::from_vec(st.shape.clone(), st.m.clone()),
                 ));
             }
-            if let Some(v) = self.v.get(i).filter(|v| !v.is_empty()) {
+            if !st.v.is_empty() {
                 out.push((
-                    format!("{n}.{vname}"),
-                    Tensor::from_vec(vec![v.len()], v.clone()),
+                    format!("{}.{vname}", st.name),
+                    Tensor::from_vec(st.shape.clone(), st.v.clone()),
                 ));
             }
         }
         out
+    }
+
+    /// Restore a state written by [`Optimizer::state_dict`] for `model`'s
+    /// parameters; `origin` names the file in errors.
+    pub fn load_state_dict<M: Module + ?Sized>(
+        &mut self,
+        state: &[(String, Tensor)],
+        model: &M,
+        origin: &std::path::Path,
+    ) -> Result<()> {
+        let (mname, vname) = self.state_names();
+        let find = |n: &str| state.iter().find(|(k, _)| k == n).map(|(_, t)| t);
+        let mut out = Vec::new();
+        let mut err = None;
+        model.visit(&mut Visitor::new(&mut |prefix, name, e| {
+            let Entry::Param(p) = e else { return };
+            let full = format!("{prefix}{name}");
+            let shape = p.value().shape().to_vec();
+            let mut st = ParamState {
+                name: full.clone(),
+                shape: shape.clone(),
+                ..Default::default()
+            };
+            st.step = find(&format!("{full}.step")).map_or(0, |t| t.item() as u64);
+            for (key, slot) in [(mname, &mut st.m), (vname, &mut st.v)] {
+                if key.is_empty() {
+                    continue;
+                }
+                if let Some(t) = find(&format!("{full}.{key}")) {
+                    if t.numel() != p.value().numel() {
+                        err.get_or_insert(Error::weights(
+                            origin,
+                            format!(
+                                "optimizer state `{full}.{key}` has {} values, the parameter {}",
+                                t.numel(),
+                                p.value().numel()
+                            ),
+                        ));
+                    }
+                    *slot = t.data().to_vec();
+                }
+            }
+            out.push(st);
+        }));
+        if let Some(e) = err {
+            return Err(e);
+        }
+        self.state = out;
+        Ok(())
     }
 }
 
 /// `torch.optim.SGD` on one chunk of a parameter; `buf` (the momentum
 /// buffer, empty without momentum) is overwritten on the `first` step.
 fn sgd(c: &Config, lr: f32, first: bool, p: &mut [f32], g: &[f32], buf: &mut [f32]) {
-    let (wd, mu, damp) = (c.weight_decay, c.momentum, c.dampening);
+    let (wd, mu) = (c.weight_decay, c.momentum.mu());
+    let (damp, nesterov) = match c.momentum {
+        Momentum::Classic { dampening, .. } => (dampening, false),
+        Momentum::Nesterov { .. } => (0.0, true),
+        Momentum::None => (0.0, false),
+    };
     if mu == 0.0 {
         for (p, &g) in p.iter_mut().zip(g) {
             let d = if wd != 0.0 { g + wd * *p } else { g };
@@ -250,7 +479,7 @@ fn sgd(c: &Config, lr: f32, first: bool, p: &mut [f32], g: &[f32], buf: &mut [f3
     for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
         let d = if wd != 0.0 { g + wd * *p } else { g };
         *b = if first { d } else { *b * mu + (1.0 - damp) * d };
-        let step = if c.nesterov { d + mu * *b } else { *b };
+        let step = if nesterov { d + mu * *b } else { *b };
         *p += -lr * step;
     }
 }
@@ -290,7 +519,7 @@ fn rmsprop(c: &Config, lr: f32, p: &mut [f32], g: &[f32], buf: &mut [f32], sq: &
         c.alpha as f32,
         (1.0 - c.alpha) as f32,
         c.eps,
-        c.momentum,
+        c.momentum.mu(),
         c.weight_decay,
     );
     for (i, (p, &g)) in p.iter_mut().zip(g).enumerate() {
@@ -318,7 +547,7 @@ mod tests {
         let mut p = Tensor::scalar(0.0);
         for _ in 0..steps {
             let g = Tensor::scalar(2.0 * (p.item() - 3.0));
-            opt.step(&mut [&mut p], &[g], cfg.lr);
+            opt.step_tensors(&mut [&mut p], &[g]);
         }
         p.item()
     }
@@ -336,19 +565,16 @@ mod tests {
 
     #[test]
     fn momentum_first_step_and_nesterov_by_hand() {
-        let mut c = Config::new(Kind::Sgd);
-        c.lr = 0.1;
-        c.momentum = 0.9;
-        let mut opt = Optimizer::new(c.clone());
-        let mut p = Tensor::scalar(1.0);
-        opt.step(&mut [&mut p], &[Tensor::scalar(2.0)], 0.1); // buf = 2; p = 1 − 0.2
-        assert!((p.item() - 0.8).abs() < 1e-7);
-        opt.step(&mut [&mut p], &[Tensor::scalar(1.0)], 0.1); // buf = 2.8; p = 0.8 − 0.28
-        assert!((p.item() - 0.52).abs() < 1e-6);
-        c.nesterov = true;
+        let c = Config::sgd(0.1, Momentum::classic(0.9));
         let mut opt = Optimizer::new(c);
         let mut p = Tensor::scalar(1.0);
-        opt.step(&mut [&mut p], &[Tensor::scalar(2.0)], 0.1); // buf = 2; step = 2 + 1.8
+        opt.step_tensors(&mut [&mut p], &[Tensor::scalar(2.0)]); // buf = 2; p = 1 − 0.2
+        assert!((p.item() - 0.8).abs() < 1e-7);
+        opt.step_tensors(&mut [&mut p], &[Tensor::scalar(1.0)]); // buf = 2.8; p = 0.8 − 0.28
+        assert!((p.item() - 0.52).abs() < 1e-6);
+        let mut opt = Optimizer::new(Config::sgd(0.1, Momentum::Nesterov { mu: 0.9 }));
+        let mut p = Tensor::scalar(1.0);
+        opt.step_tensors(&mut [&mut p], &[Tensor::scalar(2.0)]); // buf = 2; step = 2 + 1.8
         assert!((p.item() - (1.0 - 0.38)).abs() < 1e-6);
     }
 
@@ -357,22 +583,62 @@ mod tests {
         let c = Config::new(Kind::Adam);
         let mut opt = Optimizer::new(c);
         let mut p = Tensor::from_vec(vec![2], vec![1.0, 1.0]);
-        opt.step(
-            &mut [&mut p],
-            &[Tensor::from_vec(vec![2], vec![0.5, -3.0])],
-            1e-3,
-        );
+        opt.step_tensors(&mut [&mut p], &[Tensor::from_vec(vec![2], vec![0.5, -3.0])]);
         assert!((p.data()[0] - (1.0 - 1e-3)).abs() < 1e-6);
         assert!((p.data()[1] - (1.0 + 1e-3)).abs() < 1e-6);
     }
 
     #[test]
-    fn validation_names_the_option() {
-        let mut c = Config::new(Kind::Sgd);
-        c.lr = -1.0;
-        assert!(c.validate().unwrap_err().to_string().contains("--lr"));
-        let mut c = Config::new(Kind::Sgd);
-        c.nesterov = true;
-        assert!(c.validate().unwrap_err().to_string().contains("--nesterov"));
+    fn validation_names_the_hyper_parameter() {
+        let c = Config::sgd(-1.0, Momentum::None);
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("learning rate -1"));
+        let c = Config::sgd(0.1, Momentum::Nesterov { mu: 0.0 });
+        assert!(c.validate().unwrap_err().to_string().contains("Nesterov"));
+        let mut c = Config::new(Kind::Adam);
+        c.momentum = Momentum::Nesterov { mu: 0.9 };
+        assert!(c.validate().unwrap_err().to_string().contains("SGD only"));
+    }
+
+    #[test]
+    fn state_is_keyed_by_name_and_round_trips() {
+        use crate::nn::{Linear, ModuleExt, Pass, Sequential};
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let mut m = Sequential::new().push(Linear::new(3, 2).init(&mut rng));
+        let mut opt = Optimizer::new(Config::adam(0.01));
+        let x = Tensor::from_vec(vec![2, 3], vec![1.0, 2.0, 3.0, -1.0, 0.5, 0.0]);
+        let step = |m: &mut Sequential, opt: &mut Optimizer| {
+            let mut p = Pass::train(&*m, 0);
+            let xv = p.input(x.clone());
+            let out = crate::nn::Module::forward(&*m, &mut p, xv);
+            let l = p.cross_entropy(out, &[0, 1]);
+            opt.step(m, p.backward(l));
+        };
+        step(&mut m, &mut opt);
+        let names: Vec<String> = opt.state_dict().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "0.weight.step",
+                "0.weight.exp_avg",
+                "0.weight.exp_avg_sq",
+                "0.bias.step",
+                "0.bias.exp_avg",
+                "0.bias.exp_avg_sq"
+            ]
+        );
+        // A restored optimizer continues exactly as the original.
+        let mut again = Optimizer::new(Config::adam(0.01));
+        again
+            .load_state_dict(&opt.state_dict(), &m, std::path::Path::new("x"))
+            .unwrap();
+        let mut m2 = m.clone();
+        step(&mut m, &mut opt);
+        step(&mut m2, &mut again);
+        assert_eq!(m.state_dict(), m2.state_dict());
     }
 }

@@ -1,8 +1,6 @@
 //! Learning-rate schedules, stepped once per epoch as PyTorch's `StepLR` and
 //! `CosineAnnealingLR` usually are.
 
-use crate::{Error, Result};
-
 /// How the learning rate changes over epochs.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub enum Schedule {
@@ -38,32 +36,6 @@ impl Schedule {
                     + (base - eta_min) as f64 * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0)
                     as f32
             }
-        }
-    }
-
-    /// Parse `constant`, `step` (with `step_size`, `gamma`) or `cosine` (over `epochs`).
-    pub fn parse(
-        s: &str,
-        step_size: usize,
-        gamma: f32,
-        epochs: usize,
-        eta_min: f32,
-    ) -> Result<Schedule> {
-        match s.to_ascii_lowercase().as_str() {
-            "constant" | "none" => Ok(Schedule::Constant),
-            "step" => {
-                if step_size == 0 {
-                    return Err(Error::Config("--lr-step-size must be at least 1".into()));
-                }
-                Ok(Schedule::Step { step_size, gamma })
-            }
-            "cosine" => Ok(Schedule::Cosine {
-                t_max: epochs,
-                eta_min,
-            }),
-            _ => Err(Error::Config(format!(
-                "--lr-schedule {s}: unknown schedule; use constant, step or cosine"
-            ))),
         }
     }
 }

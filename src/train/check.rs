@@ -1,215 +1,246 @@
 //! `backprop gradcheck`: a model's gradients against central finite
-//! differences, parameter by parameter.
+//! differences, parameter by parameter, with the checker of
+//! [`crate::ops::gradcheck`] (see there for the measure, the steps and the
+//! kinks).
 //!
-//! As the op tests do ([`crate::ops::gradcheck`]): a batch of random inputs
-//! in [−1, 1], a fixed random upstream gradient `r` (never all ones) and the
-//! scalar `L = Σ r·model(x)` accumulated in `f64`; for each checked element
-//! of each parameter, the analytic ∂L/∂θ from one backward pass against
-//! `(L(θ+h) − L(θ−h)) / 2h` with `h = 1e-2·max(1, |θ|)`, the error measured
-//! as `|a − n| / max(1, |a|, |n|)`. The model runs in `Eval` mode, so dropout
-//! and batch statistics do not change between the passes.
-//!
-//! ReLU and max-pooling have kinks: when `θ ± h` moves a unit across one,
-//! the central difference is off although the gradient is right, and a
-//! convolution weight feeds thousands of units, so some are always near one.
-//! So an element whose error is above 1e-4 is retried with `h = 1e-3` and
-//! `1e-4`, and the smallest error is kept. If it stays above 1e-4, the
-//! element counts as skipped rather than failed when the steps show a kink:
-//! the analytic gradient agrees (within the tolerance) with one of the
-//! one-sided differences `(L(θ+h) − L(θ)) / h`, `(L(θ) − L(θ−h)) / h`, or
-//! the three estimates disagree with each other. A wrong backward on a
-//! smooth stretch gives estimates that agree with each other and with
-//! neither side's analytic slope, and fails. Even so, a convolution weight
-//! whose output feeds thousands of relu or max-pool units sees kinks at every
-//! usable `f32` step, and errors up to a few 1e-3 are kinks, not bugs: hence
-//! the command's default tolerance of 1e-2 for such models (1e-3 otherwise;
-//! smooth layers measure about 1e-5). Fewer kinks: `--batch 1`.
-//!
-//! Large layers are sampled: up to `samples` elements per parameter (chosen
-//! at random with the seed; all of them when `samples` is 0), each costing two
-//! forward passes.
+//! The model runs on a batch of random inputs in [−1, 1] in evaluation mode
+//! (so dropout and batch statistics do not change between the passes), with
+//! a graph recorded for the analytic gradients of `L = Σ r·model(x)`. A
+//! convolution weight whose output feeds thousands of relu or max-pool units
+//! sees kinks at every usable `f32` step, and errors up to a few 1e-3 are
+//! kinks, not bugs: hence [`default_tolerance`] is 1e-2 for models with
+//! kinks (1e-3 otherwise; smooth layers measure about 1e-5). Fewer kinks:
+//! a batch of 1.
 
-use crate::nn::{Mode, Model};
-use crate::ops::gradcheck::pseudo_random;
-use crate::{Graph, Result, Tensor, Var};
-use rand::SeedableRng;
+use crate::nn::{Mode, Module, ModuleExt, Pass};
+use crate::ops::gradcheck::{compare, pseudo_random, weighted_sum};
+pub use crate::ops::gradcheck::{CheckConfig, ParamCheck, Worst};
+use crate::{Error, Result, Tensor};
 
-/// The result for one parameter.
+/// The ops whose derivative jumps somewhere.
+const KINKED_OPS: [&str; 3] = ["relu", "leaky_relu", "max_pool2d"];
+
+/// A model's check: every parameter's result, and what the report needs.
 #[derive(Clone, Debug)]
-pub struct ParamCheck {
-    /// Full name, e.g. `1.weight`.
-    pub name: String,
-    /// The layer index it belongs to.
-    pub layer: usize,
-    /// Elements compared (excluding kinks) and the parameter's size.
-    pub checked: usize,
-    pub total: usize,
-    /// Elements skipped because the steps crossed kinks.
-    pub kinks: usize,
-    /// The worst error and where: `(error, element, analytic, numeric)`.
-    pub worst: (f64, usize, f64, f64),
-}
-
-/// Settings of a check.
-#[derive(Clone, Debug)]
-pub struct CheckConfig {
-    /// Per-sample input shape, e.g. `[1, 28, 28]`.
-    pub sample_shape: Vec<usize>,
-    pub batch: usize,
-    pub seed: u64,
-    /// Elements per parameter (0: all).
-    pub samples: usize,
-    /// The error that fails the check; also how close estimates must be to
-    /// count as agreeing when looking for kinks.
+pub struct ModelCheck {
+    pub params: Vec<ParamCheck>,
+    /// `(module name, description)` of every module that owns parameters,
+    /// in order (`("1", "linear(784,32)")`).
+    pub layers: Vec<(String, String)>,
+    /// Whether the model's graph has ops with kinks (relu, leaky_relu,
+    /// prelu, max-pooling).
+    pub has_kinks: bool,
     pub tolerance: f64,
 }
 
-/// Compare every parameter's gradient with central finite differences.
-pub fn check_model(model: &Model, cfg: &CheckConfig) -> Result<Vec<ParamCheck>> {
-    if cfg.batch == 0 {
-        return Err(crate::Error::Config(
-            "--batch 0: use at least 1 sample".into(),
-        ));
+/// 1e-2 for models with kinks, 1e-3 otherwise.
+pub fn default_tolerance(has_kinks: bool) -> f64 {
+    if has_kinks {
+        1e-2
+    } else {
+        1e-3
     }
-    model.output_shape(&cfg.sample_shape)?;
-    let mut shape = vec![cfg.batch];
-    shape.extend_from_slice(&cfg.sample_shape);
-    let x = pseudo_random(&shape, cfg.seed.wrapping_add(1));
-    let params: Vec<(String, Tensor)> = model.parameters().map(|(n, t)| (n, t.clone())).collect();
-    Ok(check_function(&params, &x, cfg, |g, x, ps| {
-        model.forward_with(g, x, ps, Mode::Eval).out
+}
+
+/// Whether `model`'s forward pass on samples of `sample_shape` goes through
+/// ops with kinks.
+pub fn has_kinks(model: &dyn Module, sample_shape: &[usize]) -> Result<bool> {
+    model.output_shape(sample_shape)?;
+    let mut shape = vec![1];
+    shape.extend_from_slice(sample_shape);
+    let mut p = Pass::eval(model);
+    let x = p.input(Tensor::zeros(&shape));
+    model.forward(&mut p, x);
+    Ok((0..p.len()).any(|i| {
+        let op = p.op_name(p.var(i));
+        KINKED_OPS.contains(&op) || op == "prelu"
     }))
 }
 
-/// [`check_model`] for any function `f(graph, x, params) → output` of named
-/// parameters (`"{layer}.{name}"`) and an input batch `x`.
-pub fn check_function(
-    params: &[(String, Tensor)],
-    x: &Tensor,
-    cfg: &CheckConfig,
-    f: impl Fn(&mut Graph, Var, Vec<Var>) -> Var,
-) -> Vec<ParamCheck> {
-    // Analytic gradients of L = Σ r·out.
-    let mut g = Graph::new();
-    let xv = g.input(x.clone());
-    let vars: Vec<Var> = params.iter().map(|(_, t)| g.param(t.clone())).collect();
-    let out = f(&mut g, xv, vars.clone());
-    let r = pseudo_random(g.shape(out), cfg.seed.wrapping_add(2));
-    let table = g.backward_with(out, r.clone());
-    let analytic: Vec<Tensor> = vars
-        .iter()
-        .zip(params)
-        .map(|(v, (_, t))| table.get(*v).cloned().unwrap_or_else(|| t.zeros_like()))
-        .collect();
-    drop(g);
-
-    let loss_at = |ps: &[Tensor]| -> f64 {
-        let mut g = Graph::no_grad();
-        let xv = g.input(x.clone());
-        let vars = ps.iter().map(|t| g.param(t.clone())).collect();
-        let out = f(&mut g, xv, vars);
-        g.value(out)
-            .data()
-            .iter()
-            .zip(r.data())
-            .map(|(&o, &w)| o as f64 * w as f64)
-            .sum()
-    };
-    let mut ps: Vec<Tensor> = params.iter().map(|(_, t)| t.clone()).collect();
-    let base = loss_at(&ps);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut out = Vec::with_capacity(params.len());
-    for (i, (name, t)) in params.iter().enumerate() {
-        let n = t.numel();
-        let idx: Vec<usize> = if cfg.samples == 0 || n <= cfg.samples {
-            (0..n).collect()
-        } else {
-            let mut v = rand::seq::index::sample(&mut rng, n, cfg.samples).into_vec();
-            v.sort_unstable();
-            v
-        };
-        let mut pc = ParamCheck {
-            name: name.clone(),
-            layer: name
-                .split('.')
-                .next()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
-            checked: 0,
-            total: n,
-            kinks: 0,
-            worst: (0.0, 0, 0.0, 0.0),
-        };
-        for j in idx {
-            let x0 = t.data()[j];
-            let a = analytic[i].data()[j] as f64;
-            // (error, numeric) at each step tried, and whether one side agrees.
-            let mut tries: Vec<(f64, f64)> = Vec::with_capacity(STEPS.len());
-            let mut one_side = false;
-            let mut scale = 1f64.max(a.abs());
-            for step in STEPS {
-                let h = step * x0.abs().max(1.0);
-                ps[i].data_mut()[j] = x0 + h;
-                let lp = loss_at(&ps);
-                ps[i].data_mut()[j] = x0 - h;
-                let lm = loss_at(&ps);
-                ps[i].data_mut()[j] = x0;
-                // The steps actually taken, in f32.
-                let (hp, hm) = ((x0 + h) as f64 - x0 as f64, x0 as f64 - (x0 - h) as f64);
-                let numeric = (lp - lm) / (hp + hm);
-                scale = scale.max(numeric.abs());
-                let e = (a - numeric).abs() / 1f64.max(a.abs()).max(numeric.abs());
-                tries.push((e, numeric));
-                if e <= RETRY {
-                    break;
-                }
-                let (fwd, bwd) = ((lp - base) / hp, (base - lm) / hm);
-                one_side |= (a - fwd).abs().min((a - bwd).abs()) / scale <= cfg.tolerance;
-            }
-            let best = tries
-                .iter()
-                .copied()
-                .fold(
-                    (f64::INFINITY, f64::NAN),
-                    |b, t| if t.0 < b.0 { t } else { b },
-                );
-            // Estimates that agree with each other: the differences converged.
-            let converged = tries.iter().enumerate().any(|(k, x)| {
-                tries[k + 1..]
-                    .iter()
-                    .any(|y| (x.1 - y.1).abs() / scale <= cfg.tolerance)
-            });
-            if best.0 > RETRY && (one_side || !converged) {
-                // A kink: on one side the slope is the analytic gradient, or
-                // the estimates jump about with the step.
-                pc.kinks += 1;
-                continue;
-            }
-            pc.checked += 1;
-            if best.0 > pc.worst.0 {
-                pc.worst = (best.0, j, a, best.1);
-            }
-        }
-        out.push(pc);
+/// Compare every parameter's gradient of `model` with central finite
+/// differences on a random batch (`cfg.batch` samples of `cfg.sample_shape`).
+/// A `cfg.tolerance` of 0 means [`default_tolerance`].
+pub fn check_model(model: &dyn Module, cfg: &CheckConfig) -> Result<ModelCheck> {
+    if cfg.batch == 0 {
+        return Err(Error::Config("a batch needs at least 1 sample".into()));
     }
-    out
+    let has_kinks = has_kinks(model, &cfg.sample_shape)?;
+    let mut cfg = cfg.clone();
+    if cfg.tolerance <= 0.0 {
+        cfg.tolerance = default_tolerance(has_kinks);
+    }
+    let mut shape = vec![cfg.batch];
+    shape.extend_from_slice(&cfg.sample_shape);
+    let x = pseudo_random(&shape, cfg.seed.wrapping_add(1));
+    let params = check_module(model, &x, &cfg);
+    let names: Vec<String> = params.iter().map(|p| p.name.clone()).collect();
+    let mut layers: Vec<(String, String)> = Vec::new();
+    for (name, m) in crate::nn::named_modules(model) {
+        let owns = names
+            .iter()
+            .any(|n| n.rsplit_once('.').map_or("", |(o, _)| o) == name);
+        if owns {
+            layers.push((name, m.describe()));
+        }
+    }
+    Ok(ModelCheck {
+        params,
+        layers,
+        has_kinks,
+        tolerance: cfg.tolerance,
+    })
 }
 
-/// The relative steps tried in turn, while the error stays above 1e-4:
-/// a smaller step is less likely to cross a kink, a larger one less noisy.
-pub const STEPS: [f32; 3] = [1e-2, 1e-3, 1e-4];
+/// [`check_model`]'s comparison on a given batch `x`.
+pub fn check_module(model: &dyn Module, x: &Tensor, cfg: &CheckConfig) -> Vec<ParamCheck> {
+    // Analytic gradients of L = Σ r·out, evaluation behaviour, graph recorded.
+    let mut p = Pass::with_grad(model, Mode::Eval);
+    let xv = p.input(x.clone());
+    let out = model.forward(&mut p, xv);
+    let r = pseudo_random(p.shape(out), cfg.seed.wrapping_add(2));
+    let vars = p.param_vars().to_vec();
+    let table = p.backward_with(out, r.clone());
+    let values: Vec<(String, Tensor)> = model
+        .parameters()
+        .into_iter()
+        .map(|(n, t)| (n, t.value().clone()))
+        .collect();
+    let analytic: Vec<Tensor> = vars
+        .iter()
+        .zip(&values)
+        .map(|(v, (_, t))| table.get(*v).cloned().unwrap_or_else(|| t.zeros_like()))
+        .collect();
+    drop(table);
+    drop(p);
+    let mut copy = model.clone_module();
+    compare(&values, &analytic, cfg, |i, t| {
+        let mut k = 0;
+        copy.for_each_param_mut(&mut |_, p| {
+            if k == i {
+                p.set(t.clone());
+            }
+            k += 1;
+        });
+        let out = copy.predict(x);
+        let l = weighted_sum(&out, &r);
+        let mut k = 0;
+        copy.for_each_param_mut(&mut |_, p| {
+            if k == i {
+                p.set(values[i].1.clone());
+            }
+            k += 1;
+        });
+        l
+    })
+}
 
-/// An element whose error at the first step is above this is tried for a
-/// kink and at smaller steps; the smallest error found is reported.
-const RETRY: f64 = 1e-4;
+impl ModelCheck {
+    /// The worst parameter, if any.
+    pub fn worst(&self) -> Option<&ParamCheck> {
+        self.params
+            .iter()
+            .fold(None, |b: Option<&ParamCheck>, p| match b {
+                Some(b) if b.worst.error >= p.worst.error => Some(b),
+                _ => Some(p),
+            })
+    }
+
+    /// Elements skipped as kinks, over all parameters.
+    pub fn kinks(&self) -> usize {
+        self.params.iter().map(|p| p.kinks).sum()
+    }
+
+    /// Whether every checked element agrees within the tolerance.
+    pub fn passed(&self) -> bool {
+        self.worst().is_none_or(|w| w.worst.error <= self.tolerance)
+    }
+
+    /// One line per layer: its worst error, and per parameter the worst
+    /// error, the elements checked and the kinks.
+    pub fn report(&self) -> String {
+        let mut s = String::new();
+        for (name, text) in &self.layers {
+            let ps: Vec<&ParamCheck> = self
+                .params
+                .iter()
+                .filter(|p| p.name.rsplit_once('.').map_or("", |(o, _)| o) == name)
+                .collect();
+            let w = ps.iter().map(|p| p.worst.error).fold(0.0, f64::max);
+            let parts: Vec<String> = ps
+                .iter()
+                .map(|p| {
+                    let local = p.name.rsplit_once('.').map_or(p.name.as_str(), |(_, l)| l);
+                    format!(
+                        "{local} {:.1e} ({} of {}{})",
+                        p.worst.error,
+                        p.checked,
+                        p.total,
+                        if p.kinks > 0 {
+                            format!(", {} at kinks", p.kinks)
+                        } else {
+                            String::new()
+                        }
+                    )
+                })
+                .collect();
+            let flag = if w > self.tolerance { "  FAIL" } else { "" };
+            s += &format!(
+                "layer {name} {:<24} worst {w:.1e}{flag}   {}\n",
+                text,
+                parts.join(", ")
+            );
+        }
+        s
+    }
+
+    /// The verdict: `Ok(line)` when every gradient agrees, else an error
+    /// naming the worst element.
+    pub fn verdict(&self) -> Result<String> {
+        let Some(w) = self.worst() else {
+            return Ok("the model has no parameters: nothing to check".into());
+        };
+        let tol = self.tolerance;
+        let kinks = self.kinks();
+        if !self.passed() {
+            return Err(Error::Config(format!(
+                "gradient check failed: `{}` element {} has analytic gradient {:.6e}, numeric {:.6e}: error {:.1e} > \
+                 tolerance {tol:e}{}",
+                w.name,
+                w.worst.element,
+                w.worst.analytic,
+                w.worst.numeric,
+                w.worst.error,
+                if self.has_kinks {
+                    " (a kink fails with one seed only; a wrong gradient with every seed)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let skipped = if kinks > 0 {
+            format!(
+                " ({kinks} element{} skipped: the steps crossed kinks of relu or max-pool)",
+                if kinks == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        };
+        Ok(format!(
+            "ok: every gradient checked agrees within {tol:e} (worst {:.1e}, `{}`){skipped}",
+            w.worst.error, w.name
+        ))
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::Init;
+    use crate::nn::{Init, Sequential};
+    use crate::ops::gradcheck::check_function;
+    use rand::SeedableRng;
 
-    fn model(line: &str) -> Model {
-        Model::new(
+    fn model(line: &str) -> Sequential {
+        Sequential::parse(
             line,
             Init::Default,
             &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
@@ -235,12 +266,15 @@ mod tests {
             "flatten,linear(12,8),prelu,linear(8,6),elu,linear(6,3),log_softmax",
         ] {
             let r = check_model(&model(line), &cfg(&[3, 4])).unwrap();
-            let n = model(line).parameters().count();
-            assert_eq!(r.len(), n, "{line}");
-            for p in &r {
-                assert!(p.worst.0 < 1e-3, "{line}: {p:?}");
+            let n = model(line).parameters().len();
+            assert_eq!(r.params.len(), n, "{line}");
+            assert_eq!(r.has_kinks, !line.contains("tanh"), "{line}");
+            for p in &r.params {
+                assert!(p.worst.error < 1e-3, "{line}: {p:?}");
                 assert!(p.checked + p.kinks == p.total, "{line}: {p:?}");
             }
+            assert!(r.verdict().is_ok(), "{line}");
+            assert!(r.report().contains("layer 1 linear(12,"), "{}", r.report());
         }
     }
 
@@ -267,14 +301,18 @@ mod tests {
     #[test]
     fn a_wrong_backward_is_caught() {
         let m = model("linear(5,3)");
-        let params: Vec<(String, Tensor)> = m.parameters().map(|(n, t)| (n, t.clone())).collect();
-        let x = pseudo_random(&[4, 5], 3);
-        let r = check_function(&params, &x, &cfg(&[5]), |g, x, ps| {
-            let z = g.linear(x, ps[0], Some(ps[1]));
+        let mut inputs: Vec<Tensor> = m
+            .parameters()
+            .into_iter()
+            .map(|(_, t)| t.value().clone())
+            .collect();
+        inputs.push(pseudo_random(&[4, 5], 3));
+        let r = check_function(&inputs, &cfg(&[5]), |g, v| {
+            let z = g.linear(v[2], v[0], Some(v[1]));
             let v = g.value(z).map(|v| v * v);
             g.push("wrong_square", v, &[z], WrongSquare)
         });
-        assert!(r.iter().all(|p| p.worst.0 > 1e-2), "{r:?}");
+        assert!(r[..2].iter().all(|p| p.worst.error > 1e-2), "{r:?}");
         assert!(r.iter().all(|p| p.kinks == 0), "{r:?}");
     }
 
@@ -283,6 +321,7 @@ mod tests {
         let mut c = cfg(&[20]);
         c.samples = 7;
         let r = check_model(&model("linear(20,30),relu,linear(30,2)"), &c).unwrap();
+        let r = r.params;
         assert_eq!(r[0].total, 600);
         assert_eq!(r[0].checked + r[0].kinks, 7);
         assert_eq!(r[1].checked + r[1].kinks, 7);

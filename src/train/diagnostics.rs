@@ -29,9 +29,10 @@
 //! C is the mean loss over the batch, so gradient norms shrink as the batch
 //! grows; compare layers within a run, not runs with different batch sizes.
 
-use crate::nn::{LayerKind, Model};
+use crate::nn::module::output_owner;
+use crate::nn::{named_modules, LayerOutput, Module, ModuleExt, Pass};
 use crate::ops::unary::Unary;
-use crate::{Gradients, Graph, Tensor, Var};
+use crate::{Gradients, Graph, Tensor};
 use std::collections::HashSet;
 
 /// One per-layer statistic (a column of `metrics.csv`: `L{layer}.{name}`).
@@ -58,7 +59,8 @@ impl Stat {
         }
     }
 
-    const PARAM: [Stat; 4] = [
+    /// The statistics of a layer with parameters.
+    pub const PARAM: [Stat; 4] = [
         Stat::GradNorm,
         Stat::DeltaNorm,
         Stat::WeightNorm,
@@ -69,9 +71,10 @@ impl Stat {
 /// The statistics of one layer at one sampled step.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LayerStats {
-    /// The layer's index in the model line (its parameters are `{layer}.weight`, …).
-    pub layer: usize,
-    /// The layer as written in the model line, e.g. `linear(784,128)`.
+    /// The layer's module name: its index in a model line (`1`, whose
+    /// parameters are `1.weight`, …), or its path in a struct (`block.conv1`).
+    pub layer: String,
+    /// What the layer is, e.g. `linear(784,128)`.
     pub name: String,
     pub grad_norm: Option<f64>,
     pub delta_norm: Option<f64>,
@@ -97,6 +100,21 @@ impl LayerStats {
     /// "layer 3 linear(128,10)": how reports name a layer.
     pub fn label(&self) -> String {
         format!("layer {} {}", self.layer, self.name)
+    }
+
+    /// The statistics this layer has (the columns it fills).
+    pub fn stats(&self) -> Vec<Stat> {
+        let mut v = Vec::new();
+        if self.grad_norm.is_some() {
+            v.extend(Stat::PARAM);
+        }
+        if self.dead_frac.is_some() {
+            v.push(Stat::DeadFrac);
+        }
+        if self.saturated_frac.is_some() {
+            v.push(Stat::SaturatedFrac);
+        }
+        v
     }
 }
 
@@ -129,12 +147,16 @@ pub fn is_sampled(step: usize, every: usize) -> bool {
 /// One layer the statistics cover.
 #[derive(Clone, Debug)]
 struct Watched {
-    layer: usize,
+    /// The module's name (`1`, `block.conv1`).
+    layer: String,
+    /// Its description (`linear(784,128)`).
     name: String,
-    /// Positions in [`Model::parameters`] order of the weights measured.
+    /// Positions in the model's parameter order of the weights measured.
     weights: Vec<usize>,
     /// The activation whose units are counted (relu: dead; sigmoid, tanh: saturated).
     act: Option<Unary>,
+    /// Which of the pass's recorded layer outputs is this layer's.
+    output: usize,
 }
 
 impl Watched {
@@ -152,15 +174,25 @@ impl Watched {
     }
 }
 
-/// Which layers of a model are measured, and how; built once per run.
+/// Which layers of a model are measured, and how; made once per run from
+/// the first training pass.
+///
+/// A layer is a module that records its output with
+/// [`Pass::layer_output`] (every built-in layer with parameters, and the
+/// activations): its parameters are the ones it owns directly, its δ the
+/// gradient of that output.
 ///
 /// ```
-/// use backprop::nn::{Init, Model};
+/// use backprop::nn::{Init, Module, Pass, Sequential};
 /// use backprop::train::diagnostics::Probe;
+/// use backprop::Tensor;
 /// use rand::SeedableRng;
-/// let m = Model::new("flatten,linear(4,3),relu,linear(3,2)", Init::Default,
+/// let m = Sequential::parse("flatten,linear(4,3),relu,linear(3,2)", Init::Default,
 ///     &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)).unwrap();
-/// let cols = Probe::new(&m).columns();
+/// let mut p = Pass::train(&m, 0);
+/// let x = p.input(Tensor::zeros(&[2, 4]));
+/// m.forward(&mut p, x);
+/// let cols = Probe::new(&m, &p).columns();
 /// assert_eq!(cols[..5], ["L1.grad_norm", "L1.delta_norm", "L1.weight_norm", "L1.update_ratio", "L2.dead_frac"]);
 /// assert_eq!(cols.len(), 9);
 /// ```
@@ -170,34 +202,55 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Watch every layer with parameters, and every relu, sigmoid and tanh.
-    pub fn new(model: &Model) -> Probe {
-        let mut watched = Vec::new();
-        let mut k = 0;
-        for (i, l) in model.layers.iter().enumerate() {
-            let named: Vec<usize> = l
-                .params
+    /// Watch every layer output `pass` recorded (a forward pass of `model`)
+    /// whose module has parameters of its own, and every relu, sigmoid and tanh.
+    pub fn new(model: &dyn Module, pass: &Pass) -> Probe {
+        let mods = named_modules(model);
+        let params: Vec<String> = model.parameters().into_iter().map(|(n, _)| n).collect();
+        let mut watched: Vec<Watched> = Vec::new();
+        for (k, out) in pass.layer_outputs().iter().enumerate() {
+            let Some((layer, m)) = output_owner(&mods, out) else {
+                continue;
+            };
+            if watched.iter().any(|w| &w.layer == layer) {
+                continue; // a module called twice: its first call stands for it
+            }
+            // The parameters the module owns itself: `{layer}.{local}`.
+            let own: Vec<(usize, &str)> = params
                 .iter()
                 .enumerate()
-                .filter(|(_, (n, _))| n.starts_with("weight"))
-                .map(|(j, _)| k + j)
+                .filter_map(|(i, n)| {
+                    let local = if layer.is_empty() {
+                        Some(n.as_str())
+                    } else {
+                        n.strip_prefix(layer.as_str())?.strip_prefix('.')
+                    }?;
+                    (!local.contains('.')).then_some((i, local))
+                })
+                .collect();
+            let named: Vec<usize> = own
+                .iter()
+                .filter(|(_, l)| l.starts_with("weight"))
+                .map(|(i, _)| *i)
                 .collect();
             let weights = if named.is_empty() {
-                (k..k + l.params.len()).collect()
+                own.iter().map(|(i, _)| *i).collect()
             } else {
                 named
             };
-            k += l.params.len();
-            let act = match &l.kind {
-                LayerKind::Activation(f @ (Unary::Relu | Unary::Sigmoid | Unary::Tanh)) => Some(*f),
+            let act = match pass.op_name(out.var) {
+                "relu" => Some(Unary::Relu),
+                "sigmoid" => Some(Unary::Sigmoid),
+                "tanh" => Some(Unary::Tanh),
                 _ => None,
             };
             if !weights.is_empty() || act.is_some() {
                 watched.push(Watched {
-                    layer: i,
-                    name: l.item.text.clone(),
+                    layer: layer.clone(),
+                    name: m.describe(),
                     weights,
                     act,
+                    output: k,
                 });
             }
         }
@@ -205,10 +258,10 @@ impl Probe {
     }
 
     /// `(layer, statistic)` for every value a sample holds, in column order.
-    pub fn stats(&self) -> Vec<(usize, Stat)> {
+    pub fn stats(&self) -> Vec<(String, Stat)> {
         self.watched
             .iter()
-            .flat_map(|w| w.stats().into_iter().map(move |s| (w.layer, s)))
+            .flat_map(|w| w.stats().into_iter().map(move |s| (w.layer.clone(), s)))
             .collect()
     }
 
@@ -220,36 +273,47 @@ impl Probe {
             .collect()
     }
 
+    /// Whether the model has sigmoid or tanh layers.
+    pub fn has_squashing(&self) -> bool {
+        self.watched
+            .iter()
+            .any(|w| matches!(w.act, Some(Unary::Sigmoid | Unary::Tanh)))
+    }
+
     /// Before the backward pass: keep δ of every parameterized layer's output.
-    pub fn retain(&self, g: &mut Graph, layer_outputs: &[Var]) {
+    pub fn retain(&self, pass: &mut Pass) {
         for w in self.watched.iter().filter(|w| !w.weights.is_empty()) {
-            g.retain_grad(layer_outputs[w.layer]);
+            if let Some(o) = pass.layer_outputs().get(w.output) {
+                let v = o.var;
+                pass.retain_grad(v);
+            }
         }
     }
 
     /// After the backward pass: gradient and δ norms, dead and saturated
-    /// shares. `grads` are the parameter gradients in [`Model::parameters`]
-    /// order (before clipping); `table` the gradient table [`Probe::retain`]
-    /// prepared. Weight norms and update ratios come later, from
-    /// [`Probe::after_step`].
+    /// shares. `grads` are the parameter gradients in the model's order
+    /// (before clipping); `table` the gradient table [`Probe::retain`]
+    /// prepared, `outputs` the pass's recorded layer outputs. Weight norms
+    /// and update ratios come later, from [`Probe::after_step`].
     pub fn measure(
         &self,
         g: &Graph,
         table: &Gradients,
-        layer_outputs: &[Var],
-        grads: &[Tensor],
+        outputs: &[LayerOutput],
+        grads: &[Option<Tensor>],
     ) -> Vec<LayerStats> {
         self.watched
             .iter()
-            .map(|w| {
-                let out = layer_outputs[w.layer];
+            .filter_map(|w| {
+                let out = outputs.get(w.output)?.var;
                 let mut s = LayerStats {
-                    layer: w.layer,
+                    layer: w.layer.clone(),
                     name: w.name.clone(),
                     ..Default::default()
                 };
                 if !w.weights.is_empty() {
-                    s.grad_norm = Some(norm_of(w.weights.iter().map(|&i| &grads[i])));
+                    s.grad_norm =
+                        Some(norm_of(w.weights.iter().filter_map(|&i| grads[i].as_ref())));
                     s.delta_norm = Some(table.get(out).map_or(0.0, Tensor::norm));
                 }
                 match w.act {
@@ -259,26 +323,26 @@ impl Probe {
                     }
                     _ => {}
                 }
-                s
+                Some(s)
             })
             .collect()
     }
 
     /// Copies of the measured weights, taken just before the optimizer step.
-    pub fn snapshot(&self, model: &Model) -> Vec<Tensor> {
-        let params: Vec<&Tensor> = model.parameters().map(|(_, t)| t).collect();
+    pub fn snapshot(&self, model: &dyn Module) -> Vec<Tensor> {
+        let params = model.parameters();
         self.watched
             .iter()
-            .flat_map(|w| w.weights.iter().map(|&i| params[i].clone()))
+            .flat_map(|w| w.weights.iter().map(|&i| params[i].1.value().clone()))
             .collect()
     }
 
     /// After the optimizer step: ‖W‖ before it and ‖ΔW‖ / ‖W‖, from the
     /// [`Probe::snapshot`] taken before.
-    pub fn after_step(&self, stats: &mut [LayerStats], before: &[Tensor], model: &Model) {
-        let params: Vec<&Tensor> = model.parameters().map(|(_, t)| t).collect();
+    pub fn after_step(&self, stats: &mut [LayerStats], before: &[Tensor], model: &dyn Module) {
+        let params = model.parameters();
         let mut k = 0;
-        for (w, s) in self.watched.iter().zip(stats) {
+        for w in &self.watched {
             if w.weights.is_empty() {
                 continue;
             }
@@ -286,11 +350,14 @@ impl Probe {
             for &i in &w.weights {
                 let old = &before[k];
                 k += 1;
-                for (&a, &b) in old.data().iter().zip(params[i].data()) {
+                for (&a, &b) in old.data().iter().zip(params[i].1.value().data()) {
                     ww += a as f64 * a as f64;
                     dd += (b as f64 - a as f64).powi(2);
                 }
             }
+            let Some(s) = stats.iter_mut().find(|s| s.layer == w.layer) else {
+                continue;
+            };
             s.weight_norm = Some(ww.sqrt());
             s.update_ratio = Some(if ww > 0.0 {
                 (dd / ww).sqrt()
@@ -382,20 +449,18 @@ pub const GROWTH: f64 = 1e2;
 /// Turns samples into plain warnings, each (layer, kind) at most once a run.
 #[derive(Clone, Debug, Default)]
 pub struct Watch {
-    warned: HashSet<(usize, WarningKind)>,
+    warned: HashSet<(String, WarningKind)>,
     /// Gradient norm of each watched parameterized layer at each sample so far.
-    history: Vec<(usize, Vec<f64>)>,
+    history: Vec<(String, Vec<f64>)>,
     /// The model has sigmoid or tanh layers (the first remedy for vanishing).
     squashing: bool,
 }
 
 impl Watch {
-    pub fn new(model: &Model) -> Watch {
+    /// A watch over the layers `probe` measures.
+    pub fn new(probe: &Probe) -> Watch {
         Watch {
-            squashing: model
-                .layers
-                .iter()
-                .any(|l| matches!(l.kind, LayerKind::Activation(Unary::Sigmoid | Unary::Tanh))),
+            squashing: probe.has_squashing(),
             ..Default::default()
         }
     }
@@ -409,7 +474,7 @@ impl Watch {
             let g = l.grad_norm.unwrap_or(0.0);
             match self.history.iter_mut().find(|(i, _)| *i == l.layer) {
                 Some((_, h)) => h.push(g),
-                None => self.history.push((l.layer, vec![g])),
+                None => self.history.push((l.layer.clone(), vec![g])),
             }
         }
         if let Some((last, earlier)) = param.split_last() {
@@ -419,7 +484,7 @@ impl Watch {
                 .iter()
                 .copied()
                 .filter(|l| gl > 0.0 && l.grad_norm.unwrap_or(0.0) < VANISHING_RATIO * gl)
-                .filter(|l| self.first(l.layer, WarningKind::Vanishing))
+                .filter(|l| self.first(&l.layer, WarningKind::Vanishing))
                 .collect();
             if let Some(first) = vanish.first() {
                 let g = first.grad_norm.unwrap_or(0.0);
@@ -470,7 +535,7 @@ impl Watch {
                     })
                 };
                 if let Some(why) = why {
-                    if self.first(l.layer, WarningKind::Exploding) {
+                    if self.first(&l.layer, WarningKind::Exploding) {
                         explode.push(why);
                     }
                 }
@@ -491,7 +556,7 @@ impl Watch {
         }
         for l in &s.layers {
             if let Some(d) = l.dead_frac.filter(|&d| d > 0.5) {
-                if self.first(l.layer, WarningKind::DeadRelu) {
+                if self.first(&l.layer, WarningKind::DeadRelu) {
                     out.push((
                         WarningKind::DeadRelu,
                         format!(
@@ -507,7 +572,7 @@ impl Watch {
                 }
             }
             if let Some(f) = l.saturated_frac.filter(|&f| f > 0.5) {
-                if self.first(l.layer, WarningKind::Saturated) {
+                if self.first(&l.layer, WarningKind::Saturated) {
                     out.push((
                         WarningKind::Saturated,
                         format!(
@@ -526,8 +591,8 @@ impl Watch {
     }
 
     /// True the first time `(layer, kind)` is asked about.
-    fn first(&mut self, layer: usize, kind: WarningKind) -> bool {
-        self.warned.insert((layer, kind))
+    fn first(&mut self, layer: &str, kind: WarningKind) -> bool {
+        self.warned.insert((layer.to_string(), kind))
     }
 }
 
@@ -559,16 +624,25 @@ fn growing(h: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{Init, Mode};
+    use crate::nn::{Init, Sequential};
     use rand::SeedableRng;
 
-    fn model(line: &str) -> Model {
-        Model::new(
+    fn model(line: &str) -> Sequential {
+        Sequential::parse(
             line,
             Init::Default,
             &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
         )
         .unwrap()
+    }
+
+    /// The probe and watch of a model line, from one pass on zeros.
+    fn watch(line: &str) -> Watch {
+        let m = model(line);
+        let mut p = Pass::train(&m, 0);
+        let x = p.input(Tensor::zeros(&[2, 8]));
+        m.forward(&mut p, x);
+        Watch::new(&Probe::new(&m, &p))
     }
 
     #[test]
@@ -609,16 +683,21 @@ mod tests {
     fn statistics_of_a_hand_computed_step() {
         let mut m = model("linear(2,2),relu,linear(2,1)");
         // W1 = [[1, 0], [0, -1]], b1 = 0: unit 1 of the relu is dead for x ≥ 0.
-        let set = |m: &mut Model, i: usize, v: Vec<f32>| {
-            let p = &mut m.parameters_mut()[i];
-            let shape = p.shape().to_vec();
-            **p = Tensor::from_vec(shape, v);
-        };
-        set(&mut m, 0, vec![1.0, 0.0, 0.0, -1.0]);
-        set(&mut m, 1, vec![0.0, 0.0]);
-        set(&mut m, 2, vec![2.0, 3.0]);
-        set(&mut m, 3, vec![0.0]);
-        let probe = Probe::new(&m);
+        let mut values = vec![
+            vec![1.0, 0.0, 0.0, -1.0],
+            vec![0.0, 0.0],
+            vec![2.0, 3.0],
+            vec![0.0],
+        ]
+        .into_iter();
+        m.for_each_param_mut(&mut |_, p| {
+            let shape = p.value().shape().to_vec();
+            p.set(Tensor::from_vec(shape, values.next().unwrap()));
+        });
+        let mut pass = Pass::train(&m, 0);
+        let x = pass.input(Tensor::from_vec(vec![2, 2], vec![1.0, 2.0, 3.0, 1.0]));
+        let out = m.forward(&mut pass, x);
+        let probe = Probe::new(&m, &pass);
         assert_eq!(
             probe.columns(),
             [
@@ -638,26 +717,24 @@ mod tests {
         // ∂C/∂W2 = δ2ᵀ h = [2, 0] ⇒ ‖·‖ = 2.
         // δ1 = (δ2 W2) ⊙ relu'(z1) = [[1, 0], [1, 0]] ⇒ ‖δ1‖ = √2.
         // ∂C/∂W1 = δ1ᵀ x = [[4, 3], [0, 0]] ⇒ ‖·‖ = 5.
-        let mut g = Graph::new();
-        let x = g.input(Tensor::from_vec(vec![2, 2], vec![1.0, 2.0, 3.0, 1.0]));
-        let f = m.forward(&mut g, x, Mode::Train { seed: 0 });
-        let c = g.mean(f.out);
-        probe.retain(&mut g, &f.layer_outputs);
-        let mut table = g.backward(c);
-        let grads: Vec<Tensor> = f.params.iter().map(|p| table.take(*p).unwrap()).collect();
-        let mut st = probe.measure(&g, &table, &f.layer_outputs, &grads);
+        let c = pass.mean(out);
+        probe.retain(&mut pass);
+        let (grads, mut st) = pass.backward_inspect(c, |g, table, outs, grads| {
+            probe.measure(g, table, outs, grads)
+        });
         let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-6;
         assert!(close(st[0].grad_norm, 5.0), "{st:?}");
         assert!(close(st[0].delta_norm, 2f64.sqrt()), "{st:?}");
         assert_eq!(st[1].dead_frac, Some(0.5));
         assert!(close(st[2].grad_norm, 2.0), "{st:?}");
         assert!(close(st[2].delta_norm, 0.5f64.sqrt()), "{st:?}");
-        drop(g);
         // Plain SGD with lr 0.1: ΔW1 = −0.1·[[4, 3], [0, 0]], ‖ΔW1‖ = 0.5, ‖W1‖ = √2.
         let before = probe.snapshot(&m);
-        let mut opt =
-            crate::optim::Optimizer::new(crate::optim::Config::new(crate::optim::Kind::Sgd));
-        opt.step(&mut m.parameters_mut(), &grads, 0.1);
+        let mut opt = crate::optim::Optimizer::new(crate::optim::Config::sgd(
+            0.1,
+            crate::optim::Momentum::None,
+        ));
+        opt.step(&mut m, grads);
         probe.after_step(&mut st, &before, &m);
         assert!(close(st[0].weight_norm, 2f64.sqrt()), "{st:?}");
         assert!(close(st[0].update_ratio, 0.5 / 2f64.sqrt()), "{st:?}");
@@ -670,7 +747,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, &g)| LayerStats {
-                layer: 2 * i,
+                layer: (2 * i).to_string(),
                 name: "linear(8,8)".into(),
                 grad_norm: Some(g),
                 ..Default::default()
@@ -679,7 +756,7 @@ mod tests {
         layers.insert(
             1,
             LayerStats {
-                layer: 1,
+                layer: "1".into(),
                 name: "relu".into(),
                 dead_frac: dead,
                 ..Default::default()
@@ -695,8 +772,7 @@ mod tests {
 
     #[test]
     fn warnings_fire_once_per_layer_and_kind() {
-        let m = model("linear(8,8),sigmoid,linear(8,8),sigmoid,linear(8,8)");
-        let mut w = Watch::new(&m);
+        let mut w = watch("linear(8,8),sigmoid,linear(8,8),sigmoid,linear(8,8)");
         let ws = w.check(&sample(1, &[1e-7, 1e-2, 1.0], Some(0.75)));
         let kinds: Vec<WarningKind> = ws.iter().map(|(k, _)| *k).collect();
         assert_eq!(
@@ -720,14 +796,14 @@ mod tests {
             .check(&sample(50, &[1e-7, 1e-2, 1.0], Some(0.75)))
             .is_empty());
         // Healthy gradients raise nothing.
-        let mut w = Watch::new(&m);
+        let mut w = watch("linear(8,8),sigmoid,linear(8,8),sigmoid,linear(8,8)");
         assert!(w.check(&sample(1, &[0.3, 0.5, 1.0], Some(0.1))).is_empty());
     }
 
     #[test]
     fn exploding_by_ratio_and_by_growth() {
-        let m = model("linear(8,8),relu,linear(8,8),relu,linear(8,8)");
-        let mut w = Watch::new(&m);
+        let line = "linear(8,8),relu,linear(8,8),relu,linear(8,8)";
+        let mut w = watch(line);
         let ws = w.check(&sample(1, &[5e3, 1.0, 1.0], None));
         assert_eq!(ws.len(), 1, "{ws:?}");
         assert_eq!(ws[0].0, WarningKind::Exploding);
@@ -737,7 +813,7 @@ mod tests {
             ws[0].1
         );
         // Growth: the same layer rising 1 → 10 → 100 → 1000 (all layers alike: no ratio).
-        let mut w = Watch::new(&m);
+        let mut w = watch(line);
         for (i, g) in [1.0, 10.0, 100.0].into_iter().enumerate() {
             assert!(w.check(&sample(i + 1, &[g, g, g], None)).is_empty());
         }

@@ -15,9 +15,10 @@
 //! rest after the forward pass, and recompute one segment at a time during the
 //! backward pass, for the price of one more forward pass. Nothing is measured.
 
-use super::{loss_node, LossKind};
-use crate::nn::{Mode, Model};
-use crate::{Error, Graph, Result, Tensor, Var};
+use super::LossKind;
+use crate::nn::module::output_owner;
+use crate::nn::{named_modules, Module, ModuleExt, Pass};
+use crate::{Error, Result, Setting, Tensor};
 use std::fmt::Write;
 
 /// What a node of the tape is.
@@ -43,7 +44,7 @@ pub struct NodeInfo {
     /// Bytes of the node's value (f32).
     pub bytes: usize,
     pub parents: Vec<usize>,
-    /// The layer of the model line whose forward pass created it.
+    /// The layer (index into [`Tape::layers`]) whose forward pass created it.
     pub layer: Option<usize>,
     /// Whether a gradient flows into it (an entry of the gradient table).
     pub requires_grad: bool,
@@ -57,8 +58,9 @@ pub struct Tape {
     pub input_shape: Vec<usize>,
     pub loss: LossKind,
     pub nodes: Vec<NodeInfo>,
-    /// `(index, as written)` of every layer.
-    pub layers: Vec<(usize, String)>,
+    /// `(name, description)` of every layer that recorded its output, in
+    /// order: `("1", "linear(784,128)")`.
+    pub layers: Vec<(String, String)>,
     /// The id of each layer's output node.
     pub layer_outputs: Vec<usize>,
     /// The id of the loss node.
@@ -84,9 +86,14 @@ pub struct Totals {
 
 /// Record one training step of `model` on a batch of `batch` samples of
 /// `sample_shape` (zeros; the values do not change the tape) with `loss`.
-pub fn record(model: &Model, sample_shape: &[usize], batch: usize, loss: LossKind) -> Result<Tape> {
+pub fn record(
+    model: &dyn Module,
+    sample_shape: &[usize],
+    batch: usize,
+    loss: LossKind,
+) -> Result<Tape> {
     if batch == 0 {
-        return Err(Error::Config("--batch 0: use at least 1 sample".into()));
+        return Err(Error::Config("a batch needs at least 1 sample".into()));
     }
     let out = model.output_shape(sample_shape)?;
     if out.len() != 1 {
@@ -96,62 +103,72 @@ pub fn record(model: &Model, sample_shape: &[usize], batch: usize, loss: LossKin
         )));
     }
     if out[0] == 1 && loss == LossKind::CrossEntropy {
-        return Err(Error::Config(
-            "--loss cross-entropy needs at least 2 outputs, the model has 1: use --loss bce-logits"
-                .into(),
+        return Err(Error::invalid(
+            Setting::Loss,
+            loss.name(),
+            "the cross-entropy loss needs at least 2 outputs, the model has 1: use bce-logits",
         ));
     }
     let mut shape = vec![batch];
     shape.extend_from_slice(sample_shape);
-    let mut g = Graph::new();
-    let x = g.input(Tensor::zeros(&shape));
-    let f = model.forward(&mut g, x, Mode::Train { seed: 0 });
+    let mut p = Pass::train(model, 0);
+    let x = p.input(Tensor::zeros(&shape));
+    let y = model.forward(&mut p, x);
     let labels = vec![0usize; batch];
-    let l = loss_node(&mut g, f.out, &labels, loss);
-    let names: Vec<String> = model.parameters().map(|(n, _)| n).collect();
-    let first_op = f.params.iter().map(|v| v.id()).max().unwrap_or(x.id()) + 1;
-    let mut nodes = Vec::with_capacity(g.len());
-    for id in 0..g.len() {
-        let v = Var(id);
+    let l = loss.apply(&mut p, y, &labels);
+    let names: Vec<String> = model.parameters().into_iter().map(|(n, _)| n).collect();
+    let mods = named_modules(model);
+    let mut layers: Vec<(String, String)> = Vec::new();
+    let mut layer_outputs = Vec::new();
+    for o in p.layer_outputs() {
+        let (name, m) = output_owner(&mods, o)
+            .map(|(n, m)| (n.clone(), m.describe()))
+            .unwrap_or_else(|| ("?".into(), "?".into()));
+        layers.push((name, m));
+        layer_outputs.push(o.var.id());
+    }
+    let params = p.param_vars().to_vec();
+    let first_op = params.iter().map(|v| v.id()).max().unwrap_or(x.id()) + 1;
+    let mut nodes = Vec::with_capacity(p.len());
+    for id in 0..p.len() {
+        let v = p.var(id);
         let kind = if id == x.id() {
             NodeKind::Input
-        } else if let Some(k) = f.params.iter().position(|p| *p == v) {
+        } else if let Some(k) = params.iter().position(|q| *q == v) {
             NodeKind::Param(names[k].clone())
-        } else if g.op_name(v) == "leaf" {
+        } else if p.op_name(v) == "leaf" {
             NodeKind::Target
         } else {
             NodeKind::Op
         };
         let layer = match &kind {
-            NodeKind::Param(n) => n.split('.').next().and_then(|s| s.parse().ok()),
+            NodeKind::Param(n) => {
+                let owner = n.rsplit_once('.').map_or("", |(o, _)| o);
+                layers.iter().position(|(name, _)| name == owner)
+            }
             NodeKind::Op | NodeKind::Target if id >= first_op => {
-                f.layer_outputs.iter().position(|o| o.id() >= id)
+                layer_outputs.iter().position(|&o| o >= id)
             }
             _ => None,
         };
         nodes.push(NodeInfo {
             id,
-            op: g.op_name(v),
-            shape: g.shape(v).to_vec(),
-            bytes: 4 * g.value(v).numel(),
-            parents: g.parents(v).iter().map(|p| p.id()).collect(),
+            op: p.op_name(v),
+            shape: p.shape(v).to_vec(),
+            bytes: 4 * p.value(v).numel(),
+            parents: p.parents(v).iter().map(|q| q.id()).collect(),
             layer,
-            requires_grad: g.requires_grad(v),
+            requires_grad: p.requires_grad(v),
             kind,
         });
     }
     Ok(Tape {
-        spec: model.spec.clone(),
+        spec: model.describe(),
         input_shape: shape,
         loss,
         nodes,
-        layers: model
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i, l.item.text.clone()))
-            .collect(),
-        layer_outputs: f.layer_outputs.iter().map(|v| v.id()).collect(),
+        layers,
+        layer_outputs,
         loss_node: l.id(),
     })
 }
@@ -335,16 +352,16 @@ impl Tape {
                 n.id
             )
         };
-        for (li, text) in &self.layers {
+        for (li, (name, text)) in self.layers.iter().enumerate() {
             let members: Vec<&NodeInfo> =
-                self.nodes.iter().filter(|n| n.layer == Some(*li)).collect();
+                self.nodes.iter().filter(|n| n.layer == Some(li)).collect();
             if members.is_empty() {
                 continue;
             }
             let _ = writeln!(s, "  subgraph cluster_layer{li} {{");
             let _ = writeln!(
                 s,
-                "    label=\"layer {li} {}\"; style=dashed; color=\"#888888\"; fontsize=11;",
+                "    label=\"layer {name} {}\"; style=dashed; color=\"#888888\"; fontsize=11;",
                 esc(text)
             );
             for n in members {
@@ -435,7 +452,11 @@ impl Tape {
                 "gradient checkpointing: too few layers to save anything (estimate from the node sizes)"
             );
         } else {
-            let cps: Vec<String> = t.checkpoints.iter().map(|l| l.to_string()).collect();
+            let cps: Vec<String> = t
+                .checkpoints
+                .iter()
+                .map(|&l| self.layers.get(l).map_or(l.to_string(), |(n, _)| n.clone()))
+                .collect();
             let _ = writeln!(
                 s,
                 "gradient checkpointing (an estimate from the node sizes, not measured): keeping only the input and \
@@ -466,7 +487,7 @@ mod tests {
     use rand::SeedableRng;
 
     fn tape(line: &str, sample: &[usize], batch: usize) -> Tape {
-        let m = Model::new(
+        let m = crate::nn::Sequential::parse(
             line,
             Init::Default,
             &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
@@ -482,11 +503,12 @@ mod tests {
             &[1, 28, 28],
             64,
         );
-        // x, 4 params, flatten, linear, relu, linear, cross_entropy.
+        // 4 params (a pass makes them leaves first), x, flatten, linear, relu, linear, cross_entropy.
         assert_eq!(t.nodes.len(), 10);
-        assert_eq!(t.nodes[0].kind, NodeKind::Input);
-        assert_eq!(t.nodes[1].kind, NodeKind::Param("1.weight".into()));
-        assert_eq!(t.nodes[1].shape, [128, 784]);
+        assert_eq!(t.nodes[4].kind, NodeKind::Input);
+        assert_eq!(t.nodes[0].kind, NodeKind::Param("1.weight".into()));
+        assert_eq!(t.nodes[0].shape, [128, 784]);
+        assert_eq!(t.nodes[0].layer, Some(1));
         let ops: Vec<&str> = t.nodes[5..].iter().map(|n| n.op).collect();
         // `flatten` is a reshape on the tape.
         assert_eq!(ops[..4], ["reshape", "linear", "relu", "linear"]);
@@ -531,7 +553,7 @@ mod tests {
 
     #[test]
     fn bad_shapes_are_errors() {
-        let m = Model::new(
+        let m = crate::nn::Sequential::parse(
             "linear(10,2)",
             Init::Default,
             &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
@@ -541,7 +563,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("layer 0") && e.contains("[N, 10]"), "{e}");
-        let m = Model::new(
+        let m = crate::nn::Sequential::parse(
             "linear(10,1)",
             Init::Default,
             &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),

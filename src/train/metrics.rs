@@ -23,9 +23,8 @@
 //! L3.grad_norm, L3.delta_norm, L3.weight_norm, L3.update_ratio`. Numbers are
 //! written with 6 significant digits; an empty field means "not measured".
 
-use super::diagnostics::{is_sampled, Probe, Sample};
+use super::diagnostics::{is_sampled, Sample, Stat};
 use super::{EpochRecord, Observer, StepInfo};
-use crate::nn::Model;
 use std::fmt::Write;
 
 /// What a row is.
@@ -55,10 +54,12 @@ pub struct Row {
 pub struct Recorder {
     /// Step rows at step 1 and every `every` steps.
     pub every: usize,
-    /// `(layer, statistic)` of each per-layer column; empty without diagnostics.
-    pub stats: Vec<(usize, super::diagnostics::Stat)>,
-    /// The layer of each index, as written in the model line.
-    pub layer_names: Vec<String>,
+    /// `(layer, statistic)` of each per-layer column, set by the first
+    /// sample of the diagnostics; empty without them.
+    pub stats: Vec<(String, Stat)>,
+    /// `(layer, description)` of each measured layer, e.g. `("1", "linear(784,128)")`.
+    pub layer_names: Vec<(String, String)>,
+    diagnostics: bool,
     pub rows: Vec<Row>,
     pending: Option<Sample>,
     /// (loss sum, correct, samples) of the epoch at the previous step row.
@@ -68,17 +69,15 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder for `model`, with step rows every `every` steps; `diagnostics`
-    /// says whether the per-layer statistics are measured (their columns).
-    pub fn new(model: &Model, every: usize, diagnostics: bool) -> Recorder {
+    /// A recorder with step rows every `every` steps; `diagnostics` says
+    /// whether the per-layer statistics are measured (their columns come
+    /// from the first sample).
+    pub fn new(every: usize, diagnostics: bool) -> Recorder {
         Recorder {
             every: every.max(1),
-            stats: if diagnostics {
-                Probe::new(model).stats()
-            } else {
-                Vec::new()
-            },
-            layer_names: model.layers.iter().map(|l| l.item.text.clone()).collect(),
+            stats: Vec::new(),
+            layer_names: Vec::new(),
+            diagnostics,
             rows: Vec::new(),
             pending: None,
             mark: (0.0, 0.0, 0),
@@ -156,6 +155,13 @@ impl Observer for Recorder {
     }
 
     fn diagnostics(&mut self, sample: &Sample) {
+        if self.diagnostics && self.stats.is_empty() && self.rows.is_empty() {
+            for l in &sample.layers {
+                self.layer_names.push((l.layer.clone(), l.name.clone()));
+                self.stats
+                    .extend(l.stats().into_iter().map(|s| (l.layer.clone(), s)));
+            }
+        }
         self.pending = Some(sample.clone());
     }
 
@@ -246,19 +252,11 @@ fn opt(v: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::Init;
     use crate::train::diagnostics::LayerStats;
-    use rand::SeedableRng;
 
     #[test]
     fn rows_and_csv() {
-        let m = Model::new(
-            "flatten,linear(4,3),relu,linear(3,2)",
-            Init::Default,
-            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
-        )
-        .unwrap();
-        let mut r = Recorder::new(&m, 2, true);
+        let mut r = Recorder::new(2, true);
         r.epoch_start(1, 3);
         let info = |step: usize, loss: f64, samples: usize| StepInfo {
             step,
@@ -270,7 +268,7 @@ mod tests {
         };
         let layers = vec![
             LayerStats {
-                layer: 1,
+                layer: "1".into(),
                 name: "linear(4,3)".into(),
                 grad_norm: Some(0.25),
                 delta_norm: Some(0.5),
@@ -279,9 +277,18 @@ mod tests {
                 ..Default::default()
             },
             LayerStats {
-                layer: 2,
+                layer: "2".into(),
                 name: "relu".into(),
                 dead_frac: Some(1.0 / 3.0),
+                ..Default::default()
+            },
+            LayerStats {
+                layer: "3".into(),
+                name: "linear(3,2)".into(),
+                grad_norm: Some(0.5),
+                delta_norm: Some(0.25),
+                weight_norm: Some(2.0),
+                update_ratio: Some(2e-3),
                 ..Default::default()
             },
         ];
@@ -314,7 +321,7 @@ mod tests {
         );
         assert_eq!(
             lines[1],
-            "step,1,1,2,0.5,0.1,,,0.25,0.5,1,0.001,0.333333,,,,"
+            "step,1,1,2,0.5,0.1,,,0.25,0.5,1,0.001,0.333333,0.5,0.25,2,0.002"
         );
         assert_eq!(lines[2], "step,2,1,1,0.5,0.1,,,,,,,,,,,");
         assert_eq!(lines[3], "epoch,3,1,1,0.5,0.1,0.9,0.75,,,,,,,,,");

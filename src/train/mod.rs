@@ -19,10 +19,9 @@ pub mod metrics;
 pub mod plots;
 
 use crate::data::{epoch_batches, Dataset};
-use crate::nn::{LayerKind, Mode, Model};
-use crate::ops::unary::Unary;
-use crate::optim::{clip_grad_norm, clip_grad_value, Config, Optimizer, Schedule};
-use crate::{Error, Graph, Result, Tensor, Var};
+use crate::nn::{Grads, Module, ModuleExt, OutputKind, Pass};
+use crate::optim::{Config, Optimizer, Schedule};
+use crate::{Error, Graph, Result, Setting, Tensor, Var};
 use diagnostics::{is_sampled, LayerStats, Probe, Sample, WarningKind, Watch};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -44,8 +43,39 @@ pub enum LossKind {
 }
 
 impl LossKind {
-    /// Parse a name as given on the command line.
-    pub fn parse(s: &str) -> Result<LossKind> {
+    /// The name in messages and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::CrossEntropy => "cross-entropy",
+            LossKind::Mse => "mse",
+            LossKind::Bce => "bce",
+            LossKind::BceLogits => "bce-logits",
+        }
+    }
+
+    /// Record the loss of `out: [N, C]` against integer `labels` on `g`
+    /// (`mse` and the `bce`s compare with [`float_targets`]).
+    pub fn apply(self, g: &mut Graph, out: Var, labels: &[usize]) -> Var {
+        let c = g.shape(out)[1];
+        match self {
+            LossKind::CrossEntropy => g.cross_entropy(out, labels),
+            other => {
+                let t = g.input(float_targets(labels, c));
+                match other {
+                    LossKind::Mse => g.mse(out, t),
+                    LossKind::Bce => g.bce(out, t),
+                    _ => g.bce_with_logits(out, t),
+                }
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for LossKind {
+    type Err = Error;
+
+    /// `cross-entropy` (`ce`), `mse`, `bce`, `bce-logits`; any case, `_` for `-`.
+    fn from_str(s: &str) -> Result<LossKind> {
         Ok(match s.to_ascii_lowercase().replace('_', "-").as_str() {
             "cross-entropy" | "ce" | "crossentropy" => LossKind::CrossEntropy,
             "mse" => LossKind::Mse,
@@ -53,7 +83,7 @@ impl LossKind {
             "bce-logits" | "bce-with-logits" => LossKind::BceLogits,
             _ => {
                 return Err(Error::Config(format!(
-                    "--loss {s}: unknown loss; use cross-entropy, mse, bce or bce-logits"
+                    "unknown loss `{s}`; use cross-entropy, mse, bce or bce-logits"
                 )))
             }
         })
@@ -100,30 +130,31 @@ impl TrainConfig {
         }
     }
 
-    /// Reject impossible settings, naming the option.
+    /// Reject impossible settings, naming the setting.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: &str| Err(Error::Config(m.to_string()));
         if self.batch_size == 0 {
-            return bad("--batch-size 0: the batch size must be at least 1");
+            return Err(Error::invalid(
+                Setting::BatchSize,
+                0,
+                "the batch size must be at least 1",
+            ));
         }
         if self.epochs == 0 {
-            return bad("--epochs 0: train for at least 1 epoch");
+            return Err(Error::invalid(
+                Setting::Epochs,
+                0,
+                "train for at least 1 epoch",
+            ));
         }
         if self.max_steps == Some(0) {
-            return bad("--max-steps 0: take at least 1 step");
+            return Err(Error::invalid(Setting::MaxSteps, 0, "take at least 1 step"));
         }
-        if let Some(c) = self.clip_grad_norm {
-            if !(c > 0.0 && c.is_finite()) {
-                return Err(Error::Config(format!(
-                    "--clip-grad-norm {c}: must be a number > 0"
-                )));
-            }
-        }
-        if let Some(c) = self.clip_grad_value {
-            if !(c > 0.0 && c.is_finite()) {
-                return Err(Error::Config(format!(
-                    "--clip-grad-value {c}: must be a number > 0"
-                )));
+        for (setting, c) in [
+            (Setting::ClipGradNorm, self.clip_grad_norm),
+            (Setting::ClipGradValue, self.clip_grad_value),
+        ] {
+            if let Some(c) = c.filter(|c| !(*c > 0.0 && c.is_finite())) {
+                return Err(Error::invalid(setting, c, "must be a number > 0"));
             }
         }
         self.optimizer.validate()
@@ -196,7 +227,7 @@ impl Observer for Silent {}
 /// Check a model, a data set and a loss against each other before training:
 /// the model accepts the samples, its output is `[N, C]`, every label fits.
 /// Returns C.
-pub fn check_compatible(model: &Model, data: &Dataset, loss: LossKind) -> Result<usize> {
+pub fn check_compatible(model: &dyn Module, data: &Dataset, loss: LossKind) -> Result<usize> {
     let out = model.output_shape(data.sample_shape())?;
     if out.len() != 1 {
         return Err(Error::Spec(format!(
@@ -205,21 +236,18 @@ pub fn check_compatible(model: &Model, data: &Dataset, loss: LossKind) -> Result
     }
     let c = out[0];
     if c == 1 && loss == LossKind::CrossEntropy {
-        return Err(Error::Config(
-            "--loss cross-entropy needs at least 2 outputs, the model has 1: use --loss bce-logits \
-             (or end the model with linear(…,2))"
-                .into(),
+        return Err(Error::invalid(
+            Setting::Loss,
+            loss.name(),
+            "the cross-entropy loss needs at least 2 outputs, the model has 1: use bce-logits \
+             (or end the model with linear(…,2))",
         ));
     }
-    let last = model.layers.last().map(|l| &l.kind);
-    if loss == LossKind::Bce
-        && !matches!(
-            last,
-            Some(LayerKind::Activation(Unary::Sigmoid)) | Some(LayerKind::Softmax)
-        )
-    {
-        return Err(Error::Config(
-            "--loss bce needs probabilities: end the model with `sigmoid`, or use --loss bce-logits".into(),
+    if loss == LossKind::Bce && model.output_kind() != OutputKind::Probabilities {
+        return Err(Error::invalid(
+            Setting::Loss,
+            loss.name(),
+            "bce needs probabilities: end the model with `sigmoid`, or use bce-logits",
         ));
     }
     let limit = if c == 1 { 2 } else { c };
@@ -253,22 +281,6 @@ pub fn float_targets(labels: &[usize], c: usize) -> Tensor {
     t
 }
 
-/// Record the loss of `out` against `labels` on `g`.
-pub fn loss_node(g: &mut Graph, out: Var, labels: &[usize], loss: LossKind) -> Var {
-    let c = g.shape(out)[1];
-    match loss {
-        LossKind::CrossEntropy => g.cross_entropy(out, labels),
-        other => {
-            let t = g.input(float_targets(labels, c));
-            match other {
-                LossKind::Mse => g.mse(out, t),
-                LossKind::Bce => g.bce(out, t),
-                _ => g.bce_with_logits(out, t),
-            }
-        }
-    }
-}
-
 /// Number of correct predictions: arg-max for several outputs; for one
 /// output, above 0.5 (above 0 for logits) means class 1.
 pub fn correct(out: &Tensor, labels: &[usize], loss: LossKind) -> usize {
@@ -293,20 +305,18 @@ pub fn correct(out: &Tensor, labels: &[usize], loss: LossKind) -> usize {
         .count()
 }
 
-/// One training-mode forward/backward pass.
+/// One training-mode forward and backward pass.
 pub struct StepResult {
-    pub loss: f32,
+    /// The gradients (and buffer updates) for [`Optimizer::step`]; `grads.loss` is the batch loss.
+    pub grads: Grads,
     /// Correct predictions in the batch.
     pub correct: usize,
-    /// ∂L/∂θ for every parameter, in [`Model::parameters`] order.
-    pub grads: Vec<Tensor>,
-    /// Buffer values (BatchNorm running statistics) to store after the step.
-    pub buffer_updates: Vec<(usize, &'static str, Tensor)>,
 }
 
-/// One forward/backward pass in `Train` mode (`seed` drives dropout).
+/// One forward/backward pass of `model` on a batch in training mode (`seed`
+/// drives dropout), as [`train`] takes it.
 pub fn compute_gradients(
-    model: &Model,
+    model: &dyn Module,
     x: Tensor,
     labels: &[usize],
     loss: LossKind,
@@ -317,45 +327,43 @@ pub fn compute_gradients(
 
 /// [`compute_gradients`], also measuring the statistics of `probe` (before
 /// clipping; weight norms and update ratios are filled in after the step by
-/// [`Probe::after_step`]).
+/// [`Probe::after_step`]). A probe not yet made is made from this pass.
 pub fn compute_gradients_probed(
-    model: &Model,
+    model: &dyn Module,
     x: Tensor,
     labels: &[usize],
     loss: LossKind,
     seed: u64,
-    probe: Option<&Probe>,
+    probe: Option<&mut Option<Probe>>,
 ) -> (StepResult, Option<Vec<LayerStats>>) {
-    let mut g = Graph::new();
-    let xv = g.input(x);
-    let f = model.forward(&mut g, xv, Mode::Train { seed });
-    let l = loss_node(&mut g, f.out, labels, loss);
-    let lv = g.value(l).item();
-    let right = correct(g.value(f.out), labels, loss);
-    if let Some(p) = probe {
-        p.retain(&mut g, &f.layer_outputs);
+    let mut p = Pass::train(model, seed);
+    let xv = p.input(x);
+    let out = model.forward(&mut p, xv);
+    let l = loss.apply(&mut p, out, labels);
+    let right = correct(p.value(out), labels, loss);
+    let probe = probe.map(|slot| &*slot.get_or_insert_with(|| Probe::new(model, &p)));
+    if let Some(pr) = probe {
+        pr.retain(&mut p);
     }
-    let mut grads = g.backward(l);
-    let gs: Vec<Tensor> = f
-        .params
-        .iter()
-        .zip(model.parameters())
-        .map(|(v, (_, p))| grads.take(*v).unwrap_or_else(|| p.zeros_like()))
-        .collect();
-    let stats = probe.map(|p| p.measure(&g, &grads, &f.layer_outputs, &gs));
+    let (grads, stats) = p.backward_inspect(l, |g, table, outputs, grads| {
+        probe.map(|pr| pr.measure(g, table, outputs, grads))
+    });
     (
         StepResult {
-            loss: lv,
+            grads,
             correct: right,
-            grads: gs,
-            buffer_updates: f.buffer_updates,
         },
         stats,
     )
 }
 
 /// Mean loss and accuracy of `model` on `data`, recording no graph.
-pub fn evaluate(model: &Model, data: &Dataset, loss: LossKind, batch_size: usize) -> (f64, f64) {
+pub fn evaluate(
+    model: &dyn Module,
+    data: &Dataset,
+    loss: LossKind,
+    batch_size: usize,
+) -> (f64, f64) {
     let (mut total, mut right) = (0f64, 0usize);
     let n = data.len();
     let mut start = 0;
@@ -363,12 +371,12 @@ pub fn evaluate(model: &Model, data: &Dataset, loss: LossKind, batch_size: usize
         let end = (start + batch_size.max(1)).min(n);
         let idx: Vec<usize> = (start..end).collect();
         let (x, y) = data.batch(&idx);
-        let mut g = Graph::no_grad();
-        let xv = g.input(x);
-        let f = model.forward(&mut g, xv, Mode::Eval);
-        let l = loss_node(&mut g, f.out, &y, loss);
-        total += g.value(l).item() as f64 * y.len() as f64;
-        right += correct(g.value(f.out), &y, loss);
+        let mut p = Pass::eval(model);
+        let xv = p.input(x);
+        let out = model.forward(&mut p, xv);
+        let l = loss.apply(&mut p, out, &y);
+        total += p.value(l).item() as f64 * y.len() as f64;
+        right += correct(p.value(out), &y, loss);
         start = end;
     }
     (total / n.max(1) as f64, right as f64 / n.max(1) as f64)
@@ -378,7 +386,7 @@ pub fn evaluate(model: &Model, data: &Dataset, loss: LossKind, batch_size: usize
 /// model against both data sets, and batch sizes batch norm can use. Callers
 /// that print something before training (the CLI) run it first themselves.
 pub fn check_run(
-    model: &Model,
+    model: &dyn Module,
     train: &Dataset,
     test: Option<&Dataset>,
     cfg: &TrainConfig,
@@ -386,11 +394,14 @@ pub fn check_run(
     cfg.validate()?;
     check_compatible(model, train, cfg.loss)?;
     // The full batch and the last, partial one.
-    let sizes = [
+    for n in [
         cfg.batch_size.min(train.len()),
         train.len() % cfg.batch_size,
-    ];
-    model.check_training_batches(train.sample_shape(), &sizes)?;
+    ] {
+        if n > 0 {
+            model.check_batch(train.sample_shape(), n)?;
+        }
+    }
     if let Some(t) = test {
         check_compatible(model, t, cfg.loss)?;
     }
@@ -402,22 +413,23 @@ pub fn check_run(
 /// Stops with [`Error::Diverged`] if the loss becomes NaN or infinite; the
 /// model is then left as it was after the last good step.
 pub fn train(
-    model: &mut Model,
+    model: &mut dyn Module,
     train: &Dataset,
     test: Option<&Dataset>,
     cfg: &TrainConfig,
     obs: &mut dyn Observer,
 ) -> Result<(Summary, Optimizer)> {
     check_run(model, train, test, cfg)?;
-    let mut opt = Optimizer::new(cfg.optimizer.clone());
-    let probe = Probe::new(model);
-    let mut watch = Watch::new(model);
+    let mut opt = Optimizer::new(cfg.optimizer.clone()).with_schedule(cfg.schedule);
+    let mut probe: Option<Probe> = None;
+    let mut watch: Option<Watch> = None;
     let mut warnings = Vec::new();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut steps = 0usize;
     let mut epochs = Vec::new();
     'epochs: for epoch in 0..cfg.epochs {
-        let lr = cfg.schedule.lr(cfg.optimizer.lr, epoch);
+        opt.set_epoch(epoch);
+        let lr = opt.lr();
         let batches = epoch_batches(train.len(), cfg.batch_size, cfg.shuffle, &mut rng);
         obs.epoch_start(epoch + 1, batches.len());
         let t0 = Instant::now();
@@ -428,13 +440,19 @@ pub fn train(
             let sampled = is_sampled(steps + 1, cfg.diagnostics_every);
             let (
                 StepResult {
-                    loss: l,
-                    correct: r,
                     mut grads,
-                    buffer_updates,
+                    correct: r,
                 },
                 stats,
-            ) = compute_gradients_probed(model, x, &y, cfg.loss, seed, sampled.then_some(&probe));
+            ) = compute_gradients_probed(
+                model,
+                x,
+                &y,
+                cfg.loss,
+                seed,
+                sampled.then_some(&mut probe),
+            );
+            let l = grads.loss;
             if !l.is_finite() {
                 return Err(diverged(
                     &format!("the loss became {l}"),
@@ -444,24 +462,27 @@ pub fn train(
                 ));
             }
             if let Some(c) = cfg.clip_grad_norm {
-                clip_grad_norm(&mut grads, c);
+                grads.clip_norm(c);
             }
             if let Some(c) = cfg.clip_grad_value {
-                clip_grad_value(&mut grads, c);
+                grads.clip_value(c);
             }
-            let before = stats.as_ref().map(|_| probe.snapshot(model));
-            opt.step(&mut model.parameters_mut(), &grads, lr);
-            model.apply_buffer_updates(buffer_updates);
+            let before = stats
+                .as_ref()
+                .and(probe.as_ref())
+                .map(|pr| pr.snapshot(model));
+            opt.step(model, grads);
             steps += 1;
-            if let (Some(mut layers), Some(before)) = (stats, before) {
-                probe.after_step(&mut layers, &before, model);
+            if let (Some(mut layers), Some(before), Some(pr)) = (stats, before, &probe) {
+                pr.after_step(&mut layers, &before, model);
                 let sample = Sample {
                     step: steps,
                     epoch: epoch + 1,
                     lr,
                     layers,
                 };
-                for (kind, msg) in watch.check(&sample) {
+                let w = watch.get_or_insert_with(|| Watch::new(pr));
+                for (kind, msg) in w.check(&sample) {
                     obs.warning(kind, &msg);
                     warnings.push(msg);
                 }
@@ -481,7 +502,18 @@ pub fn train(
             });
             if cfg.max_steps.is_some_and(|m| steps >= m) {
                 let rec = finish_epoch(
-                    model, test, cfg, epoch, ep_steps, lr, loss_sum, right, seen, t0,
+                    model,
+                    test,
+                    cfg,
+                    EpochTally {
+                        epoch,
+                        steps: ep_steps,
+                        lr,
+                        loss_sum,
+                        right,
+                        seen,
+                        t0,
+                    },
                 );
                 obs.epoch_end(&rec);
                 epochs.push(rec);
@@ -489,16 +521,27 @@ pub fn train(
             }
         }
         let rec = finish_epoch(
-            model, test, cfg, epoch, ep_steps, lr, loss_sum, right, seen, t0,
+            model,
+            test,
+            cfg,
+            EpochTally {
+                epoch,
+                steps: ep_steps,
+                lr,
+                loss_sum,
+                right,
+                seen,
+                t0,
+            },
         );
         obs.epoch_end(&rec);
         epochs.push(rec);
         check_finite(model, epochs.last(), steps, lr)?;
     }
-    check_finite(model, epochs.last(), steps, cfg.optimizer.lr)?;
+    check_finite(model, epochs.last(), steps, opt.lr())?;
     let last = epochs.last().expect("at least one epoch");
     let summary = Summary {
-        model: model.spec.clone(),
+        model: model.describe(),
         parameters: model.num_parameters(),
         steps,
         train_loss: last.train_loss,
@@ -513,18 +556,18 @@ pub fn train(
 
 fn diverged(what: &str, step: usize, epoch: usize, lr: f32) -> Error {
     Error::Diverged(format!(
-        "{what} at step {step} (epoch {epoch}): lower the learning rate (e.g. --lr {:e}) or clip gradients \
-         (--clip-grad-norm 1.0); nothing was saved",
+        "{what} at step {step} (epoch {epoch}): lower the learning rate (e.g. to {:e}) or clip the \
+         gradients' norm (e.g. to 1.0); nothing was saved",
         lr / 10.0
     ))
 }
 
 /// The last update can turn weights (or the outputs they give) NaN or
 /// infinite without the training loss showing it yet.
-fn check_finite(model: &Model, rec: Option<&EpochRecord>, step: usize, lr: f32) -> Result<()> {
+fn check_finite(model: &dyn Module, rec: Option<&EpochRecord>, step: usize, lr: f32) -> Result<()> {
     let epoch = rec.map_or(1, |r| r.epoch);
     for (name, t) in model.parameters() {
-        if let Some(v) = t.data().iter().find(|v| !v.is_finite()) {
+        if let Some(v) = t.value().data().iter().find(|v| !v.is_finite()) {
             return Err(diverged(
                 &format!("parameter `{name}` became {v}"),
                 step,
@@ -544,11 +587,8 @@ fn check_finite(model: &Model, rec: Option<&EpochRecord>, step: usize, lr: f32) 
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish_epoch(
-    model: &Model,
-    test: Option<&Dataset>,
-    cfg: &TrainConfig,
+/// Where an epoch's loop stopped.
+struct EpochTally {
     epoch: usize,
     steps: usize,
     lr: f32,
@@ -556,23 +596,30 @@ fn finish_epoch(
     right: usize,
     seen: usize,
     t0: Instant,
+}
+
+fn finish_epoch(
+    model: &dyn Module,
+    test: Option<&Dataset>,
+    cfg: &TrainConfig,
+    t: EpochTally,
 ) -> EpochRecord {
-    let secs = t0.elapsed().as_secs_f64();
+    let secs = t.t0.elapsed().as_secs_f64();
     let (test_loss, test_accuracy) = match test {
-        Some(t) => {
-            let (l, a) = evaluate(model, t, cfg.loss, cfg.eval_batch_size);
+        Some(d) => {
+            let (l, a) = evaluate(model, d, cfg.loss, cfg.eval_batch_size);
             (Some(l), Some(a))
         }
         None => (None, None),
     };
     EpochRecord {
-        epoch: epoch + 1,
-        steps,
-        lr,
-        train_loss: loss_sum / seen.max(1) as f64,
-        train_accuracy: right as f64 / seen.max(1) as f64,
+        epoch: t.epoch + 1,
+        steps: t.steps,
+        lr: t.lr,
+        train_loss: t.loss_sum / t.seen.max(1) as f64,
+        train_accuracy: t.right as f64 / t.seen.max(1) as f64,
         train_seconds: secs,
-        samples_per_second: seen as f64 / secs.max(1e-9),
+        samples_per_second: t.seen as f64 / secs.max(1e-9),
         test_loss,
         test_accuracy,
     }

@@ -501,7 +501,7 @@ pub fn grads_figure(rec: &Recorder, model: &str) -> Option<Figure> {
         return None;
     }
     let rows: Vec<_> = rec.rows_of(RowKind::Step).collect();
-    let series_of = |stat: Stat| -> Vec<(usize, Vec<(f64, f64)>)> {
+    let series_of = |stat: Stat| -> Vec<(String, Vec<(f64, f64)>)> {
         rec.stats
             .iter()
             .enumerate()
@@ -511,19 +511,29 @@ pub fn grads_figure(rec: &Recorder, model: &str) -> Option<Figure> {
                     .iter()
                     .filter_map(|r| r.stats[col].map(|v| (r.step as f64, v)))
                     .collect();
-                (*layer, pts)
+                (layer.clone(), pts)
             })
             .collect()
     };
-    let param_layers: Vec<usize> = series_of(Stat::GradNorm).iter().map(|(l, _)| *l).collect();
-    let label = |l: usize| format!("L{l} {}", rec.layer_names.get(l).map_or("", |s| s.as_str()));
+    let param_layers: Vec<String> = series_of(Stat::GradNorm)
+        .into_iter()
+        .map(|(l, _)| l)
+        .collect();
+    let label = |l: &str| {
+        let name = rec
+            .layer_names
+            .iter()
+            .find(|(n, _)| n == l)
+            .map_or("", |(_, d)| d.as_str());
+        format!("L{l} {name}")
+    };
     let panel = |stat: Stat, title: &str, y: &str| {
         let series = series_of(stat)
             .into_iter()
             .map(|(l, points)| {
-                let i = param_layers.iter().position(|&p| p == l).unwrap_or(0);
+                let i = param_layers.iter().position(|p| *p == l).unwrap_or(0);
                 Series {
-                    label: label(l),
+                    label: label(&l),
                     color: ordered_color(i, param_layers.len()),
                     points,
                     style: if rows.len() < 20 {
@@ -576,14 +586,20 @@ pub fn grads_figure(rec: &Recorder, model: &str) -> Option<Figure> {
     };
     for stat in [Stat::DeadFrac, Stat::SaturatedFrac] {
         for (l, pts) in series_of(stat) {
-            let i = param_layers.iter().rposition(|&p| p < l).unwrap_or(0);
+            // The last layer with parameters before this one, in the model's order.
+            let order = |name: &str| rec.layer_names.iter().position(|(n, _)| n == name);
+            let at = order(&l);
+            let i = param_layers
+                .iter()
+                .rposition(|p| order(p) < at)
+                .unwrap_or(0);
             let what = if stat == Stat::DeadFrac {
                 "dead"
             } else {
                 "saturated"
             };
             units.series.push(Series {
-                label: format!("{} ({what})", label(l)),
+                label: format!("{} ({what})", label(&l)),
                 color: ordered_color(i, param_layers.len()),
                 points: pts.into_iter().map(|(x, v)| (x, 100.0 * v)).collect(),
                 // Dashed, so the shared legend tells them from the layer whose colour they take.

@@ -408,6 +408,13 @@ pub fn check_run(
     Ok(())
 }
 
+/// The dropout seed of training step `step` (1-based) of a run seeded with
+/// `seed`: what [`train`] gives [`Pass::train`], so that a loop written by
+/// hand draws the same masks.
+pub fn step_seed(seed: u64, step: usize) -> u64 {
+    seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// Train `model` on `train`, evaluating on `test` after each epoch.
 ///
 /// Stops with [`Error::Diverged`] if the loss becomes NaN or infinite; the
@@ -436,7 +443,7 @@ pub fn train(
         let (mut loss_sum, mut right, mut seen, mut ep_steps) = (0f64, 0usize, 0usize, 0usize);
         for idx in &batches {
             let (x, y) = train.batch(idx);
-            let seed = cfg.seed ^ (steps as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let seed = step_seed(cfg.seed, steps + 1);
             let sampled = is_sampled(steps + 1, cfg.diagnostics_every);
             let (
                 StepResult {

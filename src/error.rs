@@ -14,10 +14,20 @@ pub enum Error {
     Spec(String),
     /// A data file: which file, what is wrong with it.
     #[error("{}: {msg}", path.display())]
-    Data { path: PathBuf, msg: String },
+    Data {
+        /// The data file.
+        path: PathBuf,
+        /// What is wrong with it.
+        msg: String,
+    },
     /// A weights file: which file, which tensor.
     #[error("{}: {msg}", path.display())]
-    Weights { path: PathBuf, msg: String },
+    Weights {
+        /// The weights file.
+        path: PathBuf,
+        /// What is wrong, naming the tensor where there is one.
+        msg: String,
+    },
     /// A hyper-parameter or option.
     #[error("{0}")]
     Config(String),
@@ -25,8 +35,11 @@ pub enum Error {
     /// and why. (The command line names its own flag for the setting.)
     #[error("{} {value}: {msg}", setting.describe())]
     Invalid {
+        /// The setting at fault.
         setting: Setting,
+        /// The rejected value, as text.
         value: String,
+        /// Why the value cannot work.
         msg: String,
     },
     /// Training diverged (loss became NaN or infinite).
@@ -35,7 +48,9 @@ pub enum Error {
     /// An operating-system error on a named file.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file the operation was on.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -44,19 +59,33 @@ pub enum Error {
 /// The settings of a run that [`Error::Invalid`] can point at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Setting {
+    /// The optimizer's base learning rate.
     LearningRate,
+    /// The momentum μ of SGD or RMSprop.
     Momentum,
+    /// The weight decay (L2 penalty or decoupled decay).
     WeightDecay,
+    /// Adam's (β₁, β₂).
     Betas,
+    /// The ε of Adam and RMSprop.
     Eps,
+    /// RMSprop's smoothing constant α.
     Alpha,
+    /// The number of samples per batch.
     BatchSize,
+    /// The number of passes over the training set.
     Epochs,
+    /// The cap on optimizer steps.
     MaxSteps,
+    /// The maximum total gradient norm (clip by norm).
     ClipGradNorm,
+    /// The maximum absolute gradient element (clip by value).
     ClipGradValue,
+    /// The loss function.
     Loss,
+    /// The learning-rate schedule.
     Schedule,
+    /// The number of worker threads.
     Threads,
 }
 

@@ -34,7 +34,7 @@
 //! assert_ne!(model.predict(&x), before);
 //! ```
 //!
-//! A user's struct of modules becomes a module with [`submodules!`]
+//! A user's struct of modules becomes a module with [`submodules!`](crate::submodules)
 //! (see `examples/residual.rs`); a layer of one's own lists its tensors with
 //! [`Visitor::param`] and [`Visitor::buffer`] (see `examples/custom_op.rs`).
 
@@ -260,7 +260,7 @@ impl Clone for Box<dyn Module> {
 /// Required: [`forward`](Module::forward). A module that holds parameters,
 /// buffers or child modules also lists them in [`visit`](Module::visit) and
 /// [`visit_mut`](Module::visit_mut), in PyTorch's `state_dict` order (its own
-/// parameters, its own buffers, then its children); [`submodules!`] writes
+/// parameters, its own buffers, then its children); [`submodules!`](crate::submodules) writes
 /// both for a struct of modules. A parameter used in `forward` but not
 /// listed is an error at the first training pass, not a weight that silently
 /// never learns.

@@ -57,9 +57,17 @@ pub enum Momentum {
     None,
     /// Heavy ball: `v = μv + (1 − dampening)·g; θ −= ηv` (the first step
     /// stores `g` itself, as PyTorch).
-    Classic { mu: f32, dampening: f32 },
+    Classic {
+        /// The momentum factor μ.
+        mu: f32,
+        /// The fraction of the gradient left out of the velocity (0 in PyTorch's default).
+        dampening: f32,
+    },
     /// Nesterov's variant: `v = μv + g; θ −= η(g + μv)`.
-    Nesterov { mu: f32 },
+    Nesterov {
+        /// The momentum factor μ.
+        mu: f32,
+    },
 }
 
 impl Momentum {
@@ -84,6 +92,7 @@ impl Momentum {
 /// Hyper-parameters. [`Config::new`] gives PyTorch's defaults for each kind.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
+    /// Which update rule.
     pub kind: Kind,
     /// The base learning rate; the optimizer's [`Schedule`] scales it per epoch.
     pub lr: f32,
@@ -225,7 +234,9 @@ struct ParamState {
 /// The learning rate has one source: [`Optimizer::lr`], the schedule's value
 /// for the current epoch ([`Optimizer::set_epoch`]).
 pub struct Optimizer {
+    /// The hyper-parameters; `config.lr` is the schedule's base rate.
     pub config: Config,
+    /// How the learning rate changes over epochs.
     pub schedule: Schedule,
     epoch: usize,
     state: Vec<ParamState>,

@@ -8,9 +8,19 @@ pub enum Schedule {
     #[default]
     Constant,
     /// `lr · γ^⌊epoch / step_size⌋` (`StepLR`).
-    Step { step_size: usize, gamma: f32 },
+    Step {
+        /// Epochs between two decays.
+        step_size: usize,
+        /// The factor applied at each decay.
+        gamma: f32,
+    },
     /// `η_min + (lr − η_min)(1 + cos(π·epoch/T))/2` (`CosineAnnealingLR`).
-    Cosine { t_max: usize, eta_min: f32 },
+    Cosine {
+        /// Epochs from the base rate down to `eta_min` (the half period T).
+        t_max: usize,
+        /// The lowest learning rate, reached at epoch `t_max` and kept after.
+        eta_min: f32,
+    },
 }
 
 impl Schedule {

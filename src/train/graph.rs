@@ -1,14 +1,14 @@
 //! `backprop graph`: the tape of one training step, as Graphviz DOT and as a
 //! table with the memory it holds.
 //!
-//! The model runs on one batch through a recording [`Graph`], followed by the
+//! The model runs on one batch through a recording [`Graph`](crate::Graph), followed by the
 //! loss, exactly as a training step does. Every node of the tape is listed with
 //! its op, its output shape and the bytes of its value: the engine keeps every
 //! node's value until the step ends, and the backward rules read what they
 //! need from there (the `Backward` structs themselves save next to nothing:
 //! labels, a scale). Parameter leaves share the model's tensors, so they cost
 //! nothing extra; their gradients are the entries of the gradient table that
-//! [`Graph::backward`] keeps, the others are freed as soon as they are used.
+//! [`Graph::backward`](crate::Graph::backward) keeps, the others are freed as soon as they are used.
 //!
 //! The gradient-checkpointing figure is an *estimate* from the node sizes:
 //! keep only the input and every k-th layer's output (k ≈ √layers), drop the

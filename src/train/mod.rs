@@ -8,7 +8,7 @@
 //! Every few steps ([`TrainConfig::diagnostics_every`]) the step is also
 //! measured ([`diagnostics`]): per-layer gradient norms, update ratios, dead
 //! and saturated units, with warnings when gradients vanish or explode.
-//! [`metrics`] records a run as `metrics.csv`, [`plots`] draws it, [`graph`]
+//! [`metrics`] records a run as `metrics.csv`, `plots` (feature `plots`) draws it, [`graph`]
 //! shows the tape of one batch and [`check`] compares a model's gradients
 //! with finite differences.
 
@@ -16,6 +16,7 @@ pub mod check;
 pub mod diagnostics;
 pub mod graph;
 pub mod metrics;
+#[cfg(feature = "plots")]
 pub mod plots;
 
 use crate::data::{epoch_batches, Dataset};
@@ -93,16 +94,27 @@ impl std::str::FromStr for LossKind {
 /// Everything that shapes a training run.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
+    /// Passes over the training set.
     pub epochs: usize,
+    /// Samples per training batch (the last batch of an epoch may be smaller).
     pub batch_size: usize,
+    /// The optimizer's hyper-parameters.
     pub optimizer: Config,
+    /// How the learning rate changes from epoch to epoch.
     pub schedule: Schedule,
+    /// The training loss.
     pub loss: LossKind,
+    /// Seeds the batch shuffling and each step's dropout ([`step_seed`]).
     pub seed: u64,
+    /// Shuffle the training samples anew each epoch.
     pub shuffle: bool,
     /// Stop after this many optimizer steps.
     pub max_steps: Option<usize>,
+    /// Scale the gradients so their global L2 norm is at most this
+    /// ([`clip_grad_norm`](crate::optim::clip_grad_norm)).
     pub clip_grad_norm: Option<f32>,
+    /// Clamp every gradient element to `[-v, v]`
+    /// ([`clip_grad_value`](crate::optim::clip_grad_value)).
     pub clip_grad_value: Option<f32>,
     /// Batch size for evaluation (no graph is recorded, so it can be large).
     pub eval_batch_size: usize,
@@ -164,28 +176,44 @@ impl TrainConfig {
 /// Figures for one epoch.
 #[derive(Clone, Debug, Serialize)]
 pub struct EpochRecord {
+    /// The epoch (1-based).
     pub epoch: usize,
+    /// Optimizer steps taken in this epoch.
     pub steps: usize,
+    /// The learning rate used throughout the epoch.
     pub lr: f32,
+    /// Mean training loss per sample over the epoch (training mode, before each update).
     pub train_loss: f64,
+    /// Fraction of training samples predicted correctly over the epoch, in [0, 1].
     pub train_accuracy: f64,
     /// The training loop of this epoch alone (no evaluation).
     pub train_seconds: f64,
+    /// Training samples processed per second of `train_seconds`.
     pub samples_per_second: f64,
+    /// Mean loss on the test set after the epoch (`None` without a test set).
     pub test_loss: Option<f64>,
+    /// Accuracy on the test set after the epoch, in [0, 1] (`None` without a test set).
     pub test_accuracy: Option<f64>,
 }
 
 /// What a run reports at the end (`--json` prints it).
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    /// The model as [`Module::describe`] names it.
     pub model: String,
+    /// Number of scalar parameters of the model.
     pub parameters: usize,
+    /// One record per epoch run.
     pub epochs: Vec<EpochRecord>,
+    /// Optimizer steps taken in the whole run.
     pub steps: usize,
+    /// The last epoch's mean training loss.
     pub train_loss: f64,
+    /// The last epoch's training accuracy, in [0, 1].
     pub train_accuracy: f64,
+    /// The last epoch's test loss (`None` without a test set).
     pub test_loss: Option<f64>,
+    /// The last epoch's test accuracy, in [0, 1] (`None` without a test set).
     pub test_accuracy: Option<f64>,
     /// The warnings the diagnostics raised (also given to [`Observer::warning`]).
     pub warnings: Vec<String>,
@@ -210,9 +238,11 @@ pub struct StepInfo {
 
 /// What the loop tells its caller as it goes (progress bars, logs).
 pub trait Observer {
+    /// Before epoch `epoch` (1-based), which will take `batches` batches.
     fn epoch_start(&mut self, _epoch: usize, _batches: usize) {}
     /// After each optimizer step.
     fn step(&mut self, _info: &StepInfo) {}
+    /// After an epoch's training and evaluation.
     fn epoch_end(&mut self, _record: &EpochRecord) {}
     /// After a sampled step's optimizer update (before [`Observer::step`] of that step).
     fn diagnostics(&mut self, _sample: &Sample) {}

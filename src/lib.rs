@@ -14,6 +14,7 @@
 //! - [`io`]: safetensors weights with PyTorch `nn.Sequential` names.
 //! - [`train`]: the training loop behind `backprop train`.
 
+#![warn(missing_docs)]
 pub mod autograd;
 pub mod data;
 pub mod error;

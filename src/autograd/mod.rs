@@ -41,6 +41,8 @@ static NEXT_GRAPH: AtomicU32 = AtomicU32::new(1);
 /// inputs were recorded), or `None` where `needs[i]` is false: the engine
 /// never asks for a gradient nobody uses (e.g. ∂L/∂x for the data batch).
 pub trait Backward {
+    /// ∂L/∂input for each of `inputs`, given `grad` = ∂L/∂`out` (`None` where
+    /// `needs[i]` is false).
     fn backward(
         &self,
         grad: &Tensor,
@@ -142,6 +144,7 @@ impl Graph {
         self.nodes.len()
     }
 
+    /// Whether no node has been recorded.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }

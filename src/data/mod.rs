@@ -48,6 +48,32 @@ impl Dataset {
         &self.x.shape()[1..]
     }
 
+    /// A 64-bit digest of the data (its shape, every label, and every
+    /// feature's bits), to tell whether a resumed run sees the data it was
+    /// saved with. FNV-1a over the values: about 0.1 s for MNIST's 47 M
+    /// features, once per run.
+    pub fn fingerprint(&self) -> u64 {
+        const PRIME: u64 = 0x0000_0100_0000_01B3;
+        let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+        let mut mix = |v: u64| {
+            h ^= v;
+            h = h.wrapping_mul(PRIME);
+        };
+        for &d in self.x.shape() {
+            mix(d as u64);
+        }
+        for &y in &self.y {
+            mix(y as u64);
+        }
+        // Two features per round: the digest is of the values, not of a sample.
+        for pair in self.x.data().chunks(2) {
+            let lo = pair[0].to_bits() as u64;
+            let hi = pair.get(1).map_or(0, |v| v.to_bits() as u64);
+            mix(lo | hi << 32);
+        }
+        h
+    }
+
     /// Rows picked by index: `(x batch, labels)`. Panics if an index is out of range.
     pub fn batch(&self, idx: &[usize]) -> (Tensor, Vec<usize>) {
         let x = self.x.gather_rows(idx);

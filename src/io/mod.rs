@@ -14,6 +14,8 @@
 //! folder, are flushed to disk, and the file is renamed over the target, so a
 //! crash never leaves a half-written file where a good one was.
 
+pub mod run;
+
 use crate::nn::{Init, Module, ModuleExt, Sequential};
 use crate::{Error, Result, Tensor};
 use safetensors::{Dtype, SafeTensors};
@@ -26,7 +28,9 @@ pub const MODEL_KEY: &str = "backprop.model";
 
 /// Named tensors and the file's metadata.
 pub struct Weights {
+    /// `(name, tensor)` pairs, e.g. `("0.weight", …)`.
     pub tensors: Vec<(String, Tensor)>,
+    /// The file's `__metadata__` strings (the model line under [`MODEL_KEY`]).
     pub metadata: HashMap<String, String>,
 }
 
@@ -70,6 +74,16 @@ pub fn load(path: &Path) -> Result<Weights> {
     Ok(Weights { tensors, metadata })
 }
 
+/// The step a file's metadata says it was saved at (`backprop.step`).
+pub(crate) fn parse_metadata_step(w: &Weights, path: &Path) -> Result<u64> {
+    let v = w
+        .metadata
+        .get(run::STEP_KEY)
+        .ok_or_else(|| Error::weights(path, "the file holds no step: it was not saved during a run"))?;
+    v.parse()
+        .map_err(|_| Error::weights(path, format!("its step `{v}` is not a whole number")))
+}
+
 /// f16 bits → f32.
 fn f16_to_f32(h: u16) -> f32 {
     let sign = ((h >> 15) as u32) << 31;
@@ -94,6 +108,16 @@ pub fn save(
     tensors: &[(String, Tensor)],
     metadata: HashMap<String, String>,
 ) -> Result<()> {
+    write_atomic(path, &encode(path, tensors, metadata)?)
+}
+
+/// The bytes of a safetensors file of named tensors (f32;
+/// `*.num_batches_tracked` as int64) with metadata; `path` names it in errors.
+pub fn encode(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>> {
     let bytes: Vec<(String, Vec<u8>, Dtype, Vec<usize>)> = tensors
         .iter()
         .map(|(n, t)| {
@@ -120,24 +144,47 @@ pub fn save(
         })
         .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
         .map_err(|e| Error::weights(path, format!("cannot encode tensors: {e}")))?;
-    let data = safetensors::serialize(views, Some(metadata.into_iter().collect()))
-        .map_err(|e| Error::weights(path, format!("cannot encode tensors: {e}")))?;
-    write_atomic(path, &data)
+    safetensors::serialize(views, Some(metadata.into_iter().collect()))
+        .map_err(|e| Error::weights(path, format!("cannot encode tensors: {e}")))
 }
 
-/// Write `data` to `path` through a temporary file and a rename.
+/// Write `data` to `path` through a temporary file in the same folder,
+/// flushed to disk, renamed over `path`, and the folder flushed: a crash
+/// at any instant leaves the old file or the new one, never a mixture.
+/// On an error (a full disk, a read-only folder) the old file is untouched
+/// and the temporary file removed.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = temp_path(path);
+    write_synced(&tmp, data).map_err(|e| Error::io(path, e))?;
+    std::fs::rename(&tmp, path)
+        .and_then(|()| sync_dir(path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(path, e)
+        })
+}
+
+/// Write `data` to a new file `path` and flush it to disk; on an error the
+/// partial file is removed.
+pub(crate) fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::File::create(path)?;
         f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        f.sync_all()
     })();
-    res.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    if res.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    res
+}
+
+/// Flush the folder holding `path` (its renames) to disk.
+pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn temp_path(path: &Path) -> PathBuf {

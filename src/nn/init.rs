@@ -25,13 +25,20 @@ use rand_chacha::ChaCha8Rng;
 /// How to draw a layer's initial weights (see the [module docs](self)).
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub enum Init {
+    /// PyTorch's `Linear` init: weight and bias U(−1/√fan_in, 1/√fan_in).
     #[default]
     Default,
+    /// Every weight `c`, bias 0 (breaks no symmetry).
     Constant(f32),
+    /// Weight N(0, 0.01²), bias 0.
     SmallNormal,
+    /// Glorot: weight U(−a, a), a = √(6/(fan_in+fan_out)), bias 0.
     XavierUniform,
+    /// Glorot: weight N(0, 2/(fan_in+fan_out)), bias 0.
     XavierNormal,
+    /// He: weight U(−a, a), a = √(6/fan_in), bias 0.
     KaimingUniform,
+    /// He: weight N(0, 2/fan_in), bias 0.
     KaimingNormal,
 }
 

@@ -48,7 +48,9 @@ fn spec_err(msg: String) -> Error {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Linear {
+    /// `[out_features, in_features]`, as PyTorch's `weight`.
     pub weight: Param,
+    /// `[out_features]`, if the layer has a bias.
     pub bias: Option<Param>,
     in_features: usize,
     out_features: usize,
@@ -168,7 +170,9 @@ impl Module for Linear {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Conv2d {
+    /// `[out_channels, in_channels, kernel_size, kernel_size]`, as PyTorch's `weight`.
     pub weight: Param,
+    /// `[out_channels]`, if the layer has a bias.
     pub bias: Option<Param>,
     cfg: Conv2dConfig,
 }
@@ -425,10 +429,15 @@ impl Module for MaxPool2d {
 /// ```
 #[derive(Clone, Debug)]
 pub struct BatchNorm<const D: usize> {
+    /// The scale γ, `[C]` (PyTorch's `weight`).
     pub weight: Param,
+    /// The shift β, `[C]` (PyTorch's `bias`).
     pub bias: Param,
+    /// Running mean per channel, `[C]`, used in evaluation.
     pub running_mean: Buffer,
+    /// Running (unbiased) variance per channel, `[C]`, used in evaluation.
     pub running_var: Buffer,
+    /// Training batches seen so far, a scalar (PyTorch's `num_batches_tracked`).
     pub num_batches_tracked: Buffer,
     features: usize,
     eps: f32,
@@ -606,9 +615,13 @@ impl Module for Dropout {
 /// h_{t−1}·W_hhᵀ + b_hh)`, `h_0 = 0`.
 #[derive(Clone, Debug)]
 pub struct Rnn {
+    /// Input-to-hidden weight W_ih, `[hidden_size, input_size]` (PyTorch's `weight_ih_l0`).
     pub weight_ih_l0: Param,
+    /// Hidden-to-hidden weight W_hh, `[hidden_size, hidden_size]` (PyTorch's `weight_hh_l0`).
     pub weight_hh_l0: Param,
+    /// Input-to-hidden bias b_ih, `[hidden_size]`, if the layer has biases.
     pub bias_ih_l0: Option<Param>,
+    /// Hidden-to-hidden bias b_hh, `[hidden_size]`, if the layer has biases.
     pub bias_hh_l0: Option<Param>,
     input_size: usize,
     hidden_size: usize,
@@ -747,6 +760,7 @@ pub struct Flatten {
 }
 
 impl Flatten {
+    /// `[N, …] → [N, product of the rest]` (`nn.Flatten()`, `start_dim = 1`).
     pub fn new() -> Flatten {
         Flatten { start_dim: 1 }
     }
@@ -841,12 +855,15 @@ pub struct Activation {
 }
 
 impl Activation {
+    /// `x` if `x > 0`, else 0 (`nn.ReLU`).
     pub fn relu() -> Self {
         Activation::elementwise(Unary::Relu)
     }
+    /// `1/(1+e⁻ˣ)` (`nn.Sigmoid`).
     pub fn sigmoid() -> Self {
         Activation::elementwise(Unary::Sigmoid)
     }
+    /// `tanh x` (`nn.Tanh`).
     pub fn tanh() -> Self {
         Activation::elementwise(Unary::Tanh)
     }
@@ -858,11 +875,13 @@ impl Activation {
     pub fn elu(alpha: f32) -> Self {
         Activation::elementwise(Unary::Elu(alpha))
     }
+    /// Softmax over axis 1 of `[N, C]` (`nn.Softmax(dim=1)`).
     pub fn softmax() -> Self {
         Activation {
             kind: ActivationKind::Softmax,
         }
     }
+    /// Log-softmax over axis 1 of `[N, C]` (`nn.LogSoftmax(dim=1)`).
     pub fn log_softmax() -> Self {
         Activation {
             kind: ActivationKind::LogSoftmax,
@@ -874,6 +893,7 @@ impl Activation {
             kind: ActivationKind::Elementwise(f),
         }
     }
+    /// What this activation computes.
     pub fn kind(&self) -> ActivationKind {
         self.kind
     }
@@ -931,6 +951,7 @@ impl Module for Activation {
 /// channel of axis 1; PyTorch's initial slope 0.25.
 #[derive(Clone, Debug)]
 pub struct PRelu {
+    /// The negative slopes, `[num_parameters]` (PyTorch's `weight`).
     pub weight: Param,
 }
 

@@ -120,6 +120,7 @@ impl Sequential {
         self.layers.len()
     }
 
+    /// Whether there are no layers.
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty()
     }

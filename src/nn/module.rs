@@ -113,6 +113,7 @@ pub struct Buffer {
 }
 
 impl Buffer {
+    /// A buffer holding `value`.
     pub fn new(value: Tensor) -> Buffer {
         Buffer {
             id: next_id(),
@@ -120,10 +121,12 @@ impl Buffer {
         }
     }
 
+    /// The current value.
     pub fn value(&self) -> &Tensor {
         &self.value
     }
 
+    /// Replace the value.
     pub fn set(&mut self, value: Tensor) {
         self.value = value;
     }
@@ -137,7 +140,9 @@ impl Clone for Buffer {
 
 /// What a [`Visitor`] is shown.
 pub enum Entry<'m> {
+    /// A trainable parameter.
     Param(&'m Param),
+    /// A buffer (saved, not trained).
     Buffer(&'m Buffer),
     /// A child module, shown before its own entries.
     Module(&'m dyn Module),
@@ -145,7 +150,9 @@ pub enum Entry<'m> {
 
 /// What a [`VisitorMut`] is shown.
 pub enum EntryMut<'m> {
+    /// A trainable parameter.
     Param(&'m mut Param),
+    /// A buffer (saved, not trained).
     Buffer(&'m mut Buffer),
 }
 
@@ -158,6 +165,7 @@ pub struct Visitor<'a, 'm> {
 }
 
 impl<'a, 'm> Visitor<'a, 'm> {
+    /// A visitor at the root (empty prefix) that calls `f`.
     pub fn new(f: &'a mut dyn FnMut(&str, &str, Entry<'m>)) -> Self {
         Visitor {
             prefix: String::new(),
@@ -193,6 +201,7 @@ pub struct VisitorMut<'a> {
 }
 
 impl<'a> VisitorMut<'a> {
+    /// A visitor at the root (empty prefix) that calls `f`.
     pub fn new(f: &'a mut dyn FnMut(&str, &str, EntryMut<'_>)) -> Self {
         VisitorMut {
             prefix: String::new(),
@@ -200,14 +209,18 @@ impl<'a> VisitorMut<'a> {
         }
     }
 
+    /// A parameter of the module being visited.
     pub fn param(&mut self, name: &str, p: &mut Param) {
         (self.f)(&self.prefix, name, EntryMut::Param(p));
     }
 
+    /// A buffer of the module being visited.
     pub fn buffer(&mut self, name: &str, b: &mut Buffer) {
         (self.f)(&self.prefix, name, EntryMut::Buffer(b));
     }
 
+    /// A child module: its entries are named `name.…` (the callback is not
+    /// told about the module itself).
     pub fn module(&mut self, name: &str, m: &mut dyn Module) {
         let len = self.prefix.len();
         self.prefix.push_str(name);
@@ -386,6 +399,7 @@ macro_rules! submodules {
 pub struct LayerOutput {
     pub(crate) addr: usize,
     pub(crate) type_name: &'static str,
+    /// The output's node on the pass's graph.
     pub var: Var,
 }
 
@@ -406,7 +420,10 @@ fn module_addr<M: Module + ?Sized>(m: &M) -> usize {
 pub enum Mode {
     /// Batch statistics, dropout on. `seed` drives this pass's dropout
     /// masks (the training loop derives it from its seed and the step).
-    Train { seed: u64 },
+    Train {
+        /// The seed of this pass's dropout masks.
+        seed: u64,
+    },
     /// Running statistics, dropout off, and no graph recorded for a backward pass.
     Eval,
 }

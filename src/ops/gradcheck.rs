@@ -95,6 +95,7 @@ pub struct ParamCheck {
     pub name: String,
     /// Elements compared (excluding kinks) and the tensor's size.
     pub checked: usize,
+    /// The tensor's number of elements.
     pub total: usize,
     /// Elements skipped because the steps crossed kinks.
     pub kinks: usize,
@@ -105,9 +106,13 @@ pub struct ParamCheck {
 /// The worst element of a [`ParamCheck`].
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Worst {
+    /// The error `|analytic − numeric| / max(1, |analytic|, |numeric|)`.
     pub error: f64,
+    /// The element's flat (row-major) index in the tensor.
     pub element: usize,
+    /// The gradient the backward pass gave.
     pub analytic: f64,
+    /// The central-difference estimate.
     pub numeric: f64,
 }
 

@@ -20,10 +20,15 @@ use crate::{Graph, Tensor, Var};
 /// An elementwise function.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Unary {
+    /// eˣ.
     Exp,
+    /// ln x.
     Log,
+    /// 1/(1+e⁻ˣ).
     Sigmoid,
+    /// tanh x.
     Tanh,
+    /// x if x > 0 else 0.
     Relu,
     /// Negative slope (PyTorch's default 0.01).
     LeakyRelu(f32),
@@ -179,24 +184,31 @@ impl Graph {
         let y = Tensor::from_vec(xv.shape().to_vec(), y);
         self.push(f.name(), y, &[x], UnaryBack(f))
     }
+    /// Elementwise eˣ.
     pub fn exp(&mut self, x: Var) -> Var {
         self.unary(Unary::Exp, x)
     }
+    /// Elementwise natural logarithm.
     pub fn log(&mut self, x: Var) -> Var {
         self.unary(Unary::Log, x)
     }
+    /// Elementwise logistic sigmoid 1/(1+e⁻ˣ).
     pub fn sigmoid(&mut self, x: Var) -> Var {
         self.unary(Unary::Sigmoid, x)
     }
+    /// Elementwise hyperbolic tangent.
     pub fn tanh(&mut self, x: Var) -> Var {
         self.unary(Unary::Tanh, x)
     }
+    /// Elementwise ReLU, `x` if `x > 0` else 0 (derivative 0 at 0, as PyTorch).
     pub fn relu(&mut self, x: Var) -> Var {
         self.unary(Unary::Relu, x)
     }
+    /// Elementwise leaky ReLU: `x` if `x > 0` else `slope·x`.
     pub fn leaky_relu(&mut self, x: Var, slope: f32) -> Var {
         self.unary(Unary::LeakyRelu(slope), x)
     }
+    /// Elementwise ELU: `x` if `x > 0` else `alpha·(eˣ − 1)`.
     pub fn elu(&mut self, x: Var, alpha: f32) -> Var {
         self.unary(Unary::Elu(alpha), x)
     }

@@ -18,7 +18,7 @@ use crate::tensor::par;
 use crate::{Error, Result, Setting, Tensor};
 
 /// Which update rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     /// Stochastic gradient descent, with optional [`Momentum`].
     Sgd,
@@ -50,7 +50,7 @@ impl std::str::FromStr for Kind {
 }
 
 /// The momentum of SGD (and RMSprop, which uses `Classic` without dampening).
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Momentum {
     /// Plain gradient steps.
     #[default]
@@ -90,7 +90,7 @@ impl Momentum {
 }
 
 /// Hyper-parameters. [`Config::new`] gives PyTorch's defaults for each kind.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Config {
     /// Which update rule.
     pub kind: Kind,

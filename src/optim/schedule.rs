@@ -2,7 +2,7 @@
 //! `CosineAnnealingLR` usually are.
 
 /// How the learning rate changes over epochs.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Schedule {
     /// The same rate throughout.
     #[default]

@@ -28,7 +28,9 @@ pub fn threads() -> usize {
 /// Whether an operand of a matrix product is read transposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trans {
+    /// Read as stored.
     No,
+    /// Read transposed.
     Yes,
 }
 

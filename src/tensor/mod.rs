@@ -71,21 +71,27 @@ impl Tensor {
         Self::zeros(&self.shape)
     }
 
+    /// The size of each dimension (empty for a scalar).
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
+    /// Number of dimensions.
     pub fn ndim(&self) -> usize {
         self.shape.len()
     }
+    /// Number of elements.
     pub fn numel(&self) -> usize {
         self.data.len()
     }
+    /// The elements, row-major.
     pub fn data(&self) -> &[f32] {
         &self.data
     }
+    /// The elements, row-major, for writing in place.
     pub fn data_mut(&mut self) -> &mut [f32] {
         &mut self.data
     }
+    /// The elements, row-major, without a copy.
     pub fn into_vec(self) -> Vec<f32> {
         self.data
     }

@@ -23,6 +23,7 @@ const KINKED_OPS: [&str; 3] = ["relu", "leaky_relu", "max_pool2d"];
 /// A model's check: every parameter's result, and what the report needs.
 #[derive(Clone, Debug)]
 pub struct ModelCheck {
+    /// One result per parameter, in the model's parameter order.
     pub params: Vec<ParamCheck>,
     /// `(module name, description)` of every module that owns parameters,
     /// in order (`("1", "linear(784,32)")`).
@@ -30,6 +31,7 @@ pub struct ModelCheck {
     /// Whether the model's graph has ops with kinks (relu, leaky_relu,
     /// prelu, max-pooling).
     pub has_kinks: bool,
+    /// The tolerance the parameters were judged by ([`default_tolerance`] unless set).
     pub tolerance: f64,
 }
 

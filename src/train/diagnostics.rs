@@ -38,11 +38,17 @@ use std::collections::HashSet;
 /// One per-layer statistic (a column of `metrics.csv`: `L{layer}.{name}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Stat {
+    /// ‖∂C/∂W‖ of the layer's weights, before clipping (`grad_norm`).
     GradNorm,
+    /// ‖δ‖ = ‖∂C/∂z‖ over the batch, z = the layer's output (`delta_norm`).
     DeltaNorm,
+    /// ‖W‖ before the step (`weight_norm`).
     WeightNorm,
+    /// ‖ΔW‖ / ‖W‖ of the step's update (`update_ratio`).
     UpdateRatio,
+    /// Share of ReLU units that are 0 for every sample of the batch (`dead_frac`).
     DeadFrac,
+    /// Share of sigmoid or tanh units saturated for every sample of the batch (`saturated_frac`).
     SaturatedFrac,
 }
 
@@ -76,11 +82,17 @@ pub struct LayerStats {
     pub layer: String,
     /// What the layer is, e.g. `linear(784,128)`.
     pub name: String,
+    /// [`Stat::GradNorm`] (layers with parameters).
     pub grad_norm: Option<f64>,
+    /// [`Stat::DeltaNorm`] (layers with parameters).
     pub delta_norm: Option<f64>,
+    /// [`Stat::WeightNorm`] (layers with parameters).
     pub weight_norm: Option<f64>,
+    /// [`Stat::UpdateRatio`] (layers with parameters).
     pub update_ratio: Option<f64>,
+    /// [`Stat::DeadFrac`] (`relu` layers), in [0, 1].
     pub dead_frac: Option<f64>,
+    /// [`Stat::SaturatedFrac`] (`sigmoid` and `tanh` layers), in [0, 1].
     pub saturated_frac: Option<f64>,
 }
 

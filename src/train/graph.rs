@@ -37,12 +37,17 @@ pub enum NodeKind {
 /// One node of the tape.
 #[derive(Clone, Debug)]
 pub struct NodeInfo {
+    /// The node's id on the tape (its creation order, from 0).
     pub id: usize,
+    /// The op that made it (`"leaf"` for leaves).
     pub op: &'static str,
+    /// What the node is.
     pub kind: NodeKind,
+    /// The shape of the node's value.
     pub shape: Vec<usize>,
     /// Bytes of the node's value (f32).
     pub bytes: usize,
+    /// The ids of the op's inputs (empty for leaves).
     pub parents: Vec<usize>,
     /// The layer (index into [`Tape::layers`]) whose forward pass created it.
     pub layer: Option<usize>,
@@ -53,10 +58,13 @@ pub struct NodeInfo {
 /// The tape of one training step of a model.
 #[derive(Clone, Debug)]
 pub struct Tape {
+    /// The model as [`Module::describe`] names it.
     pub spec: String,
     /// `[N, sample...]`.
     pub input_shape: Vec<usize>,
+    /// The loss recorded after the model.
     pub loss: LossKind,
+    /// Every node of the tape, in creation order (`nodes[i].id == i`).
     pub nodes: Vec<NodeInfo>,
     /// `(name, description)` of every layer that recorded its output, in
     /// order: `("1", "linear(784,128)")`.

@@ -30,20 +30,32 @@ use std::fmt::Write;
 /// What a row is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RowKind {
+    /// A sampled step (`kind` = `step`).
     Step,
+    /// The end of an epoch (`kind` = `epoch`).
     Epoch,
 }
 
 /// One row of `metrics.csv`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
+    /// A step row or an epoch row.
     pub kind: RowKind,
+    /// The step (1-based over the run); for an epoch row, steps taken when the epoch ended.
     pub step: usize,
+    /// The epoch (1-based).
     pub epoch: usize,
+    /// Mean batch loss since the previous step row of the epoch; for an epoch
+    /// row, the epoch's training loss.
     pub loss: f64,
+    /// Accuracy since the previous step row of the epoch; for an epoch row,
+    /// the epoch's training accuracy.
     pub accuracy: f64,
+    /// The learning rate.
     pub lr: f32,
+    /// Loss on the test set (epoch rows with a test set only).
     pub test_loss: Option<f64>,
+    /// Accuracy on the test set (epoch rows with a test set only).
     pub test_accuracy: Option<f64>,
     /// Per-layer statistics, aligned with [`Recorder::columns`].
     pub stats: Vec<Option<f64>>,
@@ -60,6 +72,7 @@ pub struct Recorder {
     /// `(layer, description)` of each measured layer, e.g. `("1", "linear(784,128)")`.
     pub layer_names: Vec<(String, String)>,
     diagnostics: bool,
+    /// The rows recorded so far, in order.
     pub rows: Vec<Row>,
     pending: Option<Sample>,
     /// (loss sum, correct, samples) of the epoch at the previous step row.

@@ -26,11 +26,11 @@ use crate::{Error, Graph, Result, Setting, Tensor, Var};
 use diagnostics::{is_sampled, LayerStats, Probe, Sample, WarningKind, Watch};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// The training loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LossKind {
     /// Softmax cross-entropy on logits with integer labels (`nn.CrossEntropyLoss`).
@@ -92,7 +92,7 @@ impl std::str::FromStr for LossKind {
 }
 
 /// Everything that shapes a training run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// Passes over the training set.
     pub epochs: usize,
@@ -174,7 +174,7 @@ impl TrainConfig {
 }
 
 /// Figures for one epoch.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     /// The epoch (1-based).
     pub epoch: usize,
@@ -248,6 +248,12 @@ pub trait Observer {
     fn diagnostics(&mut self, _sample: &Sample) {}
     /// A plain warning about the run (vanishing or exploding gradients, dead units).
     fn warning(&mut self, _kind: WarningKind, _message: &str) {}
+    /// Instead of [`Observer::epoch_start`] when a resumed run continues
+    /// epoch `epoch` (1-based) of `batches` batches after `done` of them
+    /// (`samples` samples).
+    fn epoch_resume(&mut self, epoch: usize, batches: usize, _done: usize, _samples: usize) {
+        self.epoch_start(epoch, batches);
+    }
 }
 
 /// An observer that does nothing.
@@ -445,6 +451,57 @@ pub fn step_seed(seed: u64, step: usize) -> u64 {
     seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// Where a run stands: everything besides the model and the optimizer's
+/// state that it needs to continue exactly as if never stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// The run's settings.
+    pub config: TrainConfig,
+    /// Optimizer steps taken.
+    pub steps: usize,
+    /// The epoch in progress (0-based); equal to the epochs done when `batch` is 0.
+    pub epoch: usize,
+    /// Batches of `epoch` done.
+    pub batch: usize,
+    /// The shuffling generator's position (ChaCha8 word position, as text)
+    /// before `epoch`'s batch order was drawn, so that the order is drawn again.
+    pub order_position: String,
+    /// `epoch`'s running sums so far: summed batch loss × samples, correct
+    /// predictions, samples, steps.
+    pub loss_sum: f64,
+    /// Correct predictions in `epoch` so far.
+    pub right: usize,
+    /// Samples seen in `epoch` so far.
+    pub seen: usize,
+    /// The finished epochs' records.
+    pub records: Vec<EpochRecord>,
+    /// The warnings given so far.
+    pub warnings: Vec<String>,
+    /// [`Dataset::fingerprint`] of the training data (and the test data).
+    pub data: (u64, Option<u64>),
+    /// Whether the run ended (its last epoch, or its step limit).
+    pub finished: bool,
+}
+
+/// A run to continue: its [`RunState`] and the optimizer's
+/// [`state_dict`](Optimizer::state_dict).
+pub struct Resume {
+    /// Where the run stood.
+    pub state: RunState,
+    /// The optimizer's state, as [`Optimizer::state_dict`] gave it.
+    pub optimizer: Vec<(String, Tensor)>,
+}
+
+/// Saving a run as it goes: `save` is called every `every` optimizer steps
+/// (0: never) and at the end of every epoch, with the model, the optimizer
+/// and where the run stands. An error stops the run with that error.
+pub struct Checkpoints<'a> {
+    /// Save every this many optimizer steps (0: only at epochs' ends).
+    pub every: usize,
+    /// Write the model, the optimizer and the run's state.
+    pub save: &'a mut dyn FnMut(&dyn Module, &Optimizer, &RunState) -> Result<()>,
+}
+
 /// Train `model` on `train`, evaluating on `test` after each epoch.
 ///
 /// Stops with [`Error::Diverged`] if the loss becomes NaN or infinite; the
@@ -456,25 +513,93 @@ pub fn train(
     cfg: &TrainConfig,
     obs: &mut dyn Observer,
 ) -> Result<(Summary, Optimizer)> {
+    train_with(model, train, test, cfg, obs, None, None)
+}
+
+/// [`train`], continuing a saved run (`resume`; `model` must hold the
+/// weights saved with it) and saving as it goes (`checkpoints`). A resumed
+/// run with the same settings and thread count ends with bit-identical
+/// weights to one never stopped. `cfg` may extend the saved run's epochs;
+/// any other difference from the saved settings is an error naming it.
+pub fn train_with(
+    model: &mut dyn Module,
+    train: &Dataset,
+    test: Option<&Dataset>,
+    cfg: &TrainConfig,
+    obs: &mut dyn Observer,
+    resume: Option<Resume>,
+    mut checkpoints: Option<Checkpoints<'_>>,
+) -> Result<(Summary, Optimizer)> {
     check_run(model, train, test, cfg)?;
+    let data = (train.fingerprint(), test.map(Dataset::fingerprint));
     let mut opt = Optimizer::new(cfg.optimizer.clone()).with_schedule(cfg.schedule);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut st = RunState {
+        config: cfg.clone(),
+        steps: 0,
+        epoch: 0,
+        batch: 0,
+        order_position: "0".into(),
+        loss_sum: 0.0,
+        right: 0,
+        seen: 0,
+        records: Vec::new(),
+        warnings: Vec::new(),
+        data,
+        finished: false,
+    };
+    if let Some(r) = resume {
+        let mut saved = r.state.config.clone();
+        saved.epochs = cfg.epochs;
+        if let Some(what) = config_difference(&saved, cfg) {
+            return Err(Error::Config(format!(
+                "the run was saved with other settings: {what}"
+            )));
+        }
+        if r.state.data != data {
+            return Err(Error::Config(
+                "the data differ from the data the run was saved with (their fingerprints differ)".into(),
+            ));
+        }
+        opt.load_state_dict(&r.optimizer, model, std::path::Path::new("the saved run"))?;
+        st = RunState {
+            config: cfg.clone(),
+            finished: false,
+            ..r.state
+        };
+        let pos: u128 = st
+            .order_position
+            .parse()
+            .map_err(|_| Error::Config("the saved generator position is not a number".into()))?;
+        rng.set_word_pos(pos);
+    }
     let mut probe: Option<Probe> = None;
     let mut watch: Option<Watch> = None;
-    let mut warnings = Vec::new();
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut steps = 0usize;
-    let mut epochs = Vec::new();
-    'epochs: for epoch in 0..cfg.epochs {
+    let save_every = checkpoints.as_ref().map_or(0, |c| c.every);
+    let start_epoch = st.epoch;
+    'epochs: for epoch in start_epoch..cfg.epochs {
+        if cfg.max_steps.is_some_and(|m| st.steps >= m) {
+            break;
+        }
         opt.set_epoch(epoch);
         let lr = opt.lr();
+        st.epoch = epoch;
+        st.order_position = rng.get_word_pos().to_string();
         let batches = epoch_batches(train.len(), cfg.batch_size, cfg.shuffle, &mut rng);
-        obs.epoch_start(epoch + 1, batches.len());
+        if st.batch > 0 {
+            obs.epoch_resume(epoch + 1, batches.len(), st.batch, st.seen);
+        } else {
+            obs.epoch_start(epoch + 1, batches.len());
+            st.loss_sum = 0.0;
+            st.right = 0;
+            st.seen = 0;
+        }
         let t0 = Instant::now();
-        let (mut loss_sum, mut right, mut seen, mut ep_steps) = (0f64, 0usize, 0usize, 0usize);
-        for idx in &batches {
+        let first = st.batch;
+        for idx in &batches[first..] {
             let (x, y) = train.batch(idx);
-            let seed = step_seed(cfg.seed, steps + 1);
-            let sampled = is_sampled(steps + 1, cfg.diagnostics_every);
+            let seed = step_seed(cfg.seed, st.steps + 1);
+            let sampled = is_sampled(st.steps + 1, cfg.diagnostics_every);
             let (
                 StepResult {
                     mut grads,
@@ -493,7 +618,7 @@ pub fn train(
             if !l.is_finite() {
                 return Err(diverged(
                     &format!("the loss became {l}"),
-                    steps + 1,
+                    st.steps + 1,
                     epoch + 1,
                     lr,
                 ));
@@ -509,11 +634,12 @@ pub fn train(
                 .and(probe.as_ref())
                 .map(|pr| pr.snapshot(model));
             opt.step(model, grads);
-            steps += 1;
+            st.steps += 1;
+            st.batch += 1;
             if let (Some(mut layers), Some(before), Some(pr)) = (stats, before, &probe) {
                 pr.after_step(&mut layers, &before, model);
                 let sample = Sample {
-                    step: steps,
+                    step: st.steps,
                     epoch: epoch + 1,
                     lr,
                     layers,
@@ -521,40 +647,29 @@ pub fn train(
                 let w = watch.get_or_insert_with(|| Watch::new(pr));
                 for (kind, msg) in w.check(&sample) {
                     obs.warning(kind, &msg);
-                    warnings.push(msg);
+                    st.warnings.push(msg);
                 }
                 obs.diagnostics(&sample);
             }
-            ep_steps += 1;
-            loss_sum += l as f64 * y.len() as f64;
-            right += r;
-            seen += y.len();
+            st.loss_sum += l as f64 * y.len() as f64;
+            st.right += r;
+            st.seen += y.len();
             obs.step(&StepInfo {
-                step: steps,
+                step: st.steps,
                 loss: l,
-                running_loss: loss_sum / seen as f64,
-                running_accuracy: right as f64 / seen as f64,
-                samples: seen,
+                running_loss: st.loss_sum / st.seen as f64,
+                running_accuracy: st.right as f64 / st.seen as f64,
+                samples: st.seen,
                 lr,
             });
-            if cfg.max_steps.is_some_and(|m| steps >= m) {
-                let rec = finish_epoch(
-                    model,
-                    test,
-                    cfg,
-                    EpochTally {
-                        epoch,
-                        steps: ep_steps,
-                        lr,
-                        loss_sum,
-                        right,
-                        seen,
-                        t0,
-                    },
-                );
-                obs.epoch_end(&rec);
-                epochs.push(rec);
-                break 'epochs;
+            let stop = cfg.max_steps.is_some_and(|m| st.steps >= m);
+            if stop {
+                break;
+            }
+            if save_every > 0 && st.steps.is_multiple_of(save_every) {
+                if let Some(c) = checkpoints.as_mut() {
+                    (c.save)(model, &opt, &st)?;
+                }
             }
         }
         let rec = finish_epoch(
@@ -563,32 +678,58 @@ pub fn train(
             cfg,
             EpochTally {
                 epoch,
-                steps: ep_steps,
+                steps: st.batch,
                 lr,
-                loss_sum,
-                right,
-                seen,
+                loss_sum: st.loss_sum,
+                right: st.right,
+                seen: st.seen,
                 t0,
             },
         );
         obs.epoch_end(&rec);
-        epochs.push(rec);
-        check_finite(model, epochs.last(), steps, lr)?;
+        st.records.push(rec);
+        let stopped = cfg.max_steps.is_some_and(|m| st.steps >= m);
+        st.epoch = epoch + 1;
+        st.batch = 0;
+        st.order_position = rng.get_word_pos().to_string();
+        st.finished = stopped || epoch + 1 == cfg.epochs;
+        if let Some(c) = checkpoints.as_mut() {
+            (c.save)(model, &opt, &st)?;
+        }
+        check_finite(model, st.records.last(), st.steps, lr)?;
+        if stopped {
+            break 'epochs;
+        }
     }
-    check_finite(model, epochs.last(), steps, opt.lr())?;
-    let last = epochs.last().expect("at least one epoch");
+    check_finite(model, st.records.last(), st.steps, opt.lr())?;
+    let last = st.records.last().ok_or_else(|| {
+        Error::Config("the run had already ended: give more epochs to continue it".into())
+    })?;
     let summary = Summary {
         model: model.describe(),
         parameters: model.num_parameters(),
-        steps,
+        steps: st.steps,
         train_loss: last.train_loss,
         train_accuracy: last.train_accuracy,
         test_loss: last.test_loss,
         test_accuracy: last.test_accuracy,
-        epochs,
-        warnings,
+        epochs: st.records,
+        warnings: st.warnings,
     };
     Ok((summary, opt))
+}
+
+/// The first setting in which `saved` and `given` differ, as text.
+fn config_difference(saved: &TrainConfig, given: &TrainConfig) -> Option<String> {
+    if saved == given {
+        return None;
+    }
+    let a = serde_json::to_value(saved).ok()?;
+    let b = serde_json::to_value(given).ok()?;
+    let (a, b) = (a.as_object()?, b.as_object()?);
+    a.iter()
+        .find(|(k, v)| b.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k} was {v}, now {}", b.get(k).map_or("none".into(), |x| x.to_string())))
 }
 
 fn diverged(what: &str, step: usize, epoch: usize, lr: f32) -> Error {

@@ -40,6 +40,7 @@ fn register_font() {
 /// How a series is drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Style {
+    /// A plain solid line.
     Line,
     /// A line with a dot at every point (few points: per-epoch values).
     Markers,
@@ -50,21 +51,28 @@ pub enum Style {
 /// One line of a panel.
 #[derive(Clone, Debug)]
 pub struct Series {
+    /// The series' name in the legend.
     pub label: String,
+    /// The line's colour.
     pub color: RGBColor,
+    /// The `(x, y)` points, in data units.
     pub points: Vec<(f64, f64)>,
+    /// How the series is drawn.
     pub style: Style,
 }
 
 /// One chart of a figure.
 #[derive(Clone)]
 pub struct Panel {
+    /// The chart's caption.
     pub title: String,
+    /// The y axis' name.
     pub y_label: String,
     /// Log scale on y (points ≤ 0 or not finite are left out).
     pub log_y: bool,
     /// Fixed y range (in data units), else fitted to the points.
     pub y_range: Option<(f64, f64)>,
+    /// The lines drawn, in order.
     pub series: Vec<Series>,
     /// Shown when the panel has nothing to draw.
     pub empty_note: String,
@@ -92,8 +100,11 @@ impl Default for Panel {
 /// A titled grid of panels (each with its own x range) and their legends.
 #[derive(Clone)]
 pub struct Figure {
+    /// The title above all panels.
     pub title: String,
+    /// The x axis' name, for panels that do not name their own.
     pub x_label: String,
+    /// The charts, laid out row by row.
     pub panels: Vec<Panel>,
     /// Panels per row.
     pub cols: usize,
@@ -106,6 +117,7 @@ pub struct Figure {
 
 /// Blue and orange: train and test.
 pub const TRAIN: RGBColor = RGBColor(31, 119, 180);
+/// Orange: the colour of test series.
 pub const TEST: RGBColor = RGBColor(255, 127, 14);
 
 /// The colour of series `i` of `n` ordered ones (e.g. layers by depth): from

@@ -11,7 +11,7 @@ use backprop::train::diagnostics::{Sample, WarningKind};
 use backprop::train::metrics::Recorder;
 use backprop::train::{self, EpochRecord, LossKind, Observer, TrainConfig};
 use backprop::{io, Error, Setting};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
@@ -49,7 +49,8 @@ struct Cli {
 }
 
 /// The optimizers (`--optimizer`).
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum OptimizerArg {
     /// Stochastic gradient descent (--momentum, --nesterov).
     #[value(alias = "gd")]
@@ -74,7 +75,8 @@ impl From<OptimizerArg> for optim::Kind {
 }
 
 /// The losses (`--loss`).
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum LossArg {
     /// Softmax cross-entropy on logits (nn.CrossEntropyLoss).
     #[value(alias = "ce")]
@@ -100,7 +102,8 @@ impl From<LossArg> for LossKind {
 }
 
 /// The learning-rate schedules (`--lr-schedule`).
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum ScheduleArg {
     /// The same rate throughout.
     #[value(alias = "none")]
@@ -147,7 +150,9 @@ enum Command {
     Gradcheck(GradcheckArgs),
 }
 
-#[derive(Args)]
+/// `backprop train`'s flags. A run saves them with its state; `--resume`
+/// reads them back (see [`resume_args`]).
+#[derive(Args, Clone, serde::Serialize, serde::Deserialize)]
 struct TrainArgs {
     /// Model line or preset (mlp, lenet, rnn, mlp-wide, mlp-bn).
     #[arg(long, default_value = "mlp")]
@@ -233,9 +238,18 @@ struct TrainArgs {
     /// Start from the weights in this safetensors file (ours or PyTorch's state_dict).
     #[arg(long)]
     init: Option<PathBuf>,
-    /// Save the trained model here (safetensors, PyTorch names); the optimizer state goes beside it as *.optim.safetensors.
+    /// Save the model here (safetensors, PyTorch names; its folder is created), at every epoch's end (and every --save-every steps); the rest of the run's state (optimizer, position, generators, settings, metrics) goes beside it as *.state.safetensors.
     #[arg(long)]
     save: Option<PathBuf>,
+    /// Also save every N optimizer steps (0: only at epochs' ends).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    save_every: usize,
+    /// Continue the run saved in this file (and its *.state.safetensors) exactly where it stopped; its settings come from the saved state (--epochs may extend it; --threads, output and reporting options may change).
+    #[arg(long, value_name = "FILE")]
+    resume: Option<PathBuf>,
+    /// Overwrite a --save file that is not a safetensors model file.
+    #[arg(long)]
+    force: bool,
     /// Threads for the kernels (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -367,12 +381,16 @@ struct PredictArgs {
 
 fn main() -> ExitCode {
     keep_freed_memory();
-    let cli = match Cli::try_parse() {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return clap_error(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => return clap_error(e),
     };
     let res = match cli.command {
-        Command::Train(a) => cmd_train(*a),
+        Command::Train(a) => cmd_train(*a, &matches),
         Command::Eval(a) => cmd_eval(a),
         Command::Predict(a) => cmd_predict(a),
         Command::Presets => {
@@ -544,7 +562,113 @@ fn weight_init(s: &str) -> anyhow::Result<Init> {
         .map_err(|e| anyhow!("--weight-init {s}: {e}"))
 }
 
-fn cmd_train(a: TrainArgs) -> anyhow::Result<()> {
+/// The flags a resumed run may change: they do not change its result.
+const MAY_CHANGE: [&str; 9] = [
+    "epochs",
+    "threads",
+    "json",
+    "quiet",
+    "out",
+    "no_plots",
+    "save",
+    "save_every",
+    "force",
+];
+
+/// A resumed run's flags: the saved ones, with the ones that may change
+/// taken from the command line. A flag given again with another value is an
+/// error naming the flag and both values.
+fn resume_args(saved: TrainArgs, given: TrainArgs, m: &ArgMatches) -> anyhow::Result<TrainArgs> {
+    let sv = serde_json::to_value(&saved)?;
+    let gv = serde_json::to_value(&given)?;
+    let on_line = |id: &str| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    let show = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "(none)".into(),
+        other => other.to_string(),
+    };
+    let mut out = sv.clone();
+    for id in m.ids().map(|i| i.as_str()) {
+        if id == "resume" || !on_line(id) {
+            continue;
+        }
+        let (s, g) = (&sv[id], &gv[id]);
+        if MAY_CHANGE.contains(&id) {
+            out[id] = g.clone();
+        } else if s != g {
+            let flag = format!("--{}", id.replace('_', "-"));
+            bail!(
+                "{flag} {}: the run was saved with {flag} {}; a resumed run keeps the settings that shape its \
+                 result (drop {flag}, or start a new run)",
+                show(g),
+                show(s)
+            );
+        }
+    }
+    // Reporting options that are plain switches follow the command line.
+    for id in ["json", "quiet", "no_plots", "force"] {
+        out[id] = gv[id].clone();
+    }
+    let mut a: TrainArgs = serde_json::from_value(out)?;
+    a.resume = given.resume;
+    Ok(a)
+}
+
+/// Make `--save`'s folder if missing, and refuse to overwrite a file that
+/// is not a safetensors model file unless `force`.
+fn prepare_save(p: &Path, force: bool) -> anyhow::Result<()> {
+    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow!(
+                    "{}: cannot create the folder {} ({e})",
+                    p.display(),
+                    dir.display()
+                )
+            })?;
+        }
+    }
+    io::run::remove_leftovers(p);
+    if p.is_file() && !force && io::load(p).is_err() {
+        bail!(
+            "{}: exists and is not a safetensors model file, so it is not overwritten; give another path, or --force",
+            p.display()
+        );
+    }
+    io::check_writable(p)?;
+    Ok(())
+}
+
+/// What a run's state file holds besides the optimizer's tensors (metadata keys).
+const RUN_KEY: &str = "backprop.run";
+const SETTINGS_KEY: &str = "backprop.settings";
+const METRICS_KEY: &str = "backprop.metrics";
+
+fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
+    let given = matches
+        .subcommand_matches("train")
+        .expect("the train subcommand");
+    // A resumed run takes its settings from its state file.
+    let (a, saved) = match a.resume.clone() {
+        Some(path) => {
+            let saved = io::run::load_run(&path).context("--resume")?;
+            let settings = saved.state.metadata.get(SETTINGS_KEY).ok_or_else(|| {
+                anyhow!(
+                    "--resume {}: the state file holds no settings",
+                    path.display()
+                )
+            })?;
+            let old: TrainArgs = serde_json::from_str(settings)
+                .with_context(|| format!("--resume {}: the saved settings", path.display()))?;
+            let saved_epochs = old.epochs;
+            let mut a = resume_args(old, a, given)?;
+            if a.save.is_none() {
+                a.save = Some(path.clone());
+            }
+            (a, Some((saved, saved_epochs)))
+        }
+        None => (a, None),
+    };
     set_threads(a.threads)?;
     // Everything a user can get wrong is checked before any data is read.
     let mut cfg = TrainConfig::new(optimizer_config(&a)?);
@@ -557,7 +681,13 @@ fn cmd_train(a: TrainArgs) -> anyhow::Result<()> {
     cfg.clip_grad_norm = a.clip_grad_norm;
     cfg.clip_grad_value = a.clip_grad_value;
     cfg.diagnostics_every = a.diagnostics_every;
-    cfg.schedule = schedule(&a)?;
+    // The schedule spans the epochs the run was started with, also when a
+    // resumed run is extended.
+    let mut sched_args = a.clone();
+    if let Some((_, e)) = &saved {
+        sched_args.epochs = *e;
+    }
+    cfg.schedule = schedule(&sched_args)?;
     cfg.validate()?;
     let init = weight_init(&a.weight_init)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
@@ -566,11 +696,41 @@ fn cmd_train(a: TrainArgs) -> anyhow::Result<()> {
         model.checkpoints =
             backprop::nn::checkpoint::parse_segments(c, model.len()).context("--checkpoint")?;
     }
-    if let Some(p) = &a.init {
-        io::load_into(&mut model, p)?;
-    }
+    let resume = match &saved {
+        Some((s, _)) => {
+            let path = a.resume.as_deref().unwrap_or(Path::new(""));
+            model.load_state_dict(&s.model.tensors, path)?;
+            let run = s.state.metadata.get(RUN_KEY).ok_or_else(|| {
+                anyhow!("--resume {}: the state file holds no run", path.display())
+            })?;
+            let state: train::RunState = serde_json::from_str(run)
+                .with_context(|| format!("--resume {}: the saved run", path.display()))?;
+            if state.finished
+                && state.epoch >= a.epochs
+                && a.max_steps.is_none_or(|m| state.steps >= m)
+            {
+                bail!(
+                    "--resume {}: the run finished after {} epochs ({} steps); give --epochs N with N > {} to continue it",
+                    path.display(),
+                    state.epoch,
+                    state.steps,
+                    state.epoch
+                );
+            }
+            Some(train::Resume {
+                state,
+                optimizer: s.state.tensors.clone(),
+            })
+        }
+        None => {
+            if let Some(p) = &a.init {
+                io::load_into(&mut model, p)?;
+            }
+            None
+        }
+    };
     if let Some(p) = &a.save {
-        io::check_writable(p).context("--save")?;
+        prepare_save(p, a.force).context("--save")?;
     }
     // Where metrics.csv and the plots go: `--out DIR/`, else beside --save.
     let files_prefix = match (&a.out, &a.save) {
@@ -587,12 +747,20 @@ fn cmd_train(a: TrainArgs) -> anyhow::Result<()> {
         (None, Some(p)) => Some(run_files_prefix(p)),
         (None, None) => None,
     };
-    let data = data_path(a.data)?;
+    let data = data_path(a.data.clone())?;
     let (train_set, test_set) = data::load_data(&data, a.test_data.as_deref(), a.csv_scale)?;
     train::check_run(&model, &train_set, test_set.as_ref(), &cfg)?;
     if !a.json && !a.quiet {
         eprintln!(
-            "training `{}` ({} parameters) on {} samples from {}{}",
+            "{} `{}` ({} parameters) on {} samples from {}{}",
+            match &resume {
+                Some(r) => format!(
+                    "resuming at step {} (epoch {})",
+                    r.state.steps,
+                    r.state.epoch + 1
+                ),
+                None => "training".into(),
+            },
             model.spec(),
             model.num_parameters(),
             train_set.len(),
@@ -609,8 +777,65 @@ fn cmd_train(a: TrainArgs) -> anyhow::Result<()> {
         50
     };
     let mut bar = Bar::new(a.quiet || a.json, a.quiet, train_set.len());
-    bar.recorder = Some(Recorder::new(every, a.diagnostics_every > 0));
-    let (summary, opt) = train::train(&mut model, &train_set, test_set.as_ref(), &cfg, &mut bar)?;
+    bar.recorder = Some(
+        match saved
+            .as_ref()
+            .and_then(|(s, _)| s.state.metadata.get(METRICS_KEY))
+        {
+            Some(json) => serde_json::from_str(json).context("--resume: the saved metrics")?,
+            None => Recorder::new(every, a.diagnostics_every > 0),
+        },
+    );
+    let line = model.spec();
+    let settings = serde_json::to_string(&a)?;
+    let mut save = |m: &dyn Module,
+                    opt: &optim::Optimizer,
+                    st: &train::RunState,
+                    obs: Option<serde_json::Value>|
+     -> backprop::Result<()> {
+        let Some(p) = &a.save else { return Ok(()) };
+        // The metrics so far, so that a killed run leaves them too.
+        if let (Some(prefix), Some(rec)) = (
+            &files_prefix,
+            obs.as_ref()
+                .and_then(|v| serde_json::from_value::<Recorder>(v.clone()).ok()),
+        ) {
+            train::plots::write_run_files(&rec, &line, prefix, false)?;
+        }
+        let mut model_meta = std::collections::HashMap::new();
+        model_meta.insert("format".to_string(), "pt".to_string());
+        model_meta.insert(io::MODEL_KEY.to_string(), line.clone());
+        let mut state_meta = std::collections::HashMap::new();
+        state_meta.insert(
+            RUN_KEY.to_string(),
+            serde_json::to_string(st).expect("serializable"),
+        );
+        state_meta.insert(SETTINGS_KEY.to_string(), settings.clone());
+        if let Some(v) = obs {
+            state_meta.insert(METRICS_KEY.to_string(), v.to_string());
+        }
+        io::run::save_run(
+            p,
+            &m.state_dict(),
+            model_meta,
+            &opt.state_dict(),
+            state_meta,
+            st.steps as u64,
+        )
+    };
+    let checkpoints = train::Checkpoints {
+        every: a.save_every,
+        save: &mut save,
+    };
+    let (summary, _) = train::train_with(
+        &mut model,
+        &train_set,
+        test_set.as_ref(),
+        &cfg,
+        &mut bar,
+        resume,
+        a.save.is_some().then_some(checkpoints),
+    )?;
     if let (Some(prefix), Some(rec)) = (&files_prefix, &bar.recorder) {
         let files = train::plots::write_run_files(rec, &model.spec(), prefix, !a.no_plots)?;
         if !a.json && !a.quiet {
@@ -619,17 +844,12 @@ fn cmd_train(a: TrainArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(p) = &a.save {
-        io::save_module(&model, p, Some(&model.spec()))?;
-        let mut meta = std::collections::HashMap::new();
-        meta.insert(
-            "optimizer".to_string(),
-            format!("{:?}", a.optimizer).to_ascii_lowercase(),
-        );
-        meta.insert("steps".to_string(), opt.steps().to_string());
-        let op = optim_path(p);
-        io::save(&op, &opt.state_dict(), meta)?;
         if !a.json && !a.quiet {
-            eprintln!("saved {} (optimizer state: {})", p.display(), op.display());
+            eprintln!(
+                "saved {} (the run's state: {})",
+                p.display(),
+                io::run::state_path(p).display()
+            );
         }
     }
     if a.json {
@@ -661,15 +881,6 @@ fn run_files_prefix(p: &Path) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     p.with_file_name(format!("{stem}."))
-}
-
-/// `model.safetensors` → `model.optim.safetensors`.
-fn optim_path(p: &Path) -> PathBuf {
-    let stem = p
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    p.with_file_name(format!("{stem}.optim.safetensors"))
 }
 
 fn load_saved(weights: &Path, model: Option<&str>) -> anyhow::Result<Sequential> {
@@ -799,6 +1010,21 @@ impl Bar {
 }
 
 impl Observer for Bar {
+    fn save_state(&self) -> Option<serde_json::Value> {
+        self.recorder
+            .as_ref()
+            .and_then(|r| serde_json::to_value(r).ok())
+    }
+
+    fn epoch_resume(&mut self, epoch: usize, batches: usize, _done: usize, samples: usize) {
+        let recorder = self.recorder.take();
+        self.epoch_start(epoch, batches);
+        self.recorder = recorder;
+        if let Some(b) = &self.bar {
+            b.set_position(samples as u64);
+        }
+    }
+
     fn diagnostics(&mut self, s: &Sample) {
         if let Some(r) = &mut self.recorder {
             r.diagnostics(s);

@@ -494,12 +494,8 @@ fn save_then_eval_predict_and_init() {
         &["--epochs", "30", "--lr", "0.05", "--save", s(&m)],
     ));
     assert!(m.is_file());
-    let optim = d.path().join("m.optim.safetensors");
-    assert!(
-        optim.is_file(),
-        "no optimizer state file beside {}",
-        m.display()
-    );
+    let optim = d.path().join("m.state.safetensors");
+    assert!(optim.is_file(), "no run state file beside {}", m.display());
     // No temporary files left behind.
     let mut files: Vec<String> = std::fs::read_dir(d.path())
         .unwrap()
@@ -514,8 +510,8 @@ fn save_then_eval_predict_and_init() {
             "m.loss.png",
             "m.loss.svg",
             "m.metrics.csv",
-            "m.optim.safetensors",
             "m.safetensors",
+            "m.state.safetensors",
             "test.csv",
             "train.csv"
         ],
@@ -530,8 +526,12 @@ fn save_then_eval_predict_and_init() {
         Some(CSV_MODEL),
         "{meta:?}"
     );
-    let (onames, _) = tensor_names(&optim);
-    assert!(!onames.is_empty());
+    let (onames, ometa) = tensor_names(&optim);
+    assert!(
+        onames.contains(&"1.weight.exp_avg".to_string()),
+        "{onames:?}"
+    );
+    assert_eq!(ometa.get("backprop.step"), meta.get("backprop.step"));
 
     // eval: the file alone is enough.
     let e = json(&["eval", s(&m), "--data", s(&train), "--json"]);
@@ -943,34 +943,23 @@ fn bad_hyper_parameters() {
 }
 
 #[test]
-fn save_into_missing_folder_fails_before_training() {
+fn save_into_a_folder_that_cannot_be_made_fails_before_training() {
     let d = tempfile::tempdir().unwrap();
-    let target = d.path().join("nonexistent_dir").join("m.safetensors");
+    // A "folder" that is a file cannot be created.
+    let blocker = write(d.path(), "blocker", "a file");
+    let target = blocker.join("sub").join("m.safetensors");
     let t0 = Instant::now();
     // Default mlp on the full MNIST copy: training would take many seconds and print to stderr.
     fail(
         &["train", "--data", MNIST, "--save", s(&target)],
-        &["--save", "nonexistent_dir", "does not exist"],
+        &["--save", "blocker", "cannot create the folder"],
     );
     assert!(
         t0.elapsed() < Duration::from_secs(30),
         "took {:?}",
         t0.elapsed()
     );
-    assert!(!target.exists());
-    assert!(!d.path().join("nonexistent_dir").exists());
-    // The literal path of the brief, too.
-    fail(
-        &[
-            "train",
-            "--data",
-            MNIST,
-            "--save",
-            "/nonexistent_dir/m.safetensors",
-        ],
-        &["--save", "/nonexistent_dir"],
-    );
-    assert!(!Path::new("/nonexistent_dir/m.safetensors").exists());
+    assert_eq!(std::fs::read(&blocker).unwrap(), b"a file");
 }
 
 #[test]
@@ -1141,10 +1130,23 @@ fn eval_pytorch_file_without_model_line() {
 
 // ---------------------------------------------------------------- divergence
 
+/// A model file saved by an earlier run, as a target that must stay intact.
+fn saved_model(d: &Path, train: &Path, name: &str) -> PathBuf {
+    let f = d.join(name);
+    json(&train_csv_args(
+        s(train),
+        &["--epochs", "1", "--save", s(&f), "--no-plots"],
+    ));
+    std::fs::remove_file(f.with_file_name(name.replace(".safetensors", ".metrics.csv"))).ok();
+    f
+}
+
 #[test]
 fn divergence_stops_and_keeps_the_save_file() {
     let (d, train, _) = csv_dir();
-    let f = write(d.path(), "keep.safetensors", b"known bytes, not a model");
+    let f = saved_model(d.path(), &train, "keep.safetensors");
+    let kept = std::fs::read(&f).unwrap();
+    let kept_state = std::fs::read(backprop::io::run::state_path(&f)).unwrap();
     let err = fail(
         &[
             "train",
@@ -1167,10 +1169,18 @@ fn divergence_stops_and_keeps_the_save_file() {
         &["step", "learning rate"],
     );
     assert!(err.contains("--lr") || err.contains("clip"), "{err}");
-    assert_eq!(std::fs::read(&f).unwrap(), b"known bytes, not a model");
-    assert!(!d.path().join("keep.optim.safetensors").exists());
-    // Nothing else was left in the folder (no temporary files).
-    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 3);
+    assert_eq!(std::fs::read(&f).unwrap(), kept);
+    assert_eq!(
+        std::fs::read(backprop::io::run::state_path(&f)).unwrap(),
+        kept_state
+    );
+    // Nothing else was left in the folder (no temporary files): the data,
+    // the model and its state file.
+    let names: Vec<String> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
     // The same without --quiet still ends in the error line.
     let o = run(&[
         "train",
@@ -1199,7 +1209,8 @@ fn divergence_stops_and_keeps_the_save_file() {
 #[test]
 fn divergence_on_the_last_step_keeps_the_save_file() {
     let (d, train, test) = csv_dir();
-    let f = write(d.path(), "keep.safetensors", b"known bytes, not a model");
+    let f = saved_model(d.path(), &train, "keep.safetensors");
+    let kept = std::fs::read(&f).unwrap();
     // One SGD step with lr 1e30: the training loss of that step is finite,
     // but the model after it outputs NaN (its test loss is NaN).
     fail(
@@ -1223,7 +1234,7 @@ fn divergence_on_the_last_step_keeps_the_save_file() {
         ],
         &["step", "learning rate"],
     );
-    assert_eq!(std::fs::read(&f).unwrap(), b"known bytes, not a model");
+    assert_eq!(std::fs::read(&f).unwrap(), kept);
 }
 
 #[test]

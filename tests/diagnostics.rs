@@ -295,8 +295,8 @@ fn a_saved_run_leaves_metrics_and_plots_beside_the_model() {
             "x.loss.png",
             "x.loss.svg",
             "x.metrics.csv",
-            "x.optim.safetensors",
-            "x.safetensors"
+            "x.safetensors",
+            "x.state.safetensors"
         ]
     );
     for f in ["x.grads.png", "x.loss.png"] {

@@ -76,10 +76,12 @@ pub fn load(path: &Path) -> Result<Weights> {
 
 /// The step a file's metadata says it was saved at (`backprop.step`).
 pub(crate) fn parse_metadata_step(w: &Weights, path: &Path) -> Result<u64> {
-    let v = w
-        .metadata
-        .get(run::STEP_KEY)
-        .ok_or_else(|| Error::weights(path, "the file holds no step: it was not saved during a run"))?;
+    let v = w.metadata.get(run::STEP_KEY).ok_or_else(|| {
+        Error::weights(
+            path,
+            "the file holds no step: it was not saved during a run",
+        )
+    })?;
     v.parse()
         .map_err(|_| Error::weights(path, format!("its step `{v}` is not a whole number")))
 }

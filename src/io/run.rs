@@ -116,6 +116,44 @@ fn remove_stale_pending(model_path: &Path, keep: Option<u64>) {
     }
 }
 
+/// Remove what killed writes of this run's files left behind: temporary
+/// files (`.x.safetensors.tmp123`, `.x.metrics.csv.tmp123`, …, named after
+/// the `x.` files beside `model_path`) and pending model files that never
+/// committed. Call it before a run writes there; a run writing the same
+/// files at the same time would lose its temporary files.
+pub fn remove_leftovers(model_path: &Path) {
+    let dir = match model_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let stem = model_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{stem}.");
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let temp = name
+                .rsplit_once(".tmp")
+                .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+            if name.starts_with(&prefix) && temp {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    if state_path(model_path).exists() {
+        // Keep a pending file the state commits to; load_run moves it in place.
+        if let Ok(r) = load(&state_path(model_path)) {
+            if let Ok(step) = parse_metadata_step(&r, model_path) {
+                remove_stale_pending(model_path, Some(step));
+                return;
+            }
+        }
+    }
+    remove_stale_pending(model_path, None);
+}
+
 /// Read a run saved by [`save_run`]: the state file decides the step; the
 /// model file must hold the same step, or a pending model file of that step
 /// must exist (a save killed after its commit), which is then moved into place.
@@ -137,7 +175,10 @@ pub fn load_run(model_path: &Path) -> Result<SavedRun> {
             if pending.exists() {
                 let m = load(&pending)?;
                 if parse_metadata_step(&m, &pending)? != step {
-                    return Err(Error::weights(&pending, "holds another step than its name says"));
+                    return Err(Error::weights(
+                        &pending,
+                        "holds another step than its name says",
+                    ));
                 }
                 std::fs::rename(&pending, model_path)
                     .and_then(|()| sync_dir(model_path))
@@ -186,12 +227,22 @@ mod tests {
         let pending = pending_path(&m, 9);
         std::fs::write(
             &pending,
-            encode(&m, &t(2.0), [(STEP_KEY.to_string(), "9".to_string())].into()).unwrap(),
+            encode(
+                &m,
+                &t(2.0),
+                [(STEP_KEY.to_string(), "9".to_string())].into(),
+            )
+            .unwrap(),
         )
         .unwrap();
         write_atomic(
             &state_path(&m),
-            &encode(&m, &t(20.0), [(STEP_KEY.to_string(), "9".to_string())].into()).unwrap(),
+            &encode(
+                &m,
+                &t(20.0),
+                [(STEP_KEY.to_string(), "9".to_string())].into(),
+            )
+            .unwrap(),
         )
         .unwrap();
         let r = load_run(&m).unwrap();
@@ -201,12 +252,20 @@ mod tests {
         std::fs::write(pending_path(&m, 12), b"half a file").unwrap();
         let r = load_run(&m).unwrap();
         assert_eq!(r.step, 9);
-        assert!(!pending_path(&m, 12).exists(), "stale pending files are removed");
+        assert!(
+            !pending_path(&m, 12).exists(),
+            "stale pending files are removed"
+        );
         // Files from different saves and no pending file: an error naming both.
         save_run(&m, &t(3.0), HashMap::new(), &t(30.0), HashMap::new(), 14).unwrap();
         write_atomic(
             &state_path(&m),
-            &encode(&m, &t(40.0), [(STEP_KEY.to_string(), "20".to_string())].into()).unwrap(),
+            &encode(
+                &m,
+                &t(40.0),
+                [(STEP_KEY.to_string(), "20".to_string())].into(),
+            )
+            .unwrap(),
         )
         .unwrap();
         let e = load_run(&m).err().unwrap().to_string();

@@ -36,7 +36,7 @@ use crate::{Gradients, Graph, Tensor};
 use std::collections::HashSet;
 
 /// One per-layer statistic (a column of `metrics.csv`: `L{layer}.{name}`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Stat {
     /// ‖∂C/∂W‖ of the layer's weights, before clipping (`grad_norm`).
     GradNorm,
@@ -75,7 +75,7 @@ impl Stat {
 }
 
 /// The statistics of one layer at one sampled step.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LayerStats {
     /// The layer's module name: its index in a model line (`1`, whose
     /// parameters are `1.weight`, …), or its path in a struct (`block.conv1`).
@@ -131,7 +131,7 @@ impl LayerStats {
 }
 
 /// Everything measured at one sampled step.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     /// The step (1-based, counted over the run).
     pub step: usize,

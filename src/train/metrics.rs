@@ -28,7 +28,7 @@ use super::{EpochRecord, Observer, StepInfo};
 use std::fmt::Write;
 
 /// What a row is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RowKind {
     /// A sampled step (`kind` = `step`).
     Step,
@@ -37,7 +37,7 @@ pub enum RowKind {
 }
 
 /// One row of `metrics.csv`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     /// A step row or an epoch row.
     pub kind: RowKind,
@@ -62,7 +62,9 @@ pub struct Row {
 }
 
 /// Collects a run's rows (see the [module docs](self) for the columns).
-#[derive(Clone, Debug)]
+/// It serializes with everything it holds, so that a resumed run's
+/// recorder continues where the saved one stopped.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Recorder {
     /// Step rows at step 1 and every `every` steps.
     pub every: usize,

@@ -248,6 +248,12 @@ pub trait Observer {
     fn diagnostics(&mut self, _sample: &Sample) {}
     /// A plain warning about the run (vanishing or exploding gradients, dead units).
     fn warning(&mut self, _kind: WarningKind, _message: &str) {}
+    /// The observer's own state, saved with the run at each checkpoint (a
+    /// progress record, the metrics so far), for its caller to restore when
+    /// the run resumes.
+    fn save_state(&self) -> Option<serde_json::Value> {
+        None
+    }
     /// Instead of [`Observer::epoch_start`] when a resumed run continues
     /// epoch `epoch` (1-based) of `batches` batches after `done` of them
     /// (`samples` samples).
@@ -492,14 +498,19 @@ pub struct Resume {
     pub optimizer: Vec<(String, Tensor)>,
 }
 
+/// What a checkpoint writes: the model, the optimizer, where the run stands,
+/// and the observer's [`Observer::save_state`].
+pub type SaveFn<'a> =
+    dyn FnMut(&dyn Module, &Optimizer, &RunState, Option<serde_json::Value>) -> Result<()> + 'a;
+
 /// Saving a run as it goes: `save` is called every `every` optimizer steps
-/// (0: never) and at the end of every epoch, with the model, the optimizer
-/// and where the run stands. An error stops the run with that error.
+/// (0: never) and at the end of every epoch, after the parameters were
+/// checked to be finite. An error stops the run with that error.
 pub struct Checkpoints<'a> {
     /// Save every this many optimizer steps (0: only at epochs' ends).
     pub every: usize,
     /// Write the model, the optimizer and the run's state.
-    pub save: &'a mut dyn FnMut(&dyn Module, &Optimizer, &RunState) -> Result<()>,
+    pub save: &'a mut SaveFn<'a>,
 }
 
 /// Train `model` on `train`, evaluating on `test` after each epoch.
@@ -558,7 +569,8 @@ pub fn train_with(
         }
         if r.state.data != data {
             return Err(Error::Config(
-                "the data differ from the data the run was saved with (their fingerprints differ)".into(),
+                "the data differ from the data the run was saved with (their fingerprints differ)"
+                    .into(),
             ));
         }
         opt.load_state_dict(&r.optimizer, model, std::path::Path::new("the saved run"))?;
@@ -668,7 +680,8 @@ pub fn train_with(
             }
             if save_every > 0 && st.steps.is_multiple_of(save_every) {
                 if let Some(c) = checkpoints.as_mut() {
-                    (c.save)(model, &opt, &st)?;
+                    check_finite(model, None, st.steps, lr)?;
+                    (c.save)(model, &opt, &st, obs.save_state())?;
                 }
             }
         }
@@ -693,10 +706,10 @@ pub fn train_with(
         st.batch = 0;
         st.order_position = rng.get_word_pos().to_string();
         st.finished = stopped || epoch + 1 == cfg.epochs;
-        if let Some(c) = checkpoints.as_mut() {
-            (c.save)(model, &opt, &st)?;
-        }
         check_finite(model, st.records.last(), st.steps, lr)?;
+        if let Some(c) = checkpoints.as_mut() {
+            (c.save)(model, &opt, &st, obs.save_state())?;
+        }
         if stopped {
             break 'epochs;
         }
@@ -727,9 +740,12 @@ fn config_difference(saved: &TrainConfig, given: &TrainConfig) -> Option<String>
     let a = serde_json::to_value(saved).ok()?;
     let b = serde_json::to_value(given).ok()?;
     let (a, b) = (a.as_object()?, b.as_object()?);
-    a.iter()
-        .find(|(k, v)| b.get(*k) != Some(v))
-        .map(|(k, v)| format!("{k} was {v}, now {}", b.get(k).map_or("none".into(), |x| x.to_string())))
+    a.iter().find(|(k, v)| b.get(*k) != Some(v)).map(|(k, v)| {
+        format!(
+            "{k} was {v}, now {}",
+            b.get(k).map_or("none".into(), |x| x.to_string())
+        )
+    })
 }
 
 fn diverged(what: &str, step: usize, epoch: usize, lr: f32) -> Error {

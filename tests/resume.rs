@@ -1,0 +1,303 @@
+//! Training that survives a crash: a run killed with SIGKILL at random
+//! moments (logged) and resumed each time ends with the same weights, bit
+//! for bit, and the same metrics.csv as the run never stopped; flags that
+//! would change a resumed run are refused; a save that fails stops the run
+//! and leaves the previous state intact; `--save` makes its folder and does
+//! not overwrite a file that is not a model.
+
+mod common;
+
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MODEL: &str = "flatten,linear(784,48),batchnorm1d(48),relu,dropout(0.2),linear(48,10)";
+
+/// A small MNIST folder: the first 3000 training and 500 test images, raw IDX.
+fn small_mnist(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    let (train, test) = backprop::data::load_data(&src, None, None).unwrap();
+    let test = test.unwrap();
+    let out = dir.join("mnist");
+    std::fs::create_dir_all(&out).unwrap();
+    for (set, n, prefix) in [(&train, 3000usize, "train"), (&test, 500, "t10k")] {
+        let idx: Vec<usize> = (0..n).collect();
+        let (x, y) = set.batch(&idx);
+        let mut img = vec![0, 0, 8, 3];
+        for d in [n as u32, 28, 28] {
+            img.extend_from_slice(&d.to_be_bytes());
+        }
+        img.extend(x.data().iter().map(|&v| (v * 255.0).round() as u8));
+        std::fs::write(out.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
+        let mut lab = vec![0, 0, 8, 1];
+        lab.extend_from_slice(&(n as u32).to_be_bytes());
+        lab.extend(y.iter().map(|&v| v as u8));
+        std::fs::write(out.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
+    }
+    out
+}
+
+fn bin() -> Command {
+    Command::new(assert_cmd::cargo::cargo_bin("backprop"))
+}
+
+/// The flags of the run under test: shuffling, dropout, batch norm, Adam, a cosine schedule.
+fn run_args(data: &Path, save: &Path) -> Vec<String> {
+    [
+        "train",
+        "--model",
+        MODEL,
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+        "--optimizer",
+        "adam",
+        "--lr-schedule",
+        "cosine",
+        "--seed",
+        "7",
+        "--threads",
+        "2",
+        "--diagnostics-every",
+        "20",
+        "--save-every",
+        "5",
+        "--quiet",
+        "--no-plots",
+        "--save",
+        save.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn tensors(p: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(p).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut v: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.data().to_vec()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn killed_at_random_moments_and_resumed_ends_bit_identical() {
+    let d = tempfile::tempdir().unwrap();
+    let data = small_mnist(d.path());
+    let whole = d.path().join("whole/x.safetensors");
+    let o = bin().args(run_args(&data, &whole)).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let killed = d.path().join("killed/x.safetensors");
+    let seed: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut log = Vec::new();
+    let (mut kills, mut resumes) = (0, 0);
+    let t_all = Instant::now();
+    loop {
+        assert!(
+            t_all.elapsed() < Duration::from_secs(300),
+            "no end in sight: {log:?}"
+        );
+        // Resume if a state was saved, else start over.
+        let resume = backprop::io::run::state_path(&killed).exists();
+        let mut cmd = bin();
+        if resume {
+            cmd.args([
+                "train",
+                "--resume",
+                killed.to_str().unwrap(),
+                "--quiet",
+                "--no-plots",
+            ]);
+            resumes += 1;
+        } else {
+            cmd.args(run_args(&data, &killed));
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Five kills at random moments, then let it finish.
+        if kills < 5 {
+            let ms = rng.random_range(50..900);
+            std::thread::sleep(Duration::from_millis(ms));
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                kills += 1;
+                log.push(format!("killed after {ms} ms (resumed: {resume})"));
+                continue;
+            }
+            log.push(format!("finished before {ms} ms (resumed: {resume})"));
+        }
+        let o = child.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "{log:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        break;
+    }
+    eprintln!("kill times (seed {seed}): {}", log.join("; "));
+    assert!(kills >= 1 && resumes >= 1, "{log:?}");
+    let (a, b) = (tensors(&whole), tensors(&killed));
+    assert_eq!(a.len(), b.len());
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(ta == tb, "`{na}` differs after {log:?}");
+    }
+    let metrics = |p: &Path| std::fs::read_to_string(p.with_file_name("x.metrics.csv")).unwrap();
+    assert_eq!(
+        metrics(&whole),
+        metrics(&killed),
+        "metrics.csv: rows duplicated or missing after {log:?}"
+    );
+    // No pending or temporary file is left.
+    let left: Vec<String> = std::fs::read_dir(killed.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_resumed_run_refuses_other_settings_and_may_be_extended() {
+    let d = tempfile::tempdir().unwrap();
+    let data = small_mnist(d.path());
+    let x = d.path().join("runs/x.safetensors");
+    let mut a = run_args(&data, &x);
+    a[6] = "1".into(); // one epoch
+    let o = bin().args(&a).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = |extra: &[&str]| {
+        let mut args = vec!["train", "--resume", x.to_str().unwrap(), "--quiet"];
+        args.extend_from_slice(extra);
+        common::run(&args)
+    };
+    let o = r(&["--lr", "0.5"]);
+    assert!(!o.success);
+    assert!(
+        o.stderr.contains("--lr 0.5") && o.stderr.contains("--lr (none)"),
+        "{}",
+        o.stderr
+    );
+    let o = r(&["--optimizer", "sgd"]);
+    assert!(
+        !o.success && o.stderr.contains("--optimizer sgd") && o.stderr.contains("--optimizer adam"),
+        "{}",
+        o.stderr
+    );
+    // The same value again is fine; a finished run needs more epochs.
+    let o = r(&["--seed", "7"]);
+    assert!(!o.success && o.stderr.contains("--epochs"), "{}", o.stderr);
+    let o = r(&["--epochs", "2", "--json"]);
+    assert!(o.success, "{}", o.stderr);
+    let j: serde_json::Value = serde_json::from_str(o.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(j["epochs"].as_array().unwrap().len(), 2, "{j}");
+}
+
+#[test]
+fn save_makes_its_folder_and_keeps_foreign_files() {
+    let d = tempfile::tempdir().unwrap();
+    let data = small_mnist(d.path());
+    let deep = d.path().join("new/deeper/x.safetensors");
+    let mut a = run_args(&data, &deep);
+    a[6] = "1".into();
+    let o = bin().args(&a).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(deep.is_file() && backprop::io::run::state_path(&deep).is_file());
+    // A file that is not a model is not overwritten without --force.
+    let foreign = d.path().join("notes.safetensors");
+    std::fs::write(&foreign, "my notes").unwrap();
+    let mut a = run_args(&data, &foreign);
+    a[6] = "1".into();
+    let o = common::run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!o.success && o.stderr.contains("--force"), "{}", o.stderr);
+    assert_eq!(std::fs::read(&foreign).unwrap(), b"my notes");
+    a.push("--force".into());
+    let o = common::run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.success, "{}", o.stderr);
+}
+
+/// Runs `f` with a small tmpfs mounted at a fresh folder (root only).
+fn with_tmpfs(size: &str, f: impl FnOnce(&Path)) {
+    let d = tempfile::tempdir().unwrap();
+    let mnt = d.path().join("fs");
+    std::fs::create_dir(&mnt).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "cannot mount a tmpfs (the test needs root, as CI has): a full disk cannot be simulated"
+    );
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mnt)));
+    let _ = Command::new("umount").arg(&mnt).status();
+    if let Err(e) = res {
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn a_full_disk_or_a_read_only_folder_stops_the_run_and_keeps_the_last_state() {
+    let d = tempfile::tempdir().unwrap();
+    let data = small_mnist(d.path());
+    // One save of this model is 153 KB of weights and 306 KB of Adam's
+    // state; a save writes the new pair beside the old one, so 700 KB hold
+    // the first save and not the second.
+    with_tmpfs("700k", |fs| {
+        let x = fs.join("x.safetensors");
+        let o = bin().args(run_args(&data, &x)).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "the run went on without a checkpoint");
+        let last = err.trim_end().lines().last().unwrap_or("");
+        assert!(
+            last.starts_with("error: ") && last.contains("No space left"),
+            "{err}"
+        );
+        // The previous state is whole and resumable.
+        let saved = backprop::io::run::load_run(&x).unwrap();
+        assert!(saved.step > 0);
+    });
+    with_tmpfs("1m", |fs| {
+        let x = fs.join("x.safetensors");
+        let mut a = run_args(&data, &x);
+        a[6] = "1".into();
+        let o = bin().args(&a).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let before = std::fs::read(&x).unwrap();
+        let remount = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(fs)
+            .status()
+            .unwrap();
+        assert!(remount.success());
+        let o = common::run(&[
+            "train",
+            "--resume",
+            x.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--quiet",
+        ]);
+        assert!(!o.success, "{}", o.stdout);
+        assert!(o.stderr.contains("Read-only"), "{}", o.stderr);
+        assert_eq!(std::fs::read(&x).unwrap(), before);
+    });
+}

@@ -13,10 +13,12 @@
 //! - [`data`]: IDX and CSV data sets, batching, seeded shuffling.
 //! - [`io`]: safetensors weights with PyTorch `nn.Sequential` names.
 //! - [`train`]: the training loop behind `backprop train`.
+//! - [`dist`]: data-parallel training over several processes (MPI with feature `mpi`).
 
 #![warn(missing_docs)]
 pub mod autograd;
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod io;
 pub mod nn;

@@ -389,8 +389,9 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return clap_error(e),
     };
+    let procs = Procs::start();
     let res = match cli.command {
-        Command::Train(a) => cmd_train(*a, &matches),
+        Command::Train(a) => cmd_train(*a, &matches, &procs),
         Command::Eval(a) => cmd_eval(a),
         Command::Predict(a) => cmd_predict(a),
         Command::Presets => {
@@ -405,9 +406,67 @@ fn main() -> ExitCode {
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            procs.fail(&one_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The processes of a data-parallel run (`mpirun -np N`, feature `mpi`):
+/// none when started alone, which behaves exactly as without MPI.
+struct Procs {
+    #[cfg(feature = "mpi")]
+    mpi: Option<(
+        mpi::environment::Universe,
+        std::rc::Rc<backprop::dist::mpi::Mpi>,
+    )>,
+}
+
+impl Procs {
+    /// Start MPI if an MPI launcher started this process with more than one rank.
+    fn start() -> Procs {
+        #[cfg(feature = "mpi")]
+        {
+            let launched = [
+                "OMPI_COMM_WORLD_SIZE",
+                "PMI_SIZE",
+                "PMIX_SIZE",
+                "MPI_LOCALNRANKS",
+            ]
+            .iter()
+            .filter_map(|k| std::env::var(k).ok()?.parse::<usize>().ok())
+            .any(|n| n > 1);
+            if launched {
+                if let Some(u) = mpi::initialize() {
+                    let m = std::rc::Rc::new(backprop::dist::mpi::Mpi::new(u.world()));
+                    return Procs { mpi: Some((u, m)) };
+                }
+            }
+            Procs { mpi: None }
+        }
+        #[cfg(not(feature = "mpi"))]
+        Procs {}
+    }
+
+    /// The run's processes, if there are several.
+    fn collective(&self) -> Option<std::rc::Rc<dyn backprop::dist::Collective>> {
+        #[cfg(feature = "mpi")]
+        if let Some((_, m)) = &self.mpi {
+            return Some(m.clone());
+        }
+        None
+    }
+
+    /// Report an error on one line; with several processes, end all of them
+    /// (no rank may wait forever for this one).
+    fn fail(&self, msg: &str) {
+        #[cfg(feature = "mpi")]
+        if let Some((_, m)) = &self.mpi {
+            use backprop::dist::Collective;
+            eprintln!("error: rank {} of {}: {msg}", m.rank(), m.size());
+            m.abort(1);
+        }
+        eprintln!("error: {msg}");
     }
 }
 
@@ -644,12 +703,15 @@ const RUN_KEY: &str = "backprop.run";
 const SETTINGS_KEY: &str = "backprop.settings";
 const METRICS_KEY: &str = "backprop.metrics";
 
-fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
+fn cmd_train(a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Result<()> {
     let given = matches
         .subcommand_matches("train")
         .expect("the train subcommand");
+    // Several processes: every rank trains, rank 0 alone reports and writes.
+    let comm = procs.collective();
+    let rank = comm.as_ref().map_or(0, |c| c.rank());
     // A resumed run takes its settings from its state file.
-    let (a, saved) = match a.resume.clone() {
+    let (mut a, saved) = match a.resume.clone() {
         Some(path) => {
             let saved = io::run::load_run(&path).context("--resume")?;
             let settings = saved.state.metadata.get(SETTINGS_KEY).ok_or_else(|| {
@@ -669,6 +731,12 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         }
         None => (a, None),
     };
+    if rank > 0 {
+        a.quiet = true;
+        a.json = false;
+        a.save = None;
+        a.out = None;
+    }
     set_threads(a.threads)?;
     // Everything a user can get wrong is checked before any data is read.
     let mut cfg = TrainConfig::new(optimizer_config(&a)?);
@@ -827,21 +895,26 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         every: a.save_every,
         save: &mut save,
     };
-    let (summary, _) = train::train_with(
-        &mut model,
-        &train_set,
-        test_set.as_ref(),
-        &cfg,
-        &mut bar,
-        resume,
-        a.save.is_some().then_some(checkpoints),
-    )?;
+    let mut trainer = train::Trainer::new(&cfg);
+    if let Some(r) = resume {
+        trainer = trainer.resume(r);
+    }
+    if a.save.is_some() {
+        trainer = trainer.checkpoints(checkpoints);
+    }
+    if let Some(c) = comm {
+        trainer = trainer.collective(c);
+    }
+    let (summary, _) = trainer.run(&mut model, &train_set, test_set.as_ref(), &mut bar)?;
     if let (Some(prefix), Some(rec)) = (&files_prefix, &bar.recorder) {
         let files = train::plots::write_run_files(rec, &model.spec(), prefix, !a.no_plots)?;
         if !a.json && !a.quiet {
             let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             eprintln!("metrics and plots: {}", names.join(", "));
         }
+    }
+    if rank > 0 {
+        return Ok(()); // rank 0 reports
     }
     if let Some(p) = &a.save {
         if !a.json && !a.quiet {

@@ -21,6 +21,7 @@
 
 use super::init::{self, Init};
 use super::module::{Buffer, Module, OutputKind, Param, Pass, Visitor, VisitorMut};
+use crate::ops::batchnorm::RunningStats;
 use crate::ops::unary::Unary;
 use crate::{Error, Result, Tensor, Var};
 use rand_chacha::ChaCha8Rng;
@@ -482,16 +483,29 @@ impl<const D: usize> Module for BatchNorm<D> {
     fn forward(&self, p: &mut Pass, x: Var) -> Var {
         let training = p.training();
         let (w, b) = (p.param(&self.weight), p.param(&self.bias));
-        let (y, stats) = p.batch_norm(
-            x,
-            w,
-            b,
-            self.running_mean.value(),
-            self.running_var.value(),
-            training,
-            self.momentum,
-            self.eps,
-        );
+        let (y, stats) = match p.collective().filter(|_| training) {
+            // A shard of a data-parallel run: the global batch's statistics.
+            Some(comm) => {
+                let stats = RunningStats {
+                    mean: self.running_mean.value(),
+                    var: self.running_var.value(),
+                    momentum: self.momentum,
+                    eps: self.eps,
+                };
+                let (y, s) = p.batch_norm_sync(x, w, b, stats, comm);
+                (y, Some(s))
+            }
+            None => p.batch_norm(
+                x,
+                w,
+                b,
+                self.running_mean.value(),
+                self.running_var.value(),
+                training,
+                self.momentum,
+                self.eps,
+            ),
+        };
         if let Some((m, v)) = stats {
             let n = self.num_batches_tracked.value().item() + 1.0;
             p.update_buffer(&self.running_mean, m);
@@ -591,7 +605,8 @@ impl Module for Dropout {
     fn forward(&self, p: &mut Pass, x: Var) -> Var {
         let y = if p.training() {
             let seed = p.dropout_seed();
-            p.dropout(x, self.p, true, seed)
+            let first = p.first_sample();
+            p.dropout_from(x, self.p, true, seed, first)
         } else {
             x
         };

@@ -39,9 +39,11 @@
 //! [`Visitor::param`] and [`Visitor::buffer`] (see `examples/custom_op.rs`).
 
 use crate::autograd::Gradients;
+use crate::dist::Collective;
 use crate::{Error, Graph, Result, Tensor, Var};
 use std::collections::HashMap;
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -443,6 +445,10 @@ pub struct Pass {
     updates: Vec<(u64, Tensor)>,
     outputs: Vec<LayerOutput>,
     dropouts: u64,
+    /// The batch's first sample's index in the global batch (a data-parallel shard).
+    first_sample: usize,
+    /// The processes of a data-parallel run, for batch statistics over the global batch.
+    collective: Option<Rc<dyn Collective>>,
 }
 
 impl std::ops::Deref for Pass {
@@ -506,6 +512,8 @@ impl Pass {
             updates: Vec::new(),
             outputs: Vec::new(),
             dropouts: 0,
+            first_sample: 0,
+            collective: None,
         };
         let mut add = |_: &str, _: &str, e: Entry<'_>| {
             if let Entry::Param(t) = e {
@@ -519,6 +527,25 @@ impl Pass {
             m.visit(&mut v);
         }
         p
+    }
+
+    /// Make this a pass over one shard of a data-parallel run's global
+    /// batch: its first sample is sample `first_sample` of the global batch
+    /// (dropout draws each sample's mask from its global index), and batch
+    /// norm in training takes the global batch's statistics through `comm`.
+    pub fn set_shard(&mut self, first_sample: usize, comm: Rc<dyn Collective>) {
+        self.first_sample = first_sample;
+        self.collective = Some(comm);
+    }
+
+    /// The index of this pass's first sample in the global batch (0 in one process).
+    pub fn first_sample(&self) -> usize {
+        self.first_sample
+    }
+
+    /// The processes of a data-parallel run, if this pass is one's shard.
+    pub fn collective(&self) -> Option<Rc<dyn Collective>> {
+        self.collective.clone()
     }
 
     /// The mode of the pass.

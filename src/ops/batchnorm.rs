@@ -29,7 +29,9 @@
 //! recomputed from `x`.
 
 use crate::autograd::Backward;
+use crate::dist::Collective;
 use crate::{Graph, Tensor, Var};
+use std::rc::Rc;
 
 /// `(N, C, inner)`: samples, channels, values per sample per channel.
 fn layout(x: &[usize]) -> (usize, usize, usize) {
@@ -92,6 +94,12 @@ fn batch_stats(x: &[f32], n: usize, c: usize, inner: usize) -> (Vec<f64>, Vec<f6
     // Shift by one sample of each channel: the moments of x − k do not suffer
     // the cancellation of Σx² − (Σx)²/n when |mean| ≫ std.
     let shift: Vec<f64> = (0..c).map(|ch| x[ch * inner] as f64).collect();
+    let (s, q) = shifted_sums(x, c, inner, &shift);
+    finish_stats(&s, &q, &shift, (n * inner) as f64)
+}
+
+/// Per-channel `(Σ (x−k), Σ (x−k)²)` of `x` (`[N, C, inner]`), in `f64`.
+fn shifted_sums(x: &[f32], c: usize, inner: usize, shift: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let mut s = vec![0f64; c];
     let mut q = vec![0f64; c];
     if inner == 1 {
@@ -111,7 +119,12 @@ fn batch_stats(x: &[f32], n: usize, c: usize, inner: usize) -> (Vec<f64>, Vec<f6
             q[ch] += b;
         }
     }
-    let cnt = (n * inner) as f64;
+    (s, q)
+}
+
+/// Mean and biased variance from shifted sums over `cnt` values.
+fn finish_stats(s: &[f64], q: &[f64], shift: &[f64], cnt: f64) -> (Vec<f64>, Vec<f64>) {
+    let c = s.len();
     let mut mean = vec![0f64; c];
     let mut var = vec![0f64; c];
     for ch in 0..c {
@@ -160,6 +173,9 @@ struct BatchNormBack {
     invstd: Vec<f64>,
     /// Whether the statistics came from the batch (and so depend on `x`).
     training: bool,
+    /// Synchronized over several processes: the statistics were of the
+    /// global batch (`count` values per channel), and so are the sums ∂x needs.
+    sync: Option<(Rc<dyn Collective>, f64)>,
 }
 
 impl Backward for BatchNormBack {
@@ -196,9 +212,20 @@ impl Backward for BatchNormBack {
                 sgx[ch] += b;
             }
         }
+        // Synchronized: ∂x needs the sums over the global batch; ∂γ and ∂β
+        // stay this process's (the gradients are summed over processes later).
+        let (gsg, gsgx, cnt) = match &self.sync {
+            Some((comm, count)) => {
+                let mut v = sg.clone();
+                v.extend_from_slice(&sgx);
+                comm.sum_f64(&mut v);
+                let rest = v.split_off(c);
+                (v, rest, *count)
+            }
+            None => (sg.clone(), sgx.clone(), (n * inner) as f64),
+        };
         let gx = needs[0].then(|| {
             // ∂x = a·g + b·(x − μ) + k per channel.
-            let cnt = (n * inner) as f64;
             let mut a = vec![0f32; c];
             let mut b = vec![0f32; c];
             let mut k = vec![0f32; c];
@@ -209,9 +236,9 @@ impl Backward for BatchNormBack {
                 a[ch] = gi as f32;
                 if self.training {
                     // b·(x − μ) = b·(x − μ_f32) − b·(μ − μ_f32)
-                    let bb = -gi * is * is * sgx[ch] / cnt;
+                    let bb = -gi * is * is * gsgx[ch] / cnt;
                     b[ch] = bb as f32;
-                    k[ch] = (-gi * sg[ch] / cnt - bb * (self.mean[ch] - mu[ch] as f64)) as f32;
+                    k[ch] = (-gi * gsg[ch] / cnt - bb * (self.mean[ch] - mu[ch] as f64)) as f32;
                 }
             }
             let mut gx = x.zeros_like();
@@ -260,6 +287,19 @@ impl Backward for BatchNormBack {
     }
 }
 
+/// A batch-norm layer's running statistics and settings.
+#[derive(Clone, Copy, Debug)]
+pub struct RunningStats<'a> {
+    /// `running_mean [C]`.
+    pub mean: &'a Tensor,
+    /// `running_var [C]`.
+    pub var: &'a Tensor,
+    /// How far the running statistics move toward the batch's (PyTorch: 0.1).
+    pub momentum: f32,
+    /// Added to the variance (PyTorch: 1e-5).
+    pub eps: f32,
+}
+
 impl Graph {
     /// Batch normalization over axis 1 (see the [module docs](self)).
     ///
@@ -281,6 +321,47 @@ impl Graph {
         momentum: f32,
         eps: f32,
     ) -> (Var, Option<(Tensor, Tensor)>) {
+        let stats = RunningStats {
+            mean: running_mean,
+            var: running_var,
+            momentum,
+            eps,
+        };
+        self.batch_norm_with(x, gamma, beta, stats, training, None)
+    }
+
+    /// Batch normalization in training with the statistics of the global
+    /// batch of a data-parallel run (`SyncBatchNorm`): the per-channel sums
+    /// of every process are added by `comm` in the forward pass, and those
+    /// ∂x needs in the backward pass. Returns the output and the updated
+    /// running statistics (the same on every process).
+    pub fn batch_norm_sync(
+        &mut self,
+        x: Var,
+        gamma: Var,
+        beta: Var,
+        stats: RunningStats<'_>,
+        comm: Rc<dyn Collective>,
+    ) -> (Var, (Tensor, Tensor)) {
+        let (y, update) = self.batch_norm_with(x, gamma, beta, stats, true, Some(comm));
+        (y, update.expect("training updates the statistics"))
+    }
+
+    fn batch_norm_with(
+        &mut self,
+        x: Var,
+        gamma: Var,
+        beta: Var,
+        stats: RunningStats<'_>,
+        training: bool,
+        comm: Option<Rc<dyn Collective>>,
+    ) -> (Var, Option<(Tensor, Tensor)>) {
+        let RunningStats {
+            mean: running_mean,
+            var: running_var,
+            momentum,
+            eps,
+        } = stats;
         let xv = self.value(x);
         let (n, c, inner) = layout(xv.shape());
         for (name, t) in [
@@ -296,15 +377,35 @@ impl Graph {
                 xv.shape()
             );
         }
-        let cnt = n * inner;
+        let mut cnt = n * inner;
         let (mean, invstd, update) = if training {
-            assert!(
-                cnt > 1,
-                "batch_norm: expected more than 1 value per channel when training, \
-                 got input of shape {:?} (use a batch of 2 or more, or evaluation mode)",
-                xv.shape()
-            );
-            let (mean, var) = batch_stats(xv.data(), n, c, inner);
+            let (mean, var) = match &comm {
+                None => {
+                    assert!(
+                        cnt > 1,
+                        "batch_norm: expected more than 1 value per channel when training, \
+                         got input of shape {:?} (use a batch of 2 or more, or evaluation mode)",
+                        xv.shape()
+                    );
+                    batch_stats(xv.data(), n, c, inner)
+                }
+                Some(comm) => {
+                    // Shifted by the running mean, the same on every process.
+                    let shift: Vec<f64> = running_mean.data().iter().map(|&v| v as f64).collect();
+                    let (s, q) = shifted_sums(xv.data(), c, inner, &shift);
+                    let mut v = s;
+                    v.extend_from_slice(&q);
+                    v.push(cnt as f64);
+                    comm.sum_f64(&mut v);
+                    cnt = v.pop().expect("the count") as usize;
+                    assert!(
+                        cnt > 1,
+                        "batch_norm: one value per channel in the global batch"
+                    );
+                    let q = v.split_off(c);
+                    finish_stats(&v, &q, &shift, cnt as f64)
+                }
+            };
             let invstd: Vec<f64> = var.iter().map(|&v| 1.0 / (v + eps as f64).sqrt()).collect();
             let m = momentum as f64;
             let unbias = cnt as f64 / (cnt - 1) as f64;
@@ -344,6 +445,7 @@ impl Graph {
             mean,
             invstd,
             training,
+            sync: comm.map(|c| (c, cnt as f64)),
         };
         (self.push("batch_norm", y, &[x, gamma, beta], back), update)
     }

@@ -2,10 +2,13 @@
 //!
 //! In training each element is kept with probability `1 − p` and scaled by
 //! `1/(1 − p)`, so the expected value of every output equals its input; the
-//! rest are zeroed. The mask is drawn from `ChaCha8Rng::seed_from_u64(seed)`,
-//! one `f32` in `[0, 1)` per element in row-major order (kept when `u < 1−p`):
-//! the same seed gives the same mask (gradient checkpointing recomputes a
-//! layer and must draw the same one).
+//! rest are zeroed. Each sample (row of axis 0) draws its own mask, from
+//! `ChaCha8Rng::seed_from_u64(seed ^ mix(index))` with `index` the sample's
+//! index in the batch (in the global batch, for a shard of a data-parallel
+//! run: `first_row` + its row), one `f32` in `[0, 1)` per element in
+//! row-major order (kept when `u < 1−p`): the same seed gives the same mask
+//! (gradient checkpointing recomputes a layer and must draw the same one),
+//! and a sample's mask does not depend on which process holds it.
 //!
 //! - `p = 0`, or evaluation: the identity (the input node itself is returned).
 //! - `p = 1`: every output is zero, and so is every gradient (as PyTorch).
@@ -27,21 +30,27 @@ use rand_chacha::ChaCha8Rng;
 /// `random::<f32>()` is `(u >> 8)·2⁻²⁴` for the next `u32` `u`, so the test
 /// is done on the integers, `u >> 8 < ⌈(1−p)·2²⁴⌉` (exact), with the words
 /// drawn 64 at a time: the same mask, several times faster.
-fn draw_mask(n: usize, p: f32, seed: u64) -> Vec<u64> {
+fn draw_mask(rows: usize, per_row: usize, p: f32, seed: u64, first_row: usize) -> Vec<u64> {
     let keep = 1.0 - p;
     let threshold = (keep * 16_777_216.0).ceil() as u32;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = rows * per_row;
     let mut buf = [0u32; 64];
     let mut bits = vec![0u64; n.div_ceil(64)];
-    for (w, word) in bits.iter_mut().enumerate() {
-        let len = (n - w * 64).min(64);
-        let buf = &mut buf[..len];
-        rng.fill(buf);
-        let mut acc = 0u64;
-        for (b, &u) in buf.iter().enumerate() {
-            acc |= (((u >> 8) < threshold) as u64) << b;
+    for r in 0..rows {
+        let index = (first_row + r) as u64;
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(seed ^ (index + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93));
+        let mut at = r * per_row;
+        let end = at + per_row;
+        while at < end {
+            let len = (end - at).min(64);
+            let buf = &mut buf[..len];
+            rng.fill(buf);
+            for &u in buf.iter() {
+                bits[at / 64] |= (((u >> 8) < threshold) as u64) << (at % 64);
+                at += 1;
+            }
         }
-        *word = acc;
     }
     bits
 }
@@ -84,6 +93,19 @@ impl Graph {
     /// Dropout with drop probability `p`, mask drawn from `seed` (see the
     /// [module docs](self)). Panics unless `0 ≤ p ≤ 1`.
     pub fn dropout(&mut self, x: Var, p: f32, training: bool, seed: u64) -> Var {
+        self.dropout_from(x, p, training, seed, 0)
+    }
+
+    /// [`Graph::dropout`] on rows `first_row..` of a larger batch: each
+    /// row's mask is the one that row would draw in the whole batch.
+    pub fn dropout_from(
+        &mut self,
+        x: Var,
+        p: f32,
+        training: bool,
+        seed: u64,
+        first_row: usize,
+    ) -> Var {
         assert!(
             (0.0..=1.0).contains(&p),
             "dropout: probability has to be between 0 and 1, but got {p}"
@@ -97,7 +119,11 @@ impl Graph {
             (vec![0u64; n.div_ceil(64)], 0.0)
         } else {
             // As PyTorch: the scale in double, then applied in f32.
-            (draw_mask(n, p, seed), (1.0 / (1.0 - p as f64)) as f32)
+            let rows = xv.shape().first().copied().unwrap_or(1).max(1);
+            (
+                draw_mask(rows, n / rows, p, seed, first_row),
+                (1.0 / (1.0 - p as f64)) as f32,
+            )
         };
         let mut y = xv.zeros_like();
         apply_mask(xv.data(), &mask, scale, y.data_mut());
@@ -130,25 +156,38 @@ mod tests {
     }
 
     #[test]
-    fn mask_is_random_f32_below_one_minus_p() {
+    fn mask_is_random_f32_below_one_minus_p_per_row() {
         use rand::{Rng, SeedableRng};
-        for (n, p, seed) in [
-            (1000usize, 0.3f32, 1u64),
-            (130, 0.5, 2),
-            (64, 0.9, 3),
-            (7, 0.01, 4),
+        for (rows, per_row, p, seed, first) in [
+            (1usize, 1000usize, 0.3f32, 1u64, 0usize),
+            (3, 130, 0.5, 2, 5),
+            (2, 64, 0.9, 3, 0),
+            (7, 1, 0.01, 4, 9),
         ] {
-            let bits = super::draw_mask(n, p, seed);
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            for i in 0..n {
-                let kept = rng.random::<f32>() < 1.0 - p;
-                assert_eq!(
-                    kept,
-                    (bits[i / 64] >> (i % 64)) & 1 == 1,
-                    "n={n} p={p} i={i}"
+            let bits = super::draw_mask(rows, per_row, p, seed, first);
+            for r in 0..rows {
+                let k = (first + r + 1) as u64;
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+                    seed ^ k.wrapping_mul(0xD6E8_FEB8_6659_FD93),
                 );
+                for j in 0..per_row {
+                    let i = r * per_row + j;
+                    let kept = rng.random::<f32>() < 1.0 - p;
+                    assert_eq!(kept, (bits[i / 64] >> (i % 64)) & 1 == 1, "row {r} {j}");
+                }
             }
         }
+    }
+
+    #[test]
+    fn a_shard_draws_the_masks_of_its_rows_in_the_whole_batch() {
+        let x = pseudo_random(&[10, 7], 5);
+        let mut g = Graph::new();
+        let xv = g.input(x.clone());
+        let whole = g.dropout(xv, 0.5, true, 11);
+        let shard = g.input(x.gather_rows(&[6, 7, 8, 9]));
+        let part = g.dropout_from(shard, 0.5, true, 11, 6);
+        assert_eq!(g.value(whole).data()[42..], g.value(part).data()[..]);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod plots;
 
 use crate::data::{epoch_batches, Dataset};
+use crate::dist::{shard, Collective};
 use crate::nn::{Grads, Module, ModuleExt, OutputKind, Pass};
 use crate::optim::{Config, Optimizer, Schedule};
 use crate::{Error, Graph, Result, Setting, Tensor, Var};
@@ -27,6 +28,7 @@ use diagnostics::{is_sampled, LayerStats, Probe, Sample, WarningKind, Watch};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::rc::Rc;
 use std::time::Instant;
 
 /// The training loss.
@@ -378,10 +380,42 @@ pub fn compute_gradients_probed(
     seed: u64,
     probe: Option<&mut Option<Probe>>,
 ) -> (StepResult, Option<Vec<LayerStats>>) {
+    shard_gradients(model, x, labels, loss, seed, probe, None)
+}
+
+/// One shard of a data-parallel step: where the shard starts in the global
+/// batch, the global batch's size, and the processes.
+struct ShardOf {
+    first: usize,
+    global: usize,
+    comm: Rc<dyn Collective>,
+}
+
+/// [`compute_gradients_probed`] on a shard: the loss is `Σ ℓᵢ / B` over the
+/// shard's samples (B: the global batch), so the shards' gradients add up
+/// to the global batch's.
+fn shard_gradients(
+    model: &dyn Module,
+    x: Tensor,
+    labels: &[usize],
+    loss: LossKind,
+    seed: u64,
+    probe: Option<&mut Option<Probe>>,
+    shard: Option<&ShardOf>,
+) -> (StepResult, Option<Vec<LayerStats>>) {
     let mut p = Pass::train(model, seed);
+    if let Some(s) = shard {
+        p.set_shard(s.first, s.comm.clone());
+    }
     let xv = p.input(x);
     let out = model.forward(&mut p, xv);
-    let l = loss.apply(&mut p, out, labels);
+    let mut l = loss.apply(&mut p, out, labels);
+    if let Some(s) = shard {
+        let k = p.input(Tensor::scalar(
+            (labels.len() as f64 / s.global as f64) as f32,
+        ));
+        l = p.mul(l, k);
+    }
     let right = correct(p.value(out), labels, loss);
     let probe = probe.map(|slot| &*slot.get_or_insert_with(|| Probe::new(model, &p)));
     if let Some(pr) = probe {
@@ -513,7 +547,8 @@ pub struct Checkpoints<'a> {
     pub save: &'a mut SaveFn<'a>,
 }
 
-/// Train `model` on `train`, evaluating on `test` after each epoch.
+/// Train `model` on `train`, evaluating on `test` after each epoch
+/// (`Trainer::new(cfg).run(…)`).
 ///
 /// Stops with [`Error::Diverged`] if the loss becomes NaN or infinite; the
 /// model is then left as it was after the last good step.
@@ -524,212 +559,379 @@ pub fn train(
     cfg: &TrainConfig,
     obs: &mut dyn Observer,
 ) -> Result<(Summary, Optimizer)> {
-    train_with(model, train, test, cfg, obs, None, None)
+    Trainer::new(cfg).run(model, train, test, obs)
 }
 
-/// [`train`], continuing a saved run (`resume`; `model` must hold the
-/// weights saved with it) and saving as it goes (`checkpoints`). A resumed
-/// run with the same settings and thread count ends with bit-identical
-/// weights to one never stopped. `cfg` may extend the saved run's epochs;
-/// any other difference from the saved settings is an error naming it.
-pub fn train_with(
-    model: &mut dyn Module,
-    train: &Dataset,
-    test: Option<&Dataset>,
-    cfg: &TrainConfig,
-    obs: &mut dyn Observer,
+/// A training run with its options: continuing a saved run, saving as it
+/// goes, training data-parallel over several processes.
+///
+/// A resumed run with the same settings and thread count ends with
+/// bit-identical weights to one never stopped. The settings may extend the
+/// saved run's epochs; any other difference is an error naming it.
+pub struct Trainer<'a> {
+    cfg: &'a TrainConfig,
     resume: Option<Resume>,
-    mut checkpoints: Option<Checkpoints<'_>>,
-) -> Result<(Summary, Optimizer)> {
-    check_run(model, train, test, cfg)?;
-    let data = (train.fingerprint(), test.map(Dataset::fingerprint));
-    let mut opt = Optimizer::new(cfg.optimizer.clone()).with_schedule(cfg.schedule);
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut st = RunState {
-        config: cfg.clone(),
-        steps: 0,
-        epoch: 0,
-        batch: 0,
-        order_position: "0".into(),
-        loss_sum: 0.0,
-        right: 0,
-        seen: 0,
-        records: Vec::new(),
-        warnings: Vec::new(),
-        data,
-        finished: false,
-    };
-    if let Some(r) = resume {
-        let mut saved = r.state.config.clone();
-        saved.epochs = cfg.epochs;
-        if let Some(what) = config_difference(&saved, cfg) {
-            return Err(Error::Config(format!(
-                "the run was saved with other settings: {what}"
-            )));
+    checkpoints: Option<Checkpoints<'a>>,
+    collective: Option<Rc<dyn Collective>>,
+}
+
+impl<'a> Trainer<'a> {
+    /// A run with the settings `cfg`.
+    pub fn new(cfg: &'a TrainConfig) -> Trainer<'a> {
+        Trainer {
+            cfg,
+            resume: None,
+            checkpoints: None,
+            collective: None,
         }
-        if r.state.data != data {
-            return Err(Error::Config(
+    }
+
+    /// Continue the saved run `r` (the model must hold the weights saved with it).
+    pub fn resume(mut self, r: Resume) -> Self {
+        self.resume = Some(r);
+        self
+    }
+
+    /// Save as the run goes.
+    pub fn checkpoints(mut self, c: Checkpoints<'a>) -> Self {
+        self.checkpoints = Some(c);
+        self
+    }
+
+    /// Train data-parallel over the processes of `comm` (see [`crate::dist`]):
+    /// every process runs the same `Trainer` with the same settings and data,
+    /// and holds the same weights after every step.
+    pub fn collective(mut self, comm: Rc<dyn Collective>) -> Self {
+        self.collective = Some(comm);
+        self
+    }
+
+    /// Run it.
+    pub fn run(
+        self,
+        model: &mut dyn Module,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        obs: &mut dyn Observer,
+    ) -> Result<(Summary, Optimizer)> {
+        let Trainer {
+            cfg,
+            resume,
+            mut checkpoints,
+            collective,
+        } = self;
+        let comm = collective.filter(|c| c.size() > 1);
+        check_run(model, train, test, cfg)?;
+        if let Some(c) = &comm {
+            check_processes(c.as_ref(), model, train, test, cfg)?;
+        }
+        check_run(model, train, test, cfg)?;
+        let data = (train.fingerprint(), test.map(Dataset::fingerprint));
+        let mut opt = Optimizer::new(cfg.optimizer.clone()).with_schedule(cfg.schedule);
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let mut st = RunState {
+            config: cfg.clone(),
+            steps: 0,
+            epoch: 0,
+            batch: 0,
+            order_position: "0".into(),
+            loss_sum: 0.0,
+            right: 0,
+            seen: 0,
+            records: Vec::new(),
+            warnings: Vec::new(),
+            data,
+            finished: false,
+        };
+        if let Some(r) = resume {
+            let mut saved = r.state.config.clone();
+            saved.epochs = cfg.epochs;
+            if let Some(what) = config_difference(&saved, cfg) {
+                return Err(Error::Config(format!(
+                    "the run was saved with other settings: {what}"
+                )));
+            }
+            if r.state.data != data {
+                return Err(Error::Config(
                 "the data differ from the data the run was saved with (their fingerprints differ)"
                     .into(),
             ));
+            }
+            opt.load_state_dict(&r.optimizer, model, std::path::Path::new("the saved run"))?;
+            st = RunState {
+                config: cfg.clone(),
+                finished: false,
+                ..r.state
+            };
+            let pos: u128 = st.order_position.parse().map_err(|_| {
+                Error::Config("the saved generator position is not a number".into())
+            })?;
+            rng.set_word_pos(pos);
         }
-        opt.load_state_dict(&r.optimizer, model, std::path::Path::new("the saved run"))?;
-        st = RunState {
-            config: cfg.clone(),
-            finished: false,
-            ..r.state
-        };
-        let pos: u128 = st
-            .order_position
-            .parse()
-            .map_err(|_| Error::Config("the saved generator position is not a number".into()))?;
-        rng.set_word_pos(pos);
-    }
-    let mut probe: Option<Probe> = None;
-    let mut watch: Option<Watch> = None;
-    let save_every = checkpoints.as_ref().map_or(0, |c| c.every);
-    let start_epoch = st.epoch;
-    'epochs: for epoch in start_epoch..cfg.epochs {
-        if cfg.max_steps.is_some_and(|m| st.steps >= m) {
-            break;
-        }
-        opt.set_epoch(epoch);
-        let lr = opt.lr();
-        st.epoch = epoch;
-        st.order_position = rng.get_word_pos().to_string();
-        let batches = epoch_batches(train.len(), cfg.batch_size, cfg.shuffle, &mut rng);
-        if st.batch > 0 {
-            obs.epoch_resume(epoch + 1, batches.len(), st.batch, st.seen);
-        } else {
-            obs.epoch_start(epoch + 1, batches.len());
-            st.loss_sum = 0.0;
-            st.right = 0;
-            st.seen = 0;
-        }
-        let t0 = Instant::now();
-        let first = st.batch;
-        for idx in &batches[first..] {
-            let (x, y) = train.batch(idx);
-            let seed = step_seed(cfg.seed, st.steps + 1);
-            let sampled = is_sampled(st.steps + 1, cfg.diagnostics_every);
-            let (
-                StepResult {
-                    mut grads,
-                    correct: r,
-                },
-                stats,
-            ) = compute_gradients_probed(
-                model,
-                x,
-                &y,
-                cfg.loss,
-                seed,
-                sampled.then_some(&mut probe),
-            );
-            let l = grads.loss;
-            if !l.is_finite() {
-                return Err(diverged(
-                    &format!("the loss became {l}"),
-                    st.steps + 1,
-                    epoch + 1,
-                    lr,
-                ));
-            }
-            if let Some(c) = cfg.clip_grad_norm {
-                grads.clip_norm(c);
-            }
-            if let Some(c) = cfg.clip_grad_value {
-                grads.clip_value(c);
-            }
-            let before = stats
-                .as_ref()
-                .and(probe.as_ref())
-                .map(|pr| pr.snapshot(model));
-            opt.step(model, grads);
-            st.steps += 1;
-            st.batch += 1;
-            if let (Some(mut layers), Some(before), Some(pr)) = (stats, before, &probe) {
-                pr.after_step(&mut layers, &before, model);
-                let sample = Sample {
-                    step: st.steps,
-                    epoch: epoch + 1,
-                    lr,
-                    layers,
-                };
-                let w = watch.get_or_insert_with(|| Watch::new(pr));
-                for (kind, msg) in w.check(&sample) {
-                    obs.warning(kind, &msg);
-                    st.warnings.push(msg);
-                }
-                obs.diagnostics(&sample);
-            }
-            st.loss_sum += l as f64 * y.len() as f64;
-            st.right += r;
-            st.seen += y.len();
-            obs.step(&StepInfo {
-                step: st.steps,
-                loss: l,
-                running_loss: st.loss_sum / st.seen as f64,
-                running_accuracy: st.right as f64 / st.seen as f64,
-                samples: st.seen,
-                lr,
-            });
-            let stop = cfg.max_steps.is_some_and(|m| st.steps >= m);
-            if stop {
+        let mut probe: Option<Probe> = None;
+        let mut watch: Option<Watch> = None;
+        let save_every = checkpoints.as_ref().map_or(0, |c| c.every);
+        let start_epoch = st.epoch;
+        'epochs: for epoch in start_epoch..cfg.epochs {
+            if cfg.max_steps.is_some_and(|m| st.steps >= m) {
                 break;
             }
-            if save_every > 0 && st.steps.is_multiple_of(save_every) {
-                if let Some(c) = checkpoints.as_mut() {
-                    check_finite(model, None, st.steps, lr)?;
-                    (c.save)(model, &opt, &st, obs.save_state())?;
+            opt.set_epoch(epoch);
+            let lr = opt.lr();
+            st.epoch = epoch;
+            st.order_position = rng.get_word_pos().to_string();
+            let batches = epoch_batches(train.len(), cfg.batch_size, cfg.shuffle, &mut rng);
+            if st.batch > 0 {
+                obs.epoch_resume(epoch + 1, batches.len(), st.batch, st.seen);
+            } else {
+                obs.epoch_start(epoch + 1, batches.len());
+                st.loss_sum = 0.0;
+                st.right = 0;
+                st.seen = 0;
+            }
+            let t0 = Instant::now();
+            let first = st.batch;
+            for idx in &batches[first..] {
+                let seed = step_seed(cfg.seed, st.steps + 1);
+                let sampled = is_sampled(st.steps + 1, cfg.diagnostics_every);
+                // One process takes the batch; several take a contiguous shard each.
+                let part = comm.as_ref().map(|c| {
+                    let (lo, hi) = shard(idx.len(), c.rank(), c.size());
+                    (
+                        lo..hi,
+                        ShardOf {
+                            first: lo,
+                            global: idx.len(),
+                            comm: c.clone(),
+                        },
+                    )
+                });
+                let (x, y) = match &part {
+                    Some((range, _)) => train.batch(&idx[range.clone()]),
+                    None => train.batch(idx),
+                };
+                let (
+                    StepResult {
+                        mut grads,
+                        correct: mut r,
+                    },
+                    stats,
+                ) = shard_gradients(
+                    model,
+                    x,
+                    &y,
+                    cfg.loss,
+                    seed,
+                    sampled.then_some(&mut probe),
+                    part.as_ref().map(|(_, s)| s),
+                );
+                if let Some(c) = &comm {
+                    r = sum_over_processes(c.as_ref(), &mut grads, r);
+                }
+                let l = grads.loss;
+                if !l.is_finite() {
+                    return Err(diverged(
+                        &format!("the loss became {l}"),
+                        st.steps + 1,
+                        epoch + 1,
+                        lr,
+                    ));
+                }
+                if let Some(c) = cfg.clip_grad_norm {
+                    grads.clip_norm(c);
+                }
+                if let Some(c) = cfg.clip_grad_value {
+                    grads.clip_value(c);
+                }
+                let before = stats
+                    .as_ref()
+                    .and(probe.as_ref())
+                    .map(|pr| pr.snapshot(model));
+                opt.step(model, grads);
+                st.steps += 1;
+                st.batch += 1;
+                if let (Some(mut layers), Some(before), Some(pr)) = (stats, before, &probe) {
+                    pr.after_step(&mut layers, &before, model);
+                    let sample = Sample {
+                        step: st.steps,
+                        epoch: epoch + 1,
+                        lr,
+                        layers,
+                    };
+                    let w = watch.get_or_insert_with(|| Watch::new(pr));
+                    for (kind, msg) in w.check(&sample) {
+                        obs.warning(kind, &msg);
+                        st.warnings.push(msg);
+                    }
+                    obs.diagnostics(&sample);
+                }
+                st.loss_sum += l as f64 * idx.len() as f64;
+                st.right += r;
+                st.seen += idx.len();
+                obs.step(&StepInfo {
+                    step: st.steps,
+                    loss: l,
+                    running_loss: st.loss_sum / st.seen as f64,
+                    running_accuracy: st.right as f64 / st.seen as f64,
+                    samples: st.seen,
+                    lr,
+                });
+                let stop = cfg.max_steps.is_some_and(|m| st.steps >= m);
+                if stop {
+                    break;
+                }
+                if save_every > 0 && st.steps.is_multiple_of(save_every) {
+                    if let Some(c) = checkpoints.as_mut() {
+                        check_finite(model, None, st.steps, lr)?;
+                        (c.save)(model, &opt, &st, obs.save_state())?;
+                    }
                 }
             }
+            let rec = finish_epoch(
+                model,
+                test,
+                cfg,
+                comm.as_deref(),
+                EpochTally {
+                    epoch,
+                    steps: st.batch,
+                    lr,
+                    loss_sum: st.loss_sum,
+                    right: st.right,
+                    seen: st.seen,
+                    t0,
+                },
+            );
+            obs.epoch_end(&rec);
+            st.records.push(rec);
+            let stopped = cfg.max_steps.is_some_and(|m| st.steps >= m);
+            st.epoch = epoch + 1;
+            st.batch = 0;
+            st.order_position = rng.get_word_pos().to_string();
+            st.finished = stopped || epoch + 1 == cfg.epochs;
+            check_finite(model, st.records.last(), st.steps, lr)?;
+            if let Some(c) = checkpoints.as_mut() {
+                (c.save)(model, &opt, &st, obs.save_state())?;
+            }
+            if stopped {
+                break 'epochs;
+            }
         }
-        let rec = finish_epoch(
-            model,
-            test,
-            cfg,
-            EpochTally {
-                epoch,
-                steps: st.batch,
-                lr,
-                loss_sum: st.loss_sum,
-                right: st.right,
-                seen: st.seen,
-                t0,
-            },
-        );
-        obs.epoch_end(&rec);
-        st.records.push(rec);
-        let stopped = cfg.max_steps.is_some_and(|m| st.steps >= m);
-        st.epoch = epoch + 1;
-        st.batch = 0;
-        st.order_position = rng.get_word_pos().to_string();
-        st.finished = stopped || epoch + 1 == cfg.epochs;
-        check_finite(model, st.records.last(), st.steps, lr)?;
-        if let Some(c) = checkpoints.as_mut() {
-            (c.save)(model, &opt, &st, obs.save_state())?;
-        }
-        if stopped {
-            break 'epochs;
+        check_finite(model, st.records.last(), st.steps, opt.lr())?;
+        let last = st.records.last().ok_or_else(|| {
+            Error::Config("the run had already ended: give more epochs to continue it".into())
+        })?;
+        let summary = Summary {
+            model: model.describe(),
+            parameters: model.num_parameters(),
+            steps: st.steps,
+            train_loss: last.train_loss,
+            train_accuracy: last.train_accuracy,
+            test_loss: last.test_loss,
+            test_accuracy: last.test_accuracy,
+            epochs: st.records,
+            warnings: st.warnings,
+        };
+        Ok((summary, opt))
+    }
+}
+
+/// Sum the shards' gradients (and losses and correct counts) over the
+/// processes, in rank order; returns the global batch's correct count.
+fn sum_over_processes(comm: &dyn Collective, grads: &mut Grads, correct: usize) -> usize {
+    let mut flat: Vec<f32> = Vec::new();
+    for g in grads.tensors().iter().flatten() {
+        flat.extend_from_slice(g.data());
+    }
+    comm.sum_f32(&mut flat);
+    let mut at = 0;
+    for g in grads.tensors_mut().iter_mut().flatten() {
+        let n = g.numel();
+        g.data_mut().copy_from_slice(&flat[at..at + n]);
+        at += n;
+    }
+    let mut v = [grads.loss as f64, correct as f64];
+    comm.sum_f64(&mut v);
+    grads.loss = v[0] as f32;
+    v[1] as usize
+}
+
+/// Before a data-parallel run: every process has the same settings, data,
+/// and initial weights, and every batch has a sample for each process.
+fn check_processes(
+    comm: &dyn Collective,
+    model: &dyn Module,
+    train: &Dataset,
+    test: Option<&Dataset>,
+    cfg: &TrainConfig,
+) -> Result<()> {
+    let n = comm.size();
+    let last = train.len() % cfg.batch_size;
+    let smallest = if last > 0 {
+        last
+    } else {
+        cfg.batch_size.min(train.len())
+    };
+    if smallest < n {
+        return Err(Error::invalid(
+            Setting::BatchSize,
+            cfg.batch_size,
+            format!(
+                "a batch of {smallest} sample(s) cannot be shared by {n} processes (the last batch holds what \
+                 is left of {} samples); use a batch size with at least {n} samples in every batch",
+                train.len()
+            ),
+        ));
+    }
+    let mut h = crate::data::Fnv::new();
+    h.bytes(serde_json::to_string(cfg).unwrap_or_default().as_bytes());
+    let settings = h.finish();
+    let mut h = crate::data::Fnv::new();
+    for (name, t) in model.state_dict() {
+        h.bytes(name.as_bytes());
+        for v in t.data() {
+            h.bytes(&v.to_bits().to_le_bytes());
         }
     }
-    check_finite(model, st.records.last(), st.steps, opt.lr())?;
-    let last = st.records.last().ok_or_else(|| {
-        Error::Config("the run had already ended: give more epochs to continue it".into())
-    })?;
-    let summary = Summary {
-        model: model.describe(),
-        parameters: model.num_parameters(),
-        steps: st.steps,
-        train_loss: last.train_loss,
-        train_accuracy: last.train_accuracy,
-        test_loss: last.test_loss,
-        test_accuracy: last.test_accuracy,
-        epochs: st.records,
-        warnings: st.warnings,
+    let weights = h.finish();
+    for (what, mine) in [
+        ("settings", settings),
+        ("training data", train.fingerprint()),
+        ("test data", test.map_or(0, Dataset::fingerprint)),
+        ("initial weights", weights),
+    ] {
+        let all = comm.gather_u64(mine);
+        if let Some(r) = all.iter().position(|&v| v != all[0]) {
+            return Err(Error::Config(format!(
+                "process {r} of {n} started with other {what} than process 0; start every process with the \
+                 same command line and files"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// [`evaluate`] split over the processes: each takes a contiguous part of
+/// `data`, and the sums are added over the processes.
+fn evaluate_shared(
+    model: &dyn Module,
+    data: &Dataset,
+    loss: LossKind,
+    batch_size: usize,
+    comm: &dyn Collective,
+) -> (f64, f64) {
+    let (lo, hi) = shard(data.len(), comm.rank(), comm.size());
+    let part = Dataset {
+        x: data.x.gather_rows(&(lo..hi).collect::<Vec<_>>()),
+        y: data.y[lo..hi].to_vec(),
+        source: data.source.clone(),
     };
-    Ok((summary, opt))
+    let (l, a) = evaluate(model, &part, loss, batch_size);
+    let n = part.len() as f64;
+    let mut v = [l * n, a * n];
+    comm.sum_f64(&mut v);
+    let total = data.len().max(1) as f64;
+    (v[0] / total, v[1] / total)
 }
 
 /// The first setting in which `saved` and `given` differ, as text.
@@ -796,15 +998,20 @@ fn finish_epoch(
     model: &dyn Module,
     test: Option<&Dataset>,
     cfg: &TrainConfig,
+    comm: Option<&dyn Collective>,
     t: EpochTally,
 ) -> EpochRecord {
     let secs = t.t0.elapsed().as_secs_f64();
-    let (test_loss, test_accuracy) = match test {
-        Some(d) => {
+    let (test_loss, test_accuracy) = match (test, comm) {
+        (Some(d), None) => {
             let (l, a) = evaluate(model, d, cfg.loss, cfg.eval_batch_size);
             (Some(l), Some(a))
         }
-        None => (None, None),
+        (Some(d), Some(c)) => {
+            let (l, a) = evaluate_shared(model, d, cfg.loss, cfg.eval_batch_size, c);
+            (Some(l), Some(a))
+        }
+        (None, _) => (None, None),
     };
     EpochRecord {
         epoch: t.epoch + 1,

@@ -244,7 +244,7 @@ struct TrainArgs {
     /// Also save every N optimizer steps (0: only at epochs' ends).
     #[arg(long, default_value_t = 0, value_name = "N")]
     save_every: usize,
-    /// Continue the run saved in this file (and its *.state.safetensors) exactly where it stopped; its settings come from the saved state (--epochs may extend it; --threads, output and reporting options may change).
+    /// Continue the run saved in this file (and its *.state.safetensors) exactly where it stopped; its settings come from the saved state (--epochs and --max-steps may extend it; --threads, output and reporting options may change).
     #[arg(long, value_name = "FILE")]
     resume: Option<PathBuf>,
     /// Overwrite a --save file that is not a safetensors model file.
@@ -463,7 +463,10 @@ impl Procs {
         #[cfg(feature = "mpi")]
         if let Some((_, m)) = &self.mpi {
             use backprop::dist::Collective;
-            eprintln!("error: rank {} of {}: {msg}", m.rank(), m.size());
+            use std::io::Write;
+            // One write, so that the ranks' lines do not interleave.
+            let line = format!("error: rank {} of {}: {msg}\n", m.rank(), m.size());
+            let _ = std::io::stderr().write_all(line.as_bytes());
             m.abort(1);
         }
         eprintln!("error: {msg}");
@@ -621,9 +624,11 @@ fn weight_init(s: &str) -> anyhow::Result<Init> {
         .map_err(|e| anyhow!("--weight-init {s}: {e}"))
 }
 
-/// The flags a resumed run may change: they do not change its result.
-const MAY_CHANGE: [&str; 9] = [
+/// The flags a resumed run may change: they do not change its result, or
+/// (`--epochs`, `--max-steps`) they extend it.
+const MAY_CHANGE: [&str; 10] = [
     "epochs",
+    "max_steps",
     "threads",
     "json",
     "quiet",

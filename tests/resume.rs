@@ -8,35 +8,11 @@
 mod common;
 
 use rand::{Rng, SeedableRng};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MODEL: &str = "flatten,linear(784,48),batchnorm1d(48),relu,dropout(0.2),linear(48,10)";
-
-/// A small MNIST folder: the first 3000 training and 500 test images, raw IDX.
-fn small_mnist(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
-    let (train, test) = backprop::data::load_data(&src, None, None).unwrap();
-    let test = test.unwrap();
-    let out = dir.join("mnist");
-    std::fs::create_dir_all(&out).unwrap();
-    for (set, n, prefix) in [(&train, 3000usize, "train"), (&test, 500, "t10k")] {
-        let idx: Vec<usize> = (0..n).collect();
-        let (x, y) = set.batch(&idx);
-        let mut img = vec![0, 0, 8, 3];
-        for d in [n as u32, 28, 28] {
-            img.extend_from_slice(&d.to_be_bytes());
-        }
-        img.extend(x.data().iter().map(|&v| (v * 255.0).round() as u8));
-        std::fs::write(out.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
-        let mut lab = vec![0, 0, 8, 1];
-        lab.extend_from_slice(&(n as u32).to_be_bytes());
-        lab.extend(y.iter().map(|&v| v as u8));
-        std::fs::write(out.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
-    }
-    out
-}
 
 fn bin() -> Command {
     Command::new(assert_cmd::cargo::cargo_bin("backprop"))
@@ -91,7 +67,7 @@ fn tensors(p: &Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn killed_at_random_moments_and_resumed_ends_bit_identical() {
     let d = tempfile::tempdir().unwrap();
-    let data = small_mnist(d.path());
+    let data = common::small_mnist(d.path(), 3000, 500);
     let whole = d.path().join("whole/x.safetensors");
     let o = bin().args(run_args(&data, &whole)).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -177,7 +153,7 @@ fn killed_at_random_moments_and_resumed_ends_bit_identical() {
 #[test]
 fn a_resumed_run_refuses_other_settings_and_may_be_extended() {
     let d = tempfile::tempdir().unwrap();
-    let data = small_mnist(d.path());
+    let data = common::small_mnist(d.path(), 3000, 500);
     let x = d.path().join("runs/x.safetensors");
     let mut a = run_args(&data, &x);
     a[6] = "1".into(); // one epoch
@@ -213,7 +189,7 @@ fn a_resumed_run_refuses_other_settings_and_may_be_extended() {
 #[test]
 fn save_makes_its_folder_and_keeps_foreign_files() {
     let d = tempfile::tempdir().unwrap();
-    let data = small_mnist(d.path());
+    let data = common::small_mnist(d.path(), 3000, 500);
     let deep = d.path().join("new/deeper/x.safetensors");
     let mut a = run_args(&data, &deep);
     a[6] = "1".into();
@@ -257,7 +233,7 @@ fn with_tmpfs(size: &str, f: impl FnOnce(&Path)) {
 #[test]
 fn a_full_disk_or_a_read_only_folder_stops_the_run_and_keeps_the_last_state() {
     let d = tempfile::tempdir().unwrap();
-    let data = small_mnist(d.path());
+    let data = common::small_mnist(d.path(), 3000, 500);
     // One save of this model is 153 KB of weights and 306 KB of Adam's
     // state; a save writes the new pair beside the old one, so 700 KB hold
     // the first save and not the second.

@@ -567,7 +567,7 @@ pub fn train(
 ///
 /// A resumed run with the same settings and thread count ends with
 /// bit-identical weights to one never stopped. The settings may extend the
-/// saved run's epochs; any other difference is an error naming it.
+/// saved run's epochs or step limit; any other difference is an error naming it.
 pub struct Trainer<'a> {
     cfg: &'a TrainConfig,
     resume: Option<Resume>,
@@ -646,6 +646,7 @@ impl<'a> Trainer<'a> {
         if let Some(r) = resume {
             let mut saved = r.state.config.clone();
             saved.epochs = cfg.epochs;
+            saved.max_steps = cfg.max_steps;
             if let Some(what) = config_difference(&saved, cfg) {
                 return Err(Error::Config(format!(
                     "the run was saved with other settings: {what}"
@@ -682,6 +683,11 @@ impl<'a> Trainer<'a> {
             st.order_position = rng.get_word_pos().to_string();
             let batches = epoch_batches(train.len(), cfg.batch_size, cfg.shuffle, &mut rng);
             if st.batch > 0 {
+                // A run stopped by its step limit recorded the epoch so far;
+                // continued, the epoch's record is the whole epoch's.
+                if st.records.last().is_some_and(|r| r.epoch == epoch + 1) {
+                    st.records.pop();
+                }
                 obs.epoch_resume(epoch + 1, batches.len(), st.batch, st.seen);
             } else {
                 obs.epoch_start(epoch + 1, batches.len());
@@ -805,10 +811,13 @@ impl<'a> Trainer<'a> {
             obs.epoch_end(&rec);
             st.records.push(rec);
             let stopped = cfg.max_steps.is_some_and(|m| st.steps >= m);
-            st.epoch = epoch + 1;
-            st.batch = 0;
-            st.order_position = rng.get_word_pos().to_string();
-            st.finished = stopped || epoch + 1 == cfg.epochs;
+            let complete = st.batch == batches.len();
+            if complete {
+                st.epoch = epoch + 1;
+                st.batch = 0;
+                st.order_position = rng.get_word_pos().to_string();
+            } // else stopped by the step limit: the state stays inside the epoch
+            st.finished = stopped || (complete && epoch + 1 == cfg.epochs);
             check_finite(model, st.records.last(), st.steps, lr)?;
             if let Some(c) = checkpoints.as_mut() {
                 (c.save)(model, &opt, &st, obs.save_state())?;
@@ -818,6 +827,15 @@ impl<'a> Trainer<'a> {
             }
         }
         check_finite(model, st.records.last(), st.steps, opt.lr())?;
+        if let Some(c) = &comm {
+            // Every process must end with the same bits; say so if not.
+            let all = c.gather_u64(weights_digest(model));
+            if let Some(r) = all.iter().position(|&v| v != all[0]) {
+                return Err(Error::Config(format!(
+                    "process {r} ended with other weights than process 0 (a bug: please report it)"
+                )));
+            }
+        }
         let last = st.records.last().ok_or_else(|| {
             Error::Config("the run had already ended: give more epochs to continue it".into())
         })?;
@@ -886,14 +904,7 @@ fn check_processes(
     let mut h = crate::data::Fnv::new();
     h.bytes(serde_json::to_string(cfg).unwrap_or_default().as_bytes());
     let settings = h.finish();
-    let mut h = crate::data::Fnv::new();
-    for (name, t) in model.state_dict() {
-        h.bytes(name.as_bytes());
-        for v in t.data() {
-            h.bytes(&v.to_bits().to_le_bytes());
-        }
-    }
-    let weights = h.finish();
+    let weights = weights_digest(model);
     for (what, mine) in [
         ("settings", settings),
         ("training data", train.fingerprint()),
@@ -909,6 +920,18 @@ fn check_processes(
         }
     }
     Ok(())
+}
+
+/// A digest of every parameter's and buffer's name and bits.
+fn weights_digest(model: &dyn Module) -> u64 {
+    let mut h = crate::data::Fnv::new();
+    for (name, t) in model.state_dict() {
+        h.bytes(name.as_bytes());
+        for v in t.data() {
+            h.word(v.to_bits() as u64);
+        }
+    }
+    h.finish()
 }
 
 /// [`evaluate`] split over the processes: each takes a contiguous part of

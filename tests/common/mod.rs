@@ -2,6 +2,7 @@
 //! capture what it printed, failing the test on any panic.
 
 use assert_cmd::Command;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What one run of `backprop` printed and how it ended.
@@ -33,4 +34,30 @@ pub fn run(args: &[&str]) -> Out {
         o.stderr
     );
     o
+}
+
+/// A small MNIST folder in `dir`: the first `n_train` training and `n_test`
+/// test images of the shipped copy, as raw IDX files.
+#[allow(dead_code)] // not every test file uses it
+pub fn small_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    let (train, test) = backprop::data::load_data(&src, None, None).unwrap();
+    let test = test.unwrap();
+    let out = dir.join("mnist");
+    std::fs::create_dir_all(&out).unwrap();
+    for (set, n, prefix) in [(&train, n_train, "train"), (&test, n_test, "t10k")] {
+        let idx: Vec<usize> = (0..n).collect();
+        let (x, y) = set.batch(&idx);
+        let mut img = vec![0, 0, 8, 3];
+        for d in [n as u32, 28, 28] {
+            img.extend_from_slice(&d.to_be_bytes());
+        }
+        img.extend(x.data().iter().map(|&v| (v * 255.0).round() as u8));
+        std::fs::write(out.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
+        let mut lab = vec![0, 0, 8, 1];
+        lab.extend_from_slice(&(n as u32).to_be_bytes());
+        lab.extend(y.iter().map(|&v| v as u8));
+        std::fs::write(out.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
+    }
+    out
 }

@@ -20,7 +20,10 @@ fn main() {
         ("mlp-wide", 1_863_690),
     ];
     if comm.rank() == 0 {
-        println!("| workload | parameters | bytes per rank | µs per sum ({} ranks) |", comm.size());
+        println!(
+            "| workload | parameters | bytes per rank | µs per sum ({} ranks) |",
+            comm.size()
+        );
         println!("| --- | --- | --- | --- |");
     }
     for (name, n) in workloads {

@@ -69,8 +69,11 @@ fn killed_at_random_moments_and_resumed_ends_bit_identical() {
     let d = tempfile::tempdir().unwrap();
     let data = common::small_mnist(d.path(), 3000, 500);
     let whole = d.path().join("whole/x.safetensors");
+    let t0 = Instant::now();
     let o = bin().args(run_args(&data, &whole)).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Kill times are drawn within the length of a whole run.
+    let whole_ms = (t0.elapsed().as_millis() as u64).max(100);
 
     let killed = d.path().join("killed/x.safetensors");
     let seed: u64 = std::time::SystemTime::now()
@@ -108,7 +111,7 @@ fn killed_at_random_moments_and_resumed_ends_bit_identical() {
             .unwrap();
         // Five kills at random moments, then let it finish.
         if kills < 5 {
-            let ms = rng.random_range(50..900);
+            let ms = rng.random_range(whole_ms / 10..whole_ms);
             std::thread::sleep(Duration::from_millis(ms));
             if child.try_wait().unwrap().is_none() {
                 child.kill().unwrap(); // SIGKILL
@@ -118,6 +121,11 @@ fn killed_at_random_moments_and_resumed_ends_bit_identical() {
                 continue;
             }
             log.push(format!("finished before {ms} ms (resumed: {resume})"));
+            if kills == 0 {
+                // Not killed even once: start over.
+                std::fs::remove_dir_all(killed.parent().unwrap()).unwrap();
+                continue;
+            }
         }
         let o = child.wait_with_output().unwrap();
         assert!(

@@ -209,7 +209,18 @@ fn check_ops(file: &str, min_cases: usize) {
                     fx.f32(&format!("{c}.running_mean")),
                     fx.f32(&format!("{c}.running_var")),
                 );
-                let (y, stats) = g.batch_norm(xs[0], xs[1], xs[2], &rm, &rv, training, 0.1, 1e-5);
+                let (y, stats) = g.batch_norm(
+                    xs[0],
+                    xs[1],
+                    xs[2],
+                    backprop::ops::batchnorm::RunningStats {
+                        mean: &rm,
+                        var: &rv,
+                        momentum: 0.1,
+                        eps: 1e-5,
+                    },
+                    training,
+                );
                 if let Some((m, v)) = stats {
                     for (got, name) in [(m, "new_running_mean"), (v, "new_running_var")] {
                         let (_, want) = fx.f64(&format!("{c}.{name}"));

@@ -499,11 +499,13 @@ impl<const D: usize> Module for BatchNorm<D> {
                 x,
                 w,
                 b,
-                self.running_mean.value(),
-                self.running_var.value(),
+                RunningStats {
+                    mean: self.running_mean.value(),
+                    var: self.running_var.value(),
+                    momentum: self.momentum,
+                    eps: self.eps,
+                },
                 training,
-                self.momentum,
-                self.eps,
             ),
         };
         if let Some((m, v)) = stats {

@@ -309,24 +309,14 @@ impl Graph {
     /// # Panics
     /// On shape mismatches, and in training when a channel has a single
     /// value (`N·H·W = 1`): the unbiased variance is undefined.
-    #[allow(clippy::too_many_arguments)]
     pub fn batch_norm(
         &mut self,
         x: Var,
         gamma: Var,
         beta: Var,
-        running_mean: &Tensor,
-        running_var: &Tensor,
+        stats: RunningStats<'_>,
         training: bool,
-        momentum: f32,
-        eps: f32,
     ) -> (Var, Option<(Tensor, Tensor)>) {
-        let stats = RunningStats {
-            mean: running_mean,
-            var: running_var,
-            momentum,
-            eps,
-        };
         self.batch_norm_with(x, gamma, beta, stats, training, None)
     }
 
@@ -453,6 +443,23 @@ impl Graph {
 
 #[cfg(test)]
 mod tests {
+    use super::RunningStats;
+
+    /// The statistics argument from its parts.
+    fn running<'a>(
+        mean: &'a crate::Tensor,
+        var: &'a crate::Tensor,
+        momentum: f32,
+        eps: f32,
+    ) -> RunningStats<'a> {
+        RunningStats {
+            mean,
+            var,
+            momentum,
+            eps,
+        }
+    }
+
     use crate::ops::gradcheck::{check, pseudo_random};
     use crate::{Graph, Tensor};
 
@@ -482,7 +489,7 @@ mod tests {
         let (rm, rv) = stats(c, 3);
         let (w, b) = params(c);
         check(name, &[x, w, b], |g, v| {
-            g.batch_norm(v[0], v[1], v[2], &rm, &rv, training, 0.1, 1e-5)
+            g.batch_norm(v[0], v[1], v[2], running(&rm, &rv, 0.1, 1e-5), training)
                 .0
         });
     }
@@ -520,7 +527,7 @@ mod tests {
         for training in [true, false] {
             check("bn fan-out", &[x.clone(), w.clone(), b.clone()], |g, v| {
                 let y = g
-                    .batch_norm(v[0], v[1], v[2], &rm, &rv, training, 0.1, 1e-5)
+                    .batch_norm(v[0], v[1], v[2], running(&rm, &rv, 0.1, 1e-5), training)
                     .0;
                 let z = g.mul(y, v[0]);
                 g.add(z, v[0])
@@ -529,8 +536,12 @@ mod tests {
         // The 2-d layout, x also feeding a second batch norm.
         let x = pseudo_random(&[2, 3, 2, 3], 5);
         check("bn2d fan-out", &[x, w, b], |g, v| {
-            let y1 = g.batch_norm(v[0], v[1], v[2], &rm, &rv, true, 0.1, 1e-5).0;
-            let y2 = g.batch_norm(v[0], v[1], v[2], &rm, &rv, false, 0.1, 1e-5).0;
+            let y1 = g
+                .batch_norm(v[0], v[1], v[2], running(&rm, &rv, 0.1, 1e-5), true)
+                .0;
+            let y2 = g
+                .batch_norm(v[0], v[1], v[2], running(&rm, &rv, 0.1, 1e-5), false)
+                .0;
             let s = g.mul(y1, y2);
             g.add(s, v[0])
         });
@@ -547,7 +558,7 @@ mod tests {
         let xv = g.input(x);
         let w = g.param(Tensor::from_vec(vec![2], vec![2.0, 1.0]));
         let b = g.param(Tensor::from_vec(vec![2], vec![0.5, -1.0]));
-        let (y, upd) = g.batch_norm(xv, w, b, &rm, &rv, true, 0.1, 1e-5);
+        let (y, upd) = g.batch_norm(xv, w, b, running(&rm, &rv, 0.1, 1e-5), true);
         let (nrm, nrv) = upd.expect("training returns running statistics");
         let close = |a: f32, b: f64| (a as f64 - b).abs() < 1e-6 * b.abs().max(1.0);
         assert!(close(nrm.data()[0], 0.9 * 1.0 + 0.1 * 3.0));
@@ -580,7 +591,7 @@ mod tests {
         let xv = g.param(x);
         let w = g.param(Tensor::from_vec(vec![2], vec![1.5, 1.0]));
         let b = g.param(Tensor::from_vec(vec![2], vec![0.0, 2.0]));
-        let (y, upd) = g.batch_norm(xv, w, b, &rm, &rv, false, 0.1, 0.0);
+        let (y, upd) = g.batch_norm(xv, w, b, running(&rm, &rv, 0.1, 0.0), false);
         assert!(upd.is_none());
         assert_eq!(g.value(y).data(), &[1.5 * 2.0 / 2.0, -1.0 / 0.5 + 2.0]);
         let l = g.sum(y);
@@ -600,7 +611,7 @@ mod tests {
         let xv = g.input(x.clone());
         let w = g.param(Tensor::full(&[c], 1.0));
         let b = g.param(Tensor::zeros(&[c]));
-        let (y, upd) = g.batch_norm(xv, w, b, &rm, &rv, true, 1.0, 1e-5);
+        let (y, upd) = g.batch_norm(xv, w, b, running(&rm, &rv, 1.0, 1e-5), true);
         let (nrm, nrv) = upd.unwrap();
         for ch in 0..c {
             let vals: Vec<f64> = (0..n)
@@ -631,6 +642,6 @@ mod tests {
         let w = g.param(Tensor::full(&[2], 1.0));
         let b = g.param(Tensor::zeros(&[2]));
         let s = Tensor::zeros(&[2]);
-        g.batch_norm(x, w, b, &s, &s, true, 0.1, 1e-5);
+        g.batch_norm(x, w, b, running(&s, &s, 0.1, 1e-5), true);
     }
 }

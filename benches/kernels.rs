@@ -169,7 +169,13 @@ fn fused(c: &mut Criterion) {
             let mut g = Graph::new();
             let xv = g.param(xb.clone());
             let (gv, bv) = (g.param(gamma.clone()), g.param(beta.clone()));
-            let (y, _) = g.batch_norm(xv, gv, bv, &rm, &rv, true, 0.1, 1e-5);
+            let stats = backprop::ops::batchnorm::RunningStats {
+                mean: &rm,
+                var: &rv,
+                momentum: 0.1,
+                eps: 1e-5,
+            };
+            let (y, _) = g.batch_norm(xv, gv, bv, stats, true);
             let seed = Tensor::full(g.shape(y), 1.0);
             black_box(g.backward_with(y, seed));
         })

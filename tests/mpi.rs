@@ -172,6 +172,31 @@ fn different_flags_on_different_ranks_fail_fast_on_every_rank() {
         );
     }
     assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    // Other data on one rank: the same files but one sample fewer.
+    let other = common::small_mnist(&d.path().join("other"), 59, 20);
+    let o = Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-np", "1"])
+        .arg(bin())
+        .args(["train", "--model", m, "--data", data, "--quiet"])
+        .arg(":")
+        .args(["-np", "1"])
+        .arg(bin())
+        .args([
+            "train",
+            "--model",
+            m,
+            "--data",
+            other.to_str().unwrap(),
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("error: rank 0 of 2:") && err.contains("other"),
+        "{err}"
+    );
 }
 
 #[test]

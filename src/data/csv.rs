@@ -5,7 +5,7 @@
 //!
 //! Errors name the file, the 1-based line number and column.
 
-use super::{read_maybe_gz, Dataset};
+use super::{maybe_gunzip, Dataset};
 use crate::error::{Error, Result};
 use crate::Tensor;
 use std::path::Path;
@@ -124,7 +124,32 @@ pub fn load_csv(path: &Path, scale: Option<f32>) -> Result<Dataset> {
             )));
         }
     }
-    let bytes = read_maybe_gz(path)?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_csv(&bytes, path, scale)
+}
+
+/// [`load_csv`] on a file already in memory: `bytes` is the whole file
+/// (gzip-compressed or plain text), `origin` names it in error messages. This
+/// is the same parser `load_csv` runs.
+///
+/// ```
+/// use backprop::data::parse_csv;
+/// use std::path::Path;
+/// let d = parse_csv(b"label,a,b\n3,10,20\n", Path::new("t.csv"), None).unwrap();
+/// assert_eq!((d.y, d.x.shape().to_vec()), (vec![3], vec![1, 2]));
+/// let e = parse_csv(b"1,2\n3,x\n", Path::new("t.csv"), None).unwrap_err();
+/// assert_eq!(e.to_string(), "t.csv: line 2, column 2: \"x\" is not a number; every field after the label must be a number");
+/// ```
+pub fn parse_csv(bytes: &[u8], origin: &Path, scale: Option<f32>) -> Result<Dataset> {
+    let path = origin;
+    if let Some(s) = scale {
+        if !s.is_finite() {
+            return Err(Error::Config(format!(
+                "the CSV feature scale must be a finite number, got {s}"
+            )));
+        }
+    }
+    let bytes = maybe_gunzip(bytes, path)?;
     if bytes.len() >= 4 && bytes[0] == 0 && bytes[1] == 0 && (0x08..=0x0e).contains(&bytes[2]) {
         return Err(Error::data(
             path,
@@ -392,6 +417,30 @@ mod tests {
         assert!(e.contains("header") && e.contains("no data rows"), "{e}");
         let e = err("1\n2\n");
         assert!(e.contains("line 1") && e.contains("no features"), "{e}");
+    }
+
+    #[test]
+    fn bytes_and_path_give_the_same_result_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b"1,2,3\n4,5,6\n").unwrap();
+        let cases: Vec<Vec<u8>> = vec![
+            b"h,a\n1,2\n".to_vec(),
+            e.finish().unwrap(),
+            b"1,2\n3\n".to_vec(),
+            vec![0x1f, 0x8b, 8, 0],
+            b"\xff".to_vec(),
+        ];
+        for (i, b) in cases.iter().enumerate() {
+            let p = write(dir.path(), &format!("c{i}.csv"), b);
+            let a = load_csv(&p, Some(0.5)).map(|d| (d.x, d.y));
+            let b = parse_csv(b, &p, Some(0.5)).map(|d| (d.x, d.y));
+            match (a, b) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "case {i}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "case {i}"),
+                (a, b) => panic!("case {i}: {:?} vs {:?}", a.is_ok(), b.is_ok()),
+            }
+        }
     }
 
     #[test]

@@ -43,8 +43,8 @@ fn type_name(t: u8) -> Option<&'static str> {
 }
 
 /// An IDX file opened for reading, its header already parsed.
-struct Opened {
-    reader: Box<dyn Read>,
+struct Opened<'a> {
+    reader: Box<dyn Read + 'a>,
     file_len: u64,
     gz: bool,
     magic: u32,
@@ -74,14 +74,20 @@ fn hex(bytes: &[u8]) -> String {
         .join(" ")
 }
 
-/// Open `path`, detect gzip, and parse the IDX header.
-fn open(path: &Path) -> Result<Opened> {
+/// Open `path`, detect gzip, and parse the IDX header; the payload is then
+/// streamed from the file.
+fn open(path: &Path) -> Result<Opened<'static>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut br = BufReader::with_capacity(1 << 16, file);
+    open_reader(path, BufReader::with_capacity(1 << 16, file), file_len)
+}
+
+/// Detect gzip and parse the IDX header of `br`, which holds `file_len`
+/// bytes in all; `path` names the input in errors.
+fn open_reader<'a>(path: &Path, mut br: impl BufRead + 'a, file_len: u64) -> Result<Opened<'a>> {
     let head = br.fill_buf().map_err(|e| Error::io(path, e))?;
     let gz = head.starts_with(&GZIP_MAGIC);
-    let mut reader: Box<dyn Read> = if gz {
+    let mut reader: Box<dyn Read + 'a> = if gz {
         Box::new(flate2::bufread::MultiGzDecoder::new(br))
     } else {
         Box::new(br)
@@ -161,7 +167,7 @@ fn open(path: &Path) -> Result<Opened> {
 
 /// Read the payload of an opened IDX file, checking its length against the
 /// header (before allocating, for raw files).
-fn read_payload(path: &Path, mut f: Opened) -> Result<Idx> {
+fn read_payload(path: &Path, mut f: Opened<'_>) -> Result<Idx> {
     let dims = std::mem::take(&mut f.dims);
     let declared = dims
         .iter()
@@ -236,7 +242,29 @@ fn read_payload(path: &Path, mut f: Opened) -> Result<Idx> {
 /// `1f 8b` (not by the file name). Only the unsigned-byte element type (0x08)
 /// is supported; other types are rejected with an error naming the type.
 pub fn read_idx(path: &Path) -> Result<Idx> {
-    let f = open(path)?;
+    read_u8(path, open(path)?)
+}
+
+/// [`read_idx`] on a file already in memory: `bytes` is the whole file
+/// (gzip-compressed or raw), `origin` names it in error messages. This is the
+/// same parser `read_idx` runs; declared sizes are checked against
+/// `bytes.len()` before anything is allocated.
+///
+/// ```
+/// use backprop::data::parse_idx;
+/// use std::path::Path;
+/// let idx = parse_idx(&[0, 0, 8, 1, 0, 0, 0, 2, 7, 9], Path::new("labels")).unwrap();
+/// assert_eq!((idx.dims, idx.data), (vec![2], vec![7, 9]));
+/// // a header claiming 2^32 - 1 labels in a 9-byte file is refused up front
+/// let e = parse_idx(&[0, 0, 8, 1, 255, 255, 255, 255, 7], Path::new("l")).unwrap_err();
+/// assert!(e.to_string().contains("truncated"));
+/// ```
+pub fn parse_idx(bytes: &[u8], origin: &Path) -> Result<Idx> {
+    read_u8(origin, open_reader(origin, bytes, bytes.len() as u64)?)
+}
+
+/// The payload of an opened IDX file of unsigned bytes; other types are refused.
+fn read_u8(path: &Path, f: Opened<'_>) -> Result<Idx> {
     if f.ty != TYPE_U8 {
         return Err(Error::data(
             path,
@@ -262,10 +290,9 @@ fn describe_magic(magic: u32, ty: u8, nd: usize) -> String {
     }
 }
 
-/// Open an IDX file and check its magic number is `expected`; `role` is
-/// e.g. "an images" for the message.
-fn open_expecting(path: &Path, expected: u32, role: &str) -> Result<Opened> {
-    let f = open(path)?;
+/// Check an opened IDX file's magic number is `expected`; `role` is e.g.
+/// "an images" for the message.
+fn expect_magic<'a>(path: &Path, f: Opened<'a>, expected: u32, role: &str) -> Result<Opened<'a>> {
     if f.magic != expected {
         let swapped = matches!(
             (expected, f.magic),
@@ -295,8 +322,35 @@ fn open_expecting(path: &Path, expected: u32, role: &str) -> Result<Opened> {
 /// a truncated payload (declared vs actual byte count), an image count that
 /// differs from the label count (naming both), an empty set.
 pub fn load_idx_pair(images: &Path, labels: &Path) -> Result<Dataset> {
-    let img = open_expecting(images, MAGIC_IMAGES, "an images")?;
-    let lab = open_expecting(labels, MAGIC_LABELS, "a labels")?;
+    pair(images, || open(images), labels, || open(labels))
+}
+
+/// [`load_idx_pair`] on files already in memory (each gzip-compressed or
+/// raw); `images_origin` and `labels_origin` name them in error messages.
+/// The same parser `load_idx_pair` runs.
+pub fn parse_idx_pair(
+    images: &[u8],
+    images_origin: &Path,
+    labels: &[u8],
+    labels_origin: &Path,
+) -> Result<Dataset> {
+    pair(
+        images_origin,
+        || open_reader(images_origin, images, images.len() as u64),
+        labels_origin,
+        || open_reader(labels_origin, labels, labels.len() as u64),
+    )
+}
+
+/// The images + labels pair, each opened (header parsed) when its turn comes.
+fn pair<'a, 'b>(
+    images: &Path,
+    open_images: impl FnOnce() -> Result<Opened<'a>>,
+    labels: &Path,
+    open_labels: impl FnOnce() -> Result<Opened<'b>>,
+) -> Result<Dataset> {
+    let img = expect_magic(images, open_images()?, MAGIC_IMAGES, "an images")?;
+    let lab = expect_magic(labels, open_labels()?, MAGIC_LABELS, "a labels")?;
     let (n, h, w) = (img.dims[0], img.dims[1], img.dims[2]);
     let m = lab.dims[0];
     if n != m {
@@ -550,6 +604,34 @@ mod tests {
         let l = write(dir.path(), "lab1", &idx_bytes(0x801, &[1], &[1]));
         let e = msg(load_idx_pair(&i, &l).unwrap_err());
         assert!(e.contains("0x28"), "{e}");
+    }
+
+    #[test]
+    fn bytes_and_path_give_the_same_result_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (img, _) = images(3);
+        let lab = idx_bytes(0x801, &[3], &[1, 2, 3]);
+        let mut cases = vec![img.clone(), gz(&img), lab.clone(), gz(&lab)];
+        cases.push(img[..img.len() - 1].to_vec());
+        cases.push(gz(&idx_bytes(0x803, &[60000, 28, 28], &[1])));
+        cases.push(idx_bytes(0x803, &[u32::MAX, u32::MAX, 2], &[]));
+        cases.push(vec![0x1f, 0x8b, 8]);
+        for (i, b) in cases.iter().enumerate() {
+            let p = write(dir.path(), &format!("c{i}"), b);
+            let from_path = read_idx(&p).map_err(|e| e.to_string());
+            let from_bytes = parse_idx(b, &p).map_err(|e| e.to_string());
+            assert_eq!(from_path, from_bytes, "case {i}");
+        }
+        let i = write(dir.path(), "i", &img);
+        let l = write(dir.path(), "l", &gz(&lab));
+        let d = parse_idx_pair(&img, &i, &gz(&lab), &l).unwrap();
+        let e = load_idx_pair(&i, &l).unwrap();
+        assert_eq!((d.x, d.y, d.source), (e.x, e.y, e.source));
+        let e1 = parse_idx_pair(&lab, &l, &img, &i).unwrap_err().to_string();
+        let e2 = load_idx_pair(&write(dir.path(), "l2", &lab), &i)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e1.replace("l:", "l2:"), e2);
     }
 
     #[test]

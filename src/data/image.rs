@@ -3,6 +3,7 @@
 //! Colour is converted to gray with the ITU-R 601 luma weights; values are
 //! scaled to `[0, 1]`.
 
+use super::DEFLATE_MAX_RATIO;
 use crate::error::{Error, Result};
 use crate::Tensor;
 use std::path::Path;
@@ -45,12 +46,39 @@ pub fn load_image(path: &Path) -> Result<Tensor> {
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_image(&bytes, path)
+}
+
+/// [`load_image`] on a file already in memory: `bytes` is the whole file,
+/// `origin` names it in error messages. This is the same decoder
+/// `load_image` runs. Sizes a header declares are checked against
+/// `bytes.len()` before the pixels are allocated.
+///
+/// ```
+/// use backprop::data::decode_image;
+/// use std::path::Path;
+/// let t = decode_image(b"P2\n2 1\n4\n0 4\n", Path::new("a.pgm")).unwrap();
+/// assert_eq!((t.shape(), t.data()), (&[1, 1, 1, 2][..], &[0.0, 1.0][..]));
+/// let e = decode_image(b"P5\n4000 4000\n255\n", Path::new("b.pgm")).unwrap_err();
+/// assert!(e.to_string().contains("truncated"));
+/// ```
+pub fn decode_image(bytes: &[u8], origin: &Path) -> Result<Tensor> {
+    let path = origin;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::data(
+            path,
+            format!(
+                "is {} bytes, too large for an image to classify; pass a small PNG or PGM image",
+                bytes.len()
+            ),
+        ));
+    }
     if bytes.starts_with(&PNG_SIGNATURE) {
-        load_png(path, &bytes)
+        load_png(path, bytes)
     } else if bytes.starts_with(b"P2") || bytes.starts_with(b"P5") {
-        load_pgm(path, &bytes)
+        load_pgm(path, bytes)
     } else {
-        Err(unrecognised(path, &bytes))
+        Err(unrecognised(path, bytes))
     }
 }
 
@@ -98,6 +126,21 @@ fn load_png(path: &Path, bytes: &[u8]) -> Result<Tensor> {
             path,
             format!(
                 "the image is {w}x{h} pixels, too large; resize it to the size the model expects"
+            ),
+        ));
+    }
+    // The pixel data is deflate-compressed inside the file: a header that
+    // declares more of it than the file could hold is refused before the
+    // image is allocated.
+    let packed = (w as u64 * reader.info().bits_per_pixel() as u64).div_ceil(8) * h as u64;
+    let most = bytes.len() as u64 * DEFLATE_MAX_RATIO;
+    if packed > most {
+        return Err(Error::data(
+            path,
+            format!(
+                "the PNG header declares a {w}x{h} image ({packed} bytes of pixel data) but a {}-byte file \
+                 holds at most {most} bytes of compressed pixel data; the file is truncated or corrupt, save it again",
+                bytes.len()
             ),
         ));
     }
@@ -527,6 +570,74 @@ mod tests {
                 e.contains(&format!("e{i}.pgm")) && e.contains(want),
                 "case {i}: {e}"
             );
+        }
+    }
+
+    #[test]
+    fn png_header_larger_than_its_data_is_refused_before_allocating() {
+        // Found by review for the fuzzing issue: a 1-bit 8000x8000 PNG (64M
+        // pixels, under MAX_PIXELS) of 60-odd bytes made us allocate 64 MB
+        // for the expanded frame before finding the data missing; 16-bit RGBA
+        // made it 512 MB.
+        let mut b = png_bytes(
+            1,
+            1,
+            png::ColorType::Rgba,
+            png::BitDepth::Sixteen,
+            &[0; 8],
+            None,
+        );
+        // patch the IHDR: width = height = 8000, and its CRC
+        b[16..24].copy_from_slice(&[0, 0, 0x1f, 0x40, 0, 0, 0x1f, 0x40]);
+        let crc = crc32(&b[12..29]);
+        b[29..33].copy_from_slice(&crc.to_be_bytes());
+        let e = msg(decode_image(&b, Path::new("huge.png")).unwrap_err());
+        assert!(
+            e.starts_with("huge.png: the PNG header declares a 8000x8000 image (512000000 bytes")
+                && e.contains("truncated or corrupt"),
+            "{e}"
+        );
+    }
+
+    /// The CRC-32 of PNG chunks.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in bytes {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+
+    #[test]
+    fn bytes_and_path_give_the_same_result_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = png_bytes(
+            2,
+            1,
+            png::ColorType::Grayscale,
+            png::BitDepth::Eight,
+            &[0, 255],
+            None,
+        );
+        let cases: Vec<Vec<u8>> = vec![
+            png.clone(),
+            png[..png.len() - 3].to_vec(),
+            b"P2\n1 1\n2\n1\n".to_vec(),
+            b"P5\n9 9\n255\n".to_vec(),
+            b"BM".to_vec(),
+        ];
+        for (i, b) in cases.iter().enumerate() {
+            let p = write(dir.path(), &format!("c{i}"), b);
+            let a = load_image(&p).map_err(|e| e.to_string());
+            let b = decode_image(b, &p).map_err(|e| e.to_string());
+            assert_eq!(a, b, "case {i}");
         }
     }
 

@@ -12,12 +12,13 @@ mod idx;
 mod image;
 
 pub use batch::epoch_batches;
-pub use csv::load_csv;
-pub use idx::{load_idx_pair, read_idx, Idx};
-pub use image::load_image;
+pub use csv::{load_csv, parse_csv};
+pub use idx::{load_idx_pair, parse_idx, parse_idx_pair, read_idx, Idx};
+pub use image::{decode_image, load_image};
 
 use crate::error::{Error, Result};
 use crate::Tensor;
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -116,20 +117,27 @@ impl Default for Fnv {
     }
 }
 
+/// The most a deflate stream (gzip, zlib, PNG pixel data) can expand: 1032
+/// output bytes per input byte. A header that declares more decoded data than
+/// its compressed input could hold at this ratio is refused before anything
+/// is allocated for it.
+pub(crate) const DEFLATE_MAX_RATIO: u64 = 1032;
+
 /// The gzip magic bytes.
 pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// Read a whole file, gunzipping it when it starts with the gzip magic bytes.
-pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+/// `raw` itself, or its decompressed contents when it starts with the gzip
+/// magic bytes; `path` names it in errors. The output grows with the data
+/// actually decoded (pre-sized from the input length only).
+pub(crate) fn maybe_gunzip<'a>(raw: &'a [u8], path: &Path) -> Result<Cow<'a, [u8]>> {
     if !raw.starts_with(&GZIP_MAGIC) {
-        return Ok(raw);
+        return Ok(Cow::Borrowed(raw));
     }
     let mut out = Vec::with_capacity(raw.len().saturating_mul(4));
-    flate2::read::MultiGzDecoder::new(&raw[..])
+    flate2::read::MultiGzDecoder::new(raw)
         .read_to_end(&mut out)
         .map_err(|e| gzip_error(path, &e))?;
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// The error for a gzip stream that could not be decoded.

@@ -37,9 +37,25 @@ pub struct Weights {
 /// Read a safetensors file. Every dtype that holds numbers is converted to f32.
 pub fn load(path: &Path) -> Result<Weights> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes)
+    parse(&bytes, path)
+}
+
+/// [`load`] on a file already in memory: `bytes` is the whole safetensors
+/// file, `origin` names it in error messages. This is the same parser `load`
+/// runs; every tensor's offsets and shape are checked against `bytes.len()`
+/// before its values are converted.
+///
+/// ```
+/// use backprop::io::parse;
+/// use std::path::Path;
+/// let e = parse(b"\xff\xff\xff\xff\xff\xff\xff\xff{}", Path::new("m.safetensors")).err().unwrap();
+/// assert!(e.to_string().starts_with("m.safetensors: not a valid safetensors file"));
+/// ```
+pub fn parse(bytes: &[u8], origin: &Path) -> Result<Weights> {
+    let path = origin;
+    let st = SafeTensors::deserialize(bytes)
         .map_err(|e| Error::weights(path, format!("not a valid safetensors file ({e})")))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
+    let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| Error::weights(path, format!("not a valid safetensors file ({e})")))?;
     let metadata: HashMap<String, String> = meta
         .metadata()
@@ -253,7 +269,13 @@ pub fn load_into(model: &mut dyn Module, path: &Path) -> Result<()> {
 /// Load a model from a file saved with its model line, or from a PyTorch
 /// file when `spec` gives the model line (it overrides the file's own line).
 pub fn load_model(path: &Path, spec: Option<&str>) -> Result<Sequential> {
-    let w = load(path)?;
+    model_from_weights(&load(path)?, path, spec)
+}
+
+/// The model of [`load_model`] from weights already read (by [`load`] or
+/// [`parse`] from `path`): the model line (`spec`, else the file's own)
+/// built and the tensors loaded into it, strictly.
+pub fn model_from_weights(w: &Weights, path: &Path, spec: Option<&str>) -> Result<Sequential> {
     let line = match (spec, w.metadata.get(MODEL_KEY)) {
         (Some(s), _) => s.to_string(),
         (None, Some(s)) => s.clone(),
@@ -289,6 +311,33 @@ mod tests {
         assert_eq!(back.state_dict(), m.state_dict());
         // No temporary file left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn parse_matches_load_and_names_the_origin() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        let mut rng = rand::SeedableRng::seed_from_u64(3);
+        let m = Sequential::parse("linear(2,2)", Init::Default, &mut rng).unwrap();
+        save_module(&m, &p, Some(&m.spec())).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let (a, b) = (load(&p).unwrap(), parse(&bytes, &p).unwrap());
+        assert_eq!((a.tensors, a.metadata), (b.tensors, b.metadata));
+        let w = parse(&bytes, &p).unwrap();
+        assert_eq!(
+            model_from_weights(&w, &p, None).unwrap().state_dict(),
+            m.state_dict()
+        );
+        for cut in [0, 7, 8, 20, bytes.len() - 1] {
+            let e = parse(&bytes[..cut], Path::new("cut.safetensors"))
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                e.starts_with("cut.safetensors: not a valid safetensors file"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -36,6 +36,11 @@ fn spec_err(msg: String) -> Error {
     Error::Spec(msg)
 }
 
+/// The number of values of a per-sample shape, `None` when it overflows.
+pub(crate) fn numel(s: &[usize]) -> Option<usize> {
+    s.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
 // ------------------------------------------------------------------ Linear
 
 /// `y = x·Wᵀ + b` over the last axis (`nn.Linear`).
@@ -139,7 +144,7 @@ impl Module for Linear {
     fn output_shape(&self, s: &[usize]) -> Result<Vec<usize>> {
         let i = self.in_features;
         if s.last() != Some(&i) {
-            let hint = if s.len() > 1 && s.iter().product::<usize>() == i {
+            let hint = if s.len() > 1 && numel(s) == Some(i) {
                 format!("; add `flatten` before it (the input has {i} values per sample)")
             } else {
                 String::new()
@@ -256,9 +261,10 @@ fn image_shape(s: &[usize], channels: usize) -> Result<[usize; 3]> {
     if let [c, h, w] = *s {
         return Ok([c, h, w]);
     }
-    let n: usize = s.iter().product();
+    let n = numel(s).unwrap_or(0);
     let side = (n / channels.max(1)) as f64;
-    let hint = if channels > 0 && n.is_multiple_of(channels) && side.sqrt().fract() == 0.0 {
+    let hint = if channels > 0 && n > 0 && n.is_multiple_of(channels) && side.sqrt().fract() == 0.0
+    {
         let r = side.sqrt() as usize;
         format!("; add reshape({channels},{r},{r}) before it")
     } else {
@@ -562,8 +568,8 @@ impl<const D: usize> Module for BatchNorm<D> {
     }
 
     fn check_batch(&self, sample: &[usize], batch: usize) -> Result<()> {
-        let per_channel: usize = sample.iter().skip(1).product();
-        if batch * per_channel == 1 {
+        let per_channel = numel(sample.get(1..).unwrap_or(&[])).unwrap_or(usize::MAX);
+        if batch.saturating_mul(per_channel) == 1 {
             return Err(spec_err(format!(
                 "batch normalization in training needs more than one value per channel, \
                  but a batch of {batch} sample(s) gives one; choose a batch size that leaves no \
@@ -750,8 +756,8 @@ impl Module for Rnn {
     fn output_shape(&self, s: &[usize]) -> Result<Vec<usize>> {
         let f = self.input_size;
         if s.len() != 2 || s[1] != f {
-            let n: usize = s.iter().product();
-            let hint = if n.is_multiple_of(f) {
+            let n = numel(s).unwrap_or(0);
+            let hint = if n > 0 && n.is_multiple_of(f) {
                 format!("; add reshape({},{f}) before it", n / f)
             } else {
                 String::new()
@@ -802,7 +808,13 @@ impl Module for Flatten {
     }
 
     fn output_shape(&self, s: &[usize]) -> Result<Vec<usize>> {
-        Ok(vec![s.iter().product()])
+        let n = numel(s).ok_or_else(|| {
+            spec_err(format!(
+                "the input {} holds more values per sample than can be counted",
+                fmt_shape(s)
+            ))
+        })?;
+        Ok(vec![n])
     }
 }
 
@@ -836,15 +848,16 @@ impl Module for Reshape {
     }
 
     fn output_shape(&self, s: &[usize]) -> Result<Vec<usize>> {
-        let (have, want) = (
-            s.iter().product::<usize>(),
-            self.shape.iter().product::<usize>(),
-        );
-        if have != want {
+        let count = |s: &[usize]| {
+            numel(s).map_or_else(|| "too many to count".to_string(), |n| n.to_string())
+        };
+        if numel(s).is_none() || numel(s) != numel(&self.shape) {
             return Err(spec_err(format!(
-                "cannot reshape input {} ({have} values per sample) to {} ({want} values)",
+                "cannot reshape input {} ({} values per sample) to {} ({} values)",
                 fmt_shape(s),
-                fmt_shape(&self.shape)
+                count(s),
+                fmt_shape(&self.shape),
+                count(&self.shape)
             )));
         }
         Ok(self.shape.clone())

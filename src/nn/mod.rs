@@ -84,13 +84,19 @@ impl Sequential {
 
     /// Build a model from a model line or preset name, drawing weights with
     /// `init` in layer order.
+    ///
+    /// Every item is checked before any weight is allocated: no tensor may
+    /// hold more than [`MAX_TENSOR_ELEMENTS`] values and the whole model no
+    /// more than [`MAX_MODEL_ELEMENTS`]; a layer over either limit is an
+    /// [`Error::Spec`] naming the layer.
     pub fn parse(line: &str, init: Init, rng: &mut ChaCha8Rng) -> Result<Sequential> {
         let spec = spec::expand_preset(line);
         let items = spec::parse(&spec)?;
+        let (plans, _) = plan_layers(&items, init)?;
         let mut layers = Vec::with_capacity(items.len());
         let mut texts = Vec::with_capacity(items.len());
-        for it in items {
-            layers.push(build_layer(&it, init, rng)?);
+        for (it, plan) in items.into_iter().zip(plans) {
+            layers.push((plan.build)(rng));
             texts.push(Some(it.text));
         }
         Ok(Sequential {
@@ -99,6 +105,22 @@ impl Sequential {
             line: Some(spec),
             checkpoints: Vec::new(),
         })
+    }
+
+    /// Check a model line (or preset name) exactly as [`Sequential::parse`]
+    /// does, without allocating or drawing any weight: the number of values
+    /// the model's parameters and buffers would hold. `parse` accepts exactly
+    /// the lines this accepts.
+    ///
+    /// ```
+    /// use backprop::nn::Sequential;
+    /// assert_eq!(Sequential::check_line("mlp").unwrap(), 784 * 128 + 128 + 128 * 10 + 10);
+    /// let e = Sequential::check_line("flatten,linear(1000000000,1000000000)").unwrap_err();
+    /// assert!(e.to_string().contains("layer 1 `linear(1000000000,1000000000)`"));
+    /// ```
+    pub fn check_line(line: &str) -> Result<usize> {
+        let items = spec::parse(&spec::expand_preset(line))?;
+        Ok(plan_layers(&items, Init::Default)?.1)
     }
 
     /// The model line: as given to [`Sequential::parse`] (presets expanded),
@@ -158,6 +180,16 @@ impl Sequential {
         for (i, l) in self.layers.iter().enumerate() {
             all.push(s.clone());
             s = l.output_shape(&s).map_err(|e| self.wrap(i, e))?;
+            if layers::numel(&s).is_none_or(|n| n > MAX_TENSOR_ELEMENTS) {
+                return Err(self.wrap(
+                    i,
+                    Error::Spec(format!(
+                        "its output {} holds more than {MAX_TENSOR_ELEMENTS} (2^31) values per sample, \
+                         more than one tensor may hold; use smaller layers",
+                        layers::fmt_shape(&s)
+                    )),
+                ));
+            }
         }
         all.push(s);
         Ok(all)
@@ -226,14 +258,103 @@ impl Module for Sequential {
     }
 }
 
-/// One item of a model line as a layer, its arguments checked.
-fn build_layer(item: &Item, init: Init, rng: &mut ChaCha8Rng) -> Result<Box<dyn Module>> {
+/// The most values one tensor (a weight, a bias, a buffer) of a model built
+/// from a model line may hold: 2^31, 8 GiB of `f32`. A `reshape` to a larger
+/// per-sample shape is refused too.
+pub const MAX_TENSOR_ELEMENTS: usize = 1 << 31;
+
+/// The most values the parameters and buffers of a model built from a model
+/// line may hold together: 2^32, 16 GiB of `f32`.
+pub const MAX_MODEL_ELEMENTS: usize = 1 << 32;
+
+/// Allocates a planned layer, drawing its weights from the generator.
+type Build = Box<dyn FnOnce(&mut ChaCha8Rng) -> Box<dyn Module>>;
+
+/// A layer of a model line whose arguments and sizes have been checked but
+/// whose weights are not allocated yet.
+struct Plan {
+    /// The values its parameters and buffers will hold.
+    elements: usize,
+    /// Allocate the layer, drawing its weights from the generator.
+    build: Build,
+}
+
+impl Plan {
+    fn new(
+        elements: usize,
+        build: impl FnOnce(&mut ChaCha8Rng) -> Box<dyn Module> + 'static,
+    ) -> Plan {
+        Plan {
+            elements,
+            build: Box::new(build),
+        }
+    }
+
+    /// A layer with no parameters, already built (it allocates nothing).
+    fn ready(m: impl Module + 'static) -> Plan {
+        Plan::new(0, move |_| Box::new(m))
+    }
+}
+
+/// Plan every item of a model line, then check the model's total size: the
+/// plans and the total number of values.
+fn plan_layers(items: &[Item], init: Init) -> Result<(Vec<Plan>, usize)> {
+    let mut total = 0usize;
+    let mut plans = Vec::with_capacity(items.len());
+    for it in items {
+        let plan = plan_layer(it, init)?;
+        total += plan.elements; // each is at most 2^33, fewer than 2^31 items: no overflow
+        if total > MAX_MODEL_ELEMENTS {
+            return Err(it.err(format!(
+                "the model's parameters and buffers up to this layer would hold {total} values, \
+                 more than the {MAX_MODEL_ELEMENTS} (2^32) a model line may allocate; use smaller layers"
+            )));
+        }
+        plans.push(plan);
+    }
+    Ok((plans, total))
+}
+
+/// The values the named tensors of `item` would hold, each checked against
+/// [`MAX_TENSOR_ELEMENTS`] before anything is allocated.
+fn tensor_sizes(item: &Item, tensors: &[(&str, &[usize])]) -> Result<usize> {
+    let mut total = 0;
+    for &(name, dims) in tensors {
+        let n = dims.iter().fold(1u128, |a, &d| a.saturating_mul(d as u128));
+        if n > MAX_TENSOR_ELEMENTS as u128 {
+            let shape = dims
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("×");
+            return Err(item.err(format!(
+                "its {name} would be {shape} = {n} values, more than the {MAX_TENSOR_ELEMENTS} (2^31) \
+                 one tensor may hold; use smaller sizes"
+            )));
+        }
+        total += n as usize;
+    }
+    Ok(total)
+}
+
+/// The values a bias of `n` holds (checked), 0 without one.
+fn bias_size(item: &Item, bias: bool, n: usize) -> Result<usize> {
+    if bias {
+        tensor_sizes(item, &[("bias", &[n])])
+    } else {
+        Ok(0)
+    }
+}
+
+/// One item of a model line as a layer to build, its arguments and sizes
+/// checked.
+fn plan_layer(item: &Item, init: Init) -> Result<Plan> {
     let item = item.clone();
     let has_bias = |item: &Item| item.f32_arg(99, "bias").unwrap_or(1.0) != 0.0;
     Ok(match item.name.as_str() {
         "flatten" => {
             item.expect_args(0, &[], "flatten")?;
-            Box::new(Flatten::new())
+            Plan::ready(Flatten::new())
         }
         "reshape" | "unflatten" | "view" => {
             if item.args.is_empty() {
@@ -243,18 +364,24 @@ fn build_layer(item: &Item, init: Init, rng: &mut ChaCha8Rng) -> Result<Box<dyn 
             let dims = (0..item.args.len())
                 .map(|i| item.usize_arg(i, "", "dimension"))
                 .collect::<Result<Vec<_>>>()?;
-            Box::new(Reshape::new(&dims))
+            let n = dims.iter().fold(1u128, |a, &d| a.saturating_mul(d as u128));
+            if n > MAX_TENSOR_ELEMENTS as u128 {
+                return Err(item.err(format!(
+                    "the shape holds {n} values per sample, more than the {MAX_TENSOR_ELEMENTS} (2^31) \
+                     one tensor may hold"
+                )));
+            }
+            Plan::ready(Reshape::new(&dims))
         }
         "linear" | "dense" => {
             item.expect_args(2, &["bias"], "linear(in_features,out_features)")?;
             let i = item.usize_arg(0, "in_features", "in_features")?;
             let o = item.usize_arg(1, "out_features", "out_features")?;
-            Box::new(
-                Linear::new(i, o)
-                    .bias(has_bias(&item))
-                    .weight_init(init)
-                    .init(rng),
-            )
+            let bias = has_bias(&item);
+            let n = tensor_sizes(&item, &[("weight", &[o, i])])? + bias_size(&item, bias, o)?;
+            Plan::new(n, move |rng| {
+                Box::new(Linear::new(i, o).bias(bias).weight_init(init).init(rng))
+            })
         }
         "relu" => act(&item, Activation::relu())?,
         "sigmoid" => act(&item, Activation::sigmoid())?,
@@ -265,11 +392,11 @@ fn build_layer(item: &Item, init: Init, rng: &mut ChaCha8Rng) -> Result<Box<dyn 
                 .f32_arg(0, "negative_slope")
                 .or(item.f32_arg(9, "slope"))
                 .unwrap_or(0.01);
-            Box::new(Activation::leaky_relu(s))
+            Plan::ready(Activation::leaky_relu(s))
         }
         "elu" => {
             item.expect_args(1, &["alpha"], "elu or elu(1.0)")?;
-            Box::new(Activation::elu(item.f32_arg(0, "alpha").unwrap_or(1.0)))
+            Plan::ready(Activation::elu(item.f32_arg(0, "alpha").unwrap_or(1.0)))
         }
         "prelu" => {
             item.expect_args(2, &["num_parameters", "init"], "prelu or prelu(num_parameters, init)")?;
@@ -279,15 +406,16 @@ fn build_layer(item: &Item, init: Init, rng: &mut ChaCha8Rng) -> Result<Box<dyn 
                 item.usize_arg(0, "num_parameters", "num_parameters")?
             };
             let a = item.f32_arg(1, "init").unwrap_or(0.25);
-            Box::new(PRelu::with_init(n, a))
+            let size = tensor_sizes(&item, &[("weight", &[n])])?;
+            Plan::new(size, move |_| Box::new(PRelu::with_init(n, a)))
         }
         "softmax" => {
             item.expect_args(1, &["dim"], "softmax")?;
-            Box::new(Activation::softmax())
+            Plan::ready(Activation::softmax())
         }
         "logsoftmax" => {
             item.expect_args(1, &["dim"], "log_softmax")?;
-            Box::new(Activation::log_softmax())
+            Plan::ready(Activation::log_softmax())
         }
         "conv2d" => {
             item.expect_args(
@@ -300,14 +428,18 @@ fn build_layer(item: &Item, init: Init, rng: &mut ChaCha8Rng) -> Result<Box<dyn 
             let k = item.usize_arg(2, "kernel_size", "kernel_size")?;
             let stride = opt_usize(&item, 3, "stride", 1, 1)?;
             let pad = opt_usize(&item, 4, "padding", 0, 0)?;
-            Box::new(
-                Conv2d::new(c, o, k)
-                    .stride(stride)
-                    .padding(pad)
-                    .bias(has_bias(&item))
-                    .weight_init(init)
-                    .init(rng),
-            )
+            let bias = has_bias(&item);
+            let n = tensor_sizes(&item, &[("weight", &[o, c, k, k])])? + bias_size(&item, bias, o)?;
+            Plan::new(n, move |rng| {
+                Box::new(
+                    Conv2d::new(c, o, k)
+                        .stride(stride)
+                        .padding(pad)
+                        .bias(bias)
+                        .weight_init(init)
+                        .init(rng),
+                )
+            })
         }
         "maxpool2d" => {
             item.expect_args(3, &["kernel_size", "stride", "padding"], "maxpool2d(kernel_size,stride=kernel_size,padding=0)")?;
@@ -317,7 +449,7 @@ fn build_layer(item: &Item, init: Init, rng: &mut ChaCha8Rng) -> Result<Box<dyn 
             if pad * 2 > k {
                 return Err(item.err(format!("padding {pad} must be at most half the kernel size {k}")));
             }
-            Box::new(MaxPool2d::new(k).stride(stride).padding(pad))
+            Plan::ready(MaxPool2d::new(k).stride(stride).padding(pad))
         }
         "batchnorm1d" | "batchnorm2d" => {
             item.expect_args(3, &["num_features", "eps", "momentum"], &format!("{}(num_features,eps=1e-5,momentum=0.1)", item.name))?;
@@ -327,10 +459,12 @@ fn build_layer(item: &Item, init: Init, rng: &mut ChaCha8Rng) -> Result<Box<dyn 
             if eps.is_nan() || eps <= 0.0 || !(0.0..=1.0).contains(&momentum) {
                 return Err(item.err("eps must be > 0 and momentum in [0, 1]"));
             }
+            // weight, bias, running_mean, running_var, num_batches_tracked
+            let n = 4 * tensor_sizes(&item, &[("weight", &[c])])? + 1;
             if item.name == "batchnorm1d" {
-                Box::new(BatchNorm1d::new(c).eps(eps).momentum(momentum))
+                Plan::new(n, move |_| Box::new(BatchNorm1d::new(c).eps(eps).momentum(momentum)))
             } else {
-                Box::new(BatchNorm2d::new(c).eps(eps).momentum(momentum))
+                Plan::new(n, move |_| Box::new(BatchNorm2d::new(c).eps(eps).momentum(momentum)))
             }
         }
         "dropout" => {
@@ -339,18 +473,18 @@ fn build_layer(item: &Item, init: Init, rng: &mut ChaCha8Rng) -> Result<Box<dyn 
             if !(0.0..=1.0).contains(&p) {
                 return Err(item.err(format!("p = {p}: the drop probability must be in [0, 1]")));
             }
-            Box::new(Dropout::new(p))
+            Plan::ready(Dropout::new(p))
         }
         "rnn" => {
             item.expect_args(2, &["input_size", "hidden_size", "bias"], "rnn(input_size,hidden_size)")?;
             let f = item.usize_arg(0, "input_size", "input_size")?;
             let h = item.usize_arg(1, "hidden_size", "hidden_size")?;
-            Box::new(
-                Rnn::new(f, h)
-                    .bias(has_bias(&item))
-                    .weight_init(init)
-                    .init(rng),
-            )
+            let bias = has_bias(&item);
+            let n = tensor_sizes(&item, &[("weight_ih_l0", &[h, f]), ("weight_hh_l0", &[h, h])])?
+                + 2 * bias_size(&item, bias, h)?;
+            Plan::new(n, move |rng| {
+                Box::new(Rnn::new(f, h).bias(bias).weight_init(init).init(rng))
+            })
         }
         other => {
             return Err(item.err(format!(
@@ -375,9 +509,9 @@ fn opt_usize(item: &Item, i: usize, kw: &str, default: usize, min: usize) -> Res
     Ok(v as usize)
 }
 
-fn act(item: &Item, a: Activation) -> Result<Box<dyn Module>> {
+fn act(item: &Item, a: Activation) -> Result<Plan> {
     item.expect_args(0, &["inplace"], &item.name)?;
-    Ok(Box::new(a))
+    Ok(Plan::ready(a))
 }
 
 #[cfg(test)]
@@ -473,6 +607,91 @@ mod tests {
         // Two-d batch norm has H·W values per channel even for one sample.
         let m = model("batchnorm2d(1)").unwrap();
         assert!(m.check_batch(&[1, 2, 2], 1).is_ok());
+    }
+
+    #[test]
+    fn sizes_over_the_caps_are_refused_before_allocating() {
+        // Found by review for the fuzzing issue: these used to try to allocate
+        // 4·10^18 bytes (an abort), or to overflow a shape product (a panic).
+        for (line, want) in [
+            (
+                "flatten,linear(1000000000,1000000000)",
+                "layer 1 `linear(1000000000,1000000000)`: its weight would be 1000000000×1000000000 = \
+                 1000000000000000000 values, more than the 2147483648 (2^31)",
+            ),
+            (
+                "conv2d(1000,1000,1000)",
+                "layer 0 `conv2d(1000,1000,1000)`: its weight would be 1000×1000×1000×1000",
+            ),
+            ("rnn(10,100000)", "its weight_hh_l0 would be 100000×100000"),
+            (
+                "reshape(1000000,1000000,1000000)",
+                "the shape holds 1000000000000000000 values per sample",
+            ),
+            (
+                "linear(46000,46000),linear(46000,46000),linear(46000,46000)",
+                "layer 2 `linear(46000,46000)`: the model's parameters and buffers up to this layer \
+                 would hold 6348138000 values, more than the 4294967296 (2^32)",
+            ),
+        ] {
+            let e = model(line).unwrap_err().to_string();
+            assert!(e.contains(want), "{line}: {e}");
+            assert_eq!(Sequential::check_line(line).unwrap_err().to_string(), e);
+        }
+        // at the cap is fine to check (but not built here: 8 GiB)
+        assert_eq!(
+            Sequential::check_line("linear(32768,65536,bias=false)").unwrap(),
+            MAX_TENSOR_ELEMENTS
+        );
+        assert!(Sequential::check_line("linear(32768,65537,bias=false)").is_err());
+        // batch norm: 4 vectors and a counter
+        assert_eq!(Sequential::check_line("batchnorm2d(6)").unwrap(), 25);
+    }
+
+    #[test]
+    fn check_line_counts_what_parse_allocates() {
+        for line in [
+            "mlp",
+            "lenet",
+            "rnn",
+            "mlp-bn",
+            "conv2d(1,4,3,stride=2,bias=false),batchnorm2d(4),maxpool2d(2),flatten,linear(36,10,bias=0)",
+            "reshape(28,28),rnn(28,16,bias=false),prelu(16),linear(16,10)",
+        ] {
+            let n = Sequential::check_line(line).unwrap();
+            let held: usize = model(line)
+                .unwrap()
+                .state_dict()
+                .iter()
+                .map(|(_, t)| t.data().len())
+                .sum();
+            assert_eq!(n, held, "{line}");
+        }
+    }
+
+    #[test]
+    fn huge_per_sample_shapes_are_errors_not_overflows() {
+        // conv2d with huge padding: its output per sample is refused
+        let m = model("conv2d(1,10000000,1,padding=1000000),flatten").unwrap();
+        let e = m.output_shape(&[1, 28, 28]).unwrap_err().to_string();
+        assert!(e.contains("layer 0") && e.contains("2^31"), "{e}");
+        let m = model("conv2d(1,2000,1,padding=1000000),flatten").unwrap();
+        let e = m.output_shape(&[1, 28, 28]).unwrap_err().to_string();
+        assert!(
+            e.contains("layer 0 `conv2d(1,2000,1,padding=1000000)`")
+                && e.contains("[N, 2000, 2000028, 2000028]")
+                && e.contains("2^31"),
+            "{e}"
+        );
+        let f = Flatten::new();
+        let e = f.output_shape(&[usize::MAX, 2]).unwrap_err().to_string();
+        assert!(
+            e.contains("more values per sample than can be counted"),
+            "{e}"
+        );
+        let r = Reshape::new(&[usize::MAX, 3]);
+        let e = r.output_shape(&[4]).unwrap_err().to_string();
+        assert!(e.contains("too many to count"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,9 @@
+//! Fuzz target `safetensors`: see `harness::safetensors` in fuzz/harness.rs for the input format.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    harness::safetensors(data);
+});

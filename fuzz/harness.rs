@@ -1,0 +1,197 @@
+//! What each fuzz target does with one input, shared by the fuzz targets
+//! (`fuzz/fuzz_targets/*.rs`, nightly, cargo-fuzz) and by the replay test
+//! `tests/fuzz_corpus.rs` (stable, `cargo test`), which runs every committed
+//! seed and every past crash input through the same code.
+//!
+//! Each function panics on a bug (a panic in the parser or a broken
+//! invariant of what it returned) and returns whether the input was
+//! accepted. Every target but `model_line` reads a flags byte first; see each.
+#![allow(dead_code)]
+
+use backprop::data::{decode_image, parse_csv, parse_idx, parse_idx_pair};
+use backprop::io::{model_from_weights, parse, MODEL_KEY};
+use backprop::nn::{spec, Init, Module, ModuleExt, Sequential};
+use rand::SeedableRng;
+use std::io::Write;
+use std::path::Path;
+
+/// Models with more values than this are checked but not built.
+pub const BUILD_LIMIT: usize = 1 << 20;
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
+/// IDX files (MNIST), raw and gzip-compressed: `parse_idx` and
+/// `parse_idx_pair`, the parsers `read_idx` and `load_idx_pair` run.
+///
+/// Input: one flags byte, then the file. Flags bit 0: gzip the file first
+/// (so valid gzip streams of fuzzed IDX data are reached, not only raw bytes
+/// that start with the gzip magic); bit 1: read an images + labels pair, the
+/// file split in two at the offset given by the next two bytes (LE).
+pub fn idx(data: &[u8]) -> bool {
+    let Some((&flags, rest)) = data.split_first() else {
+        return false;
+    };
+    let prep = |b: &[u8]| if flags & 1 != 0 { gzip(b) } else { b.to_vec() };
+    if flags & 2 == 0 {
+        let Ok(idx) = parse_idx(&prep(rest), Path::new("fuzz-idx")) else {
+            return false;
+        };
+        assert_eq!(idx.data.len(), idx.dims.iter().product::<usize>());
+        return true;
+    }
+    if rest.len() < 2 {
+        return false;
+    }
+    let (at, body) = rest.split_at(2);
+    let at = u16::from_le_bytes([at[0], at[1]]) as usize % (body.len() + 1);
+    let (img, lab) = body.split_at(at);
+    let (img, lab) = (prep(img), prep(lab));
+    let Ok(d) = parse_idx_pair(
+        &img,
+        Path::new("fuzz-images"),
+        &lab,
+        Path::new("fuzz-labels"),
+    ) else {
+        return false;
+    };
+    assert_eq!(d.x.shape()[0], d.y.len());
+    assert!(!d.is_empty());
+    true
+}
+
+/// CSV data sets: `parse_csv`, the parser `load_csv` runs.
+///
+/// Input: one flags byte, then the file. Flags bit 0: gzip the file first;
+/// bit 1: scale the features by 1/255 (`--csv-scale`).
+pub fn csv(data: &[u8]) -> bool {
+    let Some((&flags, rest)) = data.split_first() else {
+        return false;
+    };
+    let file = if flags & 1 != 0 {
+        gzip(rest)
+    } else {
+        rest.to_vec()
+    };
+    let scale = (flags & 2 != 0).then_some(1.0 / 255.0);
+    let Ok(d) = parse_csv(&file, Path::new("fuzz.csv"), scale) else {
+        return false;
+    };
+    assert_eq!(d.x.shape()[0], d.y.len());
+    assert!(!d.is_empty() && d.x.shape()[1] > 0);
+    assert!(d.x.data().iter().all(|v| v.is_finite()));
+    true
+}
+
+/// Weights files: `io::parse`, the parser `io::load` runs for our files and
+/// PyTorch's, then, when the file carries a model line small enough to build
+/// here, `io::model_from_weights` (what `eval` and `predict` do). The input
+/// is the file.
+pub fn safetensors(data: &[u8]) -> bool {
+    let origin = Path::new("fuzz.safetensors");
+    let Ok(w) = parse(data, origin) else {
+        return false;
+    };
+    for (_, t) in &w.tensors {
+        assert_eq!(t.data().len(), t.shape().iter().product::<usize>());
+    }
+    if let Some(line) = w.metadata.get(MODEL_KEY) {
+        if Sequential::check_line(line).is_ok_and(|n| n <= BUILD_LIMIT) {
+            if let Ok(m) = model_from_weights(&w, origin, None) {
+                assert_eq!(m.state_dict().len(), w.tensors.len());
+            }
+        }
+    }
+    true
+}
+
+/// The one-line model spec: `Sequential::check_line` (sizes checked, nothing
+/// allocated), then `Sequential::parse` when the model is small enough to
+/// build here, and the shape checks `train` runs on MNIST-shaped samples.
+/// The input is the line (invalid UTF-8 replaced).
+pub fn model_line(data: &[u8]) -> bool {
+    let line = String::from_utf8_lossy(data);
+    let _ = spec::parse(&line);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    match Sequential::check_line(&line) {
+        Err(e) => {
+            // parse refuses it too, with the same message, before allocating
+            let e2 = Sequential::parse(&line, Init::Default, &mut rng).unwrap_err();
+            assert_eq!(e.to_string(), e2.to_string());
+            false
+        }
+        Ok(n) if n <= BUILD_LIMIT => {
+            let m =
+                Sequential::parse(&line, Init::Default, &mut rng).expect("check_line accepted it");
+            let held: usize = m.state_dict().iter().map(|(_, t)| t.data().len()).sum();
+            assert_eq!(held, n);
+            for sample in [&[1, 28, 28][..], &[784], &[28, 28], &[3, 32, 32]] {
+                if m.output_shape(sample).is_ok() {
+                    let _ = m.check_batch(sample, 1);
+                    let _ = m.check_batch(sample, 64);
+                }
+            }
+            let _ = m.input_shape_hint();
+            true
+        }
+        Ok(_) => true,
+    }
+}
+
+/// The CRC-32 of PNG chunks (ISO 3309, as zlib's).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// Rewrite the CRC of every whole chunk after the 8-byte PNG signature.
+fn fix_crcs(png: &mut [u8]) {
+    let mut at = 8;
+    while at + 12 <= png.len() {
+        let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+        let Some(end) = (at + 8).checked_add(len).filter(|&e| e + 4 <= png.len()) else {
+            return;
+        };
+        let crc = crc32(&png[at + 4..end]);
+        png[end..end + 4].copy_from_slice(&crc.to_be_bytes());
+        at = end + 4;
+    }
+}
+
+/// Images for `predict`: `decode_image` (PNG, PGM P2/P5), the decoder
+/// `load_image` runs.
+///
+/// Input: one flags byte, then the file. Flags bit 0: when the file is a
+/// PNG, set every chunk's CRC to the right value first. The decoder checks
+/// CRCs, so without this almost every mutation of a PNG's header or pixel
+/// data would stop at the first CRC check and the decoding behind it would
+/// not be reached; with bit 0 clear, bad CRCs are fuzzed too.
+pub fn image(data: &[u8]) -> bool {
+    let Some((&flags, rest)) = data.split_first() else {
+        return false;
+    };
+    let mut file = rest.to_vec();
+    if flags & 1 != 0 && file.starts_with(b"\x89PNG\r\n\x1a\n") {
+        fix_crcs(&mut file);
+    }
+    let Ok(t) = decode_image(&file, Path::new("fuzz.png")) else {
+        return false;
+    };
+    let s = t.shape();
+    assert_eq!((s.len(), s[0], s[1]), (4, 1, 1));
+    assert!(t.data().iter().all(|v| (0.0..=1.0).contains(v)));
+    true
+}

@@ -108,6 +108,35 @@ pub fn safetensors(data: &[u8]) -> bool {
     true
 }
 
+/// A run's state file (`runs/x.state.safetensors`): the safetensors parser,
+/// then `train::Resume::from_state` (the run's position, JSON in the
+/// metadata), the metrics recorder's JSON, and the optimizer state loaded
+/// for a small model, which checks every tensor's size against its
+/// parameter's. The input is the file.
+pub fn run_state(data: &[u8]) -> bool {
+    let origin = Path::new("fuzz.state.safetensors");
+    let Ok(w) = parse(data, origin) else {
+        return false;
+    };
+    if let Some(m) = w.metadata.get("backprop.metrics") {
+        let _ = serde_json::from_str::<backprop::train::metrics::Recorder>(m);
+    }
+    let Ok(r) = backprop::train::Resume::from_state(&w, origin) else {
+        return false;
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let model = Sequential::parse("linear(4,3),relu,linear(3,2)", Init::Default, &mut rng).unwrap();
+    for kind in [
+        backprop::optim::Kind::Sgd,
+        backprop::optim::Kind::Adam,
+        backprop::optim::Kind::RmsProp,
+    ] {
+        let mut opt = backprop::optim::Optimizer::new(backprop::optim::Config::new(kind));
+        let _ = opt.load_state_dict(&r.optimizer, &model, origin);
+    }
+    true
+}
+
 /// The one-line model spec: `Sequential::check_line` (sizes checked, nothing
 /// allocated), then `Sequential::parse` when the model is small enough to
 /// build here, and the shape checks `train` runs on MNIST-shaped samples.

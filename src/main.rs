@@ -704,7 +704,6 @@ fn prepare_save(p: &Path, force: bool) -> anyhow::Result<()> {
 }
 
 /// What a run's state file holds besides the optimizer's tensors (metadata keys).
-const RUN_KEY: &str = "backprop.run";
 const SETTINGS_KEY: &str = "backprop.settings";
 const METRICS_KEY: &str = "backprop.metrics";
 
@@ -773,11 +772,9 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Resul
         Some((s, _)) => {
             let path = a.resume.as_deref().unwrap_or(Path::new(""));
             model.load_state_dict(&s.model.tensors, path)?;
-            let run = s.state.metadata.get(RUN_KEY).ok_or_else(|| {
-                anyhow!("--resume {}: the state file holds no run", path.display())
-            })?;
-            let state: train::RunState = serde_json::from_str(run)
-                .with_context(|| format!("--resume {}: the saved run", path.display()))?;
+            let resume = train::Resume::from_state(&s.state, &io::run::state_path(path))
+                .context("--resume")?;
+            let state = resume.state;
             if state.finished
                 && state.epoch >= a.epochs
                 && a.max_steps.is_none_or(|m| state.steps >= m)
@@ -792,7 +789,7 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Resul
             }
             Some(train::Resume {
                 state,
-                optimizer: s.state.tensors.clone(),
+                optimizer: resume.optimizer,
             })
         }
         None => {
@@ -880,7 +877,7 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Resul
         model_meta.insert(io::MODEL_KEY.to_string(), line.clone());
         let mut state_meta = std::collections::HashMap::new();
         state_meta.insert(
-            RUN_KEY.to_string(),
+            io::run::RUN_KEY.to_string(),
             serde_json::to_string(st).expect("serializable"),
         );
         state_meta.insert(SETTINGS_KEY.to_string(), settings.clone());

@@ -215,14 +215,14 @@ fn find_pair(dir: &Path, prefix: &str) -> Result<Option<(PathBuf, PathBuf)>> {
     }
 }
 
-/// Metadata of a path given on the command line; a missing path says so.
+/// Metadata of a data path; a missing path says so (`what`: "data", "test data").
 fn stat(path: &Path, what: &str) -> Result<std::fs::Metadata> {
     std::fs::metadata(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::data(
                 path,
                 format!(
-                    "does not exist; {what} takes a folder holding the MNIST IDX files \
+                    "does not exist; {what} is a folder holding the MNIST IDX files \
                      (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]) or a CSV file"
                 ),
             )
@@ -235,7 +235,7 @@ fn stat(path: &Path, what: &str) -> Result<std::fs::Metadata> {
 /// The `--test-data` argument: a folder (its `t10k-*` files, or else its
 /// `train-*` files) or a CSV file.
 fn load_test(path: &Path, csv_scale: Option<f32>) -> Result<Dataset> {
-    if !stat(path, "--test-data")?.is_dir() {
+    if !stat(path, "test data")?.is_dir() {
         return load_csv(path, csv_scale);
     }
     if let Some((i, l)) = find_pair(path, "t10k")? {
@@ -272,7 +272,7 @@ pub fn load_data(
     test: Option<&Path>,
     csv_scale: Option<f32>,
 ) -> Result<(Dataset, Option<Dataset>)> {
-    let meta = stat(data, "--data")?;
+    let meta = stat(data, "data")?;
     let (train, folder_test) = if meta.is_dir() {
         let Some((i, l)) = find_pair(data, "train")? else {
             return Err(Error::data(

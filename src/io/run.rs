@@ -30,6 +30,8 @@ use std::path::{Path, PathBuf};
 
 /// The metadata key of the optimizer step a file was saved at.
 pub const STEP_KEY: &str = "backprop.step";
+/// The state file's metadata key of the run's position ([`crate::train::RunState`], JSON).
+pub const RUN_KEY: &str = "backprop.run";
 
 /// `runs/x.safetensors` → `runs/x.state.safetensors`.
 pub fn state_path(model: &Path) -> PathBuf {

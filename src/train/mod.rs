@@ -532,6 +532,39 @@ pub struct Resume {
     pub optimizer: Vec<(String, Tensor)>,
 }
 
+impl Resume {
+    /// The run a state file holds (the `state` of
+    /// [`io::run::load_run`](crate::io::run::load_run)): its position from
+    /// the metadata, the optimizer's state from the tensors. `origin` names
+    /// the file in errors.
+    pub fn from_state(state: &crate::io::Weights, origin: &std::path::Path) -> Result<Resume> {
+        let json = state.metadata.get(crate::io::run::RUN_KEY).ok_or_else(|| {
+            Error::weights(
+                origin,
+                "the state file holds no run (it was not saved during training)",
+            )
+        })?;
+        let run: RunState = serde_json::from_str(json)
+            .map_err(|e| Error::weights(origin, format!("the saved run cannot be read ({e})")))?;
+        if run.order_position.parse::<u128>().is_err() {
+            return Err(Error::weights(
+                origin,
+                "the saved generator position is not a number",
+            ));
+        }
+        if run.seen < run.batch || run.config.batch_size == 0 {
+            return Err(Error::weights(
+                origin,
+                "the saved position inside the epoch is inconsistent",
+            ));
+        }
+        Ok(Resume {
+            state: run,
+            optimizer: state.tensors.clone(),
+        })
+    }
+}
+
 /// What a checkpoint writes: the model, the optimizer, where the run stands,
 /// and the observer's [`Observer::save_state`].
 pub type SaveFn<'a> =

@@ -1,0 +1,9 @@
+//! Fuzz target `run_state`: see `harness::run_state` in fuzz/harness.rs for the input format.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    harness::run_state(data);
+});

@@ -202,6 +202,41 @@ fn ten_sigmoid_layers_with_small_init_warn_of_vanishing_gradients() {
 }
 
 #[test]
+fn a_sigmoid_net_stuck_at_chance_is_named() {
+    // The net a new user tries: stays at 10 % and loss 2.30 with SGD 0.1,
+    // its first layer's updates 1/100 of the last's.
+    let o = ok(&[
+        "train",
+        "--model",
+        "flatten,linear(784,64),sigmoid,linear(64,64),sigmoid,linear(64,64),sigmoid,linear(64,10)",
+        "--data",
+        MNIST,
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.1",
+        "--max-steps",
+        "400",
+        "--json",
+    ]);
+    let warnings: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    let chance = warnings.iter().find(|w| w.contains("chance level"));
+    assert!(
+        chance.is_some_and(|w| w.contains("relu instead of sigmoid") && w.contains("Adam")),
+        "{warnings:?}"
+    );
+    let slow = warnings.iter().find(|w| w.contains("barely learn"));
+    assert!(
+        slow.is_some_and(|w| w.contains("layer 1 linear(784,64)") && w.contains("batch norm")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
 fn ten_relu_layers_with_he_init_raise_no_warning() {
     let model = deep("relu", 10);
     let o = ok(&[

@@ -448,6 +448,45 @@ pub enum WarningKind {
     DeadRelu,
     /// More than half of a sigmoid/tanh layer's units are saturated.
     Saturated,
+    /// The first layers' updates stay far below the last layer's.
+    SlowUpdates,
+    /// The training loss stays at chance level.
+    NotLearning,
+}
+
+/// The first layer with parameters moving by less than this share of its
+/// weights per step, and by less than [`SLOW_RATIO`] of the last layer's
+/// share, for [`SLOW_SAMPLES`] samples in a row, is barely learning (the
+/// rule of thumb for a healthy update/weight ratio is about 1e-3).
+pub const SLOW_UPDATE: f64 = 1e-4;
+/// See [`SLOW_UPDATE`].
+pub const SLOW_RATIO: f64 = 1.0 / 30.0;
+/// See [`SLOW_UPDATE`].
+pub const SLOW_SAMPLES: usize = 3;
+
+/// The warning for a run whose cross-entropy loss stays at chance level
+/// (`ln C` for C classes, within 2 %) with chance accuracy (below 1.5/C)
+/// after `step` steps, if that is so.
+///
+/// ```
+/// use backprop::train::diagnostics::chance_level;
+/// assert!(chance_level(300, 10, 2.302, 0.11).is_some());
+/// assert!(chance_level(300, 10, 1.2, 0.6).is_none());
+/// assert!(chance_level(100, 10, 2.302, 0.11).is_none()); // too early to tell
+/// ```
+pub fn chance_level(step: usize, classes: usize, loss: f64, accuracy: f64) -> Option<String> {
+    if step < 200 || classes < 2 {
+        return None;
+    }
+    let chance = (classes as f64).ln();
+    ((loss - chance).abs() < 0.02 * chance && accuracy < 1.5 / classes as f64).then(|| {
+        format!(
+            "the training loss stays at chance level after {step} steps: loss {loss:.3} (ln {classes} = {chance:.3} is what \
+             guessing uniformly gives), accuracy {:.1} %. The network is not learning. Remedies: relu instead of \
+             sigmoid/tanh, He or Xavier initialization, batch norm, a larger learning rate, or Adam",
+            accuracy * 100.0
+        )
+    })
 }
 
 /// A layer whose gradient norm is below this times the last layer's is vanishing.
@@ -466,6 +505,8 @@ pub struct Watch {
     history: Vec<(String, Vec<f64>)>,
     /// The model has sigmoid or tanh layers (the first remedy for vanishing).
     squashing: bool,
+    /// Samples in a row in which the first layer's update ratio was too small.
+    slow: usize,
 }
 
 impl Watch {
@@ -597,6 +638,42 @@ impl Watch {
                         ),
                     ));
                 }
+            }
+        }
+        // The first layers barely move while the last one does.
+        let ratios: Vec<&LayerStats> = s
+            .layers
+            .iter()
+            .filter(|l| l.update_ratio.is_some())
+            .collect();
+        if let (Some(first), Some(last)) = (ratios.first(), ratios.last()) {
+            let (a, b) = (
+                first.update_ratio.unwrap_or(0.0),
+                last.update_ratio.unwrap_or(0.0),
+            );
+            if ratios.len() > 1 && a < SLOW_UPDATE && a < SLOW_RATIO * b {
+                self.slow += 1;
+            } else {
+                self.slow = 0;
+            }
+            if self.slow >= SLOW_SAMPLES && self.first(&first.layer, WarningKind::SlowUpdates) {
+                out.push((
+                    WarningKind::SlowUpdates,
+                    format!(
+                        "the first layers barely learn: at step {} {} changes by {a:.1e} of its weights per step, \
+                         1/{:.0} of the last layer's {b:.1e} ({}); about 1e-3 is healthy. Remedies: {}He or Xavier \
+                         initialization, batch norm, a larger learning rate, Adam",
+                        s.step,
+                        first.label(),
+                        b / a.max(1e-300),
+                        last.label(),
+                        if self.squashing {
+                            "relu instead of sigmoid/tanh, "
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
             }
         }
         out

@@ -24,7 +24,7 @@ use crate::dist::{shard, Collective};
 use crate::nn::{Grads, Module, ModuleExt, OutputKind, Pass};
 use crate::optim::{Config, Optimizer, Schedule};
 use crate::{Error, Graph, Result, Setting, Tensor, Var};
-use diagnostics::{is_sampled, LayerStats, Probe, Sample, WarningKind, Watch};
+use diagnostics::{chance_level, is_sampled, LayerStats, Probe, Sample, WarningKind, Watch};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -704,6 +704,12 @@ impl<'a> Trainer<'a> {
         }
         let mut probe: Option<Probe> = None;
         let mut watch: Option<Watch> = None;
+        let mut warned_chance = false;
+        let classes = model
+            .output_shape(train.sample_shape())?
+            .first()
+            .copied()
+            .unwrap_or(1);
         let save_every = checkpoints.as_ref().map_or(0, |c| c.every);
         let start_epoch = st.epoch;
         'epochs: for epoch in start_epoch..cfg.epochs {
@@ -798,7 +804,20 @@ impl<'a> Trainer<'a> {
                         layers,
                     };
                     let w = watch.get_or_insert_with(|| Watch::new(pr));
-                    for (kind, msg) in w.check(&sample) {
+                    let mut found = w.check(&sample);
+                    // A classifier whose loss stays at chance level.
+                    if cfg.loss == LossKind::CrossEntropy && !warned_chance {
+                        let n = (st.seen + idx.len()) as f64;
+                        let (loss, acc) = (
+                            (st.loss_sum + l as f64 * idx.len() as f64) / n,
+                            (st.right + r) as f64 / n,
+                        );
+                        if let Some(msg) = chance_level(st.steps, classes, loss, acc) {
+                            warned_chance = true;
+                            found.push((WarningKind::NotLearning, msg));
+                        }
+                    }
+                    for (kind, msg) in found {
                         obs.warning(kind, &msg);
                         st.warnings.push(msg);
                     }

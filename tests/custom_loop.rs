@@ -4,24 +4,11 @@
 
 mod common;
 
-use std::path::Path;
 
 /// The example itself, compiled into this test.
 #[allow(dead_code)]
 #[path = "../examples/custom_loop.rs"]
 mod example;
-
-fn tensors(p: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(p).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut v: Vec<(String, Vec<u8>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(n, t)| (n, t.data().to_vec()))
-        .collect();
-    v.sort();
-    v
-}
 
 #[test]
 fn a_hand_written_loop_gives_the_weights_of_backprop_train() {
@@ -60,7 +47,7 @@ fn a_hand_written_loop_gives_the_weights_of_backprop_train() {
             cli.to_str().unwrap(),
         ]);
         assert!(o.success, "{}", o.stderr);
-        let (a, b) = (tensors(&ours), tensors(&cli));
+        let (a, b) = (common::tensor_bytes(&ours), common::tensor_bytes(&cli));
         assert_eq!(a.len(), 9, "weights, biases and the batch-norm buffers");
         for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
             assert_eq!(na, nb);

@@ -52,18 +52,6 @@ fn run_args(data: &Path, save: &Path) -> Vec<String> {
     .collect()
 }
 
-fn tensors(p: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(p).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut v: Vec<(String, Vec<u8>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(n, t)| (n, t.data().to_vec()))
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn killed_at_random_moments_and_resumed_ends_bit_identical() {
     let d = tempfile::tempdir().unwrap();
@@ -139,7 +127,7 @@ fn killed_at_random_moments_and_resumed_ends_bit_identical() {
     }
     eprintln!("kill times (seed {seed}): {}", log.join("; "));
     assert!(kills >= 3 && resumes >= 3, "{log:?}");
-    let (a, b) = (tensors(&whole), tensors(&killed));
+    let (a, b) = (common::tensor_bytes(&whole), common::tensor_bytes(&killed));
     assert_eq!(a.len(), b.len());
     for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
         assert_eq!(na, nb);

@@ -36,6 +36,22 @@ fn spec_err(msg: String) -> Error {
     Error::Spec(msg)
 }
 
+/// `weight`, then `bias` if there is one: the tensors of Linear and Conv2d.
+fn visit_weight_bias<'m>(v: &mut Visitor<'_, 'm>, weight: &'m Param, bias: &'m Option<Param>) {
+    v.param("weight", weight);
+    if let Some(b) = bias {
+        v.param("bias", b);
+    }
+}
+
+/// [`visit_weight_bias`] with mutable access.
+fn visit_weight_bias_mut(v: &mut VisitorMut<'_>, weight: &mut Param, bias: &mut Option<Param>) {
+    v.param("weight", weight);
+    if let Some(b) = bias {
+        v.param("bias", b);
+    }
+}
+
 /// The number of values of a per-sample shape, `None` when it overflows.
 pub(crate) fn numel(s: &[usize]) -> Option<usize> {
     s.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
@@ -124,17 +140,11 @@ impl Module for Linear {
     }
 
     fn visit<'m>(&'m self, v: &mut Visitor<'_, 'm>) {
-        v.param("weight", &self.weight);
-        if let Some(b) = &self.bias {
-            v.param("bias", b);
-        }
+        visit_weight_bias(v, &self.weight, &self.bias);
     }
 
     fn visit_mut(&mut self, v: &mut VisitorMut<'_>) {
-        v.param("weight", &mut self.weight);
-        if let Some(b) = &mut self.bias {
-            v.param("bias", b);
-        }
+        visit_weight_bias_mut(v, &mut self.weight, &mut self.bias);
     }
 
     fn describe(&self) -> String {
@@ -287,17 +297,11 @@ impl Module for Conv2d {
     }
 
     fn visit<'m>(&'m self, v: &mut Visitor<'_, 'm>) {
-        v.param("weight", &self.weight);
-        if let Some(b) = &self.bias {
-            v.param("bias", b);
-        }
+        visit_weight_bias(v, &self.weight, &self.bias);
     }
 
     fn visit_mut(&mut self, v: &mut VisitorMut<'_>) {
-        v.param("weight", &mut self.weight);
-        if let Some(b) = &mut self.bias {
-            v.param("bias", b);
-        }
+        visit_weight_bias_mut(v, &mut self.weight, &mut self.bias);
     }
 
     fn describe(&self) -> String {

@@ -61,3 +61,18 @@ pub fn small_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
     }
     out
 }
+
+/// Every tensor of a safetensors file as raw bytes, sorted by name (to
+/// compare two files bit for bit).
+#[allow(dead_code)] // not every test file uses it
+pub fn tensor_bytes(p: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(p).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut v: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.data().to_vec()))
+        .collect();
+    v.sort();
+    v
+}

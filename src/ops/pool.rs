@@ -231,7 +231,9 @@ fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32], arg: &mut [u32]) {
         let (r0, r1) = (&x[top..top + 2 * wo], &x[top + w..top + w + 2 * wo]);
         #[cfg(target_arch = "x86_64")]
         if avx2 && wo >= 8 {
-            // SAFETY: the CPU has AVX2.
+            // SAFETY: the CPU has AVX2 (detected above) and `wo ≥ 8`;
+            // `r0` and `r1` were sliced to exactly `2·wo` values and `ym`,
+            // `am` are chunks of `wo`.
             unsafe { pool_2x2_avx2(r0, r1, top as u32, w as u32, ym, am) };
             continue;
         }
@@ -266,6 +268,15 @@ fn steps_of_8(n: usize) -> impl Iterator<Item = usize> {
 /// [`pool_2x2`] for one row of at least 8 outputs, 8 at a time (see
 /// [`steps_of_8`]): `r0`, `r1` are the window rows (`2·wo` values each),
 /// `top` the flat index of `r0`'s first element in the plane.
+///
+/// # Safety
+/// - The CPU supports AVX2 (checked by `is_x86_feature_detected!` in
+///   [`pool_2x2`]).
+/// - `y.len() ≥ 8` ([`steps_of_8`] computes `y.len() − 8`, which would wrap
+///   in a release build).
+/// - `r0.len()` and `r1.len()` are at least `2·y.len()`, and `arg.len()` at
+///   least `y.len()`: the step at `ox` reads 16 values from `r0` and `r1` at
+///   `2·ox` and stores 8 into `y` and `arg` at `ox`, unchecked.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn pool_2x2_avx2(r0: &[f32], r1: &[f32], top: u32, w: u32, y: &mut [f32], arg: &mut [u32]) {
@@ -369,7 +380,10 @@ fn unpool_2x2(arg: &[u32], dy: &[f32], w: usize, wo: usize, dx: &mut [MaybeUnini
         }
         #[cfg(target_arch = "x86_64")]
         if avx2 && wo >= 8 {
-            // SAFETY: the CPU has AVX2.
+            // SAFETY: the CPU has AVX2 (detected above) and `wo ≥ 8`; `ar`
+            // and `dr` are chunks of `wo`, and `row0`, `row1` hold `w ≥
+            // 2·wo` values each (the slicing `row0[2 * wo..]` above checked
+            // it).
             unsafe { unpool_2x2_avx2(ar, dr, top as u32, w as u32, row0, row1) };
             continue;
         }
@@ -391,6 +405,15 @@ fn unpool_2x2(arg: &[u32], dy: &[f32], w: usize, wo: usize, dx: &mut [MaybeUnini
 /// [`unpool_2x2`] for one row of at least 8 windows, 8 at a time (see
 /// [`steps_of_8`]), into the window rows `row0`, `row1` (`top`: the flat
 /// index of `row0`'s first element).
+///
+/// # Safety
+/// - The CPU supports AVX2 (checked by `is_x86_feature_detected!` in
+///   [`unpool_2x2`]).
+/// - `arg.len() ≥ 8` ([`steps_of_8`] computes `arg.len() − 8`, which would
+///   wrap in a release build).
+/// - `dy.len()` is at least `arg.len()`, and `row0.len()` and `row1.len()`
+///   at least `2·arg.len()`: the step at `ox` reads 8 values of `arg` and
+///   `dy` at `ox` and stores 16 into each row at `2·ox`, unchecked.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn unpool_2x2_avx2(

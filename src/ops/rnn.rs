@@ -77,6 +77,18 @@ fn exp_pos(x: f32) -> f32 {
 /// the C library's `tanhf`, which otherwise dominates the forward pass.
 /// `|x| < 0.625`: `x + x³·P(x²)` (a minimax fit of degree 4);
 /// beyond: `1 − 2/(e^{2|x|} + 1)`.
+///
+/// Why a second tanh: the `tanh` activation (`Unary::Tanh` in
+/// src/ops/unary.rs) uses [`f32::tanh`], the C library's `tanhf`. The two
+/// do not give the same bits: both are within 1 ulp of the correctly
+/// rounded value, but they round differently and disagree by 1–2 ulp on
+/// about 5 % of the `f32`s of magnitude below 20 (measured against glibc).
+/// The RNN's hidden-state update needs this vectorizable one for speed;
+/// the activation keeps `f32::tanh` (switching it would change the bits of
+/// every model with a tanh activation). Tests compare them:
+/// `compare_with_unrolled` checks this node against the same RNN unrolled
+/// from the `tanh` activation (within 1e-5), and tests/torch_parity.rs
+/// checks both `tanh` and `rnn_tanh` against PyTorch.
 #[inline(always)]
 pub fn tanh_f32(x: f32) -> f32 {
     let a = x.abs();
@@ -97,7 +109,8 @@ pub fn tanh_f32(x: f32) -> f32 {
 fn tanh_in_place(v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
+        // SAFETY: the CPU has AVX2 (detected just above), the function's
+        // only precondition.
         return unsafe { tanh_in_place_avx2(v) };
     }
     for x in v {
@@ -105,6 +118,12 @@ fn tanh_in_place(v: &mut [f32]) {
     }
 }
 
+/// [`tanh_in_place`]'s loop compiled with AVX2 enabled.
+///
+/// # Safety
+/// The CPU must support AVX2 (the caller checks
+/// `is_x86_feature_detected!("avx2")` first). Nothing else: `v` is an
+/// ordinary slice, accessed only through its iterator.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn tanh_in_place_avx2(v: &mut [f32]) {

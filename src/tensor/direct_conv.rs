@@ -190,7 +190,10 @@ impl DirectConv {
         for p in 0..panels {
             let a = &wpack[p * taps * MR..(p + 1) * taps * MR];
             for q0 in (0..qn).step_by(NR) {
-                // SAFETY: `a` holds taps×6 values; every read of `xpad` is at
+                // SAFETY: on x86-64 the CPU has AVX2 and FMA: a `DirectConv`
+                // is only used where `available()` holds (`Geom::direct` in
+                // src/ops/conv.rs; the test below returns early otherwise).
+                // `a` holds taps×6 values; every read of `xpad` is at
                 // `off(t) + q` with `q < qn ≤ Ho·Wp + 15`, below its length
                 // (see `xpad_len`); the 6 rows of 16 written start at
                 // `(6p + r)·qn + q0` and end within `scratch`.
@@ -264,8 +267,9 @@ impl DirectConv {
                 // An odd last tap is paired with itself (its twin is dropped).
                 let t1 = (t0 + 1).min(taps - 1);
                 let mut sums = [[0f32; 2]; MR];
-                // SAFETY: the 6 rows of `ld` values from `p·6·ld` lie in
-                // `dpad`; `xpad` is read at `off(t) + q` for `q < ld ≤
+                // SAFETY: on x86-64 the CPU has AVX2 and FMA (`available()`,
+                // as in `forward`). The 6 rows of `ld` values from `p·6·ld`
+                // lie in `dpad`; `xpad` is read at `off(t) + q` for `q < ld ≤
                 // Ho·Wp + 7`, below its length (see `xpad_len`).
                 unsafe {
                     weight_pair(
@@ -318,8 +322,11 @@ impl DirectConv {
         cols.clear();
         cols.reserve(need);
         // SAFETY: the capacity holds `need` values; the product writes all
-        // `taps·qn` of the first part (asserted sizes inside), the rest is
-        // zeroed, so all `need` values are initialized before `set_len`.
+        // `taps·qn` of the first part (asserted sizes inside; `o ≥ 1`, as
+        // conv2d rejects empty axes), the rest is zeroed, so all `need`
+        // values are initialized before `set_len`. `cols` is its own buffer
+        // (not `w` or `dpad`), and on x86-64 the CPU has AVX2 and FMA
+        // (`available()`, as in `forward`).
         unsafe {
             cols_product(taps, qn, self.o, w, dpad, ld, cols.as_mut_ptr());
             std::ptr::write_bytes(cols.as_mut_ptr().add(taps * qn), 0, len);
@@ -328,7 +335,8 @@ impl DirectConv {
         let (cols, acc) = cols.split_at_mut(taps * qn);
         #[cfg(target_arch = "x86_64")]
         if available() {
-            // SAFETY: the CPU has AVX2 and FMA.
+            // SAFETY: the CPU has AVX2 and FMA (`available()`, checked just
+            // above), the function's only precondition.
             return unsafe { self.shifted_sums_avx2(cols, acc, dx) };
         }
         self.shifted_sums(cols, acc, dx);
@@ -336,6 +344,10 @@ impl DirectConv {
 
     /// [`Self::shifted_sums`] compiled for AVX2: the same loops (so the same
     /// bits), 8 values per instruction instead of the default build's 4.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA ([`available`], checked by the
+    /// caller). Nothing else: the body is safe code on slices.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn shifted_sums_avx2(&self, cols: &[f32], acc: &mut [f32], dx: &mut [f32]) {
@@ -382,7 +394,10 @@ impl DirectConv {
 /// plain loops elsewhere (only this module's tests run there).
 ///
 /// # Safety
-/// `c` must be valid for `taps·q_n` writes and not overlap `w` or `d`.
+/// `c` must be valid for `taps·q_n` writes and not overlap `w` or `d`. On
+/// x86-64 the CPU must support AVX2 and FMA ([`available`]): the product
+/// is our `sgemm`. (The sizes of `w` and `d` are asserted. Every value is
+/// written only when `o ≥ 1`: with `o = 0`, `sgemm` writes nothing.)
 unsafe fn cols_product(
     taps: usize,
     q_n: usize,
@@ -419,6 +434,13 @@ unsafe fn cols_product(
 
 /// The forward micro-kernel: `c[r, 0..16] = Σ_t a[t·6 + r] · x[offs[t] + 0..16]`
 /// for the 6 rows `r`, stored with row stride `ldc`.
+///
+/// # Safety
+/// - The CPU supports AVX2 and FMA ([`available`]).
+/// - `a` is valid for reads of `taps·6` initialized floats, and for every
+///   `t < taps`, `x + offs[t]` for reads of 16 (`offs` itself is
+///   bounds-checked).
+/// - For every row `r < 6`, `c + r·ldc` is valid for writes of 16 floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile(taps: usize, a: *const f32, x: *const f32, offs: &[usize], c: *mut f32, ldc: usize) {
@@ -454,6 +476,11 @@ unsafe fn tile(taps: usize, a: *const f32, x: *const f32, offs: &[usize], c: *mu
 /// The `∂W` kernel for 6 channels and 2 taps: `sums[r][u] = Σ_q d[r·ld + q] ·
 /// xu[q]` over `q < 8·vecs`, with `x0`, `x1` the padded input at the two
 /// taps' offsets.
+///
+/// # Safety
+/// - The CPU supports AVX2 and FMA ([`available`]).
+/// - `x0` and `x1` are valid for reads of `8·vecs` initialized floats, and
+///   so is `d + r·ld` for every row `r < 6`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn weight_pair(
@@ -491,6 +518,10 @@ unsafe fn weight_pair(
 }
 
 /// The sum of a vector's 8 lanes, in a fixed order.
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA, the features it is compiled with
+/// ([`available`]). It touches no memory, so nothing else is required.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn hsum(v: __m256) -> f32 {
@@ -501,6 +532,11 @@ unsafe fn hsum(v: __m256) -> f32 {
 }
 
 /// Portable [`tile`] (same arithmetic, one lane at a time).
+///
+/// # Safety
+/// As the x86-64 [`tile`], less the CPU features: `a` is valid for reads of
+/// `taps·6` initialized floats, `x + offs[t]` for reads of 16 for every
+/// `t < taps`, and `c + r·ldc` for writes of 16 for every row `r < 6`.
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn tile(taps: usize, a: *const f32, x: *const f32, offs: &[usize], c: *mut f32, ldc: usize) {
     for r in 0..MR {
@@ -515,6 +551,11 @@ unsafe fn tile(taps: usize, a: *const f32, x: *const f32, offs: &[usize], c: *mu
 }
 
 /// Portable [`weight_pair`] (lane sums added in the vector kernel's order).
+///
+/// # Safety
+/// As the x86-64 [`weight_pair`], less the CPU features: `x0`, `x1` and
+/// `d + r·ld` for every row `r < 6` are valid for reads of `8·vecs`
+/// initialized floats.
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn weight_pair(
     vecs: usize,

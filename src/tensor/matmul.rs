@@ -61,7 +61,8 @@ pub fn matmul_into(
     accumulate: bool,
 ) {
     check_len(out.len(), m, n);
-    // SAFETY: `out` holds m×n values (checked).
+    // SAFETY: `out` holds m×n initialized values (checked), and as a `&mut`
+    // it overlaps neither `a` nor `b` and nothing else accesses it.
     unsafe {
         product(
             out.as_mut_ptr(),
@@ -90,8 +91,9 @@ pub fn matmul(
     n: usize,
 ) -> Vec<f32> {
     let mut out = Vec::with_capacity(m * n);
-    // SAFETY: the capacity is m×n; without `accumulate` the product writes
-    // every value of the output and reads none, so all m×n are initialized.
+    // SAFETY: the capacity is m×n of a new buffer (so not `a` or `b`);
+    // without `accumulate` the product writes every value of the output and
+    // reads none, so all m×n are initialized.
     unsafe {
         product(out.as_mut_ptr(), a, ta, b, tb, m, k, n, false, threads());
         out.set_len(m * n);
@@ -119,7 +121,8 @@ pub fn matmul_serial_into(
     accumulate: bool,
 ) {
     check_len(out.len(), m, n);
-    // SAFETY: `out` holds m×n values (checked).
+    // SAFETY: `out` holds m×n initialized values (checked), and as a `&mut`
+    // it overlaps neither `a` nor `b` and nothing else accesses it.
     unsafe { product(out.as_mut_ptr(), a, ta, b, tb, m, k, n, accumulate, 1) };
 }
 
@@ -178,6 +181,17 @@ fn default_kernel() -> MatmulKernel {
 
 /// The product into `out`, which must be valid for m×n writes (and reads,
 /// with `accumulate`).
+///
+/// # Safety
+/// - `out` is valid for writes of `m·n` consecutive `f32`s, and with
+///   `accumulate` for reads too (all `m·n` initialized); without
+///   `accumulate` none is read, so they may be uninitialized.
+/// - Those `m·n` values do not overlap `a` or `b`, and nothing else reads
+///   or writes them during the call (up to `t` threads write disjoint
+///   blocks of them).
+///
+/// The sizes of `a` and `b` are asserted, not assumed, and the CPU features
+/// of our kernel are checked by [`matmul_kernel`].
 #[allow(clippy::too_many_arguments)]
 unsafe fn product(
     out: *mut f32,
@@ -262,7 +276,9 @@ unsafe fn product(
         let (a0, b0) = (i0 as isize * a_rs, j0 as isize * b_cs);
         // SAFETY: rows i0..i1 and columns j0..j1 of `out` are written by this
         // call only; the operand offsets select the matching rows of op(a)
-        // and columns of op(b), and stay inside the slices checked above.
+        // and columns of op(b), and stay inside the slices checked above;
+        // `out` overlaps neither (the caller's promise); `own` means our
+        // kernel's CPU features are present (`set_matmul_kernel` checks).
         unsafe {
             let c = (out_addr as *mut f32).add(i0 * n + j0);
             #[cfg(target_arch = "x86_64")]
@@ -402,7 +418,8 @@ mod tests {
                             .build()
                             .unwrap();
                         let mut c = vec![f32::NAN; m * n];
-                        // SAFETY: `c` holds m×n values.
+                        // SAFETY: `c` is a new buffer of m×n initialized
+                        // values, separate from the operands.
                         pool.install(|| unsafe {
                             product(c.as_mut_ptr(), aa, ta, bb, tb, m, k, n, false, t)
                         });

@@ -113,8 +113,10 @@ impl Shared {
             let range = j * step..((j + 1) * step).min(lines);
             let dst = dst as *mut f32;
             // SAFETY: the operands hold what the strides address (the
-            // caller's promise); each job writes only the panels of its own
-            // lines, inside the `len` values of `buf`.
+            // caller's promise, as is `available()`); each job writes only
+            // the panels of its own lines, inside the `len` values of `buf`:
+            // `step` is a multiple of the panel width, so every range starts
+            // on a panel and ends on one or at `lines`.
             unsafe {
                 if by_rows {
                     pack_full::<NR>(n, k, b.as_ptr(), b_cs, b_rs, range, dst);
@@ -139,6 +141,19 @@ impl Shared {
 /// [`pack`]) into `dst`, for every `KC` block: the layout of [`Shared`].
 /// Each call writes only its lines' panels, so jobs can pack disjoint
 /// ranges at once.
+///
+/// # Safety
+/// - The CPU supports AVX2 and FMA ([`available`]): [`pack`] may call
+///   [`pack_transposed`].
+/// - For every line `i` in `lines` and every `p < k`, `src + i*si + p*sp`
+///   is a valid, initialized `f32`.
+/// - `lines.start` is a multiple of `W` and `lines.end ≤ len`; `dst` is
+///   valid for writes of `len.next_multiple_of(W) * k` floats (the whole
+///   [`Shared`] layout) and overlaps no value of the source.
+/// - Calls that run at the same time on one `dst` take disjoint `lines`,
+///   each ending on a multiple of `W` or at `len`: a last panel is
+///   zero-padded to `W` lines, which would otherwise write into the next
+///   range's panel.
 unsafe fn pack_full<const W: usize>(
     len: usize,
     k: usize,
@@ -169,6 +184,9 @@ unsafe fn pack_full<const W: usize>(
 /// The pointers and strides must address `m×k`, `k×n` and `m×n` valid
 /// elements, `C` must not overlap `A` or `B`, [`available`] must be true,
 /// and `shared` must hold this product's operand.
+/// In detail: `C`'s `m` rows of `n` values, `ldc` apart, are valid for
+/// writes, and with `accumulate` for reads too (initialized); nothing else
+/// accesses them during the call. With `k = 0` nothing is written.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn sgemm(
     m: usize,
@@ -281,11 +299,23 @@ pub(super) unsafe fn sgemm(
 }
 
 /// Packs `A[0..mc, 0..kc]` into row panels of `MR`.
+///
+/// # Safety
+/// [`pack`]'s, with `W = MR`, `len = mc`, `si = rs`, `sp = cs`: the CPU
+/// supports AVX2 and FMA, `kc ≥ 1`, `A[i, p]` at `a + i*rs + p*cs` is a
+/// valid, initialized `f32` for `i < mc`, `p < kc`, and `dst` is valid for
+/// writes of `mc.next_multiple_of(MR) * kc` floats, overlapping none of `A`.
 unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, rs: isize, cs: isize, dst: *mut f32) {
     pack::<MR>(mc, kc, a, rs, cs, dst)
 }
 
 /// Packs `B[0..kc, 0..nc]` into column panels of `NR`.
+///
+/// # Safety
+/// [`pack`]'s, with `W = NR`, `len = nc`, `si = cs`, `sp = rs`: the CPU
+/// supports AVX2 and FMA, `B[p, j]` at `b + p*rs + j*cs` is a valid,
+/// initialized `f32` for `p < kc`, `j < nc`, and `dst` is valid for writes
+/// of `nc.next_multiple_of(NR) * kc` floats, overlapping none of `B`.
 unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rs: isize, cs: isize, dst: *mut f32) {
     pack::<NR>(nc, kc, b, cs, rs, dst)
 }
@@ -293,6 +323,16 @@ unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rs: isize, cs: isize, dst:
 /// Packs `len` lines (rows of A, columns of B) of `kc` values, line `i`
 /// value `p` at `src + i*si + p*sp`, into panels of `W` lines, each stored
 /// `k`-major (`W` values per `p`), the last panel zero-padded.
+///
+/// # Safety
+/// - The CPU supports AVX2 and FMA ([`available`]): with `sp == 1` and
+///   `si != 1` it calls [`pack_transposed`].
+/// - `kc ≥ 1` when `W` is not a multiple of 8 (see [`pack_transposed`]).
+/// - For `i < len` and `p < kc`, `src + i*si + p*sp` is a valid,
+///   initialized `f32`.
+/// - `dst` is valid for writes of `len.next_multiple_of(W) * kc` floats and
+///   overlaps none of the values read (they are copied with
+///   `copy_nonoverlapping`).
 unsafe fn pack<const W: usize>(
     len: usize,
     kc: usize,
@@ -340,6 +380,10 @@ unsafe fn pack<const W: usize>(
 
 /// Transposes the 8×8 block whose rows are `r`: column `q` comes out as
 /// row `q`.
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA, the features it is compiled with
+/// ([`available`]). It touches no memory, so nothing else is required.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
@@ -375,6 +419,15 @@ unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
 /// `src + i*si`), zero-padded to `W` lines. When `W` is not a multiple of 8
 /// (A's 6), each 8-wide store also writes values past its `p`, which the
 /// next store overwrites; the last `p` is written by the scalar loop.
+///
+/// # Safety
+/// - The CPU supports AVX2 and FMA ([`available`]).
+/// - `w ≤ W`, and for every line `i < w`, `src + i*si` is valid for reads
+///   of `kc` consecutive, initialized floats.
+/// - `d` is valid for writes of `W * kc` floats (the panel); no store goes
+///   past it.
+/// - `kc ≥ 1` when `W` is not a multiple of 8: `kc - 1` would wrap in a
+///   release build and the vector loop would read and write far past both.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pack_transposed<const W: usize>(
     kc: usize,
@@ -418,6 +471,14 @@ unsafe fn pack_transposed<const W: usize>(
 /// The 6×16 micro-kernel: `C[0..6, 0..16] (+)= Σ_p a[p] ⊗ b[p]` over the
 /// packed panel `a` (6 per `p`) and the panel `b` (16 per `p`, `b_step`
 /// apart: 16 when packed, B's row stride when read in place).
+///
+/// # Safety
+/// - The CPU supports AVX2 and FMA ([`available`]).
+/// - `a` is valid for reads of `MR * kc` initialized floats, and for every
+///   `p < kc`, `b + p*b_step` for reads of `NR` of them.
+/// - For every row `i < MR`, `c + i*ldc` is valid for writes of `NR`
+///   floats, and with `add` for reads too (initialized). The prefetches of
+///   `C` need no validity.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn kernel(
     kc: usize,
@@ -501,6 +562,10 @@ mod tests {
                 let bt = |p: usize, j: usize| b[p * b_rs as usize + j * b_cs as usize] as f64;
                 let mut c = vec![1.0f32; m * n];
                 for accumulate in [false, true] {
+                    // SAFETY: `available()` was checked above; `a`, `b` and
+                    // `c` hold m×k, k×n and m×n initialized values, which
+                    // these strides (and `ldc = n`) address exactly; `c` is
+                    // a separate buffer.
                     unsafe {
                         sgemm(
                             m,
@@ -564,6 +629,11 @@ mod tests {
         let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
         let mut whole = vec![0f32; m * n];
         let mut parts = vec![0f32; m * n];
+        // SAFETY: `available()` was checked above; `a`, `b`, `whole` and
+        // `parts` hold m×k, k×n, m×n and m×n values. Each block starts at
+        // row `i0`, column `j0` of them and addresses (i1−i0)×k, k×(j1−j0)
+        // and (i1−i0)×(j1−j0) values with the full row strides, all inside;
+        // the outputs are separate from the operands.
         unsafe {
             sgemm(
                 m,

@@ -267,7 +267,7 @@ pub fn map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(usize, T) -> R + Sync) ->
     // The items are moved out one by one below; none is dropped here.
     let items = ManuallyDrop::new(items);
     let mut out: Vec<MaybeUninit<R>> = Vec::with_capacity(n);
-    // SAFETY: MaybeUninit needs no initialization.
+    // SAFETY: the capacity is `n`, and MaybeUninit needs no initialization.
     unsafe { out.set_len(n) };
     // Addresses, not references, cross into the jobs.
     let (src, dst) = (items.as_ptr() as usize, out.as_mut_ptr() as usize);

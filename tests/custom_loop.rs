@@ -4,7 +4,6 @@
 
 mod common;
 
-
 /// The example itself, compiled into this test.
 #[allow(dead_code)]
 #[path = "../examples/custom_loop.rs"]

@@ -27,7 +27,7 @@ fn run_args(data: &Path, save: &Path) -> Vec<String> {
         "--data",
         data.to_str().unwrap(),
         "--epochs",
-        "3",
+        "8",
         "--batch-size",
         "32",
         "--optimizer",
@@ -99,7 +99,7 @@ fn killed_at_random_moments_and_resumed_ends_bit_identical() {
             .unwrap();
         // Five kills at random moments, then let it finish.
         if kills < 5 {
-            let ms = rng.random_range(whole_ms / 10..whole_ms / 2);
+            let ms = rng.random_range(whole_ms / 20..whole_ms / 2);
             std::thread::sleep(Duration::from_millis(ms));
             if child.try_wait().unwrap().is_none() {
                 child.kill().unwrap(); // SIGKILL

@@ -24,6 +24,8 @@ pub mod io;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod tensor;
 pub mod train;
 

@@ -148,6 +148,8 @@ enum Command {
     Graph(GraphArgs),
     /// Compare every parameter's gradient with central finite differences on a small random batch.
     Gradcheck(GradcheckArgs),
+    /// Serve a local web page showing the runs saved in a folder (their metrics, per-layer gradient flow, warnings).
+    Serve(ServeArgs),
 }
 
 /// `backprop train`'s flags. A run saves them with its state; `--resume`
@@ -250,6 +252,11 @@ struct TrainArgs {
     /// Overwrite a --save file that is not a safetensors model file.
     #[arg(long)]
     force: bool,
+    /// Show the run live on a local web page (address printed at the start; see `backprop serve`).
+    #[arg(long)]
+    serve: bool,
+    #[command(flatten)]
+    serve_at: ServeAt,
     /// Threads for the kernels (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -288,6 +295,26 @@ impl ModelArg {
             .or(self.model.as_deref())
             .expect("clap requires one")
     }
+}
+
+/// Where the page is served.
+#[derive(Args, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct ServeAt {
+    /// Port of the page (0: any free port).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to listen on: 127.0.0.1 (this machine only) unless told otherwise, e.g. 0.0.0.0 for every network.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The folder of runs (their NAME.metrics.csv files, as `train --save` or `--out` leave them).
+    #[arg(default_value = "runs")]
+    dir: PathBuf,
+    #[command(flatten)]
+    at: ServeAt,
 }
 
 #[derive(Args)]
@@ -402,6 +429,7 @@ fn main() -> ExitCode {
         }
         Command::Graph(a) => cmd_graph(a),
         Command::Gradcheck(a) => cmd_gradcheck(a),
+        Command::Serve(a) => cmd_serve(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -626,7 +654,10 @@ fn weight_init(s: &str) -> anyhow::Result<Init> {
 
 /// The flags a resumed run may change: they do not change its result, or
 /// (`--epochs`, `--max-steps`) they extend it.
-const MAY_CHANGE: [&str; 10] = [
+const MAY_CHANGE: [&str; 13] = [
+    "serve",
+    "port",
+    "bind",
     "epochs",
     "max_steps",
     "threads",
@@ -856,6 +887,14 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Resul
             None => Recorder::new(every, a.diagnostics_every > 0),
         },
     );
+    if a.serve && rank == 0 {
+        let live = backprop::serve::Live::new();
+        let runs = files_prefix
+            .as_ref()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
+        start_page(a.serve_at, runs, Some(live.clone()))?;
+        bar.live = Some(live);
+    }
     let line = model.spec();
     let settings = serde_json::to_string(&a)?;
     let mut save = |m: &dyn Module,
@@ -908,6 +947,11 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Resul
         trainer = trainer.collective(c);
     }
     let (summary, _) = trainer.run(&mut model, &train_set, test_set.as_ref(), &mut bar)?;
+    if let Some(l) = &bar.live {
+        l.finish();
+        // Let an open page receive the last rows before the process ends.
+        std::thread::sleep(std::time::Duration::from_millis(600));
+    }
     if let (Some(prefix), Some(rec)) = (&files_prefix, &bar.recorder) {
         let files = train::plots::write_run_files(rec, &model.spec(), prefix, !a.no_plots)?;
         if !a.json && !a.quiet {
@@ -946,6 +990,41 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Resul
             ),
         }
     }
+    Ok(())
+}
+
+/// Start the page at `at`, saying where, and that it is local unless bound wider.
+fn start_page(
+    at: ServeAt,
+    runs: Option<PathBuf>,
+    live: Option<backprop::serve::Live>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let addr = std::net::SocketAddr::new(at.bind, at.port);
+    let (bound, handle) = backprop::serve::start(addr, runs, live).map_err(|e| {
+        anyhow!(
+            "--port {} --bind {}: cannot listen there ({e})",
+            at.port,
+            at.bind
+        )
+    })?;
+    let reach = if at.bind.is_loopback() {
+        "this machine only; --bind 0.0.0.0 opens it to the network"
+    } else {
+        "open to the network"
+    };
+    eprintln!("serving the page at http://{bound}/ ({reach})");
+    Ok(handle)
+}
+
+fn cmd_serve(a: ServeArgs) -> anyhow::Result<()> {
+    if !a.dir.is_dir() {
+        bail!(
+            "{}: is not a folder; give the folder of your runs (train --save runs/x.safetensors leaves runs/x.metrics.csv)",
+            a.dir.display()
+        );
+    }
+    let handle = start_page(a.at, Some(a.dir), None)?;
+    let _ = handle.join();
     Ok(())
 }
 
@@ -1063,6 +1142,8 @@ fn cmd_predict(a: PredictArgs) -> anyhow::Result<()> {
 /// per finished epoch.
 /// Also prints the diagnostics' warnings and feeds the metrics recorder.
 struct Bar {
+    /// The page's view of this run (`--serve`).
+    live: Option<backprop::serve::Live>,
     quiet: bool,
     no_warnings: bool,
     samples: usize,
@@ -1074,6 +1155,7 @@ struct Bar {
 impl Bar {
     fn new(quiet: bool, no_warnings: bool, samples: usize) -> Bar {
         Bar {
+            live: None,
             quiet,
             no_warnings,
             samples,
@@ -1107,6 +1189,9 @@ impl Observer for Bar {
     }
 
     fn warning(&mut self, _kind: WarningKind, message: &str) {
+        if let Some(l) = &self.live {
+            l.warn(message);
+        }
         if self.no_warnings {
             return;
         }
@@ -1136,7 +1221,11 @@ impl Observer for Bar {
 
     fn step(&mut self, s: &train::StepInfo) {
         if let Some(r) = &mut self.recorder {
+            let rows = r.rows.len();
             r.step(s);
+            if let (Some(l), true) = (&self.live, r.rows.len() > rows) {
+                l.set_metrics(r.to_csv());
+            }
         }
         if let Some(b) = &self.bar {
             b.set_position(s.samples as u64);
@@ -1154,6 +1243,9 @@ impl Observer for Bar {
     fn epoch_end(&mut self, r: &EpochRecord) {
         if let Some(rec) = &mut self.recorder {
             rec.epoch_end(r);
+            if let Some(l) = &self.live {
+                l.set_metrics(rec.to_csv());
+            }
         }
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();

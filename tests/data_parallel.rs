@@ -16,6 +16,8 @@
 //! has a gradient that is zero up to rounding, which Adam turns into a full
 //! step of either sign: the LeNet here has none, as is usual.)
 
+mod common;
+
 use backprop::data::Dataset;
 use backprop::dist::Collective;
 use backprop::nn::{Init, ModuleExt, Sequential};
@@ -140,24 +142,6 @@ fn data(n: usize, shape: &[usize]) -> Dataset {
     }
 }
 
-/// Max over tensors of max |a − b| / max |b|.
-fn rel(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|((_, x), (_, y))| {
-            let scale = y
-                .data()
-                .iter()
-                .fold(1e-12f64, |m, &v| m.max(v.abs() as f64));
-            x.data()
-                .iter()
-                .zip(y.data())
-                .fold(0f64, |m, (&p, &q)| m.max((p as f64 - q as f64).abs()))
-                / scale
-        })
-        .fold(0.0, f64::max)
-}
-
 fn check(name: &str, line: &str, shape: &[usize], n: usize, batch: usize) {
     let mut cfg = TrainConfig::new(Config::adam(1e-2));
     cfg.batch_size = batch;
@@ -187,7 +171,7 @@ fn check(name: &str, line: &str, shape: &[usize], n: usize, batch: usize) {
         assert_eq!(states.len(), one.len(), "{name}: steps");
         let mut worst = 0f64;
         for (step, (a, b)) in states.iter().zip(&one).enumerate() {
-            let e = rel(a, b);
+            let e = common::state_error(a, b);
             worst = worst.max(e);
             assert!(
                 e < 1e-4,

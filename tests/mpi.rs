@@ -32,27 +32,8 @@ fn mpirun(n: usize, args: &[&str]) -> Output {
     c.output().expect("mpirun (install openmpi-bin)")
 }
 
-fn tensors(p: &Path) -> Vec<(String, Vec<f32>)> {
-    let w = backprop::io::load(p).unwrap();
-    w.tensors
-        .into_iter()
-        .map(|(n, t)| (n, t.data().to_vec()))
-        .collect()
-}
-
-fn rel(a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|((na, x), (nb, y))| {
-            assert_eq!(na, nb);
-            let scale = y.iter().fold(1e-12f64, |m, &v| m.max(v.abs() as f64));
-            x.iter()
-                .zip(y)
-                .fold(0f64, |m, (&p, &q)| m.max((p as f64 - q as f64).abs()))
-                / scale
-        })
-        .fold(0.0, f64::max)
+fn tensors(p: &Path) -> Vec<(String, backprop::Tensor)> {
+    backprop::io::load(p).unwrap().tensors
 }
 
 /// Step losses from metrics.csv (a step row per step with --diagnostics-every 1).
@@ -127,7 +108,7 @@ fn one_two_and_three_ranks_train_alike() {
                 "{name} on {n} ranks: {}",
                 String::from_utf8_lossy(&o.stderr)
             );
-            let e = rel(&tensors(&many), &tensors(&one));
+            let e = common::state_error(&tensors(&many), &tensors(&one));
             assert!(e < 1e-4, "{name} on {n} ranks: weights differ by {e:.1e}");
             let (a, b) = (step_losses(&many), step_losses(&one));
             assert_eq!(a.len(), 12);
@@ -350,7 +331,7 @@ fn a_run_saved_on_two_ranks_resumes_on_three_and_on_one() {
             mpirun(later, &resume).status.success()
         };
         assert!(ok, "resume on {later}");
-        let e = rel(&tensors(&part), &tensors(&whole));
+        let e = common::state_error(&tensors(&part), &tensors(&whole));
         assert!(
             e < 1e-4,
             "saved on 2 ranks, resumed on {later}: weights differ by {e:.1e}"

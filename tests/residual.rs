@@ -5,6 +5,8 @@
 //! follow PyTorch's float32 losses and end at its weights and batch-norm
 //! statistics.
 
+mod common;
+
 use backprop::nn::{Module, ModuleExt, Pass};
 use backprop::optim::{Config, Momentum, Optimizer};
 use backprop::Tensor;
@@ -22,18 +24,6 @@ fn fixture() -> HashMap<String, Tensor> {
         .tensors
         .into_iter()
         .collect()
-}
-
-/// max |a − b| over max |b|: the error relative to the tensor's scale.
-fn rel(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.shape(), b.shape());
-    let scale = b.data().iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
-    let diff = a
-        .data()
-        .iter()
-        .zip(b.data())
-        .fold(0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()));
-    diff / scale.max(1e-30)
 }
 
 fn model(fx: &HashMap<String, Tensor>) -> example::ResNet {
@@ -76,7 +66,7 @@ fn gradients_of_a_training_pass_match_pytorch_float64() {
     let names: Vec<String> = m.parameters().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names.len(), 17);
     for (n, g) in names.iter().zip(grads.tensors()) {
-        let e = rel(g.as_ref().unwrap(), &fx[&format!("grad.{n}")]);
+        let e = common::scaled_error(g.as_ref().unwrap().data(), fx[&format!("grad.{n}")].data());
         eprintln!("{n:24} gradient error {e:.1e}");
         assert!(e < 1e-4, "{n}: gradient differs from PyTorch's by {e:.1e}");
     }
@@ -104,7 +94,7 @@ fn six_sgd_steps_follow_pytorch() {
         opt.step(&mut m, grads);
     }
     for (n, t) in m.state_dict() {
-        let e = rel(&t, &fx[&format!("final.{n}")]);
+        let e = common::scaled_error(t.data(), fx[&format!("final.{n}")].data());
         eprintln!("{n:32} final error {e:.1e}");
         assert!(
             e < 1e-4,

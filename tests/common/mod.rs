@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What one run of `backprop` printed and how it ended.
+#[allow(dead_code)] // not every test file runs the binary
 pub struct Out {
     pub success: bool,
     #[allow(dead_code)] // not every test file reads the exit code
@@ -15,6 +16,7 @@ pub struct Out {
 }
 
 /// Run `backprop args…` (at most 120 s) and assert it did not panic.
+#[allow(dead_code)] // not every test file runs the binary
 pub fn run(args: &[&str]) -> Out {
     let out = Command::cargo_bin("backprop")
         .unwrap()
@@ -75,4 +77,30 @@ pub fn tensor_bytes(p: &Path) -> Vec<(String, Vec<u8>)> {
         .collect();
     v.sort();
     v
+}
+
+/// max |a − b| / max |b|: the error of `a` relative to the scale of `b`
+/// (elementwise relative error means nothing for weights near zero).
+#[allow(dead_code)] // not every test file uses it
+pub fn scaled_error(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()));
+    diff / scale.max(1e-30)
+}
+
+/// The largest [`scaled_error`] over two state dicts with the same names.
+#[allow(dead_code)] // not every test file uses it
+pub fn state_error(a: &[(String, backprop::Tensor)], b: &[(String, backprop::Tensor)]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|((na, x), (nb, y))| {
+            assert_eq!(na, nb);
+            scaled_error(x.data(), y.data())
+        })
+        .fold(0.0, f64::max)
 }

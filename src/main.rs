@@ -10,7 +10,7 @@ use backprop::optim::{self, Momentum, Schedule};
 use backprop::train::diagnostics::{Sample, WarningKind};
 use backprop::train::metrics::Recorder;
 use backprop::train::{self, EpochRecord, LossKind, Observer, TrainConfig};
-use backprop::{io, Error, Setting};
+use backprop::{io, Error, Setting, Tensor};
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -390,8 +390,11 @@ struct EvalArgs {
 struct PredictArgs {
     /// A model saved by `backprop train --save`.
     weights: PathBuf,
-    /// A PNG or PGM image (gray levels scaled to [0, 1], like MNIST: white digit on black).
+    /// A PNG or PGM image of a digit, any size, white on black or dark on light: it is made MNIST-like first (scaled to 20 pixels, centred by its centre of mass in 28×28, as MNIST was made; see --raw).
     image: Option<PathBuf>,
+    /// Feed the image to the model as it is (gray levels in [0, 1]), not made MNIST-like.
+    #[arg(long)]
+    raw: bool,
     /// Predict sample INDEX of this data set instead of an image.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -1080,10 +1083,29 @@ fn cmd_eval(a: EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An image `[1, 1, H, W]` made MNIST-like (`data::mnist_like`).
+fn like_mnist(x: &Tensor, path: &Path) -> anyhow::Result<Tensor> {
+    let (h, w) = (x.shape()[2], x.shape()[3]);
+    match data::mnist_like(x.data(), w, h) {
+        Some(v) => Ok(Tensor::from_vec(
+            vec![1, 1, data::MNIST_SIDE, data::MNIST_SIDE],
+            v,
+        )),
+        None => bail!(
+            "{}: the image is blank (one gray level); draw a digit on it",
+            path.display()
+        ),
+    }
+}
+
 fn cmd_predict(a: PredictArgs) -> anyhow::Result<()> {
     let model = load_saved(&a.weights, a.model.as_deref())?;
     let (x, label, what) = match (&a.image, &a.data, a.index) {
-        (Some(img), None, None) => (data::load_image(img)?, None, img.display().to_string()),
+        (Some(img), None, None) => {
+            let x = data::load_image(img)?;
+            let x = if a.raw { x } else { like_mnist(&x, img)? };
+            (x, None, img.display().to_string())
+        }
         (None, d, Some(i)) => {
             let (tr, te) = data::load_data(&data_path(d.clone())?, None, None)?;
             let set = te.unwrap_or(tr);
@@ -1167,6 +1189,12 @@ impl Bar {
 }
 
 impl Observer for Bar {
+    fn model(&mut self, model: &dyn Module, _steps: usize) {
+        if let Some(l) = &self.live {
+            l.offer_model(model);
+        }
+    }
+
     fn save_state(&self) -> Option<serde_json::Value> {
         self.recorder
             .as_ref()

@@ -1115,6 +1115,43 @@ fn predict_missing_or_garbage_image() {
 }
 
 #[test]
+fn predict_makes_a_photo_of_a_digit_mnist_like() {
+    // Test sample 0 as a 28×28 PGM, and the same digit three times larger,
+    // dark on light, off centre in a 120×100 image: made MNIST-like, both
+    // are the same 28×28 image, so the same probabilities.
+    let m = mnist_model();
+    let d = tempfile::tempdir().unwrap();
+    let (_, test) = backprop::data::load_data(Path::new(MNIST), None, None).unwrap();
+    let (x, y) = test.unwrap().batch(&[0]);
+    let px: Vec<u8> = x.data().iter().map(|v| (v * 255.0).round() as u8).collect();
+    let mut small = b"P5\n28 28\n255\n".to_vec();
+    small.extend(&px);
+    let small = write(d.path(), "small.pgm", small);
+    let mut big = b"P5\n120 100\n255\n".to_vec();
+    for r in 0..100 {
+        for c in 0..120 {
+            let (rr, cc) = (r as isize - 5, c as isize - 30);
+            let v = if (0..84).contains(&rr) && (0..84).contains(&cc) {
+                px[(rr / 3 * 28 + cc / 3) as usize]
+            } else {
+                0
+            };
+            big.push(255 - v);
+        }
+    }
+    let big = write(d.path(), "big.pgm", big);
+    let a = json(&["predict", s(m), s(&small), "--json"]);
+    let b = json(&["predict", s(m), s(&big), "--json"]);
+    assert_eq!(a["class"], b["class"], "{a} {b}");
+    for (p, q) in a["probabilities"].as_array().unwrap().iter().zip(b["probabilities"].as_array().unwrap()) {
+        assert!((f64_of(p) - f64_of(q)).abs() < 1e-4, "{a} {b}");
+    }
+    assert!(y[0] < 10);
+    // --raw feeds the 120×100 pixels as they are: the model refuses them.
+    fail(&["predict", s(m), s(&big), "--raw"], &["big.pgm"]);
+}
+
+#[test]
 fn eval_pytorch_file_without_model_line() {
     fail(
         &["eval", TORCH_MLP, "--data", MNIST],

@@ -4,37 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use common::start;
 
-/// Start `backprop args…` and read the page's address from its stderr.
-// The caller waits for the child it gets; a test that fails before ends the process anyway.
-#[allow(clippy::zombie_processes)]
-fn start(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("backprop"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "no address printed");
-        if let Some(rest) = line.split("http://").nth(1) {
-            let addr = rest.split('/').next().unwrap().to_string();
-            // Keep draining stderr so the child never blocks on a full pipe.
-            std::thread::spawn(move || {
-                let mut sink = String::new();
-                let _ = err.read_to_string(&mut sink);
-            });
-            return (child, addr);
-        }
-    }
-}
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 /// One HTTP/1.1 request; the status code and the body.
 fn request(addr: &str, raw: &str) -> (u16, String) {
@@ -54,6 +28,16 @@ fn request(addr: &str, raw: &str) -> (u16, String) {
         .map_or("", |(_, b)| b)
         .to_string();
     (code, body)
+}
+
+fn post(addr: &str, path: &str, body: &str) -> (u16, String) {
+    request(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
 }
 
 fn get(addr: &str, path: &str) -> (u16, String) {
@@ -127,6 +111,60 @@ fn serve_lists_runs_shows_one_and_refuses_paths() {
     let (code, _) = request(&addr, "GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n");
     assert!(code == 0 || (400..500).contains(&code), "{code}");
     assert_eq!(get(&addr, "/api/runs").0, 200);
+
+    // The drawing pad's models and traces.
+    std::fs::copy(
+        runs.join("first.safetensors"),
+        d.path().join("outside.safetensors"),
+    )
+    .unwrap();
+    let (code, list) = get(&addr, "/api/models");
+    assert_eq!(code, 200);
+    assert!(list.contains("\"models\":[\"first\"]"), "{list}");
+    // A vertical bar on 40×40: a trace of every node, the image MNIST-like.
+    let mut px = vec!["0"; 1600];
+    for y in 8..32 {
+        px[y * 40 + 20] = "1";
+    }
+    let drawing = |model: &str, w: usize, h: usize, px: &[&str], label: &str| {
+        format!(
+            r#"{{"model":"{model}","width":{w},"height":{h},"pixels":[{}],"label":{label}}}"#,
+            px.join(",")
+        )
+    };
+    let (code, body) = post(&addr, "/api/trace", &drawing("first", 40, 40, &px, "3"));
+    assert_eq!(code, 200, "{body}");
+    let t: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(t["label"], 3);
+    assert_eq!(t["image"].as_array().unwrap().len(), 784);
+    let nodes = t["nodes"].as_array().unwrap();
+    let loss = &nodes[t["loss_node"].as_u64().unwrap() as usize];
+    assert_eq!(loss["grad"]["data"], serde_json::json!([1.0]));
+    let layers = t["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 4, "{layers:?}");
+    let p: f64 = t["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum();
+    assert!((p - 1.0).abs() < 1e-4);
+    // Refused: paths, sizes that do not match, junk, nothing drawn.
+    for (body, want) in [
+        (drawing("../outside", 40, 40, &px, "null"), 400),
+        (drawing("/etc/passwd", 40, 40, &px, "null"), 400),
+        (drawing("outside", 40, 40, &px, "null"), 404),
+        (drawing("first.state", 40, 40, &px, "null"), 422),
+        (drawing("first", 41, 40, &px, "null"), 400),
+        (drawing("first", 0, 0, &[], "null"), 400),
+        (drawing("first", 40, 40, &px, "10"), 422),
+        (drawing("first", 2, 1, &["0", "0"], "null"), 422),
+        (drawing("(live)", 40, 40, &px, "null"), 404),
+        ("{\"model\": 3}".to_string(), 400),
+        ("not json".to_string(), 400),
+    ] {
+        let (code, msg) = post(&addr, "/api/trace", &body);
+        assert_eq!(code, want, "{}: {msg}", &body[..body.len().min(60)]);
+    }
+    let huge = format!(r#"{{"model":"first","width":1,"height":1,"pixels":[{}]}}"#, "0,".repeat(5_000_000));
+    let (code, _) = post(&addr, "/api/trace", &huge);
+    assert!(code == 0 || code == 413, "{code}");
+    assert_eq!(get(&addr, "/api/models").0, 200);
     child.kill().unwrap();
     let _ = child.wait();
 }

@@ -388,10 +388,208 @@ fn load_pgm(path: &Path, bytes: &[u8]) -> Result<Tensor> {
     Ok(Tensor::from_vec(vec![1, 1, h, w], out))
 }
 
+/// The side of an MNIST image.
+pub const MNIST_SIDE: usize = 28;
+/// The side of the box an MNIST digit is scaled into (its longer side).
+const MNIST_BOX: usize = 20;
+
+/// Make a drawn or photographed digit look like an MNIST sample, as MNIST
+/// itself was made: the ink's bounding box scaled (aspect kept, averaged
+/// over the covered pixels, so edges turn gray) until its longer side is
+/// 20 pixels, then placed in a 28×28 image so that its centre of mass is
+/// at the centre. `gray` is `w × h` values in `[0, 1]`, row by row; dark
+/// ink on a light background (the mean of the border above 0.5) is
+/// inverted first, since MNIST digits are white on black.
+///
+/// Returns the 784 values, or `None` when there is no ink (every pixel
+/// under a tenth of the brightest).
+///
+/// ```
+/// use backprop::data::mnist_like;
+/// // A 4×8 bar in the corner of a 40×40 image moves to the centre and
+/// // grows to 20 pixels high.
+/// let mut img = vec![0.0; 40 * 40];
+/// for y in 0..8 { for x in 0..4 { img[y * 40 + x] = 1.0; } }
+/// let out = mnist_like(&img, 40, 40).unwrap();
+/// let rows: Vec<usize> = (0..28).filter(|r| out[r * 28..(r + 1) * 28].iter().any(|&v| v > 0.5)).collect();
+/// assert_eq!((rows[0], rows.len()), (5, 20));
+/// assert!(out[14 * 28 + 14] > 0.9 && out[0] == 0.0);
+/// ```
+pub fn mnist_like(gray: &[f32], w: usize, h: usize) -> Option<Vec<f32>> {
+    assert_eq!(
+        gray.len(),
+        w * h,
+        "mnist_like: {w}×{h} needs {} values",
+        w * h
+    );
+    if w == 0 || h == 0 {
+        return None;
+    }
+    let border: Vec<f32> = (0..w)
+        .flat_map(|x| [gray[x], gray[(h - 1) * w + x]])
+        .chain((0..h).flat_map(|y| [gray[y * w], gray[y * w + w - 1]]))
+        .collect();
+    let light = border.iter().sum::<f32>() / border.len() as f32 > 0.5;
+    let ink: Vec<f32> = gray
+        .iter()
+        .map(|&v| {
+            let v = if v.is_finite() {
+                v.clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            if light {
+                1.0 - v
+            } else {
+                v
+            }
+        })
+        .collect();
+    let max = ink.iter().cloned().fold(0.0f32, f32::max);
+    if max <= 0.0 {
+        return None;
+    }
+    let on = |x: usize, y: usize| ink[y * w + x] >= 0.1 * max;
+    let (mut x0, mut x1, mut y0, mut y1) = (w, 0, h, 0);
+    for y in 0..h {
+        for x in 0..w {
+            if on(x, y) {
+                (x0, x1, y0, y1) = (x0.min(x), x1.max(x + 1), y0.min(y), y1.max(y + 1));
+            }
+        }
+    }
+    let (bw, bh) = (x1 - x0, y1 - y0);
+    let scale = MNIST_BOX as f64 / bw.max(bh) as f64;
+    let nw = ((bw as f64 * scale).round() as usize).clamp(1, MNIST_BOX);
+    let nh = ((bh as f64 * scale).round() as usize).clamp(1, MNIST_BOX);
+    let small = box_resample(&ink, w, (x0, y0, bw, bh), nw, nh);
+    // Centre of mass of the scaled digit (in pixel indices), moved to
+    // pixel (14, 14), where MNIST puts it.
+    let (mut mass, mut mx, mut my) = (0.0f64, 0.0f64, 0.0f64);
+    for y in 0..nh {
+        for x in 0..nw {
+            let v = small[y * nw + x] as f64;
+            mass += v;
+            mx += v * x as f64;
+            my += v * y as f64;
+        }
+    }
+    let half = MNIST_SIDE as f64 / 2.0;
+    let place =
+        |c: f64, n: usize| -> usize { ((half - c).round().max(0.0) as usize).min(MNIST_SIDE - n) };
+    let (ox, oy) = (place(mx / mass, nw), place(my / mass, nh));
+    let mut out = vec![0.0f32; MNIST_SIDE * MNIST_SIDE];
+    for y in 0..nh {
+        let row = (oy + y) * MNIST_SIDE + ox;
+        out[row..row + nw].copy_from_slice(&small[y * nw..(y + 1) * nw]);
+    }
+    // Stretch to the full range, as MNIST's gray levels use it.
+    let top = out.iter().cloned().fold(0.0f32, f32::max);
+    if top > 0.0 {
+        out.iter_mut().for_each(|v| *v /= top);
+    }
+    Some(out)
+}
+
+/// The `(x0, y0, bw, bh)` window of a `w`-wide image, resampled to
+/// `nw × nh` by area averaging: each output pixel is the mean of the input
+/// it covers, partly covered pixels by their covered fraction. (Written
+/// here rather than taken from an image crate: it is twenty lines, and the
+/// one resampling we need.)
+fn box_resample(
+    src: &[f32],
+    w: usize,
+    (x0, y0, bw, bh): (usize, usize, usize, usize),
+    nw: usize,
+    nh: usize,
+) -> Vec<f32> {
+    // Input pixels [a, b) in source units covered by output pixel i, with weights.
+    let spans = |n_in: usize, n_out: usize| -> Vec<Vec<(usize, f64)>> {
+        let step = n_in as f64 / n_out as f64;
+        (0..n_out)
+            .map(|i| {
+                let (a, b) = (i as f64 * step, (i + 1) as f64 * step);
+                (a.floor() as usize..(b.ceil() as usize).min(n_in))
+                    .map(|j| {
+                        let cover = (b.min(j as f64 + 1.0) - a.max(j as f64)).max(0.0);
+                        (j, cover / step)
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let (xs, ys) = (spans(bw, nw), spans(bh, nh));
+    let mut out = vec![0.0f32; nw * nh];
+    for (oy, ry) in ys.iter().enumerate() {
+        for (ox, rx) in xs.iter().enumerate() {
+            let mut acc = 0.0f64;
+            for &(y, wy) in ry {
+                for &(x, wx) in rx {
+                    acc += wy * wx * src[(y0 + y) * w + x0 + x] as f64;
+                }
+            }
+            out[oy * nw + ox] = acc as f32;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    #[test]
+    fn mnist_samples_stay_mnist_like_and_ink_on_paper_is_inverted() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+        let set = crate::data::load_idx_pair(
+            &dir.join("t10k-images-idx3-ubyte.gz"),
+            &dir.join("t10k-labels-idx1-ubyte.gz"),
+        )
+        .unwrap();
+        for i in 0..50 {
+            let (x, _) = set.batch(&[i]);
+            let img = x.data();
+            let out = mnist_like(img, 28, 28).unwrap();
+            // MNIST digits were made this way: doing it again moves little ink.
+            let moved: f32 = out.iter().zip(img).map(|(a, b)| (a - b).abs()).sum();
+            let ink: f32 = img.iter().sum();
+            assert!(moved < 0.6 * ink, "sample {i}: {moved} of {ink}");
+            // Dark ink on white paper gives the same image.
+            let paper: Vec<f32> = img.iter().map(|v| 1.0 - v).collect();
+            let inverted = mnist_like(&paper, 28, 28).unwrap();
+            let gap = inverted
+                .iter()
+                .zip(&out)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(gap < 1e-5, "sample {i}: {gap}");
+        }
+        assert_eq!(mnist_like(&[0.0; 100], 10, 10), None);
+    }
+
+    #[test]
+    fn a_thin_stroke_scales_by_its_longer_side() {
+        // A vertical line 2 wide, 100 high, in a 200×200 image: 20 high in
+        // the result, under 1 pixel wide plus gray edges, centred.
+        let (w, h) = (200, 200);
+        let mut img = vec![0.0; w * h];
+        for y in 50..150 {
+            img[y * w + 30] = 1.0;
+            img[y * w + 31] = 1.0;
+        }
+        let out = mnist_like(&img, w, h).unwrap();
+        let lit: Vec<(usize, usize)> = (0..784)
+            .filter(|&i| out[i] > 0.0)
+            .map(|i| (i % 28, i / 28))
+            .collect();
+        let rows: std::collections::BTreeSet<usize> = lit.iter().map(|p| p.1).collect();
+        let cols: std::collections::BTreeSet<usize> = lit.iter().map(|p| p.0).collect();
+        assert_eq!(rows.len(), 20);
+        assert_eq!(cols.len(), 1);
+        assert_eq!(*cols.iter().next().unwrap(), 14);
+        assert_eq!((*rows.first().unwrap(), *rows.last().unwrap()), (5, 24));
+    }
 
     fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
         let p = dir.join(name);

@@ -14,7 +14,7 @@ mod image;
 pub use batch::epoch_batches;
 pub use csv::{load_csv, parse_csv};
 pub use idx::{load_idx_pair, parse_idx, parse_idx_pair, read_idx, Idx};
-pub use image::{decode_image, load_image};
+pub use image::{decode_image, load_image, mnist_like, MNIST_SIDE};
 
 use crate::error::{Error, Result};
 use crate::Tensor;

@@ -21,17 +21,36 @@
 //! | `GET /api/runs/NAME/metrics.csv` | that run's metrics |
 //! | `GET /api/live/metrics.csv` | the live run's metrics so far |
 //! | `GET /api/live/events` | server-sent events `{"lines": [...], "warnings": [...], "done": bool}` |
+//! | `GET /api/models` | `{"live": bool, "models": [NAME, …]}`: the folder's `NAME.safetensors` models |
+//! | `POST /api/trace` | one drawn digit through a model and back (below) |
+//!
+//! `POST /api/trace` takes `{"model": NAME or "(live)", "width": W,
+//! "height": H, "pixels": [W·H values in 0..1, row by row], "label": null
+//! or a class}`. The drawing is made MNIST-like ([`mnist_like`]: as
+//! `backprop predict` does with an image), run through the model in
+//! evaluation mode and back from the cross-entropy loss against `label`
+//! (or the model's own guess), and the answer is the whole
+//! [`Trace`](crate::train::graph::Trace): the class probabilities, the
+//! image the model saw, and every node of the tape with its op, shape,
+//! parents, layer, value and gradient (`{"shape", "norm", "min", "max",
+//! "data"}`; `data` left out of large tensors). `(live)` is the run in
+//! progress, as a copy taken at most once a second.
 
-use axum::extract::{Path as UrlPath, State};
+use crate::data::{mnist_like, MNIST_SIDE};
+use crate::io::{self, Weights};
+use crate::nn::{Module, ModuleExt};
+use crate::train::graph::{trace, NodeKind, Trace};
+use crate::Tensor;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const PAGE: &str = include_str!("index.html");
 
@@ -48,6 +67,8 @@ struct LiveState {
     csv: String,
     warnings: Vec<String>,
     done: bool,
+    /// A copy of the model (its tensors and line), and when it was taken.
+    model: Option<(Weights, Instant)>,
 }
 
 impl Live {
@@ -68,6 +89,25 @@ impl Live {
             .expect("not poisoned")
             .warnings
             .push(message.to_string());
+    }
+
+    /// Offer the model as it is now; a copy is taken if the last is older
+    /// than a second (so a page can draw with the run's current weights
+    /// without slowing it). The page rebuilds it from its
+    /// [`describe`](Module::describe), so this works for models built from
+    /// a model line ([`Sequential`](crate::nn::Sequential)).
+    pub fn offer_model(&self, model: &dyn Module) {
+        let mut s = self.inner.lock().expect("not poisoned");
+        if s.model
+            .as_ref()
+            .is_some_and(|(_, t)| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        let mut metadata = std::collections::HashMap::new();
+        metadata.insert(io::MODEL_KEY.to_string(), model.describe());
+        let tensors = model.state_dict();
+        s.model = Some((Weights { tensors, metadata }, Instant::now()));
     }
 
     /// The run ended.
@@ -117,6 +157,9 @@ fn router(app: App) -> Router {
         .route("/api/runs/{name}/metrics.csv", get(run_metrics))
         .route("/api/live/metrics.csv", get(live_metrics))
         .route("/api/live/events", get(live_events))
+        .route("/api/models", get(models))
+        .route("/api/trace", post(trace_drawing))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }
 
@@ -208,6 +251,202 @@ async fn live_events(State(app): State<App>) -> Response {
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// The largest request body (a drawing of up to [`MAX_SIDE`]² values as JSON).
+const MAX_BODY: usize = 8 << 20;
+/// The largest side of a drawing.
+const MAX_SIDE: usize = 1024;
+/// Tensors of more values than this are sent as figures only (no `data`).
+const MAX_SENT: usize = 16384;
+/// The name of the run in progress's model.
+const LIVE: &str = "(live)";
+
+async fn models(State(app): State<App>) -> Json<serde_json::Value> {
+    let mut names = Vec::new();
+    if let Some(dir) = &app.runs {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if let Some(stem) = n.strip_suffix(".safetensors") {
+                    if valid_name(stem) && !stem.ends_with(".state") {
+                        names.push(stem.to_string());
+                    }
+                }
+            }
+        }
+    }
+    names.sort();
+    let live = app
+        .live
+        .as_ref()
+        .is_some_and(|l| l.inner.lock().expect("not poisoned").model.is_some());
+    Json(serde_json::json!({"live": live, "models": names}))
+}
+
+/// What the page sends to `/api/trace`.
+#[derive(serde::Deserialize)]
+struct Drawing {
+    model: String,
+    width: usize,
+    height: usize,
+    pixels: Vec<f32>,
+    label: Option<usize>,
+}
+
+fn bad(msg: impl Into<String>) -> Response {
+    (StatusCode::BAD_REQUEST, msg.into()).into_response()
+}
+
+async fn trace_drawing(State(app): State<App>, body: axum::body::Bytes) -> Response {
+    let d: Drawing = match serde_json::from_slice(&body) {
+        Ok(d) => d,
+        Err(e) => {
+            return bad(format!(
+                "expected {{model, width, height, pixels, label}}: {e}"
+            ))
+        }
+    };
+    if d.width == 0 || d.height == 0 || d.width > MAX_SIDE || d.height > MAX_SIDE {
+        return bad(format!("width and height are 1 to {MAX_SIDE}"));
+    }
+    if d.pixels.len() != d.width * d.height {
+        return bad(format!(
+            "{}×{} needs {} pixels, got {}",
+            d.width,
+            d.height,
+            d.width * d.height,
+            d.pixels.len()
+        ));
+    }
+    let weights = if d.model == LIVE {
+        let Some(live) = &app.live else {
+            return (StatusCode::NOT_FOUND, "no run in progress is served").into_response();
+        };
+        match &live.inner.lock().expect("not poisoned").model {
+            Some((w, _)) => Weights {
+                tensors: w.tensors.clone(),
+                metadata: w.metadata.clone(),
+            },
+            None => {
+                return (StatusCode::NOT_FOUND, "the run has no model to show yet").into_response()
+            }
+        }
+    } else {
+        let Some(dir) = &app.runs else {
+            return (StatusCode::NOT_FOUND, "no runs folder is served").into_response();
+        };
+        if !valid_name(&d.model) {
+            return bad("a model name is letters, digits, - _ and .");
+        }
+        let path = dir.join(format!("{}.safetensors", d.model));
+        let read = tokio::task::spawn_blocking(move || io::load(&path)).await;
+        match read {
+            Ok(Ok(w)) => w,
+            _ => return (StatusCode::NOT_FOUND, "no such model").into_response(),
+        }
+    };
+    let name = d.model.clone();
+    let answer = tokio::task::spawn_blocking(move || run_trace(&name, &weights, &d)).await;
+    match answer {
+        Ok(Ok(json)) => Json(json).into_response(),
+        Ok(Err(msg)) => (StatusCode::UNPROCESSABLE_ENTITY, msg).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the trace failed").into_response(),
+    }
+}
+
+/// Build the model, make the drawing MNIST-like, trace it, as JSON.
+fn run_trace(name: &str, w: &Weights, d: &Drawing) -> Result<serde_json::Value, String> {
+    let origin = std::path::Path::new(name);
+    let model = io::model_from_weights(w, origin, None).map_err(|e| e.to_string())?;
+    let shape = [
+        vec![1, MNIST_SIDE, MNIST_SIDE],
+        vec![MNIST_SIDE, MNIST_SIDE],
+        vec![MNIST_SIDE * MNIST_SIDE],
+    ]
+    .into_iter()
+    .find(|s| model.output_shape(s).is_ok())
+    .ok_or_else(|| {
+        format!(
+            "{name} ({}) does not take 28×28 images, so it cannot read a drawing",
+            model.describe()
+        )
+    })?;
+    let Some(image) = mnist_like(&d.pixels, d.width, d.height) else {
+        return Err("the drawing is empty".into());
+    };
+    let mut full = vec![1];
+    full.extend_from_slice(&shape);
+    let x = Tensor::from_vec(full, image.clone());
+    let t = trace(&model, &x, d.label).map_err(|e| e.to_string())?;
+    Ok(trace_json(name, &model.describe(), &image, &t))
+}
+
+/// A tensor for the page: its figures, and its values unless large.
+fn tensor_json(t: &Tensor, limit: usize) -> serde_json::Value {
+    let v = t.data();
+    let norm = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let (lo, hi) = v
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    let mut o = serde_json::json!({"shape": t.shape(), "norm": norm, "min": lo, "max": hi});
+    if v.len() <= limit {
+        o["data"] = serde_json::json!(v);
+    }
+    o
+}
+
+fn trace_json(name: &str, spec: &str, image: &[f32], t: &Trace) -> serde_json::Value {
+    let class = (0..t.probabilities.len())
+        .max_by(|&a, &b| t.probabilities[a].total_cmp(&t.probabilities[b]))
+        .unwrap_or(0);
+    let nodes: Vec<serde_json::Value> = t
+        .tape
+        .nodes
+        .iter()
+        .map(|n| {
+            let (kind, param) = match &n.kind {
+                NodeKind::Input => ("input", None),
+                NodeKind::Target => ("target", None),
+                NodeKind::Param(p) => ("param", Some(p.clone())),
+                NodeKind::Op => ("op", None),
+            };
+            // Weights are sent only when small (a toy MLP, per unit).
+            let limit = if param.is_some() { 1024 } else { MAX_SENT };
+            serde_json::json!({
+                "id": n.id,
+                "op": n.op,
+                "kind": kind,
+                "param": param,
+                "shape": n.shape,
+                "parents": n.parents,
+                "layer": n.layer,
+                "value": tensor_json(&t.values[n.id], limit),
+                "grad": t.grads[n.id].as_ref().map(|g| tensor_json(g, limit)),
+            })
+        })
+        .collect();
+    let layers: Vec<serde_json::Value> = t
+        .tape
+        .layers
+        .iter()
+        .zip(&t.tape.layer_outputs)
+        .map(|((n, d), o)| serde_json::json!({"name": n, "describe": d, "node": o}))
+        .collect();
+    serde_json::json!({
+        "model": name,
+        "spec": spec,
+        "image": image,
+        "probabilities": t.probabilities,
+        "class": class,
+        "label": t.label,
+        "loss": t.loss,
+        "layers": layers,
+        "nodes": nodes,
+        "loss_node": t.tape.loss_node,
+    })
 }
 
 #[cfg(test)]

@@ -17,7 +17,8 @@
 
 use super::LossKind;
 use crate::nn::module::output_owner;
-use crate::nn::{named_modules, Module, ModuleExt, Pass};
+use crate::nn::{named_modules, Mode, Module, ModuleExt, Pass};
+use crate::Var;
 use crate::{Error, Result, Setting, Tensor};
 use std::fmt::Write;
 
@@ -124,6 +125,12 @@ pub fn record(
     let y = model.forward(&mut p, x);
     let labels = vec![0usize; batch];
     let l = loss.apply(&mut p, y, &labels);
+    Ok(tape_of(&p, model, x, l, loss))
+}
+
+/// The [`Tape`] of a pass that ran `model` on input `x` and then `loss`
+/// into `l`.
+fn tape_of(p: &Pass, model: &dyn Module, x: Var, l: Var, loss: LossKind) -> Tape {
     let names: Vec<String> = model.parameters().into_iter().map(|(n, _)| n).collect();
     let mods = named_modules(model);
     let mut layers: Vec<(String, String)> = Vec::new();
@@ -170,14 +177,97 @@ pub fn record(
             kind,
         });
     }
-    Ok(Tape {
+    Tape {
         spec: model.describe(),
-        input_shape: shape,
+        input_shape: p.shape(x).to_vec(),
         loss,
         nodes,
         layers,
         layer_outputs,
         loss_node: l.id(),
+    }
+}
+
+/// One sample through a model and back, every number kept: the tape, each
+/// node's value from the forward pass and its entry of the gradient table
+/// (∂C/∂node) from the backward pass. This is article 003's algorithm laid
+/// open: the backward pass visits the nodes in reverse creation order, and
+/// each visit adds its parents' entries to the table.
+#[derive(Clone, Debug)]
+pub struct Trace {
+    /// The tape (ops, shapes, parents, layers).
+    pub tape: Tape,
+    /// Each node's value, by node id.
+    pub values: Vec<Tensor>,
+    /// Each node's gradient ∂C/∂node, by node id (`None`: no gradient
+    /// flows there, e.g. the labels).
+    pub grads: Vec<Option<Tensor>>,
+    /// The model's class probabilities for the sample.
+    pub probabilities: Vec<f32>,
+    /// The label the loss was taken against.
+    pub label: usize,
+    /// The loss C.
+    pub loss: f32,
+}
+
+/// [`Trace`] `model` on one sample `x` (`[1, sample...]`), in evaluation
+/// mode (batch norm's running statistics, no dropout), with the
+/// cross-entropy loss against `label`, or against the model's own guess
+/// when `label` is `None` (the gradients then say what would make the
+/// model surer of its answer).
+pub fn trace(model: &dyn Module, x: &Tensor, label: Option<usize>) -> Result<Trace> {
+    if x.shape().first() != Some(&1) {
+        return Err(Error::Config(format!(
+            "a trace takes one sample, shape [1, ...]; got {:?}",
+            x.shape()
+        )));
+    }
+    let out_shape = model.output_shape(&x.shape()[1..])?;
+    let c: usize = out_shape.iter().product();
+    if out_shape.len() != 1 || c < 2 {
+        return Err(Error::Spec(format!(
+            "the model's output per sample has shape {out_shape:?}; a trace needs class scores: \
+             end the model with `flatten` and a `linear` layer of 2 or more outputs"
+        )));
+    }
+    let mut p = Pass::with_grad(model, Mode::Eval);
+    let xv = p.input(x.clone());
+    let y = model.forward(&mut p, xv);
+    let probabilities = model.probabilities(p.value(y)).data().to_vec();
+    let guess = crate::Tensor::from_vec(vec![1, c], probabilities.clone()).argmax_rows()[0];
+    let label = label.unwrap_or(guess);
+    if label >= c {
+        return Err(Error::Config(format!(
+            "label {label}: the model has {c} classes (0..{})",
+            c - 1
+        )));
+    }
+    let l = LossKind::CrossEntropy.apply(&mut p, y, &[label]);
+    for id in 0..p.len() {
+        let v = p.var(id);
+        if p.requires_grad(v) && p.op_name(v) != "leaf" {
+            p.retain_grad(v);
+        }
+    }
+    let tape = tape_of(&p, model, xv, l, LossKind::CrossEntropy);
+    let values: Vec<Tensor> = (0..p.len()).map(|id| p.value(p.var(id)).clone()).collect();
+    let params: Vec<usize> = p.param_vars().iter().map(|v| v.id()).collect();
+    let (_, (grads, loss)) = p.backward_inspect(l, |g, table, _, param_grads| {
+        let mut grads: Vec<Option<Tensor>> = (0..g.len())
+            .map(|id| table.get(g.var(id)).cloned())
+            .collect();
+        for (id, t) in params.iter().zip(param_grads) {
+            grads[*id] = t.clone();
+        }
+        (grads, g.value(l).item())
+    });
+    Ok(Trace {
+        tape,
+        values,
+        grads,
+        probabilities,
+        label,
+        loss,
     })
 }
 
@@ -502,6 +592,55 @@ mod tests {
         )
         .unwrap();
         record(&m, sample, batch, LossKind::CrossEntropy).unwrap()
+    }
+
+    #[test]
+    fn a_trace_fills_the_whole_gradient_table() {
+        let m = crate::nn::Sequential::parse(
+            "flatten,linear(6,5),tanh,linear(5,3)",
+            Init::Default,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
+        )
+        .unwrap();
+        let x = Tensor::from_vec(vec![1, 1, 2, 3], vec![0.5, -1.0, 0.25, 2.0, 0.0, -0.75]);
+        let t = trace(&m, &x, Some(2)).unwrap();
+        let n = t.tape.nodes.len();
+        assert_eq!((t.values.len(), t.grads.len()), (n, n));
+        // ∂C/∂C = 1; the last layer's δ is softmax − one-hot (article 002).
+        assert_eq!(t.grads[t.tape.loss_node].as_ref().unwrap().data(), [1.0]);
+        let last = *t.tape.layer_outputs.last().unwrap();
+        let delta = t.grads[last].as_ref().unwrap().data().to_vec();
+        let mut want = t.probabilities.clone();
+        want[2] -= 1.0;
+        for (d, w) in delta.iter().zip(&want) {
+            assert!((d - w).abs() < 1e-6, "{delta:?} vs {want:?}");
+        }
+        // Every node a gradient reaches has one of its value's shape; the
+        // parameters' equal those of an ordinary backward pass.
+        for (node, g) in t.tape.nodes.iter().zip(&t.grads) {
+            assert_eq!(node.requires_grad, g.is_some(), "node {}", node.id);
+            if let Some(g) = g {
+                assert_eq!(g.shape(), node.shape.as_slice());
+            }
+        }
+        let mut p = Pass::with_grad(&m, Mode::Eval);
+        let xv = p.input(x.clone());
+        let y = m.forward(&mut p, xv);
+        let l = p.cross_entropy(y, &[2]);
+        let grads = p.backward(l);
+        for (k, g) in grads.tensors().iter().enumerate() {
+            assert_eq!(
+                g.as_ref().unwrap().data(),
+                t.grads[k].as_ref().unwrap().data()
+            );
+        }
+        // With no label the model's own guess is the target.
+        let own = trace(&m, &x, None).unwrap();
+        let guess = (0..3)
+            .max_by(|&a, &b| t.probabilities[a].total_cmp(&t.probabilities[b]))
+            .unwrap();
+        assert_eq!(own.label, guess);
+        assert!(trace(&m, &x, Some(3)).is_err());
     }
 
     #[test]

@@ -250,6 +250,11 @@ pub trait Observer {
     fn diagnostics(&mut self, _sample: &Sample) {}
     /// A plain warning about the run (vanishing or exploding gradients, dead units).
     fn warning(&mut self, _kind: WarningKind, _message: &str) {}
+    /// The model as it is after step `steps` (after [`Observer::step`], and
+    /// again after each epoch's evaluation), for an observer that keeps a
+    /// copy now and then (the live page's drawing pad). Called on every
+    /// step: keep it cheap.
+    fn model(&mut self, _model: &dyn Module, _steps: usize) {}
     /// The observer's own state, saved with the run at each checkpoint (a
     /// progress record, the metrics so far), for its caller to restore when
     /// the run resumes.
@@ -834,6 +839,7 @@ impl<'a> Trainer<'a> {
                     samples: st.seen,
                     lr,
                 });
+                obs.model(model, st.steps);
                 let stop = cfg.max_steps.is_some_and(|m| st.steps >= m);
                 if stop {
                     break;
@@ -861,6 +867,7 @@ impl<'a> Trainer<'a> {
                 },
             );
             obs.epoch_end(&rec);
+            obs.model(model, st.steps);
             st.records.push(rec);
             let stopped = cfg.max_steps.is_some_and(|m| st.steps >= m);
             let complete = st.batch == batches.len();

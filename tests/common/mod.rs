@@ -104,3 +104,31 @@ pub fn state_error(a: &[(String, backprop::Tensor)], b: &[(String, backprop::Ten
         })
         .fold(0.0, f64::max)
 }
+
+/// Start `backprop args…` and read the page's address from its stderr.
+// The caller waits for the child it gets; a test that fails before ends the process anyway.
+#[allow(clippy::zombie_processes, dead_code)]
+pub fn start(args: &[&str]) -> (std::process::Child, String) {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("backprop"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::{BufRead, Read};
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "no address printed");
+        if let Some(rest) = line.split("http://").nth(1) {
+            let addr = rest.split('/').next().unwrap().to_string();
+            // Keep draining stderr so the child never blocks on a full pipe.
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                let _ = err.read_to_string(&mut sink);
+            });
+            return (child, addr);
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! The page in a real browser: headless Chromium (Debian's `chromium`),
+//! driven over WebDriver by `chromedriver` (package `chromium-driver`)
+//! through fantoccini. One test draws digits on the pad with pointer
+//! events and reads the guesses back, steps through backprop and looks at
+//! the phone layout; the other watches a `train --serve` run's charts fill
+//! in and draws with the run's live weights. Screenshots are left in
+//! `target/tmp/browser/` for a person to look at.
+//!
+//! Without chromedriver the tests say so and pass, unless
+//! `BACKPROP_REQUIRE_BROWSER` is set (CI sets it, having installed both).
+
+mod common;
+
+use common::start;
+use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// chromedriver and chromium on this machine, or `None` (the test skips).
+fn browser() -> Option<(PathBuf, Option<PathBuf>)> {
+    let find = |name: &str| {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .chain([PathBuf::from("/usr/bin")])
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    };
+    match find("chromedriver") {
+        Some(d) => Some((d, find("chromium"))),
+        None if std::env::var_os("BACKPROP_REQUIRE_BROWSER").is_some() => {
+            panic!("chromedriver not found: install Debian's chromium and chromium-driver")
+        }
+        None => {
+            eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+            None
+        }
+    }
+}
+
+/// A running chromedriver, stopped on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn driver(exe: &Path) -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(exe)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Driver { child, port }
+}
+
+async fn session(d: &Driver, chromium: &Option<PathBuf>) -> Client {
+    let mut opts = serde_json::json!({
+        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1280,1000", "--no-first-run", "--disable-background-networking"]
+    });
+    if let Some(c) = chromium {
+        opts["binary"] = serde_json::json!(c);
+    }
+    let mut caps = serde_json::Map::new();
+    caps.insert("goog:chromeOptions".into(), opts);
+    let http = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(http)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", d.port))
+        .await
+        .expect("a WebDriver session")
+}
+
+/// Where the screenshots go.
+fn shots() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    let p = shots().join(format!("{name}.png"));
+    std::fs::write(&p, png).unwrap();
+    eprintln!("screenshot {}", p.display());
+}
+
+/// Evaluate `js` (a function body that returns a value) in the page.
+async fn eval(c: &Client, js: &str) -> serde_json::Value {
+    c.execute(js, vec![]).await.unwrap()
+}
+
+/// Poll `js` until it returns something other than null/false/"".
+async fn wait_for(c: &Client, js: &str, what: &str, secs: u64) -> serde_json::Value {
+    let t0 = Instant::now();
+    loop {
+        let v = eval(c, js).await;
+        let empty = v.is_null() || v == serde_json::json!(false) || v == serde_json::json!("");
+        if !empty {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "waited {secs} s for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Draw a stroke through `points` (pixels from the pad's centre) with the
+/// mouse: pointer down, moves, up.
+async fn stroke(c: &Client, points: &[(i64, i64)]) {
+    let pad = c.find(Locator::Css("#pad")).await.unwrap();
+    let mut m = MouseActions::new("mouse".into());
+    for (i, &(x, y)) in points.iter().enumerate() {
+        m = m.then(PointerAction::MoveToElement {
+            element: pad.clone(),
+            duration: Some(Duration::from_millis(20)),
+            x: x as _,
+            y: y as _,
+        });
+        if i == 0 {
+            m = m.then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        }
+    }
+    m = m.then(PointerAction::Up {
+        button: MOUSE_BUTTON_LEFT,
+    });
+    c.perform_actions(m).await.unwrap();
+}
+
+/// Clear the pad, draw, and wait for the guess of the last drawing.
+async fn draw_and_guess(c: &Client, strokes: &[Vec<(i64, i64)>]) -> usize {
+    c.find(Locator::Css("#clear"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    for s in strokes {
+        stroke(c, s).await;
+    }
+    // The page sends the latest drawing once the request in flight returns.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = wait_for(
+        c,
+        "return !inFlight && !again && document.getElementById('guess').dataset.class",
+        "a guess",
+        20,
+    )
+    .await;
+    v.as_str().unwrap().parse().unwrap()
+}
+
+fn tab(name: &str) -> Locator<'static> {
+    Locator::Css(match name {
+        "draw" => "nav button[data-tab=draw]",
+        "steps" => "nav button[data-tab=steps]",
+        _ => "nav button[data-tab=training]",
+    })
+}
+
+fn circle(r: f64, n: usize) -> Vec<(i64, i64)> {
+    (0..=n)
+        .map(|i| {
+            let a = i as f64 / n as f64 * std::f64::consts::TAU;
+            ((r * 0.75 * a.sin()) as i64, (-r * a.cos()) as i64)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn draw_a_digit_and_step_through_backprop() {
+    let Some((exe, chromium)) = browser() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let save = dir.path().join("mlp.safetensors");
+    let out = common::run(&[
+        "train",
+        "--model",
+        "flatten,linear(784,64),relu,linear(64,10)",
+        "--epochs",
+        "1",
+        "--save",
+        save.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(out.success, "{}", out.stderr);
+    let (mut server, addr) = start(&["serve", dir.path().to_str().unwrap(), "--port", "0"]);
+    let d = driver(&exe);
+    let c = session(&d, &chromium).await;
+    c.goto(&format!("http://{addr}/")).await.unwrap();
+    wait_for(
+        &c,
+        "return document.querySelectorAll('#loss path').length > 0",
+        "the loss chart",
+        10,
+    )
+    .await;
+    screenshot(&c, "training-finished-run").await;
+
+    c.find(tab("draw")).await.unwrap().click().await.unwrap();
+    wait_for(
+        &c,
+        "return document.getElementById('model').value",
+        "the model list",
+        10,
+    )
+    .await;
+    // A vertical stroke is a 1; a ring is a 0.
+    let one = draw_and_guess(&c, &[vec![(0, -100), (0, -30), (0, 30), (0, 100)]]).await;
+    assert_eq!(one, 1, "a vertical stroke");
+    let zero = draw_and_guess(&c, &[circle(95.0, 24)]).await;
+    assert_eq!(zero, 0, "a ring");
+    // The probabilities add up, the layers are drawn.
+    let sum = eval(&c, "return trace.probabilities.reduce((a, b) => a + b, 0)").await;
+    assert!((sum.as_f64().unwrap() - 1.0).abs() < 1e-4);
+    let layers = eval(
+        &c,
+        "return document.querySelectorAll('#acts .layer').length",
+    )
+    .await;
+    assert_eq!(
+        layers,
+        serde_json::json!(4),
+        "flatten, linear, relu, linear"
+    );
+    screenshot(&c, "draw-a-zero").await;
+
+    // Backprop, step by step: the loss first, then the table fills in.
+    c.find(tab("steps")).await.unwrap().click().await.unwrap();
+    let next = c.find(Locator::Css("#s-next")).await.unwrap();
+    next.click().await.unwrap();
+    let first = eval(
+        &c,
+        "return document.querySelector('#tape tr.now td').textContent",
+    )
+    .await;
+    let loss = eval(&c, "return String(trace.loss_node)").await;
+    assert_eq!(first, loss, "the backward pass starts at the loss");
+    for _ in 0..2 {
+        next.click().await.unwrap();
+    }
+    // The third visit is the ReLU's output: its 64 units, a and δ each.
+    let units = eval(
+        &c,
+        "return document.querySelectorAll('#s-units .unit').length",
+    )
+    .await;
+    assert_eq!(units, serde_json::json!(64), "per unit: a and δ");
+    screenshot(&c, "steps-third-visit").await;
+    c.find(Locator::Css("#s-all"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let filled = eval(
+        &c,
+        "return document.querySelectorAll('#tape td.g.filled').length",
+    )
+    .await;
+    let grads = eval(&c, "return trace.nodes.filter(n => n.grad).length").await;
+    assert_eq!(filled, grads, "every gradient of the table shown");
+    screenshot(&c, "steps-all").await;
+
+    // A phone.
+    c.set_window_size(390, 844).await.unwrap();
+    c.find(tab("draw")).await.unwrap().click().await.unwrap();
+    let w = eval(
+        &c,
+        "return document.getElementById('pad').getBoundingClientRect().right <= window.innerWidth",
+    )
+    .await;
+    assert_eq!(w, serde_json::json!(true), "the pad fits a phone's width");
+    screenshot(&c, "phone-draw").await;
+    c.find(tab("training"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    screenshot(&c, "phone-training").await;
+    c.close().await.unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn watch_a_run_live() {
+    let Some((exe, chromium)) = browser() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(dir.path(), 20000, 1000);
+    let save = dir.path().join("runs/live.safetensors");
+    let (mut run, addr) = start(&[
+        "train",
+        "--model",
+        "lenet",
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--diagnostics-every",
+        "10",
+        "--save",
+        save.to_str().unwrap(),
+        "--serve",
+        "--port",
+        "0",
+        "--quiet",
+    ]);
+    let d = driver(&exe);
+    let c = session(&d, &chromium).await;
+    c.goto(&format!("http://{addr}/")).await.unwrap();
+    let rows = "parse(csvText).rows.length";
+    wait_for(
+        &c,
+        &format!("return {rows} > 0 && {rows}"),
+        "the first rows",
+        30,
+    )
+    .await;
+    let first = eval(&c, &format!("return {rows}")).await.as_u64().unwrap();
+    screenshot(&c, "live-early").await;
+    // The run goes on, and the page hears of it without a reload.
+    let more = format!("return {rows} > {first} && {rows}");
+    wait_for(&c, &more, "more rows", 30).await;
+    let paths = eval(
+        &c,
+        "return document.querySelectorAll('#loss path, #grad path').length",
+    )
+    .await;
+    assert!(
+        paths.as_u64().unwrap() >= 2,
+        "loss and gradient curves drawn"
+    );
+    // Draw with the run's current weights.
+    c.find(tab("draw")).await.unwrap().click().await.unwrap();
+    wait_for(
+        &c,
+        "return [...document.getElementById('model').options].some(o => o.value === '(live)')",
+        "the live model",
+        20,
+    )
+    .await;
+    eval(
+        &c,
+        "document.getElementById('model').value = '(live)'; return 1",
+    )
+    .await;
+    let guess = draw_and_guess(&c, &[vec![(0, -100), (0, 0), (0, 100)]]).await;
+    assert!(guess < 10);
+    screenshot(&c, "live-draw").await;
+    c.find(tab("training"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &c,
+        "return document.getElementById('status').textContent === 'finished'",
+        "the end of the run",
+        120,
+    )
+    .await;
+    screenshot(&c, "live-finished").await;
+    c.close().await.unwrap();
+    assert!(run.wait().unwrap().success());
+}

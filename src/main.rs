@@ -895,6 +895,9 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Resul
         let runs = files_prefix
             .as_ref()
             .and_then(|p| p.parent().map(Path::to_path_buf));
+        if let Some(rec) = bar.recorder.as_ref().filter(|r| !r.rows.is_empty()) {
+            live.set_metrics(rec.to_csv()); // a resumed run's rows so far
+        }
         start_page(a.serve_at, runs, Some(live.clone()))?;
         bar.live = Some(live);
     }
@@ -1252,7 +1255,7 @@ impl Observer for Bar {
             let rows = r.rows.len();
             r.step(s);
             if let (Some(l), true) = (&self.live, r.rows.len() > rows) {
-                l.set_metrics(r.to_csv());
+                l.append_metrics(&r.csv_header(), &r.csv_rows(rows));
             }
         }
         if let Some(b) = &self.bar {
@@ -1270,9 +1273,10 @@ impl Observer for Bar {
 
     fn epoch_end(&mut self, r: &EpochRecord) {
         if let Some(rec) = &mut self.recorder {
+            let rows = rec.rows.len();
             rec.epoch_end(r);
             if let Some(l) = &self.live {
-                l.set_metrics(rec.to_csv());
+                l.append_metrics(&rec.csv_header(), &rec.csv_rows(rows));
             }
         }
         if let Some(b) = self.bar.take() {

@@ -341,7 +341,7 @@ async fn watch_a_run_live() {
     let d = driver(&exe);
     let c = session(&d, &chromium).await;
     c.goto(&format!("http://{addr}/")).await.unwrap();
-    let rows = "parse(csvText).rows.length";
+    let rows = "data.rows.length";
     wait_for(
         &c,
         &format!("return {rows} > 0 && {rows}"),

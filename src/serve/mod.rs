@@ -82,6 +82,21 @@ impl Live {
         self.inner.lock().expect("not poisoned").csv = csv;
     }
 
+    /// Append rows (`metrics.csv` lines, each ending in a newline) under
+    /// `header`; if the header is not the one given so far, the text starts
+    /// afresh with it. Training calls this as rows come, so the cost per
+    /// row stays the row's, however long the run.
+    pub fn append_metrics(&self, header: &str, rows: &str) {
+        let mut s = self.inner.lock().expect("not poisoned");
+        let same = s.csv.len() > header.len()
+            && s.csv.starts_with(header)
+            && s.csv.as_bytes()[header.len()] == b'\n';
+        if !same {
+            s.csv = format!("{header}\n");
+        }
+        s.csv.push_str(rows);
+    }
+
     /// A warning the run gave.
     pub fn warn(&self, message: &str) {
         self.inner

@@ -135,9 +135,22 @@ impl Recorder {
 
     /// `metrics.csv` as text.
     pub fn to_csv(&self) -> String {
-        let mut s = self.header().join(",");
+        let mut s = self.csv_header();
         s.push('\n');
-        for r in &self.rows {
+        s.push_str(&self.csv_rows(0));
+        s
+    }
+
+    /// The first line of `metrics.csv` (no newline).
+    pub fn csv_header(&self) -> String {
+        self.header().join(",")
+    }
+
+    /// The lines of `metrics.csv` for rows `from..` (each ending in a
+    /// newline), for a reader that has the earlier ones.
+    pub fn csv_rows(&self, from: usize) -> String {
+        let mut s = String::new();
+        for r in self.rows.iter().skip(from) {
             let kind = match r.kind {
                 RowKind::Step => "step",
                 RowKind::Epoch => "epoch",

@@ -112,6 +112,8 @@ enum ScheduleArg {
     Step,
     /// Cosine from --lr down to --lr-min over the epochs (CosineAnnealingLR).
     Cosine,
+    /// Step by step: up from --lr/25 to --lr over the first 30 % of the steps, then down to --lr/2.5e5 (OneCycleLR without momentum cycling).
+    OneCycle,
 }
 
 /// The command-line flag for a library setting, for error messages.
@@ -646,6 +648,8 @@ fn schedule(a: &TrainArgs) -> anyhow::Result<Schedule> {
             t_max: a.epochs,
             eta_min: a.lr_min,
         },
+        // The steps are counted once the data is read (one_cycle_steps).
+        ScheduleArg::OneCycle => Schedule::one_cycle(0),
     })
 }
 
@@ -794,7 +798,10 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Resul
         sched_args.epochs = *e;
     }
     cfg.schedule = schedule(&sched_args)?;
-    cfg.validate()?;
+    let cycle_epochs = sched_args.epochs;
+    if !matches!(cfg.schedule, Schedule::OneCycle { .. }) {
+        cfg.validate()?; // a one-cycle schedule once its steps are known
+    }
     let init = weight_init(&a.weight_init)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
     let mut model = Sequential::parse(&a.model, init, &mut rng)?;
@@ -853,6 +860,11 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Resul
     };
     let data = data_path(a.data.clone())?;
     let (train_set, test_set) = data::load_data(&data, a.test_data.as_deref(), a.csv_scale)?;
+    if let Schedule::OneCycle { total_steps, .. } = &mut cfg.schedule {
+        // The cycle spans the run's epochs (as first started), step by step.
+        *total_steps = cycle_epochs * train_set.len().div_ceil(cfg.batch_size);
+        cfg.validate()?;
+    }
     train::check_run(&model, &train_set, test_set.as_ref(), &cfg)?;
     if !a.json && !a.quiet {
         eprintln!(

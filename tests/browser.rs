@@ -41,6 +41,16 @@ fn browser() -> Option<(PathBuf, Option<PathBuf>)> {
     }
 }
 
+/// A child process (the server, a run) killed when the test ends, even by a panic.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running chromedriver, stopped on drop.
 struct Driver {
     child: Child,
@@ -213,7 +223,8 @@ async fn draw_a_digit_and_step_through_backprop() {
         "--quiet",
     ]);
     assert!(out.success, "{}", out.stderr);
-    let (mut server, addr) = start(&["serve", dir.path().to_str().unwrap(), "--port", "0"]);
+    let (server, addr) = start(&["serve", dir.path().to_str().unwrap(), "--port", "0"]);
+    let _server = Killed(server);
     let d = driver(&exe);
     let c = session(&d, &chromium).await;
     c.goto(&format!("http://{addr}/")).await.unwrap();
@@ -309,8 +320,6 @@ async fn draw_a_digit_and_step_through_backprop() {
         .unwrap();
     screenshot(&c, "phone-training").await;
     c.close().await.unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -321,7 +330,7 @@ async fn watch_a_run_live() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::small_mnist(dir.path(), 20000, 1000);
     let save = dir.path().join("runs/live.safetensors");
-    let (mut run, addr) = start(&[
+    let (run, addr) = start(&[
         "train",
         "--model",
         "lenet",
@@ -338,6 +347,7 @@ async fn watch_a_run_live() {
         "0",
         "--quiet",
     ]);
+    let mut run = Killed(run);
     let d = driver(&exe);
     let c = session(&d, &chromium).await;
     c.goto(&format!("http://{addr}/")).await.unwrap();
@@ -395,5 +405,5 @@ async fn watch_a_run_live() {
     .await;
     screenshot(&c, "live-finished").await;
     c.close().await.unwrap();
-    assert!(run.wait().unwrap().success());
+    assert!(run.0.wait().unwrap().success());
 }

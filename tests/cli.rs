@@ -1143,7 +1143,12 @@ fn predict_makes_a_photo_of_a_digit_mnist_like() {
     let a = json(&["predict", s(m), s(&small), "--json"]);
     let b = json(&["predict", s(m), s(&big), "--json"]);
     assert_eq!(a["class"], b["class"], "{a} {b}");
-    for (p, q) in a["probabilities"].as_array().unwrap().iter().zip(b["probabilities"].as_array().unwrap()) {
+    for (p, q) in a["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(b["probabilities"].as_array().unwrap())
+    {
         assert!((f64_of(p) - f64_of(q)).abs() < 1e-4, "{a} {b}");
     }
     assert!(y[0] < 10);

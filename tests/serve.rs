@@ -142,7 +142,12 @@ fn serve_lists_runs_shows_one_and_refuses_paths() {
     assert_eq!(loss["grad"]["data"], serde_json::json!([1.0]));
     let layers = t["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 4, "{layers:?}");
-    let p: f64 = t["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum();
+    let p: f64 = t["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
     assert!((p - 1.0).abs() < 1e-4);
     // Refused: paths, sizes that do not match, junk, nothing drawn.
     for (body, want) in [
@@ -161,7 +166,10 @@ fn serve_lists_runs_shows_one_and_refuses_paths() {
         let (code, msg) = post(&addr, "/api/trace", &body);
         assert_eq!(code, want, "{}: {msg}", &body[..body.len().min(60)]);
     }
-    let huge = format!(r#"{{"model":"first","width":1,"height":1,"pixels":[{}]}}"#, "0,".repeat(5_000_000));
+    let huge = format!(
+        r#"{{"model":"first","width":1,"height":1,"pixels":[{}]}}"#,
+        "0,".repeat(5_000_000)
+    );
     let (code, _) = post(&addr, "/api/trace", &huge);
     assert!(code == 0 || code == 413, "{code}");
     assert_eq!(get(&addr, "/api/models").0, 200);
@@ -176,11 +184,12 @@ fn train_serve_streams_the_run_as_it_goes() {
     let (mut child, addr) = start(&[
         "train",
         "--model",
-        "flatten,linear(784,32),sigmoid,linear(32,10)",
+        // Long enough (2–3 s) for several events at two a second.
+        "flatten,linear(784,128),sigmoid,linear(128,10)",
         "--data",
         data.to_str().unwrap(),
         "--epochs",
-        "30",
+        "40",
         "--batch-size",
         "16",
         "--diagnostics-every",

@@ -400,3 +400,45 @@ fn a_pytorch_saved_state_dict_loads_and_computes_the_same_logits() {
     let e = worst_rel(out.data(), &want, 1e-5);
     assert!(e < 1e-4, "logits differ from PyTorch's by {e:.2e}");
 }
+
+#[test]
+fn learning_rate_schedules_match_pytorch() {
+    use backprop::optim::Schedule;
+    let f = read_fixture("schedules.safetensors");
+    let cases = ["one_cycle_default", "one_cycle_custom", "cosine", "step"];
+    for name in cases {
+        let c: Value = serde_json::from_str(&f.meta[name]).unwrap();
+        let lr = c["lr"].as_f64().unwrap() as f32;
+        let num = |k: &str| c[k].as_f64().unwrap();
+        let sched = match c["kind"].as_str().unwrap() {
+            "one-cycle" => Schedule::OneCycle {
+                total_steps: num("total_steps") as usize,
+                pct_start: num("pct_start") as f32,
+                div_factor: num("div_factor") as f32,
+                final_div_factor: num("final_div_factor") as f32,
+            },
+            "cosine" => Schedule::Cosine {
+                t_max: num("t_max") as usize,
+                eta_min: num("eta_min") as f32,
+            },
+            _ => Schedule::Step {
+                step_size: num("step_size") as usize,
+                gamma: num("gamma") as f32,
+            },
+        };
+        let (_, want) = f.f64(name);
+        // One-cycle goes by the step; the others by the epoch.
+        let one_cycle = matches!(sched, Schedule::OneCycle { .. });
+        let got: Vec<f32> = (0..want.len())
+            .map(|i| {
+                if one_cycle {
+                    sched.lr(lr, 0, i)
+                } else {
+                    sched.lr(lr, i, 0)
+                }
+            })
+            .collect();
+        let rel = worst_rel(&got, &want, 1e-12);
+        assert!(rel < 1e-5, "{name}: {rel:e}\n{got:?}\n{want:?}");
+    }
+}

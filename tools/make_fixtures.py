@@ -636,6 +636,43 @@ def make_torch_mlp(mnist_dir):
           f"{os.path.getsize(p2)} bytes")
 
 
+def make_schedules(path):
+    """The learning rate at each step (one-cycle) or epoch (cosine, step) of
+    PyTorch's schedulers, as float64 sequences; metadata gives each case's
+    settings as JSON."""
+    out, meta = {}, {}
+    cases = {
+        "one_cycle_default": dict(kind="one-cycle", lr=0.1, total_steps=50, pct_start=0.3, div_factor=25.0,
+                                  final_div_factor=1e4),
+        "one_cycle_custom": dict(kind="one-cycle", lr=0.006, total_steps=37, pct_start=0.25, div_factor=10.0,
+                                 final_div_factor=100.0),
+        "cosine": dict(kind="cosine", lr=0.5, t_max=7, eta_min=0.01, epochs=9),
+        "step": dict(kind="step", lr=0.5, step_size=2, gamma=0.5, epochs=8),
+    }
+    for name, c in cases.items():
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=c["lr"])
+        if c["kind"] == "one-cycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=c["lr"], total_steps=c["total_steps"], pct_start=c["pct_start"],
+                div_factor=c["div_factor"], final_div_factor=c["final_div_factor"], cycle_momentum=False)
+            n = c["total_steps"]
+        elif c["kind"] == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, c["t_max"], c["eta_min"])
+            n = c["epochs"]
+        else:
+            sched = torch.optim.lr_scheduler.StepLR(opt, c["step_size"], c["gamma"])
+            n = c["epochs"]
+        lrs = []
+        for _ in range(n):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        out[name] = torch.tensor(lrs, dtype=torch.float64)
+        meta[name] = json.dumps(c)
+    save(out, path, meta)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mnist", default=DEFAULT_MNIST, help="directory with the MNIST IDX .gz files")
@@ -662,6 +699,7 @@ def main():
         if c.get("clip_grad_value") is not None:
             assert any(v > c["clip_grad_value"] for v in maxabs), f"{case}: clip_grad_value never triggered"
     make_torch_mlp(a.mnist)
+    make_schedules(os.path.join(OUT_DIR, "schedules.safetensors"))
     for f in os.listdir(OUT_DIR):
         os.chmod(os.path.join(OUT_DIR, f), 0o644)
     total = sum(os.path.getsize(os.path.join(OUT_DIR, f)) for f in os.listdir(OUT_DIR))

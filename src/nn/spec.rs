@@ -22,6 +22,12 @@ pub const PRESETS: &[(&str, &str)] = &[
         "mlp-bn",
         "flatten,linear(784,256),batchnorm1d(256),relu,linear(256,256),batchnorm1d(256),relu,linear(256,10)",
     ),
+    (
+        // examples/speedrun.rs: 99 % in two epochs (Adam, one-cycle at 0.01, batch 128).
+        "speedrun",
+        "conv2d(1,6,5,padding=2),batchnorm2d(6),relu,maxpool2d(2),conv2d(6,16,5),batchnorm2d(16),relu,\
+         maxpool2d(2),flatten,linear(400,120),relu,linear(120,10)",
+    ),
 ];
 
 /// The model line a preset name stands for, or the text itself.

@@ -30,6 +30,7 @@
 
 use crate::autograd::Backward;
 use crate::dist::Collective;
+use crate::tensor::{par, team};
 use crate::{Graph, Tensor, Var};
 use std::rc::Rc;
 
@@ -40,6 +41,39 @@ fn layout(x: &[usize]) -> (usize, usize, usize) {
         "batch_norm: input must be [N, C], [N, C, L] or [N, C, H, W], got {x:?}"
     );
     (x[0], x[1], x[2..].iter().product())
+}
+
+/// `f(ch)` for every channel, split over the kernel threads when the tensor
+/// (`size` values) is large. Each channel is one job that walks its blocks
+/// in sample order, as one thread would: the sums do not depend on the split.
+fn per_channel<R: Send>(c: usize, size: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    if c > 1 && par::split(size) {
+        team::map((0..c).collect(), |_, ch| f(ch))
+    } else {
+        (0..c).map(f).collect()
+    }
+}
+
+/// `f(block, values)` for every `inner`-long block of `out` (block `i` is
+/// sample `i / C`, channel `i % C`), split over the kernel threads when large.
+fn for_blocks(out: &mut [f32], inner: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if !par::split(out.len()) {
+        out.chunks_exact_mut(inner)
+            .enumerate()
+            .for_each(|(i, b)| f(i, b));
+        return;
+    }
+    let per = (par::CHUNK / inner).max(1) * inner;
+    let jobs: Vec<(usize, &mut [f32])> = out
+        .chunks_mut(per)
+        .enumerate()
+        .map(|(j, chunk)| (j * per / inner, chunk))
+        .collect();
+    team::map(jobs, |_, (first, chunk)| {
+        for (k, b) in chunk.chunks_exact_mut(inner).enumerate() {
+            f(first + k, b)
+        }
+    });
 }
 
 /// `(Σ a, Σ a·b)` over two equal-length slices, in `f64`, with `a` read as
@@ -112,11 +146,17 @@ fn shifted_sums(x: &[f32], c: usize, inner: usize, shift: &[f64]) -> (Vec<f64>, 
             }
         }
     } else {
-        for (i, blk) in x.chunks_exact(inner).enumerate() {
-            let ch = i % c;
-            let (a, b) = shifted_moments(blk, shift[ch]);
-            s[ch] += a;
-            q[ch] += b;
+        let n = x.len() / (c * inner);
+        let sums = per_channel(c, x.len(), |ch| {
+            (0..n).fold((0f64, 0f64), |(s, q), i| {
+                let at = (i * c + ch) * inner;
+                let (a, b) = shifted_moments(&x[at..at + inner], shift[ch]);
+                (s + a, q + b)
+            })
+        });
+        for (ch, (a, b)) in sums.into_iter().enumerate() {
+            s[ch] = a;
+            q[ch] = b;
         }
     }
     (s, q)
@@ -152,17 +192,13 @@ fn affine_per_channel(
             }
         }
     } else {
-        for (i, (yb, xb)) in out
-            .chunks_exact_mut(inner)
-            .zip(x.chunks_exact(inner))
-            .enumerate()
-        {
+        for_blocks(out, inner, |i, yb| {
             let ch = i % c;
             let (m, aa, bb) = (mu[ch], a[ch], b[ch]);
-            for (y, &v) in yb.iter_mut().zip(xb) {
+            for (y, &v) in yb.iter_mut().zip(&x[i * inner..(i + 1) * inner]) {
                 *y = (v - m) * aa + bb;
             }
-        }
+        });
     }
 }
 
@@ -201,15 +237,18 @@ impl Backward for BatchNormBack {
                 }
             }
         } else {
-            for (i, (gb, xb)) in gd
-                .chunks_exact(inner)
-                .zip(xd.chunks_exact(inner))
-                .enumerate()
-            {
-                let ch = i % c;
-                let (a, b) = dot_sums(gb, xb, self.mean[ch]);
-                sg[ch] += a;
-                sgx[ch] += b;
+            let mean = &self.mean;
+            let sums = per_channel(c, xd.len(), |ch| {
+                (0..n).fold((0f64, 0f64), |(s, p), i| {
+                    let at = (i * c + ch) * inner;
+                    let r = at..at + inner;
+                    let (a, b) = dot_sums(&gd[r.clone()], &xd[r], mean[ch]);
+                    (s + a, p + b)
+                })
+            });
+            for (ch, (a, b)) in sums.into_iter().enumerate() {
+                sg[ch] = a;
+                sgx[ch] = b;
             }
         }
         // Synchronized: ∂x needs the sums over the global batch; ∂γ and ∂β
@@ -254,15 +293,13 @@ impl Backward for BatchNormBack {
                     }
                 }
             } else {
-                for (i, ((o, gb), xb)) in out
-                    .chunks_exact_mut(inner)
-                    .zip(gd.chunks_exact(inner))
-                    .zip(xd.chunks_exact(inner))
-                    .enumerate()
-                {
+                let training = self.training;
+                for_blocks(out, inner, |i, o| {
                     let ch = i % c;
                     let (aa, bb, kk, m) = (a[ch], b[ch], k[ch], mu[ch]);
-                    if self.training {
+                    let r = i * inner..(i + 1) * inner;
+                    let (gb, xb) = (&gd[r.clone()], &xd[r]);
+                    if training {
                         for ((o, &gv), &xv) in o.iter_mut().zip(gb).zip(xb) {
                             *o = aa * gv + bb * (xv - m) + kk;
                         }
@@ -271,7 +308,7 @@ impl Backward for BatchNormBack {
                             *o = aa * gv;
                         }
                     }
-                }
+                });
             }
             gx
         });

@@ -239,6 +239,8 @@ pub struct Optimizer {
     /// How the learning rate changes over epochs.
     pub schedule: Schedule,
     epoch: usize,
+    /// The step a step schedule is at.
+    position: usize,
     state: Vec<ParamState>,
 }
 
@@ -249,6 +251,7 @@ impl Optimizer {
             config,
             schedule: Schedule::Constant,
             epoch: 0,
+            position: 0,
             state: Vec::new(),
         }
     }
@@ -261,7 +264,15 @@ impl Optimizer {
 
     /// The learning rate of the current epoch.
     pub fn lr(&self) -> f32 {
-        self.schedule.lr(self.config.lr, self.epoch)
+        self.schedule.lr(self.config.lr, self.epoch, self.position)
+    }
+
+    /// Move a step schedule ([`Schedule::OneCycle`]) to 0-based optimizer
+    /// step `step` (the updates before the next one). The trainer calls it
+    /// before every step; a loop written by hand that uses a step schedule
+    /// must too.
+    pub fn set_step(&mut self, step: usize) {
+        self.position = step;
     }
 
     /// The current (0-based) epoch of the schedule.

@@ -18,33 +18,91 @@ pub enum Schedule {
     Cosine {
         /// Epochs from the base rate down to `eta_min` (the half period T).
         t_max: usize,
-        /// The lowest learning rate, reached at epoch `t_max` and kept after.
+        /// The lowest learning rate, reached at epoch `t_max`; after it the
+        /// rate climbs back along the same cosine, as PyTorch's does.
         eta_min: f32,
+    },
+    /// Step by step, up from `lr/div_factor` to the base rate `lr` over the
+    /// first `pct_start` of `total_steps`, then down to
+    /// `lr/(div_factor·final_div_factor)` at the last step, both on a
+    /// half cosine: PyTorch's `OneCycleLR(opt, max_lr=lr, total_steps,
+    /// pct_start, div_factor, final_div_factor, cycle_momentum=False)`
+    /// (PyTorch's default also cycles Adam's β₁ or SGD's momentum; this
+    /// does not).
+    OneCycle {
+        /// The optimizer steps of the whole cycle (epochs × batches).
+        total_steps: usize,
+        /// The share of the steps spent warming up (PyTorch: 0.3).
+        pct_start: f32,
+        /// The first rate is `lr / div_factor` (PyTorch: 25).
+        div_factor: f32,
+        /// The last rate is `lr / (div_factor · final_div_factor)` (PyTorch: 1e4).
+        final_div_factor: f32,
     },
 }
 
 impl Schedule {
-    /// The learning rate for 0-based `epoch`, from the base rate.
+    /// A one-cycle schedule of `total_steps` with PyTorch's defaults
+    /// (`pct_start` 0.3, `div_factor` 25, `final_div_factor` 1e4).
+    pub fn one_cycle(total_steps: usize) -> Schedule {
+        Schedule::OneCycle {
+            total_steps,
+            pct_start: 0.3,
+            div_factor: 25.0,
+            final_div_factor: 1e4,
+        }
+    }
+
+    /// The learning rate for 0-based `epoch` and 0-based optimizer `step`
+    /// (the number of updates before this one), from the base rate. The
+    /// epoch schedules ignore `step`; `OneCycle` ignores `epoch`.
     ///
     /// ```
     /// use backprop::optim::Schedule;
     /// let s = Schedule::Step { step_size: 2, gamma: 0.1 };
-    /// assert_eq!(s.lr(1.0, 1), 1.0);
-    /// assert!((s.lr(1.0, 2) - 0.1).abs() < 1e-7);
+    /// assert_eq!(s.lr(1.0, 1, 0), 1.0);
+    /// assert!((s.lr(1.0, 2, 0) - 0.1).abs() < 1e-7);
     /// let c = Schedule::Cosine { t_max: 10, eta_min: 0.0 };
-    /// assert!((c.lr(1.0, 5) - 0.5).abs() < 1e-6);
+    /// assert!((c.lr(1.0, 5, 0) - 0.5).abs() < 1e-6);
+    /// let o = Schedule::one_cycle(100);
+    /// assert!((o.lr(1.0, 0, 0) - 0.04).abs() < 1e-7); // lr / 25
+    /// assert!((o.lr(1.0, 0, 29) - 1.0).abs() < 1e-7); // the top at 30 % − 1
+    /// assert!((o.lr(1.0, 0, 99) - 4e-6).abs() < 1e-10); // lr / 25 / 1e4
     /// ```
-    pub fn lr(&self, base: f32, epoch: usize) -> f32 {
+    pub fn lr(&self, base: f32, epoch: usize, step: usize) -> f32 {
         match *self {
             Schedule::Constant => base,
             Schedule::Step { step_size, gamma } => {
                 (base as f64 * (gamma as f64).powi((epoch / step_size.max(1)) as i32)) as f32
             }
             Schedule::Cosine { t_max, eta_min } => {
-                let t = (epoch.min(t_max)) as f64 / t_max.max(1) as f64;
+                let t = epoch as f64 / t_max.max(1) as f64;
                 (eta_min as f64
                     + (base - eta_min) as f64 * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0)
                     as f32
+            }
+            Schedule::OneCycle {
+                total_steps,
+                pct_start,
+                div_factor,
+                final_div_factor,
+            } => {
+                // torch.optim.lr_scheduler.OneCycleLR.get_lr, two phases, cos.
+                let max = base as f64;
+                let initial = max / div_factor as f64;
+                let min = initial / final_div_factor as f64;
+                let up_end = pct_start as f64 * total_steps as f64 - 1.0;
+                let down_end = total_steps as f64 - 1.0;
+                let cos = |start: f64, end: f64, pct: f64| {
+                    end + (start - end) / 2.0 * ((std::f64::consts::PI * pct).cos() + 1.0)
+                };
+                let t = step.min(total_steps.saturating_sub(1)) as f64;
+                let lr = if t <= up_end {
+                    cos(initial, max, t / up_end)
+                } else {
+                    cos(max, min, (t - up_end) / (down_end - up_end))
+                };
+                lr as f32
             }
         }
     }

@@ -171,6 +171,28 @@ impl TrainConfig {
                 return Err(Error::invalid(setting, c, "must be a number > 0"));
             }
         }
+        if let Schedule::OneCycle {
+            total_steps,
+            pct_start,
+            div_factor,
+            final_div_factor,
+        } = self.schedule
+        {
+            let positive = |v: f32| v > 0.0 && v.is_finite();
+            let why = if total_steps == 0 {
+                Some("a one-cycle schedule needs its total steps (epochs × batches per epoch)")
+            } else if !(pct_start > 0.0 && pct_start < 1.0) || pct_start * total_steps as f32 <= 1.0
+            {
+                Some("pct_start must be in (0, 1) and leave the warm-up more than one step")
+            } else if !positive(div_factor) || !positive(final_div_factor) {
+                Some("div_factor and final_div_factor must be numbers > 0")
+            } else {
+                None
+            };
+            if let Some(msg) = why {
+                return Err(Error::invalid(Setting::Schedule, "one-cycle", msg));
+            }
+        }
         self.optimizer.validate()
     }
 }
@@ -722,6 +744,8 @@ impl<'a> Trainer<'a> {
                 break;
             }
             opt.set_epoch(epoch);
+            opt.set_step(st.steps);
+            // The epoch's rate in its record: its first step's.
             let lr = opt.lr();
             st.epoch = epoch;
             st.order_position = rng.get_word_pos().to_string();
@@ -742,6 +766,8 @@ impl<'a> Trainer<'a> {
             let t0 = Instant::now();
             let first = st.batch;
             for idx in &batches[first..] {
+                opt.set_step(st.steps);
+                let lr = opt.lr();
                 let seed = step_seed(cfg.seed, st.steps + 1);
                 let sampled = is_sampled(st.steps + 1, cfg.diagnostics_every);
                 // One process takes the batch; several take a contiguous shard each.

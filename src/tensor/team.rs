@@ -13,7 +13,13 @@
 //! OpenMP runtimes (which PyTorch uses) spin by default for the same reason.
 //! Here a helper spins for [`SPIN`] after its last job, then parks; when
 //! there are more threads than cores it parks at once (spinning would take
-//! the core from the thread that has work).
+//! the core from the thread that has work). So it does for [`BUSY_FOR`] after
+//! a spinning helper was seen losing its core ([`PREEMPTED`]): other programs
+//! want the cores (a compiler beside the run), and a spinning helper would
+//! take them from our own threads too; and a caller waiting for a helper's
+//! last job yields its core after [`YIELD_AFTER`] spins. On this project's
+//! machine, with a `cargo build` beside it, that brought two threads from
+//! 1.4–1.6× the time of one to about the time of one (BENCHMARKS.md).
 //!
 //! [`run`] hands out job indices `0..jobs` by an atomic counter; the calling
 //! thread takes jobs too and never waits for a job nobody has started (it
@@ -35,6 +41,14 @@ use std::time::{Duration, Instant};
 
 /// How long a helper spins after its last job before it parks.
 const SPIN: Duration = Duration::from_millis(2);
+
+/// Spins of a caller waiting for the last jobs before it yields its core.
+const YIELD_AFTER: u32 = 2000;
+/// A gap this long between two looks of a spinning helper means it lost its
+/// core to another program: the machine is busy.
+const PREEMPTED: Duration = Duration::from_micros(200);
+/// How long helpers park at once after one was seen losing its core.
+const BUSY_FOR: Duration = Duration::from_secs(1);
 
 /// The most helper threads (the team's size is `threads() − 1`).
 const MAX_HELPERS: usize = 255;
@@ -71,6 +85,10 @@ struct Team {
     /// The cores this process may use (`available_parallelism` reads the
     /// cgroup files, so it is asked once).
     cores: usize,
+    /// Until when (nanoseconds after `born`) helpers park at once instead
+    /// of spinning: a spinning helper was seen losing its core.
+    busy_until: AtomicU64,
+    born: Instant,
 }
 
 fn pack(generation: u64, helpers: usize, jobs: usize, next: usize) -> u64 {
@@ -110,6 +128,8 @@ fn team() -> &'static Team {
         wake: Condvar::new(),
         oversubscribed: AtomicBool::new(false),
         cores: std::thread::available_parallelism().map_or(1, |c| c.get()),
+        busy_until: AtomicU64::new(0),
+        born: Instant::now(),
     })
 }
 
@@ -157,9 +177,18 @@ impl Team {
         }
     }
 
+    /// Whether helpers should park at once: more threads than cores, or a
+    /// spinning helper lost its core lately (other programs want the cores;
+    /// spinning would take them from our own threads too).
+    fn busy(&self) -> bool {
+        self.oversubscribed.load(Relaxed)
+            || (self.born.elapsed().as_nanos() as u64) < self.busy_until.load(Relaxed)
+    }
+
     /// Spins, then parks, until the generation differs from `seen`.
     fn wait_for_next(&self, seen: u64) -> u64 {
         let start = Instant::now();
+        let mut last = start;
         let mut spins = 0u32;
         loop {
             let s = self.state.load(Acquire);
@@ -167,9 +196,17 @@ impl Team {
                 return s;
             }
             spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(64)
-                && (self.oversubscribed.load(Relaxed) || start.elapsed() >= SPIN)
-            {
+            let mut park = false;
+            if spins.is_multiple_of(64) {
+                let now = Instant::now();
+                if now - last > PREEMPTED {
+                    let until = now - self.born + BUSY_FOR;
+                    self.busy_until.store(until.as_nanos() as u64, Relaxed);
+                }
+                last = now;
+                park = self.busy() || now - start >= SPIN;
+            }
+            if park {
                 let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
                 self.sleepers.fetch_add(1, SeqCst);
                 loop {
@@ -237,8 +274,16 @@ pub fn run(jobs: usize, f: &(dyn Fn(usize) + Sync)) {
             team.wake.notify_all();
         }
         team.work(g & 0xff_ffff);
+        let mut spins = 0u32;
         while job.done.load(Acquire) < n {
-            std::hint::spin_loop();
+            // A helper that holds a job but lost its core gets it back
+            // sooner if this thread gives its own up.
+            spins = spins.saturating_add(1);
+            if spins > YIELD_AFTER {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
         }
         if let Some(p) = job.panic.into_inner().unwrap_or_else(|e| e.into_inner()) {
             resume_unwind(p);

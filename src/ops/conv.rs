@@ -60,6 +60,8 @@
 
 use crate::autograd::Backward;
 use crate::tensor::direct_conv::{self, DirectConv};
+use crate::tensor::par::map_tasks;
+use crate::tensor::window::valid;
 use crate::tensor::{matmul_into, matmul_serial_into, sum_lanes, threads, Trans};
 use crate::{Graph, Tensor, Var};
 use std::mem::MaybeUninit;
@@ -101,45 +103,6 @@ pub fn conv_out_size(input: usize, kernel: usize, stride: usize, padding: usize)
     }
     let padded = input.checked_add(padding.checked_mul(2)?)?;
     padded.checked_sub(kernel).map(|r| r / stride + 1)
-}
-
-/// Runs of items per thread in [`map_tasks`].
-const RUNS_PER_THREAD: usize = 4;
-
-/// Runs `f(state, index, item)` for every item on at most
-/// `t·RUNS_PER_THREAD` jobs of the [team](crate::tensor::team) (each job
-/// takes a run of consecutive items and makes one `state` with `init`, for
-/// its scratch buffers), and returns the results in item order. With `t ≤ 1` or a single item everything runs
-/// on the calling thread.
-pub(crate) fn map_tasks<I: Send, S, R: Send>(
-    items: Vec<I>,
-    t: usize,
-    init: impl Fn() -> S + Sync,
-    f: impl Fn(&mut S, usize, I) -> R + Sync,
-) -> Vec<R> {
-    let t = t.min(items.len());
-    if t <= 1 {
-        let mut state = init();
-        return items
-            .into_iter()
-            .enumerate()
-            .map(|(i, it)| f(&mut state, i, it))
-            .collect();
-    }
-    // A few runs per thread, not one: when a core is taken away for a while
-    // (CPU steal on a virtual machine), the other threads take its
-    // remaining runs instead of waiting for them.
-    let per = items.len().div_ceil(t * RUNS_PER_THREAD);
-    let mut it = items.into_iter().enumerate().peekable();
-    let mut groups = Vec::with_capacity(t);
-    while it.peek().is_some() {
-        groups.push(it.by_ref().take(per).collect::<Vec<_>>());
-    }
-    let done: Vec<Vec<R>> = crate::tensor::team::map(groups, |_, g| {
-        let mut state = init();
-        g.into_iter().map(|(i, it)| f(&mut state, i, it)).collect()
-    });
-    done.into_iter().flatten().collect()
 }
 
 /// One per-sample product: single-threaded when the batch itself is split
@@ -261,18 +224,6 @@ impl Geom {
             .max(self.n.div_ceil(MAX_TASKS))
             .clamp(1, self.n.max(1))
     }
-}
-
-/// The output positions `o` in `0..out` whose input coordinate
-/// `o·stride + j − pad` lies in `0..len`: a range `lo..hi`.
-pub(crate) fn valid(j: usize, pad: usize, stride: usize, len: usize, out: usize) -> (usize, usize) {
-    let lo = pad.saturating_sub(j).div_ceil(stride).min(out);
-    let hi = (pad + len)
-        .saturating_sub(j)
-        .div_ceil(stride)
-        .min(out)
-        .max(lo);
-    (lo, hi)
 }
 
 /// `dst = src` for the short runs of im2col (a few to a few dozen values):

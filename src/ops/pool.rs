@@ -25,9 +25,10 @@
 //! every output and every input gradient is computed by a single job in a
 //! fixed order, so results do not depend on the thread count.
 
-use super::conv::{map_tasks, valid};
 use crate::autograd::Backward;
+use crate::tensor::par::map_tasks;
 use crate::tensor::threads;
+use crate::tensor::window::valid;
 use crate::{Graph, Tensor, Var};
 use std::mem::MaybeUninit;
 

@@ -94,6 +94,45 @@ pub fn for_chunks<const N: usize>(
     team::map(jobs, |_, (s, c)| f(s, c));
 }
 
+/// Runs of items per thread in [`map_tasks`].
+const RUNS_PER_THREAD: usize = 4;
+
+/// Runs `f(state, index, item)` for every item on at most
+/// `t·RUNS_PER_THREAD` jobs of the [team](crate::tensor::team) (each job
+/// takes a run of consecutive items and makes one `state` with `init`, for
+/// its scratch buffers), and returns the results in item order. With `t ≤ 1` or a single item everything runs
+/// on the calling thread.
+pub(crate) fn map_tasks<I: Send, S, R: Send>(
+    items: Vec<I>,
+    t: usize,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, I) -> R + Sync,
+) -> Vec<R> {
+    let t = t.min(items.len());
+    if t <= 1 {
+        let mut state = init();
+        return items
+            .into_iter()
+            .enumerate()
+            .map(|(i, it)| f(&mut state, i, it))
+            .collect();
+    }
+    // A few runs per thread, not one: when a core is taken away for a while
+    // (CPU steal on a virtual machine), the other threads take its
+    // remaining runs instead of waiting for them.
+    let per = items.len().div_ceil(t * RUNS_PER_THREAD);
+    let mut it = items.into_iter().enumerate().peekable();
+    let mut groups = Vec::with_capacity(t);
+    while it.peek().is_some() {
+        groups.push(it.by_ref().take(per).collect::<Vec<_>>());
+    }
+    let done: Vec<Vec<R>> = team::map(groups, |_, g| {
+        let mut state = init();
+        g.into_iter().map(|(i, it)| f(&mut state, i, it)).collect()
+    });
+    done.into_iter().flatten().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 //! `∂x` is skipped when `x` needs no gradient (the data batch).
 
 use crate::autograd::Backward;
-use crate::tensor::{matmul, matmul_into, Trans};
+use crate::tensor::{matmul, matmul_into, matmul_serial_into, threads, Trans};
 use crate::{Graph, Tensor, Var};
 
 /// Forward of `linear` on plain tensors.
@@ -68,14 +68,54 @@ impl Backward for LinearBack {
         let (x, w) = (inp[0], inp[1]);
         let (out_f, in_f) = (w.shape()[0], w.shape()[1]);
         let m = x.numel() / in_f;
-        let gx = needs[0].then(|| {
-            let gx = matmul(g.data(), Trans::No, w.data(), Trans::No, m, out_f, in_f);
-            Tensor::from_vec(x.shape().to_vec(), gx)
-        });
-        let gw = needs[1].then(|| {
-            let gw = matmul(g.data(), Trans::Yes, x.data(), Trans::No, out_f, m, in_f);
-            Tensor::from_vec(w.shape().to_vec(), gw)
-        });
+        let (gx, gw) = if needs[0] && needs[1] && threads() == 2 {
+            // Two threads: ∂x and ∂W side by side, one product on each,
+            // instead of each product split over both.
+            let mut gx = vec![0.0; m * in_f];
+            let mut gw = vec![0.0; out_f * in_f];
+            let jobs: Vec<&mut [f32]> = vec![&mut gx, &mut gw];
+            crate::tensor::team::map(jobs, |i, out| {
+                if i == 0 {
+                    matmul_serial_into(
+                        out,
+                        g.data(),
+                        Trans::No,
+                        w.data(),
+                        Trans::No,
+                        m,
+                        out_f,
+                        in_f,
+                        false,
+                    );
+                } else {
+                    matmul_serial_into(
+                        out,
+                        g.data(),
+                        Trans::Yes,
+                        x.data(),
+                        Trans::No,
+                        out_f,
+                        m,
+                        in_f,
+                        false,
+                    );
+                }
+            });
+            (
+                Some(Tensor::from_vec(x.shape().to_vec(), gx)),
+                Some(Tensor::from_vec(w.shape().to_vec(), gw)),
+            )
+        } else {
+            let gx = needs[0].then(|| {
+                let gx = matmul(g.data(), Trans::No, w.data(), Trans::No, m, out_f, in_f);
+                Tensor::from_vec(x.shape().to_vec(), gx)
+            });
+            let gw = needs[1].then(|| {
+                let gw = matmul(g.data(), Trans::Yes, x.data(), Trans::No, out_f, m, in_f);
+                Tensor::from_vec(w.shape().to_vec(), gw)
+            });
+            (gx, gw)
+        };
         let mut res = vec![gx, gw];
         if inp.len() == 3 {
             res.push(needs[2].then(|| {

@@ -158,7 +158,7 @@ enum Command {
 /// reads them back (see [`resume_args`]).
 #[derive(Args, Clone, serde::Serialize, serde::Deserialize)]
 struct TrainArgs {
-    /// Model line or preset (mlp, lenet, rnn, mlp-wide, mlp-bn).
+    /// Model line or preset (mlp, lenet, rnn, mlp-wide, mlp-bn, speedrun).
     #[arg(long, default_value = "mlp")]
     model: String,
     /// Gradient checkpointing: layer ranges (e.g. 0-5,6-9) whose activations are recomputed during backward instead of kept.
@@ -282,7 +282,7 @@ struct TrainArgs {
 /// A model line or preset, given as the first argument or with --model.
 #[derive(Args)]
 struct ModelArg {
-    /// Model line or preset (mlp, lenet, rnn, mlp-wide, mlp-bn).
+    /// Model line or preset (mlp, lenet, rnn, mlp-wide, mlp-bn, speedrun).
     #[arg(value_name = "MODEL", required_unless_present = "model")]
     line: Option<String>,
     /// The same, as an option (as `train --model`).

@@ -49,6 +49,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,9 +58,23 @@ const PAGE: &str = include_str!("index.html");
 /// The run in progress, as the page sees it: its metrics so far, its
 /// warnings, and whether it ended. The training observer updates it; the
 /// server reads it.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Live {
     inner: Arc<Mutex<LiveState>>,
+    /// When the last copy of the model was taken (milliseconds after
+    /// `born`, plus one; 0: never), read without the lock at every step.
+    copied: Arc<AtomicU64>,
+    born: Instant,
+}
+
+impl Default for Live {
+    fn default() -> Live {
+        Live {
+            inner: Arc::default(),
+            copied: Arc::default(),
+            born: Instant::now(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -67,8 +82,8 @@ struct LiveState {
     csv: String,
     warnings: Vec<String>,
     done: bool,
-    /// A copy of the model (its tensors and line), and when it was taken.
-    model: Option<(Weights, Instant)>,
+    /// A copy of the model (its tensors and line).
+    model: Option<Arc<Weights>>,
 }
 
 impl Live {
@@ -112,17 +127,17 @@ impl Live {
     /// [`describe`](Module::describe), so this works for models built from
     /// a model line ([`Sequential`](crate::nn::Sequential)).
     pub fn offer_model(&self, model: &dyn Module) {
-        let mut s = self.inner.lock().expect("not poisoned");
-        if s.model
-            .as_ref()
-            .is_some_and(|(_, t)| t.elapsed() < Duration::from_secs(1))
-        {
+        let now = self.born.elapsed().as_millis() as u64 + 1;
+        let last = self.copied.load(Ordering::Relaxed);
+        if last != 0 && now < last + 1000 {
             return;
         }
+        self.copied.store(now, Ordering::Relaxed);
         let mut metadata = std::collections::HashMap::new();
         metadata.insert(io::MODEL_KEY.to_string(), model.describe());
         let tensors = model.state_dict();
-        s.model = Some((Weights { tensors, metadata }, Instant::now()));
+        self.inner.lock().expect("not poisoned").model =
+            Some(Arc::new(Weights { tensors, metadata }));
     }
 
     /// The run ended.
@@ -190,21 +205,26 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
-async fn runs(State(app): State<App>) -> Json<serde_json::Value> {
+/// The names `NAME` of the files `NAME{suffix}` in the served folder, sorted,
+/// that are plain names ([`valid_name`]) and pass `keep`.
+fn names_in(app: &App, suffix: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
     let mut names = Vec::new();
-    if let Some(dir) = &app.runs {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                let n = e.file_name().to_string_lossy().into_owned();
-                if let Some(stem) = n.strip_suffix(".metrics.csv") {
-                    if valid_name(stem) {
-                        names.push(stem.to_string());
-                    }
+    if let Some(Ok(entries)) = app.runs.as_ref().map(std::fs::read_dir) {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = n.strip_suffix(suffix) {
+                if valid_name(stem) && keep(stem) {
+                    names.push(stem.to_string());
                 }
             }
         }
     }
     names.sort();
+    names
+}
+
+async fn runs(State(app): State<App>) -> Json<serde_json::Value> {
+    let names = names_in(&app, ".metrics.csv", |_| true);
     Json(serde_json::json!({"live": app.live.is_some(), "runs": names}))
 }
 
@@ -278,20 +298,7 @@ const MAX_SENT: usize = 16384;
 const LIVE: &str = "(live)";
 
 async fn models(State(app): State<App>) -> Json<serde_json::Value> {
-    let mut names = Vec::new();
-    if let Some(dir) = &app.runs {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                let n = e.file_name().to_string_lossy().into_owned();
-                if let Some(stem) = n.strip_suffix(".safetensors") {
-                    if valid_name(stem) && !stem.ends_with(".state") {
-                        names.push(stem.to_string());
-                    }
-                }
-            }
-        }
-    }
-    names.sort();
+    let names = names_in(&app, ".safetensors", |stem| !stem.ends_with(".state"));
     let live = app
         .live
         .as_ref()
@@ -338,11 +345,9 @@ async fn trace_drawing(State(app): State<App>, body: axum::body::Bytes) -> Respo
         let Some(live) = &app.live else {
             return (StatusCode::NOT_FOUND, "no run in progress is served").into_response();
         };
-        match &live.inner.lock().expect("not poisoned").model {
-            Some((w, _)) => Weights {
-                tensors: w.tensors.clone(),
-                metadata: w.metadata.clone(),
-            },
+        let copy = live.inner.lock().expect("not poisoned").model.clone();
+        match copy {
+            Some(w) => w,
             None => {
                 return (StatusCode::NOT_FOUND, "the run has no model to show yet").into_response()
             }
@@ -357,7 +362,7 @@ async fn trace_drawing(State(app): State<App>, body: axum::body::Bytes) -> Respo
         let path = dir.join(format!("{}.safetensors", d.model));
         let read = tokio::task::spawn_blocking(move || io::load(&path)).await;
         match read {
-            Ok(Ok(w)) => w,
+            Ok(Ok(w)) => Arc::new(w),
             _ => return (StatusCode::NOT_FOUND, "no such model").into_response(),
         }
     };

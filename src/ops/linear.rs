@@ -9,7 +9,7 @@
 //! `∂x` is skipped when `x` needs no gradient (the data batch).
 
 use crate::autograd::Backward;
-use crate::tensor::{matmul, matmul_into, matmul_serial_into, threads, Trans};
+use crate::tensor::{matmul, matmul_into, matmul_on, team, threads, Trans};
 use crate::{Graph, Tensor, Var};
 
 /// Forward of `linear` on plain tensors.
@@ -68,53 +68,24 @@ impl Backward for LinearBack {
         let (x, w) = (inp[0], inp[1]);
         let (out_f, in_f) = (w.shape()[0], w.shape()[1]);
         let m = x.numel() / in_f;
-        let (gx, gw) = if needs[0] && needs[1] && threads() == 2 {
-            // Two threads: ∂x and ∂W side by side, one product on each,
-            // instead of each product split over both.
-            let mut gx = vec![0.0; m * in_f];
-            let mut gw = vec![0.0; out_f * in_f];
-            let jobs: Vec<&mut [f32]> = vec![&mut gx, &mut gw];
-            crate::tensor::team::map(jobs, |i, out| {
-                if i == 0 {
-                    matmul_serial_into(
-                        out,
-                        g.data(),
-                        Trans::No,
-                        w.data(),
-                        Trans::No,
-                        m,
-                        out_f,
-                        in_f,
-                        false,
-                    );
-                } else {
-                    matmul_serial_into(
-                        out,
-                        g.data(),
-                        Trans::Yes,
-                        x.data(),
-                        Trans::No,
-                        out_f,
-                        m,
-                        in_f,
-                        false,
-                    );
-                }
-            });
-            (
-                Some(Tensor::from_vec(x.shape().to_vec(), gx)),
-                Some(Tensor::from_vec(w.shape().to_vec(), gw)),
-            )
+        // Two threads: ∂x and ∂W side by side, one product on each, instead
+        // of each product split over both (the same sums either way).
+        let side_by_side = needs[0] && needs[1] && threads() == 2;
+        let t = if side_by_side { 1 } else { threads() };
+        let gx = || {
+            let v = matmul_on(t, g.data(), Trans::No, w.data(), Trans::No, m, out_f, in_f);
+            Tensor::from_vec(x.shape().to_vec(), v)
+        };
+        let gw = || {
+            let v = matmul_on(t, g.data(), Trans::Yes, x.data(), Trans::No, out_f, m, in_f);
+            Tensor::from_vec(w.shape().to_vec(), v)
+        };
+        let (gx, gw) = if side_by_side {
+            let mut both = team::map(vec![0, 1], |_, i| if i == 0 { gx() } else { gw() });
+            let gw = both.pop();
+            (both.pop(), gw)
         } else {
-            let gx = needs[0].then(|| {
-                let gx = matmul(g.data(), Trans::No, w.data(), Trans::No, m, out_f, in_f);
-                Tensor::from_vec(x.shape().to_vec(), gx)
-            });
-            let gw = needs[1].then(|| {
-                let gw = matmul(g.data(), Trans::Yes, x.data(), Trans::No, out_f, m, in_f);
-                Tensor::from_vec(w.shape().to_vec(), gw)
-            });
-            (gx, gw)
+            (needs[0].then(gx), needs[1].then(gw))
         };
         let mut res = vec![gx, gw];
         if inp.len() == 3 {

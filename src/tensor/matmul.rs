@@ -90,12 +90,28 @@ pub fn matmul(
     k: usize,
     n: usize,
 ) -> Vec<f32> {
+    matmul_on(threads(), a, ta, b, tb, m, k, n)
+}
+
+/// [`matmul`] on at most `t` threads (1: the calling thread only, for a
+/// caller that runs several products side by side itself).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_on(
+    t: usize,
+    a: &[f32],
+    ta: Trans,
+    b: &[f32],
+    tb: Trans,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Vec<f32> {
     let mut out = Vec::with_capacity(m * n);
     // SAFETY: the capacity is m×n of a new buffer (so not `a` or `b`);
     // without `accumulate` the product writes every value of the output and
     // reads none, so all m×n are initialized.
     unsafe {
-        product(out.as_mut_ptr(), a, ta, b, tb, m, k, n, false, threads());
+        product(out.as_mut_ptr(), a, ta, b, tb, m, k, n, false, t);
         out.set_len(m * n);
     }
     out

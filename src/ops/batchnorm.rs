@@ -30,7 +30,7 @@
 
 use crate::autograd::Backward;
 use crate::dist::Collective;
-use crate::tensor::{par, team};
+use crate::tensor::par::{for_blocks, per_channel};
 use crate::{Graph, Tensor, Var};
 use std::rc::Rc;
 
@@ -41,39 +41,6 @@ fn layout(x: &[usize]) -> (usize, usize, usize) {
         "batch_norm: input must be [N, C], [N, C, L] or [N, C, H, W], got {x:?}"
     );
     (x[0], x[1], x[2..].iter().product())
-}
-
-/// `f(ch)` for every channel, split over the kernel threads when the tensor
-/// (`size` values) is large. Each channel is one job that walks its blocks
-/// in sample order, as one thread would: the sums do not depend on the split.
-fn per_channel<R: Send>(c: usize, size: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
-    if c > 1 && par::split(size) {
-        team::map((0..c).collect(), |_, ch| f(ch))
-    } else {
-        (0..c).map(f).collect()
-    }
-}
-
-/// `f(block, values)` for every `inner`-long block of `out` (block `i` is
-/// sample `i / C`, channel `i % C`), split over the kernel threads when large.
-fn for_blocks(out: &mut [f32], inner: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    if !par::split(out.len()) {
-        out.chunks_exact_mut(inner)
-            .enumerate()
-            .for_each(|(i, b)| f(i, b));
-        return;
-    }
-    let per = (par::CHUNK / inner).max(1) * inner;
-    let jobs: Vec<(usize, &mut [f32])> = out
-        .chunks_mut(per)
-        .enumerate()
-        .map(|(j, chunk)| (j * per / inner, chunk))
-        .collect();
-    team::map(jobs, |_, (first, chunk)| {
-        for (k, b) in chunk.chunks_exact_mut(inner).enumerate() {
-            f(first + k, b)
-        }
-    });
 }
 
 /// `(Σ a, Σ a·b)` over two equal-length slices, in `f64`, with `a` read as

@@ -94,6 +94,40 @@ pub fn for_chunks<const N: usize>(
     team::map(jobs, |_, (s, c)| f(s, c));
 }
 
+/// `f(ch)` for every channel, split over the kernel threads when the tensor
+/// (`size` values) is large. Each channel is one job that walks its blocks
+/// in sample order, as one thread would: the sums do not depend on the split.
+pub(crate) fn per_channel<R: Send>(c: usize, size: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    if c > 1 && split(size) {
+        team::map((0..c).collect(), |_, ch| f(ch))
+    } else {
+        (0..c).map(f).collect()
+    }
+}
+
+/// `f(block, values)` for every `inner`-long block of `out` (in a
+/// `[N, C, inner]` tensor, block `i` is sample `i / C`, channel `i % C`),
+/// split over the kernel threads when large.
+pub(crate) fn for_blocks(out: &mut [f32], inner: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if !split(out.len()) {
+        out.chunks_exact_mut(inner)
+            .enumerate()
+            .for_each(|(i, b)| f(i, b));
+        return;
+    }
+    let per = (CHUNK / inner).max(1) * inner;
+    let jobs: Vec<(usize, &mut [f32])> = out
+        .chunks_mut(per)
+        .enumerate()
+        .map(|(j, chunk)| (j * per / inner, chunk))
+        .collect();
+    team::map(jobs, |_, (first, chunk)| {
+        for (k, b) in chunk.chunks_exact_mut(inner).enumerate() {
+            f(first + k, b)
+        }
+    });
+}
+
 /// Runs of items per thread in [`map_tasks`].
 const RUNS_PER_THREAD: usize = 4;
 

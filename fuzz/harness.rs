@@ -170,20 +170,11 @@ pub fn model_line(data: &[u8]) -> bool {
     }
 }
 
-/// The CRC-32 of PNG chunks (ISO 3309, as zlib's).
+/// The CRC-32 of PNG chunks (zlib's, as flate2 computes it).
 fn crc32(bytes: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in bytes {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xedb8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
+    let mut c = flate2::Crc::new();
+    c.update(bytes);
+    c.sum()
 }
 
 /// Rewrite the CRC of every whole chunk after the 8-byte PNG signature.

@@ -167,12 +167,7 @@ async fn stroke(c: &Client, points: &[(i64, i64)]) {
 
 /// Clear the pad, draw, and wait for the guess of the last drawing.
 async fn draw_and_guess(c: &Client, strokes: &[Vec<(i64, i64)>]) -> usize {
-    c.find(Locator::Css("#clear"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css("#clear")).await;
     for s in strokes {
         stroke(c, s).await;
     }
@@ -186,6 +181,11 @@ async fn draw_and_guess(c: &Client, strokes: &[Vec<(i64, i64)>]) -> usize {
     )
     .await;
     v.as_str().unwrap().parse().unwrap()
+}
+
+/// Click the element `at` finds.
+async fn click(c: &Client, at: Locator<'_>) {
+    c.find(at).await.unwrap().click().await.unwrap();
 }
 
 fn tab(name: &str) -> Locator<'static> {
@@ -237,7 +237,7 @@ async fn draw_a_digit_and_step_through_backprop() {
     .await;
     screenshot(&c, "training-finished-run").await;
 
-    c.find(tab("draw")).await.unwrap().click().await.unwrap();
+    click(&c, tab("draw")).await;
     wait_for(
         &c,
         "return document.getElementById('model').value",
@@ -266,7 +266,7 @@ async fn draw_a_digit_and_step_through_backprop() {
     screenshot(&c, "draw-a-zero").await;
 
     // Backprop, step by step: the loss first, then the table fills in.
-    c.find(tab("steps")).await.unwrap().click().await.unwrap();
+    click(&c, tab("steps")).await;
     let next = c.find(Locator::Css("#s-next")).await.unwrap();
     next.click().await.unwrap();
     let first = eval(
@@ -287,12 +287,7 @@ async fn draw_a_digit_and_step_through_backprop() {
     .await;
     assert_eq!(units, serde_json::json!(64), "per unit: a and δ");
     screenshot(&c, "steps-third-visit").await;
-    c.find(Locator::Css("#s-all"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("#s-all")).await;
     let filled = eval(
         &c,
         "return document.querySelectorAll('#tape td.g.filled').length",
@@ -304,7 +299,7 @@ async fn draw_a_digit_and_step_through_backprop() {
 
     // A phone.
     c.set_window_size(390, 844).await.unwrap();
-    c.find(tab("draw")).await.unwrap().click().await.unwrap();
+    click(&c, tab("draw")).await;
     let w = eval(
         &c,
         "return document.getElementById('pad').getBoundingClientRect().right <= window.innerWidth",
@@ -312,12 +307,7 @@ async fn draw_a_digit_and_step_through_backprop() {
     .await;
     assert_eq!(w, serde_json::json!(true), "the pad fits a phone's width");
     screenshot(&c, "phone-draw").await;
-    c.find(tab("training"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, tab("training")).await;
     screenshot(&c, "phone-training").await;
     c.close().await.unwrap();
 }
@@ -374,7 +364,7 @@ async fn watch_a_run_live() {
         "loss and gradient curves drawn"
     );
     // Draw with the run's current weights.
-    c.find(tab("draw")).await.unwrap().click().await.unwrap();
+    click(&c, tab("draw")).await;
     wait_for(
         &c,
         "return [...document.getElementById('model').options].some(o => o.value === '(live)')",
@@ -390,12 +380,7 @@ async fn watch_a_run_live() {
     let guess = draw_and_guess(&c, &[vec![(0, -100), (0, 0), (0, 100)]]).await;
     assert!(guess < 10);
     screenshot(&c, "live-draw").await;
-    c.find(tab("training"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, tab("training")).await;
     wait_for(
         &c,
         "return document.getElementById('status').textContent === 'finished'",

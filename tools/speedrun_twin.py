@@ -13,13 +13,15 @@ last, as `backprop train` does.
 import time
 
 T_IMPORT = time.perf_counter()
-import argparse, gzip, os, re, struct, sys  # noqa: E402
+import argparse, os, re, sys  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The MNIST reader of the shared benchmark script.
+sys.path.insert(0, os.path.join(ROOT, '..', 'shared', 'bench'))
+from torch_bench import data  # noqa: E402
 
 
 def recipe(path):
@@ -58,13 +60,6 @@ def build(line):
     return nn.Sequential(*layers)
 
 
-def load_idx(path):
-    b = gzip.open(path).read()
-    nd = struct.unpack('>I', b[:4])[0] & 0xff
-    dims = struct.unpack('>' + 'I' * nd, b[4:4 + 4 * nd])
-    return np.frombuffer(b[4 + 4 * nd:], dtype=np.uint8).reshape(dims)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--seed', type=int, default=0)
@@ -75,12 +70,8 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     t0 = time.perf_counter()
-    d = os.path.join(ROOT, 'data', 'mnist')
-    f = lambda n: torch.tensor(load_idx(os.path.join(d, n)))
-    xtr = f('train-images-idx3-ubyte.gz').float().div_(255).unsqueeze(1)
-    ytr = f('train-labels-idx1-ubyte.gz').long()
-    xte = f('t10k-images-idx3-ubyte.gz').float().div_(255).unsqueeze(1)
-    yte = f('t10k-labels-idx1-ubyte.gz').long()
+    xtr, ytr, xte, yte = data(os.path.join(ROOT, 'data', 'mnist'))
+    xtr, xte = xtr.unsqueeze(1), xte.unsqueeze(1)
     m = build(r['MODEL'])
     opt = torch.optim.Adam(m.parameters(), r['LR'])
     bs = r['BATCH']

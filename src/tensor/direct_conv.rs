@@ -1,5 +1,6 @@
-//! Direct convolution kernels for stride 1 on x86-64 with AVX2 and FMA: the
-//! forward pass and both gradients, without im2col.
+//! Direct convolution kernels for stride 1 on x86-64 with AVX2 and FMA (and
+//! AVX-512 where the CPU has it): the forward pass and both gradients,
+//! without im2col.
 //!
 //! Why hand-written: with im2col a LeNet step spent more time copying
 //! (im2col, then transposing the columns again to pack them for `∂W`, then
@@ -27,6 +28,10 @@
 //!   then each input channel is the sum over its taps of `cols[t]` shifted
 //!   by `off(t)`: one contiguous run per tap.
 //!
+//! On a CPU with AVX-512 the forward tile is 6×32 (two 16-wide registers a
+//! row, the last tile of a sample 6×16) and `∂W` takes 16 positions per
+//! vector.
+//!
 //! The junk columns cost `Wp/Wo − 1` more work (14 % for LeNet's first
 //! layer, 40 % for its second), which measured far cheaper than im2col
 //! (`cargo bench --bench kernels -- conv` times both).
@@ -34,8 +39,8 @@
 //! # Order of sums
 //! Forward: each output is `bias + Σ_t w·x` over the taps in `(c, i, j)`
 //! order, as im2col + our matrix product computes it for up to 256 taps.
-//! `∂W` and `∂x`: fixed orders that depend on the shapes only (not the
-//! same as im2col's; equal to float rounding).
+//! `∂W` and `∂x`: fixed orders that depend on the shapes and the vector
+//! width only (not the same as im2col's; equal to float rounding).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -45,6 +50,17 @@ use std::mem::MaybeUninit;
 const MR: usize = 6;
 /// Output positions per forward tile.
 const NR: usize = 16;
+
+/// Whether this CPU also runs the AVX-512 kernels (checked once).
+fn wide_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *OK.get_or_init(|| available() && is_x86_feature_detected!("avx512f"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
 
 /// Whether this CPU runs these kernels (AVX2 and FMA). Elsewhere the
 /// convolution uses im2col and the `gemm` crate; the portable kernels at the
@@ -74,6 +90,9 @@ pub(crate) struct DirectConv {
     wp: usize,
     /// `off(t)` for every tap `t = (c, i, j)`, in that order.
     offs: Vec<usize>,
+    /// Whether the AVX-512 kernels run (the CPU has them; the tests turn
+    /// them off to check the AVX2 ones too).
+    wide: bool,
 }
 
 impl DirectConv {
@@ -111,6 +130,7 @@ impl DirectConv {
             hp,
             wp,
             offs,
+            wide: wide_available(),
         }
     }
 
@@ -189,24 +209,29 @@ impl DirectConv {
         scratch.resize(panels * MR * qn, 0.0);
         for p in 0..panels {
             let a = &wpack[p * taps * MR..(p + 1) * taps * MR];
-            for q0 in (0..qn).step_by(NR) {
+            let mut q0 = 0;
+            while q0 < qn {
+                let (x, c) = (xpad.as_ptr(), scratch.as_mut_ptr());
                 // SAFETY: on x86-64 the CPU has AVX2 and FMA: a `DirectConv`
                 // is only used where `available()` holds (`Geom::direct` in
-                // src/ops/conv.rs; the test below returns early otherwise).
-                // `a` holds taps×6 values; every read of `xpad` is at
-                // `off(t) + q` with `q < qn ≤ Ho·Wp + 15`, below its length
-                // (see `xpad_len`); the 6 rows of 16 written start at
-                // `(6p + r)·qn + q0` and end within `scratch`.
+                // src/ops/conv.rs; the test below returns early otherwise),
+                // and AVX-512 when `wide` (`wide_available()`). `a` holds
+                // taps×6 values; every read of `xpad` is at `off(t) + q`
+                // with `q < qn ≤ Ho·Wp + 15`, below its length (see
+                // `xpad_len`); the 6 rows of 16 (or 32, when `q0 + 32 ≤
+                // qn`) written start at `(6p + r)·qn + q0` and end within
+                // `scratch`.
                 unsafe {
-                    tile(
-                        taps,
-                        a.as_ptr(),
-                        xpad.as_ptr().add(q0),
-                        &self.offs,
-                        scratch.as_mut_ptr().add(p * MR * qn + q0),
-                        qn,
-                    )
-                };
+                    let (x, c) = (x.add(q0), c.add(p * MR * qn + q0));
+                    #[cfg(target_arch = "x86_64")]
+                    if self.wide && q0 + 2 * NR <= qn {
+                        tile_wide(taps, a.as_ptr(), x, &self.offs, c, qn);
+                        q0 += 2 * NR;
+                        continue;
+                    }
+                    tile(taps, a.as_ptr(), x, &self.offs, c, qn);
+                }
+                q0 += NR;
             }
         }
         let (ho, wo, wp) = (self.ho, self.wo, self.wp);
@@ -228,9 +253,19 @@ impl DirectConv {
         }
     }
 
-    /// Row stride of [`pad_grad`](Self::pad_grad)'s layout.
+    /// Row stride of [`pad_grad`](Self::pad_grad)'s layout: a whole number
+    /// of the `∂W` kernel's vectors.
     fn dpad_ld(&self) -> usize {
-        self.q().next_multiple_of(8)
+        self.q().next_multiple_of(self.lanes())
+    }
+
+    /// Positions per vector of the `∂W` kernel.
+    fn lanes(&self) -> usize {
+        if self.wide {
+            16
+        } else {
+            8
+        }
     }
 
     /// Lays one sample's `dy: [O, Ho, Wo]` out on the padded positions, as
@@ -263,23 +298,26 @@ impl DirectConv {
         assert_eq!(dpad.len(), panels * MR * ld, "direct conv: padded ∂y");
         for p in 0..panels {
             let rows = MR.min(self.o - p * MR);
+            let d = dpad[p * MR * ld..(p + 1) * MR * ld].as_ptr();
             for t0 in (0..taps).step_by(2) {
                 // An odd last tap is paired with itself (its twin is dropped).
                 let t1 = (t0 + 1).min(taps - 1);
+                let x = [t0, t1].map(|t| xpad[self.offs[t]..].as_ptr());
                 let mut sums = [[0f32; 2]; MR];
                 // SAFETY: on x86-64 the CPU has AVX2 and FMA (`available()`,
-                // as in `forward`). The 6 rows of `ld` values from `p·6·ld`
-                // lie in `dpad`; `xpad` is read at `off(t) + q` for `q < ld ≤
-                // Ho·Wp + 7`, below its length (see `xpad_len`).
+                // as in `forward`), and AVX-512 when `wide`. The 6 rows of
+                // `ld` values from `p·6·ld` lie in `dpad`; `xpad` is read at
+                // `off(t) + q` for `q < ld ≤ Ho·Wp + 15`, below its length
+                // (see `xpad_len`).
                 unsafe {
-                    weight_pair(
-                        ld / 8,
-                        dpad.as_ptr().add(p * MR * ld),
-                        ld,
-                        xpad.as_ptr().add(self.offs[t0]),
-                        xpad.as_ptr().add(self.offs[t1]),
-                        &mut sums,
-                    )
+                    #[cfg(target_arch = "x86_64")]
+                    if self.wide {
+                        weight_pair_wide(ld / 16, d, ld, x, &mut sums);
+                    } else {
+                        weight_pair(ld / 8, d, ld, x, &mut sums);
+                    }
+                    #[cfg(not(target_arch = "x86_64"))]
+                    weight_pair(ld / 8, d, ld, x, &mut sums);
                 };
                 for (r, s) in sums.iter().enumerate().take(rows) {
                     let row = &mut dw[(p * MR + r) * taps..];
@@ -395,8 +433,8 @@ impl DirectConv {
 ///
 /// # Safety
 /// `c` must be valid for `taps·q_n` writes and not overlap `w` or `d`. On
-/// x86-64 the CPU must support AVX2 and FMA ([`available`]): the product
-/// is our `sgemm`. (The sizes of `w` and `d` are asserted. Every value is
+/// x86-64 the CPU must support AVX2 and FMA ([`available`]): without
+/// AVX-512 the product is our `sgemm`. (The sizes of `w` and `d` are asserted. Every value is
 /// written only when `o ≥ 1`: with `o = 0`, `sgemm` writes nothing.)
 unsafe fn cols_product(
     taps: usize,
@@ -408,6 +446,33 @@ unsafe fn cols_product(
     c: *mut f32,
 ) {
     assert!(w.len() >= o * taps && d.len() >= (o - 1) * ld + q_n);
+    // With AVX-512 the `gemm` crate's kernels are twice as wide as ours
+    // (∂x of LeNet's second layer: 8 % of a BN-LeNet epoch in our AVX2
+    // kernel).
+    if wide_available() {
+        gemm::gemm(
+            taps,
+            q_n,
+            o,
+            c,
+            1,
+            q_n as isize,
+            false,
+            w.as_ptr(),
+            taps as isize,
+            1,
+            d.as_ptr(),
+            1,
+            ld as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     super::sgemm::sgemm(
         taps,
@@ -473,6 +538,93 @@ unsafe fn tile(taps: usize, a: *const f32, x: *const f32, offs: &[usize], c: *mu
     }
 }
 
+/// [`tile`] for 32 positions, with AVX-512: `c[r, 0..32] = Σ_t a[t·6 + r] ·
+/// x[offs[t] + 0..32]`, each sum over the taps in the same order.
+///
+/// # Safety
+/// As [`tile`] with 32 for 16, and the CPU supports AVX-512F
+/// ([`wide_available`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn tile_wide(
+    taps: usize,
+    a: *const f32,
+    x: *const f32,
+    offs: &[usize],
+    c: *mut f32,
+    ldc: usize,
+) {
+    let z = _mm512_setzero_ps();
+    let mut acc = [[z; 2]; MR];
+    let mut a = a;
+    for &off in &offs[..taps] {
+        let b = x.add(off);
+        let b0 = _mm512_loadu_ps(b);
+        let b1 = _mm512_loadu_ps(b.add(16));
+        // Fully unrolled over the six rows: `acc` stays in 12 registers.
+        macro_rules! row {
+            ($i:literal) => {
+                let ai = _mm512_set1_ps(*a.add($i));
+                acc[$i][0] = _mm512_fmadd_ps(ai, b0, acc[$i][0]);
+                acc[$i][1] = _mm512_fmadd_ps(ai, b1, acc[$i][1]);
+            };
+        }
+        row!(0);
+        row!(1);
+        row!(2);
+        row!(3);
+        row!(4);
+        row!(5);
+        a = a.add(MR);
+    }
+    for (i, r) in acc.iter().enumerate() {
+        _mm512_storeu_ps(c.add(i * ldc), r[0]);
+        _mm512_storeu_ps(c.add(i * ldc + 16), r[1]);
+    }
+}
+
+/// [`weight_pair`] with AVX-512: 16 positions per vector, `vecs` of them.
+/// (Three or four taps a pass would load `δ` less often, but LLVM then
+/// spilled accumulators every iteration: 10 % slower on a LeNet epoch.)
+///
+/// # Safety
+/// As [`weight_pair`] with `16·vecs` for `8·vecs`, and the CPU supports
+/// AVX-512F ([`wide_available`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn weight_pair_wide(
+    vecs: usize,
+    d: *const f32,
+    ld: usize,
+    x: [*const f32; 2],
+    sums: &mut [[f32; 2]; MR],
+) {
+    let z = _mm512_setzero_ps();
+    let mut acc = [[z; 2]; MR];
+    for v in 0..vecs {
+        let xv = x.map(|p| _mm512_loadu_ps(p.add(16 * v)));
+        macro_rules! row {
+            ($i:literal) => {
+                let dv = _mm512_loadu_ps(d.add($i * ld + 16 * v));
+                for u in 0..2 {
+                    acc[$i][u] = _mm512_fmadd_ps(dv, xv[u], acc[$i][u]);
+                }
+            };
+        }
+        row!(0);
+        row!(1);
+        row!(2);
+        row!(3);
+        row!(4);
+        row!(5);
+    }
+    for (s, a) in sums.iter_mut().zip(&acc) {
+        for (su, &au) in s.iter_mut().zip(a) {
+            *su = _mm512_reduce_add_ps(au);
+        }
+    }
+}
+
 /// The `∂W` kernel for 6 channels and 2 taps: `sums[r][u] = Σ_q d[r·ld + q] ·
 /// xu[q]` over `q < 8·vecs`, with `x0`, `x1` the padded input at the two
 /// taps' offsets.
@@ -487,8 +639,7 @@ unsafe fn weight_pair(
     vecs: usize,
     d: *const f32,
     ld: usize,
-    x0: *const f32,
-    x1: *const f32,
+    [x0, x1]: [*const f32; 2],
     sums: &mut [[f32; 2]; MR],
 ) {
     let z = _mm256_setzero_ps();
@@ -561,8 +712,7 @@ unsafe fn weight_pair(
     vecs: usize,
     d: *const f32,
     ld: usize,
-    x0: *const f32,
-    x1: *const f32,
+    [x0, x1]: [*const f32; 2],
     sums: &mut [[f32; 2]; MR],
 ) {
     for (r, s) in sums.iter_mut().enumerate() {
@@ -651,6 +801,7 @@ mod tests {
             (3, 7, 9, 7, 3, 2, 1, 0),
             (2, 5, 4, 13, 1, 1, 0, 1),
             (1, 3, 3, 1, 3, 3, 1, 1),
+            (1, 8, 7, 2, 3, 1, 1, 0),
         ] {
             let x: Vec<f32> = (0..cin * h * w)
                 .map(|i| ((i * 7 % 19) as f32 - 9.0) / 7.0)
@@ -658,50 +809,53 @@ mod tests {
             let wt: Vec<f32> = (0..o * cin * kh * kw)
                 .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
                 .collect();
-            let d = DirectConv::new((cin, h, w), (o, kh, kw), (ph, pw));
-            let wpack = d.pack_weights(&wt);
-            let (ho, wo) = (d.ho, d.wo);
-            let dy: Vec<f32> = (0..o * ho * wo)
-                .map(|i| ((i * 3 % 13) as f32 - 6.0) / 5.0)
-                .collect();
-            let (want_y, want_dw, want_dx) =
-                reference((cin, h, w), (o, kh, kw), (ph, pw), &x, &wt, &dy);
-            let (mut xpad, mut scratch, mut dpad, mut cols) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            // Twice through the same buffers: reuse must not leak values.
-            let bias: Vec<f32> = (0..o).map(|i| i as f32 * 0.5).collect();
-            let mut dw = vec![0.0f32; o * cin * kh * kw];
-            for round in 0..2 {
-                d.pad_input(&x, &mut xpad);
-                let mut y = vec![MaybeUninit::new(f32::NAN); o * ho * wo];
-                d.forward(&wpack, &xpad, Some(&bias), &mut y, &mut scratch);
-                // SAFETY: `MaybeUninit<f32>` has `f32`'s layout; all were
-                // initialized (to NaN, then by `forward`).
-                let y: Vec<f32> = y.iter().map(|v| unsafe { v.assume_init() }).collect();
-                for (i, (&got, &want)) in y.iter().zip(&want_y).enumerate() {
-                    let want = want + bias[i / (ho * wo)] as f64;
-                    assert!(
-                        (got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
-                        "y[{i}]: {got} vs {want}"
-                    );
-                }
-                d.pad_grad(&dy, &mut dpad);
-                d.grad_weight(&xpad, &dpad, &mut dw);
-                let mut dx = vec![f32::NAN; cin * h * w];
-                d.grad_input(&wt, &dpad, &mut dx, &mut cols);
-                for (i, (&got, &want)) in dx.iter().zip(&want_dx).enumerate() {
-                    assert!(
-                        (got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
-                        "dx[{i}]: {got} vs {want}"
-                    );
-                }
-                let times = (round + 1) as f64;
-                for (i, (&got, &want)) in dw.iter().zip(&want_dw).enumerate() {
-                    let want = want * times;
-                    assert!(
-                        (got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
-                        "dw[{i}]: {got} vs {want}"
-                    );
+            for wide in [false, wide_available()] {
+                let mut d = DirectConv::new((cin, h, w), (o, kh, kw), (ph, pw));
+                d.wide = wide;
+                let wpack = d.pack_weights(&wt);
+                let (ho, wo) = (d.ho, d.wo);
+                let dy: Vec<f32> = (0..o * ho * wo)
+                    .map(|i| ((i * 3 % 13) as f32 - 6.0) / 5.0)
+                    .collect();
+                let (want_y, want_dw, want_dx) =
+                    reference((cin, h, w), (o, kh, kw), (ph, pw), &x, &wt, &dy);
+                let (mut xpad, mut scratch, mut dpad, mut cols) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                // Twice through the same buffers: reuse must not leak values.
+                let bias: Vec<f32> = (0..o).map(|i| i as f32 * 0.5).collect();
+                let mut dw = vec![0.0f32; o * cin * kh * kw];
+                for round in 0..2 {
+                    d.pad_input(&x, &mut xpad);
+                    let mut y = vec![MaybeUninit::new(f32::NAN); o * ho * wo];
+                    d.forward(&wpack, &xpad, Some(&bias), &mut y, &mut scratch);
+                    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout; all were
+                    // initialized (to NaN, then by `forward`).
+                    let y: Vec<f32> = y.iter().map(|v| unsafe { v.assume_init() }).collect();
+                    for (i, (&got, &want)) in y.iter().zip(&want_y).enumerate() {
+                        let want = want + bias[i / (ho * wo)] as f64;
+                        assert!(
+                            (got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "y[{i}]: {got} vs {want}"
+                        );
+                    }
+                    d.pad_grad(&dy, &mut dpad);
+                    d.grad_weight(&xpad, &dpad, &mut dw);
+                    let mut dx = vec![f32::NAN; cin * h * w];
+                    d.grad_input(&wt, &dpad, &mut dx, &mut cols);
+                    for (i, (&got, &want)) in dx.iter().zip(&want_dx).enumerate() {
+                        assert!(
+                            (got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "dx[{i}]: {got} vs {want}"
+                        );
+                    }
+                    let times = (round + 1) as f64;
+                    for (i, (&got, &want)) in dw.iter().zip(&want_dw).enumerate() {
+                        let want = want * times;
+                        assert!(
+                            (got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "dw[{i}]: {got} vs {want}"
+                        );
+                    }
                 }
             }
         }

@@ -31,6 +31,7 @@
 use crate::autograd::Backward;
 use crate::dist::Collective;
 use crate::tensor::par::{for_blocks, per_channel};
+use crate::tensor::simd::wide;
 use crate::{Graph, Tensor, Var};
 use std::rc::Rc;
 
@@ -46,7 +47,7 @@ fn layout(x: &[usize]) -> (usize, usize, usize) {
 /// `(Σ a, Σ a·b)` over two equal-length slices, in `f64`, with `a` read as
 /// given and `b` shifted by `-kb`. Eight independent lanes keep the adds
 /// pipelined (and vectorized).
-#[inline]
+#[inline(always)]
 fn dot_sums(a: &[f32], b: &[f32], kb: f64) -> (f64, f64) {
     let mut s = [0f64; 8];
     let mut p = [0f64; 8];
@@ -68,7 +69,7 @@ fn dot_sums(a: &[f32], b: &[f32], kb: f64) -> (f64, f64) {
 }
 
 /// `(Σ (v−k), Σ (v−k)²)` over a slice, in `f64`.
-#[inline]
+#[inline(always)]
 fn shifted_moments(v: &[f32], k: f64) -> (f64, f64) {
     let mut s = [0f64; 8];
     let mut q = [0f64; 8];
@@ -115,10 +116,12 @@ fn shifted_sums(x: &[f32], c: usize, inner: usize, shift: &[f64]) -> (Vec<f64>, 
     } else {
         let n = x.len() / (c * inner);
         let sums = per_channel(c, x.len(), |ch| {
-            (0..n).fold((0f64, 0f64), |(s, q), i| {
-                let at = (i * c + ch) * inner;
-                let (a, b) = shifted_moments(&x[at..at + inner], shift[ch]);
-                (s + a, q + b)
+            wide(|| {
+                (0..n).fold((0f64, 0f64), |(s, q), i| {
+                    let at = (i * c + ch) * inner;
+                    let (a, b) = shifted_moments(&x[at..at + inner], shift[ch]);
+                    (s + a, q + b)
+                })
             })
         });
         for (ch, (a, b)) in sums.into_iter().enumerate() {
@@ -162,9 +165,11 @@ fn affine_per_channel(
         for_blocks(out, inner, |i, yb| {
             let ch = i % c;
             let (m, aa, bb) = (mu[ch], a[ch], b[ch]);
-            for (y, &v) in yb.iter_mut().zip(&x[i * inner..(i + 1) * inner]) {
-                *y = (v - m) * aa + bb;
-            }
+            wide(|| {
+                for (y, &v) in yb.iter_mut().zip(&x[i * inner..(i + 1) * inner]) {
+                    *y = (v - m) * aa + bb;
+                }
+            })
         });
     }
 }
@@ -206,11 +211,13 @@ impl Backward for BatchNormBack {
         } else {
             let mean = &self.mean;
             let sums = per_channel(c, xd.len(), |ch| {
-                (0..n).fold((0f64, 0f64), |(s, p), i| {
-                    let at = (i * c + ch) * inner;
-                    let r = at..at + inner;
-                    let (a, b) = dot_sums(&gd[r.clone()], &xd[r], mean[ch]);
-                    (s + a, p + b)
+                wide(|| {
+                    (0..n).fold((0f64, 0f64), |(s, p), i| {
+                        let at = (i * c + ch) * inner;
+                        let r = at..at + inner;
+                        let (a, b) = dot_sums(&gd[r.clone()], &xd[r], mean[ch]);
+                        (s + a, p + b)
+                    })
                 })
             });
             for (ch, (a, b)) in sums.into_iter().enumerate() {
@@ -266,15 +273,17 @@ impl Backward for BatchNormBack {
                     let (aa, bb, kk, m) = (a[ch], b[ch], k[ch], mu[ch]);
                     let r = i * inner..(i + 1) * inner;
                     let (gb, xb) = (&gd[r.clone()], &xd[r]);
-                    if training {
-                        for ((o, &gv), &xv) in o.iter_mut().zip(gb).zip(xb) {
-                            *o = aa * gv + bb * (xv - m) + kk;
+                    wide(|| {
+                        if training {
+                            for ((o, &gv), &xv) in o.iter_mut().zip(gb).zip(xb) {
+                                *o = aa * gv + bb * (xv - m) + kk;
+                            }
+                        } else {
+                            for (o, &gv) in o.iter_mut().zip(gb) {
+                                *o = aa * gv;
+                            }
                         }
-                    } else {
-                        for (o, &gv) in o.iter_mut().zip(gb) {
-                            *o = aa * gv;
-                        }
-                    }
+                    })
                 });
             }
             gx

@@ -51,15 +51,9 @@ const MR: usize = 6;
 /// Output positions per forward tile.
 const NR: usize = 16;
 
-/// Whether this CPU also runs the AVX-512 kernels (checked once).
+/// Whether this CPU also runs the AVX-512 kernels.
 fn wide_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *OK.get_or_init(|| available() && is_x86_feature_detected!("avx512f"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
+    super::simd::avx512()
 }
 
 /// Whether this CPU runs these kernels (AVX2 and FMA). Elsewhere the

@@ -9,6 +9,7 @@ pub(crate) mod direct_conv;
 mod matmul;
 pub(crate) mod par;
 mod sgemm;
+pub(crate) mod simd;
 pub(crate) mod team;
 pub(crate) mod window;
 pub(crate) use matmul::matmul_on;

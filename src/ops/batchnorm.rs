@@ -31,7 +31,7 @@
 use crate::autograd::Backward;
 use crate::dist::Collective;
 use crate::tensor::par::{for_blocks, per_channel};
-use crate::tensor::simd::wide;
+use crate::tensor::simd::{avx512, wide_fn};
 use crate::{Graph, Tensor, Var};
 use std::rc::Rc;
 
@@ -53,6 +53,20 @@ fn dot_sums(a: &[f32], b: &[f32], kb: f64) -> (f64, f64) {
     let mut p = [0f64; 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ar, br) = (ac.remainder(), bc.remainder());
+    #[cfg(target_arch = "x86_64")]
+    if avx512() {
+        // SAFETY: the CPU has AVX-512F (just checked); the chunks are whole.
+        unsafe { lanes::dot_sums(ac.clone(), bc.clone(), kb, &mut s, &mut p) };
+    } else {
+        for (x, y) in ac.zip(bc) {
+            for l in 0..8 {
+                let (xa, yb) = (x[l] as f64, y[l] as f64 - kb);
+                s[l] += xa;
+                p[l] += xa * yb;
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
     for (x, y) in ac.zip(bc) {
         for l in 0..8 {
             let (xa, yb) = (x[l] as f64, y[l] as f64 - kb);
@@ -75,6 +89,20 @@ fn shifted_moments(v: &[f32], k: f64) -> (f64, f64) {
     let mut q = [0f64; 8];
     let c = v.chunks_exact(8);
     let r = c.remainder();
+    #[cfg(target_arch = "x86_64")]
+    if avx512() {
+        // SAFETY: the CPU has AVX-512F (just checked); the chunks are whole.
+        unsafe { lanes::shifted_moments(c, k, &mut s, &mut q) };
+    } else {
+        for x in c {
+            for l in 0..8 {
+                let d = x[l] as f64 - k;
+                s[l] += d;
+                q[l] += d * d;
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
     for x in c {
         for l in 0..8 {
             let d = x[l] as f64 - k;
@@ -91,6 +119,77 @@ fn shifted_moments(v: &[f32], k: f64) -> (f64, f64) {
     (ss, qq)
 }
 
+/// The 8-lane loops of [`dot_sums`] and [`shifted_moments`] with AVX-512:
+/// the eight `f64` lanes in one register, lane `l` summing the same values
+/// in the same order as the plain loop's `s[l]` (separate multiply and add,
+/// no FMA), so the bits are the plain loop's. LLVM did not vectorize the
+/// plain loops (scalar converts and adds, even built for AVX-512).
+#[cfg(target_arch = "x86_64")]
+mod lanes {
+    use std::arch::x86_64::*;
+    use std::slice::ChunksExact;
+
+    /// `s[l] += a[l]`, `p[l] += a[l]·(b[l] − kb)` over the chunks.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F ([`avx512`](crate::tensor::simd::avx512)).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) fn dot_sums(
+        a: ChunksExact<'_, f32>,
+        b: ChunksExact<'_, f32>,
+        kb: f64,
+        s: &mut [f64; 8],
+        p: &mut [f64; 8],
+    ) {
+        let k = _mm512_set1_pd(kb);
+        // SAFETY (every load and store): 8 values of an 8-value chunk or
+        // array.
+        let (mut sv, mut pv) =
+            unsafe { (_mm512_loadu_pd(s.as_ptr()), _mm512_loadu_pd(p.as_ptr())) };
+        for (x, y) in a.zip(b) {
+            assert!(x.len() == 8 && y.len() == 8);
+            let (x, y) = unsafe { (_mm256_loadu_ps(x.as_ptr()), _mm256_loadu_ps(y.as_ptr())) };
+            let xa = _mm512_cvtps_pd(x);
+            let yb = _mm512_sub_pd(_mm512_cvtps_pd(y), k);
+            sv = _mm512_add_pd(sv, xa);
+            pv = _mm512_add_pd(pv, _mm512_mul_pd(xa, yb));
+        }
+        unsafe {
+            _mm512_storeu_pd(s.as_mut_ptr(), sv);
+            _mm512_storeu_pd(p.as_mut_ptr(), pv);
+        }
+    }
+
+    /// `s[l] += v[l] − k`, `q[l] += (v[l] − k)²` over the chunks.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F ([`avx512`](crate::tensor::simd::avx512)).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) fn shifted_moments(
+        v: ChunksExact<'_, f32>,
+        k: f64,
+        s: &mut [f64; 8],
+        q: &mut [f64; 8],
+    ) {
+        let kv = _mm512_set1_pd(k);
+        // SAFETY (every load and store): 8 values of an 8-value chunk or
+        // array.
+        let (mut sv, mut qv) =
+            unsafe { (_mm512_loadu_pd(s.as_ptr()), _mm512_loadu_pd(q.as_ptr())) };
+        for x in v {
+            assert!(x.len() == 8);
+            let x = unsafe { _mm256_loadu_ps(x.as_ptr()) };
+            let d = _mm512_sub_pd(_mm512_cvtps_pd(x), kv);
+            sv = _mm512_add_pd(sv, d);
+            qv = _mm512_add_pd(qv, _mm512_mul_pd(d, d));
+        }
+        unsafe {
+            _mm512_storeu_pd(s.as_mut_ptr(), sv);
+            _mm512_storeu_pd(q.as_mut_ptr(), qv);
+        }
+    }
+}
+
 /// Per-channel mean and biased variance of `x` (`[N, C, inner]`), in `f64`.
 fn batch_stats(x: &[f32], n: usize, c: usize, inner: usize) -> (Vec<f64>, Vec<f64>) {
     // Shift by one sample of each channel: the moments of x − k do not suffer
@@ -98,6 +197,61 @@ fn batch_stats(x: &[f32], n: usize, c: usize, inner: usize) -> (Vec<f64>, Vec<f6
     let shift: Vec<f64> = (0..c).map(|ch| x[ch * inner] as f64).collect();
     let (s, q) = shifted_sums(x, c, inner, &shift);
     finish_stats(&s, &q, &shift, (n * inner) as f64)
+}
+
+wide_fn! {
+    /// `(Σ (x−k), Σ (x−k)²)` of channel `ch` of `x: [N, C, inner]`, in
+    /// `f64`, sample by sample.
+    fn channel_moments(x: &[f32], c: usize, inner: usize, ch: usize, k: f64) -> (f64, f64) {
+        let (mut s, mut q) = (0f64, 0f64);
+        for at in (ch * inner..x.len()).step_by(c * inner) {
+            let (a, b) = shifted_moments(&x[at..at + inner], k);
+            s += a;
+            q += b;
+        }
+        (s, q)
+    }
+}
+
+wide_fn! {
+    /// `(Σ g, Σ g·(x − μ))` of channel `ch` of `g, x: [N, C, inner]`, in
+    /// `f64`, sample by sample.
+    fn channel_dot_sums(g: &[f32], x: &[f32], c: usize, inner: usize, ch: usize, mu: f64) -> (f64, f64) {
+        let (mut s, mut p) = (0f64, 0f64);
+        for at in (ch * inner..x.len()).step_by(c * inner) {
+            let r = at..at + inner;
+            let (a, b) = dot_sums(&g[r.clone()], &x[r], mu);
+            s += a;
+            p += b;
+        }
+        (s, p)
+    }
+}
+
+wide_fn! {
+    /// `y = (x − m)·a + b`, value by value.
+    fn affine(y: &mut [f32], x: &[f32], m: f32, a: f32, b: f32) {
+        for (y, &v) in y.iter_mut().zip(x) {
+            *y = (v - m) * a + b;
+        }
+    }
+}
+
+wide_fn! {
+    /// Batch norm's `∂x = a·g + b·(x − m) + k` (training) or `a·g`
+    /// (evaluation), value by value; `coef` is `[a, b, k, m]`.
+    fn grad_block(o: &mut [f32], g: &[f32], x: &[f32], coef: [f32; 4], training: bool) {
+        let [a, b, k, m] = coef;
+        if training {
+            for ((o, &gv), &xv) in o.iter_mut().zip(g).zip(x) {
+                *o = a * gv + b * (xv - m) + k;
+            }
+        } else {
+            for (o, &gv) in o.iter_mut().zip(g) {
+                *o = a * gv;
+            }
+        }
+    }
 }
 
 /// Per-channel `(Σ (x−k), Σ (x−k)²)` of `x` (`[N, C, inner]`), in `f64`.
@@ -114,16 +268,7 @@ fn shifted_sums(x: &[f32], c: usize, inner: usize, shift: &[f64]) -> (Vec<f64>, 
             }
         }
     } else {
-        let n = x.len() / (c * inner);
-        let sums = per_channel(c, x.len(), |ch| {
-            wide(|| {
-                (0..n).fold((0f64, 0f64), |(s, q), i| {
-                    let at = (i * c + ch) * inner;
-                    let (a, b) = shifted_moments(&x[at..at + inner], shift[ch]);
-                    (s + a, q + b)
-                })
-            })
-        });
+        let sums = per_channel(c, x.len(), |ch| channel_moments(x, c, inner, ch, shift[ch]));
         for (ch, (a, b)) in sums.into_iter().enumerate() {
             s[ch] = a;
             q[ch] = b;
@@ -164,12 +309,7 @@ fn affine_per_channel(
     } else {
         for_blocks(out, inner, |i, yb| {
             let ch = i % c;
-            let (m, aa, bb) = (mu[ch], a[ch], b[ch]);
-            wide(|| {
-                for (y, &v) in yb.iter_mut().zip(&x[i * inner..(i + 1) * inner]) {
-                    *y = (v - m) * aa + bb;
-                }
-            })
+            affine(yb, &x[i * inner..(i + 1) * inner], mu[ch], a[ch], b[ch]);
         });
     }
 }
@@ -211,14 +351,7 @@ impl Backward for BatchNormBack {
         } else {
             let mean = &self.mean;
             let sums = per_channel(c, xd.len(), |ch| {
-                wide(|| {
-                    (0..n).fold((0f64, 0f64), |(s, p), i| {
-                        let at = (i * c + ch) * inner;
-                        let r = at..at + inner;
-                        let (a, b) = dot_sums(&gd[r.clone()], &xd[r], mean[ch]);
-                        (s + a, p + b)
-                    })
-                })
+                channel_dot_sums(gd, xd, c, inner, ch, mean[ch])
             });
             for (ch, (a, b)) in sums.into_iter().enumerate() {
                 sg[ch] = a;
@@ -270,20 +403,9 @@ impl Backward for BatchNormBack {
                 let training = self.training;
                 for_blocks(out, inner, |i, o| {
                     let ch = i % c;
-                    let (aa, bb, kk, m) = (a[ch], b[ch], k[ch], mu[ch]);
                     let r = i * inner..(i + 1) * inner;
-                    let (gb, xb) = (&gd[r.clone()], &xd[r]);
-                    wide(|| {
-                        if training {
-                            for ((o, &gv), &xv) in o.iter_mut().zip(gb).zip(xb) {
-                                *o = aa * gv + bb * (xv - m) + kk;
-                            }
-                        } else {
-                            for (o, &gv) in o.iter_mut().zip(gb) {
-                                *o = aa * gv;
-                            }
-                        }
-                    })
+                    let coef = [a[ch], b[ch], k[ch], mu[ch]];
+                    grad_block(o, &gd[r.clone()], &xd[r], coef, training);
                 });
             }
             gx
@@ -457,6 +579,42 @@ impl Graph {
 #[cfg(test)]
 mod tests {
     use super::RunningStats;
+
+    /// The AVX-512 lanes (where the CPU has them) give the plain loops' bits.
+    #[test]
+    fn channel_sums_are_the_plain_loops() {
+        let a: Vec<f32> = (0..1003)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        let b: Vec<f32> = (0..1003)
+            .map(|i| ((i * 11 % 89) as f32 - 40.0) / 3.0)
+            .collect();
+        let (mut s, mut p) = ([0f64; 8], [0f64; 8]);
+        let (mut m, mut q) = ([0f64; 8], [0f64; 8]);
+        for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+            for l in 0..8 {
+                let (xa, yb) = (x[l] as f64, y[l] as f64 - 0.25);
+                s[l] += xa;
+                p[l] += xa * yb;
+                let d = x[l] as f64 - 0.25;
+                m[l] += d;
+                q[l] += d * d;
+            }
+        }
+        let (mut ss, mut pp) = (s.iter().sum::<f64>(), p.iter().sum::<f64>());
+        let (mut mm, mut qq) = (m.iter().sum::<f64>(), q.iter().sum::<f64>());
+        for (&x, &y) in a[1000..].iter().zip(&b[1000..]) {
+            ss += x as f64;
+            pp += x as f64 * (y as f64 - 0.25);
+            let d = x as f64 - 0.25;
+            mm += d;
+            qq += d * d;
+        }
+        let (gs, gp) = super::dot_sums(&a, &b, 0.25);
+        assert_eq!((gs.to_bits(), gp.to_bits()), (ss.to_bits(), pp.to_bits()));
+        let (ms, mq) = super::shifted_moments(&a, 0.25);
+        assert_eq!((ms.to_bits(), mq.to_bits()), (mm.to_bits(), qq.to_bits()));
+    }
 
     /// The statistics argument from its parts.
     fn running<'a>(

@@ -23,23 +23,34 @@ pub(crate) fn avx512() -> bool {
     false
 }
 
-/// Runs `f`, compiled with AVX-512 when the CPU has it ([`avx512`]). `f` and
-/// what it calls must be inlined into it to be widened: mark helpers
-/// `#[inline(always)]`.
-#[inline(always)]
-pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    if avx512() {
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        fn on<R>(f: impl FnOnce() -> R) -> R {
-            f()
+/// Defines a function whose body is compiled twice, for baseline x86-64 and
+/// with AVX-512, and runs the AVX-512 copy when the CPU has it
+/// ([`avx512`]). Arguments are `name: Type` (no patterns). Keep the body to
+/// loops and `#[inline(always)]` helpers: a closure or iterator adapter that
+/// LLVM declines to inline stays a baseline function, called from both
+/// copies. (A closure-taking `fn wide(f)` was tried first: LLVM inlined some
+/// closures and only jumped to others, which then ran without AVX-512.)
+macro_rules! wide_fn {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            if $crate::tensor::simd::avx512() {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn wide($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                // SAFETY: the CPU has the features `wide` is compiled with
+                // (checked just above); its body is the safe `body`.
+                return unsafe { wide($($arg),*) };
+            }
+            body($($arg),*)
         }
-        // SAFETY: the CPU has the features `on` is compiled with (checked
-        // just above); `on` itself is safe code.
-        return unsafe { on(f) };
-    }
-    f()
+    };
 }
+pub(crate) use wide_fn;
 
 #[cfg(test)]
 mod tests {
@@ -48,7 +59,7 @@ mod tests {
     #[test]
     fn wide_gives_the_plain_loops_bits() {
         let x: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.37).sin()).collect();
-        let sum = |x: &[f32]| {
+        fn plain(x: &[f32]) -> f64 {
             let mut s = [0f64; 8];
             for c in x.chunks_exact(8) {
                 for l in 0..8 {
@@ -56,7 +67,12 @@ mod tests {
                 }
             }
             s.iter().sum::<f64>()
-        };
-        assert_eq!(wide(|| sum(&x)).to_bits(), sum(&x).to_bits());
+        }
+        wide_fn! {
+            fn widened(x: &[f32]) -> f64 {
+                plain(x)
+            }
+        }
+        assert_eq!(widened(&x).to_bits(), plain(&x).to_bits());
     }
 }

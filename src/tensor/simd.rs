@@ -54,7 +54,6 @@ pub(crate) use wide_fn;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[test]
     fn wide_gives_the_plain_loops_bits() {

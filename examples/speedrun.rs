@@ -22,7 +22,7 @@
 use backprop::data::load_data;
 use backprop::nn::{Init, Sequential};
 use backprop::optim::{Config, Schedule};
-use backprop::train::{Silent, TrainConfig, Trainer};
+use backprop::train::{evaluate, Silent, TrainConfig, Trainer};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -64,12 +64,14 @@ fn main() -> backprop::Result<()> {
     cfg.seed = seed;
     cfg.schedule = Schedule::one_cycle(EPOCHS * train.len().div_ceil(BATCH));
     cfg.diagnostics_every = 0;
-    let (summary, _) = Trainer::new(&cfg).run(&mut model, &train, Some(&test), &mut Silent)?;
-    let acc = summary.test_accuracy.expect("a test set");
+    // The test set is read once, at the end (as the PyTorch twin does), not
+    // after every epoch as `backprop train` does.
+    let (summary, _) = Trainer::new(&cfg).run(&mut model, &train, None, &mut Silent)?;
+    let (loss, acc) = evaluate(&model, &test, cfg.loss, cfg.eval_batch_size);
     println!(
         "test accuracy {:.2}% (loss {:.4}) after {EPOCHS} epochs, {} steps, in {:.2} s (seed {seed})",
         acc * 100.0,
-        summary.test_loss.unwrap_or(f64::NAN),
+        loss,
         summary.steps,
         t0.elapsed().as_secs_f64()
     );

@@ -485,6 +485,15 @@ fn backward(
     let (o, k, p, chw, chunk) = (g.o, g.k(), g.p(), g.chw(), g.chunk());
     let pointwise = g.pointwise();
     let direct = direct.then(|| g.direct_conv());
+    // ∂x by the direct forward kernel over the transposed geometry, with its
+    // weights packed once for the batch.
+    let transposed = match &direct {
+        Some(d) if needs_x => d.transposed().map(|t| {
+            let wt = t.pack_weights(&d.flip_weights(w));
+            (t, wt)
+        }),
+        _ => None,
+    };
     let spans = Spans::new(g);
     let serial = g.n > chunk;
     let mut dx = needs_x.then(|| vec![0.0f32; g.n * chw]);
@@ -493,7 +502,8 @@ fn backward(
         None => (0..g.n.div_ceil(chunk)).map(|_| None).collect(),
     };
     // Per job: the im2col scratch (when not kept), the ∂cols scratch, and
-    // the direct kernel's padded input and ∂y.
+    // the direct kernels' padded input and ∂y, and their ∂x scratch (the
+    // columns or the padded ∂y and output tiles of the transposed pass).
     let init = || {
         let cols = if needs_w && kept.is_none() && !pointwise && direct.is_none() {
             vec![0.0f32; k * p]
@@ -505,10 +515,10 @@ fn backward(
         } else {
             Vec::new()
         };
-        (cols, dcols, Vec::new(), Vec::new(), Vec::new())
+        (cols, dcols, Vec::new(), Vec::new(), Vec::new(), Vec::new())
     };
     let partials = map_tasks(items, t, init, |state, ti, mut dxc| {
-        let (cols, dcols, xpad, dpad, tcols) = state;
+        let (cols, dcols, xpad, dpad, tcols, tiles) = state;
         let (s0, s1) = (ti * chunk, ((ti + 1) * chunk).min(g.n));
         let mut dw = if needs_w {
             vec![0.0f32; o * k]
@@ -525,7 +535,7 @@ fn backward(
                 }
             }
             if let Some(d) = &direct {
-                if needs_w || dxc.is_some() {
+                if needs_w || (dxc.is_some() && transposed.is_none()) {
                     d.pad_grad(gs, dpad);
                 }
                 if needs_w {
@@ -534,7 +544,13 @@ fn backward(
                 }
                 if let Some(dxc) = dxc.as_deref_mut() {
                     let dxs = &mut dxc[(s - s0) * chw..(s - s0 + 1) * chw];
-                    d.grad_input(w, dpad, dxs, tcols);
+                    if let Some((t, wt)) = &transposed {
+                        // `tcols` holds the padded ∂y here.
+                        t.pad_input(gs, tcols);
+                        t.forward(wt, tcols, None, as_uninit_mut(dxs), tiles);
+                    } else {
+                        d.grad_input(w, dpad, dxs, tcols);
+                    }
                 }
                 continue;
             }

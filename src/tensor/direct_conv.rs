@@ -144,6 +144,48 @@ impl DirectConv {
         wpack
     }
 
+    /// The convolution whose forward pass is this one's `∂x`, when the
+    /// padding is below the kernel size (else `None`): `∂x = δ ∗ W'`, the
+    /// full correlation of `δ: [O, Ho, Wo]` (zero-padded by `kh − 1 − ph`,
+    /// `kw − 1 − pw`) with `W'[c, o, i, j] = W[o, c, kh−1−i, kw−1−j]` (see
+    /// [`flip_weights`](Self::flip_weights)). Its output is `[C, H, W]`.
+    ///
+    /// Why: the `Wᵀ·δ` product of [`grad_input`](Self::grad_input) has a
+    /// depth of only `O` (16 for LeNet's second layer), so the product's
+    /// kernel spends most of its time loading and storing its tile, and the
+    /// shifted sums after it are one more pass over `taps × positions`
+    /// values. The forward tile keeps its sums in registers over all
+    /// `O·kh·kw` taps and writes each value once.
+    pub(crate) fn transposed(&self) -> Option<DirectConv> {
+        (self.ph < self.kh && self.pw < self.kw).then(|| {
+            let mut t = DirectConv::new(
+                (self.o, self.ho, self.wo),
+                (self.c, self.kh, self.kw),
+                (self.kh - 1 - self.ph, self.kw - 1 - self.pw),
+            );
+            t.wide = self.wide;
+            t
+        })
+    }
+
+    /// `w: [O, C, kh, kw]` as the [`transposed`](Self::transposed)
+    /// convolution's weights `[C, O, kh, kw]`, each kernel turned by 180°.
+    pub(crate) fn flip_weights(&self, w: &[f32]) -> Vec<f32> {
+        let (o, c, kk) = (self.o, self.c, self.kh * self.kw);
+        assert_eq!(w.len(), o * c * kk, "direct conv: weight size");
+        let mut f = vec![0.0; w.len()];
+        for oc in 0..o {
+            for ci in 0..c {
+                let src = &w[(oc * c + ci) * kk..][..kk];
+                let dst = &mut f[(ci * o + oc) * kk..][..kk];
+                for (d, &v) in dst.iter_mut().zip(src.iter().rev()) {
+                    *d = v;
+                }
+            }
+        }
+        f
+    }
+
     /// Positions computed per sample: `Ho` rows of the padded width.
     fn q(&self) -> usize {
         self.ho * self.wp
@@ -841,6 +883,24 @@ mod tests {
                             (got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
                             "dx[{i}]: {got} vs {want}"
                         );
+                    }
+                    // ∂x again, as the forward pass of the transposed geometry.
+                    if let Some(t) = d.transposed() {
+                        let wtp = t.pack_weights(&d.flip_weights(&wt));
+                        let (mut dypad, mut tiles) = (Vec::new(), Vec::new());
+                        t.pad_input(&dy, &mut dypad);
+                        let mut dx = vec![MaybeUninit::new(f32::NAN); cin * h * w];
+                        t.forward(&wtp, &dypad, None, &mut dx, &mut tiles);
+                        for (i, (got, &want)) in dx.iter().zip(&want_dx).enumerate() {
+                            // SAFETY: initialized (to NaN, then by `forward`).
+                            let got = unsafe { got.assume_init() };
+                            assert!(
+                                (got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                                "transposed dx[{i}]: {got} vs {want}"
+                            );
+                        }
+                    } else {
+                        assert!(ph >= kh || pw >= kw);
                     }
                     let times = (round + 1) as f64;
                     for (i, (&got, &want)) in dw.iter().zip(&want_dw).enumerate() {

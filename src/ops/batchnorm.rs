@@ -30,9 +30,10 @@
 
 use crate::autograd::Backward;
 use crate::dist::Collective;
-use crate::tensor::par::{for_blocks, per_channel};
+use crate::tensor::par::{for_blocks, per_channel, written};
 use crate::tensor::simd::{avx512, wide_fn};
 use crate::{Graph, Tensor, Var};
+use std::mem::MaybeUninit;
 use std::rc::Rc;
 
 /// `(N, C, inner)`: samples, channels, values per sample per channel.
@@ -229,26 +230,27 @@ wide_fn! {
 }
 
 wide_fn! {
-    /// `y = (x − m)·a + b`, value by value.
-    fn affine(y: &mut [f32], x: &[f32], m: f32, a: f32, b: f32) {
+    /// `y = (x − m)·a + b`, value by value (every `y` written).
+    fn affine(y: &mut [MaybeUninit<f32>], x: &[f32], m: f32, a: f32, b: f32) {
         for (y, &v) in y.iter_mut().zip(x) {
-            *y = (v - m) * a + b;
+            y.write((v - m) * a + b);
         }
     }
 }
 
 wide_fn! {
     /// Batch norm's `∂x = a·g + b·(x − m) + k` (training) or `a·g`
-    /// (evaluation), value by value; `coef` is `[a, b, k, m]`.
-    fn grad_block(o: &mut [f32], g: &[f32], x: &[f32], coef: [f32; 4], training: bool) {
+    /// (evaluation), value by value (every `o` written); `coef` is
+    /// `[a, b, k, m]`.
+    fn grad_block(o: &mut [MaybeUninit<f32>], g: &[f32], x: &[f32], coef: [f32; 4], training: bool) {
         let [a, b, k, m] = coef;
         if training {
             for ((o, &gv), &xv) in o.iter_mut().zip(g).zip(x) {
-                *o = a * gv + b * (xv - m) + k;
+                o.write(a * gv + b * (xv - m) + k);
             }
         } else {
             for (o, &gv) in o.iter_mut().zip(g) {
-                *o = a * gv;
+                o.write(a * gv);
             }
         }
     }
@@ -293,7 +295,7 @@ fn finish_stats(s: &[f64], q: &[f64], shift: &[f64], cnt: f64) -> (Vec<f64>, Vec
 /// `out = (x − μ)·a + b` per channel (`a`, `b`, `μ` given per channel).
 fn affine_per_channel(
     x: &[f32],
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     c: usize,
     inner: usize,
     mu: &[f32],
@@ -303,7 +305,7 @@ fn affine_per_channel(
     if inner == 1 {
         for (yr, xr) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
             for ch in 0..c {
-                yr[ch] = (xr[ch] - mu[ch]) * a[ch] + b[ch];
+                yr[ch].write((xr[ch] - mu[ch]) * a[ch] + b[ch]);
             }
         }
     } else {
@@ -387,28 +389,28 @@ impl Backward for BatchNormBack {
                     k[ch] = (-gi * gsg[ch] / cnt - bb * (self.mean[ch] - mu[ch] as f64)) as f32;
                 }
             }
-            let mut gx = x.zeros_like();
-            let out = gx.data_mut();
-            if inner == 1 {
-                for ((o, gr), xr) in out
-                    .chunks_exact_mut(c)
-                    .zip(gd.chunks_exact(c))
-                    .zip(xd.chunks_exact(c))
-                {
-                    for ch in 0..c {
-                        o[ch] = a[ch] * gr[ch] + b[ch] * (xr[ch] - mu[ch]) + k[ch];
+            let gx = written(xd.len(), |out| {
+                if inner == 1 {
+                    for ((o, gr), xr) in out
+                        .chunks_exact_mut(c)
+                        .zip(gd.chunks_exact(c))
+                        .zip(xd.chunks_exact(c))
+                    {
+                        for ch in 0..c {
+                            o[ch].write(a[ch] * gr[ch] + b[ch] * (xr[ch] - mu[ch]) + k[ch]);
+                        }
                     }
+                } else {
+                    let training = self.training;
+                    for_blocks(out, inner, |i, o| {
+                        let ch = i % c;
+                        let r = i * inner..(i + 1) * inner;
+                        let coef = [a[ch], b[ch], k[ch], mu[ch]];
+                        grad_block(o, &gd[r.clone()], &xd[r], coef, training);
+                    });
                 }
-            } else {
-                let training = self.training;
-                for_blocks(out, inner, |i, o| {
-                    let ch = i % c;
-                    let r = i * inner..(i + 1) * inner;
-                    let coef = [a[ch], b[ch], k[ch], mu[ch]];
-                    grad_block(o, &gd[r.clone()], &xd[r], coef, training);
-                });
-            }
-            gx
+            });
+            Tensor::from_vec(x.shape().to_vec(), gx)
         });
         let ggamma = needs[1].then(|| {
             let v = (0..c)
@@ -564,8 +566,10 @@ impl Graph {
         let shift: Vec<f32> = (0..c)
             .map(|ch| (bd[ch] as f64 - (mean[ch] - mu[ch] as f64) * a[ch] as f64) as f32)
             .collect();
-        let mut y = xv.zeros_like();
-        affine_per_channel(xv.data(), y.data_mut(), c, inner, &mu, &a, &shift);
+        let y = written(xv.data().len(), |y| {
+            affine_per_channel(xv.data(), y, c, inner, &mu, &a, &shift)
+        });
+        let y = Tensor::from_vec(xv.shape().to_vec(), y);
         let back = BatchNormBack {
             mean,
             invstd,

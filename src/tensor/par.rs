@@ -14,6 +14,17 @@
 use super::{team, threads};
 use std::mem::MaybeUninit;
 
+/// A new buffer of `n` values, every one written by `write` (none zeroed
+/// first: a step's large activations are each written once, not twice).
+pub(crate) fn written(n: usize, write: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    write(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: `write` initialized all `n` values (its contract), and the
+    // capacity is at least `n`.
+    unsafe { v.set_len(n) };
+    v
+}
+
 /// Values per parallel chunk (128 KiB of `f32`): big enough to amortize a
 /// job, small enough to balance two to sixteen threads.
 pub const CHUNK: usize = 1 << 15;
@@ -108,7 +119,8 @@ pub(crate) fn per_channel<R: Send>(c: usize, size: usize, f: impl Fn(usize) -> R
 /// `f(block, values)` for every `inner`-long block of `out` (in a
 /// `[N, C, inner]` tensor, block `i` is sample `i / C`, channel `i % C`),
 /// split over the kernel threads when large.
-pub(crate) fn for_blocks(out: &mut [f32], inner: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+/// `T` is `f32`, or `MaybeUninit<f32>` for a new buffer that `f` fills.
+pub(crate) fn for_blocks<T: Send>(out: &mut [T], inner: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     if !split(out.len()) {
         out.chunks_exact_mut(inner)
             .enumerate()
@@ -116,7 +128,7 @@ pub(crate) fn for_blocks(out: &mut [f32], inner: usize, f: impl Fn(usize, &mut [
         return;
     }
     let per = (CHUNK / inner).max(1) * inner;
-    let jobs: Vec<(usize, &mut [f32])> = out
+    let jobs: Vec<(usize, &mut [T])> = out
         .chunks_mut(per)
         .enumerate()
         .map(|(j, chunk)| (j * per / inner, chunk))

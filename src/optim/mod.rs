@@ -15,6 +15,7 @@ pub use schedule::Schedule;
 use crate::nn::module::apply_buffer_updates;
 use crate::nn::{Entry, EntryMut, Grads, Module, Visitor, VisitorMut};
 use crate::tensor::par;
+use crate::tensor::simd::wide_fn;
 use crate::{Error, Result, Setting, Tensor};
 
 /// Which update rule.
@@ -482,79 +483,85 @@ impl Optimizer {
     }
 }
 
-/// `torch.optim.SGD` on one chunk of a parameter; `buf` (the momentum
-/// buffer, empty without momentum) is overwritten on the `first` step.
-fn sgd(c: &Config, lr: f32, first: bool, p: &mut [f32], g: &[f32], buf: &mut [f32]) {
-    let (wd, mu) = (c.weight_decay, c.momentum.mu());
-    let (damp, nesterov) = match c.momentum {
-        Momentum::Classic { dampening, .. } => (dampening, false),
-        Momentum::Nesterov { .. } => (0.0, true),
-        Momentum::None => (0.0, false),
-    };
-    if mu == 0.0 {
-        for (p, &g) in p.iter_mut().zip(g) {
-            let d = if wd != 0.0 { g + wd * *p } else { g };
-            *p += -lr * d;
-        }
-        return;
-    }
-    for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
-        let d = if wd != 0.0 { g + wd * *p } else { g };
-        *b = if first { d } else { *b * mu + (1.0 - damp) * d };
-        let step = if nesterov { d + mu * *b } else { *b };
-        *p += -lr * step;
-    }
-}
-
-/// `torch.optim.Adam` / `AdamW` on one chunk of a parameter.
-fn adam(c: &Config, lr: f32, t: u64, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-    let (b1, b2) = c.betas;
-    // PyTorch computes these scalars in Python floats (f64).
-    let bc1 = 1.0 - b1.powi(t as i32);
-    let bc2 = 1.0 - b2.powi(t as i32);
-    let step_size = (lr as f64 / bc1) as f32;
-    let bc2_sqrt = bc2.sqrt() as f32;
-    let (w1, b2f, w2, eps) = ((1.0 - b1) as f32, b2 as f32, (1.0 - b2) as f32, c.eps);
-    let decoupled = c.kind == Kind::AdamW;
-    let wd = c.weight_decay;
-    let decay = (1.0 - lr as f64 * wd as f64) as f32;
-    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        let mut g = g;
-        if wd != 0.0 {
-            if decoupled {
-                *p *= decay;
-            } else {
-                g += wd * *p;
+wide_fn! {
+    /// `torch.optim.SGD` on one chunk of a parameter; `buf` (the momentum
+    /// buffer, empty without momentum) is overwritten on the `first` step.
+    fn sgd(c: &Config, lr: f32, first: bool, p: &mut [f32], g: &[f32], buf: &mut [f32]) {
+        let (wd, mu) = (c.weight_decay, c.momentum.mu());
+        let (damp, nesterov) = match c.momentum {
+            Momentum::Classic { dampening, .. } => (dampening, false),
+            Momentum::Nesterov { .. } => (0.0, true),
+            Momentum::None => (0.0, false),
+        };
+        if mu == 0.0 {
+            for (p, &g) in p.iter_mut().zip(g) {
+                let d = if wd != 0.0 { g + wd * *p } else { g };
+                *p += -lr * d;
             }
+            return;
         }
-        // exp_avg.lerp_(grad, 1 − β₁): m + w(g − m) for w < 0.5.
-        *m += w1 * (g - *m);
-        *v = *v * b2f + w2 * g * g;
-        let denom = v.sqrt() / bc2_sqrt + eps;
-        *p += -step_size * *m / denom;
+        for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+            let d = if wd != 0.0 { g + wd * *p } else { g };
+            *b = if first { d } else { *b * mu + (1.0 - damp) * d };
+            let step = if nesterov { d + mu * *b } else { *b };
+            *p += -lr * step;
+        }
     }
 }
 
-/// `torch.optim.RMSprop` (not centered) on one chunk of a parameter.
-fn rmsprop(c: &Config, lr: f32, p: &mut [f32], g: &[f32], buf: &mut [f32], sq: &mut [f32]) {
-    let (a, wa, eps, mu, wd) = (
-        c.alpha as f32,
-        (1.0 - c.alpha) as f32,
-        c.eps,
-        c.momentum.mu(),
-        c.weight_decay,
-    );
-    for (i, (p, &g)) in p.iter_mut().zip(g).enumerate() {
-        let g = if wd != 0.0 { g + wd * *p } else { g };
-        let s = &mut sq[i];
-        *s = *s * a + wa * g * g;
-        let avg = s.sqrt() + eps;
-        if mu > 0.0 {
-            let b = &mut buf[i];
-            *b = *b * mu + g / avg;
-            *p += -lr * *b;
-        } else {
-            *p += -lr * g / avg;
+wide_fn! {
+    /// `torch.optim.Adam` / `AdamW` on one chunk of a parameter.
+    fn adam(c: &Config, lr: f32, t: u64, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        let (b1, b2) = c.betas;
+        // PyTorch computes these scalars in Python floats (f64).
+        let bc1 = 1.0 - b1.powi(t as i32);
+        let bc2 = 1.0 - b2.powi(t as i32);
+        let step_size = (lr as f64 / bc1) as f32;
+        let bc2_sqrt = bc2.sqrt() as f32;
+        let (w1, b2f, w2, eps) = ((1.0 - b1) as f32, b2 as f32, (1.0 - b2) as f32, c.eps);
+        let decoupled = c.kind == Kind::AdamW;
+        let wd = c.weight_decay;
+        let decay = (1.0 - lr as f64 * wd as f64) as f32;
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let mut g = g;
+            if wd != 0.0 {
+                if decoupled {
+                    *p *= decay;
+                } else {
+                    g += wd * *p;
+                }
+            }
+            // exp_avg.lerp_(grad, 1 − β₁): m + w(g − m) for w < 0.5.
+            *m += w1 * (g - *m);
+            *v = *v * b2f + w2 * g * g;
+            let denom = v.sqrt() / bc2_sqrt + eps;
+            *p += -step_size * *m / denom;
+        }
+    }
+}
+
+wide_fn! {
+    /// `torch.optim.RMSprop` (not centered) on one chunk of a parameter.
+    fn rmsprop(c: &Config, lr: f32, p: &mut [f32], g: &[f32], buf: &mut [f32], sq: &mut [f32]) {
+        let (a, wa, eps, mu, wd) = (
+            c.alpha as f32,
+            (1.0 - c.alpha) as f32,
+            c.eps,
+            c.momentum.mu(),
+            c.weight_decay,
+        );
+        for (i, (p, &g)) in p.iter_mut().zip(g).enumerate() {
+            let g = if wd != 0.0 { g + wd * *p } else { g };
+            let s = &mut sq[i];
+            *s = *s * a + wa * g * g;
+            let avg = s.sqrt() + eps;
+            if mu > 0.0 {
+                let b = &mut buf[i];
+                *b = *b * mu + g / avg;
+                *p += -lr * *b;
+            } else {
+                *p += -lr * g / avg;
+            }
         }
     }
 }

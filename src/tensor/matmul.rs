@@ -145,11 +145,21 @@ pub fn matmul_serial_into(
 /// Which kernel computes matrix products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulKernel {
-    /// Our AVX2+FMA kernel (`sgemm.rs`): the default on x86-64 with AVX2 and
-    /// FMA but without AVX-512, where the `gemm` crate's wider kernel wins.
+    /// Our kernel (`sgemm.rs`, AVX2+FMA, 6×32 tiles with AVX-512): the
+    /// default on x86-64 with AVX2 and FMA but without AVX-512.
     Own,
-    /// The `gemm` crate: the default everywhere else.
+    /// The `gemm` crate: the default off x86-64.
     GemmCrate,
+    /// Ours for products with an output of at least 256×256 and 2²⁴
+    /// multiply-adds, the crate's for the others: the default with AVX-512.
+    /// There the two kernels run at the same speed in isolation
+    /// (`examples/matmul_gflops.rs`), but in a training step ours packs a
+    /// shared operand once for both threads and reads `x·Wᵀ`'s transposed
+    /// operand faster (mlp-wide 2.04 → 1.81 s an epoch), while the crate's
+    /// was faster on rnn-rows (all ours: 1.42–1.55 s an epoch against
+    /// 0.93–1.35; with ours only for its 128×128 `∂W_hh`, summed over 1 728
+    /// rows: 1.16–1.48 s).
+    BySize,
 }
 
 static KERNEL: AtomicUsize = AtomicUsize::new(0); // 0: not chosen yet
@@ -161,11 +171,12 @@ pub fn matmul_kernel() -> MatmulKernel {
     match KERNEL.load(Ordering::Relaxed) {
         1 => MatmulKernel::Own,
         2 => MatmulKernel::GemmCrate,
+        3 => MatmulKernel::BySize,
         _ => {
-            let k = if std::env::var("BACKPROP_MATMUL").as_deref() == Ok("gemm") {
-                MatmulKernel::GemmCrate
-            } else {
-                default_kernel()
+            let k = match std::env::var("BACKPROP_MATMUL").as_deref() {
+                Ok("gemm") => MatmulKernel::GemmCrate,
+                Ok("own") => MatmulKernel::Own,
+                _ => default_kernel(),
             };
             set_matmul_kernel(k);
             k
@@ -176,8 +187,27 @@ pub fn matmul_kernel() -> MatmulKernel {
 /// Chooses the kernel (to compare the two; [`MatmulKernel::Own`] falls back
 /// to the crate on a CPU without AVX2+FMA).
 pub fn set_matmul_kernel(k: MatmulKernel) {
-    let own = k == MatmulKernel::Own && own_available();
-    KERNEL.store(if own { 1 } else { 2 }, Ordering::Relaxed);
+    let code = match k {
+        _ if !own_available() => 2,
+        MatmulKernel::Own => 1,
+        MatmulKernel::GemmCrate => 2,
+        MatmulKernel::BySize => 3,
+    };
+    KERNEL.store(code, Ordering::Relaxed);
+}
+
+/// Products from this many multiply-adds, with outputs at least `OWN_SIDE`
+/// on each side, run on our kernel under [`MatmulKernel::BySize`].
+const OWN_MIN: usize = 1 << 24;
+const OWN_SIDE: usize = 256;
+
+/// Whether our kernel computes an `m×k×n` product.
+fn own_for(m: usize, n: usize, k: usize) -> bool {
+    match matmul_kernel() {
+        MatmulKernel::Own => true,
+        MatmulKernel::GemmCrate => false,
+        MatmulKernel::BySize => m * n * k >= OWN_MIN && m.min(n) >= OWN_SIDE,
+    }
 }
 
 fn own_available() -> bool {
@@ -189,8 +219,12 @@ fn own_available() -> bool {
 
 fn default_kernel() -> MatmulKernel {
     #[cfg(target_arch = "x86_64")]
-    if own_available() && !is_x86_feature_detected!("avx512f") {
-        return MatmulKernel::Own;
+    if own_available() {
+        return if super::simd::avx512() {
+            MatmulKernel::BySize
+        } else {
+            MatmulKernel::Own
+        };
     }
     MatmulKernel::GemmCrate
 }
@@ -272,7 +306,7 @@ unsafe fn product(
         1
     };
     #[cfg(target_arch = "x86_64")]
-    let own = matmul_kernel() == MatmulKernel::Own;
+    let own = own_for(m, n, k);
     let by_rows = m >= n;
     // With our kernel, the operand that every block reads in full (A when
     // the output is split by columns, B when by rows) is packed once, its
@@ -371,7 +405,7 @@ const FINE_SPLIT_MIN: usize = 1 << 26;
 /// Whether a threaded product packs its shared operand once (our kernel
 /// only; with the gemm crate, more blocks would mean more packing).
 fn shares_packing(m: usize, n: usize, k: usize) -> bool {
-    m * n * k >= SHARED_PACK_MIN && matmul_kernel() == MatmulKernel::Own
+    m * n * k >= SHARED_PACK_MIN && own_for(m, n, k)
 }
 
 #[cfg(test)]
@@ -449,7 +483,7 @@ mod tests {
                         );
                     }
                     // The gemm crate's blocking depends on the block sizes.
-                    if matmul_kernel() != MatmulKernel::Own {
+                    if !own_for(m, n, k) {
                         continue;
                     }
                     for t in [2, 3] {

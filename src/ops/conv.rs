@@ -62,7 +62,7 @@ use crate::autograd::Backward;
 use crate::tensor::direct_conv::{self, DirectConv};
 use crate::tensor::par::map_tasks;
 use crate::tensor::window::valid;
-use crate::tensor::{matmul_into, matmul_serial_into, sum_lanes, threads, Trans};
+use crate::tensor::{copy_short, matmul_into, matmul_serial_into, sum_lanes, threads, Trans};
 use crate::{Graph, Tensor, Var};
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -223,35 +223,6 @@ impl Geom {
             .div_ceil(per_sample.max(1))
             .max(self.n.div_ceil(MAX_TASKS))
             .clamp(1, self.n.max(1))
-    }
-}
-
-/// `dst = src` for the short runs of im2col (a few to a few dozen values):
-/// fixed-size moves instead of a `memcpy` call per run.
-#[inline(always)]
-fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
-    let n = dst.len();
-    let src = &src[..n];
-    match n {
-        0 => {}
-        1..=3 => {
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = *s;
-            }
-        }
-        4..=7 => {
-            dst[..4].copy_from_slice(&src[..4]);
-            dst[n - 4..].copy_from_slice(&src[n - 4..]);
-        }
-        _ => {
-            let (mut d8, mut s8) = (dst.chunks_exact_mut(8), src.chunks_exact(8));
-            for (d, s) in (&mut d8).zip(&mut s8) {
-                d.copy_from_slice(s);
-            }
-            if !d8.into_remainder().is_empty() {
-                dst[n - 8..].copy_from_slice(&src[n - 8..]);
-            }
-        }
     }
 }
 

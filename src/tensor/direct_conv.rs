@@ -214,7 +214,7 @@ impl DirectConv {
                 .chunks_exact(self.w)
                 .zip(dst[self.ph * self.wp..].chunks_exact_mut(self.wp))
             {
-                d[self.pw..self.pw + self.w].copy_from_slice(row);
+                super::copy_short(&mut d[self.pw..self.pw + self.w], row);
             }
         }
     }
@@ -318,7 +318,7 @@ impl DirectConv {
         }
         for (plane, dst) in dy.chunks_exact(ho * wo).zip(dpad.chunks_exact_mut(ld)) {
             for (row, d) in plane.chunks_exact(wo).zip(dst.chunks_exact_mut(wp)) {
-                d[..wo].copy_from_slice(row);
+                super::copy_short(&mut d[..wo], row);
             }
         }
     }

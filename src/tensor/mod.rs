@@ -240,6 +240,36 @@ impl fmt::Debug for Tensor {
     }
 }
 
+/// `dst = src` for short runs (a few to a few dozen values: im2col's runs,
+/// the rows of a small padded image): fixed-size moves instead of a
+/// `memcpy` call per run.
+#[inline(always)]
+pub(crate) fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
+    let n = dst.len();
+    let src = &src[..n];
+    match n {
+        0 => {}
+        1..=3 => {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = *s;
+            }
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        _ => {
+            let (mut d8, mut s8) = (dst.chunks_exact_mut(8), src.chunks_exact(8));
+            for (d, s) in (&mut d8).zip(&mut s8) {
+                d.copy_from_slice(s);
+            }
+            if !d8.into_remainder().is_empty() {
+                dst[n - 8..].copy_from_slice(&src[n - 8..]);
+            }
+        }
+    }
+}
+
 /// The sum of `x` in 8 interleaved partial sums (lane `l` adds `x[l]`,
 /// `x[l + 8]`, …), combined in a fixed order: a loop the compiler keeps in
 /// vector registers, where one running sum waits on each add in turn (a

@@ -16,6 +16,8 @@
 //! - [`dist`]: data-parallel training over several processes (MPI with feature `mpi`).
 
 #![warn(missing_docs)]
+#[cfg(feature = "mimalloc")]
+pub mod alloc;
 pub mod autograd;
 pub mod data;
 pub mod dist;

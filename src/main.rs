@@ -17,29 +17,10 @@ use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-// Training allocates the same few large buffers every step; glibc's malloc
-// serves each from fresh mmap'd pages that the kernel must zero (a fifth of
-// the run time on mlp-small). mimalloc keeps and reuses them. It is built
-// without transparent huge pages (libmimalloc-sys `no_thp`): with them, the
-// first touch of each 2 MiB region had the kernel zero all of it, 0.5-1 s of
-// system time in a 2-epoch BN-LeNet run (0.3 s without), and mlp-small's
-// epochs took 0.28 s instead of 0.22.
+// The allocator for training: mimalloc, keeping freed memory (see
+// `backprop::alloc`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// `mi_option_purge_delay` in mimalloc.h (v2 and v3; the Rust binding has
-/// no name for it): milliseconds before freed memory goes back to the OS.
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Keeps freed memory in the process. By default mimalloc hands memory freed
-/// for 10 ms back to the OS, and a step that frees and re-allocates its
-/// megabyte-sized buffers then pays for the kernel zeroing fresh pages again:
-/// up to a tenth of an mlp-wide epoch (`perf`: `clear_page_erms`). The peak
-/// resident memory is unchanged; it is just not lowered between steps.
-fn keep_freed_memory() {
-    // SAFETY: sets one integer option; mimalloc reads options atomically.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-}
 
 /// Train neural networks by backpropagation.
 ///
@@ -416,7 +397,7 @@ struct PredictArgs {
 }
 
 fn main() -> ExitCode {
-    keep_freed_memory();
+    backprop::alloc::keep_freed_memory();
     let matches = match Cli::command().try_get_matches() {
         Ok(m) => m,
         Err(e) => return clap_error(e),

@@ -272,19 +272,10 @@ impl DirectConv {
         }
         let (ho, wo, wp) = (self.ho, self.wo, self.wp);
         for (oc, plane) in y.chunks_exact_mut(ho * wo).enumerate() {
-            let src = &scratch[oc * qn..];
-            let bv = bias.map_or(0.0, |b| b[oc]);
-            for (oy, row) in plane.chunks_exact_mut(wo).enumerate() {
-                let s = &src[oy * wp..oy * wp + wo];
-                if bias.is_some() {
-                    for (d, &v) in row.iter_mut().zip(s) {
-                        d.write(bv + v);
-                    }
-                } else {
-                    for (d, &v) in row.iter_mut().zip(s) {
-                        d.write(v);
-                    }
-                }
+            let src = &scratch[oc * qn..oc * qn + ho * wp];
+            match bias {
+                Some(b) => drop_junk(plane, src, wo, wp, b[oc]),
+                None => drop_junk_copy(plane, src, wo, wp),
             }
         }
     }
@@ -458,6 +449,30 @@ impl DirectConv {
             }
             for (row, src) in dxc.chunks_exact_mut(self.w).zip(acc.chunks_exact(wp)) {
                 row.copy_from_slice(&src[self.pw..self.pw + self.w]);
+            }
+        }
+    }
+}
+
+super::simd::wide_fn! {
+    /// `plane = bias + src` without the junk columns: row `oy` of `plane`
+    /// (`wo` values) from `src[oy·wp ..]`. Every value of `plane` written.
+    fn drop_junk(plane: &mut [MaybeUninit<f32>], src: &[f32], wo: usize, wp: usize, bias: f32) {
+        for (row, s) in plane.chunks_exact_mut(wo).zip(src.chunks(wp)) {
+            for (d, &v) in row.iter_mut().zip(&s[..wo]) {
+                d.write(bias + v);
+            }
+        }
+    }
+}
+
+super::simd::wide_fn! {
+    /// [`drop_junk`] without a bias (`src` as it is, not `0 + src`: the
+    /// sign of a zero is kept).
+    fn drop_junk_copy(plane: &mut [MaybeUninit<f32>], src: &[f32], wo: usize, wp: usize) {
+        for (row, s) in plane.chunks_exact_mut(wo).zip(src.chunks(wp)) {
+            for (d, &v) in row.iter_mut().zip(&s[..wo]) {
+                d.write(v);
             }
         }
     }

@@ -23,7 +23,7 @@
 //! gradient (the data batch). No recursion: long sequences are a loop.
 
 use crate::autograd::Backward;
-use crate::tensor::{matmul_into, Trans};
+use crate::tensor::{matmul_into, matmul_serial_into, team, threads, Trans};
 use crate::{Graph, Tensor, Var};
 
 /// `(B, T, F, H)` after checking the shapes.
@@ -132,6 +132,41 @@ unsafe fn tanh_in_place_avx2(v: &mut [f32]) {
     }
 }
 
+/// The rows of a batch, cut into one block per kernel thread: the
+/// recurrence of each row (sample) is independent of the others, so each
+/// thread runs its rows through every time step without waiting for the
+/// others (one hand-off per pass, not one per step: with one per step, the
+/// helper thread idled for a fifth of an rnn-rows epoch).
+fn row_blocks(b: usize) -> Vec<std::ops::Range<usize>> {
+    let n = threads().clamp(1, b.max(1));
+    let per = b.div_ceil(n);
+    (0..b)
+        .step_by(per.max(1))
+        .map(|i| i..(i + per).min(b))
+        .collect()
+}
+
+/// A time-major `[T, B, H]` buffer as, for each row block of
+/// [`row_blocks`], its `T` slices (`[rows, H]` each), so that each block
+/// can be handed to its own thread.
+fn by_block<'a>(
+    buf: &'a mut [f32],
+    blocks: &[std::ops::Range<usize>],
+    b: usize,
+    h: usize,
+) -> Vec<Vec<&'a mut [f32]>> {
+    let mut out: Vec<Vec<&mut [f32]>> = blocks.iter().map(|_| Vec::new()).collect();
+    for step in buf.chunks_exact_mut(b * h) {
+        let mut rest = step;
+        for (k, r) in blocks.iter().enumerate() {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(r.len() * h);
+            out[k].push(head);
+            rest = tail;
+        }
+    }
+    out
+}
+
 struct RnnTanhBack {
     /// Hidden states `h_1..h_T`, time-major `[T, B, H]`.
     hs: Vec<f32>,
@@ -149,30 +184,39 @@ impl Backward for RnnTanhBack {
         let (b, t, f, h) = dims(x.shape(), w_ih.shape(), w_hh.shape());
         let bh = b * h;
         let hs = &self.hs;
-        // δ_t for every step, time-major [T, B, H].
+        // δ_t for every step, time-major [T, B, H]: each block of rows
+        // runs back through time on its own thread.
         let mut delta = vec![0f32; t * bh];
-        let mut dh = g.data().to_vec();
-        for s in (0..t).rev() {
-            let hcur = &hs[s * bh..(s + 1) * bh];
-            let d = &mut delta[s * bh..(s + 1) * bh];
-            for ((d, &gv), &hv) in d.iter_mut().zip(&dh).zip(hcur) {
-                *d = gv * (1.0 - hv * hv);
+        let blocks = row_blocks(b);
+        let items: Vec<_> = by_block(&mut delta, &blocks, b, h)
+            .into_iter()
+            .zip(blocks.iter().cloned())
+            .collect();
+        team::map(items, |_, (mut ds, rows)| {
+            let n = rows.len();
+            let mut dh = g.data()[rows.start * h..rows.end * h].to_vec();
+            for s in (0..t).rev() {
+                let hcur = &hs[s * bh + rows.start * h..s * bh + rows.end * h];
+                let d = &mut *ds[s];
+                for ((d, &gv), &hv) in d.iter_mut().zip(&dh).zip(hcur) {
+                    *d = gv * (1.0 - hv * hv);
+                }
+                if s > 0 {
+                    // dh_{t−1} = δ_t · W_hh
+                    matmul_serial_into(
+                        &mut dh,
+                        d,
+                        Trans::No,
+                        w_hh.data(),
+                        Trans::No,
+                        n,
+                        h,
+                        h,
+                        false,
+                    );
+                }
             }
-            if s > 0 {
-                // dh_{t−1} = δ_t · W_hh
-                matmul_into(
-                    &mut dh,
-                    d,
-                    Trans::No,
-                    w_hh.data(),
-                    Trans::No,
-                    b,
-                    h,
-                    h,
-                    false,
-                );
-            }
-        }
+        });
         let g_whh = needs[2].then(|| {
             // Σ_{t≥2} δ_tᵀ·h_{t−1}: rows of δ from step 2 on pair with the
             // hidden states from step 1 to T−1 (δ_1 meets h_0 = 0).
@@ -296,30 +340,38 @@ impl Graph {
             h,
             bias.is_some(),
         );
-        // Hidden states h_1..h_T, time-major [T, B, H].
+        // Hidden states h_1..h_T, time-major [T, B, H]: each block of rows
+        // runs through time on its own thread.
         let mut hs = vec![0f32; t * bh];
-        for s in 0..t {
-            let (done, rest) = hs.split_at_mut(s * bh);
-            let cur = &mut rest[..bh];
-            for i in 0..b {
-                cur[i * h..(i + 1) * h]
-                    .copy_from_slice(&proj[(i * t + s) * h..(i * t + s + 1) * h]);
+        let blocks = row_blocks(b);
+        let items: Vec<_> = by_block(&mut hs, &blocks, b, h)
+            .into_iter()
+            .zip(blocks.iter().cloned())
+            .collect();
+        team::map(items, |_, (mut hb, rows)| {
+            for s in 0..t {
+                let (done, rest) = hb.split_at_mut(s);
+                let cur = &mut *rest[0];
+                for (k, i) in rows.clone().enumerate() {
+                    cur[k * h..(k + 1) * h]
+                        .copy_from_slice(&proj[(i * t + s) * h..(i * t + s + 1) * h]);
+                }
+                if s > 0 {
+                    matmul_serial_into(
+                        cur,
+                        done[s - 1],
+                        Trans::No,
+                        wh.data(),
+                        Trans::Yes,
+                        rows.len(),
+                        h,
+                        h,
+                        true,
+                    );
+                }
+                tanh_in_place(cur);
             }
-            if s > 0 {
-                matmul_into(
-                    cur,
-                    &done[(s - 1) * bh..],
-                    Trans::No,
-                    wh.data(),
-                    Trans::Yes,
-                    b,
-                    h,
-                    h,
-                    true,
-                );
-            }
-            tanh_in_place(cur);
-        }
+        });
         let y = Tensor::from_vec(vec![b, h], hs[(t - 1) * bh..].to_vec());
         let mut parents = vec![x, w_ih, w_hh];
         parents.extend(b_ih);

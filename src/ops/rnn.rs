@@ -23,7 +23,7 @@
 //! gradient (the data batch). No recursion: long sequences are a loop.
 
 use crate::autograd::Backward;
-use crate::tensor::{matmul_into, matmul_serial_into, team, threads, Trans};
+use crate::tensor::{matmul_into, matmul_serial_into, team, threads, PackedRhs, Trans};
 use crate::{Graph, Tensor, Var};
 
 /// `(B, T, F, H)` after checking the shapes.
@@ -209,6 +209,8 @@ impl Backward for RnnTanhBack {
         // runs back through time on its own thread.
         let mut delta = vec![0f32; t * bh];
         let blocks = row_blocks(b);
+        // W_hh packed once for the T − 1 products of every block.
+        let packed = PackedRhs::new(w_hh.data(), Trans::No, h, h);
         let items: Vec<_> = by_block(&mut delta, &blocks, b, h)
             .into_iter()
             .zip(blocks.iter().cloned())
@@ -224,17 +226,20 @@ impl Backward for RnnTanhBack {
                 }
                 if s > 0 {
                     // dh_{t−1} = δ_t · W_hh
-                    matmul_serial_into(
-                        &mut dh,
-                        d,
-                        Trans::No,
-                        w_hh.data(),
-                        Trans::No,
-                        n,
-                        h,
-                        h,
-                        false,
-                    );
+                    match &packed {
+                        Some(p) => p.product(&mut dh, d, Trans::No, n, false),
+                        None => matmul_serial_into(
+                            &mut dh,
+                            d,
+                            Trans::No,
+                            w_hh.data(),
+                            Trans::No,
+                            n,
+                            h,
+                            h,
+                            false,
+                        ),
+                    }
                 }
             }
         });
@@ -365,6 +370,8 @@ impl Graph {
         // runs through time on its own thread.
         let mut hs = vec![0f32; t * bh];
         let blocks = row_blocks(b);
+        // W_hhᵀ packed once for the T − 1 products of every block.
+        let packed = PackedRhs::new(wh.data(), Trans::Yes, h, h);
         let items: Vec<_> = by_block(&mut hs, &blocks, b, h)
             .into_iter()
             .zip(blocks.iter().cloned())
@@ -378,17 +385,20 @@ impl Graph {
                         .copy_from_slice(&proj[(i * t + s) * h..(i * t + s + 1) * h]);
                 }
                 if s > 0 {
-                    matmul_serial_into(
-                        cur,
-                        done[s - 1],
-                        Trans::No,
-                        wh.data(),
-                        Trans::Yes,
-                        rows.len(),
-                        h,
-                        h,
-                        true,
-                    );
+                    match &packed {
+                        Some(p) => p.product(cur, done[s - 1], Trans::No, rows.len(), true),
+                        None => matmul_serial_into(
+                            cur,
+                            done[s - 1],
+                            Trans::No,
+                            wh.data(),
+                            Trans::Yes,
+                            rows.len(),
+                            h,
+                            h,
+                            true,
+                        ),
+                    }
                 }
                 tanh_in_place(cur);
             }

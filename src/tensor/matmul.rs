@@ -1,6 +1,7 @@
-//! Matrix products: our AVX2+FMA kernel (`sgemm.rs`) on x86-64 CPUs that
-//! have it and lack AVX-512, the `gemm` crate (AVX-512 / AVX2 / NEON kernels
-//! chosen at run time) everywhere else.
+//! Matrix products: our kernel (`sgemm.rs`) on x86-64 CPUs with AVX2 and
+//! FMA (with AVX-512, for the large products only: [`MatmulKernel::BySize`]),
+//! the `gemm` crate (AVX-512 / AVX2 / NEON kernels chosen at run time) for
+//! the rest.
 //!
 //! Both take arbitrary row and column strides, so a transposed operand costs
 //! nothing here: we never copy to transpose (the kernels' packing absorbs it).
@@ -194,6 +195,110 @@ pub fn set_matmul_kernel(k: MatmulKernel) {
         MatmulKernel::BySize => 3,
     };
     KERNEL.store(code, Ordering::Relaxed);
+}
+
+/// A right operand `op(b)` (`k × n`) packed once for many products
+/// `a·op(b)` by our kernel ([`PackedRhs::product`]): an RNN's recurrent
+/// weight, multiplied at every time step. Packing it at every step (as
+/// the `gemm` crate must) took 11 % of an rnn-rows epoch.
+pub(crate) struct PackedRhs {
+    #[cfg(target_arch = "x86_64")]
+    packed: Shared,
+    k: usize,
+    n: usize,
+}
+
+impl PackedRhs {
+    /// `op(b)` packed, or `None` where our kernel does not run (no AVX2 and
+    /// FMA, or [`MatmulKernel::GemmCrate`] chosen) or `n` is too wide to be
+    /// packed in one block.
+    pub(crate) fn new(b: &[f32], tb: Trans, k: usize, n: usize) -> Option<PackedRhs> {
+        assert_eq!(
+            b.len(),
+            k * n,
+            "matmul: rhs has {} values, want {k}x{n}",
+            b.len()
+        );
+        if k == 0 || n == 0 || matmul_kernel() == MatmulKernel::GemmCrate {
+            return None;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let (b_cs, b_rs) = match tb {
+                Trans::No => (1, n as isize),
+                Trans::Yes => (k as isize, 1),
+            };
+            // SAFETY: `b` holds k×n values (asserted), which these strides
+            // address; the matrix kernel is available (`matmul_kernel`
+            // answers GemmCrate otherwise).
+            let packed = unsafe { Shared::pack(true, 1, (0, n, k), (&[], 0, 0), (b, b_rs, b_cs)) }?;
+            Some(PackedRhs { packed, k, n })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = tb;
+            None
+        }
+    }
+
+    /// `out[m, n] (+)= op(a)[m, k] · op(b)` on the calling thread. Our
+    /// kernel sums each value in the same order whatever `m` is, so the
+    /// rows may be computed in any blocks.
+    pub(crate) fn product(
+        &self,
+        out: &mut [f32],
+        a: &[f32],
+        ta: Trans,
+        m: usize,
+        accumulate: bool,
+    ) {
+        let (k, n) = (self.k, self.n);
+        check_len(out.len(), m, n);
+        assert_eq!(
+            a.len(),
+            m * k,
+            "matmul: lhs has {} values, want {m}x{k}",
+            a.len()
+        );
+        if m == 0 {
+            return;
+        }
+        let (a_cs, a_rs) = match ta {
+            Trans::No => (1, k as isize),
+            Trans::Yes => (m as isize, 1),
+        };
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `a` holds m×k values and `out` m×n (checked), addressed by
+        // these strides and `ldc = n`; `out` is a `&mut`, so it overlaps
+        // nothing; the kernel is available (a `PackedRhs` exists only then)
+        // and `packed` holds this product's `op(b)`. The `b` pointer is not
+        // read when `B` comes packed; the packed buffer's start stands in.
+        unsafe {
+            let b = match &self.packed {
+                Shared::B(v) | Shared::A(v) => v.as_ptr(),
+            };
+            super::sgemm::sgemm(
+                m,
+                n,
+                k,
+                a.as_ptr(),
+                a_rs,
+                a_cs,
+                b,
+                0,
+                0,
+                out.as_mut_ptr(),
+                n,
+                accumulate,
+                Some(&self.packed),
+            )
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (out, a_rs, a_cs, accumulate);
+            unreachable!("a PackedRhs exists only on x86-64");
+        }
+    }
 }
 
 /// Products from this many multiply-adds, with outputs at least `OWN_SIDE`

@@ -12,11 +12,11 @@ mod sgemm;
 pub(crate) mod simd;
 pub(crate) mod team;
 pub(crate) mod window;
-pub(crate) use matmul::matmul_on;
 pub use matmul::{
     matmul, matmul_into, matmul_kernel, matmul_serial_into, set_matmul_kernel, set_threads,
     threads, MatmulKernel, Trans,
 };
+pub(crate) use matmul::{matmul_on, PackedRhs};
 
 use std::fmt;
 

@@ -256,19 +256,73 @@ wide_fn! {
     }
 }
 
+// The `[N, C]` case (batch norm 1-d on features): walk the rows, every
+// channel at once (`C = shift.len()` values a row), each channel's sums in
+// row order.
+
+wide_fn! {
+    /// `s[ch] += Σ (x − k[ch])`, `q[ch] += Σ (x − k[ch])²` over the rows.
+    fn rows_moments(x: &[f32], k: &[f64], s: &mut [f64], q: &mut [f64]) {
+        for row in x.chunks_exact(k.len()) {
+            for (((s, q), &v), &kc) in s.iter_mut().zip(q.iter_mut()).zip(row).zip(k) {
+                let d = v as f64 - kc;
+                *s += d;
+                *q += d * d;
+            }
+        }
+    }
+}
+
+wide_fn! {
+    /// `sg[ch] += Σ g`, `sgx[ch] += Σ g·(x − μ[ch])` over the rows.
+    fn rows_dot_sums(g: &[f32], x: &[f32], mu: &[f64], sg: &mut [f64], sgx: &mut [f64]) {
+        let c = mu.len();
+        for (gr, xr) in g.chunks_exact(c).zip(x.chunks_exact(c)) {
+            for ((((s, p), &gv), &xv), &m) in
+                sg.iter_mut().zip(sgx.iter_mut()).zip(gr).zip(xr).zip(mu)
+            {
+                let gv = gv as f64;
+                *s += gv;
+                *p += gv * (xv as f64 - m);
+            }
+        }
+    }
+}
+
+wide_fn! {
+    /// `y = (x − μ)·a + b` per channel; `coef` is `[μ, a, b]`.
+    fn rows_affine(y: &mut [MaybeUninit<f32>], x: &[f32], coef: [&[f32]; 3]) {
+        let [mu, a, b] = coef;
+        let c = mu.len();
+        for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+            for ((((y, &v), &m), &a), &b) in yr.iter_mut().zip(xr).zip(mu).zip(a).zip(b) {
+                y.write((v - m) * a + b);
+            }
+        }
+    }
+}
+
+wide_fn! {
+    /// `∂x = a·g + b·(x − μ) + k` per channel; `coef` is `[a, b, k, μ]`.
+    fn rows_grad(o: &mut [MaybeUninit<f32>], g: &[f32], x: &[f32], coef: [&[f32]; 4]) {
+        let [a, b, k, mu] = coef;
+        let c = mu.len();
+        for ((or, gr), xr) in o.chunks_exact_mut(c).zip(g.chunks_exact(c)).zip(x.chunks_exact(c)) {
+            for (((((o, &gv), &xv), &a), &b), (&k, &m)) in
+                or.iter_mut().zip(gr).zip(xr).zip(a).zip(b).zip(k.iter().zip(mu))
+            {
+                o.write(a * gv + b * (xv - m) + k);
+            }
+        }
+    }
+}
+
 /// Per-channel `(Σ (x−k), Σ (x−k)²)` of `x` (`[N, C, inner]`), in `f64`.
 fn shifted_sums(x: &[f32], c: usize, inner: usize, shift: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let mut s = vec![0f64; c];
     let mut q = vec![0f64; c];
     if inner == 1 {
-        // [N, C]: walk rows, every channel at once.
-        for row in x.chunks_exact(c) {
-            for ch in 0..c {
-                let d = row[ch] as f64 - shift[ch];
-                s[ch] += d;
-                q[ch] += d * d;
-            }
-        }
+        rows_moments(x, shift, &mut s, &mut q);
     } else {
         let sums = per_channel(c, x.len(), |ch| channel_moments(x, c, inner, ch, shift[ch]));
         for (ch, (a, b)) in sums.into_iter().enumerate() {
@@ -303,11 +357,7 @@ fn affine_per_channel(
     b: &[f32],
 ) {
     if inner == 1 {
-        for (yr, xr) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-            for ch in 0..c {
-                yr[ch].write((xr[ch] - mu[ch]) * a[ch] + b[ch]);
-            }
-        }
+        rows_affine(out, x, [mu, a, b]);
     } else {
         for_blocks(out, inner, |i, yb| {
             let ch = i % c;
@@ -343,13 +393,7 @@ impl Backward for BatchNormBack {
         let mut sg = vec![0f64; c];
         let mut sgx = vec![0f64; c];
         if inner == 1 {
-            for (gr, xr) in gd.chunks_exact(c).zip(xd.chunks_exact(c)) {
-                for ch in 0..c {
-                    let gv = gr[ch] as f64;
-                    sg[ch] += gv;
-                    sgx[ch] += gv * (xr[ch] as f64 - self.mean[ch]);
-                }
-            }
+            rows_dot_sums(gd, xd, &self.mean, &mut sg, &mut sgx);
         } else {
             let mean = &self.mean;
             let sums = per_channel(c, xd.len(), |ch| {
@@ -391,15 +435,7 @@ impl Backward for BatchNormBack {
             }
             let gx = written(xd.len(), |out| {
                 if inner == 1 {
-                    for ((o, gr), xr) in out
-                        .chunks_exact_mut(c)
-                        .zip(gd.chunks_exact(c))
-                        .zip(xd.chunks_exact(c))
-                    {
-                        for ch in 0..c {
-                            o[ch].write(a[ch] * gr[ch] + b[ch] * (xr[ch] - mu[ch]) + k[ch]);
-                        }
-                    }
+                    rows_grad(out, gd, xd, [&a, &b, &k, &mu]);
                 } else {
                     let training = self.training;
                     for_blocks(out, inner, |i, o| {

@@ -270,24 +270,26 @@ pub(crate) fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
     }
 }
 
-/// The sum of `x` in 8 interleaved partial sums (lane `l` adds `x[l]`,
-/// `x[l + 8]`, …), combined in a fixed order: a loop the compiler keeps in
-/// vector registers, where one running sum waits on each add in turn (a
-/// 784-value row cost about 4× more). The order depends on the length only,
-/// so results are deterministic.
-pub(crate) fn sum_lanes(x: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let mut chunks = x.chunks_exact(8);
-    for c in &mut chunks {
-        for (a, v) in acc.iter_mut().zip(c) {
+simd::wide_fn! {
+    /// The sum of `x` in 8 interleaved partial sums (lane `l` adds `x[l]`,
+    /// `x[l + 8]`, …), combined in a fixed order: a loop the compiler keeps in
+    /// vector registers, where one running sum waits on each add in turn (a
+    /// 784-value row cost about 4× more). The order depends on the length only,
+    /// so results are deterministic.
+    pub(crate) fn sum_lanes(x: &[f32]) -> f32 {
+        let mut acc = [0f32; 8];
+        let mut chunks = x.chunks_exact(8);
+        for c in &mut chunks {
+            for (a, v) in acc.iter_mut().zip(c) {
+                *a += v;
+            }
+        }
+        for (a, v) in acc.iter_mut().zip(chunks.remainder()) {
             *a += v;
         }
+        let h: [f32; 4] = std::array::from_fn(|i| acc[i] + acc[i + 4]);
+        (h[0] + h[2]) + (h[1] + h[3])
     }
-    for (a, v) in acc.iter_mut().zip(chunks.remainder()) {
-        *a += v;
-    }
-    let h: [f32; 4] = std::array::from_fn(|i| acc[i] + acc[i + 4]);
-    (h[0] + h[2]) + (h[1] + h[3])
 }
 
 #[cfg(test)]

@@ -153,15 +153,14 @@ fn row_blocks(b: usize) -> Vec<std::ops::Range<usize>> {
         .collect()
 }
 
+/// One block of rows: its `T` slices of a time-major buffer, and the rows.
+type Block<'a> = (Vec<&'a mut [f32]>, std::ops::Range<usize>);
+
 /// A time-major `[T, B, H]` buffer as, for each row block of
-/// [`row_blocks`], its `T` slices (`[rows, H]` each), so that each block
-/// can be handed to its own thread.
-fn by_block<'a>(
-    buf: &'a mut [f32],
-    blocks: &[std::ops::Range<usize>],
-    b: usize,
-    h: usize,
-) -> Vec<Vec<&'a mut [f32]>> {
+/// [`row_blocks`], its `T` slices (`[rows, H]` each) and its rows, so that
+/// each block can be handed to its own thread.
+fn by_block(buf: &mut [f32], b: usize, h: usize) -> Vec<Block<'_>> {
+    let blocks = row_blocks(b);
     let mut out: Vec<Vec<&mut [f32]>> = blocks.iter().map(|_| Vec::new()).collect();
     for step in buf.chunks_exact_mut(b * h) {
         let mut rest = step;
@@ -171,7 +170,32 @@ fn by_block<'a>(
             rest = tail;
         }
     }
-    out
+    out.into_iter().zip(blocks).collect()
+}
+
+/// `W_hh` as every time step multiplies it (`op(W_hh)`, `[H, H]`): packed
+/// once for our kernel where it runs, else handed to the product each time.
+struct StepWeight<'a> {
+    w: &'a [f32],
+    tw: Trans,
+    h: usize,
+    packed: Option<PackedRhs>,
+}
+
+impl<'a> StepWeight<'a> {
+    fn new(w: &'a [f32], tw: Trans, h: usize) -> Self {
+        let packed = PackedRhs::new(w, tw, h, h);
+        StepWeight { w, tw, h, packed }
+    }
+
+    /// `out[rows, H] (+)= a[rows, H] · op(W_hh)`, on the calling thread.
+    fn product(&self, out: &mut [f32], a: &[f32], rows: usize, accumulate: bool) {
+        let h = self.h;
+        match &self.packed {
+            Some(p) => p.product(out, a, Trans::No, rows, accumulate),
+            None => matmul_serial_into(out, a, Trans::No, self.w, self.tw, rows, h, h, accumulate),
+        }
+    }
 }
 
 /// [`tanh_in_place`]'s loop compiled with AVX-512 enabled.
@@ -208,14 +232,8 @@ impl Backward for RnnTanhBack {
         // δ_t for every step, time-major [T, B, H]: each block of rows
         // runs back through time on its own thread.
         let mut delta = vec![0f32; t * bh];
-        let blocks = row_blocks(b);
-        // W_hh packed once for the T − 1 products of every block.
-        let packed = PackedRhs::new(w_hh.data(), Trans::No, h, h);
-        let items: Vec<_> = by_block(&mut delta, &blocks, b, h)
-            .into_iter()
-            .zip(blocks.iter().cloned())
-            .collect();
-        team::map(items, |_, (mut ds, rows)| {
+        let w = StepWeight::new(w_hh.data(), Trans::No, h);
+        team::map(by_block(&mut delta, b, h), |_, (mut ds, rows)| {
             let n = rows.len();
             let mut dh = g.data()[rows.start * h..rows.end * h].to_vec();
             for s in (0..t).rev() {
@@ -226,20 +244,7 @@ impl Backward for RnnTanhBack {
                 }
                 if s > 0 {
                     // dh_{t−1} = δ_t · W_hh
-                    match &packed {
-                        Some(p) => p.product(&mut dh, d, Trans::No, n, false),
-                        None => matmul_serial_into(
-                            &mut dh,
-                            d,
-                            Trans::No,
-                            w_hh.data(),
-                            Trans::No,
-                            n,
-                            h,
-                            h,
-                            false,
-                        ),
-                    }
+                    w.product(&mut dh, d, n, false);
                 }
             }
         });
@@ -369,14 +374,8 @@ impl Graph {
         // Hidden states h_1..h_T, time-major [T, B, H]: each block of rows
         // runs through time on its own thread.
         let mut hs = vec![0f32; t * bh];
-        let blocks = row_blocks(b);
-        // W_hhᵀ packed once for the T − 1 products of every block.
-        let packed = PackedRhs::new(wh.data(), Trans::Yes, h, h);
-        let items: Vec<_> = by_block(&mut hs, &blocks, b, h)
-            .into_iter()
-            .zip(blocks.iter().cloned())
-            .collect();
-        team::map(items, |_, (mut hb, rows)| {
+        let w = StepWeight::new(wh.data(), Trans::Yes, h);
+        team::map(by_block(&mut hs, b, h), |_, (mut hb, rows)| {
             for s in 0..t {
                 let (done, rest) = hb.split_at_mut(s);
                 let cur = &mut *rest[0];
@@ -385,20 +384,7 @@ impl Graph {
                         .copy_from_slice(&proj[(i * t + s) * h..(i * t + s + 1) * h]);
                 }
                 if s > 0 {
-                    match &packed {
-                        Some(p) => p.product(cur, done[s - 1], Trans::No, rows.len(), true),
-                        None => matmul_serial_into(
-                            cur,
-                            done[s - 1],
-                            Trans::No,
-                            wh.data(),
-                            Trans::Yes,
-                            rows.len(),
-                            h,
-                            h,
-                            true,
-                        ),
-                    }
+                    w.product(cur, done[s - 1], rows.len(), true);
                 }
                 tanh_in_place(cur);
             }

@@ -118,11 +118,15 @@ fn killed_at_random_moments_and_resumed_ends_bit_identical() {
             }
         }
         let o = child.wait_with_output().unwrap();
-        assert!(
-            o.status.success(),
-            "{log:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        // A kill can land after the run saved its last state but before the
+        // process ended: the run is complete, and resuming it is refused
+        // (it asks for more epochs). That counts as finished.
+        let done_before = resume && !o.status.success() && err.contains("the run finished after");
+        if done_before {
+            log.push("the last kill came after the run had finished".into());
+        }
+        assert!(o.status.success() || done_before, "{log:?}: {err}");
         break;
     }
     eprintln!("kill times (seed {seed}): {}", log.join("; "));

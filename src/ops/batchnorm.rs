@@ -143,18 +143,19 @@ mod lanes {
         p: &mut [f64; 8],
     ) {
         let k = _mm512_set1_pd(kb);
-        // SAFETY (every load and store): 8 values of an 8-value chunk or
-        // array.
+        // SAFETY: `s` and `p` are arrays of 8 `f64`, exactly one load each.
         let (mut sv, mut pv) =
             unsafe { (_mm512_loadu_pd(s.as_ptr()), _mm512_loadu_pd(p.as_ptr())) };
         for (x, y) in a.zip(b) {
             assert!(x.len() == 8 && y.len() == 8);
+            // SAFETY: each chunk holds 8 `f32` (asserted), one 8-lane load.
             let (x, y) = unsafe { (_mm256_loadu_ps(x.as_ptr()), _mm256_loadu_ps(y.as_ptr())) };
             let xa = _mm512_cvtps_pd(x);
             let yb = _mm512_sub_pd(_mm512_cvtps_pd(y), k);
             sv = _mm512_add_pd(sv, xa);
             pv = _mm512_add_pd(pv, _mm512_mul_pd(xa, yb));
         }
+        // SAFETY: `s` and `p` are arrays of 8 `f64`, exactly one store each.
         unsafe {
             _mm512_storeu_pd(s.as_mut_ptr(), sv);
             _mm512_storeu_pd(p.as_mut_ptr(), pv);
@@ -173,17 +174,18 @@ mod lanes {
         q: &mut [f64; 8],
     ) {
         let kv = _mm512_set1_pd(k);
-        // SAFETY (every load and store): 8 values of an 8-value chunk or
-        // array.
+        // SAFETY: `s` and `q` are arrays of 8 `f64`, exactly one load each.
         let (mut sv, mut qv) =
             unsafe { (_mm512_loadu_pd(s.as_ptr()), _mm512_loadu_pd(q.as_ptr())) };
         for x in v {
             assert!(x.len() == 8);
+            // SAFETY: the chunk holds 8 `f32` (asserted), one 8-lane load.
             let x = unsafe { _mm256_loadu_ps(x.as_ptr()) };
             let d = _mm512_sub_pd(_mm512_cvtps_pd(x), kv);
             sv = _mm512_add_pd(sv, d);
             qv = _mm512_add_pd(qv, _mm512_mul_pd(d, d));
         }
+        // SAFETY: `s` and `q` are arrays of 8 `f64`, exactly one store each.
         unsafe {
             _mm512_storeu_pd(s.as_mut_ptr(), sv);
             _mm512_storeu_pd(q.as_mut_ptr(), qv);

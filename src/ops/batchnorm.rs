@@ -26,14 +26,16 @@
 //! sample of the channel, so a large mean does not cancel the variance), in
 //! two passes over the data forward and two backward. The backward saves
 //! only the per-channel `μ` and `1/σ` (in `f64`, plus the mode); `x̂` is
-//! recomputed from `x`.
+//! recomputed from `x`. The per-channel loops (f64 sums, the affine maps)
+//! are in `tensor::channels` (src/tensor/channels.rs).
 
 use crate::autograd::Backward;
 use crate::dist::Collective;
-use crate::tensor::par::{for_blocks, per_channel, written};
-use crate::tensor::simd::{avx512, wide_fn};
+use crate::tensor::channels::{
+    affine_per_channel, dot_sums_per_channel, grad_per_channel, shifted_sums,
+};
+use crate::tensor::par::written;
 use crate::{Graph, Tensor, Var};
-use std::mem::MaybeUninit;
 use std::rc::Rc;
 
 /// `(N, C, inner)`: samples, channels, values per sample per channel.
@@ -45,154 +47,6 @@ fn layout(x: &[usize]) -> (usize, usize, usize) {
     (x[0], x[1], x[2..].iter().product())
 }
 
-/// `(Σ a, Σ a·b)` over two equal-length slices, in `f64`, with `a` read as
-/// given and `b` shifted by `-kb`. Eight independent lanes keep the adds
-/// pipelined (and vectorized).
-#[inline(always)]
-fn dot_sums(a: &[f32], b: &[f32], kb: f64) -> (f64, f64) {
-    let mut s = [0f64; 8];
-    let mut p = [0f64; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    #[cfg(target_arch = "x86_64")]
-    if avx512() {
-        // SAFETY: the CPU has AVX-512F (just checked); the chunks are whole.
-        unsafe { lanes::dot_sums(ac.clone(), bc.clone(), kb, &mut s, &mut p) };
-    } else {
-        for (x, y) in ac.zip(bc) {
-            for l in 0..8 {
-                let (xa, yb) = (x[l] as f64, y[l] as f64 - kb);
-                s[l] += xa;
-                p[l] += xa * yb;
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    for (x, y) in ac.zip(bc) {
-        for l in 0..8 {
-            let (xa, yb) = (x[l] as f64, y[l] as f64 - kb);
-            s[l] += xa;
-            p[l] += xa * yb;
-        }
-    }
-    let (mut ss, mut pp) = (s.iter().sum::<f64>(), p.iter().sum::<f64>());
-    for (&x, &y) in ar.iter().zip(br) {
-        ss += x as f64;
-        pp += x as f64 * (y as f64 - kb);
-    }
-    (ss, pp)
-}
-
-/// `(Σ (v−k), Σ (v−k)²)` over a slice, in `f64`.
-#[inline(always)]
-fn shifted_moments(v: &[f32], k: f64) -> (f64, f64) {
-    let mut s = [0f64; 8];
-    let mut q = [0f64; 8];
-    let c = v.chunks_exact(8);
-    let r = c.remainder();
-    #[cfg(target_arch = "x86_64")]
-    if avx512() {
-        // SAFETY: the CPU has AVX-512F (just checked); the chunks are whole.
-        unsafe { lanes::shifted_moments(c, k, &mut s, &mut q) };
-    } else {
-        for x in c {
-            for l in 0..8 {
-                let d = x[l] as f64 - k;
-                s[l] += d;
-                q[l] += d * d;
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    for x in c {
-        for l in 0..8 {
-            let d = x[l] as f64 - k;
-            s[l] += d;
-            q[l] += d * d;
-        }
-    }
-    let (mut ss, mut qq) = (s.iter().sum::<f64>(), q.iter().sum::<f64>());
-    for &x in r {
-        let d = x as f64 - k;
-        ss += d;
-        qq += d * d;
-    }
-    (ss, qq)
-}
-
-/// The 8-lane loops of [`dot_sums`] and [`shifted_moments`] with AVX-512:
-/// the eight `f64` lanes in one register, lane `l` summing the same values
-/// in the same order as the plain loop's `s[l]` (separate multiply and add,
-/// no FMA), so the bits are the plain loop's. LLVM did not vectorize the
-/// plain loops (scalar converts and adds, even built for AVX-512).
-#[cfg(target_arch = "x86_64")]
-mod lanes {
-    use std::arch::x86_64::*;
-    use std::slice::ChunksExact;
-
-    /// `s[l] += a[l]`, `p[l] += a[l]·(b[l] − kb)` over the chunks.
-    ///
-    /// # Safety
-    /// The CPU supports AVX-512F ([`avx512`](crate::tensor::simd::avx512)).
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) fn dot_sums(
-        a: ChunksExact<'_, f32>,
-        b: ChunksExact<'_, f32>,
-        kb: f64,
-        s: &mut [f64; 8],
-        p: &mut [f64; 8],
-    ) {
-        let k = _mm512_set1_pd(kb);
-        // SAFETY: `s` and `p` are arrays of 8 `f64`, exactly one load each.
-        let (mut sv, mut pv) =
-            unsafe { (_mm512_loadu_pd(s.as_ptr()), _mm512_loadu_pd(p.as_ptr())) };
-        for (x, y) in a.zip(b) {
-            assert!(x.len() == 8 && y.len() == 8);
-            // SAFETY: each chunk holds 8 `f32` (asserted), one 8-lane load.
-            let (x, y) = unsafe { (_mm256_loadu_ps(x.as_ptr()), _mm256_loadu_ps(y.as_ptr())) };
-            let xa = _mm512_cvtps_pd(x);
-            let yb = _mm512_sub_pd(_mm512_cvtps_pd(y), k);
-            sv = _mm512_add_pd(sv, xa);
-            pv = _mm512_add_pd(pv, _mm512_mul_pd(xa, yb));
-        }
-        // SAFETY: `s` and `p` are arrays of 8 `f64`, exactly one store each.
-        unsafe {
-            _mm512_storeu_pd(s.as_mut_ptr(), sv);
-            _mm512_storeu_pd(p.as_mut_ptr(), pv);
-        }
-    }
-
-    /// `s[l] += v[l] − k`, `q[l] += (v[l] − k)²` over the chunks.
-    ///
-    /// # Safety
-    /// The CPU supports AVX-512F ([`avx512`](crate::tensor::simd::avx512)).
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) fn shifted_moments(
-        v: ChunksExact<'_, f32>,
-        k: f64,
-        s: &mut [f64; 8],
-        q: &mut [f64; 8],
-    ) {
-        let kv = _mm512_set1_pd(k);
-        // SAFETY: `s` and `q` are arrays of 8 `f64`, exactly one load each.
-        let (mut sv, mut qv) =
-            unsafe { (_mm512_loadu_pd(s.as_ptr()), _mm512_loadu_pd(q.as_ptr())) };
-        for x in v {
-            assert!(x.len() == 8);
-            // SAFETY: the chunk holds 8 `f32` (asserted), one 8-lane load.
-            let x = unsafe { _mm256_loadu_ps(x.as_ptr()) };
-            let d = _mm512_sub_pd(_mm512_cvtps_pd(x), kv);
-            sv = _mm512_add_pd(sv, d);
-            qv = _mm512_add_pd(qv, _mm512_mul_pd(d, d));
-        }
-        // SAFETY: `s` and `q` are arrays of 8 `f64`, exactly one store each.
-        unsafe {
-            _mm512_storeu_pd(s.as_mut_ptr(), sv);
-            _mm512_storeu_pd(q.as_mut_ptr(), qv);
-        }
-    }
-}
-
 /// Per-channel mean and biased variance of `x` (`[N, C, inner]`), in `f64`.
 fn batch_stats(x: &[f32], n: usize, c: usize, inner: usize) -> (Vec<f64>, Vec<f64>) {
     // Shift by one sample of each channel: the moments of x − k do not suffer
@@ -200,139 +54,6 @@ fn batch_stats(x: &[f32], n: usize, c: usize, inner: usize) -> (Vec<f64>, Vec<f6
     let shift: Vec<f64> = (0..c).map(|ch| x[ch * inner] as f64).collect();
     let (s, q) = shifted_sums(x, c, inner, &shift);
     finish_stats(&s, &q, &shift, (n * inner) as f64)
-}
-
-wide_fn! {
-    /// `(Σ (x−k), Σ (x−k)²)` of channel `ch` of `x: [N, C, inner]`, in
-    /// `f64`, sample by sample.
-    fn channel_moments(x: &[f32], c: usize, inner: usize, ch: usize, k: f64) -> (f64, f64) {
-        let (mut s, mut q) = (0f64, 0f64);
-        for at in (ch * inner..x.len()).step_by(c * inner) {
-            let (a, b) = shifted_moments(&x[at..at + inner], k);
-            s += a;
-            q += b;
-        }
-        (s, q)
-    }
-}
-
-wide_fn! {
-    /// `(Σ g, Σ g·(x − μ))` of channel `ch` of `g, x: [N, C, inner]`, in
-    /// `f64`, sample by sample.
-    fn channel_dot_sums(g: &[f32], x: &[f32], c: usize, inner: usize, ch: usize, mu: f64) -> (f64, f64) {
-        let (mut s, mut p) = (0f64, 0f64);
-        for at in (ch * inner..x.len()).step_by(c * inner) {
-            let r = at..at + inner;
-            let (a, b) = dot_sums(&g[r.clone()], &x[r], mu);
-            s += a;
-            p += b;
-        }
-        (s, p)
-    }
-}
-
-wide_fn! {
-    /// `y = (x − m)·a + b`, value by value (every `y` written).
-    fn affine(y: &mut [MaybeUninit<f32>], x: &[f32], m: f32, a: f32, b: f32) {
-        for (y, &v) in y.iter_mut().zip(x) {
-            y.write((v - m) * a + b);
-        }
-    }
-}
-
-wide_fn! {
-    /// Batch norm's `∂x = a·g + b·(x − m) + k` (training) or `a·g`
-    /// (evaluation), value by value (every `o` written); `coef` is
-    /// `[a, b, k, m]`.
-    fn grad_block(o: &mut [MaybeUninit<f32>], g: &[f32], x: &[f32], coef: [f32; 4], training: bool) {
-        let [a, b, k, m] = coef;
-        if training {
-            for ((o, &gv), &xv) in o.iter_mut().zip(g).zip(x) {
-                o.write(a * gv + b * (xv - m) + k);
-            }
-        } else {
-            for (o, &gv) in o.iter_mut().zip(g) {
-                o.write(a * gv);
-            }
-        }
-    }
-}
-
-// The `[N, C]` case (batch norm 1-d on features): walk the rows, every
-// channel at once (`C = shift.len()` values a row), each channel's sums in
-// row order.
-
-wide_fn! {
-    /// `s[ch] += Σ (x − k[ch])`, `q[ch] += Σ (x − k[ch])²` over the rows.
-    fn rows_moments(x: &[f32], k: &[f64], s: &mut [f64], q: &mut [f64]) {
-        for row in x.chunks_exact(k.len()) {
-            for (((s, q), &v), &kc) in s.iter_mut().zip(q.iter_mut()).zip(row).zip(k) {
-                let d = v as f64 - kc;
-                *s += d;
-                *q += d * d;
-            }
-        }
-    }
-}
-
-wide_fn! {
-    /// `sg[ch] += Σ g`, `sgx[ch] += Σ g·(x − μ[ch])` over the rows.
-    fn rows_dot_sums(g: &[f32], x: &[f32], mu: &[f64], sg: &mut [f64], sgx: &mut [f64]) {
-        let c = mu.len();
-        for (gr, xr) in g.chunks_exact(c).zip(x.chunks_exact(c)) {
-            for ((((s, p), &gv), &xv), &m) in
-                sg.iter_mut().zip(sgx.iter_mut()).zip(gr).zip(xr).zip(mu)
-            {
-                let gv = gv as f64;
-                *s += gv;
-                *p += gv * (xv as f64 - m);
-            }
-        }
-    }
-}
-
-wide_fn! {
-    /// `y = (x − μ)·a + b` per channel; `coef` is `[μ, a, b]`.
-    fn rows_affine(y: &mut [MaybeUninit<f32>], x: &[f32], coef: [&[f32]; 3]) {
-        let [mu, a, b] = coef;
-        let c = mu.len();
-        for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-            for ((((y, &v), &m), &a), &b) in yr.iter_mut().zip(xr).zip(mu).zip(a).zip(b) {
-                y.write((v - m) * a + b);
-            }
-        }
-    }
-}
-
-wide_fn! {
-    /// `∂x = a·g + b·(x − μ) + k` per channel; `coef` is `[a, b, k, μ]`.
-    fn rows_grad(o: &mut [MaybeUninit<f32>], g: &[f32], x: &[f32], coef: [&[f32]; 4]) {
-        let [a, b, k, mu] = coef;
-        let c = mu.len();
-        for ((or, gr), xr) in o.chunks_exact_mut(c).zip(g.chunks_exact(c)).zip(x.chunks_exact(c)) {
-            for (((((o, &gv), &xv), &a), &b), (&k, &m)) in
-                or.iter_mut().zip(gr).zip(xr).zip(a).zip(b).zip(k.iter().zip(mu))
-            {
-                o.write(a * gv + b * (xv - m) + k);
-            }
-        }
-    }
-}
-
-/// Per-channel `(Σ (x−k), Σ (x−k)²)` of `x` (`[N, C, inner]`), in `f64`.
-fn shifted_sums(x: &[f32], c: usize, inner: usize, shift: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let mut s = vec![0f64; c];
-    let mut q = vec![0f64; c];
-    if inner == 1 {
-        rows_moments(x, shift, &mut s, &mut q);
-    } else {
-        let sums = per_channel(c, x.len(), |ch| channel_moments(x, c, inner, ch, shift[ch]));
-        for (ch, (a, b)) in sums.into_iter().enumerate() {
-            s[ch] = a;
-            q[ch] = b;
-        }
-    }
-    (s, q)
 }
 
 /// Mean and biased variance from shifted sums over `cnt` values.
@@ -346,26 +67,6 @@ fn finish_stats(s: &[f64], q: &[f64], shift: &[f64], cnt: f64) -> (Vec<f64>, Vec
         var[ch] = (q[ch] / cnt - m * m).max(0.0);
     }
     (mean, var)
-}
-
-/// `out = (x − μ)·a + b` per channel (`a`, `b`, `μ` given per channel).
-fn affine_per_channel(
-    x: &[f32],
-    out: &mut [MaybeUninit<f32>],
-    c: usize,
-    inner: usize,
-    mu: &[f32],
-    a: &[f32],
-    b: &[f32],
-) {
-    if inner == 1 {
-        rows_affine(out, x, [mu, a, b]);
-    } else {
-        for_blocks(out, inner, |i, yb| {
-            let ch = i % c;
-            affine(yb, &x[i * inner..(i + 1) * inner], mu[ch], a[ch], b[ch]);
-        });
-    }
 }
 
 struct BatchNormBack {
@@ -392,20 +93,7 @@ impl Backward for BatchNormBack {
         let (n, c, inner) = layout(x.shape());
         let (xd, gd) = (x.data(), g.data());
         // Σ g and Σ g·(x − μ) per channel.
-        let mut sg = vec![0f64; c];
-        let mut sgx = vec![0f64; c];
-        if inner == 1 {
-            rows_dot_sums(gd, xd, &self.mean, &mut sg, &mut sgx);
-        } else {
-            let mean = &self.mean;
-            let sums = per_channel(c, xd.len(), |ch| {
-                channel_dot_sums(gd, xd, c, inner, ch, mean[ch])
-            });
-            for (ch, (a, b)) in sums.into_iter().enumerate() {
-                sg[ch] = a;
-                sgx[ch] = b;
-            }
-        }
+        let (sg, sgx) = dot_sums_per_channel(gd, xd, c, inner, &self.mean);
         // Synchronized: ∂x needs the sums over the global batch; ∂γ and ∂β
         // stay this process's (the gradients are summed over processes later).
         let (gsg, gsgx, cnt) = match &self.sync {
@@ -436,17 +124,7 @@ impl Backward for BatchNormBack {
                 }
             }
             let gx = written(xd.len(), |out| {
-                if inner == 1 {
-                    rows_grad(out, gd, xd, [&a, &b, &k, &mu]);
-                } else {
-                    let training = self.training;
-                    for_blocks(out, inner, |i, o| {
-                        let ch = i % c;
-                        let r = i * inner..(i + 1) * inner;
-                        let coef = [a[ch], b[ch], k[ch], mu[ch]];
-                        grad_block(o, &gd[r.clone()], &xd[r], coef, training);
-                    });
-                }
+                grad_per_channel(out, gd, xd, inner, [&a, &b, &k, &mu], self.training)
             });
             Tensor::from_vec(x.shape().to_vec(), gx)
         });
@@ -621,42 +299,6 @@ impl Graph {
 #[cfg(test)]
 mod tests {
     use super::RunningStats;
-
-    /// The AVX-512 lanes (where the CPU has them) give the plain loops' bits.
-    #[test]
-    fn channel_sums_are_the_plain_loops() {
-        let a: Vec<f32> = (0..1003)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
-            .collect();
-        let b: Vec<f32> = (0..1003)
-            .map(|i| ((i * 11 % 89) as f32 - 40.0) / 3.0)
-            .collect();
-        let (mut s, mut p) = ([0f64; 8], [0f64; 8]);
-        let (mut m, mut q) = ([0f64; 8], [0f64; 8]);
-        for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-            for l in 0..8 {
-                let (xa, yb) = (x[l] as f64, y[l] as f64 - 0.25);
-                s[l] += xa;
-                p[l] += xa * yb;
-                let d = x[l] as f64 - 0.25;
-                m[l] += d;
-                q[l] += d * d;
-            }
-        }
-        let (mut ss, mut pp) = (s.iter().sum::<f64>(), p.iter().sum::<f64>());
-        let (mut mm, mut qq) = (m.iter().sum::<f64>(), q.iter().sum::<f64>());
-        for (&x, &y) in a[1000..].iter().zip(&b[1000..]) {
-            ss += x as f64;
-            pp += x as f64 * (y as f64 - 0.25);
-            let d = x as f64 - 0.25;
-            mm += d;
-            qq += d * d;
-        }
-        let (gs, gp) = super::dot_sums(&a, &b, 0.25);
-        assert_eq!((gs.to_bits(), gp.to_bits()), (ss.to_bits(), pp.to_bits()));
-        let (ms, mq) = super::shifted_moments(&a, 0.25);
-        assert_eq!((ms.to_bits(), mq.to_bits()), (mm.to_bits(), qq.to_bits()));
-    }
 
     /// The statistics argument from its parts.
     fn running<'a>(

@@ -1,7 +1,9 @@
 //! 2-d convolution (a cross-correlation, as PyTorch's `F.conv2d`): by the
 //! direct kernels of `tensor::direct_conv` (src/tensor/direct_conv.rs) for stride 1
 //! on CPUs with AVX2 and FMA (the default), else by im2col and one matrix
-//! product per sample, as described below. The two agree to float rounding
+//! product per sample, as described below. The loops over the batch are in
+//! `tensor::conv` (src/tensor/conv.rs); this file is the op: shapes, the
+//! node and its backward. The two agree to float rounding
 //! (the direct kernels read the padded input in place instead of copying it
 //! into columns; see that file); [`set_im2col_only`] forces im2col, to
 //! compare. Either is deterministic, whatever the thread count.
@@ -43,7 +45,7 @@
 //! several chunks, every per-sample product is one single-threaded `gemm`
 //! call (no nested thread split, no synchronisation per product). Only a
 //! batch of a single chunk (a few large images) hands its products to
-//! [`matmul_into`], which may split each one over threads; its results are
+//! [`matmul_into`](crate::tensor::matmul_into), which may split each one over threads; its results are
 //! then bit-identical run to run for the same thread count.
 //!
 //! # Memory
@@ -59,31 +61,14 @@
 //! bit-identical gradients.
 
 use crate::autograd::Backward;
-use crate::tensor::direct_conv::{self, DirectConv};
-use crate::tensor::par::map_tasks;
-use crate::tensor::window::valid;
-use crate::tensor::{copy_short, matmul_into, matmul_serial_into, sum_lanes, threads, Trans};
+pub use crate::tensor::conv::set_im2col_only;
+use crate::tensor::conv::{conv_backward, conv_forward, ConvGeom};
+use crate::tensor::threads;
 use crate::{Graph, Tensor, Var};
-use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The most bytes of im2col columns a `conv2d` node keeps from its forward
 /// pass for its backward pass (see the [module docs](self#memory)).
 pub const KEEP_COLS_MAX_BYTES: usize = 64 << 20;
-
-/// Roughly the multiply-adds worth one task.
-const TASK_WORK: usize = 1 << 17;
-/// The most chunks a batch is cut into (bounds the partial `∂W` buffers).
-const MAX_TASKS: usize = 64;
-
-static IM2COL_ONLY: AtomicBool = AtomicBool::new(false);
-
-/// Makes every convolution use im2col (`true`) instead of the direct
-/// kernels for stride 1 (`false`, the default): to compare the two. Both
-/// give the same values to float rounding; each is deterministic.
-pub fn set_im2col_only(on: bool) {
-    IM2COL_ONLY.store(on, Ordering::Relaxed);
-}
 
 /// The output length of a convolution along one axis:
 /// `⌊(input + 2·padding − kernel)/stride⌋ + 1`, or `None` when the kernel is
@@ -105,477 +90,44 @@ pub fn conv_out_size(input: usize, kernel: usize, stride: usize, padding: usize)
     padded.checked_sub(kernel).map(|r| r / stride + 1)
 }
 
-/// One per-sample product: single-threaded when the batch itself is split
-/// over threads (`serial`), else through [`matmul_into`], which may split
-/// the product over threads.
-#[allow(clippy::too_many_arguments)]
-fn product(
-    serial: bool,
-    out: &mut [f32],
-    a: &[f32],
-    ta: Trans,
-    b: &[f32],
-    tb: Trans,
-    m: usize,
-    k: usize,
-    n: usize,
-    accumulate: bool,
-) {
-    if serial {
-        matmul_serial_into(out, a, ta, b, tb, m, k, n, accumulate);
-    } else {
-        matmul_into(out, a, ta, b, tb, m, k, n, accumulate);
-    }
-}
-
-/// Every size of one convolution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Geom {
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    o: usize,
-    kh: usize,
-    kw: usize,
-    sh: usize,
-    sw: usize,
-    ph: usize,
-    pw: usize,
-    ho: usize,
-    wo: usize,
-}
-
-impl Geom {
-    fn new(xs: &[usize], ws: &[usize], stride: (usize, usize), padding: (usize, usize)) -> Geom {
-        assert!(
-            xs.len() == 4 && ws.len() == 4 && xs[1] == ws[1],
-            "conv2d: input {xs:?} and weight {ws:?} must be [N, C, H, W] and [O, C, kh, kw] with the same C"
-        );
-        assert!(
-            xs[1..].iter().chain(ws).all(|&d| d > 0),
-            "conv2d: input {xs:?} and weight {ws:?} have an empty axis"
-        );
-        let (Some(ho), Some(wo)) = (
-            conv_out_size(xs[2], ws[2], stride.0, padding.0),
-            conv_out_size(xs[3], ws[3], stride.1, padding.1),
-        ) else {
-            panic!(
-                "conv2d: weight {ws:?} does not fit input {xs:?} with stride {stride:?} and padding {padding:?}"
-            )
-        };
-        Geom {
-            n: xs[0],
-            c: xs[1],
-            h: xs[2],
-            w: xs[3],
-            o: ws[0],
-            kh: ws[2],
-            kw: ws[3],
-            sh: stride.0,
-            sw: stride.1,
-            ph: padding.0,
-            pw: padding.1,
-            ho,
-            wo,
-        }
-    }
-
-    /// Rows of the im2col matrix.
-    fn k(&self) -> usize {
-        self.c * self.kh * self.kw
-    }
-    /// Columns of the im2col matrix (output positions).
-    fn p(&self) -> usize {
-        self.ho * self.wo
-    }
-    /// Values of one input sample.
-    fn chw(&self) -> usize {
-        self.c * self.h * self.w
-    }
-    /// A 1×1 kernel, stride 1, no padding: the im2col of a sample is the sample.
-    fn pointwise(&self) -> bool {
-        (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw) == (1, 1, 1, 1, 0, 0)
-    }
-    /// Whether the direct kernels serve this convolution: stride 1, a kernel
-    /// larger than 1×1 (a pointwise one is already a plain product), and a
-    /// CPU with AVX2 and FMA.
-    fn direct(&self) -> bool {
-        (self.sh, self.sw) == (1, 1)
-            && !self.pointwise()
-            && direct_conv::available()
-            && !IM2COL_ONLY.load(Ordering::Relaxed)
-    }
-
-    /// The direct kernels' view of this convolution.
-    fn direct_conv(&self) -> DirectConv {
-        DirectConv::new(
-            (self.c, self.h, self.w),
-            (self.o, self.kh, self.kw),
-            (self.ph, self.pw),
+/// The sizes of one convolution, checked: panics naming both shapes when
+/// they do not fit.
+fn geom(xs: &[usize], ws: &[usize], stride: (usize, usize), padding: (usize, usize)) -> ConvGeom {
+    assert!(
+        xs.len() == 4 && ws.len() == 4 && xs[1] == ws[1],
+        "conv2d: input {xs:?} and weight {ws:?} must be [N, C, H, W] and [O, C, kh, kw] with the same C"
+    );
+    assert!(
+        xs[1..].iter().chain(ws).all(|&d| d > 0),
+        "conv2d: input {xs:?} and weight {ws:?} have an empty axis"
+    );
+    let (Some(ho), Some(wo)) = (
+        conv_out_size(xs[2], ws[2], stride.0, padding.0),
+        conv_out_size(xs[3], ws[3], stride.1, padding.1),
+    ) else {
+        panic!(
+            "conv2d: weight {ws:?} does not fit input {xs:?} with stride {stride:?} and padding {padding:?}"
         )
-    }
-
-    /// Samples per chunk: a function of the shapes only.
-    fn chunk(&self) -> usize {
-        let per_sample = (self.o + 1) * self.k() * self.p();
-        TASK_WORK
-            .div_ceil(per_sample.max(1))
-            .max(self.n.div_ceil(MAX_TASKS))
-            .clamp(1, self.n.max(1))
-    }
-}
-
-/// `dst = 0` for short runs (the padding at the ends of an im2col row).
-#[inline(always)]
-fn zero_short(dst: &mut [MaybeUninit<f32>]) {
-    const ZEROS: [MaybeUninit<f32>; 32] = [MaybeUninit::new(0.0); 32];
-    if dst.len() <= ZEROS.len() {
-        copy_short(dst, &ZEROS);
-    } else {
-        dst.fill(MaybeUninit::new(0.0));
-    }
-}
-
-/// `x` seen as possibly-uninitialized values, to copy from into an
-/// [`im2col`] output.
-fn as_uninit(x: &[f32]) -> &[MaybeUninit<f32>] {
-    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and reading an
-    // initialized value through it is always sound.
-    unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
-}
-
-/// An initialized `f32` buffer as a destination for [`im2col`] (which only
-/// ever writes initialized values into it).
-fn as_uninit_mut(x: &mut [f32]) -> &mut [MaybeUninit<f32>] {
-    // SAFETY: same layout; every write through the result stores an
-    // initialized `f32`, so `x` stays initialized.
-    unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast(), x.len()) }
-}
-
-/// For each kernel row `i` and column `j`, the output rows and columns whose
-/// receptive field hits a real (not padding) input pixel there: computed once
-/// per pass, not once per sample (they cost divisions).
-struct Spans {
-    rows: Vec<(usize, usize)>,
-    cols: Vec<(usize, usize)>,
-}
-
-impl Spans {
-    fn new(g: &Geom) -> Spans {
-        Spans {
-            rows: (0..g.kh).map(|i| valid(i, g.ph, g.sh, g.h, g.ho)).collect(),
-            cols: (0..g.kw).map(|j| valid(j, g.pw, g.sw, g.w, g.wo)).collect(),
-        }
-    }
-}
-
-/// One sample `x: [C, H, W]` → `cols: [C·kh·kw, Ho·Wo]` (every value written).
-///
-/// It writes every value of `cols` (padding as zeros), so `cols` may start
-/// uninitialized: the kept columns are never zeroed first.
-fn im2col(g: &Geom, sp: &Spans, x: &[f32], cols: &mut [MaybeUninit<f32>]) {
-    let x = as_uninit(x);
-    let (wo, p) = (g.wo, g.p());
-    let mut rows = cols.chunks_exact_mut(p);
-    for plane in x.chunks_exact(g.h * g.w) {
-        for (i, &(oy0, oy1)) in sp.rows.iter().enumerate() {
-            for (j, &(ox0, ox1)) in sp.cols.iter().enumerate() {
-                let row = rows.next().expect("im2col: cols too short");
-                zero_short(&mut row[..oy0 * wo]);
-                zero_short(&mut row[oy1 * wo..]);
-                if ox0 == ox1 {
-                    zero_short(&mut row[oy0 * wo..oy1 * wo]);
-                    continue;
-                }
-                let ix0 = ox0 * g.sw + j - g.pw;
-                let n = ox1 - ox0;
-                let pad = ox0 > 0 || ox1 < wo;
-                // Output row oy reads input row oy·sh + i − ph, from column ix0.
-                let mut src = (oy0 * g.sh + i - g.ph) * g.w + ix0;
-                for oy in oy0..oy1 {
-                    let dst = oy * wo;
-                    if pad {
-                        zero_short(&mut row[dst..dst + ox0]);
-                        zero_short(&mut row[dst + ox1..dst + wo]);
-                    }
-                    let d = &mut row[dst + ox0..dst + ox1];
-                    if g.sw == 1 {
-                        copy_short(d, &plane[src..src + n]);
-                    } else {
-                        let s = plane[src..].iter().step_by(g.sw);
-                        for (d, s) in d.iter_mut().zip(s) {
-                            *d = *s;
-                        }
-                    }
-                    src += g.sh * g.w;
-                }
-            }
-        }
-    }
-}
-
-/// The adjoint of [`im2col`]: `dx += col2im(cols)` for one sample.
-fn col2im(g: &Geom, sp: &Spans, cols: &[f32], dx: &mut [f32]) {
-    let (wo, p) = (g.wo, g.p());
-    let mut rows = cols.chunks_exact(p);
-    for plane in dx.chunks_exact_mut(g.h * g.w) {
-        for (i, &(oy0, oy1)) in sp.rows.iter().enumerate() {
-            for (j, &(ox0, ox1)) in sp.cols.iter().enumerate() {
-                let row = rows.next().expect("col2im: cols too short");
-                if ox0 == ox1 {
-                    continue;
-                }
-                for oy in oy0..oy1 {
-                    let iy = oy * g.sh + i - g.ph;
-                    let ix0 = ox0 * g.sw + j - g.pw;
-                    let dst = &mut plane[iy * g.w + ix0..(iy + 1) * g.w];
-                    let src = &row[oy * wo + ox0..oy * wo + ox1];
-                    if g.sw == 1 {
-                        for (d, s) in dst.iter_mut().zip(src) {
-                            *d += s;
-                        }
-                    } else {
-                        for (d, s) in dst.iter_mut().step_by(g.sw).zip(src) {
-                            *d += s;
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The forward pass on flat buffers: `y: [N, O, P]`, and, when `keep` (and
-/// the kernel is not pointwise), the im2col of every chunk of samples
-/// (`[chunk, K, P]` each). Each chunk's buffer is allocated by its own task,
-/// so its zeroing happens in cache right before im2col overwrites it.
-fn forward(
-    g: &Geom,
-    x: &[f32],
-    w: &[f32],
-    b: Option<&[f32]>,
-    keep: bool,
-    direct: bool,
-    t: usize,
-) -> (Vec<f32>, Option<Vec<Vec<f32>>>) {
-    let (o, k, p, chw, chunk) = (g.o, g.k(), g.p(), g.chw(), g.chunk());
-    if direct {
-        let d = g.direct_conv();
-        let wpack = d.pack_weights(w);
-        // Not zeroed first: the kernel writes every output value.
-        let mut y = Vec::with_capacity(g.n * o * p);
-        let items: Vec<&mut [MaybeUninit<f32>]> = y.spare_capacity_mut()[..g.n * o * p]
-            .chunks_mut(chunk * o * p)
-            .collect();
-        // Per job: the padded input and the output tiles.
-        let init = || (Vec::new(), Vec::new());
-        map_tasks(items, t, init, |(xpad, tiles), ti, yc| {
-            for (si, ys) in yc.chunks_exact_mut(o * p).enumerate() {
-                let s = ti * chunk + si;
-                d.pad_input(&x[s * chw..(s + 1) * chw], xpad);
-                d.forward(&wpack, xpad, b, ys, tiles);
-            }
-        });
-        // SAFETY: `forward` wrote all o·p values of every sample, and the
-        // capacity holds n·o·p.
-        unsafe { y.set_len(g.n * o * p) };
-        return (y, None);
-    }
-    let pointwise = g.pointwise();
-    let keep = keep && !pointwise;
-    let spans = Spans::new(g);
-    let serial = g.n > chunk;
-    let mut y = vec![0.0f32; g.n * o * p];
-    let items: Vec<&mut [f32]> = y.chunks_mut(chunk * o * p).collect();
-    // Per job: the im2col scratch when nothing is kept.
-    let init = || {
-        if keep || pointwise {
-            Vec::new()
-        } else {
-            vec![0.0f32; k * p]
-        }
     };
-    let kept = map_tasks(items, t, init, |scratch, ti, yc| {
-        let samples = yc.len() / (o * p);
-        // The kept columns are written by im2col only, never zeroed first.
-        let mut kept: Vec<f32> = Vec::with_capacity(if keep { samples * k * p } else { 0 });
-        for (si, ys) in yc.chunks_exact_mut(o * p).enumerate() {
-            let s = ti * chunk + si;
-            let xs = &x[s * chw..(s + 1) * chw];
-            let cs: &[f32] = if pointwise {
-                xs
-            } else if keep {
-                let c = &mut kept.spare_capacity_mut()[..k * p];
-                im2col(g, &spans, xs, c);
-                // SAFETY: im2col wrote all k·p values of `c`, and the length
-                // grows by exactly those (the capacity holds every sample).
-                unsafe { kept.set_len(kept.len() + k * p) };
-                &kept[si * k * p..]
-            } else {
-                im2col(g, &spans, xs, as_uninit_mut(scratch));
-                scratch
-            };
-            if let Some(b) = b {
-                for (row, &bv) in ys.chunks_exact_mut(p).zip(b) {
-                    row.fill(bv);
-                }
-            }
-            product(
-                serial,
-                ys,
-                w,
-                Trans::No,
-                cs,
-                Trans::No,
-                o,
-                k,
-                p,
-                b.is_some(),
-            );
-        }
-        kept
-    });
-    (y, keep.then_some(kept))
-}
-
-/// Gradients on flat buffers: `(∂x, ∂W, ∂b)`, each only where asked for.
-/// `kept` is the forward's im2col of every chunk, if it was kept.
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
-fn backward(
-    g: &Geom,
-    x: &[f32],
-    w: &[f32],
-    dy: &[f32],
-    kept: Option<&[Vec<f32>]>,
-    needs: (bool, bool, bool),
-    direct: bool,
-    t: usize,
-) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
-    let (needs_x, needs_w, needs_b) = needs;
-    let (o, k, p, chw, chunk) = (g.o, g.k(), g.p(), g.chw(), g.chunk());
-    let pointwise = g.pointwise();
-    let direct = direct.then(|| g.direct_conv());
-    // ∂x by the direct forward kernel over the transposed geometry, with its
-    // weights packed once for the batch.
-    let transposed = match &direct {
-        Some(d) if needs_x => d.transposed().map(|t| {
-            let wt = t.pack_weights(&d.flip_weights(w));
-            (t, wt)
-        }),
-        _ => None,
-    };
-    let spans = Spans::new(g);
-    let serial = g.n > chunk;
-    let mut dx = needs_x.then(|| vec![0.0f32; g.n * chw]);
-    let items: Vec<Option<&mut [f32]>> = match &mut dx {
-        Some(d) => d.chunks_mut(chunk * chw).map(Some).collect(),
-        None => (0..g.n.div_ceil(chunk)).map(|_| None).collect(),
-    };
-    // Per job: the im2col scratch (when not kept), the ∂cols scratch, and
-    // the direct kernels' padded input and ∂y, and their ∂x scratch (the
-    // columns or the padded ∂y and output tiles of the transposed pass).
-    let init = || {
-        let cols = if needs_w && kept.is_none() && !pointwise && direct.is_none() {
-            vec![0.0f32; k * p]
-        } else {
-            Vec::new()
-        };
-        let dcols = if needs_x && !pointwise && direct.is_none() {
-            vec![0.0f32; k * p]
-        } else {
-            Vec::new()
-        };
-        (cols, dcols, Vec::new(), Vec::new(), Vec::new(), Vec::new())
-    };
-    let partials = map_tasks(items, t, init, |state, ti, mut dxc| {
-        let (cols, dcols, xpad, dpad, tcols, tiles) = state;
-        let (s0, s1) = (ti * chunk, ((ti + 1) * chunk).min(g.n));
-        let mut dw = if needs_w {
-            vec![0.0f32; o * k]
-        } else {
-            Vec::new()
-        };
-        let mut db = if needs_b { vec![0.0f32; o] } else { Vec::new() };
-        for s in s0..s1 {
-            let gs = &dy[s * o * p..(s + 1) * o * p];
-            let xs = &x[s * chw..(s + 1) * chw];
-            if needs_b {
-                for (acc, row) in db.iter_mut().zip(gs.chunks_exact(p)) {
-                    *acc += sum_lanes(row);
-                }
-            }
-            if let Some(d) = &direct {
-                if needs_w || (dxc.is_some() && transposed.is_none()) {
-                    d.pad_grad(gs, dpad);
-                }
-                if needs_w {
-                    d.pad_input(xs, xpad);
-                    d.grad_weight(xpad, dpad, &mut dw);
-                }
-                if let Some(dxc) = dxc.as_deref_mut() {
-                    let dxs = &mut dxc[(s - s0) * chw..(s - s0 + 1) * chw];
-                    if let Some((t, wt)) = &transposed {
-                        // `tcols` holds the padded ∂y here.
-                        t.pad_input(gs, tcols);
-                        t.forward(wt, tcols, None, as_uninit_mut(dxs), tiles);
-                    } else {
-                        d.grad_input(w, dpad, dxs, tcols);
-                    }
-                }
-                continue;
-            }
-            if needs_w {
-                let cs: &[f32] = match kept {
-                    _ if pointwise => xs,
-                    Some(kc) => &kc[ti][(s - s0) * k * p..(s - s0 + 1) * k * p],
-                    None => {
-                        im2col(g, &spans, xs, as_uninit_mut(cols));
-                        cols
-                    }
-                };
-                // ∂W[O, K] += δ_n[O, P] · cols_n[K, P]ᵀ
-                product(
-                    serial,
-                    &mut dw,
-                    gs,
-                    Trans::No,
-                    cs,
-                    Trans::Yes,
-                    o,
-                    p,
-                    k,
-                    true,
-                );
-            }
-            if let Some(dxc) = dxc.as_deref_mut() {
-                let dxs = &mut dxc[(s - s0) * chw..(s - s0 + 1) * chw];
-                // ∂cols[K, P] = Wᵀ[K, O] · δ_n[O, P]
-                if pointwise {
-                    product(serial, dxs, w, Trans::Yes, gs, Trans::No, k, o, p, false);
-                } else {
-                    product(serial, dcols, w, Trans::Yes, gs, Trans::No, k, o, p, false);
-                    col2im(g, &spans, dcols, dxs);
-                }
-            }
-        }
-        (dw, db)
-    });
-    let mut dw = needs_w.then(|| vec![0.0f32; o * k]);
-    let mut db = needs_b.then(|| vec![0.0f32; o]);
-    for (pw, pb) in &partials {
-        if let Some(dw) = &mut dw {
-            dw.iter_mut().zip(pw).for_each(|(a, v)| *a += v);
-        }
-        if let Some(db) = &mut db {
-            db.iter_mut().zip(pb).for_each(|(a, v)| *a += v);
-        }
+    ConvGeom {
+        n: xs[0],
+        c: xs[1],
+        h: xs[2],
+        w: xs[3],
+        o: ws[0],
+        kh: ws[2],
+        kw: ws[3],
+        sh: stride.0,
+        sw: stride.1,
+        ph: padding.0,
+        pw: padding.1,
+        ho,
+        wo,
     }
-    (dx, dw, db)
 }
 
 struct Conv2dBack {
-    geom: Geom,
+    geom: ConvGeom,
     /// The forward's im2col of the batch, `[chunk, K, P]` per chunk, if kept.
     cols: Option<Vec<Vec<f32>>>,
     /// Whether the backward uses the direct kernels (chosen once, at the
@@ -593,7 +145,7 @@ impl Backward for Conv2dBack {
     ) -> Vec<Option<Tensor>> {
         let (x, w) = (inp[0], inp[1]);
         let has_b = inp.len() == 3;
-        let (dx, dw, db) = backward(
+        let (dx, dw, db) = conv_backward(
             &self.geom,
             x.data(),
             w.data(),
@@ -638,7 +190,7 @@ impl Graph {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Var {
-        let geom = Geom::new(self.shape(x), self.shape(w), stride, padding);
+        let geom = geom(self.shape(x), self.shape(w), stride, padding);
         if let Some(b) = b {
             assert_eq!(
                 self.shape(b),
@@ -651,7 +203,7 @@ impl Graph {
         let keep = self.requires_grad(w)
             && !direct
             && geom.n * geom.k() * geom.p() * std::mem::size_of::<f32>() <= KEEP_COLS_MAX_BYTES;
-        let (y, cols) = forward(
+        let (y, cols) = conv_forward(
             &geom,
             self.value(x).data(),
             self.value(w).data(),
@@ -673,6 +225,8 @@ impl Graph {
 mod tests {
     use super::*;
     use crate::ops::gradcheck::{check, gradient_errors, pseudo_random};
+    use crate::tensor::conv::{as_uninit_mut, col2im, im2col, Spans};
+    use crate::tensor::direct_conv;
 
     /// Finite differences for one configuration, with and without bias.
     fn conv_check(
@@ -1020,7 +574,7 @@ mod tests {
                 pseudo_random(&ws, 2),
                 pseudo_random(&ws[..1], 3),
             );
-            let geom = Geom::new(&xs, &ws, s, pd);
+            let geom = geom(&xs, &ws, s, pd);
             assert!(
                 xs[0] == 1 || geom.n.div_ceil(geom.chunk()) > 2,
                 "{xs:?}: want several chunks"
@@ -1039,10 +593,10 @@ mod tests {
                     for keep in [false, true] {
                         let bx = b.data();
                         let (y, kept) =
-                            forward(&geom, x.data(), w.data(), Some(bx), keep, direct, t);
+                            conv_forward(&geom, x.data(), w.data(), Some(bx), keep, direct, t);
                         assert_eq!(kept.is_some(), keep && !geom.pointwise() && !direct);
                         let needs = (true, true, true);
-                        let (dx, dw, db) = backward(
+                        let (dx, dw, db) = conv_backward(
                             &geom,
                             x.data(),
                             w.data(),
@@ -1067,7 +621,7 @@ mod tests {
                             ),
                         }
                         // Only ∂W: same bits as when ∂x is computed too.
-                        let (none_x, dw2, none_b) = backward(
+                        let (none_x, dw2, none_b) = conv_backward(
                             &geom,
                             x.data(),
                             w.data(),
@@ -1100,7 +654,7 @@ mod tests {
         for (xs, ks, s, pd) in cases {
             let xs = [1, xs[0], xs[1], xs[2]];
             let ws = [1, xs[1], ks[0], ks[1]];
-            let g = Geom::new(&xs, &ws, s, pd);
+            let g = geom(&xs, &ws, s, pd);
             let sp = Spans::new(&g);
             let x = pseudo_random(&xs, 5);
             let mut cols = vec![f32::NAN; g.k() * g.p()];

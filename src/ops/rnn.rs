@@ -10,7 +10,8 @@
 //! Forward: the input projection `x·W_ihᵀ + b_ih + b_hh` for every time step
 //! is one `[B·T, F]·[F, H]` matrix product; each step then adds
 //! `h_{t−1}·W_hhᵀ` into its slice (accumulating product, no temporary) and
-//! applies tanh in place ([`tanh_f32`]: vectorizable, within 1 ulp). All hidden states `h_1..h_T` are kept, time-major
+//! applies tanh in place ([`tanh_f32`], src/tensor/tanh.rs: vectorizable,
+//! within 1 ulp). All hidden states `h_1..h_T` are kept, time-major
 //! `[T, B, H]`, for the backward pass.
 //!
 //! Backward (backpropagation through time), its own loop from `t = T` down,
@@ -23,6 +24,8 @@
 //! gradient (the data batch). No recursion: long sequences are a loop.
 
 use crate::autograd::Backward;
+pub use crate::tensor::tanh::tanh_f32;
+use crate::tensor::tanh::tanh_in_place;
 use crate::tensor::{matmul_into, matmul_serial_into, team, threads, PackedRhs, Trans};
 use crate::{Graph, Tensor, Var};
 
@@ -45,98 +48,6 @@ fn dims(x: &[usize], w_ih: &[usize], w_hh: &[usize]) -> (usize, usize, usize, us
     );
     assert!(t > 0, "rnn_tanh: empty sequence (input {x:?})");
     (b, t, f, h)
-}
-
-/// `eˣ` for `x` in `[0, 88]` (Cephes' `expf`: Cody–Waite reduction by ln 2,
-/// a degree-7 polynomial, the power of two put in by bits), branch-free so
-/// a loop of it vectorizes.
-#[inline(always)]
-fn exp_pos(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
-    let k = x * std::f32::consts::LOG2_E + MAGIC;
-    let n = k - MAGIC;
-    let ni = (k.to_bits() as i32).wrapping_sub(0x4B40_0000);
-    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
-    let p = (((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
-        * r
-        + 0.166_666_65)
-        * r
-        + 0.5)
-        * r
-        * r
-        + r
-        + 1.0;
-    p * f32::from_bits((ni.wrapping_add(127) << 23) as u32)
-}
-
-/// `tanh x` in `f32`, within 1 ulp of the correctly rounded value (checked
-/// exhaustively over every `f32` of magnitude below 20, where 99.7% are
-/// exact; beyond, both are ±1), NaN in NaN out, `tanh(−0) = −0`.
-///
-/// Branch-free, so the hidden-state loop vectorizes: about 4× faster than
-/// the C library's `tanhf`, which otherwise dominates the forward pass.
-/// `|x| < 0.625`: `x + x³·P(x²)` (a minimax fit of degree 4);
-/// beyond: `1 − 2/(e^{2|x|} + 1)`.
-///
-/// Why a second tanh: the `tanh` activation (`Unary::Tanh` in
-/// src/ops/unary.rs) uses [`f32::tanh`], the C library's `tanhf`. The two
-/// do not give the same bits: both are within 1 ulp of the correctly
-/// rounded value, but they round differently and disagree by 1–2 ulp on
-/// about 5 % of the `f32`s of magnitude below 20 (measured against glibc).
-/// The RNN's hidden-state update needs this vectorizable one for speed;
-/// the activation keeps `f32::tanh` (switching it would change the bits of
-/// every model with a tanh activation). Tests compare them:
-/// `compare_with_unrolled` checks this node against the same RNN unrolled
-/// from the `tanh` activation (within 1e-5), and tests/torch_parity.rs
-/// checks both `tanh` and `rnn_tanh` against PyTorch.
-#[inline(always)]
-pub fn tanh_f32(x: f32) -> f32 {
-    let a = x.abs();
-    let z = a * a;
-    let p = (((-5.705_512e-3 * z + 2.063_952_2e-2) * z - 5.373_983_5e-2) * z + 0.133_314_43) * z
-        - 0.333_332_8;
-    let small = a + a * z * p;
-    // Written so that NaN is kept (a comparison with NaN is false).
-    let y = 2.0 * if a > 44.0 { 44.0 } else { a };
-    let big = 1.0 - 2.0 / (exp_pos(y) + 1.0);
-    let t = if a < 0.625 { small } else { big };
-    t.copysign(x)
-}
-
-/// [`tanh_f32`] of every value in place. With AVX2 or AVX-512 (checked at
-/// run time) the loop runs 8 or 16 values per instruction instead of the
-/// default build's 4: the same operations in the same order, so the same
-/// bits.
-fn tanh_in_place(v: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::tensor::simd::avx512() {
-        // SAFETY: the CPU has AVX-512F (checked just above), the function's
-        // only precondition.
-        return unsafe { tanh_in_place_avx512(v) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (detected just above), the function's
-        // only precondition.
-        return unsafe { tanh_in_place_avx2(v) };
-    }
-    for x in v {
-        *x = tanh_f32(*x);
-    }
-}
-
-/// [`tanh_in_place`]'s loop compiled with AVX2 enabled.
-///
-/// # Safety
-/// The CPU must support AVX2 (the caller checks
-/// `is_x86_feature_detected!("avx2")` first). Nothing else: `v` is an
-/// ordinary slice, accessed only through its iterator.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn tanh_in_place_avx2(v: &mut [f32]) {
-    for x in v {
-        *x = tanh_f32(*x);
-    }
 }
 
 /// The rows of a batch, cut into one block per kernel thread: the
@@ -195,20 +106,6 @@ impl<'a> StepWeight<'a> {
             Some(p) => p.product(out, a, Trans::No, rows, accumulate),
             None => matmul_serial_into(out, a, Trans::No, self.w, self.tw, rows, h, h, accumulate),
         }
-    }
-}
-
-/// [`tanh_in_place`]'s loop compiled with AVX-512 enabled.
-///
-/// # Safety
-/// The CPU must support AVX-512F (the caller checks
-/// [`avx512`](crate::tensor::simd::avx512) first). Nothing else: `v` is an
-/// ordinary slice, accessed only through its iterator.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2")]
-unsafe fn tanh_in_place_avx512(v: &mut [f32]) {
-    for x in v {
-        *x = tanh_f32(*x);
     }
 }
 
@@ -522,38 +419,6 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
-    }
-
-    #[test]
-    fn tanh_in_place_gives_the_bits_of_tanh_f32() {
-        // Both branches, the cut at 0.625, saturation, signed zeros, NaN,
-        // and a length that leaves a remainder after 8-wide vectors.
-        let mut v: Vec<f32> = (-4000..4003).map(|i| i as f32 * 0.0071).collect();
-        v.extend([0.625, -0.625, 44.0, -60.0, f32::INFINITY, -0.0, f32::NAN]);
-        let want: Vec<u32> = v.iter().map(|&x| super::tanh_f32(x).to_bits()).collect();
-        super::tanh_in_place(&mut v);
-        assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want);
-    }
-
-    #[test]
-    fn tanh_f32_is_within_one_ulp() {
-        let ulps = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).abs();
-        // A stride through every positive f32 below 50, and the edges.
-        let mut bits = (0..50f32.to_bits()).step_by(997).collect::<Vec<u32>>();
-        for x in [0.625f32, 44.0, 1e-30, 1e-40, 0.000_352_111_73] {
-            bits.extend([x.to_bits(), x.to_bits() - 1, x.to_bits() + 1]);
-        }
-        for b in bits {
-            for x in [f32::from_bits(b), -f32::from_bits(b)] {
-                let want = (x as f64).tanh() as f32;
-                let got = super::tanh_f32(x);
-                assert!(ulps(got, want) <= 1, "tanh({x:e}) = {got:e}, want {want:e}");
-            }
-        }
-        assert_eq!(super::tanh_f32(f32::INFINITY), 1.0);
-        assert_eq!(super::tanh_f32(f32::NEG_INFINITY), -1.0);
-        assert_eq!(super::tanh_f32(-0.0).to_bits(), (-0.0f32).to_bits());
-        assert!(super::tanh_f32(f32::NAN).is_nan());
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl Unary {
             Unary::Exp => x.exp(),
             Unary::Log => x.ln(),
             Unary::Sigmoid => sigmoid(x),
-            // Not the RNN's `ops::rnn::tanh_f32` (faster, differs by ≤ 2 ulp): see there.
+            // Not the RNN's `tensor::tanh::tanh_f32` (faster, differs by ≤ 2 ulp): see there.
             Unary::Tanh => x.tanh(),
             Unary::Relu => {
                 if x > 0.0 {

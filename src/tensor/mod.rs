@@ -5,11 +5,15 @@
 //! layout predictable. Transposes in matrix products are expressed as strides
 //! handed to the matrix-product kernel instead of as copies.
 
+pub(crate) mod channels;
+pub(crate) mod conv;
 pub(crate) mod direct_conv;
 mod matmul;
 pub(crate) mod par;
+pub(crate) mod pool;
 mod sgemm;
 pub(crate) mod simd;
+pub(crate) mod tanh;
 pub(crate) mod team;
 pub(crate) mod window;
 pub use matmul::{

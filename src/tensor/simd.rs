@@ -2,8 +2,8 @@
 //!
 //! The crate is built for baseline x86-64 (SSE2: 4 floats a vector), so that
 //! its binaries run everywhere. The hand-written kernels check the CPU at run
-//! time (`sgemm`, `direct_conv`); [`wide`] gives the simple elementwise loops
-//! and per-channel sums the same: its closure is compiled a second time with
+//! time (`sgemm`, `direct_conv`); [`wide_fn!`] gives the simple elementwise loops
+//! and per-channel sums the same: its body is compiled a second time with
 //! AVX-512 enabled and that copy runs when the CPU has it. The arithmetic is
 //! the loop's own (Rust never reorders or fuses float operations), so both
 //! copies give the same bits; only the width of each instruction changes.

@@ -24,10 +24,14 @@
 //! gradient (the data batch). No recursion: long sequences are a loop.
 
 use crate::autograd::Backward;
+use crate::tensor::channels::column_sums;
+use crate::tensor::par::{for_blocks, written};
 pub use crate::tensor::tanh::tanh_f32;
 use crate::tensor::tanh::tanh_in_place;
+use crate::tensor::{assume_init, assume_init_mut};
 use crate::tensor::{matmul_into, matmul_serial_into, team, threads, PackedRhs, Trans};
 use crate::{Graph, Tensor, Var};
+use std::mem::MaybeUninit;
 
 /// `(B, T, F, H)` after checking the shapes.
 fn dims(x: &[usize], w_ih: &[usize], w_hh: &[usize]) -> (usize, usize, usize, usize) {
@@ -65,14 +69,14 @@ fn row_blocks(b: usize) -> Vec<std::ops::Range<usize>> {
 }
 
 /// One block of rows: its `T` slices of a time-major buffer, and the rows.
-type Block<'a> = (Vec<&'a mut [f32]>, std::ops::Range<usize>);
+type Block<'a> = (Vec<&'a mut [MaybeUninit<f32>]>, std::ops::Range<usize>);
 
-/// A time-major `[T, B, H]` buffer as, for each row block of
-/// [`row_blocks`], its `T` slices (`[rows, H]` each) and its rows, so that
-/// each block can be handed to its own thread.
-fn by_block(buf: &mut [f32], b: usize, h: usize) -> Vec<Block<'_>> {
+/// A time-major `[T, B, H]` buffer, to be written, as, for each row block
+/// of [`row_blocks`], its `T` slices (`[rows, H]` each) and its rows, so
+/// that each block can be handed to its own thread.
+fn by_block(buf: &mut [MaybeUninit<f32>], b: usize, h: usize) -> Vec<Block<'_>> {
     let blocks = row_blocks(b);
-    let mut out: Vec<Vec<&mut [f32]>> = blocks.iter().map(|_| Vec::new()).collect();
+    let mut out: Vec<Vec<&mut [MaybeUninit<f32>]>> = blocks.iter().map(|_| Vec::new()).collect();
     for step in buf.chunks_exact_mut(b * h) {
         let mut rest = step;
         for (k, r) in blocks.iter().enumerate() {
@@ -127,17 +131,43 @@ impl Backward for RnnTanhBack {
         let bh = b * h;
         let hs = &self.hs;
         // δ_t for every step, time-major [T, B, H]: each block of rows
-        // runs back through time on its own thread.
-        let mut delta = vec![0f32; t * bh];
+        // runs back through time on its own thread. Where ∂x or ∂W_ih is
+        // needed, each block also writes its rows of δ batch-major
+        // [B, T, H] (to meet x [B, T, F] row for row), while they are in
+        // cache.
+        let batch_major = (needs[0] || needs[1]) && b > 1 && t > 1;
+        let mut delta: Vec<f32> = Vec::with_capacity(t * bh);
+        let mut delta_bt: Vec<f32> = Vec::with_capacity(if batch_major { t * bh } else { 0 });
+        let blocks = by_block(&mut delta.spare_capacity_mut()[..t * bh], b, h);
+        let mut bt_rest = &mut delta_bt.spare_capacity_mut()[..];
+        let jobs: Vec<_> = blocks
+            .into_iter()
+            .map(|(ds, rows)| {
+                let len = if batch_major { rows.len() * t * h } else { 0 };
+                let (bt, tail) = std::mem::take(&mut bt_rest).split_at_mut(len);
+                bt_rest = tail;
+                (ds, rows, bt)
+            })
+            .collect();
         let w = StepWeight::new(w_hh.data(), Trans::No, h);
-        team::map(by_block(&mut delta, b, h), |_, (mut ds, rows)| {
+        team::map(jobs, |_, (mut ds, rows, bt)| {
             let n = rows.len();
             let mut dh = g.data()[rows.start * h..rows.end * h].to_vec();
             for s in (0..t).rev() {
                 let hcur = &hs[s * bh + rows.start * h..s * bh + rows.end * h];
                 let d = &mut *ds[s];
                 for ((d, &gv), &hv) in d.iter_mut().zip(&dh).zip(hcur) {
-                    *d = gv * (1.0 - hv * hv);
+                    d.write(gv * (1.0 - hv * hv));
+                }
+                // SAFETY: every value of `d` was written just above.
+                let d = unsafe { assume_init_mut(d) };
+                if batch_major {
+                    for (k, row) in d.chunks_exact(h).enumerate() {
+                        let at = (k * t + s) * h;
+                        for (o, &v) in bt[at..at + h].iter_mut().zip(row) {
+                            o.write(v);
+                        }
+                    }
                 }
                 if s > 0 {
                     // dh_{t−1} = δ_t · W_hh
@@ -145,6 +175,15 @@ impl Backward for RnnTanhBack {
                 }
             }
         });
+        // SAFETY: the blocks cover every row of every step (`by_block`),
+        // and each wrote every value of its slices of `delta` and, when
+        // `batch_major`, all `T` steps of its rows in `delta_bt`.
+        unsafe {
+            delta.set_len(t * bh);
+            if batch_major {
+                delta_bt.set_len(t * bh);
+            }
+        }
         let g_whh = needs[2].then(|| {
             // Σ_{t≥2} δ_tᵀ·h_{t−1}: rows of δ from step 2 on pair with the
             // hidden states from step 1 to T−1 (δ_1 meets h_0 = 0).
@@ -162,20 +201,7 @@ impl Backward for RnnTanhBack {
             );
             gw
         });
-        // Batch-major δ [B, T, H] to meet x [B, T, F] row for row.
-        let delta_bt = if (needs[0] || needs[1]) && b > 1 && t > 1 {
-            let mut d = vec![0f32; t * bh];
-            for s in 0..t {
-                for i in 0..b {
-                    d[(i * t + s) * h..(i * t + s + 1) * h]
-                        .copy_from_slice(&delta[(s * b + i) * h..(s * b + i + 1) * h]);
-                }
-            }
-            Some(d)
-        } else {
-            None
-        };
-        let dbt = delta_bt.as_deref().unwrap_or(&delta);
+        let dbt = if batch_major { &delta_bt } else { &delta };
         let gx = needs[0].then(|| {
             let mut gx = x.zeros_like();
             matmul_into(
@@ -210,12 +236,7 @@ impl Backward for RnnTanhBack {
         // Both biases (whichever were given) get Σ δ over steps and rows.
         let n_bias = inp.len() - 3;
         let gb = needs[3..].iter().any(|&n| n).then(|| {
-            let mut acc = vec![0f64; h];
-            for row in delta.chunks_exact(h) {
-                for (a, &v) in acc.iter_mut().zip(row) {
-                    *a += v as f64;
-                }
-            }
+            let acc = column_sums(&delta, h);
             Tensor::from_vec(vec![h], acc.iter().map(|&v| v as f32).collect())
         });
         for k in 0..n_bias {
@@ -251,12 +272,16 @@ impl Graph {
             }
         }
         // Input projection for all steps at once, batch-major [B, T, H].
-        let mut proj = vec![0f32; b * t * h];
-        if let Some(bias) = &bias {
-            for row in proj.chunks_exact_mut(h) {
-                row.copy_from_slice(bias);
-            }
-        }
+        let mut proj = match &bias {
+            Some(bias) => written(b * t * h, |out| {
+                for_blocks(out, h, |_, row| {
+                    for (r, &v) in row.iter_mut().zip(bias) {
+                        r.write(v);
+                    }
+                })
+            }),
+            None => vec![0f32; b * t * h],
+        };
         matmul_into(
             &mut proj,
             xv.data(),
@@ -270,22 +295,33 @@ impl Graph {
         );
         // Hidden states h_1..h_T, time-major [T, B, H]: each block of rows
         // runs through time on its own thread.
-        let mut hs = vec![0f32; t * bh];
+        let mut hs: Vec<f32> = Vec::with_capacity(t * bh);
         let w = StepWeight::new(wh.data(), Trans::Yes, h);
-        team::map(by_block(&mut hs, b, h), |_, (mut hb, rows)| {
+        let blocks = by_block(&mut hs.spare_capacity_mut()[..t * bh], b, h);
+        team::map(blocks, |_, (mut hb, rows)| {
             for s in 0..t {
                 let (done, rest) = hb.split_at_mut(s);
                 let cur = &mut *rest[0];
                 for (k, i) in rows.clone().enumerate() {
-                    cur[k * h..(k + 1) * h]
-                        .copy_from_slice(&proj[(i * t + s) * h..(i * t + s + 1) * h]);
+                    let src = &proj[(i * t + s) * h..(i * t + s + 1) * h];
+                    for (c, &p) in cur[k * h..(k + 1) * h].iter_mut().zip(src) {
+                        c.write(p);
+                    }
                 }
+                // SAFETY: every value of `cur` was written just above.
+                let cur = unsafe { assume_init_mut(cur) };
                 if s > 0 {
-                    w.product(cur, done[s - 1], rows.len(), true);
+                    // SAFETY: the previous step of this block was written
+                    // in full by the previous iteration.
+                    let prev = unsafe { assume_init(done[s - 1]) };
+                    w.product(cur, prev, rows.len(), true);
                 }
                 tanh_in_place(cur);
             }
         });
+        // SAFETY: the blocks cover every row of every step (`by_block`),
+        // and each wrote every value of its slices.
+        unsafe { hs.set_len(t * bh) };
         let y = Tensor::from_vec(vec![b, h], hs[(t - 1) * bh..].to_vec());
         let mut parents = vec![x, w_ih, w_hh];
         parents.extend(b_ih);

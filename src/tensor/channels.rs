@@ -320,6 +320,26 @@ pub(crate) fn affine_per_channel(
     }
 }
 
+wide_fn! {
+    /// `acc[ch] += Σ x[.., ch]` over the rows of `x: [N, C]`, row by row.
+    fn rows_sums(x: &[f32], acc: &mut [f64]) {
+        for row in x.chunks_exact(acc.len()) {
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += v as f64;
+            }
+        }
+    }
+}
+
+/// The column sums of `x: [N, C]` in `f64`, each in row order.
+pub(crate) fn column_sums(x: &[f32], c: usize) -> Vec<f64> {
+    let mut acc = vec![0f64; c];
+    if c > 0 {
+        rows_sums(x, &mut acc);
+    }
+    acc
+}
+
 /// Per-channel `(Σ g, Σ g·(x − μ))` of `g, x: [N, C, inner]`, in `f64`,
 /// with `μ = mu[ch]`.
 pub(crate) fn dot_sums_per_channel(

@@ -24,6 +24,26 @@ pub(crate) use matmul::{matmul_on, PackedRhs};
 
 use std::fmt;
 
+/// `x` as the `f32`s it holds.
+///
+/// # Safety
+/// Every value of `x` has been written.
+pub(crate) unsafe fn assume_init(x: &[std::mem::MaybeUninit<f32>]) -> &[f32] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and the caller
+    // guarantees every value is initialized.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
+}
+
+/// `x` as the `f32`s it holds, to change in place.
+///
+/// # Safety
+/// Every value of `x` has been written.
+pub(crate) unsafe fn assume_init_mut(x: &mut [std::mem::MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: as in [`assume_init`]; writes through the result store
+    // initialized values.
+    unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast(), x.len()) }
+}
+
 /// The fewest values [`Tensor::gather_rows`] splits over the kernel threads.
 const GATHER_SPLIT: usize = 1 << 14;
 

@@ -6,7 +6,7 @@
 use crate::tensor::direct_conv::{self, DirectConv};
 use crate::tensor::par::map_tasks;
 use crate::tensor::window::valid;
-use crate::tensor::{copy_short, matmul_into, matmul_serial_into, sum_lanes, Trans};
+use crate::tensor::{add_into, copy_short, matmul_into, matmul_serial_into, sum_lanes, Trans};
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -452,10 +452,10 @@ pub(crate) fn conv_backward(
     let mut db = needs_b.then(|| vec![0.0f32; o]);
     for (pw, pb) in &partials {
         if let Some(dw) = &mut dw {
-            dw.iter_mut().zip(pw).for_each(|(a, v)| *a += v);
+            add_into(dw, pw);
         }
         if let Some(db) = &mut db {
-            db.iter_mut().zip(pb).for_each(|(a, v)| *a += v);
+            add_into(db, pb);
         }
     }
     (dx, dw, db)

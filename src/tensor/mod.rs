@@ -24,6 +24,26 @@ pub(crate) use matmul::{matmul_on, PackedRhs};
 
 use std::fmt;
 
+/// `x` with every value set to `v`, as the initialized values.
+pub(crate) fn filled<T: Copy>(x: &mut [std::mem::MaybeUninit<T>], v: T) -> &mut [T] {
+    for e in x.iter_mut() {
+        e.write(v);
+    }
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`, and every value was
+    // written just above.
+    unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast(), x.len()) }
+}
+
+simd::wide_fn! {
+    /// `acc += v`, value by value (the partial sums of a gradient, added in
+    /// their order).
+    pub(crate) fn add_into(acc: &mut [f32], v: &[f32]) {
+        for (a, &x) in acc.iter_mut().zip(v) {
+            *a += x;
+        }
+    }
+}
+
 /// `x` as the `f32`s it holds.
 ///
 /// # Safety

@@ -82,15 +82,28 @@ pub fn for_chunks<const N: usize>(
     bufs: [&mut [f32]; N],
     f: impl Fn(usize, [&mut [f32]; N]) + Sync,
 ) {
+    for_chunks_of(CHUNK, n, bufs, f)
+}
+
+/// [`for_chunks`] with chunks of `chunk` values, split over the threads
+/// from two chunks on: a pass that does more per value than a copy (a
+/// square root and two divisions in Adam) pays for a job with fewer values.
+pub fn for_chunks_of<const N: usize>(
+    chunk: usize,
+    n: usize,
+    bufs: [&mut [f32]; N],
+    f: impl Fn(usize, [&mut [f32]; N]) + Sync,
+) {
     debug_assert!(bufs.iter().all(|b| b.is_empty() || b.len() == n));
-    if !split(n) {
+    let chunk = chunk.max(1);
+    if n < 2 * chunk || threads() < 2 {
         return f(0, bufs);
     }
-    let mut jobs: Vec<(usize, [&mut [f32]; N])> = Vec::with_capacity(n.div_ceil(CHUNK));
+    let mut jobs: Vec<(usize, [&mut [f32]; N])> = Vec::with_capacity(n.div_ceil(chunk));
     let mut rest = bufs;
     let mut start = 0;
     while start < n {
-        let len = CHUNK.min(n - start);
+        let len = chunk.min(n - start);
         let mut heads: [&mut [f32]; N] = std::array::from_fn(|_| <&mut [f32]>::default());
         for (h, r) in heads.iter_mut().zip(rest.iter_mut()) {
             if !r.is_empty() {

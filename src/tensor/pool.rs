@@ -8,6 +8,7 @@
 //! results do not depend on the thread count. The 2×2, stride-2 pooling
 //! (LeNet's) has its own loops, 8 outputs at a time with AVX2.
 
+use crate::tensor::filled;
 use crate::tensor::par::map_tasks;
 use crate::tensor::window::valid;
 use std::mem::MaybeUninit;
@@ -72,17 +73,21 @@ pub(crate) fn max_pool(g: &PoolGeom, x: &[f32], t: usize) -> (Vec<f32>, Vec<u32>
         .collect();
     let spans: Vec<(usize, usize)> = (0..g.kw).map(|j| valid(j, g.pw, g.sw, g.w, g.wo)).collect();
     let two_by_two = g.tiles_2x2();
-    let mut y = vec![0.0f32; g.planes * plane_out];
-    let mut arg = vec![0u32; g.planes * plane_out];
-    let items: Vec<_> = y
+    // Each task clears its own chunks (in parallel, in cache) before
+    // writing them, instead of one thread zeroing both buffers first.
+    let n = g.planes * plane_out;
+    let mut y: Vec<f32> = Vec::with_capacity(n);
+    let mut arg: Vec<u32> = Vec::with_capacity(n);
+    let items: Vec<_> = y.spare_capacity_mut()[..n]
         .chunks_mut(chunk * plane_out)
-        .zip(arg.chunks_mut(chunk * plane_out))
+        .zip(arg.spare_capacity_mut()[..n].chunks_mut(chunk * plane_out))
         .collect();
     map_tasks(
         items,
         t,
         || vec![0.0f32; g.wo],
         |lane, ti, (yc, ac)| {
+            let (yc, ac) = (filled(yc, 0.0), filled(ac, 0));
             let planes = yc
                 .chunks_exact_mut(plane_out)
                 .zip(ac.chunks_exact_mut(plane_out));
@@ -129,6 +134,12 @@ pub(crate) fn max_pool(g: &PoolGeom, x: &[f32], t: usize) -> (Vec<f32>, Vec<u32>
             }
         },
     );
+    // SAFETY: the chunks cover all `n` values of both buffers, and every
+    // task filled its chunks (`filled`) before writing them.
+    unsafe {
+        y.set_len(n);
+        arg.set_len(n);
+    }
     (y, arg)
 }
 

@@ -10,7 +10,9 @@
 
 use crate::tensor::par::{for_blocks, per_channel};
 use crate::tensor::simd::{avx512, wide_fn};
+use crate::tensor::{team, threads};
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 /// `(Σ a, Σ a·b)` over two equal-length slices, in `f64`, with `a` read as
 /// given and `b` shifted by `-kb`. Eight independent lanes keep the adds
@@ -221,9 +223,11 @@ wide_fn! {
 // row order.
 
 wide_fn! {
-    /// `s[ch] += Σ (x − k[ch])`, `q[ch] += Σ (x − k[ch])²` over the rows.
-    fn rows_moments(x: &[f32], k: &[f64], s: &mut [f64], q: &mut [f64]) {
-        for row in x.chunks_exact(k.len()) {
+    /// `s[ch] += Σ (x − k[ch])`, `q[ch] += Σ (x − k[ch])²` over the rows, for
+    /// the channels `c0..c0 + k.len()` of `c`.
+    fn rows_moments(x: &[f32], c: usize, c0: usize, k: &[f64], s: &mut [f64], q: &mut [f64]) {
+        for row in x.chunks_exact(c) {
+            let row = &row[c0..c0 + k.len()];
             for (((s, q), &v), &kc) in s.iter_mut().zip(q.iter_mut()).zip(row).zip(k) {
                 let d = v as f64 - kc;
                 *s += d;
@@ -234,10 +238,12 @@ wide_fn! {
 }
 
 wide_fn! {
-    /// `sg[ch] += Σ g`, `sgx[ch] += Σ g·(x − μ[ch])` over the rows.
-    fn rows_dot_sums(g: &[f32], x: &[f32], mu: &[f64], sg: &mut [f64], sgx: &mut [f64]) {
-        let c = mu.len();
+    /// `sg[ch] += Σ g`, `sgx[ch] += Σ g·(x − μ[ch])` over the rows, for the
+    /// channels `c0..c0 + mu.len()` of `c`.
+    fn rows_dot_sums(g: &[f32], x: &[f32], c: usize, c0: usize, mu: &[f64], sg: &mut [f64], sgx: &mut [f64]) {
+        let r = c0..c0 + mu.len();
         for (gr, xr) in g.chunks_exact(c).zip(x.chunks_exact(c)) {
+            let (gr, xr) = (&gr[r.clone()], &xr[r.clone()]);
             for ((((s, p), &gv), &xv), &m) in
                 sg.iter_mut().zip(sgx.iter_mut()).zip(gr).zip(xr).zip(mu)
             {
@@ -277,6 +283,55 @@ wide_fn! {
     }
 }
 
+/// The fewest values of an `[N, C]` pass that is split over the threads.
+const ROWS_SPLIT: usize = 1 << 14;
+
+/// `f(range)` for the channels of an `[N, C]` pass of `size` values, cut
+/// into one range per kernel thread (a single range when the pass is
+/// small), the results in channel order. Each channel's sums walk the rows
+/// in order whatever the cut, so they do not depend on it.
+fn by_channel_ranges<R: Send>(
+    c: usize,
+    size: usize,
+    f: impl Fn(Range<usize>) -> R + Sync,
+) -> Vec<R> {
+    let t = if size >= ROWS_SPLIT {
+        threads().min(c)
+    } else {
+        1
+    };
+    if t <= 1 {
+        return vec![f(0..c)];
+    }
+    let per = c.div_ceil(t);
+    let ranges: Vec<_> = (0..c)
+        .step_by(per)
+        .map(|c0| c0..(c0 + per).min(c))
+        .collect();
+    team::map(ranges, |_, r| f(r))
+}
+
+/// `f(first row, rows)` for blocks of whole rows of an `[N, C]` output, one
+/// block per kernel thread (a single block when the pass is small).
+fn by_row_blocks(
+    out: &mut [MaybeUninit<f32>],
+    c: usize,
+    f: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) {
+    let rows = out.len() / c.max(1);
+    let t = if out.len() >= ROWS_SPLIT {
+        threads().min(rows)
+    } else {
+        1
+    };
+    if t <= 1 {
+        return f(0, out);
+    }
+    let per = rows.div_ceil(t);
+    let blocks: Vec<_> = out.chunks_mut(per * c).enumerate().collect();
+    team::map(blocks, |_, (i, o)| f(i * per, o));
+}
+
 /// Per-channel `(Σ (x−k), Σ (x−k)²)` of `x` (`[N, C, inner]`), in `f64`,
 /// with `k = shift[ch]`.
 pub(crate) fn shifted_sums(
@@ -285,18 +340,19 @@ pub(crate) fn shifted_sums(
     inner: usize,
     shift: &[f64],
 ) -> (Vec<f64>, Vec<f64>) {
-    let mut s = vec![0f64; c];
-    let mut q = vec![0f64; c];
     if inner == 1 {
-        rows_moments(x, shift, &mut s, &mut q);
+        let parts = by_channel_ranges(c, x.len(), |r| {
+            let (mut s, mut q) = (vec![0f64; r.len()], vec![0f64; r.len()]);
+            rows_moments(x, c, r.start, &shift[r], &mut s, &mut q);
+            (s, q)
+        });
+        let (s, q): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+        (s.concat(), q.concat())
     } else {
-        let sums = per_channel(c, x.len(), |ch| channel_moments(x, c, inner, ch, shift[ch]));
-        for (ch, (a, b)) in sums.into_iter().enumerate() {
-            s[ch] = a;
-            q[ch] = b;
-        }
+        per_channel(c, x.len(), |ch| channel_moments(x, c, inner, ch, shift[ch]))
+            .into_iter()
+            .unzip()
     }
-    (s, q)
 }
 
 /// `out = (x − μ)·a + b` per channel of `x: [N, C, inner]` (`a`, `b`, `μ`
@@ -311,7 +367,9 @@ pub(crate) fn affine_per_channel(
     b: &[f32],
 ) {
     if inner == 1 {
-        rows_affine(out, x, [mu, a, b]);
+        by_row_blocks(out, c, |first, o| {
+            rows_affine(o, &x[first * c..first * c + o.len()], [mu, a, b])
+        });
     } else {
         for_blocks(out, inner, |i, yb| {
             let ch = i % c;
@@ -349,20 +407,21 @@ pub(crate) fn dot_sums_per_channel(
     inner: usize,
     mu: &[f64],
 ) -> (Vec<f64>, Vec<f64>) {
-    let mut sg = vec![0f64; c];
-    let mut sgx = vec![0f64; c];
     if inner == 1 {
-        rows_dot_sums(g, x, mu, &mut sg, &mut sgx);
-    } else {
-        let sums = per_channel(c, x.len(), |ch| {
-            channel_dot_sums(g, x, c, inner, ch, mu[ch])
+        let parts = by_channel_ranges(c, x.len(), |r| {
+            let (mut sg, mut sgx) = (vec![0f64; r.len()], vec![0f64; r.len()]);
+            rows_dot_sums(g, x, c, r.start, &mu[r], &mut sg, &mut sgx);
+            (sg, sgx)
         });
-        for (ch, (a, b)) in sums.into_iter().enumerate() {
-            sg[ch] = a;
-            sgx[ch] = b;
-        }
+        let (sg, sgx): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+        (sg.concat(), sgx.concat())
+    } else {
+        per_channel(c, x.len(), |ch| {
+            channel_dot_sums(g, x, c, inner, ch, mu[ch])
+        })
+        .into_iter()
+        .unzip()
     }
-    (sg, sgx)
 }
 
 /// Batch norm's `∂x`: `out = a·g + b·(x − μ) + k` per channel of
@@ -378,7 +437,11 @@ pub(crate) fn grad_per_channel(
     training: bool,
 ) {
     if inner == 1 {
-        rows_grad(out, g, x, coef);
+        let c = coef[3].len();
+        by_row_blocks(out, c, |first, o| {
+            let r = first * c..first * c + o.len();
+            rows_grad(o, &g[r.clone()], &x[r], coef)
+        });
     } else {
         let [a, b, k, mu] = coef;
         let c = mu.len();
@@ -398,6 +461,77 @@ pub(crate) fn grad_per_channel(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::tensor::set_threads;
+
+    /// `[N, C]` passes split over threads (by channels for the sums, by
+    /// rows for the maps) give the bits of the plain row-order loops.
+    #[test]
+    fn rows_passes_are_the_same_for_any_thread_count() {
+        let (n, c) = (300, 70);
+        let x: Vec<f32> = (0..n * c)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        let g: Vec<f32> = (0..n * c)
+            .map(|i| ((i * 11 % 89) as f32 - 40.0) / 3.0)
+            .collect();
+        let k: Vec<f64> = (0..c).map(|ch| x[ch] as f64).collect();
+        let coef: Vec<Vec<f32>> = (0..4)
+            .map(|j| (0..c).map(|ch| (ch + j) as f32 * 0.01).collect())
+            .collect();
+        // The plain loops, row by row.
+        let (mut s, mut q, mut sg, mut sgx) =
+            (vec![0f64; c], vec![0f64; c], vec![0f64; c], vec![0f64; c]);
+        for (xr, gr) in x.chunks_exact(c).zip(g.chunks_exact(c)) {
+            for ch in 0..c {
+                let d = xr[ch] as f64 - k[ch];
+                s[ch] += d;
+                q[ch] += d * d;
+                let gv = gr[ch] as f64;
+                sg[ch] += gv;
+                sgx[ch] += gv * (xr[ch] as f64 - k[ch]);
+            }
+        }
+        let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        let mut maps = None;
+        for t in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap();
+            let got = pool.install(|| {
+                set_threads(t);
+                let moments = shifted_sums(&x, c, 1, &k);
+                let dots = dot_sums_per_channel(&g, &x, c, 1, &k);
+                let mut y = vec![MaybeUninit::new(f32::NAN); n * c];
+                affine_per_channel(&x, &mut y, c, 1, &coef[0], &coef[1], &coef[2]);
+                let mut o = vec![MaybeUninit::new(f32::NAN); n * c];
+                let cf = [&coef[0][..], &coef[1][..], &coef[2][..], &coef[3][..]];
+                grad_per_channel(&mut o, &g, &x, 1, cf, true);
+                set_threads(0);
+                // SAFETY: initialized to NaN above (and overwritten).
+                let read = |v: Vec<MaybeUninit<f32>>| -> Vec<u32> {
+                    v.iter()
+                        .map(|e| unsafe { e.assume_init() }.to_bits())
+                        .collect()
+                };
+                (moments, dots, read(y), read(o))
+            });
+            let ((ms, mq), (dg, dgx), y, o) = got;
+            assert_eq!((bits(&ms), bits(&mq)), (bits(&s), bits(&q)), "{t} threads");
+            assert_eq!(
+                (bits(&dg), bits(&dgx)),
+                (bits(&sg), bits(&sgx)),
+                "{t} threads"
+            );
+            assert!(y.iter().chain(&o).all(|&b| !f32::from_bits(b).is_nan()));
+            match &maps {
+                None => maps = Some((y, o)),
+                Some((y1, o1)) => assert!(*y1 == y && *o1 == o, "{t} threads"),
+            }
+        }
+    }
+
     /// The AVX-512 lanes (where the CPU has them) give the plain loops' bits.
     #[test]
     fn channel_sums_are_the_plain_loops() {

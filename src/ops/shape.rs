@@ -5,6 +5,7 @@
 //! transpose moves the values (its backward transposes the gradient back).
 
 use crate::autograd::Backward;
+use crate::tensor::par;
 use crate::{Graph, Tensor, Var};
 
 struct ReshapeBack;
@@ -71,7 +72,8 @@ impl Backward for TransposeBack {
 impl Graph {
     /// The same values under `shape` (same number of elements).
     pub fn reshape(&mut self, x: Var, shape: &[usize]) -> Var {
-        let v = self.value(x).clone().reshape(shape);
+        let v = self.value(x);
+        let v = Tensor::from_vec(v.shape().to_vec(), par::copied(v.data())).reshape(shape);
         self.push("reshape", v, &[x], ReshapeBack)
     }
 

@@ -6,7 +6,7 @@
 use crate::tensor::direct_conv::{self, DirectConv};
 use crate::tensor::par::map_tasks;
 use crate::tensor::window::valid;
-use crate::tensor::{add_into, copy_short, matmul_into, matmul_serial_into, sum_lanes, Trans};
+use crate::tensor::{add_into, as_uninit, copy_short, matmul_into, matmul_serial_into, sum_lanes, Trans};
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -122,14 +122,6 @@ fn zero_short(dst: &mut [MaybeUninit<f32>]) {
     } else {
         dst.fill(MaybeUninit::new(0.0));
     }
-}
-
-/// `x` seen as possibly-uninitialized values, to copy from into an
-/// [`im2col`] output.
-fn as_uninit(x: &[f32]) -> &[MaybeUninit<f32>] {
-    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and reading an
-    // initialized value through it is always sound.
-    unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
 }
 
 /// An initialized `f32` buffer as a destination for [`im2col`] (which only

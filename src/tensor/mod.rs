@@ -24,6 +24,14 @@ pub(crate) use matmul::{matmul_on, PackedRhs};
 
 use std::fmt;
 
+/// `x` seen as possibly-uninitialized values, to copy from into a buffer
+/// being written.
+pub(crate) fn as_uninit(x: &[f32]) -> &[std::mem::MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and reading an
+    // initialized value through it is always sound.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
+}
+
 /// `x` with every value set to `v`, as the initialized values.
 pub(crate) fn filled<T: Copy>(x: &mut [std::mem::MaybeUninit<T>], v: T) -> &mut [T] {
     for e in x.iter_mut() {
@@ -210,9 +218,7 @@ impl Tensor {
         let t = threads().min(idx.len());
         let copy = |first: usize, out: &mut [std::mem::MaybeUninit<f32>]| {
             for (o, &i) in out.chunks_exact_mut(row.max(1)).zip(&idx[first..]) {
-                for (d, &v) in o.iter_mut().zip(&self.data[i * row..(i + 1) * row]) {
-                    d.write(v);
-                }
+                o.copy_from_slice(as_uninit(&self.data[i * row..(i + 1) * row]));
             }
         };
         let data = par::written(n, |out| {

@@ -11,7 +11,7 @@
 //! Every element is computed by the same code whatever the split, so results
 //! do not depend on the thread count.
 
-use super::{team, threads};
+use super::{as_uninit, team, threads};
 use std::mem::MaybeUninit;
 
 /// A new buffer of `n` values, every one written by `write` (none zeroed
@@ -23,6 +23,26 @@ pub(crate) fn written(n: usize, write: impl FnOnce(&mut [MaybeUninit<f32>])) -> 
     // capacity is at least `n`.
     unsafe { v.set_len(n) };
     v
+}
+
+/// The fewest values [`copied`] splits over the kernel threads.
+const COPY_SPLIT: usize = 1 << 14;
+
+/// A copy of `x`, made on every kernel thread from 16 384 values on (a
+/// batch's copy waits on memory more than on the core).
+pub(crate) fn copied(x: &[f32]) -> Vec<f32> {
+    written(x.len(), |out| {
+        let t = threads();
+        if t > 1 && x.len() >= COPY_SPLIT {
+            let per = x.len().div_ceil(t);
+            let jobs: Vec<_> = out.chunks_mut(per).enumerate().collect();
+            team::map(jobs, |_, (j, o)| {
+                o.copy_from_slice(as_uninit(&x[j * per..j * per + o.len()]))
+            });
+        } else {
+            out.copy_from_slice(as_uninit(x));
+        }
+    })
 }
 
 /// Values per parallel chunk (128 KiB of `f32`): big enough to amortize a

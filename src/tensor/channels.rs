@@ -379,9 +379,11 @@ pub(crate) fn affine_per_channel(
 }
 
 wide_fn! {
-    /// `acc[ch] += Σ x[.., ch]` over the rows of `x: [N, C]`, row by row.
-    fn rows_sums(x: &[f32], acc: &mut [f64]) {
-        for row in x.chunks_exact(acc.len()) {
+    /// `acc[ch] += Σ x[.., ch]` over the rows of `x: [N, C]`, row by row,
+    /// for the channels `c0..c0 + acc.len()` of `c`.
+    fn rows_sums(x: &[f32], c: usize, c0: usize, acc: &mut [f64]) {
+        for row in x.chunks_exact(c) {
+            let row = &row[c0..c0 + acc.len()];
             for (a, &v) in acc.iter_mut().zip(row) {
                 *a += v as f64;
             }
@@ -391,11 +393,15 @@ wide_fn! {
 
 /// The column sums of `x: [N, C]` in `f64`, each in row order.
 pub(crate) fn column_sums(x: &[f32], c: usize) -> Vec<f64> {
-    let mut acc = vec![0f64; c];
-    if c > 0 {
-        rows_sums(x, &mut acc);
+    if c == 0 {
+        return Vec::new();
     }
-    acc
+    by_channel_ranges(c, x.len(), |r| {
+        let mut acc = vec![0f64; r.len()];
+        rows_sums(x, c, r.start, &mut acc);
+        acc
+    })
+    .concat()
 }
 
 /// Per-channel `(Σ g, Σ g·(x − μ))` of `g, x: [N, C, inner]`, in `f64`,
@@ -502,6 +508,7 @@ mod tests {
             let got = pool.install(|| {
                 set_threads(t);
                 let moments = shifted_sums(&x, c, 1, &k);
+                let columns = column_sums(&x, c);
                 let dots = dot_sums_per_channel(&g, &x, c, 1, &k);
                 let mut y = vec![MaybeUninit::new(f32::NAN); n * c];
                 affine_per_channel(&x, &mut y, c, 1, &coef[0], &coef[1], &coef[2]);
@@ -515,9 +522,18 @@ mod tests {
                         .map(|e| unsafe { e.assume_init() }.to_bits())
                         .collect()
                 };
-                (moments, dots, read(y), read(o))
+                (moments, dots, columns, read(y), read(o))
             });
-            let ((ms, mq), (dg, dgx), y, o) = got;
+            let ((ms, mq), (dg, dgx), columns, y, o) = got;
+            let plain: Vec<f64> = (0..c)
+                .map(|ch| {
+                    x.iter()
+                        .skip(ch)
+                        .step_by(c)
+                        .fold(0f64, |a, &v| a + v as f64)
+                })
+                .collect();
+            assert_eq!(bits(&columns), bits(&plain), "{t} threads");
             assert_eq!((bits(&ms), bits(&mq)), (bits(&s), bits(&q)), "{t} threads");
             assert_eq!(
                 (bits(&dg), bits(&dgx)),

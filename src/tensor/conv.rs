@@ -6,7 +6,9 @@
 use crate::tensor::direct_conv::{self, DirectConv};
 use crate::tensor::par::map_tasks;
 use crate::tensor::window::valid;
-use crate::tensor::{add_into, as_uninit, copy_short, matmul_into, matmul_serial_into, sum_lanes, Trans};
+use crate::tensor::{
+    add_into, as_uninit, copy_short, matmul_into, matmul_serial_into, sum_lanes, team, Trans,
+};
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -440,15 +442,58 @@ pub(crate) fn conv_backward(
         }
         (dw, db)
     });
-    let mut dw = needs_w.then(|| vec![0.0f32; o * k]);
-    let mut db = needs_b.then(|| vec![0.0f32; o]);
-    for (pw, pb) in &partials {
-        if let Some(dw) = &mut dw {
-            add_into(dw, pw);
+    let (pw, pb): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
+    let dw = needs_w.then(|| sum_in_order(&pw, o * k, t));
+    let db = needs_b.then(|| sum_in_order(&pb, o, t));
+    (dx, dw, db)
+}
+
+/// `0 + p₀ + p₁ + …` value by value (the partial gradients of the chunks,
+/// added in chunk order), each thread summing every partial over its own
+/// range of values once there is enough to add (up to `t` threads): the
+/// same sums in the same order whatever the split.
+fn sum_in_order(parts: &[Vec<f32>], len: usize, t: usize) -> Vec<f32> {
+    let t = t.min(len / 16);
+    let add = |r: std::ops::Range<usize>| {
+        let mut acc = vec![0.0f32; r.len()];
+        for p in parts {
+            add_into(&mut acc, &p[r.clone()]);
         }
-        if let Some(db) = &mut db {
-            add_into(db, pb);
+        acc
+    };
+    if t <= 1 || parts.len() * len < 1 << 16 {
+        return add(0..len);
+    }
+    let per = len.div_ceil(t).next_multiple_of(16);
+    let ranges: Vec<_> = (0..len)
+        .step_by(per)
+        .map(|a| a..(a + per).min(len))
+        .collect();
+    team::map(ranges, |_, r| add(r)).concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sum_in_order;
+
+    #[test]
+    fn partial_sums_are_added_in_order_whatever_the_split() {
+        let parts: Vec<Vec<f32>> = (0..40)
+            .map(|p| {
+                (0..3000)
+                    .map(|i| ((i * 31 + p * 7) % 97) as f32 * 0.37 - 11.0)
+                    .collect()
+            })
+            .collect();
+        let plain: Vec<u32> = (0..3000)
+            .map(|i| parts.iter().fold(0.0f32, |a, p| a + p[i]).to_bits())
+            .collect();
+        for t in [1, 2, 3, 8] {
+            let got: Vec<u32> = sum_in_order(&parts, 3000, t)
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            assert_eq!(got, plain, "{t} threads");
         }
     }
-    (dx, dw, db)
 }

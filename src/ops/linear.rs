@@ -9,7 +9,9 @@
 //! `∂x` is skipped when `x` needs no gradient (the data batch).
 
 use crate::autograd::Backward;
-use crate::tensor::{matmul, matmul_into, matmul_on, team, threads, Trans};
+use crate::tensor::channels::column_sums_f32;
+use crate::tensor::par::{for_blocks, written};
+use crate::tensor::{as_uninit, matmul, matmul_into, matmul_on, team, threads, Trans};
 use crate::{Graph, Tensor, Var};
 
 /// Forward of `linear` on plain tensors.
@@ -33,11 +35,12 @@ pub fn linear_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
                 "linear: bias shape vs weight {:?}",
                 w.shape()
             );
-            // Every row starts as the bias; the product is added to it.
-            let mut y = Vec::with_capacity(m * out_f);
-            for _ in 0..m {
-                y.extend_from_slice(b.data());
-            }
+            // Every row starts as the bias (the rows filled on all threads
+            // for a large batch); the product is added to it.
+            let bias = as_uninit(b.data());
+            let mut y = written(m * out_f, |out| {
+                for_blocks(out, out_f, |_, row| row.copy_from_slice(bias))
+            });
             matmul_into(
                 &mut y,
                 x.data(),
@@ -89,15 +92,10 @@ impl Backward for LinearBack {
         };
         let mut res = vec![gx, gw];
         if inp.len() == 3 {
-            res.push(needs[2].then(|| {
-                let mut gb = vec![0.0f32; out_f];
-                for row in g.data().chunks(out_f) {
-                    for (a, &v) in gb.iter_mut().zip(row) {
-                        *a += v;
-                    }
-                }
-                Tensor::from_vec(vec![out_f], gb)
-            }));
+            // ∂b: the column sums of δ, each in row order.
+            res.push(
+                needs[2].then(|| Tensor::from_vec(vec![out_f], column_sums_f32(g.data(), out_f))),
+            );
         }
         res
     }

@@ -404,6 +404,32 @@ pub(crate) fn column_sums(x: &[f32], c: usize) -> Vec<f64> {
     .concat()
 }
 
+wide_fn! {
+    /// [`rows_sums`] in `f32` (a linear layer's bias gradient, as PyTorch
+    /// sums it).
+    fn rows_sums_f32(x: &[f32], c: usize, c0: usize, acc: &mut [f32]) {
+        for row in x.chunks_exact(c) {
+            let row = &row[c0..c0 + acc.len()];
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+    }
+}
+
+/// The column sums of `x: [N, C]` in `f32`, each in row order.
+pub(crate) fn column_sums_f32(x: &[f32], c: usize) -> Vec<f32> {
+    if c == 0 {
+        return Vec::new();
+    }
+    by_channel_ranges(c, x.len(), |r| {
+        let mut acc = vec![0f32; r.len()];
+        rows_sums_f32(x, c, r.start, &mut acc);
+        acc
+    })
+    .concat()
+}
+
 /// Per-channel `(Σ g, Σ g·(x − μ))` of `g, x: [N, C, inner]`, in `f64`,
 /// with `μ = mu[ch]`.
 pub(crate) fn dot_sums_per_channel(
@@ -509,6 +535,7 @@ mod tests {
                 set_threads(t);
                 let moments = shifted_sums(&x, c, 1, &k);
                 let columns = column_sums(&x, c);
+                let columns_f32 = column_sums_f32(&x, c);
                 let dots = dot_sums_per_channel(&g, &x, c, 1, &k);
                 let mut y = vec![MaybeUninit::new(f32::NAN); n * c];
                 affine_per_channel(&x, &mut y, c, 1, &coef[0], &coef[1], &coef[2]);
@@ -522,9 +549,20 @@ mod tests {
                         .map(|e| unsafe { e.assume_init() }.to_bits())
                         .collect()
                 };
-                (moments, dots, columns, read(y), read(o))
+                (moments, dots, (columns, columns_f32), read(y), read(o))
             });
-            let ((ms, mq), (dg, dgx), columns, y, o) = got;
+            let ((ms, mq), (dg, dgx), (columns, columns_f32), y, o) = got;
+            let plain_f32: Vec<u32> = (0..c)
+                .map(|ch| {
+                    x.iter()
+                        .skip(ch)
+                        .step_by(c)
+                        .fold(0f32, |a, &v| a + v)
+                        .to_bits()
+                })
+                .collect();
+            let got_f32: Vec<u32> = columns_f32.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got_f32, plain_f32, "{t} threads");
             let plain: Vec<f64> = (0..c)
                 .map(|ch| {
                     x.iter()

@@ -9,7 +9,7 @@
 //! `∂x` is skipped when `x` needs no gradient (the data batch).
 
 use crate::autograd::Backward;
-use crate::tensor::channels::column_sums_f32;
+use crate::tensor::channels::column_sums;
 use crate::tensor::par::{for_blocks, written};
 use crate::tensor::{as_uninit, matmul, matmul_into, matmul_on, team, threads, Trans};
 use crate::{Graph, Tensor, Var};
@@ -93,9 +93,7 @@ impl Backward for LinearBack {
         let mut res = vec![gx, gw];
         if inp.len() == 3 {
             // ∂b: the column sums of δ, each in row order.
-            res.push(
-                needs[2].then(|| Tensor::from_vec(vec![out_f], column_sums_f32(g.data(), out_f))),
-            );
+            res.push(needs[2].then(|| Tensor::from_vec(vec![out_f], column_sums(g.data(), out_f))));
         }
         res
     }

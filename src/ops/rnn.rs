@@ -236,7 +236,7 @@ impl Backward for RnnTanhBack {
         // Both biases (whichever were given) get Σ δ over steps and rows.
         let n_bias = inp.len() - 3;
         let gb = needs[3..].iter().any(|&n| n).then(|| {
-            let acc = column_sums(&delta, h);
+            let acc = column_sums::<f64>(&delta, h);
             Tensor::from_vec(vec![h], acc.iter().map(|&v| v as f32).collect())
         });
         for k in 0..n_bias {

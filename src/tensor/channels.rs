@@ -378,53 +378,68 @@ pub(crate) fn affine_per_channel(
     }
 }
 
-wide_fn! {
-    /// `acc[ch] += Σ x[.., ch]` over the rows of `x: [N, C]`, row by row,
-    /// for the channels `c0..c0 + acc.len()` of `c`.
-    fn rows_sums(x: &[f32], c: usize, c0: usize, acc: &mut [f64]) {
-        for row in x.chunks_exact(c) {
-            let row = &row[c0..c0 + acc.len()];
-            for (a, &v) in acc.iter_mut().zip(row) {
-                *a += v as f64;
-            }
+/// What a column sum is taken in: `f64` (batch norm's statistics, the
+/// RNN's bias gradient) or `f32` (a linear layer's bias gradient, as
+/// PyTorch sums it).
+pub(crate) trait ColumnSum: Copy + Default + Send {
+    /// `self + v` in this type.
+    fn plus(self, v: f32) -> Self;
+    /// [`add_rows`] at the CPU's widest vectors.
+    fn add_rows_wide(x: &[f32], c: usize, c0: usize, acc: &mut [Self]);
+}
+
+/// `acc[j] += x[row, c0 + j]` over the rows of `x: [N, C]`, row by row.
+#[inline(always)]
+fn add_rows<A: ColumnSum>(x: &[f32], c: usize, c0: usize, acc: &mut [A]) {
+    for row in x.chunks_exact(c) {
+        let row = &row[c0..c0 + acc.len()];
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a = a.plus(v);
         }
     }
 }
 
-/// The column sums of `x: [N, C]` in `f64`, each in row order.
-pub(crate) fn column_sums(x: &[f32], c: usize) -> Vec<f64> {
-    if c == 0 {
-        return Vec::new();
+wide_fn! {
+    fn add_rows_f64(x: &[f32], c: usize, c0: usize, acc: &mut [f64]) {
+        add_rows(x, c, c0, acc)
     }
-    by_channel_ranges(c, x.len(), |r| {
-        let mut acc = vec![0f64; r.len()];
-        rows_sums(x, c, r.start, &mut acc);
-        acc
-    })
-    .concat()
 }
 
 wide_fn! {
-    /// [`rows_sums`] in `f32` (a linear layer's bias gradient, as PyTorch
-    /// sums it).
-    fn rows_sums_f32(x: &[f32], c: usize, c0: usize, acc: &mut [f32]) {
-        for row in x.chunks_exact(c) {
-            let row = &row[c0..c0 + acc.len()];
-            for (a, &v) in acc.iter_mut().zip(row) {
-                *a += v;
-            }
-        }
+    fn add_rows_f32(x: &[f32], c: usize, c0: usize, acc: &mut [f32]) {
+        add_rows(x, c, c0, acc)
     }
 }
 
-/// The column sums of `x: [N, C]` in `f32`, each in row order.
-pub(crate) fn column_sums_f32(x: &[f32], c: usize) -> Vec<f32> {
+impl ColumnSum for f64 {
+    #[inline(always)]
+    fn plus(self, v: f32) -> f64 {
+        self + v as f64
+    }
+    fn add_rows_wide(x: &[f32], c: usize, c0: usize, acc: &mut [f64]) {
+        add_rows_f64(x, c, c0, acc)
+    }
+}
+
+impl ColumnSum for f32 {
+    #[inline(always)]
+    fn plus(self, v: f32) -> f32 {
+        self + v
+    }
+    fn add_rows_wide(x: &[f32], c: usize, c0: usize, acc: &mut [f32]) {
+        add_rows_f32(x, c, c0, acc)
+    }
+}
+
+/// The column sums of `x: [N, C]`, each in row order, split by columns
+/// over the threads for a large `x`.
+pub(crate) fn column_sums<A: ColumnSum>(x: &[f32], c: usize) -> Vec<A> {
     if c == 0 {
         return Vec::new();
     }
     by_channel_ranges(c, x.len(), |r| {
-        let mut acc = vec![0f32; r.len()];
-        rows_sums_f32(x, c, r.start, &mut acc);
+        let mut acc = vec![A::default(); r.len()];
+        A::add_rows_wide(x, c, r.start, &mut acc);
         acc
     })
     .concat()
@@ -534,8 +549,8 @@ mod tests {
             let got = pool.install(|| {
                 set_threads(t);
                 let moments = shifted_sums(&x, c, 1, &k);
-                let columns = column_sums(&x, c);
-                let columns_f32 = column_sums_f32(&x, c);
+                let columns = column_sums::<f64>(&x, c);
+                let columns_f32 = column_sums::<f32>(&x, c);
                 let dots = dot_sums_per_channel(&g, &x, c, 1, &k);
                 let mut y = vec![MaybeUninit::new(f32::NAN); n * c];
                 affine_per_channel(&x, &mut y, c, 1, &coef[0], &coef[1], &coef[2]);

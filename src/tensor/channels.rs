@@ -509,7 +509,7 @@ pub(crate) fn grad_per_channel(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::set_threads;
+    use crate::tensor::with_threads;
 
     /// `[N, C]` passes split over threads (by channels for the sums, by
     /// rows for the maps) give the bits of the plain row-order loops.
@@ -542,12 +542,7 @@ mod tests {
         let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         let mut maps = None;
         for t in [1, 2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap();
-            let got = pool.install(|| {
-                set_threads(t);
+            let got = with_threads(t, || {
                 let moments = shifted_sums(&x, c, 1, &k);
                 let columns = column_sums::<f64>(&x, c);
                 let columns_f32 = column_sums::<f32>(&x, c);
@@ -557,7 +552,7 @@ mod tests {
                 let mut o = vec![MaybeUninit::new(f32::NAN); n * c];
                 let cf = [&coef[0][..], &coef[1][..], &coef[2][..], &coef[3][..]];
                 grad_per_channel(&mut o, &g, &x, 1, cf, true);
-                set_threads(0);
+
                 // SAFETY: initialized to NaN above (and overwritten).
                 let read = |v: Vec<MaybeUninit<f32>>| -> Vec<u32> {
                     v.iter()

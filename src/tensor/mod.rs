@@ -24,6 +24,22 @@ pub(crate) use matmul::{matmul_on, PackedRhs};
 
 use std::fmt;
 
+/// `f()` with `t` kernel threads (in a rayon pool of `t`), for tests that
+/// compare thread counts.
+#[cfg(test)]
+pub(crate) fn with_threads<R: Send>(t: usize, f: impl FnOnce() -> R + Send) -> R {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(t)
+        .build()
+        .expect("a thread pool");
+    pool.install(|| {
+        set_threads(t);
+        let r = f();
+        set_threads(0);
+        r
+    })
+}
+
 /// `x` seen as possibly-uninitialized values, to copy from into a buffer
 /// being written.
 pub(crate) fn as_uninit(x: &[f32]) -> &[std::mem::MaybeUninit<f32>] {
@@ -378,16 +394,7 @@ mod tests {
             .flat_map(|&i| (i * 1000..(i + 1) * 1000).map(|v| v as f32))
             .collect();
         for t in [1, 2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap();
-            let got = pool.install(|| {
-                set_threads(t);
-                let g = x.gather_rows(&idx);
-                set_threads(0);
-                g
-            });
+            let got = with_threads(t, || x.gather_rows(&idx));
             assert_eq!(got.shape(), &[29, 10, 100]);
             assert_eq!(got.data(), &want[..], "{t} threads");
         }

@@ -552,7 +552,6 @@ mod tests {
                 let mut o = vec![MaybeUninit::new(f32::NAN); n * c];
                 let cf = [&coef[0][..], &coef[1][..], &coef[2][..], &coef[3][..]];
                 grad_per_channel(&mut o, &g, &x, 1, cf, true);
-
                 // SAFETY: initialized to NaN above (and overwritten).
                 let read = |v: Vec<MaybeUninit<f32>>| -> Vec<u32> {
                     v.iter()

@@ -286,39 +286,13 @@ pub(super) unsafe fn sgemm(
                             } else if pair {
                                 for half in 0..2 {
                                     let (bh, h_step) = panel(jr + half * NR);
-                                    let mut tile = [0f32; MR * NR];
-                                    kernel(kc, ap, bh, h_step, tile.as_mut_ptr(), NR, false);
-                                    for (i, src) in tile.chunks_exact(NR).take(mr).enumerate() {
-                                        let dst = std::slice::from_raw_parts_mut(
-                                            cp.add(i * ldc + half * NR),
-                                            NR,
-                                        );
-                                        if add {
-                                            for (d, v) in dst.iter_mut().zip(src) {
-                                                *d += v;
-                                            }
-                                        } else {
-                                            dst.copy_from_slice(src);
-                                        }
-                                    }
+                                    let ch = cp.add(half * NR);
+                                    edge_tile(kc, ap, bh, h_step, ch, ldc, (mr, NR), add);
                                 }
                             } else if mr == MR && nr == NR {
                                 kernel(kc, ap, bp, b_step, cp, ldc, add);
                             } else {
-                                let mut tile = [0f32; MR * NR];
-                                kernel(kc, ap, bp, b_step, tile.as_mut_ptr(), NR, false);
-                                // Row by row as slices, so that the copy
-                                // or sum vectorizes.
-                                for (i, src) in tile.chunks_exact(NR).take(mr).enumerate() {
-                                    let dst = std::slice::from_raw_parts_mut(cp.add(i * ldc), nr);
-                                    if add {
-                                        for (d, v) in dst.iter_mut().zip(src) {
-                                            *d += v;
-                                        }
-                                    } else {
-                                        dst.copy_from_slice(&src[..nr]);
-                                    }
-                                }
+                                edge_tile(kc, ap, bp, b_step, cp, ldc, (mr, nr), add);
                             }
                         }
                         jr += if pair { 2 * NR } else { NR };
@@ -566,6 +540,38 @@ unsafe fn kernel(
     store!(3);
     store!(4);
     store!(5);
+}
+
+/// A tile at an edge of `C`, `mr × nr` (at most `MR × NR`): [`kernel`]
+/// into a scratch tile, then its corner copied into `C` (or added to it),
+/// row by row as slices so that the copy or sum vectorizes.
+///
+/// # Safety
+/// As [`kernel`] for `a` and `b`, with `C` valid for `mr` rows of `nr`
+/// values `ldc` apart.
+#[allow(clippy::too_many_arguments)]
+unsafe fn edge_tile(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    b_step: usize,
+    c: *mut f32,
+    ldc: usize,
+    (mr, nr): (usize, usize),
+    add: bool,
+) {
+    let mut tile = [0f32; MR * NR];
+    kernel(kc, a, b, b_step, tile.as_mut_ptr(), NR, false);
+    for (i, src) in tile.chunks_exact(NR).take(mr).enumerate() {
+        let dst = std::slice::from_raw_parts_mut(c.add(i * ldc), nr);
+        if add {
+            for (d, v) in dst.iter_mut().zip(src) {
+                *d += v;
+            }
+        } else {
+            dst.copy_from_slice(&src[..nr]);
+        }
+    }
 }
 
 /// The 6×32 micro-kernel with AVX-512: [`kernel`] over two panels of `B`

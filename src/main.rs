@@ -20,7 +20,7 @@ use std::process::ExitCode;
 // The allocator for training: mimalloc, keeping freed memory (see
 // `backprop::alloc`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: backprop::alloc::MiMalloc = backprop::alloc::MiMalloc;
 
 /// Train neural networks by backpropagation.
 ///

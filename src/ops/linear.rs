@@ -10,8 +10,8 @@
 
 use crate::autograd::Backward;
 use crate::tensor::channels::column_sums;
-use crate::tensor::par::{for_blocks, written};
-use crate::tensor::{as_uninit, matmul, matmul_into, matmul_on, team, threads, Trans};
+use crate::tensor::par;
+use crate::tensor::{matmul, matmul_into, matmul_on, team, threads, Trans};
 use crate::{Graph, Tensor, Var};
 
 /// Forward of `linear` on plain tensors.
@@ -35,12 +35,8 @@ pub fn linear_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
                 "linear: bias shape vs weight {:?}",
                 w.shape()
             );
-            // Every row starts as the bias (the rows filled on all threads
-            // for a large batch); the product is added to it.
-            let bias = as_uninit(b.data());
-            let mut y = written(m * out_f, |out| {
-                for_blocks(out, out_f, |_, row| row.copy_from_slice(bias))
-            });
+            // Every row starts as the bias; the product is added to it.
+            let mut y = par::repeated(b.data(), m);
             matmul_into(
                 &mut y,
                 x.data(),

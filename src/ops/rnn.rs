@@ -25,10 +25,10 @@
 
 use crate::autograd::Backward;
 use crate::tensor::channels::column_sums;
-use crate::tensor::par::{for_blocks, written};
+use crate::tensor::par;
 pub use crate::tensor::tanh::tanh_f32;
 use crate::tensor::tanh::tanh_in_place;
-use crate::tensor::{assume_init, assume_init_mut};
+use crate::tensor::{as_uninit, assume_init, assume_init_mut};
 use crate::tensor::{matmul_into, matmul_serial_into, team, threads, PackedRhs, Trans};
 use crate::{Graph, Tensor, Var};
 use std::mem::MaybeUninit;
@@ -60,12 +60,7 @@ fn dims(x: &[usize], w_ih: &[usize], w_hh: &[usize]) -> (usize, usize, usize, us
 /// others (one hand-off per pass, not one per step: with one per step, the
 /// helper thread idled for a fifth of an rnn-rows epoch).
 fn row_blocks(b: usize) -> Vec<std::ops::Range<usize>> {
-    let n = threads().clamp(1, b.max(1));
-    let per = b.div_ceil(n);
-    (0..b)
-        .step_by(per.max(1))
-        .map(|i| i..(i + per).min(b))
-        .collect()
+    par::ranges(b, threads(), 1)
 }
 
 /// One block of rows: its `T` slices of a time-major buffer, and the rows.
@@ -164,9 +159,7 @@ impl Backward for RnnTanhBack {
                 if batch_major {
                     for (k, row) in d.chunks_exact(h).enumerate() {
                         let at = (k * t + s) * h;
-                        for (o, &v) in bt[at..at + h].iter_mut().zip(row) {
-                            o.write(v);
-                        }
+                        bt[at..at + h].copy_from_slice(as_uninit(row));
                     }
                 }
                 if s > 0 {
@@ -273,13 +266,7 @@ impl Graph {
         }
         // Input projection for all steps at once, batch-major [B, T, H].
         let mut proj = match &bias {
-            Some(bias) => written(b * t * h, |out| {
-                for_blocks(out, h, |_, row| {
-                    for (r, &v) in row.iter_mut().zip(bias) {
-                        r.write(v);
-                    }
-                })
-            }),
+            Some(bias) => par::repeated(bias, b * t),
             None => vec![0f32; b * t * h],
         };
         matmul_into(
@@ -304,9 +291,7 @@ impl Graph {
                 let cur = &mut *rest[0];
                 for (k, i) in rows.clone().enumerate() {
                     let src = &proj[(i * t + s) * h..(i * t + s + 1) * h];
-                    for (c, &p) in cur[k * h..(k + 1) * h].iter_mut().zip(src) {
-                        c.write(p);
-                    }
+                    cur[k * h..(k + 1) * h].copy_from_slice(as_uninit(src));
                 }
                 // SAFETY: every value of `cur` was written just above.
                 let cur = unsafe { assume_init_mut(cur) };

@@ -8,9 +8,9 @@
 //! `inner = 1` (`[N, C]`, batch norm 1-d on features) walks rows instead,
 //! every channel at once, each channel's sums in row order.
 
-use crate::tensor::par::{for_blocks, per_channel};
+use crate::tensor::par::{by_ranges, by_row_blocks, for_blocks, per_channel, SPLIT_MIN};
 use crate::tensor::simd::{avx512, wide_fn};
-use crate::tensor::{team, threads};
+use crate::tensor::threads;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
@@ -283,53 +283,17 @@ wide_fn! {
     }
 }
 
-/// The fewest values of an `[N, C]` pass that is split over the threads.
-const ROWS_SPLIT: usize = 1 << 14;
-
 /// `f(range)` for the channels of an `[N, C]` pass of `size` values, cut
-/// into one range per kernel thread (a single range when the pass is
-/// small), the results in channel order. Each channel's sums walk the rows
-/// in order whatever the cut, so they do not depend on it.
+/// into one range per kernel thread from [`SPLIT_MIN`] values on, the
+/// results in channel order. Each channel's sums walk the rows in order
+/// whatever the cut, so they do not depend on it.
 fn by_channel_ranges<R: Send>(
     c: usize,
     size: usize,
     f: impl Fn(Range<usize>) -> R + Sync,
 ) -> Vec<R> {
-    let t = if size >= ROWS_SPLIT {
-        threads().min(c)
-    } else {
-        1
-    };
-    if t <= 1 {
-        return vec![f(0..c)];
-    }
-    let per = c.div_ceil(t);
-    let ranges: Vec<_> = (0..c)
-        .step_by(per)
-        .map(|c0| c0..(c0 + per).min(c))
-        .collect();
-    team::map(ranges, |_, r| f(r))
-}
-
-/// `f(first row, rows)` for blocks of whole rows of an `[N, C]` output, one
-/// block per kernel thread (a single block when the pass is small).
-fn by_row_blocks(
-    out: &mut [MaybeUninit<f32>],
-    c: usize,
-    f: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
-) {
-    let rows = out.len() / c.max(1);
-    let t = if out.len() >= ROWS_SPLIT {
-        threads().min(rows)
-    } else {
-        1
-    };
-    if t <= 1 {
-        return f(0, out);
-    }
-    let per = rows.div_ceil(t);
-    let blocks: Vec<_> = out.chunks_mut(per * c).enumerate().collect();
-    team::map(blocks, |_, (i, o)| f(i * per, o));
+    let t = if size >= SPLIT_MIN { threads() } else { 1 };
+    by_ranges(c, t, 1, f)
 }
 
 /// Per-channel `(Σ (x−k), Σ (x−k)²)` of `x` (`[N, C, inner]`), in `f64`,

@@ -4,10 +4,10 @@
 //! per chunk added in chunk order, so the same bits for any thread count).
 
 use crate::tensor::direct_conv::{self, DirectConv};
-use crate::tensor::par::map_tasks;
+use crate::tensor::par::{by_ranges, map_tasks};
 use crate::tensor::window::valid;
 use crate::tensor::{
-    add_into, as_uninit, copy_short, matmul_into, matmul_serial_into, sum_lanes, team, Trans,
+    add_into, as_uninit, copy_short, matmul_into, matmul_serial_into, sum_lanes, Trans,
 };
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -453,7 +453,6 @@ pub(crate) fn conv_backward(
 /// range of values once there is enough to add (up to `t` threads): the
 /// same sums in the same order whatever the split.
 fn sum_in_order(parts: &[Vec<f32>], len: usize, t: usize) -> Vec<f32> {
-    let t = t.min(len / 16);
     let add = |r: std::ops::Range<usize>| {
         let mut acc = vec![0.0f32; r.len()];
         for p in parts {
@@ -461,15 +460,12 @@ fn sum_in_order(parts: &[Vec<f32>], len: usize, t: usize) -> Vec<f32> {
         }
         acc
     };
-    if t <= 1 || parts.len() * len < 1 << 16 {
-        return add(0..len);
-    }
-    let per = len.div_ceil(t).next_multiple_of(16);
-    let ranges: Vec<_> = (0..len)
-        .step_by(per)
-        .map(|a| a..(a + per).min(len))
-        .collect();
-    team::map(ranges, |_, r| add(r)).concat()
+    let t = if parts.len() * len >= 1 << 16 {
+        t.min(len / 16)
+    } else {
+        1
+    };
+    by_ranges(len, t, 16, add).concat()
 }
 
 #[cfg(test)]

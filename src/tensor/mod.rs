@@ -88,9 +88,6 @@ pub(crate) unsafe fn assume_init_mut(x: &mut [std::mem::MaybeUninit<f32>]) -> &m
     unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast(), x.len()) }
 }
 
-/// The fewest values [`Tensor::gather_rows`] splits over the kernel threads.
-const GATHER_SPLIT: usize = 1 << 14;
-
 /// An n-dimensional row-major `f32` array.
 ///
 /// ```
@@ -230,21 +227,12 @@ impl Tensor {
     /// rows (the same values either way).
     pub fn gather_rows(&self, idx: &[usize]) -> Tensor {
         let row: usize = self.shape[1..].iter().product();
-        let n = idx.len() * row;
-        let t = threads().min(idx.len());
-        let copy = |first: usize, out: &mut [std::mem::MaybeUninit<f32>]| {
-            for (o, &i) in out.chunks_exact_mut(row.max(1)).zip(&idx[first..]) {
-                o.copy_from_slice(as_uninit(&self.data[i * row..(i + 1) * row]));
-            }
-        };
-        let data = par::written(n, |out| {
-            if t > 1 && n >= GATHER_SPLIT && row > 0 {
-                let per = idx.len().div_ceil(t);
-                let jobs: Vec<_> = out.chunks_mut(per * row).enumerate().collect();
-                team::map(jobs, |_, (j, o)| copy(j * per, o));
-            } else {
-                copy(0, out);
-            }
+        let data = par::written(idx.len() * row, |out| {
+            par::by_row_blocks(out, row, |first, block| {
+                for (o, &i) in block.chunks_exact_mut(row.max(1)).zip(&idx[first..]) {
+                    o.copy_from_slice(as_uninit(&self.data[i * row..(i + 1) * row]));
+                }
+            })
         });
         let mut shape = self.shape.clone();
         shape[0] = idx.len();

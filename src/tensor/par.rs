@@ -13,6 +13,7 @@
 
 use super::{as_uninit, team, threads};
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 /// A new buffer of `n` values, every one written by `write` (none zeroed
 /// first: a step's large activations are each written once, not twice).
@@ -25,23 +26,71 @@ pub(crate) fn written(n: usize, write: impl FnOnce(&mut [MaybeUninit<f32>])) -> 
     v
 }
 
-/// The fewest values [`copied`] splits over the kernel threads.
-const COPY_SPLIT: usize = 1 << 14;
+/// The fewest values a pass that mostly waits on memory (a copy, a gather,
+/// the row passes of an `[N, C]` tensor) splits over the kernel threads.
+pub(crate) const SPLIT_MIN: usize = 1 << 14;
 
-/// A copy of `x`, made on every kernel thread from 16 384 values on (a
-/// batch's copy waits on memory more than on the core).
+/// `0..n` cut into at most `t` consecutive ranges, each `align`·k long
+/// (the last shorter), none empty.
+pub(crate) fn ranges(n: usize, t: usize, align: usize) -> Vec<Range<usize>> {
+    let per = n.div_ceil(t.max(1)).next_multiple_of(align.max(1)).max(1);
+    (0..n).step_by(per).map(|a| a..(a + per).min(n)).collect()
+}
+
+/// `f(range)` for each of [`ranges`]`(n, t, align)`, one job of the team
+/// each (on the calling thread when there is one range), the results in
+/// order.
+pub(crate) fn by_ranges<R: Send>(
+    n: usize,
+    t: usize,
+    align: usize,
+    f: impl Fn(Range<usize>) -> R + Sync,
+) -> Vec<R> {
+    let rs = ranges(n, t, align);
+    if rs.len() <= 1 {
+        return rs.into_iter().map(f).collect();
+    }
+    team::map(rs, |_, r| f(r))
+}
+
+/// `f(first row, block)` for blocks of whole rows of `out` (`row` values a
+/// row), one block per kernel thread once `out` holds [`SPLIT_MIN`] values,
+/// else the whole of `out` on the calling thread.
+pub(crate) fn by_row_blocks<T: Send>(
+    out: &mut [T],
+    row: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let rows = out.len().checked_div(row).unwrap_or(0);
+    let t = if out.len() >= SPLIT_MIN { threads() } else { 1 };
+    let rs = ranges(rows, t, 1);
+    if rs.len() <= 1 {
+        return f(0, out);
+    }
+    let jobs: Vec<_> = out.chunks_mut(rs[0].len() * row).zip(rs).collect();
+    team::map(jobs, |_, (block, r)| f(r.start, block));
+}
+
+/// A copy of `x`, made on every kernel thread from [`SPLIT_MIN`] values on
+/// (a batch's copy waits on memory more than on the core).
 pub(crate) fn copied(x: &[f32]) -> Vec<f32> {
     written(x.len(), |out| {
-        let t = threads();
-        if t > 1 && x.len() >= COPY_SPLIT {
-            let per = x.len().div_ceil(t);
-            let jobs: Vec<_> = out.chunks_mut(per).enumerate().collect();
-            team::map(jobs, |_, (j, o)| {
-                o.copy_from_slice(as_uninit(&x[j * per..j * per + o.len()]))
-            });
-        } else {
-            out.copy_from_slice(as_uninit(x));
-        }
+        by_row_blocks(out, 1, |first, o| {
+            o.copy_from_slice(as_uninit(&x[first..first + o.len()]))
+        })
+    })
+}
+
+/// `m` copies of `row`, one after another (the bias rows a product is
+/// then added to), filled on every kernel thread for a large `m`.
+pub(crate) fn repeated(row: &[f32], m: usize) -> Vec<f32> {
+    let src = as_uninit(row);
+    written(m * row.len(), |out| {
+        by_row_blocks(out, row.len(), |_, block| {
+            for r in block.chunks_exact_mut(row.len().max(1)) {
+                r.copy_from_slice(src);
+            }
+        })
     })
 }
 
@@ -51,7 +100,13 @@ pub const CHUNK: usize = 1 << 15;
 
 /// Whether a pass over `n` values is worth splitting.
 pub fn split(n: usize) -> bool {
-    n >= 2 * CHUNK && threads() > 1
+    splits(n, CHUNK)
+}
+
+/// Whether a pass over `n` values in chunks of `chunk` is worth splitting:
+/// two chunks or more, and more than one thread.
+fn splits(n: usize, chunk: usize) -> bool {
+    n >= 2 * chunk && threads() > 1
 }
 
 /// A new buffer of `n` values, chunk by chunk: `fill(start, chunk)` must
@@ -116,7 +171,7 @@ pub fn for_chunks_of<const N: usize>(
 ) {
     debug_assert!(bufs.iter().all(|b| b.is_empty() || b.len() == n));
     let chunk = chunk.max(1);
-    if n < 2 * chunk || threads() < 2 {
+    if !splits(n, chunk) {
         return f(0, bufs);
     }
     let mut jobs: Vec<(usize, [&mut [f32]; N])> = Vec::with_capacity(n.div_ceil(chunk));

@@ -250,9 +250,7 @@ impl Tensor {
     /// `self += other`, same shapes.
     pub fn add_assign(&mut self, other: &Tensor) {
         assert_eq!(self.shape, other.shape, "add_assign shapes");
-        for (a, b) in self.data.iter_mut().zip(&other.data) {
-            *a += b;
-        }
+        add_into(&mut self.data, &other.data);
     }
 
     /// `self *= s`.

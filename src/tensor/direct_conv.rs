@@ -466,15 +466,11 @@ super::simd::wide_fn! {
     }
 }
 
-super::simd::wide_fn! {
-    /// [`drop_junk`] without a bias (`src` as it is, not `0 + src`: the
-    /// sign of a zero is kept).
-    fn drop_junk_copy(plane: &mut [MaybeUninit<f32>], src: &[f32], wo: usize, wp: usize) {
-        for (row, s) in plane.chunks_exact_mut(wo).zip(src.chunks(wp)) {
-            for (d, &v) in row.iter_mut().zip(&s[..wo]) {
-                d.write(v);
-            }
-        }
+/// [`drop_junk`] without a bias (`src` as it is, not `0 + src`: the sign
+/// of a zero is kept): a copy of each row's first `wo` values.
+fn drop_junk_copy(plane: &mut [MaybeUninit<f32>], src: &[f32], wo: usize, wp: usize) {
+    for (row, s) in plane.chunks_exact_mut(wo).zip(src.chunks(wp)) {
+        super::copy_short(row, super::as_uninit(&s[..wo]));
     }
 }
 

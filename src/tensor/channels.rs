@@ -24,24 +24,20 @@ fn dot_sums(a: &[f32], b: &[f32], kb: f64) -> (f64, f64) {
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ar, br) = (ac.remainder(), bc.remainder());
     #[cfg(target_arch = "x86_64")]
-    if avx512() {
-        // SAFETY: the CPU has AVX-512F (just checked); the chunks are whole.
+    let done = avx512() && {
+        // SAFETY: the CPU has AVX-512F (checked first); the chunks are whole.
         unsafe { lanes::dot_sums(ac.clone(), bc.clone(), kb, &mut s, &mut p) };
-    } else {
+        true
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = false;
+    if !done {
         for (x, y) in ac.zip(bc) {
             for l in 0..8 {
                 let (xa, yb) = (x[l] as f64, y[l] as f64 - kb);
                 s[l] += xa;
                 p[l] += xa * yb;
             }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    for (x, y) in ac.zip(bc) {
-        for l in 0..8 {
-            let (xa, yb) = (x[l] as f64, y[l] as f64 - kb);
-            s[l] += xa;
-            p[l] += xa * yb;
         }
     }
     let (mut ss, mut pp) = (s.iter().sum::<f64>(), p.iter().sum::<f64>());
@@ -60,24 +56,20 @@ fn shifted_moments(v: &[f32], k: f64) -> (f64, f64) {
     let c = v.chunks_exact(8);
     let r = c.remainder();
     #[cfg(target_arch = "x86_64")]
-    if avx512() {
-        // SAFETY: the CPU has AVX-512F (just checked); the chunks are whole.
-        unsafe { lanes::shifted_moments(c, k, &mut s, &mut q) };
-    } else {
+    let done = avx512() && {
+        // SAFETY: the CPU has AVX-512F (checked first); the chunks are whole.
+        unsafe { lanes::shifted_moments(c.clone(), k, &mut s, &mut q) };
+        true
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = false;
+    if !done {
         for x in c {
             for l in 0..8 {
                 let d = x[l] as f64 - k;
                 s[l] += d;
                 q[l] += d * d;
             }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    for x in c {
-        for l in 0..8 {
-            let d = x[l] as f64 - k;
-            s[l] += d;
-            q[l] += d * d;
         }
     }
     let (mut ss, mut qq) = (s.iter().sum::<f64>(), q.iter().sum::<f64>());

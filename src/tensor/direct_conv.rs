@@ -51,6 +51,30 @@ const MR: usize = 6;
 /// Output positions per forward tile.
 const NR: usize = 16;
 
+/// The taps a forward tile walks, in order: `runs` runs of `len` taps, the
+/// first from tap `start`, each run `stride` taps after the one before.
+/// All taps are one run; a tile whose kernel rows read only the zero border
+/// for some `i` skips those rows in every channel (see
+/// [`DirectConv::tile_taps`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct TapRuns {
+    start: usize,
+    len: usize,
+    stride: usize,
+    runs: usize,
+}
+
+impl TapRuns {
+    /// Every tap `t` of the runs, in order (for the portable kernel).
+    #[cfg(not(target_arch = "x86_64"))]
+    fn taps(self) -> impl Iterator<Item = usize> {
+        (0..self.runs).flat_map(move |r| {
+            let t0 = self.start + r * self.stride;
+            t0..t0 + self.len
+        })
+    }
+}
+
 /// Whether this CPU also runs the AVX-512 kernels.
 fn wide_available() -> bool {
     super::simd::avx512()
@@ -87,6 +111,9 @@ pub(crate) struct DirectConv {
     /// Whether the AVX-512 kernels run (the CPU has them; the tests turn
     /// them off to check the AVX2 ones too).
     wide: bool,
+    /// Whether forward tiles skip the kernel rows that read only the zero
+    /// border (always, but for the test that checks it keeps the bits).
+    skip_border: bool,
 }
 
 impl DirectConv {
@@ -125,6 +152,45 @@ impl DirectConv {
             wp,
             offs,
             wide: wide_available(),
+            skip_border: true,
+        }
+    }
+
+    /// The taps a forward tile of positions `q0..q1` needs. An output row
+    /// `oy` reads the padded rows `oy + i`; where all of a tile's rows (its
+    /// real ones: the last tile runs past `Ho·Wp`) read zero padding for a
+    /// kernel row `i`, that row's taps add `w·0` to every sum, and are
+    /// skipped in every channel. The sums keep their bits: each starts at
+    /// `+0`, which adding `±0` leaves `+0`, and adding `±0` to a non-zero
+    /// value changes nothing. The transposed convolution of `∂x`, whose
+    /// input is `δ` with a border of `kh − 1 − ph` rows, skips a fifth of
+    /// its taps for LeNet's second layer.
+    fn tile_taps(&self, q0: usize, q1: usize) -> TapRuns {
+        let (kh, kw, taps) = (self.kh, self.kw, self.offs.len());
+        let all = TapRuns {
+            start: 0,
+            len: taps,
+            stride: 0,
+            runs: 1,
+        };
+        if !self.skip_border {
+            return all;
+        }
+        // The real output rows of the tile: `a..=b`.
+        let a = q0 / self.wp;
+        let b = ((q1 - 1) / self.wp).min(self.ho - 1);
+        // Row `i` reads some of the image iff `ph ≤ oy + i < ph + h` for
+        // some `oy` in `a..=b`.
+        let lo = self.ph.saturating_sub(b).min(kh);
+        let hi = (self.ph + self.h).saturating_sub(a).clamp(lo, kh);
+        if (lo, hi) == (0, kh) {
+            return all;
+        }
+        TapRuns {
+            start: lo * kw,
+            len: (hi - lo) * kw,
+            stride: kh * kw,
+            runs: self.c,
         }
     }
 
@@ -164,6 +230,7 @@ impl DirectConv {
                 (self.kh - 1 - self.ph, self.kw - 1 - self.pw),
             );
             t.wide = self.wide;
+            t.skip_border = self.skip_border;
             t
         })
     }
@@ -252,7 +319,9 @@ impl DirectConv {
                 // is only used where `available()` holds (`Geom::direct` in
                 // src/ops/conv.rs; the test below returns early otherwise),
                 // and AVX-512 when `wide` (`wide_available()`). `a` holds
-                // taps×6 values; every read of `xpad` is at `off(t) + q`
+                // taps×6 values and `tile_taps` names taps below `taps`
+                // (runs of `len ≤ kw·kh` from `start + r·kh·kw`, `start +
+                // len ≤ kh·kw`, `r < C`); every read of `xpad` is at `off(t) + q`
                 // with `q < qn ≤ Ho·Wp + 15`, below its length (see
                 // `xpad_len`); the 6 rows of 16 (or 32, when `q0 + 32 ≤
                 // qn`) written start at `(6p + r)·qn + q0` and end within
@@ -261,11 +330,13 @@ impl DirectConv {
                     let (x, c) = (x.add(q0), c.add(p * MR * qn + q0));
                     #[cfg(target_arch = "x86_64")]
                     if self.wide && q0 + 2 * NR <= qn {
-                        tile_wide(taps, a.as_ptr(), x, &self.offs, c, qn);
+                        let runs = self.tile_taps(q0, q0 + 2 * NR);
+                        tile_wide(runs, a.as_ptr(), x, &self.offs, c, qn);
                         q0 += 2 * NR;
                         continue;
                     }
-                    tile(taps, a.as_ptr(), x, &self.offs, c, qn);
+                    let runs = self.tile_taps(q0, q0 + NR);
+                    tile(runs, a.as_ptr(), x, &self.offs, c, qn);
                 }
                 q0 += NR;
             }
@@ -545,39 +616,50 @@ unsafe fn cols_product(
 }
 
 /// The forward micro-kernel: `c[r, 0..16] = Σ_t a[t·6 + r] · x[offs[t] + 0..16]`
-/// for the 6 rows `r`, stored with row stride `ldc`.
+/// over the taps `t` of `runs` in order, for the 6 rows `r`, stored with
+/// row stride `ldc`.
 ///
 /// # Safety
 /// - The CPU supports AVX2 and FMA ([`available`]).
-/// - `a` is valid for reads of `taps·6` initialized floats, and for every
-///   `t < taps`, `x + offs[t]` for reads of 16 (`offs` itself is
+/// - For every tap `t` of `runs`, `a + t·6` is valid for reads of 6
+///   initialized floats and `x + offs[t]` for reads of 16 (`offs` itself is
 ///   bounds-checked).
 /// - For every row `r < 6`, `c + r·ldc` is valid for writes of 16 floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile(taps: usize, a: *const f32, x: *const f32, offs: &[usize], c: *mut f32, ldc: usize) {
+unsafe fn tile(
+    runs: TapRuns,
+    a: *const f32,
+    x: *const f32,
+    offs: &[usize],
+    c: *mut f32,
+    ldc: usize,
+) {
     let z = _mm256_setzero_ps();
     let mut acc = [[z; 2]; MR];
-    let mut a = a;
-    for &off in &offs[..taps] {
-        let b = x.add(off);
-        let b0 = _mm256_loadu_ps(b);
-        let b1 = _mm256_loadu_ps(b.add(8));
-        // Fully unrolled over the six rows: `acc` stays in 12 registers.
-        macro_rules! row {
-            ($i:literal) => {
-                let ai = _mm256_broadcast_ss(&*a.add($i));
-                acc[$i][0] = _mm256_fmadd_ps(ai, b0, acc[$i][0]);
-                acc[$i][1] = _mm256_fmadd_ps(ai, b1, acc[$i][1]);
-            };
+    for r in 0..runs.runs {
+        let t0 = runs.start + r * runs.stride;
+        let mut a = a.add(t0 * MR);
+        for &off in &offs[t0..t0 + runs.len] {
+            let b = x.add(off);
+            let b0 = _mm256_loadu_ps(b);
+            let b1 = _mm256_loadu_ps(b.add(8));
+            // Fully unrolled over the six rows: `acc` stays in 12 registers.
+            macro_rules! row {
+                ($i:literal) => {
+                    let ai = _mm256_broadcast_ss(&*a.add($i));
+                    acc[$i][0] = _mm256_fmadd_ps(ai, b0, acc[$i][0]);
+                    acc[$i][1] = _mm256_fmadd_ps(ai, b1, acc[$i][1]);
+                };
+            }
+            row!(0);
+            row!(1);
+            row!(2);
+            row!(3);
+            row!(4);
+            row!(5);
+            a = a.add(MR);
         }
-        row!(0);
-        row!(1);
-        row!(2);
-        row!(3);
-        row!(4);
-        row!(5);
-        a = a.add(MR);
     }
     for (i, r) in acc.iter().enumerate() {
         _mm256_storeu_ps(c.add(i * ldc), r[0]);
@@ -586,7 +668,7 @@ unsafe fn tile(taps: usize, a: *const f32, x: *const f32, offs: &[usize], c: *mu
 }
 
 /// [`tile`] for 32 positions, with AVX-512: `c[r, 0..32] = Σ_t a[t·6 + r] ·
-/// x[offs[t] + 0..32]`, each sum over the taps in the same order.
+/// x[offs[t] + 0..32]`, each sum over the taps of `runs` in the same order.
 ///
 /// # Safety
 /// As [`tile`] with 32 for 16, and the CPU supports AVX-512F
@@ -594,7 +676,7 @@ unsafe fn tile(taps: usize, a: *const f32, x: *const f32, offs: &[usize], c: *mu
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn tile_wide(
-    taps: usize,
+    runs: TapRuns,
     a: *const f32,
     x: *const f32,
     offs: &[usize],
@@ -603,26 +685,29 @@ unsafe fn tile_wide(
 ) {
     let z = _mm512_setzero_ps();
     let mut acc = [[z; 2]; MR];
-    let mut a = a;
-    for &off in &offs[..taps] {
-        let b = x.add(off);
-        let b0 = _mm512_loadu_ps(b);
-        let b1 = _mm512_loadu_ps(b.add(16));
-        // Fully unrolled over the six rows: `acc` stays in 12 registers.
-        macro_rules! row {
-            ($i:literal) => {
-                let ai = _mm512_set1_ps(*a.add($i));
-                acc[$i][0] = _mm512_fmadd_ps(ai, b0, acc[$i][0]);
-                acc[$i][1] = _mm512_fmadd_ps(ai, b1, acc[$i][1]);
-            };
+    for r in 0..runs.runs {
+        let t0 = runs.start + r * runs.stride;
+        let mut a = a.add(t0 * MR);
+        for &off in &offs[t0..t0 + runs.len] {
+            let b = x.add(off);
+            let b0 = _mm512_loadu_ps(b);
+            let b1 = _mm512_loadu_ps(b.add(16));
+            // Fully unrolled over the six rows: `acc` stays in 12 registers.
+            macro_rules! row {
+                ($i:literal) => {
+                    let ai = _mm512_set1_ps(*a.add($i));
+                    acc[$i][0] = _mm512_fmadd_ps(ai, b0, acc[$i][0]);
+                    acc[$i][1] = _mm512_fmadd_ps(ai, b1, acc[$i][1]);
+                };
+            }
+            row!(0);
+            row!(1);
+            row!(2);
+            row!(3);
+            row!(4);
+            row!(5);
+            a = a.add(MR);
         }
-        row!(0);
-        row!(1);
-        row!(2);
-        row!(3);
-        row!(4);
-        row!(5);
-        a = a.add(MR);
     }
     for (i, r) in acc.iter().enumerate() {
         _mm512_storeu_ps(c.add(i * ldc), r[0]);
@@ -732,16 +817,24 @@ unsafe fn hsum(v: __m256) -> f32 {
 /// Portable [`tile`] (same arithmetic, one lane at a time).
 ///
 /// # Safety
-/// As the x86-64 [`tile`], less the CPU features: `a` is valid for reads of
-/// `taps·6` initialized floats, `x + offs[t]` for reads of 16 for every
-/// `t < taps`, and `c + r·ldc` for writes of 16 for every row `r < 6`.
+/// As the x86-64 [`tile`], less the CPU features: for every tap `t` of
+/// `runs`, `a + t·6` is valid for reads of 6 initialized floats and
+/// `x + offs[t]` for reads of 16, and `c + r·ldc` for writes of 16 for
+/// every row `r < 6`.
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn tile(taps: usize, a: *const f32, x: *const f32, offs: &[usize], c: *mut f32, ldc: usize) {
+unsafe fn tile(
+    runs: TapRuns,
+    a: *const f32,
+    x: *const f32,
+    offs: &[usize],
+    c: *mut f32,
+    ldc: usize,
+) {
     for r in 0..MR {
         for l in 0..NR {
             let mut acc = 0f32;
-            for (t, &off) in offs[..taps].iter().enumerate() {
-                acc = (*a.add(t * MR + r)).mul_add(*x.add(off + l), acc);
+            for t in runs.taps() {
+                acc = (*a.add(t * MR + r)).mul_add(*x.add(offs[t] + l), acc);
             }
             *c.add(r * ldc + l) = acc;
         }
@@ -831,6 +924,55 @@ mod tests {
             }
         }
         (y, dw, dx)
+    }
+
+    /// Skipping the kernel rows that read only the zero border keeps every
+    /// bit of the forward pass (and of `∂x` by the transposed geometry).
+    #[test]
+    fn skipping_border_rows_keeps_the_bits() {
+        if cfg!(target_arch = "x86_64") && !available() {
+            return;
+        }
+        for (cin, h, w, o, kh, kw, ph, pw) in [
+            (1, 28, 28, 6, 5, 5, 2, 2),
+            (16, 10, 10, 6, 5, 5, 4, 4),
+            (3, 7, 9, 7, 3, 2, 1, 0),
+            (2, 6, 19, 3, 3, 4, 2, 3),
+            (2, 3, 40, 5, 5, 3, 4, 1),
+        ] {
+            let x: Vec<f32> = (0..cin * h * w)
+                .map(|i| ((i * 7 % 19) as f32 - 9.0) / 7.0)
+                .collect();
+            let wt: Vec<f32> = (0..o * cin * kh * kw)
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.3)
+                .collect();
+            for wide in [false, wide_available()] {
+                let run = |skip: bool| {
+                    let mut d = DirectConv::new((cin, h, w), (o, kh, kw), (ph, pw));
+                    d.wide = wide;
+                    d.skip_border = skip;
+                    let (mut xpad, mut scratch) = (Vec::new(), Vec::new());
+                    d.pad_input(&x, &mut xpad);
+                    let mut y = vec![MaybeUninit::new(f32::NAN); o * d.ho * d.wo];
+                    d.forward(&d.pack_weights(&wt), &xpad, None, &mut y, &mut scratch);
+                    // SAFETY: initialized (to NaN, then by `forward`).
+                    y.iter()
+                        .map(|v| unsafe { v.assume_init() }.to_bits())
+                        .collect::<Vec<u32>>()
+                };
+                assert_eq!(run(true), run(false), "{cin}x{h}x{w}, {kh}x{kw}, pad {ph}");
+            }
+            let d = DirectConv::new((cin, h, w), (o, kh, kw), (ph, pw));
+            let skipped = (0..d.q())
+                .step_by(NR)
+                .filter(|&q0| {
+                    d.tile_taps(q0, q0 + NR).len * d.tile_taps(q0, q0 + NR).runs < d.offs.len()
+                })
+                .count();
+            // (A border of one row is only skipped by tiles within one
+            // output row.)
+            assert!(ph < 2 || skipped > 0, "no tile skipped a row");
+        }
     }
 
     #[test]

@@ -46,8 +46,12 @@
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
-/// Output channels per tile.
+/// Output channels per tile (a panel of the packed weights and of `δ`).
 const MR: usize = 6;
+/// Output channels per tile of the AVX-512 kernels where that pads fewer
+/// channels than [`MR`] (16 channels are two panels of 8, not three of 6
+/// with two rows of zeros): 16 accumulators of the 32 registers.
+const WIDE_MR: usize = 8;
 /// Output positions per forward tile.
 const NR: usize = 16;
 
@@ -114,6 +118,16 @@ pub(crate) struct DirectConv {
     /// Whether forward tiles skip the kernel rows that read only the zero
     /// border (always, but for the test that checks it keeps the bits).
     skip_border: bool,
+}
+
+/// Output channels per panel: [`WIDE_MR`] with the AVX-512 kernels where it
+/// pads no more channels than [`MR`], else [`MR`].
+fn panel_rows(o: usize, wide: bool) -> usize {
+    if wide && o.next_multiple_of(WIDE_MR) <= o.next_multiple_of(MR) {
+        WIDE_MR
+    } else {
+        MR
+    }
 }
 
 impl DirectConv {
@@ -194,17 +208,23 @@ impl DirectConv {
         }
     }
 
+    /// Output channels per panel (see [`panel_rows`]).
+    fn mr(&self) -> usize {
+        panel_rows(self.o, self.wide)
+    }
+
     /// `w: [O, C, kh, kw]` (PyTorch's layout, flat) as the forward kernel
-    /// reads it: panels of 6 output channels (the last zero-padded), each
-    /// stored tap-major, `[panel][t][6]`. Once per forward pass.
+    /// reads it: panels of `mr` output channels (6 or 8, the last
+    /// zero-padded), each stored tap-major, `[panel][t][mr]`. Once per
+    /// forward pass.
     pub(crate) fn pack_weights(&self, w: &[f32]) -> Vec<f32> {
-        let taps = self.offs.len();
+        let (taps, mr) = (self.offs.len(), self.mr());
         assert_eq!(w.len(), self.o * taps, "direct conv: weight size");
-        let mut wpack = vec![0.0; self.o.div_ceil(MR) * taps * MR];
+        let mut wpack = vec![0.0; self.o.div_ceil(mr) * taps * mr];
         for (oc, row) in w.chunks_exact(taps).enumerate() {
-            let panel = &mut wpack[oc / MR * taps * MR..];
+            let panel = &mut wpack[oc / mr * taps * mr..];
             for (t, &v) in row.iter().enumerate() {
-                panel[t * MR + oc % MR] = v;
+                panel[t * mr + oc % mr] = v;
             }
         }
         wpack
@@ -301,44 +321,48 @@ impl DirectConv {
     ) {
         assert_eq!(xpad.len(), self.xpad_len(), "direct conv: padded input");
         assert_eq!(y.len(), self.o * self.ho * self.wo, "direct conv: output");
-        let taps = self.offs.len();
+        let (taps, mr) = (self.offs.len(), self.mr());
         let qn = self.q().next_multiple_of(NR);
-        let panels = self.o.div_ceil(MR);
+        let panels = self.o.div_ceil(mr);
         assert_eq!(
             wpack.len(),
-            panels * taps * MR,
+            panels * taps * mr,
             "direct conv: packed weights"
         );
-        scratch.resize(panels * MR * qn, 0.0);
+        scratch.resize(panels * mr * qn, 0.0);
         for p in 0..panels {
-            let a = &wpack[p * taps * MR..(p + 1) * taps * MR];
+            let a = &wpack[p * taps * mr..(p + 1) * taps * mr];
             let mut q0 = 0;
             while q0 < qn {
                 let (x, c) = (xpad.as_ptr(), scratch.as_mut_ptr());
                 // SAFETY: on x86-64 the CPU has AVX2 and FMA: a `DirectConv`
                 // is only used where `available()` holds (`Geom::direct` in
                 // src/ops/conv.rs; the test below returns early otherwise),
-                // and AVX-512 when `wide` (`wide_available()`). `a` holds
-                // taps×6 values and `tile_taps` names taps below `taps`
-                // (runs of `len ≤ kw·kh` from `start + r·kh·kw`, `start +
-                // len ≤ kh·kw`, `r < C`); every read of `xpad` is at `off(t) + q`
-                // with `q < qn ≤ Ho·Wp + 15`, below its length (see
-                // `xpad_len`); the 6 rows of 16 (or 32, when `q0 + 32 ≤
-                // qn`) written start at `(6p + r)·qn + q0` and end within
-                // `scratch`.
+                // and AVX-512 when `wide` (`wide_available()`), the only
+                // case where `mr` is 8. `a` holds taps×mr values and
+                // `tile_taps` names taps below `taps` (runs of `len ≤ kw·kh`
+                // from `start + r·kh·kw`, `start + len ≤ kh·kw`, `r < C`);
+                // every read of `xpad` is at `off(t) + q` with `q < qn ≤
+                // Ho·Wp + 15`, below its length (see `xpad_len`); the `mr`
+                // rows of 16 (or 32, when `q0 + 32 ≤ qn`) written start at
+                // `(mr·p + r)·qn + q0` and end within `scratch`.
                 unsafe {
-                    let (x, c) = (x.add(q0), c.add(p * MR * qn + q0));
+                    let (x, c) = (x.add(q0), c.add(p * mr * qn + q0));
+                    let wide = self.wide && q0 + 2 * NR <= qn;
+                    let width = if wide { 2 * NR } else { NR };
+                    let runs = self.tile_taps(q0, q0 + width);
+                    let (a, offs) = (a.as_ptr(), &self.offs[..]);
                     #[cfg(target_arch = "x86_64")]
-                    if self.wide && q0 + 2 * NR <= qn {
-                        let runs = self.tile_taps(q0, q0 + 2 * NR);
-                        tile_wide(runs, a.as_ptr(), x, &self.offs, c, qn);
-                        q0 += 2 * NR;
-                        continue;
+                    match (self.wide, mr, wide) {
+                        (true, WIDE_MR, true) => tile_wide::<WIDE_MR, 2>(runs, a, x, offs, c, qn),
+                        (true, WIDE_MR, false) => tile_wide::<WIDE_MR, 1>(runs, a, x, offs, c, qn),
+                        (true, _, true) => tile_wide::<MR, 2>(runs, a, x, offs, c, qn),
+                        _ => tile(runs, a, x, offs, c, qn),
                     }
-                    let runs = self.tile_taps(q0, q0 + NR);
-                    tile(runs, a.as_ptr(), x, &self.offs, c, qn);
+                    #[cfg(not(target_arch = "x86_64"))]
+                    tile(runs, a, x, offs, c, qn);
+                    q0 += width;
                 }
-                q0 += NR;
             }
         }
         let (ho, wo, wp) = (self.ho, self.wo, self.wp);
@@ -367,14 +391,14 @@ impl DirectConv {
     }
 
     /// Lays one sample's `dy: [O, Ho, Wo]` out on the padded positions, as
-    /// `[6·⌈O/6⌉, ld]` rows, zero in the junk columns and the padding rows:
+    /// `[mr·⌈O/mr⌉, ld]` rows, zero in the junk columns and the padding rows:
     /// the `δ` that [`grad_weight`](Self::grad_weight) and
     /// [`grad_input`](Self::grad_input) read. `dpad` is reused from sample to
     /// sample (zeroed only when allocated: the zeros are never written).
     pub(crate) fn pad_grad(&self, dy: &[f32], dpad: &mut Vec<f32>) {
         assert_eq!(dy.len(), self.o * self.ho * self.wo, "direct conv: ∂y");
         let (ho, wo, wp, ld) = (self.ho, self.wo, self.wp, self.dpad_ld());
-        let len = self.o.div_ceil(MR) * MR * ld;
+        let len = self.o.div_ceil(self.mr()) * self.mr() * ld;
         if dpad.len() != len {
             *dpad = vec![0.0; len];
         }
@@ -391,34 +415,37 @@ impl DirectConv {
         assert_eq!(xpad.len(), self.xpad_len(), "direct conv: padded input");
         let taps = self.offs.len();
         assert_eq!(dw.len(), self.o * taps, "direct conv: ∂W");
-        let ld = self.dpad_ld();
-        let panels = self.o.div_ceil(MR);
-        assert_eq!(dpad.len(), panels * MR * ld, "direct conv: padded ∂y");
+        let (ld, mr) = (self.dpad_ld(), self.mr());
+        let panels = self.o.div_ceil(mr);
+        assert_eq!(dpad.len(), panels * mr * ld, "direct conv: padded ∂y");
         for p in 0..panels {
-            let rows = MR.min(self.o - p * MR);
-            let d = dpad[p * MR * ld..(p + 1) * MR * ld].as_ptr();
+            let rows = mr.min(self.o - p * mr);
+            let d = dpad[p * mr * ld..(p + 1) * mr * ld].as_ptr();
             for t0 in (0..taps).step_by(2) {
                 // An odd last tap is paired with itself (its twin is dropped).
                 let t1 = (t0 + 1).min(taps - 1);
                 let x = [t0, t1].map(|t| xpad[self.offs[t]..].as_ptr());
-                let mut sums = [[0f32; 2]; MR];
+                let mut sums = [[0f32; 2]; WIDE_MR];
                 // SAFETY: on x86-64 the CPU has AVX2 and FMA (`available()`,
-                // as in `forward`), and AVX-512 when `wide`. The 6 rows of
-                // `ld` values from `p·6·ld` lie in `dpad`; `xpad` is read at
-                // `off(t) + q` for `q < ld ≤ Ho·Wp + 15`, below its length
-                // (see `xpad_len`).
+                // as in `forward`), and AVX-512 when `wide`, the only case
+                // where `mr` is 8. The `mr` rows of `ld` values from
+                // `p·mr·ld` lie in `dpad`; `xpad` is read at `off(t) + q`
+                // for `q < ld ≤ Ho·Wp + 15`, below its length (see
+                // `xpad_len`).
                 unsafe {
                     #[cfg(target_arch = "x86_64")]
-                    if self.wide {
-                        weight_pair_wide(ld / 16, d, ld, x, &mut sums);
-                    } else {
-                        weight_pair(ld / 8, d, ld, x, &mut sums);
+                    match (self.wide, mr) {
+                        (true, WIDE_MR) => {
+                            weight_pair_wide::<WIDE_MR>(ld / 16, d, ld, x, &mut sums)
+                        }
+                        (true, _) => weight_pair_wide::<MR>(ld / 16, d, ld, x, &mut sums),
+                        _ => weight_pair(ld / 8, d, ld, x, &mut sums),
                     }
                     #[cfg(not(target_arch = "x86_64"))]
                     weight_pair(ld / 8, d, ld, x, &mut sums);
                 };
                 for (r, s) in sums.iter().enumerate().take(rows) {
-                    let row = &mut dw[(p * MR + r) * taps..];
+                    let row = &mut dw[(p * mr + r) * taps..];
                     row[t0] += s[0];
                     if t1 != t0 {
                         row[t1] += s[1];
@@ -446,7 +473,7 @@ impl DirectConv {
         assert_eq!(dx.len(), self.c * self.h * self.w, "direct conv: ∂x");
         assert_eq!(
             dpad.len(),
-            self.o.div_ceil(MR) * MR * ld,
+            self.o.div_ceil(self.mr()) * self.mr() * ld,
             "direct conv: padded ∂y"
         );
         let qn = self.q();
@@ -667,15 +694,17 @@ unsafe fn tile(
     }
 }
 
-/// [`tile`] for 32 positions, with AVX-512: `c[r, 0..32] = Σ_t a[t·6 + r] ·
-/// x[offs[t] + 0..32]`, each sum over the taps of `runs` in the same order.
+/// [`tile`] with AVX-512 for `R` rows (6 or 8) of `16·V` positions (16 or
+/// 32): `c[r, 0..16V] = Σ_t a[t·R + r] · x[offs[t] + 0..16V]`, each sum over
+/// the taps of `runs` in the same order. `R·V` accumulators (at most 16 of
+/// the 32 registers), each row's weight broadcast once per tap.
 ///
 /// # Safety
-/// As [`tile`] with 32 for 16, and the CPU supports AVX-512F
-/// ([`wide_available`]).
+/// As [`tile`] with `R` rows for 6 and `16·V` for 16, and the CPU supports
+/// AVX-512F ([`wide_available`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn tile_wide(
+unsafe fn tile_wide<const R: usize, const V: usize>(
     runs: TapRuns,
     a: *const f32,
     x: *const f32,
@@ -684,79 +713,64 @@ unsafe fn tile_wide(
     ldc: usize,
 ) {
     let z = _mm512_setzero_ps();
-    let mut acc = [[z; 2]; MR];
+    let mut acc = [[z; V]; R];
     for r in 0..runs.runs {
         let t0 = runs.start + r * runs.stride;
-        let mut a = a.add(t0 * MR);
+        let mut a = a.add(t0 * R);
         for &off in &offs[t0..t0 + runs.len] {
             let b = x.add(off);
-            let b0 = _mm512_loadu_ps(b);
-            let b1 = _mm512_loadu_ps(b.add(16));
-            // Fully unrolled over the six rows: `acc` stays in 12 registers.
-            macro_rules! row {
-                ($i:literal) => {
-                    let ai = _mm512_set1_ps(*a.add($i));
-                    acc[$i][0] = _mm512_fmadd_ps(ai, b0, acc[$i][0]);
-                    acc[$i][1] = _mm512_fmadd_ps(ai, b1, acc[$i][1]);
-                };
+            let bv: [__m512; V] = std::array::from_fn(|u| _mm512_loadu_ps(b.add(16 * u)));
+            // Constant trip counts: unrolled, `acc` stays in registers.
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = _mm512_set1_ps(*a.add(i));
+                for (s, &bu) in row.iter_mut().zip(&bv) {
+                    *s = _mm512_fmadd_ps(ai, bu, *s);
+                }
             }
-            row!(0);
-            row!(1);
-            row!(2);
-            row!(3);
-            row!(4);
-            row!(5);
-            a = a.add(MR);
+            a = a.add(R);
         }
     }
-    for (i, r) in acc.iter().enumerate() {
-        _mm512_storeu_ps(c.add(i * ldc), r[0]);
-        _mm512_storeu_ps(c.add(i * ldc + 16), r[1]);
+    for (i, row) in acc.iter().enumerate() {
+        for (u, &s) in row.iter().enumerate() {
+            _mm512_storeu_ps(c.add(i * ldc + 16 * u), s);
+        }
     }
 }
 
-/// [`weight_pair`] with AVX-512: 16 positions per vector, `vecs` of them.
-/// (Three or four taps a pass would load `δ` less often, but LLVM then
-/// spilled accumulators every iteration: 10 % slower on a LeNet epoch.)
+/// [`weight_pair`] with AVX-512 for `R` rows (6 or 8; `sums` rows past `R`
+/// are left alone): 16 positions per vector, `vecs` of them. (Three or four
+/// taps a pass would load `δ` less often, but LLVM then spilled
+/// accumulators every iteration: 10 % slower on a LeNet epoch.)
 ///
 /// # Safety
-/// As [`weight_pair`] with `16·vecs` for `8·vecs`, and the CPU supports
-/// AVX-512F ([`wide_available`]).
+/// As [`weight_pair`] with `R` rows for 6 and `16·vecs` for `8·vecs`, and
+/// the CPU supports AVX-512F ([`wide_available`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn weight_pair_wide(
+unsafe fn weight_pair_wide<const R: usize>(
     vecs: usize,
     d: *const f32,
     ld: usize,
     x: [*const f32; 2],
-    sums: &mut [[f32; 2]; MR],
+    sums: &mut [[f32; 2]; WIDE_MR],
 ) {
     let z = _mm512_setzero_ps();
-    let mut acc = [[z; 2]; MR];
+    let mut acc = [[z; 2]; R];
     for v in 0..vecs {
         let xv = x.map(|p| _mm512_loadu_ps(p.add(16 * v)));
-        macro_rules! row {
-            ($i:literal) => {
-                let dv = _mm512_loadu_ps(d.add($i * ld + 16 * v));
-                for u in 0..2 {
-                    acc[$i][u] = _mm512_fmadd_ps(dv, xv[u], acc[$i][u]);
-                }
-            };
+        for (i, row) in acc.iter_mut().enumerate() {
+            let dv = _mm512_loadu_ps(d.add(i * ld + 16 * v));
+            for (s, &xu) in row.iter_mut().zip(&xv) {
+                *s = _mm512_fmadd_ps(dv, xu, *s);
+            }
         }
-        row!(0);
-        row!(1);
-        row!(2);
-        row!(3);
-        row!(4);
-        row!(5);
     }
-    let z = _mm512_setzero_ps();
     let mut v = [z; 16];
     for (k, a) in acc.iter().flatten().enumerate() {
         v[k] = *a;
     }
     let lanes = reduce16(v);
-    for (r, s) in sums.iter_mut().enumerate() {
+    for (r, s) in sums.iter_mut().enumerate().take(R) {
         for (u, su) in s.iter_mut().enumerate() {
             *su = lanes[reduced_lane(2 * r + u)];
         }
@@ -817,8 +831,8 @@ unsafe fn reduce16(v: [__m512; 16]) -> [f32; 16] {
 }
 
 /// The `∂W` kernel for 6 channels and 2 taps: `sums[r][u] = Σ_q d[r·ld + q] ·
-/// xu[q]` over `q < 8·vecs`, with `x0`, `x1` the padded input at the two
-/// taps' offsets.
+/// xu[q]` over `q < 8·vecs` for `r < 6` (the rows past 6 are left alone),
+/// with `x0`, `x1` the padded input at the two taps' offsets.
 ///
 /// # Safety
 /// - The CPU supports AVX2 and FMA ([`available`]).
@@ -831,7 +845,7 @@ unsafe fn weight_pair(
     d: *const f32,
     ld: usize,
     [x0, x1]: [*const f32; 2],
-    sums: &mut [[f32; 2]; MR],
+    sums: &mut [[f32; 2]; WIDE_MR],
 ) {
     let z = _mm256_setzero_ps();
     let mut acc = [[z; 2]; MR];
@@ -912,9 +926,9 @@ unsafe fn weight_pair(
     d: *const f32,
     ld: usize,
     [x0, x1]: [*const f32; 2],
-    sums: &mut [[f32; 2]; MR],
+    sums: &mut [[f32; 2]; WIDE_MR],
 ) {
-    for (r, s) in sums.iter_mut().enumerate() {
+    for (r, s) in sums.iter_mut().enumerate().take(MR) {
         for (u, x) in [x0, x1].into_iter().enumerate() {
             let mut lanes = [0f32; 8];
             for v in 0..vecs {

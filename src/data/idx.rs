@@ -165,9 +165,37 @@ fn open_reader<'a>(path: &Path, mut br: impl BufRead + 'a, file_len: u64) -> Res
     })
 }
 
+/// Bytes handed to a payload's sink at a time.
+const CHUNK: usize = 1 << 20;
+
 /// Read the payload of an opened IDX file, checking its length against the
 /// header (before allocating, for raw files).
-fn read_payload(path: &Path, mut f: Opened<'_>) -> Result<Idx> {
+fn read_payload(path: &Path, f: Opened<'_>) -> Result<Idx> {
+    let mut data = Vec::new();
+    let dims = stream_payload(path, f, &mut |part| match part {
+        Part::Expect(cap) => data.reserve_exact(cap),
+        Part::Bytes(chunk) => data.extend_from_slice(chunk),
+    })?;
+    Ok(Idx { dims, data })
+}
+
+/// What [`stream_payload`] hands its sink: first how many bytes to expect,
+/// then the bytes.
+enum Part<'a> {
+    Expect(usize),
+    Bytes(&'a [u8]),
+}
+
+/// The payload of an opened IDX file into `sink`: first how many bytes to
+/// expect (the declared size, or for a gzip file at most 8 times the file's
+/// length: a garbage header must not make us reserve gigabytes), then the
+/// bytes, [`CHUNK`] at a time, in order. The length is checked against the
+/// header as it comes; returns the dimensions.
+fn stream_payload(
+    path: &Path,
+    mut f: Opened<'_>,
+    sink: &mut dyn FnMut(Part<'_>),
+) -> Result<Vec<usize>> {
     let dims = std::mem::take(&mut f.dims);
     let declared = dims
         .iter()
@@ -216,7 +244,7 @@ fn read_payload(path: &Path, mut f: Opened<'_>) -> Result<Idx> {
     } else {
         declared
     };
-    let mut data = Vec::with_capacity(cap);
+    sink(Part::Expect(cap));
     let read_err = |e: std::io::Error| {
         if f.gz {
             gzip_error(path, &e)
@@ -224,18 +252,22 @@ fn read_payload(path: &Path, mut f: Opened<'_>) -> Result<Idx> {
             Error::io(path, e)
         }
     };
-    (&mut f.reader)
-        .take(declared as u64)
-        .read_to_end(&mut data)
-        .map_err(read_err)?;
-    if data.len() < declared {
-        return Err(truncated(data.len() as u64));
+    let mut buf = vec![0u8; CHUNK.min(declared)];
+    let mut got = 0;
+    while got < declared {
+        let want = CHUNK.min(declared - got);
+        let n = read_full(&mut f.reader, &mut buf[..want]).map_err(read_err)?;
+        sink(Part::Bytes(&buf[..n]));
+        got += n;
+        if n < want {
+            return Err(truncated(got as u64));
+        }
     }
     let mut one = [0u8; 1];
     if read_full(&mut f.reader, &mut one).map_err(read_err)? > 0 {
         return Err(too_long("more".into()));
     }
-    Ok(Idx { dims, data })
+    Ok(dims)
 }
 
 /// Read an IDX file, gzip-compressed or raw, detected by the gzip magic bytes
@@ -374,16 +406,59 @@ fn pair<'a, 'b>(
             format!("declares images of {h}x{w} pixels; the file is corrupt, download it again"),
         ));
     }
-    let img = read_payload(images, img)?;
+    let x = read_pixels(images, img)?;
     let lab = read_payload(labels, lab)?;
-
-    let lut: [f32; 256] = std::array::from_fn(|i| i as f32 / 255.0);
-    let x: Vec<f32> = img.data.iter().map(|&b| lut[b as usize]).collect();
     let y = lab.data.iter().map(|&b| b as usize).collect();
     Ok(Dataset {
         x: Tensor::from_vec(vec![n, 1, h, w], x),
         y,
         source: images.to_path_buf(),
+    })
+}
+
+/// The pixels of an opened images file, scaled by 1/255. With more than one
+/// kernel thread, a second thread scales (and takes the page faults of the
+/// growing `f32` buffer) while this one inflates the next chunk: the two
+/// halves of loading MNIST's 47 MB of pixels then overlap. Never more than
+/// a few chunks of bytes are held at once.
+fn read_pixels(path: &Path, f: Opened<'_>) -> Result<Vec<f32>> {
+    let lut: [f32; 256] = std::array::from_fn(|i| i as f32 / 255.0);
+    let scale = |x: &mut Vec<f32>, part: Part<'_>| match part {
+        Part::Expect(cap) => x.reserve_exact(cap),
+        Part::Bytes(chunk) => x.extend(chunk.iter().map(|&b| lut[b as usize])),
+    };
+    if crate::tensor::threads() <= 1 {
+        let mut x = Vec::new();
+        stream_payload(path, f, &mut |part| scale(&mut x, part))?;
+        return Ok(x);
+    }
+    std::thread::scope(|s| {
+        // `None`: expect `cap` bytes; `Some`: the next bytes.
+        let (to_scaler, parts) = std::sync::mpsc::sync_channel::<(usize, Option<Vec<u8>>)>(2);
+        let scaler = s.spawn(move || {
+            let mut x = Vec::new();
+            for (cap, bytes) in parts {
+                match bytes {
+                    None => scale(&mut x, Part::Expect(cap)),
+                    Some(b) => scale(&mut x, Part::Bytes(&b)),
+                }
+            }
+            x
+        });
+        // A send fails only if the scaler is gone (it panicked): its join
+        // below reports that.
+        let read = stream_payload(path, f, &mut |part| {
+            let sent = match part {
+                Part::Expect(cap) => to_scaler.send((cap, None)),
+                Part::Bytes(b) => to_scaler.send((b.len(), Some(b.to_vec()))),
+            };
+            drop(sent)
+        });
+        drop(to_scaler);
+        let x = scaler
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        read.map(|_| x)
     })
 }
 
@@ -456,6 +531,42 @@ mod tests {
             assert_eq!(*a, b as f32 / 255.0);
         }
         assert_eq!(d.sample_shape(), &[1, 2, 3]);
+    }
+
+    #[test]
+    fn pixels_are_the_same_on_one_thread_or_two() {
+        use crate::tensor::with_threads;
+        let dir = tempfile::tempdir().unwrap();
+        // More than two chunks of pixels, so the second thread scales some
+        // while the first inflates more.
+        let n = (2 * CHUNK + 1000) / 6;
+        let px: Vec<u8> = (0..n * 6).map(|i| (i * 31 % 256) as u8).collect();
+        let img = idx_bytes(0x803, &[n as u32, 2, 3], &px);
+        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        let l = write(dir.path(), "l", &idx_bytes(0x801, &[n as u32], &labels));
+        let cut = &img[..img.len() - 7];
+        for (name, bytes, cut) in [
+            ("i", img.clone(), cut.to_vec()),
+            ("i.gz", gz(&img), gz(cut)),
+        ] {
+            let i = write(dir.path(), name, &bytes);
+            let one = with_threads(1, || load_idx_pair(&i, &l).unwrap());
+            let two = with_threads(2, || load_idx_pair(&i, &l).unwrap());
+            assert_eq!(one.x.data(), two.x.data());
+            assert_eq!(one.y, two.y);
+            assert!(one
+                .x
+                .data()
+                .iter()
+                .zip(&px)
+                .all(|(&a, &b)| a == b as f32 / 255.0));
+            // A truncated images file: the same error either way.
+            let cut = write(dir.path(), &format!("cut-{name}"), &cut);
+            let e1 = with_threads(1, || msg(load_idx_pair(&cut, &l).unwrap_err()));
+            let e2 = with_threads(2, || msg(load_idx_pair(&cut, &l).unwrap_err()));
+            assert_eq!(e1, e2);
+            assert!(e1.contains("truncated"), "{e1}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! exactly 0 or 1; the logits forms never take `log(0)` at all. The fused
 //! softmax + cross-entropy gives the seeds' δ = softmax(z) − y directly.
 
-use super::softmax::{log_softmax_rows, softmax_rows};
+use super::softmax::{log_softmax_and_softmax_rows, log_softmax_rows, softmax_rows};
 use super::unary::sigmoid;
 use crate::autograd::Backward;
 use crate::{Graph, Tensor, Var};
@@ -75,6 +75,8 @@ fn bce_logits_term(z: f32, t: f32) -> f64 {
 
 struct CrossEntropyBack {
     labels: Vec<usize>,
+    /// `softmax(z)`, kept from the forward pass.
+    probs: Tensor,
 }
 
 impl Backward for CrossEntropyBack {
@@ -85,11 +87,9 @@ impl Backward for CrossEntropyBack {
         _out: &Tensor,
         _needs: &[bool],
     ) -> Vec<Option<Tensor>> {
-        let z = inp[0];
-        let c = z.shape()[1];
+        let c = inp[0].shape()[1];
         let n = self.labels.len();
-        let mut gz = z.zeros_like();
-        softmax_rows(z.data(), c, gz.data_mut());
+        let mut gz = self.probs.clone();
         let s = g.item() / n as f32;
         for (row, &y) in gz.data_mut().chunks_mut(c).zip(&self.labels) {
             row[y] -= 1.0;
@@ -182,8 +182,8 @@ impl Graph {
             labels.len()
         );
         let c = zv.shape()[1];
-        let mut lsm = zv.zeros_like();
-        log_softmax_rows(zv.data(), c, &mut lsm.data_mut()[..]);
+        let (mut lsm, mut probs) = (zv.zeros_like(), zv.zeros_like());
+        log_softmax_and_softmax_rows(zv.data(), c, lsm.data_mut(), probs.data_mut());
         let mut s = 0f64;
         for (row, &y) in lsm.data().chunks(c).zip(labels) {
             assert!(
@@ -199,6 +199,7 @@ impl Graph {
             &[z],
             CrossEntropyBack {
                 labels: labels.to_vec(),
+                probs,
             },
         )
     }

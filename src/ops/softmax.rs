@@ -21,6 +21,29 @@ pub fn log_softmax_rows(z: &[f32], c: usize, out: &mut [f32]) {
     }
 }
 
+/// [`log_softmax_rows`] into `lsm` and [`softmax_rows`] into `p` at once,
+/// each exponential taken once (the same operations, so the same bits as
+/// the two calls): cross-entropy's forward pass keeps the probabilities for
+/// its backward pass instead of exponentiating every logit again.
+pub fn log_softmax_and_softmax_rows(z: &[f32], c: usize, lsm: &mut [f32], p: &mut [f32]) {
+    for ((zr, lr), pr) in z.chunks(c).zip(lsm.chunks_mut(c)).zip(p.chunks_mut(c)) {
+        let m = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut s = 0.0;
+        for (e, &v) in pr.iter_mut().zip(zr) {
+            *e = (v - m).exp();
+            s += *e;
+        }
+        let lse = m + s.ln();
+        for (o, &v) in lr.iter_mut().zip(zr) {
+            *o = v - lse;
+        }
+        let inv = 1.0 / s;
+        for e in pr.iter_mut() {
+            *e *= inv;
+        }
+    }
+}
+
 /// Row-wise softmax of `z` seen as `[rows, c]` into `out`.
 pub fn softmax_rows(z: &[f32], c: usize, out: &mut [f32]) {
     for (zr, or) in z.chunks(c).zip(out.chunks_mut(c)) {
@@ -92,6 +115,21 @@ impl Graph {
 mod tests {
     use crate::ops::gradcheck::{check, pseudo_random};
     use crate::{Graph, Tensor};
+
+    #[test]
+    fn both_at_once_are_the_two_calls() {
+        let c = 7;
+        let z: Vec<f32> = (0..5 * c)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.9)
+            .collect();
+        let (mut l1, mut p1) = (vec![0.0; z.len()], vec![0.0; z.len()]);
+        let (mut l2, mut p2) = (vec![0.0; z.len()], vec![0.0; z.len()]);
+        super::log_softmax_rows(&z, c, &mut l1);
+        super::softmax_rows(&z, c, &mut p1);
+        super::log_softmax_and_softmax_rows(&z, c, &mut l2, &mut p2);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!((bits(&l1), bits(&p1)), (bits(&l2), bits(&p2)));
+    }
 
     #[test]
     fn gradients_match_finite_differences() {

@@ -30,7 +30,8 @@ def samples(path):
             if cur:
                 yield cur
             cur = None
-        elif not line[0].isspace():
+        elif not line.startswith('\t'):
+            # The thread id, right-aligned (a leading space when short).
             cur = (line.strip(), [])
         elif cur is not None:
             parts = line.strip().split(' ', 1)

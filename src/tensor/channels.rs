@@ -211,26 +211,39 @@ mod lanes {
     }
 }
 
+/// `Σ sums(block)` over channel `ch`'s block of every sample of a
+/// `[N, C, inner]` tensor of `len` values (each pair added in sample
+/// order), the blocks taken [`BLOCKS`] at a time by `group` (`sums` of each
+/// of them, in order) and the rest one by one by `one`.
+#[inline(always)]
+fn over_samples(
+    (len, c, inner, ch): (usize, usize, usize, usize),
+    group: impl Fn([Range<usize>; BLOCKS]) -> [(f64, f64); BLOCKS],
+    one: impl Fn(Range<usize>) -> (f64, f64),
+) -> (f64, f64) {
+    let starts: Vec<usize> = (ch * inner..len).step_by(c * inner).collect();
+    let groups = starts.chunks_exact(BLOCKS);
+    let rest = groups.remainder();
+    let (mut s, mut q) = (0f64, 0f64);
+    let sums = groups
+        .flat_map(|g| group(std::array::from_fn(|i| g[i]..g[i] + inner)))
+        .chain(rest.iter().map(|&at| one(at..at + inner)));
+    for (a, b) in sums {
+        s += a;
+        q += b;
+    }
+    (s, q)
+}
+
 wide_fn! {
     /// `(Σ (x−k), Σ (x−k)²)` of channel `ch` of `x: [N, C, inner]`, in
     /// `f64`, sample by sample.
     fn channel_moments(x: &[f32], c: usize, inner: usize, ch: usize, k: f64) -> (f64, f64) {
-        let (mut s, mut q) = (0f64, 0f64);
-        let starts: Vec<usize> = (ch * inner..x.len()).step_by(c * inner).collect();
-        let groups = starts.chunks_exact(BLOCKS);
-        let rest = groups.remainder();
-        let mut add = |(a, b): (f64, f64)| {
-            s += a;
-            q += b;
-        };
-        for g in groups {
-            let v: [&[f32]; BLOCKS] = std::array::from_fn(|i| &x[g[i]..g[i] + inner]);
-            shifted_moments_of(v, k).into_iter().for_each(&mut add);
-        }
-        for &at in rest {
-            add(shifted_moments(&x[at..at + inner], k));
-        }
-        (s, q)
+        over_samples(
+            (x.len(), c, inner, ch),
+            |rs| shifted_moments_of(rs.map(|r| &x[r]), k),
+            |r| shifted_moments(&x[r], k),
+        )
     }
 }
 
@@ -238,24 +251,11 @@ wide_fn! {
     /// `(Σ g, Σ g·(x − μ))` of channel `ch` of `g, x: [N, C, inner]`, in
     /// `f64`, sample by sample.
     fn channel_dot_sums(g: &[f32], x: &[f32], c: usize, inner: usize, ch: usize, mu: f64) -> (f64, f64) {
-        let (mut s, mut p) = (0f64, 0f64);
-        let starts: Vec<usize> = (ch * inner..x.len()).step_by(c * inner).collect();
-        let groups = starts.chunks_exact(BLOCKS);
-        let rest = groups.remainder();
-        let mut add = |(a, b): (f64, f64)| {
-            s += a;
-            p += b;
-        };
-        for st in groups {
-            let gs: [&[f32]; BLOCKS] = std::array::from_fn(|i| &g[st[i]..st[i] + inner]);
-            let xs: [&[f32]; BLOCKS] = std::array::from_fn(|i| &x[st[i]..st[i] + inner]);
-            dot_sums_of(gs, xs, mu).into_iter().for_each(&mut add);
-        }
-        for &at in rest {
-            let r = at..at + inner;
-            add(dot_sums(&g[r.clone()], &x[r], mu));
-        }
-        (s, p)
+        over_samples(
+            (x.len(), c, inner, ch),
+            |rs| dot_sums_of(rs.clone().map(|r| &g[r]), rs.map(|r| &x[r]), mu),
+            |r| dot_sums(&g[r.clone()], &x[r], mu),
+        )
     }
 }
 

@@ -1021,6 +1021,21 @@ mod tests {
         }
     }
 
+    /// A sample `[C, H, W]` and weights `[O, C, kh, kw]` of small varied
+    /// values, for the tests.
+    fn sample_and_weights(
+        (c, h, w): (usize, usize, usize),
+        (o, kh, kw): (usize, usize, usize),
+    ) -> (Vec<f32>, Vec<f32>) {
+        let x = (0..c * h * w)
+            .map(|i| ((i * 7 % 19) as f32 - 9.0) / 7.0)
+            .collect();
+        let wt = (0..o * c * kh * kw)
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
+            .collect();
+        (x, wt)
+    }
+
     /// Skipping the kernel rows that read only the zero border keeps every
     /// bit of the forward pass (and of `∂x` by the transposed geometry).
     #[test]
@@ -1035,12 +1050,7 @@ mod tests {
             (2, 6, 19, 3, 3, 4, 2, 3),
             (2, 3, 40, 5, 5, 3, 4, 1),
         ] {
-            let x: Vec<f32> = (0..cin * h * w)
-                .map(|i| ((i * 7 % 19) as f32 - 9.0) / 7.0)
-                .collect();
-            let wt: Vec<f32> = (0..o * cin * kh * kw)
-                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.3)
-                .collect();
+            let (x, wt) = sample_and_weights((cin, h, w), (o, kh, kw));
             for wide in [false, wide_available()] {
                 let run = |skip: bool| {
                     let mut d = DirectConv::new((cin, h, w), (o, kh, kw), (ph, pw));
@@ -1087,12 +1097,7 @@ mod tests {
             (1, 3, 3, 1, 3, 3, 1, 1),
             (1, 8, 7, 2, 3, 1, 1, 0),
         ] {
-            let x: Vec<f32> = (0..cin * h * w)
-                .map(|i| ((i * 7 % 19) as f32 - 9.0) / 7.0)
-                .collect();
-            let wt: Vec<f32> = (0..o * cin * kh * kw)
-                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
-                .collect();
+            let (x, wt) = sample_and_weights((cin, h, w), (o, kh, kw));
             for wide in [false, wide_available()] {
                 let mut d = DirectConv::new((cin, h, w), (o, kh, kw), (ph, pw));
                 d.wide = wide;

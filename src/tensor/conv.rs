@@ -7,7 +7,7 @@ use crate::tensor::direct_conv::{self, DirectConv};
 use crate::tensor::par::{by_ranges, map_tasks};
 use crate::tensor::window::valid;
 use crate::tensor::{
-    add_into, add_row_sums, as_uninit, copy_short, matmul_into, matmul_serial_into, Trans,
+    add_into, as_uninit, copy_short, matmul_into, matmul_serial_into, sum_lanes, Trans,
 };
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -382,7 +382,9 @@ pub(crate) fn conv_backward(
             let gs = &dy[s * o * p..(s + 1) * o * p];
             let xs = &x[s * chw..(s + 1) * chw];
             if needs_b {
-                add_row_sums(&mut db, gs, p);
+                for (acc, row) in db.iter_mut().zip(gs.chunks_exact(p)) {
+                    *acc += sum_lanes(row);
+                }
             }
             if let Some(d) = &direct {
                 if needs_w || (dxc.is_some() && transposed.is_none()) {

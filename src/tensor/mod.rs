@@ -345,42 +345,6 @@ pub(crate) fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
 }
 
 simd::wide_fn! {
-    /// `acc[r] += sum_lanes(row r)` for the rows of `x` (`len` values each,
-    /// `acc.len()` of them): four rows side by side, four independent chains
-    /// of adds instead of one waiting on the adder (each row's sum is
-    /// [`sum_lanes`]'s, bit for bit).
-    pub(crate) fn add_row_sums(acc: &mut [f32], x: &[f32], len: usize) {
-        assert_eq!(x.len(), acc.len() * len, "add_row_sums: sizes");
-        if len == 0 {
-            return;
-        }
-        let whole = len / 8 * 8;
-        let done = acc.len() / 4 * 4;
-        let mut groups = acc.chunks_exact_mut(4);
-        for (g, rows) in (&mut groups).zip(x.chunks_exact(4 * len)) {
-            let mut lanes = [[0f32; 8]; 4];
-            for c in (0..whole).step_by(8) {
-                for (r, l) in lanes.iter_mut().enumerate() {
-                    for (a, v) in l.iter_mut().zip(&rows[r * len + c..r * len + c + 8]) {
-                        *a += v;
-                    }
-                }
-            }
-            for (r, (a, l)) in g.iter_mut().zip(&mut lanes).enumerate() {
-                for (s, v) in l.iter_mut().zip(&rows[r * len + whole..(r + 1) * len]) {
-                    *s += v;
-                }
-                let h: [f32; 4] = std::array::from_fn(|i| l[i] + l[i + 4]);
-                *a += (h[0] + h[2]) + (h[1] + h[3]);
-            }
-        }
-        for (a, row) in groups.into_remainder().iter_mut().zip(x[done * len..].chunks_exact(len.max(1))) {
-            *a += sum_lanes(row);
-        }
-    }
-}
-
-simd::wide_fn! {
     /// The sum of `x` in 8 interleaved partial sums (lane `l` adds `x[l]`,
     /// `x[l + 8]`, …), combined in a fixed order: a loop the compiler keeps in
     /// vector registers, where one running sum waits on each add in turn (a
@@ -422,23 +386,6 @@ mod tests {
         }
         let empty = x.gather_rows(&[]);
         assert_eq!(empty.shape(), &[0, 10, 100]);
-    }
-
-    #[test]
-    fn row_sums_side_by_side_are_sum_lanes() {
-        for (rows, len) in [(6, 784), (16, 100), (5, 13), (3, 8), (9, 1)] {
-            let x: Vec<f32> = (0..rows * len)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
-                .collect();
-            let mut got: Vec<f32> = (0..rows).map(|r| r as f32 * 0.1).collect();
-            let want: Vec<u32> = x
-                .chunks_exact(len)
-                .zip(&got)
-                .map(|(row, &a)| (a + sum_lanes(row)).to_bits())
-                .collect();
-            add_row_sums(&mut got, &x, len);
-            assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
-        }
     }
 
     #[test]

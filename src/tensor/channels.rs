@@ -14,236 +14,157 @@ use crate::tensor::threads;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-/// Blocks of one channel summed side by side: each block's sums are a
-/// chain of dependent `f64` additions (one register of eight lanes), so one
-/// block at a time waits on the adder's latency; four independent chains
-/// keep it busy. Each block's sums are the same whatever the grouping.
-const BLOCKS: usize = 4;
-
 /// `(Σ a, Σ a·b)` over two equal-length slices, in `f64`, with `a` read as
 /// given and `b` shifted by `-kb`. Eight independent lanes keep the adds
 /// pipelined (and vectorized).
 #[inline(always)]
 fn dot_sums(a: &[f32], b: &[f32], kb: f64) -> (f64, f64) {
-    dot_sums_of([a], [b], kb)[0]
-}
-
-/// [`dot_sums`] of `B` pairs of blocks (all of one length) side by side:
-/// the same sums, block by block.
-#[inline(always)]
-fn dot_sums_of<const B: usize>(a: [&[f32]; B], b: [&[f32]; B], kb: f64) -> [(f64, f64); B] {
-    let whole = a[0].len() / 8 * 8;
-    let mut s = [[0f64; 8]; B];
-    let mut p = [[0f64; 8]; B];
+    let mut s = [0f64; 8];
+    let mut p = [0f64; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
     #[cfg(target_arch = "x86_64")]
     let done = avx512() && {
-        // SAFETY: the CPU has AVX-512F (checked first).
-        unsafe {
-            lanes::dot_sums(
-                a.map(|v| &v[..whole]),
-                b.map(|v| &v[..whole]),
-                kb,
-                &mut s,
-                &mut p,
-            )
-        };
+        // SAFETY: the CPU has AVX-512F (checked first); the chunks are whole.
+        unsafe { lanes::dot_sums(ac.clone(), bc.clone(), kb, &mut s, &mut p) };
         true
     };
     #[cfg(not(target_arch = "x86_64"))]
     let done = false;
     if !done {
-        for (k, (a, b)) in a.iter().zip(&b).enumerate() {
-            for (x, y) in a[..whole].chunks_exact(8).zip(b[..whole].chunks_exact(8)) {
-                for l in 0..8 {
-                    let (xa, yb) = (x[l] as f64, y[l] as f64 - kb);
-                    s[k][l] += xa;
-                    p[k][l] += xa * yb;
-                }
+        for (x, y) in ac.zip(bc) {
+            for l in 0..8 {
+                let (xa, yb) = (x[l] as f64, y[l] as f64 - kb);
+                s[l] += xa;
+                p[l] += xa * yb;
             }
         }
     }
-    std::array::from_fn(|k| {
-        let (mut ss, mut pp) = (s[k].iter().sum::<f64>(), p[k].iter().sum::<f64>());
-        for (&x, &y) in a[k][whole..].iter().zip(&b[k][whole..]) {
-            ss += x as f64;
-            pp += x as f64 * (y as f64 - kb);
-        }
-        (ss, pp)
-    })
+    let (mut ss, mut pp) = (s.iter().sum::<f64>(), p.iter().sum::<f64>());
+    for (&x, &y) in ar.iter().zip(br) {
+        ss += x as f64;
+        pp += x as f64 * (y as f64 - kb);
+    }
+    (ss, pp)
 }
 
 /// `(Σ (v−k), Σ (v−k)²)` over a slice, in `f64`.
 #[inline(always)]
 fn shifted_moments(v: &[f32], k: f64) -> (f64, f64) {
-    shifted_moments_of([v], k)[0]
-}
-
-/// [`shifted_moments`] of `B` blocks (all of one length) side by side: the
-/// same sums, block by block.
-#[inline(always)]
-fn shifted_moments_of<const B: usize>(v: [&[f32]; B], k: f64) -> [(f64, f64); B] {
-    let whole = v[0].len() / 8 * 8;
-    let mut s = [[0f64; 8]; B];
-    let mut q = [[0f64; 8]; B];
+    let mut s = [0f64; 8];
+    let mut q = [0f64; 8];
+    let c = v.chunks_exact(8);
+    let r = c.remainder();
     #[cfg(target_arch = "x86_64")]
     let done = avx512() && {
-        // SAFETY: the CPU has AVX-512F (checked first).
-        unsafe { lanes::shifted_moments(v.map(|b| &b[..whole]), k, &mut s, &mut q) };
+        // SAFETY: the CPU has AVX-512F (checked first); the chunks are whole.
+        unsafe { lanes::shifted_moments(c.clone(), k, &mut s, &mut q) };
         true
     };
     #[cfg(not(target_arch = "x86_64"))]
     let done = false;
     if !done {
-        for (b, v) in v.iter().enumerate() {
-            for x in v[..whole].chunks_exact(8) {
-                for l in 0..8 {
-                    let d = x[l] as f64 - k;
-                    s[b][l] += d;
-                    q[b][l] += d * d;
-                }
+        for x in c {
+            for l in 0..8 {
+                let d = x[l] as f64 - k;
+                s[l] += d;
+                q[l] += d * d;
             }
         }
     }
-    std::array::from_fn(|b| {
-        let (mut ss, mut qq) = (s[b].iter().sum::<f64>(), q[b].iter().sum::<f64>());
-        for &x in &v[b][whole..] {
-            let d = x as f64 - k;
-            ss += d;
-            qq += d * d;
-        }
-        (ss, qq)
-    })
+    let (mut ss, mut qq) = (s.iter().sum::<f64>(), q.iter().sum::<f64>());
+    for &x in r {
+        let d = x as f64 - k;
+        ss += d;
+        qq += d * d;
+    }
+    (ss, qq)
 }
 
-/// The 8-lane loops of [`dot_sums_of`] and [`shifted_moments_of`] with
-/// AVX-512: the eight `f64` lanes of a block in one register, lane `l`
-/// summing the same values in the same order as the plain loop's `s[b][l]`
-/// (separate multiply and add, no FMA), so the bits are the plain loop's.
-/// LLVM did not vectorize the plain loops (scalar converts and adds, even
-/// built for AVX-512).
+/// The 8-lane loops of [`dot_sums`] and [`shifted_moments`] with AVX-512:
+/// the eight `f64` lanes in one register, lane `l` summing the same values
+/// in the same order as the plain loop's `s[l]` (separate multiply and add,
+/// no FMA), so the bits are the plain loop's. LLVM did not vectorize the
+/// plain loops (scalar converts and adds, even built for AVX-512).
 #[cfg(target_arch = "x86_64")]
 mod lanes {
     use std::arch::x86_64::*;
+    use std::slice::ChunksExact;
 
-    /// `s[b][l] += a[b][l]`, `p[b][l] += a[b][l]·(b[b][l] − kb)` over the
-    /// 8-value chunks of each block, the blocks side by side.
+    /// `s[l] += a[l]`, `p[l] += a[l]·(b[l] − kb)` over the chunks.
     ///
     /// # Safety
     /// The CPU supports AVX-512F ([`avx512`](crate::tensor::simd::avx512)).
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) fn dot_sums<const B: usize>(
-        a: [&[f32]; B],
-        b: [&[f32]; B],
+    pub(super) fn dot_sums(
+        a: ChunksExact<'_, f32>,
+        b: ChunksExact<'_, f32>,
         kb: f64,
-        s: &mut [[f64; 8]; B],
-        p: &mut [[f64; 8]; B],
+        s: &mut [f64; 8],
+        p: &mut [f64; 8],
     ) {
-        let n = a[0].len() / 8;
-        assert!(a.iter().chain(&b).all(|v| v.len() == 8 * n));
         let k = _mm512_set1_pd(kb);
-        // SAFETY: `s` and `p` are arrays of 8 `f64` a block, one load each.
-        let mut sv: [__m512d; B] =
-            std::array::from_fn(|i| unsafe { _mm512_loadu_pd(s[i].as_ptr()) });
-        let mut pv: [__m512d; B] =
-            std::array::from_fn(|i| unsafe { _mm512_loadu_pd(p[i].as_ptr()) });
-        for c in 0..n {
-            for i in 0..B {
-                // SAFETY: every block holds `8·n` values (asserted), and
-                // `c < n`: one 8-lane load each.
-                let (x, y) = unsafe {
-                    (
-                        _mm256_loadu_ps(a[i].as_ptr().add(8 * c)),
-                        _mm256_loadu_ps(b[i].as_ptr().add(8 * c)),
-                    )
-                };
-                let xa = _mm512_cvtps_pd(x);
-                let yb = _mm512_sub_pd(_mm512_cvtps_pd(y), k);
-                sv[i] = _mm512_add_pd(sv[i], xa);
-                pv[i] = _mm512_add_pd(pv[i], _mm512_mul_pd(xa, yb));
-            }
+        // SAFETY: `s` and `p` are arrays of 8 `f64`, exactly one load each.
+        let (mut sv, mut pv) =
+            unsafe { (_mm512_loadu_pd(s.as_ptr()), _mm512_loadu_pd(p.as_ptr())) };
+        for (x, y) in a.zip(b) {
+            assert!(x.len() == 8 && y.len() == 8);
+            // SAFETY: each chunk holds 8 `f32` (asserted), one 8-lane load.
+            let (x, y) = unsafe { (_mm256_loadu_ps(x.as_ptr()), _mm256_loadu_ps(y.as_ptr())) };
+            let xa = _mm512_cvtps_pd(x);
+            let yb = _mm512_sub_pd(_mm512_cvtps_pd(y), k);
+            sv = _mm512_add_pd(sv, xa);
+            pv = _mm512_add_pd(pv, _mm512_mul_pd(xa, yb));
         }
-        for i in 0..B {
-            // SAFETY: `s` and `p` are arrays of 8 `f64` a block, one store each.
-            unsafe {
-                _mm512_storeu_pd(s[i].as_mut_ptr(), sv[i]);
-                _mm512_storeu_pd(p[i].as_mut_ptr(), pv[i]);
-            }
+        // SAFETY: `s` and `p` are arrays of 8 `f64`, exactly one store each.
+        unsafe {
+            _mm512_storeu_pd(s.as_mut_ptr(), sv);
+            _mm512_storeu_pd(p.as_mut_ptr(), pv);
         }
     }
 
-    /// `s[b][l] += v[b][l] − k`, `q[b][l] += (v[b][l] − k)²` over the
-    /// 8-value chunks of each block, the blocks side by side.
+    /// `s[l] += v[l] − k`, `q[l] += (v[l] − k)²` over the chunks.
     ///
     /// # Safety
     /// The CPU supports AVX-512F ([`avx512`](crate::tensor::simd::avx512)).
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) fn shifted_moments<const B: usize>(
-        v: [&[f32]; B],
+    pub(super) fn shifted_moments(
+        v: ChunksExact<'_, f32>,
         k: f64,
-        s: &mut [[f64; 8]; B],
-        q: &mut [[f64; 8]; B],
+        s: &mut [f64; 8],
+        q: &mut [f64; 8],
     ) {
-        let n = v[0].len() / 8;
-        assert!(v.iter().all(|b| b.len() == 8 * n));
         let kv = _mm512_set1_pd(k);
-        // SAFETY: `s` and `q` are arrays of 8 `f64` a block, one load each.
-        let mut sv: [__m512d; B] =
-            std::array::from_fn(|i| unsafe { _mm512_loadu_pd(s[i].as_ptr()) });
-        let mut qv: [__m512d; B] =
-            std::array::from_fn(|i| unsafe { _mm512_loadu_pd(q[i].as_ptr()) });
-        for c in 0..n {
-            for i in 0..B {
-                // SAFETY: every block holds `8·n` values (asserted), and
-                // `c < n`: one 8-lane load.
-                let x = unsafe { _mm256_loadu_ps(v[i].as_ptr().add(8 * c)) };
-                let d = _mm512_sub_pd(_mm512_cvtps_pd(x), kv);
-                sv[i] = _mm512_add_pd(sv[i], d);
-                qv[i] = _mm512_add_pd(qv[i], _mm512_mul_pd(d, d));
-            }
+        // SAFETY: `s` and `q` are arrays of 8 `f64`, exactly one load each.
+        let (mut sv, mut qv) =
+            unsafe { (_mm512_loadu_pd(s.as_ptr()), _mm512_loadu_pd(q.as_ptr())) };
+        for x in v {
+            assert!(x.len() == 8);
+            // SAFETY: the chunk holds 8 `f32` (asserted), one 8-lane load.
+            let x = unsafe { _mm256_loadu_ps(x.as_ptr()) };
+            let d = _mm512_sub_pd(_mm512_cvtps_pd(x), kv);
+            sv = _mm512_add_pd(sv, d);
+            qv = _mm512_add_pd(qv, _mm512_mul_pd(d, d));
         }
-        for i in 0..B {
-            // SAFETY: `s` and `q` are arrays of 8 `f64` a block, one store each.
-            unsafe {
-                _mm512_storeu_pd(s[i].as_mut_ptr(), sv[i]);
-                _mm512_storeu_pd(q[i].as_mut_ptr(), qv[i]);
-            }
+        // SAFETY: `s` and `q` are arrays of 8 `f64`, exactly one store each.
+        unsafe {
+            _mm512_storeu_pd(s.as_mut_ptr(), sv);
+            _mm512_storeu_pd(q.as_mut_ptr(), qv);
         }
     }
-}
-
-/// `Σ sums(block)` over channel `ch`'s block of every sample of a
-/// `[N, C, inner]` tensor of `len` values (each pair added in sample
-/// order), the blocks taken [`BLOCKS`] at a time by `group` (`sums` of each
-/// of them, in order) and the rest one by one by `one`.
-#[inline(always)]
-fn over_samples(
-    (len, c, inner, ch): (usize, usize, usize, usize),
-    group: impl Fn([Range<usize>; BLOCKS]) -> [(f64, f64); BLOCKS],
-    one: impl Fn(Range<usize>) -> (f64, f64),
-) -> (f64, f64) {
-    let starts: Vec<usize> = (ch * inner..len).step_by(c * inner).collect();
-    let groups = starts.chunks_exact(BLOCKS);
-    let rest = groups.remainder();
-    let (mut s, mut q) = (0f64, 0f64);
-    let sums = groups
-        .flat_map(|g| group(std::array::from_fn(|i| g[i]..g[i] + inner)))
-        .chain(rest.iter().map(|&at| one(at..at + inner)));
-    for (a, b) in sums {
-        s += a;
-        q += b;
-    }
-    (s, q)
 }
 
 wide_fn! {
     /// `(Σ (x−k), Σ (x−k)²)` of channel `ch` of `x: [N, C, inner]`, in
     /// `f64`, sample by sample.
     fn channel_moments(x: &[f32], c: usize, inner: usize, ch: usize, k: f64) -> (f64, f64) {
-        over_samples(
-            (x.len(), c, inner, ch),
-            |rs| shifted_moments_of(rs.map(|r| &x[r]), k),
-            |r| shifted_moments(&x[r], k),
-        )
+        let (mut s, mut q) = (0f64, 0f64);
+        for at in (ch * inner..x.len()).step_by(c * inner) {
+            let (a, b) = shifted_moments(&x[at..at + inner], k);
+            s += a;
+            q += b;
+        }
+        (s, q)
     }
 }
 
@@ -251,11 +172,14 @@ wide_fn! {
     /// `(Σ g, Σ g·(x − μ))` of channel `ch` of `g, x: [N, C, inner]`, in
     /// `f64`, sample by sample.
     fn channel_dot_sums(g: &[f32], x: &[f32], c: usize, inner: usize, ch: usize, mu: f64) -> (f64, f64) {
-        over_samples(
-            (x.len(), c, inner, ch),
-            |rs| dot_sums_of(rs.clone().map(|r| &g[r]), rs.map(|r| &x[r]), mu),
-            |r| dot_sums(&g[r.clone()], &x[r], mu),
-        )
+        let (mut s, mut p) = (0f64, 0f64);
+        for at in (ch * inner..x.len()).step_by(c * inner) {
+            let r = at..at + inner;
+            let (a, b) = dot_sums(&g[r.clone()], &x[r], mu);
+            s += a;
+            p += b;
+        }
+        (s, p)
     }
 }
 
@@ -624,37 +548,6 @@ mod tests {
                 None => maps = Some((y, o)),
                 Some((y1, o1)) => assert!(*y1 == y && *o1 == o, "{t} threads"),
             }
-        }
-    }
-
-    /// Blocks summed side by side give each block's own sums, and a
-    /// channel's total adds them in sample order, as one at a time.
-    #[test]
-    fn blocks_side_by_side_keep_the_bits() {
-        let (n, c, inner) = (7, 3, 101);
-        let x: Vec<f32> = (0..n * c * inner)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
-            .collect();
-        let g: Vec<f32> = (0..n * c * inner)
-            .map(|i| ((i * 11 % 89) as f32 - 40.0) / 3.0)
-            .collect();
-        for ch in 0..c {
-            let (mut s, mut q, mut sg, mut sgx) = (0f64, 0f64, 0f64, 0f64);
-            for i in 0..n {
-                let r = (i * c + ch) * inner..(i * c + ch + 1) * inner;
-                let (a, b) = shifted_moments(&x[r.clone()], 0.5);
-                s += a;
-                q += b;
-                let (a, b) = dot_sums(&g[r.clone()], &x[r], -0.25);
-                sg += a;
-                sgx += b;
-            }
-            let bits = |v: (f64, f64)| (v.0.to_bits(), v.1.to_bits());
-            assert_eq!(bits(channel_moments(&x, c, inner, ch, 0.5)), bits((s, q)));
-            assert_eq!(
-                bits(channel_dot_sums(&g, &x, c, inner, ch, -0.25)),
-                bits((sg, sgx))
-            );
         }
     }
 

@@ -180,10 +180,10 @@ fn read_payload(path: &Path, f: Opened<'_>) -> Result<Idx> {
 }
 
 /// What [`stream_payload`] hands its sink: first how many bytes to expect,
-/// then the bytes.
-enum Part<'a> {
+/// then the bytes (`B`: borrowed, or owned to cross to another thread).
+enum Part<B> {
     Expect(usize),
-    Bytes(&'a [u8]),
+    Bytes(B),
 }
 
 /// The payload of an opened IDX file into `sink`: first how many bytes to
@@ -194,7 +194,7 @@ enum Part<'a> {
 fn stream_payload(
     path: &Path,
     mut f: Opened<'_>,
-    sink: &mut dyn FnMut(Part<'_>),
+    sink: &mut dyn FnMut(Part<&[u8]>),
 ) -> Result<Vec<usize>> {
     let dims = std::mem::take(&mut f.dims);
     let declared = dims
@@ -423,7 +423,7 @@ fn pair<'a, 'b>(
 /// a few chunks of bytes are held at once.
 fn read_pixels(path: &Path, f: Opened<'_>) -> Result<Vec<f32>> {
     let lut: [f32; 256] = std::array::from_fn(|i| i as f32 / 255.0);
-    let scale = |x: &mut Vec<f32>, part: Part<'_>| match part {
+    let scale = |x: &mut Vec<f32>, part: Part<&[u8]>| match part {
         Part::Expect(cap) => x.reserve_exact(cap),
         Part::Bytes(chunk) => x.extend(chunk.iter().map(|&b| lut[b as usize])),
     };
@@ -433,14 +433,13 @@ fn read_pixels(path: &Path, f: Opened<'_>) -> Result<Vec<f32>> {
         return Ok(x);
     }
     std::thread::scope(|s| {
-        // `None`: expect `cap` bytes; `Some`: the next bytes.
-        let (to_scaler, parts) = std::sync::mpsc::sync_channel::<(usize, Option<Vec<u8>>)>(2);
+        let (to_scaler, parts) = std::sync::mpsc::sync_channel::<Part<Vec<u8>>>(2);
         let scaler = s.spawn(move || {
             let mut x = Vec::new();
-            for (cap, bytes) in parts {
-                match bytes {
-                    None => scale(&mut x, Part::Expect(cap)),
-                    Some(b) => scale(&mut x, Part::Bytes(&b)),
+            for part in parts {
+                match part {
+                    Part::Expect(cap) => scale(&mut x, Part::Expect(cap)),
+                    Part::Bytes(b) => scale(&mut x, Part::Bytes(&b)),
                 }
             }
             x
@@ -448,11 +447,11 @@ fn read_pixels(path: &Path, f: Opened<'_>) -> Result<Vec<f32>> {
         // A send fails only if the scaler is gone (it panicked): its join
         // below reports that.
         let read = stream_payload(path, f, &mut |part| {
-            let sent = match part {
-                Part::Expect(cap) => to_scaler.send((cap, None)),
-                Part::Bytes(b) => to_scaler.send((b.len(), Some(b.to_vec()))),
+            let owned = match part {
+                Part::Expect(cap) => Part::Expect(cap),
+                Part::Bytes(b) => Part::Bytes(b.to_vec()),
             };
-            drop(sent)
+            drop(to_scaler.send(owned))
         });
         drop(to_scaler);
         let x = scaler

@@ -45,6 +45,10 @@ pub enum Error {
     /// Training diverged (loss became NaN or infinite).
     #[error("{0}")]
     Diverged(String),
+    /// A block of memory the run needs cannot be had: what it is for, how
+    /// large, how much could be had, and what to change.
+    #[error("not enough memory: {0}")]
+    OutOfMemory(String),
     /// An operating-system error on a named file.
     #[error("{}: {source}", path.display())]
     Io {

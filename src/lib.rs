@@ -12,6 +12,7 @@
 //! - [`optim`]: SGD (momentum, Nesterov), RMSprop, Adam, AdamW, clipping, schedules.
 //! - [`data`]: IDX and CSV data sets, batching, seeded shuffling.
 //! - [`io`]: safetensors weights with PyTorch `nn.Sequential` names.
+//! - [`mem`]: the memory a run needs, asked for before it is used.
 //! - [`train`]: the training loop behind `backprop train`.
 //! - [`dist`]: data-parallel training over several processes (MPI with feature `mpi`).
 
@@ -23,6 +24,7 @@ pub mod data;
 pub mod dist;
 pub mod error;
 pub mod io;
+pub mod mem;
 pub mod nn;
 pub mod ops;
 pub mod optim;

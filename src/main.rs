@@ -247,6 +247,10 @@ struct TrainArgs {
     /// Threads for the kernels (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// With several MPI processes: end the run on every rank, naming the one that did not answer, when a rank waits this long for the others in one exchange.
+    #[arg(long, default_value_t = 300.0, value_name = "SECONDS")]
+    #[serde(default = "default_collective_timeout")]
+    collective_timeout: f64,
     /// Print one JSON summary as the last line of standard output.
     #[arg(long)]
     json: bool,
@@ -262,6 +266,11 @@ struct TrainArgs {
     /// Write metrics.csv but no plots.
     #[arg(long)]
     no_plots: bool,
+}
+
+/// `--collective-timeout` for runs saved before the flag existed.
+fn default_collective_timeout() -> f64 {
+    300.0
 }
 
 /// A model line or preset, given as the first argument or with --model.
@@ -466,6 +475,18 @@ impl Procs {
         Procs {}
     }
 
+    /// Wait at most `secs` for the other processes in one exchange.
+    fn set_timeout(&self, secs: f64) -> anyhow::Result<()> {
+        if !(secs > 0.0 && secs.is_finite()) {
+            bail!("--collective-timeout {secs}: must be a number of seconds > 0");
+        }
+        #[cfg(feature = "mpi")]
+        if let Some((_, m)) = &self.mpi {
+            m.set_timeout(std::time::Duration::from_secs_f64(secs.min(1e9)));
+        }
+        Ok(())
+    }
+
     /// The run's processes, if there are several.
     fn collective(&self) -> Option<std::rc::Rc<dyn backprop::dist::Collective>> {
         #[cfg(feature = "mpi")]
@@ -645,9 +666,12 @@ fn weight_init(s: &str) -> anyhow::Result<Init> {
 }
 
 /// The flags a resumed run may change: they do not change its result, or
-/// (`--epochs`, `--max-steps`) they extend it.
-const MAY_CHANGE: [&str; 13] = [
+/// (`--epochs`, `--max-steps`) they extend it. `--data` and `--test-data`
+/// may name the same files by another path: their fingerprints, saved with
+/// the run, are what is checked.
+const MAY_CHANGE: [&str; 14] = [
     "serve",
+    "collective_timeout",
     "port",
     "bind",
     "epochs",
@@ -655,55 +679,79 @@ const MAY_CHANGE: [&str; 13] = [
     "threads",
     "json",
     "quiet",
-    "out",
     "no_plots",
-    "save",
     "save_every",
     "force",
+    "data",
+    "test_data",
 ];
 
+/// Where a run writes: never taken from the saved settings (a copied run
+/// folder must not write into the folder it was copied from). A resumed run
+/// saves where it was resumed from unless `--save` is given again.
+const LOCATIONS: [&str; 3] = ["save", "out", "resume"];
+
+/// The flags as JSON values that compare by what they mean: the learning
+/// rate and weight decay filled in with the optimizer's defaults, the
+/// model line with its preset expanded and without spaces. Numbers go
+/// through their text, so `--lr 0.01` shows as `0.01`.
+fn settings_value(a: &TrainArgs) -> anyhow::Result<serde_json::Value> {
+    let mut a = a.clone();
+    let defaults = optim::Config::new(a.optimizer.into());
+    a.lr.get_or_insert(defaults.lr);
+    a.weight_decay.get_or_insert(defaults.weight_decay);
+    a.model = spec::expand_preset(&a.model).split_whitespace().collect();
+    Ok(serde_json::from_str(&serde_json::to_string(&a)?)?)
+}
+
 /// A resumed run's flags: the saved ones, with the ones that may change
-/// taken from the command line. A flag given again with another value is an
-/// error naming the flag and both values.
+/// taken from the command line, and its locations from the command line
+/// only. A flag given again with another meaning is an error naming the
+/// flag and both values.
 fn resume_args(saved: TrainArgs, given: TrainArgs, m: &ArgMatches) -> anyhow::Result<TrainArgs> {
-    let sv = serde_json::to_value(&saved)?;
-    let gv = serde_json::to_value(&given)?;
+    let raw = |a: &TrainArgs| -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_str(&serde_json::to_string(a)?)?)
+    };
+    let (sv, gv) = (settings_value(&saved)?, settings_value(&given)?);
+    let given_raw = raw(&given)?;
     let on_line = |id: &str| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
     let show = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Null => "(none)".into(),
         other => other.to_string(),
     };
-    let mut out = sv.clone();
+    let mut out = raw(&saved)?;
     for id in m.ids().map(|i| i.as_str()) {
-        if id == "resume" || !on_line(id) {
+        if LOCATIONS.contains(&id) || !on_line(id) {
             continue;
         }
-        let (s, g) = (&sv[id], &gv[id]);
         if MAY_CHANGE.contains(&id) {
-            out[id] = g.clone();
-        } else if s != g {
+            out[id] = given_raw[id].clone();
+        } else if sv[id] != gv[id] {
             let flag = format!("--{}", id.replace('_', "-"));
             bail!(
                 "{flag} {}: the run was saved with {flag} {}; a resumed run keeps the settings that shape its \
                  result (drop {flag}, or start a new run)",
-                show(g),
-                show(s)
+                show(&given_raw[id]),
+                show(&sv[id])
             );
         }
     }
     // Reporting options that are plain switches follow the command line.
     for id in ["json", "quiet", "no_plots", "force"] {
-        out[id] = gv[id].clone();
+        out[id] = given_raw[id].clone();
     }
-    let mut a: TrainArgs = serde_json::from_value(out)?;
-    a.resume = given.resume;
-    Ok(a)
+    for id in LOCATIONS {
+        out[id] = given_raw[id].clone();
+    }
+    Ok(serde_json::from_value(out)?)
 }
 
-/// Make `--save`'s folder if missing, and refuse to overwrite a file that
-/// is not a safetensors model file unless `force`.
-fn prepare_save(p: &Path, force: bool) -> anyhow::Result<()> {
+/// Make `--save`'s folder if missing, and refuse to overwrite what is not
+/// this run's to overwrite, unless `force`: a file that is not a
+/// safetensors model file, a run's state file, or a model whose state file
+/// belongs to another run (any run but the one `resumed` from).
+fn prepare_save(p: &Path, force: bool, resumed: Option<&Path>) -> anyhow::Result<()> {
     if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -713,6 +761,11 @@ fn prepare_save(p: &Path, force: bool) -> anyhow::Result<()> {
                     dir.display()
                 )
             })?;
+        }
+    }
+    if !force {
+        if let Some(why) = io::run::not_ours_to_overwrite(p, resumed) {
+            bail!("{}: {why}", p.display());
         }
     }
     io::run::remove_leftovers(p);
@@ -751,8 +804,17 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Resul
                 .with_context(|| format!("--resume {}: the saved settings", path.display()))?;
             let saved_epochs = old.epochs;
             let mut a = resume_args(old, a, given)?;
-            if a.save.is_none() {
-                a.save = Some(path.clone());
+            match &a.save {
+                // Saving elsewhere: the resumed files stay as they are.
+                Some(to) if rank == 0 && !a.quiet && !a.json && !io::run::same_file(to, &path) => {
+                    eprintln!(
+                        "resuming {}; saving to {} (the resumed files are left as they are)",
+                        path.display(),
+                        to.display()
+                    )
+                }
+                Some(_) => {}
+                None => a.save = Some(path.clone()),
             }
             (a, Some((saved, saved_epochs)))
         }
@@ -765,6 +827,7 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Resul
         a.out = None;
     }
     set_threads(a.threads)?;
+    procs.set_timeout(a.collective_timeout)?;
     // Everything a user can get wrong is checked before any data is read.
     let mut cfg = TrainConfig::new(optimizer_config(&a)?);
     cfg.epochs = a.epochs;
@@ -826,7 +889,7 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Resul
         }
     };
     if let Some(p) = &a.save {
-        prepare_save(p, a.force).context("--save")?;
+        prepare_save(p, a.force, a.resume.as_deref()).context("--save")?;
     }
     // Where metrics.csv and the plots go: `--out DIR/`, else beside --save.
     let files_prefix = match (&a.out, &a.save) {
@@ -899,7 +962,13 @@ fn cmd_train(a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Resul
         bar.live = Some(live);
     }
     let line = model.spec();
-    let settings = serde_json::to_string(&a)?;
+    // The settings without the run's locations: a copied run folder resumes
+    // where it is, and the same run saved twice gives the same bytes.
+    let settings = {
+        let mut kept = a.clone();
+        (kept.save, kept.out, kept.resume) = (None, None, None);
+        serde_json::to_string(&kept)?
+    };
     let mut save = |m: &dyn Module,
                     opt: &optim::Optimizer,
                     st: &train::RunState,

@@ -44,6 +44,7 @@ fn a_hand_written_loop_gives_the_weights_of_backprop_train() {
             "0",
             "--save",
             cli.to_str().unwrap(),
+            "--force", // the second pass replaces the first pass's run
         ]);
         assert!(o.success, "{}", o.stderr);
         let (a, b) = (common::tensor_bytes(&ours), common::tensor_bytes(&cli));

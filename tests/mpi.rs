@@ -144,11 +144,14 @@ fn different_flags_on_different_ranks_fail_fast_on_every_rank() {
         .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    for r in 0..2 {
+    for (r, lr) in [(0, "0.1"), (1, "0.2")] {
+        // Each rank names the setting and its own value of it.
         assert!(
             err.lines()
                 .any(|l| l.starts_with(&format!("error: rank {r} of 2:"))
-                    && l.contains("other settings")),
+                    && l.contains("other settings")
+                    && l.contains("`optimizer.lr`")
+                    && l.contains(&format!(": {lr}"))),
             "{err}"
         );
     }
@@ -291,6 +294,89 @@ fn a_rank_that_dies_ends_the_whole_run_within_seconds() {
                     .unwrap()
                     .contains(") Z"),
             "rank {p} still runs"
+        );
+    }
+}
+
+#[test]
+fn a_stopped_rank_ends_the_run_on_every_rank_naming_it() {
+    let d = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(d.path(), 3000, 100);
+    let mut child = Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-np", "3"])
+        .arg(bin())
+        .args([
+            "train",
+            "--model",
+            "flatten,linear(784,64),relu,linear(64,10)",
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "1000",
+            "--threads",
+            "1",
+            "--quiet",
+            "--collective-timeout",
+            "5",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let ranks = loop {
+        let r = ranks_of(child.id());
+        if r.len() == 3 || t0.elapsed() > Duration::from_secs(20) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(ranks.len(), 3, "mpirun did not start three ranks");
+    std::thread::sleep(Duration::from_millis(1500));
+    // Which process is rank 1: the launcher sets its rank in the environment.
+    let rank_of = |p: u32| -> Option<usize> {
+        let env = std::fs::read(format!("/proc/{p}/environ")).ok()?;
+        env.split(|&b| b == 0)
+            .filter_map(|kv| std::str::from_utf8(kv).ok())
+            .find_map(|kv| kv.strip_prefix("OMPI_COMM_WORLD_RANK="))
+            .and_then(|v| v.parse().ok())
+    };
+    let stopped = *ranks
+        .iter()
+        .find(|&&p| rank_of(p) == Some(1))
+        .expect("a process with rank 1");
+    let at = Instant::now();
+    Command::new("kill")
+        .args(["-STOP", &stopped.to_string()])
+        .status()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if at.elapsed() > Duration::from_secs(60) {
+            let _ = Command::new("kill")
+                .args(["-CONT", &stopped.to_string()])
+                .status();
+            let _ = child.kill();
+            panic!("the other ranks still wait 60 s after rank 1 stopped");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = Command::new("kill")
+        .args(["-CONT", &stopped.to_string()])
+        .status();
+    assert!(!status.success());
+    eprintln!("the run ended {:?} after rank 1 stopped", at.elapsed());
+    assert!(at.elapsed() < Duration::from_secs(30), "{:?}", at.elapsed());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    for r in [0, 2] {
+        assert!(
+            err.lines().any(|l| l.starts_with(&format!(
+                "error: rank {r} of 3: rank 1 did not answer for 5 s"
+            ))),
+            "{err}"
         );
     }
 }

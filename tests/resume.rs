@@ -169,7 +169,7 @@ fn a_resumed_run_refuses_other_settings_and_may_be_extended() {
     let o = r(&["--lr", "0.5"]);
     assert!(!o.success);
     assert!(
-        o.stderr.contains("--lr 0.5") && o.stderr.contains("--lr (none)"),
+        o.stderr.contains("--lr 0.5") && o.stderr.contains("--lr 0.001"),
         "{}",
         o.stderr
     );

@@ -72,6 +72,20 @@ fn serve_lists_runs_shows_one_and_refuses_paths() {
     ]);
     assert!(o.success, "{}", o.stderr);
     std::fs::write(d.path().join("secret.metrics.csv"), "not yours").unwrap();
+    // Links inside the folder to files outside it, and a named pipe.
+    std::os::unix::fs::symlink("../secret.metrics.csv", runs.join("evil.metrics.csv")).unwrap();
+    std::fs::copy(
+        runs.join("first.safetensors"),
+        d.path().join("far.safetensors"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../far.safetensors", runs.join("far.safetensors")).unwrap();
+    let fifo = runs.join("pipe.metrics.csv");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let (mut child, addr) = start(&["serve", runs.to_str().unwrap(), "--port", "0"]);
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
 
@@ -101,6 +115,11 @@ fn serve_lists_runs_shows_one_and_refuses_paths() {
         let (code, body) = get(&addr, path);
         assert!((400..500).contains(&code), "{path}: {code}");
         assert!(!body.contains("not yours"), "{path}");
+    }
+    for name in ["evil", "pipe"] {
+        let (code, body) = get(&addr, &format!("/api/runs/{name}/metrics.csv"));
+        assert_eq!(code, 404, "{name}");
+        assert!(!body.contains("not yours"), "{name}");
     }
     let (code, _) = get(&addr, "/../../etc/passwd");
     assert!((400..500).contains(&code), "{code}");
@@ -157,6 +176,7 @@ fn serve_lists_runs_shows_one_and_refuses_paths() {
         (drawing("../outside", 40, 40, &px, "null"), 400),
         (drawing("/etc/passwd", 40, 40, &px, "null"), 400),
         (drawing("outside", 40, 40, &px, "null"), 404),
+        (drawing("far", 40, 40, &px, "null"), 404),
         (drawing("first.state", 40, 40, &px, "null"), 422),
         (drawing("first", 41, 40, &px, "null"), 400),
         (drawing("first", 0, 0, &[], "null"), 400),
@@ -176,6 +196,33 @@ fn serve_lists_runs_shows_one_and_refuses_paths() {
     let (code, _) = post(&addr, "/api/trace", &huge);
     assert!(code == 0 || code == 413, "{code}");
     assert_eq!(get(&addr, "/api/models").0, 200);
+    // A client that trickles its headers in (slowloris) is dropped.
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let t0 = Instant::now();
+    let dropped = loop {
+        if t0.elapsed() > Duration::from_secs(30) {
+            break false;
+        }
+        if slow.write_all(b"X").is_err() {
+            break true; // closed
+        }
+        let mut b = [0u8; 64];
+        match slow.read(&mut b) {
+            Ok(_) => break true, // the close, or an answer before it
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break true, // reset
+        }
+    };
+    assert!(dropped, "a trickling client was never dropped");
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    assert_eq!(get(&addr, "/api/runs").0, 200);
     child.kill().unwrap();
     let _ = child.wait();
 }

@@ -124,7 +124,7 @@ pub fn load_csv(path: &Path, scale: Option<f32>) -> Result<Dataset> {
             )));
         }
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::io::read_regular(path)?;
     parse_csv(&bytes, path, scale)
 }
 
@@ -176,6 +176,9 @@ pub fn parse_csv(bytes: &[u8], origin: &Path, scale: Option<f32>) -> Result<Data
             "holds binary data (NUL bytes), not CSV text; pass a CSV file of label,feature,feature,... rows",
         ));
     }
+    // A byte-order mark (spreadsheets write one) is not part of the first
+    // line: left in, it would make a data row look like a header.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     parse(path, text, scale)
 }
 
@@ -311,6 +314,16 @@ mod tests {
         assert_eq!(d.x.data(), &[0., 128., 255., 1.5, 2., -3.]);
         assert_eq!(d.source, p);
         assert_eq!(d.sample_shape(), &[3]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_a_header() {
+        let p = Path::new("bom.csv");
+        let d = parse_csv(b"\xef\xbb\xbf3,1,2\n4,5,6\n", p, None).unwrap();
+        assert_eq!(d.y, vec![3, 4]);
+        assert_eq!(d.x.data(), &[1., 2., 5., 6.]);
+        let d = parse_csv(b"\xef\xbb\xbflabel,a,b\n4,5,6\n", p, None).unwrap();
+        assert_eq!(d.y, vec![4]);
     }
 
     #[test]

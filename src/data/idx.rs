@@ -9,7 +9,6 @@
 use super::{gzip_error, Dataset, GZIP_MAGIC};
 use crate::error::{Error, Result};
 use crate::Tensor;
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
@@ -77,7 +76,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Open `path`, detect gzip, and parse the IDX header; the payload is then
 /// streamed from the file.
 fn open(path: &Path) -> Result<Opened<'static>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::io::open_regular(path)?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     open_reader(path, BufReader::with_capacity(1 << 16, file), file_len)
 }
@@ -406,6 +405,14 @@ fn pair<'a, 'b>(
             format!("declares images of {h}x{w} pixels; the file is corrupt, download it again"),
         ));
     }
+    crate::mem::reserve(
+        n.saturating_mul(h).saturating_mul(w).saturating_mul(4),
+        &format!(
+            "the {n} images of {h}×{w} pixels (float32) in {}",
+            images.display()
+        ),
+        "use a smaller data set, or free memory",
+    )?;
     let x = read_pixels(images, img)?;
     let lab = read_payload(labels, lab)?;
     let y = lab.data.iter().map(|&b| b as usize).collect();

@@ -45,7 +45,7 @@ pub fn load_image(path: &Path) -> Result<Tensor> {
             ),
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::io::read_regular(path)?;
     decode_image(&bytes, path)
 }
 

@@ -13,18 +13,125 @@
 //! Every write is atomic: the bytes go to a temporary file in the same
 //! folder, are flushed to disk, and the file is renamed over the target, so a
 //! crash never leaves a half-written file where a good one was.
+//!
+//! Every file written here carries a SHA-256 digest of each tensor (its
+//! dtype, shape and bytes) and of the rest of its metadata, under
+//! [`DIGEST_KEY`]; [`parse`] (and so every load) checks them and names the
+//! tensor that does not match, so a flipped bit is an error, not a silently
+//! worse model. Files without digests (PyTorch's) are read unchecked.
+//! The bytes of a file depend only on its tensors and metadata (the header's
+//! keys are sorted), so the same run saved twice gives the same file.
 
 pub mod run;
 
 use crate::nn::{Init, Module, ModuleExt, Sequential};
 use crate::{Error, Result, Tensor};
 use safetensors::{Dtype, SafeTensors};
-use std::collections::HashMap;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The metadata key that holds the model line.
 pub const MODEL_KEY: &str = "backprop.model";
+
+/// The metadata key that holds the file's digests: a JSON object with the
+/// SHA-256 (hex) of every tensor by name (over its dtype name, a NUL, its
+/// shape as comma-separated numbers, a NUL, then its bytes as stored) and,
+/// under `__metadata__`, of every other metadata entry (key, NUL, value,
+/// NUL, in key order). `tools/verify_digests.py` checks a file the same way.
+pub const DIGEST_KEY: &str = "backprop.sha256";
+
+/// The digest of one tensor as stored: dtype name, shape, bytes.
+fn tensor_digest(dtype: Dtype, shape: &[usize], data: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(dtype_name(dtype).as_bytes());
+    h.update([0]);
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    h.update(dims.join(",").as_bytes());
+    h.update([0]);
+    h.update(data);
+    hex(&h.finalize())
+}
+
+/// The digest of a file's metadata, all but [`DIGEST_KEY`], in key order.
+fn metadata_digest<'a>(entries: impl Iterator<Item = (&'a String, &'a String)>) -> String {
+    let sorted: BTreeMap<&String, &String> = entries.filter(|(k, _)| *k != DIGEST_KEY).collect();
+    let mut h = Sha256::new();
+    for (k, v) in sorted {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    hex(&h.finalize())
+}
+
+/// Strings, maps of strings and lists of numbers as JSON (these cannot fail).
+fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).expect("strings and numbers serialize")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The dtype's name in a safetensors header (`F32`, `I64`, …).
+fn dtype_name(d: Dtype) -> String {
+    format!("{d:?}")
+}
+
+/// Check the digests a file carries (see [`DIGEST_KEY`]) against its
+/// tensors and metadata; a file without them passes.
+fn verify_digests(st: &SafeTensors, metadata: &HashMap<String, String>, path: &Path) -> Result<()> {
+    let Some(json) = metadata.get(DIGEST_KEY) else {
+        return Ok(());
+    };
+    let damaged = |what: String| {
+        Error::weights(
+            path,
+            format!(
+                "{what}: the file is damaged (a flipped bit, a bad disk or an incomplete copy); \
+                 restore it from a copy, or start the run again"
+            ),
+        )
+    };
+    let saved: BTreeMap<String, String> = serde_json::from_str(json)
+        .map_err(|_| damaged(format!("its digests (`{DIGEST_KEY}`) cannot be read")))?;
+    if saved.get("__metadata__") != Some(&metadata_digest(metadata.iter())) {
+        return Err(damaged(
+            "its metadata (model line, settings, step) does not match the digest saved with it"
+                .into(),
+        ));
+    }
+    let mut names = st.names();
+    names.sort();
+    for name in &names {
+        let view = st
+            .tensor(name)
+            .map_err(|e| Error::weights(path, format!("not a valid safetensors file ({e})")))?;
+        match saved.get(*name) {
+            Some(d) if *d == tensor_digest(view.dtype(), view.shape(), view.data()) => {}
+            Some(_) => {
+                return Err(damaged(format!(
+                    "tensor `{name}` does not match the digest saved with it"
+                )))
+            }
+            None => {
+                return Err(damaged(format!(
+                    "tensor `{name}` has no digest, so it was not saved with this file"
+                )))
+            }
+        }
+    }
+    if let Some(missing) = saved
+        .keys()
+        .find(|k| *k != "__metadata__" && !names.iter().any(|n| n == k))
+    {
+        return Err(damaged(format!("tensor `{missing}` is missing")));
+    }
+    Ok(())
+}
 
 /// Named tensors and the file's metadata.
 pub struct Weights {
@@ -34,9 +141,60 @@ pub struct Weights {
     pub metadata: HashMap<String, String>,
 }
 
+/// Refuse what is not a regular file (a named pipe, a socket, a device):
+/// reading one could wait forever or never end. Links are followed.
+pub fn check_regular(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_file() {
+        return Ok(());
+    }
+    let what = if meta.is_dir() {
+        "a folder"
+    } else {
+        special_file_kind(&meta)
+    };
+    Err(Error::Config(format!(
+        "{}: is {what}, not a regular file; give a file (reading this could wait forever)",
+        path.display()
+    )))
+}
+
+/// What a file that is neither a regular file nor a folder is.
+#[cfg(unix)]
+fn special_file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_file_kind(_: &std::fs::Metadata) -> &'static str {
+    "a special file"
+}
+
+/// Open a regular file for reading ([`check_regular`] first).
+pub fn open_regular(path: &Path) -> Result<std::fs::File> {
+    check_regular(path)?;
+    std::fs::File::open(path).map_err(|e| Error::io(path, e))
+}
+
+/// The whole of a regular file ([`check_regular`] first).
+pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    check_regular(path)?;
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
 /// Read a safetensors file. Every dtype that holds numbers is converted to f32.
 pub fn load(path: &Path) -> Result<Weights> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_regular(path)?;
     parse(&bytes, path)
 }
 
@@ -62,6 +220,7 @@ pub fn parse(bytes: &[u8], origin: &Path) -> Result<Weights> {
         .clone()
         .map(|m| m.into_iter().collect())
         .unwrap_or_default();
+    verify_digests(&st, &metadata, path)?;
     let mut tensors = Vec::new();
     let mut views = st.tensors();
     views.sort_by(|a, b| a.0.cmp(&b.0));
@@ -130,13 +289,21 @@ pub fn save(
 }
 
 /// The bytes of a safetensors file of named tensors (f32;
-/// `*.num_batches_tracked` as int64) with metadata; `path` names it in errors.
+/// `*.num_batches_tracked` as int64) with metadata and the digests of both
+/// ([`DIGEST_KEY`]); `path` names it in errors.
+///
+/// The header is written here rather than by `safetensors::serialize`,
+/// which writes the metadata in a hash map's order: the same tensors and
+/// metadata must give the same bytes (so two runs with one seed can be
+/// compared with `sha256sum`). The layout is the crate's: tensors by
+/// descending dtype size, then by name, packed in that order; the header
+/// padded with spaces to a multiple of 8 bytes.
 pub fn encode(
     path: &Path,
     tensors: &[(String, Tensor)],
     metadata: HashMap<String, String>,
 ) -> Result<Vec<u8>> {
-    let bytes: Vec<(String, Vec<u8>, Dtype, Vec<usize>)> = tensors
+    let mut stored: Vec<(&str, Dtype, &[usize], Vec<u8>)> = tensors
         .iter()
         .map(|(n, t)| {
             if n.ends_with("num_batches_tracked") {
@@ -145,25 +312,49 @@ pub fn encode(
                     .iter()
                     .flat_map(|&v| (v as i64).to_le_bytes())
                     .collect();
-                (n.clone(), b, Dtype::I64, t.shape().to_vec())
+                (n.as_str(), Dtype::I64, t.shape(), b)
             } else {
                 let b = t.data().iter().flat_map(|v| v.to_le_bytes()).collect();
-                (n.clone(), b, Dtype::F32, t.shape().to_vec())
+                (n.as_str(), Dtype::F32, t.shape(), b)
             }
         })
         .collect();
-    let views = bytes
+    stored.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    if let Some(w) = stored.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(Error::weights(
+            path,
+            format!("cannot encode tensors: the name `{}` is used twice", w[0].0),
+        ));
+    }
+    let mut meta: BTreeMap<String, String> = metadata.into_iter().collect();
+    let mut digests: BTreeMap<&str, String> = stored
         .iter()
-        .map(|(n, b, dt, s)| {
-            Ok((
-                n.as_str(),
-                safetensors::tensor::TensorView::new(*dt, s.clone(), b)?,
-            ))
-        })
-        .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
-        .map_err(|e| Error::weights(path, format!("cannot encode tensors: {e}")))?;
-    safetensors::serialize(views, Some(metadata.into_iter().collect()))
-        .map_err(|e| Error::weights(path, format!("cannot encode tensors: {e}")))
+        .map(|(n, dt, shape, b)| (*n, tensor_digest(*dt, shape, b)))
+        .collect();
+    digests.insert("__metadata__", metadata_digest(meta.iter()));
+    meta.insert(DIGEST_KEY.into(), json(&digests));
+    let mut header = format!("{{\"__metadata__\":{}", json(&meta));
+    let mut offset = 0usize;
+    for (n, dt, shape, b) in &stored {
+        header.push_str(&format!(
+            ",{}:{{\"dtype\":\"{}\",\"shape\":{},\"data_offsets\":[{offset},{}]}}",
+            json(n),
+            dtype_name(*dt),
+            json(shape),
+            offset + b.len()
+        ));
+        offset += b.len();
+    }
+    header.push('}');
+    let mut header = header.into_bytes();
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(&header);
+    for (_, _, _, b) in &stored {
+        out.extend_from_slice(b);
+    }
+    Ok(out)
 }
 
 /// Write `data` to `path` through a temporary file in the same folder,

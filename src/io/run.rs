@@ -93,6 +93,59 @@ pub fn save_run(
     Ok(())
 }
 
+/// Whether two paths name the same file (or would, once created): equal
+/// as absolute paths with links resolved where they exist.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    let full = |p: &Path| {
+        std::path::absolute(p)
+            .ok()
+            .map(|p| p.canonicalize().unwrap_or(p))
+    };
+    a == b || full(a) == full(b)
+}
+
+/// Why a run may not save its model at `model_path`, if it may not: the
+/// path is a run's state file, or the model's state file beside it belongs
+/// to another run (any run but the one `resumed` from, whose state it is
+/// the resumed run's to replace). `None` when saving there loses nothing
+/// of another run.
+pub fn not_ours_to_overwrite(model_path: &Path, resumed: Option<&Path>) -> Option<String> {
+    let name = model_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let is_state = name.ends_with(".state.safetensors")
+        || (model_path.is_file()
+            && load(model_path).is_ok_and(|w| w.metadata.contains_key(RUN_KEY)));
+    if is_state {
+        let model = name.strip_suffix(".state.safetensors").map_or_else(
+            || "the model file beside it".to_string(),
+            |stem| format!("{stem}.safetensors"),
+        );
+        return Some(format!(
+            "is a run's state file (the optimizer, position and settings that resume it), not a model \
+             file; give the model file's name ({model}), or --force"
+        ));
+    }
+    let state = state_path(model_path);
+    if !state.exists() {
+        return None;
+    }
+    if resumed.is_some_and(|r| same_file(&state_path(r), &state)) {
+        return None;
+    }
+    let at = load(&state)
+        .ok()
+        .and_then(|w| parse_metadata_step(&w, &state).ok())
+        .map_or(String::new(), |s| format!(" at step {s}"));
+    Some(format!(
+        "another run is saved there ({} holds its state{at}); continue it with --resume {}, save this \
+         run elsewhere, or give --force to replace it",
+        state.display(),
+        model_path.display()
+    ))
+}
+
 /// Remove pending model files of saves that never committed (all but `keep`'s step).
 fn remove_stale_pending(model_path: &Path, keep: Option<u64>) {
     let dir = match model_path.parent() {
@@ -204,6 +257,24 @@ pub fn load_run(model_path: &Path) -> Result<SavedRun> {
         }
     };
     remove_stale_pending(model_path, None);
+    // Both files of a save carry digests, or (saved by an older backprop)
+    // neither: one without them lost its digest key to damage.
+    let digested = |w: &Weights| w.metadata.contains_key(super::DIGEST_KEY);
+    if digested(&model) != digested(&state) {
+        let (without, other) = if digested(&model) {
+            (state_file.as_path(), model_path)
+        } else {
+            (model_path, state_file.as_path())
+        };
+        return Err(Error::weights(
+            without,
+            format!(
+                "holds no digests, but {} does: the files were not saved together, or this one's \
+                 metadata is damaged; restore the pair that was saved together",
+                other.display()
+            ),
+        ));
+    }
     Ok(SavedRun { model, state, step })
 }
 

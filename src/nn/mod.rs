@@ -92,7 +92,12 @@ impl Sequential {
     pub fn parse(line: &str, init: Init, rng: &mut ChaCha8Rng) -> Result<Sequential> {
         let spec = spec::expand_preset(line);
         let items = spec::parse(&spec)?;
-        let (plans, _) = plan_layers(&items, init)?;
+        let (plans, values) = plan_layers(&items, init)?;
+        crate::mem::reserve(
+            values.saturating_mul(4),
+            &format!("the model's {values} parameters and buffers (float32)"),
+            "use smaller layers",
+        )?;
         let mut layers = Vec::with_capacity(items.len());
         let mut texts = Vec::with_capacity(items.len());
         for (it, plan) in items.into_iter().zip(plans) {
@@ -237,6 +242,16 @@ impl Module for Sequential {
 
     fn output_shape(&self, sample: &[usize]) -> Result<Vec<usize>> {
         Ok(self.shapes(sample)?.pop().expect("at least the input"))
+    }
+
+    fn activation_values(&self, sample: &[usize]) -> Result<usize> {
+        let shapes = self.shapes(sample)?;
+        let mut total = 0usize;
+        for (i, (l, s)) in self.layers.iter().zip(&shapes).enumerate() {
+            let n = l.activation_values(s).map_err(|e| self.wrap(i, e))?;
+            total = total.saturating_add(n);
+        }
+        Ok(total)
     }
 
     fn check_batch(&self, sample: &[usize], batch: usize) -> Result<()> {

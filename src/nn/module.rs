@@ -303,6 +303,14 @@ pub trait Module: CloneModule {
         probe_output_shape(self.as_module(), sample)
     }
 
+    /// About how many values a forward pass keeps per input sample of
+    /// shape `sample` (the outputs of its layers), for the memory a batch
+    /// needs. The default counts the output alone; a container sums its
+    /// children's.
+    fn activation_values(&self, sample: &[usize]) -> Result<usize> {
+        Ok(self.output_shape(sample)?.iter().product())
+    }
+
     /// Whether the module can run a training pass on batches of `batch`
     /// samples of shape `sample` (batch norm needs two values per channel).
     fn check_batch(&self, _sample: &[usize], _batch: usize) -> Result<()> {

@@ -136,6 +136,18 @@ impl Config {
         }
     }
 
+    /// How many values the optimizer keeps per parameter value: Adam's two
+    /// moments, RMSprop's square average (and its momentum buffer), SGD's
+    /// momentum buffer; 0 for plain SGD.
+    pub fn state_copies(&self) -> usize {
+        let momentum = usize::from(self.momentum != Momentum::None);
+        match self.kind {
+            Kind::Adam | Kind::AdamW => 2,
+            Kind::RmsProp => 1 + momentum,
+            Kind::Sgd => momentum,
+        }
+    }
+
     /// SGD at learning rate `lr`, with `momentum`.
     ///
     /// ```

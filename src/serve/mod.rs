@@ -174,10 +174,35 @@ pub fn start(
             rt.block_on(async move {
                 let listener =
                     tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
-                let _ = axum::serve(listener, router(app)).await;
+                serve_connections(listener, router(app)).await;
             });
         })?;
     Ok((bound, handle))
+}
+
+/// How long a client may take to send a request's headers before its
+/// connection is dropped (a client that trickles them in would otherwise
+/// hold a connection open forever).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accept connections and serve each on its own task, over HTTP/1.1 with
+/// [`HEADER_TIMEOUT`].
+async fn serve_connections(listener: tokio::net::TcpListener, app: Router) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors, or the like: wait, then go on.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
 }
 
 fn router(app: App) -> Router {
@@ -205,15 +230,31 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// The file `NAME{suffix}` of the served folder `dir`, if `name` is a
+/// plain name ([`valid_name`]) and the file is a regular file that
+/// resolves inside the folder: a link to a file elsewhere (`runs/x.metrics.csv
+/// → ../secret`) is not served, nor a named pipe that would block a reader.
+fn file_inside(dir: &std::path::Path, name: &str, suffix: &str) -> Option<PathBuf> {
+    if !valid_name(name) {
+        return None;
+    }
+    let root = dir.canonicalize().ok()?;
+    let file = dir.join(format!("{name}{suffix}")).canonicalize().ok()?;
+    (file.starts_with(&root) && file.is_file()).then_some(file)
+}
+
 /// The names `NAME` of the files `NAME{suffix}` in the served folder, sorted,
-/// that are plain names ([`valid_name`]) and pass `keep`.
+/// that it serves ([`file_inside`]) and that pass `keep`.
 fn names_in(app: &App, suffix: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
     let mut names = Vec::new();
-    if let Some(Ok(entries)) = app.runs.as_ref().map(std::fs::read_dir) {
+    let Some(dir) = &app.runs else {
+        return names;
+    };
+    if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
             if let Some(stem) = n.strip_suffix(suffix) {
-                if valid_name(stem) && keep(stem) {
+                if keep(stem) && file_inside(dir, stem, suffix).is_some() {
                     names.push(stem.to_string());
                 }
             }
@@ -243,9 +284,9 @@ async fn run_metrics(State(app): State<App>, UrlPath(name): UrlPath<String>) -> 
         )
             .into_response();
     }
-    match std::fs::read_to_string(dir.join(format!("{name}.metrics.csv"))) {
-        Ok(text) => csv(text),
-        Err(_) => (StatusCode::NOT_FOUND, "no such run").into_response(),
+    match file_inside(dir, &name, ".metrics.csv").map(std::fs::read_to_string) {
+        Some(Ok(text)) => csv(text),
+        _ => (StatusCode::NOT_FOUND, "no such run").into_response(),
     }
 }
 
@@ -359,7 +400,9 @@ async fn trace_drawing(State(app): State<App>, body: axum::body::Bytes) -> Respo
         if !valid_name(&d.model) {
             return bad("a model name is letters, digits, - _ and .");
         }
-        let path = dir.join(format!("{}.safetensors", d.model));
+        let Some(path) = file_inside(dir, &d.model, ".safetensors") else {
+            return (StatusCode::NOT_FOUND, "no such model").into_response();
+        };
         let read = tokio::task::spawn_blocking(move || io::load(&path)).await;
         match read {
             Ok(Ok(w)) => Arc::new(w),

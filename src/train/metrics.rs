@@ -355,4 +355,36 @@ mod tests {
         assert_eq!(lines[3], "epoch,3,1,1,0.5,0.1,0.9,0.75,,,,,,,,,");
         assert_eq!(lines.len(), 4);
     }
+
+    #[test]
+    fn a_saved_recorder_comes_back_to_the_last_bit() {
+        // Values serde_json's fast float parser reads one unit off in the
+        // last place (it needs its `float_roundtrip` feature to be exact).
+        let awkward = [
+            1.0341174163541055e-7,
+            9.87085292951342e-11,
+            9.672678405938437e-9,
+        ];
+        let mut r = Recorder::new(1, false);
+        r.epoch_start(1, 3);
+        for (i, &v) in awkward.iter().enumerate() {
+            r.step(&StepInfo {
+                step: i + 1,
+                loss: 0.0,
+                running_loss: v,
+                running_accuracy: v,
+                samples: i + 1,
+                lr: 0.1,
+            });
+        }
+        let back: Recorder = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        let bits = |r: &Recorder| -> Vec<(u64, u64)> {
+            r.rows
+                .iter()
+                .map(|w| (w.loss.to_bits(), w.accuracy.to_bits()))
+                .collect()
+        };
+        assert_eq!(bits(&back), bits(&r));
+        assert_eq!(back.to_csv(), r.to_csv());
+    }
 }

@@ -508,7 +508,71 @@ pub fn check_run(
     if let Some(t) = test {
         check_compatible(model, t, cfg.loss)?;
     }
-    Ok(())
+    check_memory(model, train, cfg)
+}
+
+/// The memory a training step needs beyond the weights and the data
+/// already held, asked for in one block before the first step (see
+/// [`crate::mem`]): the gradients and the optimizer's state (as many values
+/// as the parameters, each), and a batch's activations, their gradients and
+/// the ops' saved values (about three times the layers' outputs). The
+/// error says which part does not fit, and the batch size that would.
+pub fn check_memory(model: &dyn Module, train: &Dataset, cfg: &TrainConfig) -> Result<()> {
+    use crate::mem::{can_reserve, human, largest_reservable};
+    let params = model.num_parameters();
+    let copies = 1 + cfg.optimizer.state_copies();
+    let fixed = params.saturating_mul(4 * copies);
+    let sample = train.sample_shape();
+    let per_sample = model
+        .activation_values(sample)?
+        .saturating_add(sample.iter().product())
+        .saturating_mul(4 * 3);
+    let batch = cfg.batch_size.min(train.len()).max(1);
+    let need = fixed.saturating_add(per_sample.saturating_mul(batch));
+    if can_reserve(need) {
+        return Ok(());
+    }
+    let most = largest_reservable(need);
+    let state = format!(
+        "{} for the gradients and the optimizer's state ({params} parameters × {copies} copies × 4 bytes)",
+        human(fixed)
+    );
+    if most < fixed.saturating_add(per_sample) {
+        return Err(Error::OutOfMemory(format!(
+            "training needs {state} and {} per sample of a batch; this machine can give at most {} now: \
+             use smaller layers, or an optimizer that keeps less state (sgd keeps none, adam two copies)",
+            human(per_sample),
+            human(most)
+        )));
+    }
+    let fits = (most - fixed) / per_sample;
+    Err(Error::invalid(
+        Setting::BatchSize,
+        cfg.batch_size,
+        format!(
+            "not enough memory: a batch of {batch} needs about {} for its activations, on top of {state}; \
+             this machine can give at most {} now: a batch size of {fits} would fit",
+            human(per_sample.saturating_mul(batch)),
+            human(most)
+        ),
+    ))
+}
+
+/// The evaluation batch size to use: `cfg.eval_batch_size`, or as many
+/// samples as the memory left can hold (evaluation keeps one layer output
+/// per value, no gradients) when that is fewer. The test loss may then
+/// differ in its last digits (other partial sums); the accuracy does not.
+fn eval_batch_that_fits(model: &dyn Module, data: &Dataset, cfg: &TrainConfig) -> usize {
+    let per_sample = model
+        .activation_values(data.sample_shape())
+        .unwrap_or(0)
+        .saturating_mul(4)
+        .max(1);
+    let want = cfg.eval_batch_size.max(1);
+    if crate::mem::can_reserve(per_sample.saturating_mul(want)) {
+        return want;
+    }
+    (crate::mem::largest_reservable(per_sample.saturating_mul(want)) / per_sample).clamp(1, want)
 }
 
 /// The dropout seed of training step `step` (1-based) of a run seeded with
@@ -746,6 +810,7 @@ impl<'a> Trainer<'a> {
             .copied()
             .unwrap_or(1);
         let save_every = checkpoints.as_ref().map_or(0, |c| c.every);
+        let eval_batch = test.map_or(cfg.eval_batch_size, |t| eval_batch_that_fits(model, t, cfg));
         let start_epoch = st.epoch;
         'epochs: for epoch in start_epoch..cfg.epochs {
             if cfg.max_steps.is_some_and(|m| st.steps >= m) {
@@ -891,6 +956,7 @@ impl<'a> Trainer<'a> {
                 cfg,
                 comm.as_deref(),
                 EpochTally {
+                    eval_batch,
                     epoch,
                     steps: st.batch,
                     lr,
@@ -994,12 +1060,28 @@ fn check_processes(
             ),
         ));
     }
-    let mut h = crate::data::Fnv::new();
-    h.bytes(serde_json::to_string(cfg).unwrap_or_default().as_bytes());
-    let settings = h.finish();
+    let digest = |text: &str| {
+        let mut h = crate::data::Fnv::new();
+        h.bytes(text.as_bytes());
+        h.finish()
+    };
+    let settings = setting_values(cfg);
+    let all = comm.gather_u64(digest(&format!("{settings:?}")));
+    if all.iter().any(|&v| v != all[0]) {
+        // Find the first setting that differs (every rank takes the same turns).
+        for (name, value) in &settings {
+            let all = comm.gather_u64(digest(value));
+            if let Some(r) = all.iter().position(|&v| v != all[0]) {
+                return Err(Error::Config(format!(
+                    "process {r} of {n} started with other settings than process 0: its `{name}` differs \
+                     (here, on process {}: {value}); start every process with the same command line and files",
+                    comm.rank()
+                )));
+            }
+        }
+    }
     let weights = weights_digest(model);
     for (what, mine) in [
-        ("settings", settings),
         ("training data", train.fingerprint()),
         ("test data", test.map_or(0, Dataset::fingerprint)),
         ("initial weights", weights),
@@ -1013,6 +1095,31 @@ fn check_processes(
         }
     }
     Ok(())
+}
+
+/// Every setting of `cfg` as `(name, value)`, nested ones by their path
+/// (`optimizer.lr`), in a fixed order.
+fn setting_values(cfg: &TrainConfig) -> Vec<(String, String)> {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let name = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&name, v, out);
+                }
+            }
+            other => out.push((prefix.to_string(), other.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::to_value(cfg) {
+        walk("", &v, &mut out);
+    }
+    out
 }
 
 /// A digest of every parameter's and buffer's name and bits.
@@ -1101,6 +1208,8 @@ fn check_finite(model: &dyn Module, rec: Option<&EpochRecord>, step: usize, lr: 
 
 /// Where an epoch's loop stopped.
 struct EpochTally {
+    /// The evaluation's batch size ([`eval_batch_that_fits`]).
+    eval_batch: usize,
     epoch: usize,
     steps: usize,
     lr: f32,
@@ -1120,11 +1229,11 @@ fn finish_epoch(
     let secs = t.t0.elapsed().as_secs_f64();
     let (test_loss, test_accuracy) = match (test, comm) {
         (Some(d), None) => {
-            let (l, a) = evaluate(model, d, cfg.loss, cfg.eval_batch_size);
+            let (l, a) = evaluate(model, d, cfg.loss, t.eval_batch);
             (Some(l), Some(a))
         }
         (Some(d), Some(c)) => {
-            let (l, a) = evaluate_shared(model, d, cfg.loss, cfg.eval_batch_size, c);
+            let (l, a) = evaluate_shared(model, d, cfg.loss, t.eval_batch, c);
             (Some(l), Some(a))
         }
         (None, _) => (None, None),

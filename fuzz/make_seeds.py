@@ -70,6 +70,7 @@ put("csv", "mnist2", b"\x00" + mnist_csv.encode())
 put("csv", "mnist2_scaled_gz", b"\x03" + mnist_csv.encode())
 put("csv", "real_gz", b"\x00" + gz(b"1,2,3\n4,5,6\n"))
 put("csv", "header", b"\x00label,a,b\n7,0,255\n\"2\",\"51\",102\r\n\n3.0,1e3,-2.5\n")
+put("csv", "byte_order_mark", b"\x00\xef\xbb\xbf3,1,2\n4,5,6\n")
 put("csv", "bad_ragged", b"\x00" + b"1,2,3\n4,5\n")
 put("csv", "bad_label", b"\x00" + b"1,2\n-1,3\n2.5,4\n")
 put("csv", "bad_separator", b"\x00" + b"1;2;3\n4;5;6\n")
@@ -135,6 +136,36 @@ put(
         ]
     ),
 )
+
+
+def with_digests(tensors, metadata):
+    """`safetensors(tensors, metadata)` with the `backprop.sha256` digests
+    backprop writes (see tools/verify_digests.py)."""
+    import hashlib
+
+    digests = {}
+    for name, dtype, shape, b in tensors:
+        h = hashlib.sha256(dtype.encode() + b"\0" + ",".join(map(str, shape)).encode() + b"\0" + b)
+        digests[name] = h.hexdigest()
+    h = hashlib.sha256()
+    for k in sorted(metadata):
+        h.update(k.encode() + b"\0" + metadata[k].encode() + b"\0")
+    digests["__metadata__"] = h.hexdigest()
+    return safetensors(tensors, dict(metadata, **{"backprop.sha256": json.dumps(digests, sort_keys=True, separators=(",", ":"))}))
+
+
+digested = [
+    ("1.weight", "F32", [3, 4], f32([0.1 * i for i in range(12)])),
+    ("1.bias", "F32", [3], f32([0.0, 0.5, -0.5])),
+    ("3.weight", "F32", [2, 3], f32([1, 2, 3, 4, 5, 6])),
+    ("3.bias", "F32", [2], f32([0, 1])),
+]
+digested_meta = {"format": "pt", "backprop.model": "flatten,linear(4,3),relu,linear(3,2)"}
+good = with_digests(digested, digested_meta)
+put("safetensors", "ours_digested", good)
+flipped = bytearray(good)
+flipped[-3] ^= 0x10  # one bit of 3.bias (the last tensor's data)
+put("safetensors", "bad_flipped_bit", bytes(flipped))
 put("safetensors", "torch_fixture_relu", open(os.path.join(ROOT, "tests/fixtures/train_act_relu.safetensors"), "rb").read())
 put("safetensors", "bad_truncated", ours[: len(ours) - 10])
 put("safetensors", "bad_header_len", b"\xff" * 8 + b"{}")

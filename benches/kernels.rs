@@ -23,10 +23,10 @@
 //!
 //! End-to-end epochs against PyTorch: `tools/bench.py` (see BENCHMARKS.md).
 
+use backprop::cpu::{matmul_into, set_matmul_kernel, set_threads, MatmulKernel, Trans};
 use backprop::ops::conv::set_im2col_only;
 use backprop::ops::gradcheck::pseudo_random;
 use backprop::optim::{Config, Kind, Optimizer};
-use backprop::tensor::{matmul_into, set_matmul_kernel, set_threads, MatmulKernel, Trans};
 use backprop::{Graph, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     let model_line = args.first().map_or("mlp", |s| s.as_str());
     let batch: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(64);
     let every: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(50);
-    backprop::tensor::set_threads(2);
+    backprop::cpu::set_threads(2);
     rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build_global()

@@ -1,4 +1,4 @@
-//! Matrix-product throughput of `backprop::tensor::matmul_into` at the sizes
+//! Matrix-product throughput of `backprop::cpu::matmul_into` at the sizes
 //! of the benchmark workloads, in GFLOP/s, for 1 and 2 threads: our AVX2
 //! kernel and the `gemm` crate, alternating in the same process (best of 7
 //! timed loops each), so that the machine's drift hits both alike. Compare
@@ -6,7 +6,7 @@
 //!
 //! `cargo run --release --example matmul_gflops [THREADS ...]`
 
-use backprop::tensor::{matmul_into, set_matmul_kernel, set_threads, MatmulKernel, Trans};
+use backprop::cpu::{matmul_into, set_matmul_kernel, set_threads, MatmulKernel, Trans};
 use std::time::Instant;
 
 fn main() {

@@ -17,20 +17,34 @@
 //! - [`dist`]: data-parallel training over several processes (MPI with feature `mpi`).
 
 #![warn(missing_docs)]
+// Every `unsafe` block lives in `cpu`; the other modules may not have one.
 #[cfg(feature = "mimalloc")]
-pub mod alloc;
+pub use cpu::alloc;
+#[forbid(unsafe_code)]
 pub mod autograd;
+pub mod cpu;
+#[forbid(unsafe_code)]
 pub mod data;
+#[forbid(unsafe_code)]
 pub mod dist;
+#[forbid(unsafe_code)]
 pub mod error;
+#[forbid(unsafe_code)]
 pub mod io;
+#[forbid(unsafe_code)]
 pub mod mem;
+#[forbid(unsafe_code)]
 pub mod nn;
+#[forbid(unsafe_code)]
 pub mod ops;
+#[forbid(unsafe_code)]
 pub mod optim;
 #[cfg(feature = "serve")]
+#[forbid(unsafe_code)]
 pub mod serve;
+#[forbid(unsafe_code)]
 pub mod tensor;
+#[forbid(unsafe_code)]
 pub mod train;
 
 pub use autograd::{Gradients, Graph, Var};

@@ -580,7 +580,7 @@ fn set_threads(n: Option<usize>) -> anyhow::Result<()> {
                 "--threads {n}: use between 1 and 1024 threads"
             )));
         }
-        backprop::tensor::set_threads(n);
+        backprop::cpu::set_threads(n);
     }
     Ok(())
 }

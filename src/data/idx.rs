@@ -434,7 +434,7 @@ fn read_pixels(path: &Path, f: Opened<'_>) -> Result<Vec<f32>> {
         Part::Expect(cap) => x.reserve_exact(cap),
         Part::Bytes(chunk) => x.extend(chunk.iter().map(|&b| lut[b as usize])),
     };
-    if crate::tensor::threads() <= 1 {
+    if crate::cpu::threads() <= 1 {
         let mut x = Vec::new();
         stream_payload(path, f, &mut |part| scale(&mut x, part))?;
         return Ok(x);
@@ -541,7 +541,7 @@ mod tests {
 
     #[test]
     fn pixels_are_the_same_on_one_thread_or_two() {
-        use crate::tensor::with_threads;
+        use crate::cpu::with_threads;
         let dir = tempfile::tempdir().unwrap();
         // More than two chunks of pixels, so the second thread scales some
         // while the first inflates more.

@@ -30,11 +30,11 @@
 //! are in `tensor::channels` (src/tensor/channels.rs).
 
 use crate::autograd::Backward;
-use crate::dist::Collective;
-use crate::tensor::channels::{
+use crate::cpu::channels::{
     affine_per_channel, dot_sums_per_channel, grad_per_channel, shifted_sums,
 };
-use crate::tensor::par::written;
+use crate::cpu::par::written;
+use crate::dist::Collective;
 use crate::{Graph, Tensor, Var};
 use std::rc::Rc;
 

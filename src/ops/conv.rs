@@ -36,7 +36,7 @@
 //! depends on the shapes only (enough work per chunk to be worth a task, at
 //! most 64 chunks), never on the thread count. Chunks run as a few jobs
 //! of the thread team (`tensor::team`) per thread
-//! ([`threads()`](crate::tensor::threads); runs of consecutive chunks),
+//! ([`threads()`](crate::cpu::threads); runs of consecutive chunks),
 //! each job allocating its scratch buffers once and reusing them for all its
 //! samples. In backward every chunk sums its
 //! own partial `∂W` and `∂b` over its samples in order, and the partials are
@@ -45,7 +45,7 @@
 //! several chunks, every per-sample product is one single-threaded `gemm`
 //! call (no nested thread split, no synchronisation per product). Only a
 //! batch of a single chunk (a few large images) hands its products to
-//! [`matmul_into`](crate::tensor::matmul_into), which may split each one over threads; its results are
+//! [`matmul_into`](crate::cpu::matmul_into), which may split each one over threads; its results are
 //! then bit-identical run to run for the same thread count.
 //!
 //! # Memory
@@ -61,9 +61,9 @@
 //! bit-identical gradients.
 
 use crate::autograd::Backward;
-pub use crate::tensor::conv::set_im2col_only;
-use crate::tensor::conv::{conv_backward, conv_forward, ConvGeom};
-use crate::tensor::threads;
+pub use crate::cpu::conv::set_im2col_only;
+use crate::cpu::conv::{conv_backward, conv_forward, ConvGeom};
+use crate::cpu::threads;
 use crate::{Graph, Tensor, Var};
 
 /// The most bytes of im2col columns a `conv2d` node keeps from its forward
@@ -224,9 +224,9 @@ impl Graph {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::conv::direct as direct_conv;
+    use crate::cpu::conv::{as_uninit_mut, col2im, im2col, Spans};
     use crate::ops::gradcheck::{check, gradient_errors, pseudo_random};
-    use crate::tensor::conv::{as_uninit_mut, col2im, im2col, Spans};
-    use crate::tensor::direct_conv;
 
     /// Finite differences for one configuration, with and without bias.
     fn conv_check(

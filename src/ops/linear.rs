@@ -9,9 +9,9 @@
 //! `∂x` is skipped when `x` needs no gradient (the data batch).
 
 use crate::autograd::Backward;
-use crate::tensor::channels::column_sums;
-use crate::tensor::par;
-use crate::tensor::{matmul, matmul_into, matmul_on, team, threads, Trans};
+use crate::cpu::channels::column_sums;
+use crate::cpu::par;
+use crate::cpu::{matmul, matmul_into, matmul_on, team, threads, Trans};
 use crate::{Graph, Tensor, Var};
 
 /// Forward of `linear` on plain tensors.

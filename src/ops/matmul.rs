@@ -6,7 +6,7 @@
 //! handed to the kernel, never copies.
 
 use crate::autograd::Backward;
-use crate::tensor::{matmul_into, Trans};
+use crate::cpu::{matmul_into, Trans};
 use crate::{Graph, Tensor, Var};
 
 struct Dims {

@@ -24,8 +24,8 @@
 //! (src/tensor/pool.rs); results do not depend on the thread count.
 
 use crate::autograd::Backward;
-use crate::tensor::pool::{max_pool, max_pool_backward, PoolGeom};
-use crate::tensor::threads;
+use crate::cpu::pool::{max_pool, max_pool_backward, PoolGeom};
+use crate::cpu::threads;
 use crate::{Graph, Tensor, Var};
 
 /// The output length of a max pooling along one axis:

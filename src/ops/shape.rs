@@ -5,7 +5,7 @@
 //! transpose moves the values (its backward transposes the gradient back).
 
 use crate::autograd::Backward;
-use crate::tensor::par;
+use crate::cpu::par;
 use crate::{Graph, Tensor, Var};
 
 struct ReshapeBack;

@@ -14,7 +14,7 @@
 //! max breaks ties; the explicit `x > 0` pins PyTorch's convention.
 
 use crate::autograd::Backward;
-use crate::tensor::par;
+use crate::cpu::par;
 use crate::{Graph, Tensor, Var};
 
 /// An elementwise function.

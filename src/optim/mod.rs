@@ -12,10 +12,9 @@ mod schedule;
 pub use clip::{clip_grad_norm, clip_grad_value};
 pub use schedule::Schedule;
 
+use crate::cpu::{par, update};
 use crate::nn::module::apply_buffer_updates;
 use crate::nn::{Entry, EntryMut, Grads, Module, Visitor, VisitorMut};
-use crate::tensor::par;
-use crate::tensor::simd::wide_fn;
 use crate::{Error, Result, Setting, Tensor};
 
 /// Values per parallel job of Adam and RMSprop, whose step divides and
@@ -390,8 +389,9 @@ impl Optimizer {
                 if first && c.momentum != Momentum::None {
                     m.resize(n, 0.0);
                 }
+                let k = c.sgd_step(lr, first);
                 par::for_chunks(n, [p, m], |s, [p, m]| {
-                    sgd(c, lr, first, p, &g[s..s + p.len()], m)
+                    update::sgd(&k, p, &g[s..s + p.len()], m)
                 });
             }
             Kind::Adam | Kind::AdamW => {
@@ -399,9 +399,9 @@ impl Optimizer {
                     m.resize(n, 0.0);
                     v.resize(n, 0.0);
                 }
-                let t = st.step;
+                let k = c.adam_step(lr, st.step);
                 par::for_chunks_of(DIVIDING_CHUNK, n, [p, m, v], |s, [p, m, v]| {
-                    adam(c, lr, t, p, &g[s..s + p.len()], m, v)
+                    update::adam(&k, p, &g[s..s + p.len()], m, v)
                 });
             }
             Kind::RmsProp => {
@@ -411,8 +411,9 @@ impl Optimizer {
                         m.resize(n, 0.0);
                     }
                 }
+                let k = c.rmsprop_step(lr);
                 par::for_chunks_of(DIVIDING_CHUNK, n, [p, m, v], |s, [p, m, v]| {
-                    rmsprop(c, lr, p, &g[s..s + p.len()], m, v)
+                    update::rmsprop(&k, p, &g[s..s + p.len()], m, v)
                 });
             }
         }
@@ -501,85 +502,52 @@ impl Optimizer {
     }
 }
 
-wide_fn! {
-    /// `torch.optim.SGD` on one chunk of a parameter; `buf` (the momentum
-    /// buffer, empty without momentum) is overwritten on the `first` step.
-    fn sgd(c: &Config, lr: f32, first: bool, p: &mut [f32], g: &[f32], buf: &mut [f32]) {
-        let (wd, mu) = (c.weight_decay, c.momentum.mu());
-        let (damp, nesterov) = match c.momentum {
+impl Config {
+    /// This step's SGD scalars.
+    fn sgd_step(&self, lr: f32, first: bool) -> update::Sgd {
+        let (dampening, nesterov) = match self.momentum {
             Momentum::Classic { dampening, .. } => (dampening, false),
             Momentum::Nesterov { .. } => (0.0, true),
             Momentum::None => (0.0, false),
         };
-        if mu == 0.0 {
-            for (p, &g) in p.iter_mut().zip(g) {
-                let d = if wd != 0.0 { g + wd * *p } else { g };
-                *p += -lr * d;
-            }
-            return;
-        }
-        for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
-            let d = if wd != 0.0 { g + wd * *p } else { g };
-            *b = if first { d } else { *b * mu + (1.0 - damp) * d };
-            let step = if nesterov { d + mu * *b } else { *b };
-            *p += -lr * step;
+        update::Sgd {
+            lr,
+            weight_decay: self.weight_decay,
+            mu: self.momentum.mu(),
+            dampening,
+            nesterov,
+            first,
         }
     }
-}
 
-wide_fn! {
-    /// `torch.optim.Adam` / `AdamW` on one chunk of a parameter.
-    fn adam(c: &Config, lr: f32, t: u64, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-        let (b1, b2) = c.betas;
-        // PyTorch computes these scalars in Python floats (f64).
+    /// Step `t`'s Adam / AdamW scalars, computed as PyTorch does (in
+    /// Python floats, f64, then rounded to f32).
+    fn adam_step(&self, lr: f32, t: u64) -> update::Adam {
+        let (b1, b2) = self.betas;
         let bc1 = 1.0 - b1.powi(t as i32);
         let bc2 = 1.0 - b2.powi(t as i32);
-        let step_size = (lr as f64 / bc1) as f32;
-        let bc2_sqrt = bc2.sqrt() as f32;
-        let (w1, b2f, w2, eps) = ((1.0 - b1) as f32, b2 as f32, (1.0 - b2) as f32, c.eps);
-        let decoupled = c.kind == Kind::AdamW;
-        let wd = c.weight_decay;
-        let decay = (1.0 - lr as f64 * wd as f64) as f32;
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let mut g = g;
-            if wd != 0.0 {
-                if decoupled {
-                    *p *= decay;
-                } else {
-                    g += wd * *p;
-                }
-            }
-            // exp_avg.lerp_(grad, 1 − β₁): m + w(g − m) for w < 0.5.
-            *m += w1 * (g - *m);
-            *v = *v * b2f + w2 * g * g;
-            let denom = v.sqrt() / bc2_sqrt + eps;
-            *p += -step_size * *m / denom;
+        update::Adam {
+            step_size: (lr as f64 / bc1) as f32,
+            bc2_sqrt: bc2.sqrt() as f32,
+            w1: (1.0 - b1) as f32,
+            b2: b2 as f32,
+            w2: (1.0 - b2) as f32,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            decoupled: self.kind == Kind::AdamW,
+            decay: (1.0 - lr as f64 * self.weight_decay as f64) as f32,
         }
     }
-}
 
-wide_fn! {
-    /// `torch.optim.RMSprop` (not centered) on one chunk of a parameter.
-    fn rmsprop(c: &Config, lr: f32, p: &mut [f32], g: &[f32], buf: &mut [f32], sq: &mut [f32]) {
-        let (a, wa, eps, mu, wd) = (
-            c.alpha as f32,
-            (1.0 - c.alpha) as f32,
-            c.eps,
-            c.momentum.mu(),
-            c.weight_decay,
-        );
-        for (i, (p, &g)) in p.iter_mut().zip(g).enumerate() {
-            let g = if wd != 0.0 { g + wd * *p } else { g };
-            let s = &mut sq[i];
-            *s = *s * a + wa * g * g;
-            let avg = s.sqrt() + eps;
-            if mu > 0.0 {
-                let b = &mut buf[i];
-                *b = *b * mu + g / avg;
-                *p += -lr * *b;
-            } else {
-                *p += -lr * g / avg;
-            }
+    /// This step's RMSprop scalars.
+    fn rmsprop_step(&self, lr: f32) -> update::RmsProp {
+        update::RmsProp {
+            lr,
+            alpha: self.alpha as f32,
+            w_alpha: (1.0 - self.alpha) as f32,
+            eps: self.eps,
+            mu: self.momentum.mu(),
+            weight_decay: self.weight_decay,
         }
     }
 }

@@ -232,7 +232,7 @@ pub(crate) fn for_blocks<T: Send>(out: &mut [T], inner: usize, f: impl Fn(usize,
 const RUNS_PER_THREAD: usize = 4;
 
 /// Runs `f(state, index, item)` for every item on at most
-/// `t·RUNS_PER_THREAD` jobs of the [team](crate::tensor::team) (each job
+/// `t·RUNS_PER_THREAD` jobs of the [team](crate::cpu::team) (each job
 /// takes a run of consecutive items and makes one `state` with `init`, for
 /// its scratch buffers), and returns the results in item order. With `t ≤ 1` or a single item everything runs
 /// on the calling thread.
@@ -283,7 +283,7 @@ mod tests {
         };
         let run = |t: usize| {
             pool(t).install(|| {
-                crate::tensor::set_threads(t);
+                crate::cpu::set_threads(t);
                 let y = map(&x, |v| v * 2.0 + 1.0);
                 let z = map3(&x, &y, &x, |a, b, c| a * b - c);
                 let mut p = x.clone();
@@ -294,7 +294,7 @@ mod tests {
                         *v += (s + i) as f32;
                     }
                 });
-                crate::tensor::set_threads(0);
+                crate::cpu::set_threads(0);
                 (y, z, p)
             })
         };

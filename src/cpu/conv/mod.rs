@@ -3,12 +3,14 @@
 //! per sample; chunks of samples over the thread team; partial `∂W`, `∂b`
 //! per chunk added in chunk order, so the same bits for any thread count).
 
-use crate::tensor::direct_conv::{self, DirectConv};
-use crate::tensor::par::{by_ranges, map_tasks};
-use crate::tensor::window::valid;
-use crate::tensor::{
+pub(crate) mod direct;
+
+use crate::cpu::par::{by_ranges, map_tasks};
+use crate::cpu::window::valid;
+use crate::cpu::{
     add_into, as_uninit, copy_short, matmul_into, matmul_serial_into, sum_lanes, Trans,
 };
+use direct::DirectConv;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -92,7 +94,7 @@ impl ConvGeom {
     pub(crate) fn direct(&self) -> bool {
         (self.sh, self.sw) == (1, 1)
             && !self.pointwise()
-            && direct_conv::available()
+            && direct::available()
             && !IM2COL_ONLY.load(Ordering::Relaxed)
     }
 
@@ -102,6 +104,7 @@ impl ConvGeom {
             (self.c, self.h, self.w),
             (self.o, self.kh, self.kw),
             (self.ph, self.pw),
+            crate::cpu::isa::simd(),
         )
     }
 

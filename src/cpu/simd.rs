@@ -2,30 +2,15 @@
 //!
 //! The crate is built for baseline x86-64 (SSE2: 4 floats a vector), so that
 //! its binaries run everywhere. The hand-written kernels check the CPU at run
-//! time (`sgemm`, `direct_conv`); [`wide_fn!`] gives the simple elementwise loops
+//! time (`sgemm`, `direct_conv`, through [`crate::cpu::isa`]); [`wide_fn!`] gives the simple elementwise loops
 //! and per-channel sums the same: its body is compiled a second time with
 //! AVX-512 enabled and that copy runs when the CPU has it. The arithmetic is
 //! the loop's own (Rust never reorders or fuses float operations), so both
 //! copies give the same bits; only the width of each instruction changes.
 
-/// Whether the CPU has AVX-512F (with AVX2 and FMA), checked once.
-pub(crate) fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *OK.get_or_init(|| {
-            is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
 /// Defines a function whose body is compiled twice, for baseline x86-64 and
-/// with AVX-512, and runs the AVX-512 copy when the CPU has it
-/// ([`avx512`]). Arguments are `name: Type` (no patterns). Keep the body to
+/// with AVX-512, and runs the AVX-512 copy when this process has an
+/// [`Avx512`](crate::cpu::isa::Avx512) token. Arguments are `name: Type` (no patterns). Keep the body to
 /// loops and `#[inline(always)]` helpers: a closure or iterator adapter that
 /// LLVM declines to inline stays a baseline function, called from both
 /// copies. (A closure-taking `fn wide(f)` was tried first: LLVM inlined some
@@ -37,13 +22,13 @@ macro_rules! wide_fn {
             #[inline(always)]
             fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
-            if $crate::tensor::simd::avx512() {
+            if let Some(_avx512) = $crate::cpu::isa::avx512() {
                 #[target_feature(enable = "avx512f,avx2,fma")]
                 fn wide($($arg: $ty),*) $(-> $ret)? {
                     body($($arg),*)
                 }
                 // SAFETY: the CPU has the features `wide` is compiled with
-                // (checked just above); its body is the safe `body`.
+                // (the `Avx512` token proves it); its body is the safe `body`.
                 return unsafe { wide($($arg),*) };
             }
             body($($arg),*)

@@ -343,7 +343,7 @@ pub fn map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(usize, T) -> R + Sync) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::set_threads;
+    use crate::cpu::set_threads;
 
     #[test]
     fn every_job_runs_once_for_any_team_size() {

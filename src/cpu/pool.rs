@@ -8,9 +8,11 @@
 //! results do not depend on the thread count. The 2×2, stride-2 pooling
 //! (LeNet's) has its own loops, 8 outputs at a time with AVX2.
 
-use crate::tensor::filled;
-use crate::tensor::par::map_tasks;
-use crate::tensor::window::valid;
+use crate::cpu::filled;
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::isa::Avx2;
+use crate::cpu::par::map_tasks;
+use crate::cpu::window::valid;
 use std::mem::MaybeUninit;
 
 /// Roughly the window elements read by one task.
@@ -155,17 +157,17 @@ pub(crate) fn max_pool(g: &PoolGeom, x: &[f32], t: usize) -> (Vec<f32>, Vec<u32>
 /// with the same selection.
 fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32], arg: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
-    let avx2 = is_x86_feature_detected!("avx2");
+    let avx2 = crate::cpu::isa::avx2();
     let rows = y.chunks_exact_mut(wo).zip(arg.chunks_exact_mut(wo));
     for (oy, (ym, am)) in rows.enumerate() {
         let top = 2 * oy * w;
         let (r0, r1) = (&x[top..top + 2 * wo], &x[top + w..top + w + 2 * wo]);
         #[cfg(target_arch = "x86_64")]
-        if avx2 && wo >= 8 {
-            // SAFETY: the CPU has AVX2 (detected above) and `wo ≥ 8`;
-            // `r0` and `r1` were sliced to exactly `2·wo` values and `ym`,
-            // `am` are chunks of `wo`.
-            unsafe { pool_2x2_avx2(r0, r1, top as u32, w as u32, ym, am) };
+        if let (Some(t), true) = (avx2, wo >= 8) {
+            // SAFETY: `wo ≥ 8`; `r0` and `r1` were sliced to exactly `2·wo`
+            // values and `ym`, `am` are chunks of `wo` (the token is the
+            // proof of AVX2).
+            unsafe { pool_2x2_avx2(t, r0, r1, top as u32, w as u32, ym, am) };
             continue;
         }
         for ox in 0..wo {
@@ -201,8 +203,7 @@ fn steps_of_8(n: usize) -> impl Iterator<Item = usize> {
 /// `top` the flat index of `r0`'s first element in the plane.
 ///
 /// # Safety
-/// - The CPU supports AVX2 (checked by `is_x86_feature_detected!` in
-///   [`pool_2x2`]).
+/// (The CPU supports AVX2: the token proves it.)
 /// - `y.len() ≥ 8` ([`steps_of_8`] computes `y.len() − 8`, which would wrap
 ///   in a release build).
 /// - `r0.len()` and `r1.len()` are at least `2·y.len()`, and `arg.len()` at
@@ -210,7 +211,15 @@ fn steps_of_8(n: usize) -> impl Iterator<Item = usize> {
 ///   `2·ox` and stores 8 into `y` and `arg` at `ox`, unchecked.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn pool_2x2_avx2(r0: &[f32], r1: &[f32], top: u32, w: u32, y: &mut [f32], arg: &mut [u32]) {
+unsafe fn pool_2x2_avx2(
+    _: Avx2,
+    r0: &[f32],
+    r1: &[f32],
+    top: u32,
+    w: u32,
+    y: &mut [f32],
+    arg: &mut [u32],
+) {
     use std::arch::x86_64::*;
     let lanes = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     // The even and odd elements of 16 consecutive values, in order.
@@ -298,7 +307,7 @@ pub(crate) fn max_pool_backward(g: &PoolGeom, arg: &[u32], dy: &[f32], t: usize)
 /// branches (as [`pool_2x2`]); with AVX2, 8 windows of a row at once.
 fn unpool_2x2(arg: &[u32], dy: &[f32], w: usize, wo: usize, dx: &mut [MaybeUninit<f32>]) {
     #[cfg(target_arch = "x86_64")]
-    let avx2 = is_x86_feature_detected!("avx2");
+    let avx2 = crate::cpu::isa::avx2();
     let mut pairs = dx.chunks_exact_mut(2 * w);
     for (oy, (ar, dr)) in arg.chunks_exact(wo).zip(dy.chunks_exact(wo)).enumerate() {
         let (row0, row1) = pairs
@@ -310,12 +319,12 @@ fn unpool_2x2(arg: &[u32], dy: &[f32], w: usize, wo: usize, dx: &mut [MaybeUnini
             v.write(0.0);
         }
         #[cfg(target_arch = "x86_64")]
-        if avx2 && wo >= 8 {
-            // SAFETY: the CPU has AVX2 (detected above) and `wo ≥ 8`; `ar`
-            // and `dr` are chunks of `wo`, and `row0`, `row1` hold `w ≥
-            // 2·wo` values each (the slicing `row0[2 * wo..]` above checked
-            // it).
-            unsafe { unpool_2x2_avx2(ar, dr, top as u32, w as u32, row0, row1) };
+        if let (Some(t), true) = (avx2, wo >= 8) {
+            // SAFETY: `wo ≥ 8`; `ar` and `dr` are chunks of `wo`, and
+            // `row0`, `row1` hold `w ≥ 2·wo` values each (the slicing
+            // `row0[2 * wo..]` above checked it); the token is the proof
+            // of AVX2.
+            unsafe { unpool_2x2_avx2(t, ar, dr, top as u32, w as u32, row0, row1) };
             continue;
         }
         for ox in 0..wo {
@@ -338,8 +347,7 @@ fn unpool_2x2(arg: &[u32], dy: &[f32], w: usize, wo: usize, dx: &mut [MaybeUnini
 /// index of `row0`'s first element).
 ///
 /// # Safety
-/// - The CPU supports AVX2 (checked by `is_x86_feature_detected!` in
-///   [`unpool_2x2`]).
+/// (The CPU supports AVX2: the token proves it.)
 /// - `arg.len() ≥ 8` ([`steps_of_8`] computes `arg.len() − 8`, which would
 ///   wrap in a release build).
 /// - `dy.len()` is at least `arg.len()`, and `row0.len()` and `row1.len()`
@@ -348,6 +356,7 @@ fn unpool_2x2(arg: &[u32], dy: &[f32], w: usize, wo: usize, dx: &mut [MaybeUnini
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn unpool_2x2_avx2(
+    _: Avx2,
     arg: &[u32],
     dy: &[f32],
     top: u32,

@@ -42,7 +42,7 @@ pub enum Trans {
 /// `accumulate` the product is added to `out`, otherwise it overwrites it.
 ///
 /// ```
-/// use backprop::tensor::{matmul_into, Trans};
+/// use backprop::cpu::{matmul_into, Trans};
 /// let a = [1., 2., 3., 4.]; // [[1,2],[3,4]]
 /// let b = [1., 0., 0., 1.];
 /// let mut c = [0.0; 4];
@@ -189,7 +189,7 @@ pub fn matmul_kernel() -> MatmulKernel {
 /// to the crate on a CPU without AVX2+FMA).
 pub fn set_matmul_kernel(k: MatmulKernel) {
     let code = match k {
-        _ if !own_available() => 2,
+        _ if crate::cpu::isa::avx2().is_none() => 2,
         MatmulKernel::Own => 1,
         MatmulKernel::GemmCrate => 2,
         MatmulKernel::BySize => 3,
@@ -204,6 +204,8 @@ pub fn set_matmul_kernel(k: MatmulKernel) {
 pub(crate) struct PackedRhs {
     #[cfg(target_arch = "x86_64")]
     packed: Shared,
+    #[cfg(target_arch = "x86_64")]
+    token: crate::cpu::isa::Avx2,
     k: usize,
     n: usize,
 }
@@ -224,15 +226,21 @@ impl PackedRhs {
         }
         #[cfg(target_arch = "x86_64")]
         {
+            let token = crate::cpu::isa::avx2()?;
             let (b_cs, b_rs) = match tb {
                 Trans::No => (1, n as isize),
                 Trans::Yes => (k as isize, 1),
             };
             // SAFETY: `b` holds k×n values (asserted), which these strides
-            // address; the matrix kernel is available (`matmul_kernel`
-            // answers GemmCrate otherwise).
-            let packed = unsafe { Shared::pack(true, 1, (0, n, k), (&[], 0, 0), (b, b_rs, b_cs)) }?;
-            Some(PackedRhs { packed, k, n })
+            // address; the token proves AVX2 and FMA.
+            let packed =
+                unsafe { Shared::pack(token, true, 1, (0, n, k), (&[], 0, 0), (b, b_rs, b_cs)) }?;
+            Some(PackedRhs {
+                packed,
+                token,
+                k,
+                n,
+            })
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -270,14 +278,15 @@ impl PackedRhs {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `a` holds m×k values and `out` m×n (checked), addressed by
         // these strides and `ldc = n`; `out` is a `&mut`, so it overlaps
-        // nothing; the kernel is available (a `PackedRhs` exists only then)
-        // and `packed` holds this product's `op(b)`. The `b` pointer is not
+        // nothing; `token` proves AVX2 and FMA, and `packed` holds this
+        // product's `op(b)`. The `b` pointer is not
         // read when `B` comes packed; the packed buffer's start stands in.
         unsafe {
             let b = match &self.packed {
                 Shared::B(v) | Shared::A(v) => v.as_ptr(),
             };
             super::sgemm::sgemm(
+                self.token,
                 m,
                 n,
                 k,
@@ -315,23 +324,13 @@ fn own_for(m: usize, n: usize, k: usize) -> bool {
     }
 }
 
-fn own_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return super::sgemm::available();
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
-}
-
 fn default_kernel() -> MatmulKernel {
-    #[cfg(target_arch = "x86_64")]
-    if own_available() {
-        return if super::simd::avx512() {
-            MatmulKernel::BySize
-        } else {
-            MatmulKernel::Own
-        };
+    use crate::cpu::isa::{simd, Simd};
+    match simd() {
+        Simd::Avx512(_) => MatmulKernel::BySize,
+        Simd::Avx2(_) => MatmulKernel::Own,
+        Simd::Portable => MatmulKernel::GemmCrate,
     }
-    MatmulKernel::GemmCrate
 }
 
 /// The product into `out`, which must be valid for m×n writes (and reads,
@@ -411,19 +410,29 @@ unsafe fn product(
         1
     };
     #[cfg(target_arch = "x86_64")]
-    let own = own_for(m, n, k);
+    let own = own_for(m, n, k).then(crate::cpu::isa::avx2).flatten();
     let by_rows = m >= n;
     // With our kernel, the operand that every block reads in full (A when
     // the output is split by columns, B when by rows) is packed once, its
     // panels split over the threads, instead of by every block again (a
     // third of the packing of an mlp-wide step was such repeats).
     #[cfg(target_arch = "x86_64")]
-    let shared = if own && parts > 1 && shares_packing(m, n, k) {
-        // SAFETY: the operands hold m×k and k×n values (checked above),
-        // addressed by these strides; `own` means the kernel is available.
-        unsafe { Shared::pack(by_rows, parts, (m, n, k), (a, a_rs, a_cs), (b, b_rs, b_cs)) }
-    } else {
-        None
+    let shared = match own {
+        Some(t) if parts > 1 && shares_packing(m, n, k) => {
+            // SAFETY: the operands hold m×k and k×n values (checked above),
+            // addressed by these strides; `t` proves AVX2 and FMA.
+            unsafe {
+                Shared::pack(
+                    t,
+                    by_rows,
+                    parts,
+                    (m, n, k),
+                    (a, a_rs, a_cs),
+                    (b, b_rs, b_cs),
+                )
+            }
+        }
+        _ => None,
     };
     // The address, not the `&mut`, crosses into the threads.
     let out_addr = out as usize;
@@ -432,15 +441,16 @@ unsafe fn product(
         // SAFETY: rows i0..i1 and columns j0..j1 of `out` are written by this
         // call only; the operand offsets select the matching rows of op(a)
         // and columns of op(b), and stay inside the slices checked above;
-        // `out` overlaps neither (the caller's promise); `own` means our
-        // kernel's CPU features are present (`set_matmul_kernel` checks).
+        // `out` overlaps neither (the caller's promise); `own` holds the
+        // token of our kernel's CPU features.
         unsafe {
             let c = (out_addr as *mut f32).add(i0 * n + j0);
             #[cfg(target_arch = "x86_64")]
-            if own {
+            if let Some(t) = own {
                 let (ap, bp) = (a.as_ptr().offset(a0), b.as_ptr().offset(b0));
                 let (mb, nb) = (i1 - i0, j1 - j0);
                 super::sgemm::sgemm(
+                    t,
                     mb,
                     nb,
                     k,

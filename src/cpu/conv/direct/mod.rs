@@ -42,8 +42,11 @@
 //! `∂W` and `∂x`: fixed orders that depend on the shapes and the vector
 //! width only (not the same as im2col's; equal to float rounding).
 
+mod portable;
 #[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::*;
+mod x86;
+
+use crate::cpu::isa::Simd;
 use std::mem::MaybeUninit;
 
 /// Output channels per tile (a panel of the packed weights and of `δ`).
@@ -70,7 +73,6 @@ struct TapRuns {
 
 impl TapRuns {
     /// Every tap `t` of the runs, in order (for the portable kernel).
-    #[cfg(not(target_arch = "x86_64"))]
     fn taps(self) -> impl Iterator<Item = usize> {
         (0..self.runs).flat_map(move |r| {
             let t0 = self.start + r * self.stride;
@@ -79,19 +81,12 @@ impl TapRuns {
     }
 }
 
-/// Whether this CPU also runs the AVX-512 kernels.
-fn wide_available() -> bool {
-    super::simd::avx512()
-}
-
-/// Whether this CPU runs these kernels (AVX2 and FMA). Elsewhere the
-/// convolution uses im2col and the `gemm` crate; the portable kernels at the
-/// end of this file exist for this module's own tests there.
+/// Whether this process runs these kernels: AVX2 and FMA (an
+/// [`Avx2`](crate::cpu::isa::Avx2) token). Elsewhere the convolution uses
+/// im2col and the `gemm` crate; the portable kernels (`portable.rs`) serve
+/// this module's tests there, and check the vector kernels everywhere.
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return super::sgemm::available();
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
+    crate::cpu::isa::avx2().is_some()
 }
 
 /// The sizes of one stride-1 convolution, with its tap offsets. The
@@ -112,9 +107,10 @@ pub(crate) struct DirectConv {
     wp: usize,
     /// `off(t)` for every tap `t = (c, i, j)`, in that order.
     offs: Vec<usize>,
-    /// Whether the AVX-512 kernels run (the CPU has them; the tests turn
-    /// them off to check the AVX2 ones too).
-    wide: bool,
+    /// The kernels that run: the AVX-512 ones, the AVX2 ones or the
+    /// portable ones, with the token of their CPU features (the tests run
+    /// each choice this process has).
+    simd: Simd,
     /// Whether forward tiles skip the kernel rows that read only the zero
     /// border (always, but for the test that checks it keeps the bits).
     skip_border: bool,
@@ -132,11 +128,12 @@ fn panel_rows(o: usize, wide: bool) -> usize {
 
 impl DirectConv {
     /// `O` kernels of `[C, kh, kw]` over an input `[C, H, W]` with zero
-    /// padding `(ph, pw)`, stride 1.
+    /// padding `(ph, pw)`, stride 1, run by the kernels of `simd`.
     pub(crate) fn new(
         (c, h, w): (usize, usize, usize),
         (o, kh, kw): (usize, usize, usize),
         (ph, pw): (usize, usize),
+        simd: Simd,
     ) -> DirectConv {
         let (hp, wp) = (h + 2 * ph, w + 2 * pw);
         assert!(
@@ -165,7 +162,7 @@ impl DirectConv {
             hp,
             wp,
             offs,
-            wide: wide_available(),
+            simd,
             skip_border: true,
         }
     }
@@ -208,9 +205,14 @@ impl DirectConv {
         }
     }
 
+    /// Whether the AVX-512 kernels run.
+    fn wide(&self) -> bool {
+        self.simd.avx512().is_some()
+    }
+
     /// Output channels per panel (see [`panel_rows`]).
     fn mr(&self) -> usize {
-        panel_rows(self.o, self.wide)
+        panel_rows(self.o, self.wide())
     }
 
     /// `w: [O, C, kh, kw]` (PyTorch's layout, flat) as the forward kernel
@@ -248,8 +250,8 @@ impl DirectConv {
                 (self.o, self.ho, self.wo),
                 (self.c, self.kh, self.kw),
                 (self.kh - 1 - self.ph, self.kw - 1 - self.pw),
+                self.simd,
             );
-            t.wide = self.wide;
             t.skip_border = self.skip_border;
             t
         })
@@ -301,7 +303,7 @@ impl DirectConv {
                 .chunks_exact(self.w)
                 .zip(dst[self.ph * self.wp..].chunks_exact_mut(self.wp))
             {
-                super::copy_short(&mut d[self.pw..self.pw + self.w], row);
+                crate::cpu::copy_short(&mut d[self.pw..self.pw + self.w], row);
             }
         }
     }
@@ -335,11 +337,9 @@ impl DirectConv {
             let mut q0 = 0;
             while q0 < qn {
                 let (x, c) = (xpad.as_ptr(), scratch.as_mut_ptr());
-                // SAFETY: on x86-64 the CPU has AVX2 and FMA: a `DirectConv`
-                // is only used where `available()` holds (`Geom::direct` in
-                // src/ops/conv.rs; the test below returns early otherwise),
-                // and AVX-512 when `wide` (`wide_available()`), the only
-                // case where `mr` is 8. `a` holds taps×mr values and
+                // SAFETY: the kernels of `self.simd` run, with their token
+                // (AVX-512 is the only case where `mr` is 8). `a` holds
+                // taps×mr values and
                 // `tile_taps` names taps below `taps` (runs of `len ≤ kw·kh`
                 // from `start + r·kh·kw`, `start + len ≤ kh·kw`, `r < C`);
                 // every read of `xpad` is at `off(t) + q` with `q < qn ≤
@@ -348,19 +348,29 @@ impl DirectConv {
                 // `(mr·p + r)·qn + q0` and end within `scratch`.
                 unsafe {
                     let (x, c) = (x.add(q0), c.add(p * mr * qn + q0));
-                    let wide = self.wide && q0 + 2 * NR <= qn;
+                    let wide = self.wide() && q0 + 2 * NR <= qn;
                     let width = if wide { 2 * NR } else { NR };
                     let runs = self.tile_taps(q0, q0 + width);
                     let (a, offs) = (a.as_ptr(), &self.offs[..]);
-                    #[cfg(target_arch = "x86_64")]
-                    match (self.wide, mr, wide) {
-                        (true, WIDE_MR, true) => tile_wide::<WIDE_MR, 2>(runs, a, x, offs, c, qn),
-                        (true, WIDE_MR, false) => tile_wide::<WIDE_MR, 1>(runs, a, x, offs, c, qn),
-                        (true, _, true) => tile_wide::<MR, 2>(runs, a, x, offs, c, qn),
-                        _ => tile(runs, a, x, offs, c, qn),
+                    match (self.simd, mr, wide) {
+                        #[cfg(target_arch = "x86_64")]
+                        (Simd::Avx512(t), WIDE_MR, true) => {
+                            x86::tile_wide::<WIDE_MR, 2>(t, runs, a, x, offs, c, qn)
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        (Simd::Avx512(t), WIDE_MR, false) => {
+                            x86::tile_wide::<WIDE_MR, 1>(t, runs, a, x, offs, c, qn)
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        (Simd::Avx512(t), _, true) => {
+                            x86::tile_wide::<MR, 2>(t, runs, a, x, offs, c, qn)
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        (Simd::Avx512(t), _, false) => x86::tile(t.avx2(), runs, a, x, offs, c, qn),
+                        #[cfg(target_arch = "x86_64")]
+                        (Simd::Avx2(t), _, _) => x86::tile(t, runs, a, x, offs, c, qn),
+                        _ => portable::tile(runs, a, x, offs, c, qn),
                     }
-                    #[cfg(not(target_arch = "x86_64"))]
-                    tile(runs, a, x, offs, c, qn);
                     q0 += width;
                 }
             }
@@ -383,7 +393,7 @@ impl DirectConv {
 
     /// Positions per vector of the `∂W` kernel.
     fn lanes(&self) -> usize {
-        if self.wide {
+        if self.wide() {
             16
         } else {
             8
@@ -404,7 +414,7 @@ impl DirectConv {
         }
         for (plane, dst) in dy.chunks_exact(ho * wo).zip(dpad.chunks_exact_mut(ld)) {
             for (row, d) in plane.chunks_exact(wo).zip(dst.chunks_exact_mut(wp)) {
-                super::copy_short(&mut d[..wo], row);
+                crate::cpu::copy_short(&mut d[..wo], row);
             }
         }
     }
@@ -426,23 +436,25 @@ impl DirectConv {
                 let t1 = (t0 + 1).min(taps - 1);
                 let x = [t0, t1].map(|t| xpad[self.offs[t]..].as_ptr());
                 let mut sums = [[0f32; 2]; WIDE_MR];
-                // SAFETY: on x86-64 the CPU has AVX2 and FMA (`available()`,
-                // as in `forward`), and AVX-512 when `wide`, the only case
-                // where `mr` is 8. The `mr` rows of `ld` values from
+                // SAFETY: the kernels of `self.simd` run, with their token
+                // (AVX-512 is the only case where `mr` is 8). The `mr` rows of `ld` values from
                 // `p·mr·ld` lie in `dpad`; `xpad` is read at `off(t) + q`
                 // for `q < ld ≤ Ho·Wp + 15`, below its length (see
                 // `xpad_len`).
                 unsafe {
-                    #[cfg(target_arch = "x86_64")]
-                    match (self.wide, mr) {
-                        (true, WIDE_MR) => {
-                            weight_pair_wide::<WIDE_MR>(ld / 16, d, ld, x, &mut sums)
+                    match (self.simd, mr) {
+                        #[cfg(target_arch = "x86_64")]
+                        (Simd::Avx512(t), WIDE_MR) => {
+                            x86::weight_pair_wide::<WIDE_MR>(t, ld / 16, d, ld, x, &mut sums)
                         }
-                        (true, _) => weight_pair_wide::<MR>(ld / 16, d, ld, x, &mut sums),
-                        _ => weight_pair(ld / 8, d, ld, x, &mut sums),
+                        #[cfg(target_arch = "x86_64")]
+                        (Simd::Avx512(t), _) => {
+                            x86::weight_pair_wide::<MR>(t, ld / 16, d, ld, x, &mut sums)
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        (Simd::Avx2(t), _) => x86::weight_pair(t, ld / 8, d, ld, x, &mut sums),
+                        _ => portable::weight_pair(ld / 8, d, ld, x, &mut sums),
                     }
-                    #[cfg(not(target_arch = "x86_64"))]
-                    weight_pair(ld / 8, d, ld, x, &mut sums);
                 };
                 for (r, s) in sums.iter().enumerate().take(rows) {
                     let row = &mut dw[(p * mr + r) * taps..];
@@ -488,33 +500,27 @@ impl DirectConv {
         // `taps·qn` of the first part (asserted sizes inside; `o ≥ 1`, as
         // conv2d rejects empty axes), the rest is zeroed, so all `need`
         // values are initialized before `set_len`. `cols` is its own buffer
-        // (not `w` or `dpad`), and on x86-64 the CPU has AVX2 and FMA
-        // (`available()`, as in `forward`).
+        // (not `w` or `dpad`).
         unsafe {
-            cols_product(taps, qn, self.o, w, dpad, ld, cols.as_mut_ptr());
+            cols_product(self.simd, taps, qn, self.o, w, dpad, ld, cols.as_mut_ptr());
             std::ptr::write_bytes(cols.as_mut_ptr().add(taps * qn), 0, len);
             cols.set_len(need);
         }
         let (cols, acc) = cols.split_at_mut(taps * qn);
         #[cfg(target_arch = "x86_64")]
-        if available() {
-            // SAFETY: the CPU has AVX2 and FMA (`available()`, checked just
-            // above), the function's only precondition.
-            return unsafe { self.shifted_sums_avx2(cols, acc, dx) };
+        if self.simd.avx2().is_some() {
+            /// [`DirectConv::shifted_sums`] compiled for AVX2: the same loops
+            /// (so the same bits), 8 values per instruction instead of the
+            /// default build's 4.
+            #[target_feature(enable = "avx2,fma")]
+            fn wide(d: &DirectConv, cols: &[f32], acc: &mut [f32], dx: &mut [f32]) {
+                d.shifted_sums(cols, acc, dx)
+            }
+            // SAFETY: `self.simd` holds an `Avx2` token (checked just
+            // above): the CPU has AVX2 and FMA, `wide`'s only requirement.
+            return unsafe { wide(self, cols, acc, dx) };
         }
         self.shifted_sums(cols, acc, dx);
-    }
-
-    /// [`Self::shifted_sums`] compiled for AVX2: the same loops (so the same
-    /// bits), 8 values per instruction instead of the default build's 4.
-    ///
-    /// # Safety
-    /// The CPU supports AVX2 and FMA ([`available`], checked by the
-    /// caller). Nothing else: the body is safe code on slices.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn shifted_sums_avx2(&self, cols: &[f32], acc: &mut [f32], dx: &mut [f32]) {
-        self.shifted_sums(cols, acc, dx)
     }
 
     /// The second half of [`Self::grad_input`]: each input channel of `dx`
@@ -552,7 +558,7 @@ impl DirectConv {
     }
 }
 
-super::simd::wide_fn! {
+crate::cpu::simd::wide_fn! {
     /// `plane = bias + src` without the junk columns: row `oy` of `plane`
     /// (`wo` values) from `src[oy·wp ..]`. Every value of `plane` written.
     fn drop_junk(plane: &mut [MaybeUninit<f32>], src: &[f32], wo: usize, wp: usize, bias: f32) {
@@ -568,20 +574,21 @@ super::simd::wide_fn! {
 /// of a zero is kept): a copy of each row's first `wo` values.
 fn drop_junk_copy(plane: &mut [MaybeUninit<f32>], src: &[f32], wo: usize, wp: usize) {
     for (row, s) in plane.chunks_exact_mut(wo).zip(src.chunks(wp)) {
-        super::copy_short(row, super::as_uninit(&s[..wo]));
+        crate::cpu::copy_short(row, crate::cpu::as_uninit(&s[..wo]));
     }
 }
 
 /// `c[t·q_n + q] = Σ_o w[o·taps + t] · d[o·ld + q]` for `t < taps`,
-/// `q < q_n` (`Wᵀ · δ`, every value written): our matrix product on x86-64,
-/// plain loops elsewhere (only this module's tests run there).
+/// `q < q_n` (`Wᵀ · δ`, every value written): the `gemm` crate with
+/// AVX-512, our `sgemm` with AVX2, plain loops with the portable kernels.
 ///
 /// # Safety
-/// `c` must be valid for `taps·q_n` writes and not overlap `w` or `d`. On
-/// x86-64 the CPU must support AVX2 and FMA ([`available`]): without
-/// AVX-512 the product is our `sgemm`. (The sizes of `w` and `d` are asserted. Every value is
-/// written only when `o ≥ 1`: with `o = 0`, `sgemm` writes nothing.)
+/// `c` must be valid for `taps·q_n` writes and not overlap `w` or `d`.
+/// (The sizes of `w` and `d` are asserted. Every value is written only
+/// when `o ≥ 1`: with `o = 0`, `sgemm` writes nothing.)
+#[allow(clippy::too_many_arguments)]
 unsafe fn cols_product(
+    simd: Simd,
     taps: usize,
     q_n: usize,
     o: usize,
@@ -594,7 +601,7 @@ unsafe fn cols_product(
     // With AVX-512 the `gemm` crate's kernels are twice as wide as ours
     // (∂x of LeNet's second layer: 8 % of a BN-LeNet epoch in our AVX2
     // kernel).
-    if wide_available() {
+    if simd.avx512().is_some() {
         gemm::gemm(
             taps,
             q_n,
@@ -619,325 +626,28 @@ unsafe fn cols_product(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    super::sgemm::sgemm(
-        taps,
-        q_n,
-        o,
-        w.as_ptr(),
-        1,
-        taps as isize,
-        d.as_ptr(),
-        ld as isize,
-        1,
-        c,
-        q_n,
-        false,
-        None,
-    );
-    #[cfg(not(target_arch = "x86_64"))]
+    if let Some(t) = simd.avx2() {
+        crate::cpu::sgemm::sgemm(
+            t,
+            taps,
+            q_n,
+            o,
+            w.as_ptr(),
+            1,
+            taps as isize,
+            d.as_ptr(),
+            ld as isize,
+            1,
+            c,
+            q_n,
+            false,
+            None,
+        );
+        return;
+    }
     for t in 0..taps {
         for q in 0..q_n {
             *c.add(t * q_n + q) = (0..o).map(|oc| w[oc * taps + t] * d[oc * ld + q]).sum();
-        }
-    }
-}
-
-/// The forward micro-kernel: `c[r, 0..16] = Σ_t a[t·6 + r] · x[offs[t] + 0..16]`
-/// over the taps `t` of `runs` in order, for the 6 rows `r`, stored with
-/// row stride `ldc`.
-///
-/// # Safety
-/// - The CPU supports AVX2 and FMA ([`available`]).
-/// - For every tap `t` of `runs`, `a + t·6` is valid for reads of 6
-///   initialized floats and `x + offs[t]` for reads of 16 (`offs` itself is
-///   bounds-checked).
-/// - For every row `r < 6`, `c + r·ldc` is valid for writes of 16 floats.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile(
-    runs: TapRuns,
-    a: *const f32,
-    x: *const f32,
-    offs: &[usize],
-    c: *mut f32,
-    ldc: usize,
-) {
-    let z = _mm256_setzero_ps();
-    let mut acc = [[z; 2]; MR];
-    for r in 0..runs.runs {
-        let t0 = runs.start + r * runs.stride;
-        let mut a = a.add(t0 * MR);
-        for &off in &offs[t0..t0 + runs.len] {
-            let b = x.add(off);
-            let b0 = _mm256_loadu_ps(b);
-            let b1 = _mm256_loadu_ps(b.add(8));
-            // Fully unrolled over the six rows: `acc` stays in 12 registers.
-            macro_rules! row {
-                ($i:literal) => {
-                    let ai = _mm256_broadcast_ss(&*a.add($i));
-                    acc[$i][0] = _mm256_fmadd_ps(ai, b0, acc[$i][0]);
-                    acc[$i][1] = _mm256_fmadd_ps(ai, b1, acc[$i][1]);
-                };
-            }
-            row!(0);
-            row!(1);
-            row!(2);
-            row!(3);
-            row!(4);
-            row!(5);
-            a = a.add(MR);
-        }
-    }
-    for (i, r) in acc.iter().enumerate() {
-        _mm256_storeu_ps(c.add(i * ldc), r[0]);
-        _mm256_storeu_ps(c.add(i * ldc + 8), r[1]);
-    }
-}
-
-/// [`tile`] with AVX-512 for `R` rows (6 or 8) of `16·V` positions (16 or
-/// 32): `c[r, 0..16V] = Σ_t a[t·R + r] · x[offs[t] + 0..16V]`, each sum over
-/// the taps of `runs` in the same order. `R·V` accumulators (at most 16 of
-/// the 32 registers), each row's weight broadcast once per tap.
-///
-/// # Safety
-/// As [`tile`] with `R` rows for 6 and `16·V` for 16, and the CPU supports
-/// AVX-512F ([`wide_available`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn tile_wide<const R: usize, const V: usize>(
-    runs: TapRuns,
-    a: *const f32,
-    x: *const f32,
-    offs: &[usize],
-    c: *mut f32,
-    ldc: usize,
-) {
-    let z = _mm512_setzero_ps();
-    let mut acc = [[z; V]; R];
-    for r in 0..runs.runs {
-        let t0 = runs.start + r * runs.stride;
-        let mut a = a.add(t0 * R);
-        for &off in &offs[t0..t0 + runs.len] {
-            let b = x.add(off);
-            let bv: [__m512; V] = std::array::from_fn(|u| _mm512_loadu_ps(b.add(16 * u)));
-            // Constant trip counts: unrolled, `acc` stays in registers.
-            for (i, row) in acc.iter_mut().enumerate() {
-                let ai = _mm512_set1_ps(*a.add(i));
-                for (s, &bu) in row.iter_mut().zip(&bv) {
-                    *s = _mm512_fmadd_ps(ai, bu, *s);
-                }
-            }
-            a = a.add(R);
-        }
-    }
-    for (i, row) in acc.iter().enumerate() {
-        for (u, &s) in row.iter().enumerate() {
-            _mm512_storeu_ps(c.add(i * ldc + 16 * u), s);
-        }
-    }
-}
-
-/// [`weight_pair`] with AVX-512 for `R` rows (6 or 8; `sums` rows past `R`
-/// are left alone): 16 positions per vector, `vecs` of them. (Three or four
-/// taps a pass would load `δ` less often, but LLVM then spilled
-/// accumulators every iteration: 10 % slower on a LeNet epoch.)
-///
-/// # Safety
-/// As [`weight_pair`] with `R` rows for 6 and `16·vecs` for `8·vecs`, and
-/// the CPU supports AVX-512F ([`wide_available`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn weight_pair_wide<const R: usize>(
-    vecs: usize,
-    d: *const f32,
-    ld: usize,
-    x: [*const f32; 2],
-    sums: &mut [[f32; 2]; WIDE_MR],
-) {
-    let z = _mm512_setzero_ps();
-    let mut acc = [[z; 2]; R];
-    for v in 0..vecs {
-        let xv = x.map(|p| _mm512_loadu_ps(p.add(16 * v)));
-        for (i, row) in acc.iter_mut().enumerate() {
-            let dv = _mm512_loadu_ps(d.add(i * ld + 16 * v));
-            for (s, &xu) in row.iter_mut().zip(&xv) {
-                *s = _mm512_fmadd_ps(dv, xu, *s);
-            }
-        }
-    }
-    let mut v = [z; 16];
-    for (k, a) in acc.iter().flatten().enumerate() {
-        v[k] = *a;
-    }
-    let lanes = reduce16(v);
-    for (r, s) in sums.iter_mut().enumerate().take(R) {
-        for (u, su) in s.iter_mut().enumerate() {
-            *su = lanes[reduced_lane(2 * r + u)];
-        }
-    }
-}
-
-/// The lane of [`reduce16`]'s result that holds the sum of vector `k`.
-#[cfg(target_arch = "x86_64")]
-fn reduced_lane(k: usize) -> usize {
-    4 * (k % 4) + k / 4
-}
-
-/// The sums of 16 vectors' lanes at once, each added in the order of
-/// `_mm512_reduce_add_ps` (lanes `i` and `i + 8`, then `i + 4`, `i + 2`,
-/// `i + 1`): the same bits, in 15 shuffle pairs and 15 additions instead
-/// of 16 × 8 instructions. Vector `k`'s sum is lane [`reduced_lane`]`(k)`.
-/// (The `∂W` kernel of LeNet's second layer runs only 9 vectors per pair
-/// of taps, so its 12 reductions were a third of its instructions.)
-///
-/// # Safety
-/// The CPU supports AVX-512F ([`wide_available`]). It touches no memory,
-/// so nothing else is required.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn reduce16(v: [__m512; 16]) -> [f32; 16] {
-    // Lanes i + 8 onto i: [a(8 sums), b(8 sums)] from each pair.
-    let l1: [__m512; 8] = std::array::from_fn(|k| {
-        let (a, b) = (v[2 * k], v[2 * k + 1]);
-        _mm512_add_ps(
-            _mm512_shuffle_f32x4::<0b01_00_01_00>(a, b),
-            _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b),
-        )
-    });
-    // Lanes i + 4 onto i: four vectors' 4 sums, a 128-bit block each.
-    let l2: [__m512; 4] = std::array::from_fn(|k| {
-        let (a, b) = (l1[2 * k], l1[2 * k + 1]);
-        _mm512_add_ps(
-            _mm512_shuffle_f32x4::<0b10_00_10_00>(a, b),
-            _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b),
-        )
-    });
-    // Lanes i + 2 onto i, within each block: two vectors' 2 sums a block.
-    let l3: [__m512; 2] = std::array::from_fn(|k| {
-        let (a, b) = (l2[2 * k], l2[2 * k + 1]);
-        _mm512_add_ps(
-            _mm512_shuffle_ps::<0b01_00_01_00>(a, b),
-            _mm512_shuffle_ps::<0b11_10_11_10>(a, b),
-        )
-    });
-    // Lane i + 1 onto i: block j holds vectors j, 4 + j, 8 + j, 12 + j.
-    let sums = _mm512_add_ps(
-        _mm512_shuffle_ps::<0b10_00_10_00>(l3[0], l3[1]),
-        _mm512_shuffle_ps::<0b11_01_11_01>(l3[0], l3[1]),
-    );
-    let mut out = [0f32; 16];
-    _mm512_storeu_ps(out.as_mut_ptr(), sums);
-    out
-}
-
-/// The `∂W` kernel for 6 channels and 2 taps: `sums[r][u] = Σ_q d[r·ld + q] ·
-/// xu[q]` over `q < 8·vecs` for `r < 6` (the rows past 6 are left alone),
-/// with `x0`, `x1` the padded input at the two taps' offsets.
-///
-/// # Safety
-/// - The CPU supports AVX2 and FMA ([`available`]).
-/// - `x0` and `x1` are valid for reads of `8·vecs` initialized floats, and
-///   so is `d + r·ld` for every row `r < 6`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn weight_pair(
-    vecs: usize,
-    d: *const f32,
-    ld: usize,
-    [x0, x1]: [*const f32; 2],
-    sums: &mut [[f32; 2]; WIDE_MR],
-) {
-    let z = _mm256_setzero_ps();
-    let mut acc = [[z; 2]; MR];
-    for v in 0..vecs {
-        let xa = _mm256_loadu_ps(x0.add(8 * v));
-        let xb = _mm256_loadu_ps(x1.add(8 * v));
-        macro_rules! row {
-            ($i:literal) => {
-                let dv = _mm256_loadu_ps(d.add($i * ld + 8 * v));
-                acc[$i][0] = _mm256_fmadd_ps(dv, xa, acc[$i][0]);
-                acc[$i][1] = _mm256_fmadd_ps(dv, xb, acc[$i][1]);
-            };
-        }
-        row!(0);
-        row!(1);
-        row!(2);
-        row!(3);
-        row!(4);
-        row!(5);
-    }
-    for (s, a) in sums.iter_mut().zip(&acc) {
-        for (su, &au) in s.iter_mut().zip(a) {
-            *su = hsum(au);
-        }
-    }
-}
-
-/// The sum of a vector's 8 lanes, in a fixed order.
-///
-/// # Safety
-/// The CPU supports AVX2 and FMA, the features it is compiled with
-/// ([`available`]). It touches no memory, so nothing else is required.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
-}
-
-/// Portable [`tile`] (same arithmetic, one lane at a time).
-///
-/// # Safety
-/// As the x86-64 [`tile`], less the CPU features: for every tap `t` of
-/// `runs`, `a + t·6` is valid for reads of 6 initialized floats and
-/// `x + offs[t]` for reads of 16, and `c + r·ldc` for writes of 16 for
-/// every row `r < 6`.
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn tile(
-    runs: TapRuns,
-    a: *const f32,
-    x: *const f32,
-    offs: &[usize],
-    c: *mut f32,
-    ldc: usize,
-) {
-    for r in 0..MR {
-        for l in 0..NR {
-            let mut acc = 0f32;
-            for t in runs.taps() {
-                acc = (*a.add(t * MR + r)).mul_add(*x.add(offs[t] + l), acc);
-            }
-            *c.add(r * ldc + l) = acc;
-        }
-    }
-}
-
-/// Portable [`weight_pair`] (lane sums added in the vector kernel's order).
-///
-/// # Safety
-/// As the x86-64 [`weight_pair`], less the CPU features: `x0`, `x1` and
-/// `d + r·ld` for every row `r < 6` are valid for reads of `8·vecs`
-/// initialized floats.
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn weight_pair(
-    vecs: usize,
-    d: *const f32,
-    ld: usize,
-    [x0, x1]: [*const f32; 2],
-    sums: &mut [[f32; 2]; WIDE_MR],
-) {
-    for (r, s) in sums.iter_mut().enumerate().take(MR) {
-        for (u, x) in [x0, x1].into_iter().enumerate() {
-            let mut lanes = [0f32; 8];
-            for v in 0..vecs {
-                for (l, lane) in lanes.iter_mut().enumerate() {
-                    *lane = (*d.add(r * ld + 8 * v + l)).mul_add(*x.add(8 * v + l), *lane);
-                }
-            }
-            let h: [f32; 4] = std::array::from_fn(|i| lanes[i] + lanes[i + 4]);
-            s[u] = (h[0] + h[2]) + (h[1] + h[3]);
         }
     }
 }
@@ -999,28 +709,6 @@ mod tests {
         (y, dw, dx)
     }
 
-    /// The 16 sums at once are `_mm512_reduce_add_ps`'s, bit for bit.
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn reduce16_gives_the_bits_of_reduce_add() {
-        if !wide_available() {
-            return;
-        }
-        let vals: Vec<f32> = (0..256)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 1.37e-3 * (1.0 + (i % 7) as f32 * 1e3))
-            .collect();
-        // SAFETY: the CPU has AVX-512F (checked above); `vals` holds 16
-        // vectors of 16.
-        unsafe {
-            let v: [__m512; 16] = std::array::from_fn(|k| _mm512_loadu_ps(vals[16 * k..].as_ptr()));
-            let got = reduce16(v);
-            for (k, &vk) in v.iter().enumerate() {
-                let want = _mm512_reduce_add_ps(vk);
-                assert_eq!(got[reduced_lane(k)].to_bits(), want.to_bits(), "vector {k}");
-            }
-        }
-    }
-
     /// A sample `[C, H, W]` and weights `[O, C, kh, kw]` of small varied
     /// values, for the tests.
     fn sample_and_weights(
@@ -1040,9 +728,7 @@ mod tests {
     /// bit of the forward pass (and of `∂x` by the transposed geometry).
     #[test]
     fn skipping_border_rows_keeps_the_bits() {
-        if cfg!(target_arch = "x86_64") && !available() {
-            return;
-        }
+        let simds = crate::cpu::isa::test_simds();
         for (cin, h, w, o, kh, kw, ph, pw) in [
             (1, 28, 28, 6, 5, 5, 2, 2),
             (16, 10, 10, 6, 5, 5, 4, 4),
@@ -1051,10 +737,9 @@ mod tests {
             (2, 3, 40, 5, 5, 3, 4, 1),
         ] {
             let (x, wt) = sample_and_weights((cin, h, w), (o, kh, kw));
-            for wide in [false, wide_available()] {
+            for &simd in &simds {
                 let run = |skip: bool| {
-                    let mut d = DirectConv::new((cin, h, w), (o, kh, kw), (ph, pw));
-                    d.wide = wide;
+                    let mut d = DirectConv::new((cin, h, w), (o, kh, kw), (ph, pw), simd);
                     d.skip_border = skip;
                     let (mut xpad, mut scratch) = (Vec::new(), Vec::new());
                     d.pad_input(&x, &mut xpad);
@@ -1067,7 +752,7 @@ mod tests {
                 };
                 assert_eq!(run(true), run(false), "{cin}x{h}x{w}, {kh}x{kw}, pad {ph}");
             }
-            let d = DirectConv::new((cin, h, w), (o, kh, kw), (ph, pw));
+            let d = DirectConv::new((cin, h, w), (o, kh, kw), (ph, pw), Simd::Portable);
             let skipped = (0..d.q())
                 .step_by(NR)
                 .filter(|&q0| {
@@ -1082,9 +767,7 @@ mod tests {
 
     #[test]
     fn forward_and_weight_gradient_match_the_definition() {
-        if cfg!(target_arch = "x86_64") && !available() {
-            return;
-        }
+        let simds = crate::cpu::isa::test_simds();
         // LeNet's two layers, odd sizes, more than 6 channels, one tap,
         // padding as large as the kernel allows, widths past 8.
         for (cin, h, w, o, kh, kw, ph, pw) in [
@@ -1098,9 +781,8 @@ mod tests {
             (1, 8, 7, 2, 3, 1, 1, 0),
         ] {
             let (x, wt) = sample_and_weights((cin, h, w), (o, kh, kw));
-            for wide in [false, wide_available()] {
-                let mut d = DirectConv::new((cin, h, w), (o, kh, kw), (ph, pw));
-                d.wide = wide;
+            for &simd in &simds {
+                let d = DirectConv::new((cin, h, w), (o, kh, kw), (ph, pw), simd);
                 let wpack = d.pack_weights(&wt);
                 let (ho, wo) = (d.ho, d.wo);
                 let dy: Vec<f32> = (0..o * ho * wo)

@@ -30,9 +30,9 @@
 
 #![cfg(target_arch = "x86_64")]
 
+use crate::cpu::isa::Avx2;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
-use std::sync::OnceLock;
 
 const MR: usize = 6;
 const NR: usize = 16;
@@ -45,12 +45,6 @@ const NC: usize = 2048;
 
 /// Up to this many rows of A, a row-major B is read in place (see `sgemm`).
 const DIRECT_B_MAX_M: usize = 3 * MR;
-
-/// Whether this CPU runs the kernel (AVX2 and FMA, checked once).
-pub(super) fn available() -> bool {
-    static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
-}
 
 /// A `Vec<f32>` whose usable part starts on a 64-byte boundary.
 #[derive(Default)]
@@ -91,9 +85,10 @@ impl Shared {
     /// its slice.
     ///
     /// # Safety
-    /// The slices must hold every element those strides address, and
-    /// [`available`] must be true.
+    /// The slices must hold every element those strides address (the
+    /// token proves the CPU has AVX2 and FMA).
     pub(super) unsafe fn pack(
+        _: Avx2,
         by_rows: bool,
         jobs: usize,
         (m, n, k): (usize, usize, usize),
@@ -113,7 +108,7 @@ impl Shared {
             let range = j * step..((j + 1) * step).min(lines);
             let dst = dst as *mut f32;
             // SAFETY: the operands hold what the strides address (the
-            // caller's promise, as is `available()`); each job writes only
+            // caller's promise, as is the token's AVX2); each job writes only
             // the panels of its own lines, inside the `len` values of `buf`:
             // `step` is a multiple of the panel width, so every range starts
             // on a panel and ends on one or at `lines`.
@@ -143,7 +138,7 @@ impl Shared {
 /// ranges at once.
 ///
 /// # Safety
-/// - The CPU supports AVX2 and FMA ([`available`]): [`pack`] may call
+/// - The CPU supports AVX2 and FMA (the caller holds an [`Avx2`] token): [`pack`] may call
 ///   [`pack_transposed`].
 /// - For every line `i` in `lines` and every `p < k`, `src + i*si + p*sp`
 ///   is a valid, initialized `f32`.
@@ -182,13 +177,14 @@ unsafe fn pack_full<const W: usize>(
 ///
 /// # Safety
 /// The pointers and strides must address `m×k`, `k×n` and `m×n` valid
-/// elements, `C` must not overlap `A` or `B`, [`available`] must be true,
-/// and `shared` must hold this product's operand.
+/// elements, `C` must not overlap `A` or `B`, and `shared` must hold this
+/// product's operand (the token proves the CPU has AVX2 and FMA).
 /// In detail: `C`'s `m` rows of `n` values, `ldc` apart, are valid for
 /// writes, and with `accumulate` for reads too (initialized); nothing else
 /// accesses them during the call. With `k = 0` nothing is written.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn sgemm(
+    _: Avx2,
     m: usize,
     n: usize,
     k: usize,
@@ -203,7 +199,6 @@ pub(super) unsafe fn sgemm(
     accumulate: bool,
     shared: Option<&Shared>,
 ) {
-    debug_assert!(available());
     let (packed_a, packed_b) = match shared {
         Some(Shared::A(v)) => (Some(v.as_ptr()), None),
         Some(Shared::B(v)) => (None, Some(v.as_ptr())),
@@ -217,7 +212,7 @@ pub(super) unsafe fn sgemm(
     // a row stride: the kernel then reads it in place. With many rows the
     // packed panel wins (one TLB page instead of one per `k`).
     let direct_b = packed_b.is_none() && b_cs == 1 && m <= DIRECT_B_MAX_M;
-    let wide = super::simd::avx512();
+    let wide = crate::cpu::isa::avx512().is_some();
     let (mp, np) = (m.next_multiple_of(MR), n.next_multiple_of(NR));
     PACK.with(|pack| {
         let mut pack = pack.borrow_mut();
@@ -641,9 +636,10 @@ mod tests {
     /// Checks `sgemm` against an f64 reference for every transpose
     /// combination, overwriting and accumulating.
     fn check(m: usize, k: usize, n: usize) {
-        if !available() {
+        if !crate::cpu::isa::test_requires(crate::cpu::isa::Level::Avx2) {
             return;
         }
+        let t = crate::cpu::isa::avx2().expect("checked");
         let a: Vec<f32> = (0..m * k)
             .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
             .collect();
@@ -659,12 +655,13 @@ mod tests {
                 let bt = |p: usize, j: usize| b[p * b_rs as usize + j * b_cs as usize] as f64;
                 let mut c = vec![1.0f32; m * n];
                 for accumulate in [false, true] {
-                    // SAFETY: `available()` was checked above; `a`, `b` and
+                    // SAFETY: `t` proves AVX2 and FMA; `a`, `b` and
                     // `c` hold m×k, k×n and m×n initialized values, which
                     // these strides (and `ldc = n`) address exactly; `c` is
                     // a separate buffer.
                     unsafe {
                         sgemm(
+                            t,
                             m,
                             n,
                             k,
@@ -720,21 +717,23 @@ mod tests {
     /// the blocks below pair their panels differently from the whole.)
     #[test]
     fn output_does_not_depend_on_the_split() {
-        if !available() {
+        if !crate::cpu::isa::test_requires(crate::cpu::isa::Level::Avx2) {
             return;
         }
+        let t = crate::cpu::isa::avx2().expect("checked");
         let (m, k, n) = (50, 600, 70);
         let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
         let mut whole = vec![0f32; m * n];
         let mut parts = vec![0f32; m * n];
-        // SAFETY: `available()` was checked above; `a`, `b`, `whole` and
+        // SAFETY: `t` proves AVX2 and FMA; `a`, `b`, `whole` and
         // `parts` hold m×k, k×n, m×n and m×n values. Each block starts at
         // row `i0`, column `j0` of them and addresses (i1−i0)×k, k×(j1−j0)
         // and (i1−i0)×(j1−j0) values with the full row strides, all inside;
         // the outputs are separate from the operands.
         unsafe {
             sgemm(
+                t,
                 m,
                 n,
                 k,
@@ -752,6 +751,7 @@ mod tests {
             // Four blocks of uneven sizes, as threads would take them.
             for (i0, i1, j0, j1) in [(0, 13, 0, 37), (0, 13, 37, n), (13, m, 0, 5), (13, m, 5, n)] {
                 sgemm(
+                    t,
                     i1 - i0,
                     j1 - j0,
                     k,

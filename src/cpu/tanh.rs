@@ -2,6 +2,9 @@
 //! ([`tanh_f32`]) whose loop vectorizes, and that loop compiled for the
 //! CPU's widest vectors ([`tanh_in_place`]).
 
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::isa::{Avx2, Avx512, Simd};
+
 /// `eˣ` for `x` in `[0, 88]` (Cephes' `expf`: Cody–Waite reduction by ln 2,
 /// a degree-7 polynomial, the power of two put in by bits), branch-free so
 /// a loop of it vectorizes.
@@ -64,16 +67,10 @@ pub fn tanh_f32(x: f32) -> f32 {
 /// bits.
 pub(crate) fn tanh_in_place(v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if crate::tensor::simd::avx512() {
-        // SAFETY: the CPU has AVX-512F (checked just above), the function's
-        // only precondition.
-        return unsafe { tanh_in_place_avx512(v) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (detected just above), the function's
-        // only precondition.
-        return unsafe { tanh_in_place_avx2(v) };
+    match crate::cpu::isa::simd() {
+        Simd::Avx512(t) => return tanh_in_place_avx512(t, v),
+        Simd::Avx2(t) => return tanh_in_place_avx2(t, v),
+        Simd::Portable => {}
     }
     for x in v {
         *x = tanh_f32(*x);
@@ -81,31 +78,31 @@ pub(crate) fn tanh_in_place(v: &mut [f32]) {
 }
 
 /// [`tanh_in_place`]'s loop compiled with AVX2 enabled.
-///
-/// # Safety
-/// The CPU must support AVX2 (the caller checks
-/// `is_x86_feature_detected!("avx2")` first). Nothing else: `v` is an
-/// ordinary slice, accessed only through its iterator.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn tanh_in_place_avx2(v: &mut [f32]) {
-    for x in v {
-        *x = tanh_f32(*x);
+fn tanh_in_place_avx2(_: Avx2, v: &mut [f32]) {
+    #[target_feature(enable = "avx2")]
+    fn wide(v: &mut [f32]) {
+        for x in v {
+            *x = tanh_f32(*x);
+        }
     }
+    // SAFETY: the token proves the CPU has AVX2, `wide`'s only requirement
+    // (its body is safe code on a slice).
+    unsafe { wide(v) }
 }
 
 /// [`tanh_in_place`]'s loop compiled with AVX-512 enabled.
-///
-/// # Safety
-/// The CPU must support AVX-512F (the caller checks
-/// [`avx512`](crate::tensor::simd::avx512) first). Nothing else: `v` is an
-/// ordinary slice, accessed only through its iterator.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2")]
-unsafe fn tanh_in_place_avx512(v: &mut [f32]) {
-    for x in v {
-        *x = tanh_f32(*x);
+fn tanh_in_place_avx512(_: Avx512, v: &mut [f32]) {
+    #[target_feature(enable = "avx512f,avx2")]
+    fn wide(v: &mut [f32]) {
+        for x in v {
+            *x = tanh_f32(*x);
+        }
     }
+    // SAFETY: the token proves the CPU has AVX-512F and AVX2, `wide`'s only
+    // requirement (its body is safe code on a slice).
+    unsafe { wide(v) }
 }
 
 #[cfg(test)]

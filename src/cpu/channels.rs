@@ -8,9 +8,9 @@
 //! `inner = 1` (`[N, C]`, batch norm 1-d on features) walks rows instead,
 //! every channel at once, each channel's sums in row order.
 
-use crate::tensor::par::{by_ranges, by_row_blocks, for_blocks, per_channel, SPLIT_MIN};
-use crate::tensor::simd::{avx512, wide_fn};
-use crate::tensor::threads;
+use crate::cpu::par::{by_ranges, by_row_blocks, for_blocks, per_channel, SPLIT_MIN};
+use crate::cpu::simd::wide_fn;
+use crate::cpu::threads;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
@@ -24,10 +24,14 @@ fn dot_sums(a: &[f32], b: &[f32], kb: f64) -> (f64, f64) {
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ar, br) = (ac.remainder(), bc.remainder());
     #[cfg(target_arch = "x86_64")]
-    let done = avx512() && {
-        // SAFETY: the CPU has AVX-512F (checked first); the chunks are whole.
-        unsafe { lanes::dot_sums(ac.clone(), bc.clone(), kb, &mut s, &mut p) };
-        true
+    let done = match crate::cpu::isa::avx512() {
+        Some(t) => {
+            // SAFETY: the token proves the CPU has AVX-512F, AVX2 and FMA,
+            // what `dot_sums` is compiled for; the chunks are whole.
+            unsafe { lanes::dot_sums(t, ac.clone(), bc.clone(), kb, &mut s, &mut p) };
+            true
+        }
+        None => false,
     };
     #[cfg(not(target_arch = "x86_64"))]
     let done = false;
@@ -56,10 +60,14 @@ fn shifted_moments(v: &[f32], k: f64) -> (f64, f64) {
     let c = v.chunks_exact(8);
     let r = c.remainder();
     #[cfg(target_arch = "x86_64")]
-    let done = avx512() && {
-        // SAFETY: the CPU has AVX-512F (checked first); the chunks are whole.
-        unsafe { lanes::shifted_moments(c.clone(), k, &mut s, &mut q) };
-        true
+    let done = match crate::cpu::isa::avx512() {
+        Some(t) => {
+            // SAFETY: the token proves the CPU has AVX-512F, AVX2 and FMA,
+            // what `shifted_moments` is compiled for; the chunks are whole.
+            unsafe { lanes::shifted_moments(t, c.clone(), k, &mut s, &mut q) };
+            true
+        }
+        None => false,
     };
     #[cfg(not(target_arch = "x86_64"))]
     let done = false;
@@ -93,10 +101,11 @@ mod lanes {
 
     /// `s[l] += a[l]`, `p[l] += a[l]·(b[l] − kb)` over the chunks.
     ///
-    /// # Safety
-    /// The CPU supports AVX-512F ([`avx512`](crate::tensor::simd::avx512)).
+    /// Compiled for AVX-512F, AVX2 and FMA: the caller's token proves the
+    /// CPU has them.
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(super) fn dot_sums(
+        _: crate::cpu::isa::Avx512,
         a: ChunksExact<'_, f32>,
         b: ChunksExact<'_, f32>,
         kb: f64,
@@ -125,10 +134,11 @@ mod lanes {
 
     /// `s[l] += v[l] − k`, `q[l] += (v[l] − k)²` over the chunks.
     ///
-    /// # Safety
-    /// The CPU supports AVX-512F ([`avx512`](crate::tensor::simd::avx512)).
+    /// Compiled for AVX-512F, AVX2 and FMA: the caller's token proves the
+    /// CPU has them.
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(super) fn shifted_moments(
+        _: crate::cpu::isa::Avx512,
         v: ChunksExact<'_, f32>,
         k: f64,
         s: &mut [f64; 8],
@@ -465,7 +475,7 @@ pub(crate) fn grad_per_channel(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::with_threads;
+    use crate::cpu::with_threads;
 
     /// `[N, C]` passes split over threads (by channels for the sums, by
     /// rows for the maps) give the bits of the plain row-order loops.

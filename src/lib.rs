@@ -47,15 +47,14 @@ pub mod tensor;
 #[forbid(unsafe_code)]
 pub mod train;
 
-pub use autograd::{Gradients, Graph, Var};
+pub use autograd::{GradTable, Graph, ParamGrads, Var};
 
 /// What a model and its training loop usually need, in one import:
 /// `use backprop::prelude::*;`.
 pub mod prelude {
     pub use crate::nn::{
-        Activation, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Grads, Init, Linear,
-        MaxPool2d, Mode, Module, ModuleExt, PRelu, Pass, Reshape, Rnn, Sequential, Visitor,
-        VisitorMut,
+        Activation, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Init, Linear, MaxPool2d,
+        Mode, Module, ModuleExt, PRelu, Pass, Reshape, Rnn, Sequential, Visitor, VisitorMut,
     };
     pub use crate::optim::{Config, Kind, Momentum, Optimizer, Schedule};
     pub use crate::train::LossKind;

@@ -12,6 +12,14 @@
 //! A graph made with [`Graph::no_grad`] records values only: no backward rules,
 //! nothing saved for a backward pass. Evaluation and inference use it.
 
+mod clip;
+mod grads;
+mod op;
+
+pub use clip::{clip_grad_norm, clip_grad_value};
+pub use grads::ParamGrads;
+pub use op::{Activation, Op};
+
 use crate::Tensor;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -58,7 +66,7 @@ struct Node {
     backward: Option<Box<dyn Backward>>,
     requires_grad: bool,
     retain_grad: bool,
-    op: &'static str,
+    op: Op,
 }
 
 /// A recorded computation (the tape).
@@ -169,16 +177,17 @@ impl Graph {
             backward: None,
             requires_grad,
             retain_grad: requires_grad,
-            op: "leaf",
+            op: Op::Leaf,
         });
         self.var_unchecked(self.nodes.len() - 1)
     }
 
     /// Record an op's output. The backward rule is kept only if some input
-    /// needs a gradient and the graph records gradients.
+    /// needs a gradient and the graph records gradients. `op` is an [`Op`],
+    /// or the name of an op written outside the crate (`"swish"`).
     pub fn push<B: Backward + 'static>(
         &mut self,
-        op: &'static str,
+        op: impl Into<Op>,
         value: Tensor,
         parents: &[Var],
         backward: B,
@@ -195,7 +204,7 @@ impl Graph {
             },
             requires_grad,
             retain_grad: false,
-            op,
+            op: op.into(),
         });
         self.var_unchecked(self.nodes.len() - 1)
     }
@@ -215,9 +224,15 @@ impl Graph {
         self.node(v).requires_grad
     }
 
-    /// The op that produced a node ("leaf" for inputs and parameters).
-    pub fn op_name(&self, v: Var) -> &'static str {
+    /// The op that produced a node ([`Op::Leaf`] for inputs and parameters).
+    pub fn op(&self, v: Var) -> Op {
         self.node(v).op
+    }
+
+    /// The name of the op that produced a node (`"leaf"` for inputs and
+    /// parameters).
+    pub fn op_name(&self, v: Var) -> &'static str {
+        self.node(v).op.name()
     }
 
     /// The inputs of a node.
@@ -233,7 +248,7 @@ impl Graph {
     }
 
     /// Backpropagate from a scalar `loss` (seed ∂L/∂L = 1).
-    pub fn backward(&self, loss: Var) -> Gradients {
+    pub fn backward(&self, loss: Var) -> GradTable {
         let shape = self.shape(loss).to_vec();
         assert_eq!(
             shape.iter().product::<usize>(),
@@ -244,7 +259,7 @@ impl Graph {
     }
 
     /// Backpropagate from `out` with a given upstream gradient `seed` = ∂L/∂out.
-    pub fn backward_with(&self, out: Var, seed: Tensor) -> Gradients {
+    pub fn backward_with(&self, out: Var, seed: Tensor) -> GradTable {
         assert_eq!(
             seed.shape(),
             self.shape(out),
@@ -310,7 +325,7 @@ impl Graph {
                 *slot = None;
             }
         }
-        Gradients {
+        GradTable {
             table,
             graph: self.id,
         }
@@ -319,12 +334,12 @@ impl Graph {
 
 /// The gradient table after a backward pass: ∂L/∂v for every leaf that
 /// requires a gradient and every node marked with [`Graph::retain_grad`].
-pub struct Gradients {
+pub struct GradTable {
     table: Vec<Option<Tensor>>,
     graph: u32,
 }
 
-impl Gradients {
+impl GradTable {
     /// ∂L/∂v, or `None` if nothing flowed into `v`.
     pub fn get(&self, v: Var) -> Option<&Tensor> {
         self.check(v);

@@ -21,8 +21,8 @@ pub use layers::{
     Flatten, Linear, LinearConfig, MaxPool2d, PRelu, Reshape, Rnn, RnnConfig,
 };
 pub use module::{
-    named_modules, Buffer, Entry, EntryMut, Grads, LayerOutput, Mode, Module, ModuleExt,
-    OutputKind, Param, Pass, Visitor, VisitorMut,
+    named_modules, Buffer, Entry, EntryMut, LayerOutput, Mode, Module, ModuleExt, OutputKind,
+    Param, Pass, Visitor, VisitorMut,
 };
 
 use crate::{Error, Result, Var};

@@ -38,7 +38,7 @@
 //! (see `examples/residual.rs`); a layer of one's own lists its tensors with
 //! [`Visitor::param`] and [`Visitor::buffer`] (see `examples/custom_op.rs`).
 
-use crate::autograd::Gradients;
+use crate::autograd::{GradTable, ParamGrads};
 use crate::dist::Collective;
 use crate::{Error, Graph, Result, Tensor, Var};
 use std::collections::HashMap;
@@ -622,7 +622,7 @@ impl Pass {
     /// Backpropagate from the scalar `loss` and hand back the gradients of
     /// the model's parameters; the graph is dropped here, so the
     /// optimizer then updates the parameters in place.
-    pub fn backward(self, loss: Var) -> Grads {
+    pub fn backward(self, loss: Var) -> ParamGrads {
         self.backward_inspect(loss, |_, _, _, _| ()).0
     }
 
@@ -632,20 +632,13 @@ impl Pass {
     pub fn backward_inspect<R>(
         self,
         loss: Var,
-        inspect: impl FnOnce(&Graph, &Gradients, &[LayerOutput], &[Option<Tensor>]) -> R,
-    ) -> (Grads, R) {
+        inspect: impl FnOnce(&Graph, &GradTable, &[LayerOutput], &[Option<Tensor>]) -> R,
+    ) -> (ParamGrads, R) {
         let value = self.graph.value(loss).item();
         let mut table = self.graph.backward(loss);
         let grads: Vec<Option<Tensor>> = self.params.iter().map(|v| table.take(*v)).collect();
         let r = inspect(&self.graph, &table, &self.outputs, &grads);
-        (
-            Grads {
-                loss: value,
-                grads,
-                updates: self.updates,
-            },
-            r,
-        )
+        (ParamGrads::new(value, grads, self.updates), r)
     }
 
     /// Take the buffer updates and dropout count of an inner pass (a
@@ -665,44 +658,6 @@ impl Pass {
 
     pub(crate) fn take_updates(&mut self) -> Vec<(u64, Tensor)> {
         std::mem::take(&mut self.updates)
-    }
-}
-
-/// The gradients of one training pass, in the model's parameter order, and
-/// the buffer values it computed. Give them to
-/// [`Optimizer::step`](crate::optim::Optimizer::step), which applies both.
-#[must_use = "give the gradients to Optimizer::step: it updates the parameters and stores the batch-norm statistics"]
-pub struct Grads {
-    /// The loss the gradients are of.
-    pub loss: f32,
-    grads: Vec<Option<Tensor>>,
-    updates: Vec<(u64, Tensor)>,
-}
-
-impl Grads {
-    /// ∂L/∂θ of each parameter in visit order (`None`: nothing flowed into it).
-    pub fn tensors(&self) -> &[Option<Tensor>] {
-        &self.grads
-    }
-
-    /// Mutable access, e.g. to average or scale the gradients.
-    pub fn tensors_mut(&mut self) -> &mut [Option<Tensor>] {
-        &mut self.grads
-    }
-
-    /// Scale all gradients together so that their global L2 norm is at most
-    /// `max_norm` (`torch.nn.utils.clip_grad_norm_`); returns the norm before.
-    pub fn clip_norm(&mut self, max_norm: f32) -> f32 {
-        crate::optim::clip_grad_norm(self.grads.iter_mut().flatten(), max_norm)
-    }
-
-    /// Clamp every element to `[-v, v]` (`torch.nn.utils.clip_grad_value_`).
-    pub fn clip_value(&mut self, v: f32) {
-        crate::optim::clip_grad_value(self.grads.iter_mut().flatten(), v)
-    }
-
-    pub(crate) fn into_parts(self) -> (Vec<Option<Tensor>>, Vec<(u64, Tensor)>) {
-        (self.grads, self.updates)
     }
 }
 

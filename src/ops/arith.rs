@@ -5,7 +5,7 @@
 //! which that input was broadcast ([`reduce_to`]).
 
 use super::broadcast::{broadcast_shape, for_each, reduce_to};
-use crate::autograd::Backward;
+use crate::autograd::{Backward, Op};
 use crate::{Graph, Tensor, Var};
 
 #[derive(Clone, Copy, Debug)]
@@ -17,13 +17,17 @@ enum Kind {
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    fn op(self) -> Op {
         match self {
-            Kind::Add => "add",
-            Kind::Sub => "sub",
-            Kind::Mul => "mul",
-            Kind::Div => "div",
+            Kind::Add => Op::Add,
+            Kind::Sub => Op::Sub,
+            Kind::Mul => Op::Mul,
+            Kind::Div => Op::Div,
         }
+    }
+
+    fn name(self) -> &'static str {
+        self.op().name()
     }
 }
 
@@ -115,7 +119,7 @@ fn unbroadcast(g: Tensor, shape: &[usize]) -> Tensor {
 impl Graph {
     fn arith(&mut self, kind: Kind, a: Var, b: Var) -> Var {
         let v = forward(kind, self.value(a), self.value(b));
-        self.push(kind.name(), v, &[a, b], ArithBack(kind))
+        self.push(kind.op(), v, &[a, b], ArithBack(kind))
     }
 
     /// `a + b`, broadcasting.

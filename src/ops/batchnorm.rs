@@ -29,7 +29,7 @@
 //! recomputed from `x`. The per-channel loops (f64 sums, the affine maps)
 //! are in `tensor::channels` (src/tensor/channels.rs).
 
-use crate::autograd::Backward;
+use crate::autograd::{Backward, Op};
 use crate::cpu::channels::{
     affine_per_channel, dot_sums_per_channel, grad_per_channel, shifted_sums,
 };
@@ -292,7 +292,7 @@ impl Graph {
             training,
             sync: comm.map(|c| (c, cnt as f64)),
         };
-        (self.push("batch_norm", y, &[x, gamma, beta], back), update)
+        (self.push(Op::BatchNorm, y, &[x, gamma, beta], back), update)
     }
 }
 

@@ -60,7 +60,7 @@
 //! large, which is exactly when the buffer would be big). Both paths give
 //! bit-identical gradients.
 
-use crate::autograd::Backward;
+use crate::autograd::{Backward, Op};
 pub use crate::cpu::conv::set_im2col_only;
 use crate::cpu::conv::{conv_backward, conv_forward, ConvGeom};
 use crate::cpu::threads;
@@ -215,8 +215,8 @@ impl Graph {
         let y = Tensor::from_vec(vec![geom.n, geom.o, geom.ho, geom.wo], y);
         let back = Conv2dBack { geom, cols, direct };
         match b {
-            Some(b) => self.push("conv2d", y, &[x, w, b], back),
-            None => self.push("conv2d", y, &[x, w], back),
+            Some(b) => self.push(Op::Conv2d, y, &[x, w, b], back),
+            None => self.push(Op::Conv2d, y, &[x, w], back),
         }
     }
 }

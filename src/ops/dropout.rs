@@ -19,7 +19,7 @@
 //! Backward: `∂x = g · mask · 1/(1−p)`, with the mask saved as a bitset
 //! (one bit per element) and the scale as one number.
 
-use crate::autograd::Backward;
+use crate::autograd::{Backward, Op};
 use crate::{Graph, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -127,7 +127,7 @@ impl Graph {
         };
         let mut y = xv.zeros_like();
         apply_mask(xv.data(), &mask, scale, y.data_mut());
-        self.push("dropout", y, &[x], DropoutBack { mask, scale })
+        self.push(Op::Dropout, y, &[x], DropoutBack { mask, scale })
     }
 }
 

@@ -8,7 +8,7 @@
 //! matmul, a transpose and a broadcast add: one pass gives all three, and
 //! `∂x` is skipped when `x` needs no gradient (the data batch).
 
-use crate::autograd::Backward;
+use crate::autograd::{Backward, Op};
 use crate::cpu::channels::column_sums;
 use crate::cpu::par;
 use crate::cpu::{matmul, matmul_into, matmul_on, team, threads, Trans};
@@ -100,8 +100,8 @@ impl Graph {
     pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Var {
         let y = linear_forward(self.value(x), self.value(w), b.map(|b| self.value(b)));
         match b {
-            Some(b) => self.push("linear", y, &[x, w, b], LinearBack),
-            None => self.push("linear", y, &[x, w], LinearBack),
+            Some(b) => self.push(Op::Linear, y, &[x, w, b], LinearBack),
+            None => self.push(Op::Linear, y, &[x, w], LinearBack),
         }
     }
 }

@@ -14,7 +14,7 @@
 
 use super::softmax::{log_softmax_and_softmax_rows, log_softmax_rows, softmax_rows};
 use super::unary::sigmoid;
-use crate::autograd::Backward;
+use crate::autograd::{Backward, Op};
 use crate::{Graph, Tensor, Var};
 
 fn same_shape(op: &str, p: &Tensor, t: &Tensor) {
@@ -145,7 +145,7 @@ impl Graph {
             d: |p, t| 2.0 * (p - t),
             dt: |p, t| 2.0 * (t - p),
         };
-        self.push("mse", l, &[p, t], bw)
+        self.push(Op::Mse, l, &[p, t], bw)
     }
 
     /// Binary cross-entropy on probabilities `p ∈ [0, 1]`.
@@ -157,7 +157,7 @@ impl Graph {
             d: |p, t| (p - t) / (p * (1.0 - p)).max(1e-12),
             dt: |p, _| (1.0 - p).ln().max(-100.0) - p.ln().max(-100.0),
         };
-        self.push("bce", l, &[p, t], bw)
+        self.push(Op::Bce, l, &[p, t], bw)
     }
 
     /// Binary cross-entropy on logits (σ folded in, stable for any |z|).
@@ -169,7 +169,7 @@ impl Graph {
             d: |z, t| sigmoid(z) - t,
             dt: |z, _| -z,
         };
-        self.push("bce_with_logits", l, &[z, t], bw)
+        self.push(Op::BceWithLogits, l, &[z, t], bw)
     }
 
     /// Softmax cross-entropy of logits `z: [N, C]` against integer labels.
@@ -194,7 +194,7 @@ impl Graph {
         }
         let l = Tensor::scalar((s / labels.len() as f64) as f32);
         self.push(
-            "cross_entropy",
+            Op::CrossEntropy,
             l,
             &[z],
             CrossEntropyBack {
@@ -225,7 +225,7 @@ impl Graph {
             .map(|(&a, &b)| -(a as f64) * b as f64)
             .sum();
         let l = Tensor::scalar((s / zv.shape()[0] as f64) as f32);
-        self.push("cross_entropy", l, &[z, t], CrossEntropyProbsBack)
+        self.push(Op::CrossEntropy, l, &[z, t], CrossEntropyProbsBack)
     }
 }
 

@@ -5,7 +5,7 @@
 //! latter summed over the batch when `b` was shared. Transposes are strides
 //! handed to the kernel, never copies.
 
-use crate::autograd::Backward;
+use crate::autograd::{Backward, Op};
 use crate::cpu::{matmul_into, Trans};
 use crate::{Graph, Tensor, Var};
 
@@ -157,7 +157,7 @@ impl Graph {
                 );
             }
         }
-        self.push("matmul", out, &[a, b], MatmulBack)
+        self.push(Op::Matmul, out, &[a, b], MatmulBack)
     }
 }
 

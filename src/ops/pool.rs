@@ -23,7 +23,7 @@
 //! windows with stride 2, AVX2) are in `tensor::pool`
 //! (src/tensor/pool.rs); results do not depend on the thread count.
 
-use crate::autograd::Backward;
+use crate::autograd::{Backward, Op};
 use crate::cpu::pool::{max_pool, max_pool_backward, PoolGeom};
 use crate::cpu::threads;
 use crate::{Graph, Tensor, Var};
@@ -141,7 +141,7 @@ impl Graph {
         let shape = vec![xs[0], xs[1], geom.ho, geom.wo];
         let (y, arg) = max_pool(&geom, self.value(x).data(), threads());
         let y = Tensor::from_vec(shape, y);
-        self.push("max_pool2d", y, &[x], MaxPool2dBack { geom, arg })
+        self.push(Op::MaxPool2d, y, &[x], MaxPool2dBack { geom, arg })
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! Backward: `∂x = g if x > 0 else a·g`; `∂a = Σ g·x over x ≤ 0` (per channel).
 
-use crate::autograd::Backward;
+use crate::autograd::{Backward, Op};
 use crate::{Graph, Tensor, Var};
 
 /// (channels, elements per channel per sample) for the slope layout.
@@ -79,7 +79,7 @@ impl Graph {
                 *v *= ad[channel(i, c, inner)];
             }
         }
-        self.push("prelu", y, &[x, a], PreluBack)
+        self.push(Op::PRelu, y, &[x, a], PreluBack)
     }
 }
 

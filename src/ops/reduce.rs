@@ -4,7 +4,7 @@
 //! (times `1/n` for the mean).
 
 use super::broadcast::for_each;
-use crate::autograd::Backward;
+use crate::autograd::{Backward, Op};
 use crate::{Graph, Tensor, Var};
 
 /// The reduced shape with the reduced axes kept as size 1.
@@ -75,7 +75,7 @@ impl Graph {
             acc.iter().map(|&v| (v * scale as f64) as f32).collect(),
         );
         self.push(
-            if mean { "mean" } else { "sum" },
+            if mean { Op::Mean } else { Op::Sum },
             out,
             &[x],
             ReduceBack { kept, scale },

@@ -23,7 +23,7 @@
 //! rows), `∂b_ih = ∂b_hh = Σ_t Σ_rows δ_t`. `∂x` is skipped when `x` needs no
 //! gradient (the data batch). No recursion: long sequences are a loop.
 
-use crate::autograd::Backward;
+use crate::autograd::{Backward, Op};
 use crate::cpu::channels::column_sums;
 use crate::cpu::par;
 use crate::cpu::rnn;
@@ -183,7 +183,7 @@ impl Graph {
         let mut parents = vec![x, w_ih, w_hh];
         parents.extend(b_ih);
         parents.extend(b_hh);
-        self.push("rnn_tanh", y, &parents, RnnTanhBack { hs })
+        self.push(Op::RnnTanh, y, &parents, RnnTanhBack { hs })
     }
 }
 

@@ -4,7 +4,7 @@
 //! under a new shape (its backward reshapes the gradient back), and a
 //! transpose moves the values (its backward transposes the gradient back).
 
-use crate::autograd::Backward;
+use crate::autograd::{Backward, Op};
 use crate::cpu::par;
 use crate::{Graph, Tensor, Var};
 
@@ -74,7 +74,7 @@ impl Graph {
     pub fn reshape(&mut self, x: Var, shape: &[usize]) -> Var {
         let v = self.value(x);
         let v = Tensor::from_vec(v.shape().to_vec(), par::copied(v.data())).reshape(shape);
-        self.push("reshape", v, &[x], ReshapeBack)
+        self.push(Op::Reshape, v, &[x], ReshapeBack)
     }
 
     /// `[N, ...] → [N, product of the rest]`, as `nn.Flatten()`.
@@ -88,7 +88,7 @@ impl Graph {
     /// Swap axes `d0` and `d1`.
     pub fn transpose(&mut self, x: Var, d0: usize, d1: usize) -> Var {
         let v = transpose_tensor(self.value(x), d0, d1);
-        self.push("transpose", v, &[x], TransposeBack(d0, d1))
+        self.push(Op::Transpose, v, &[x], TransposeBack(d0, d1))
     }
 }
 

@@ -6,7 +6,7 @@
 //! Backward (per row, `y` the output, `g` the upstream gradient):
 //! softmax: `∂z = y ⊙ (g − Σ g⊙y)`; log_softmax: `∂z = g − softmax(z)·Σ g`.
 
-use crate::autograd::Backward;
+use crate::autograd::{Backward, Op};
 use crate::{Graph, Tensor, Var};
 
 /// Row-wise log-softmax of `z` seen as `[rows, c]` into `out`.
@@ -98,7 +98,7 @@ impl Graph {
         let c = *zv.shape().last().expect("softmax of a scalar");
         let mut y = zv.zeros_like();
         softmax_rows(zv.data(), c, y.data_mut());
-        self.push("softmax", y, &[z], SoftmaxBack { log: false })
+        self.push(Op::Softmax, y, &[z], SoftmaxBack { log: false })
     }
 
     /// Log-softmax over the last axis.
@@ -107,7 +107,7 @@ impl Graph {
         let c = *zv.shape().last().expect("log_softmax of a scalar");
         let mut y = zv.zeros_like();
         log_softmax_rows(zv.data(), c, y.data_mut());
-        self.push("log_softmax", y, &[z], SoftmaxBack { log: true })
+        self.push(Op::LogSoftmax, y, &[z], SoftmaxBack { log: true })
     }
 }
 

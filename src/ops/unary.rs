@@ -13,7 +13,7 @@
 //! Written as `max(x, 0)` the ReLU derivative at 0 would depend on how the
 //! max breaks ties; the explicit `x > 0` pins PyTorch's convention.
 
-use crate::autograd::Backward;
+use crate::autograd::{Backward, Op};
 use crate::cpu::par;
 use crate::{Graph, Tensor, Var};
 
@@ -37,17 +37,22 @@ pub enum Unary {
 }
 
 impl Unary {
+    /// The op on the tape.
+    pub fn op(self) -> Op {
+        match self {
+            Unary::Exp => Op::Exp,
+            Unary::Log => Op::Log,
+            Unary::Sigmoid => Op::Sigmoid,
+            Unary::Tanh => Op::Tanh,
+            Unary::Relu => Op::Relu,
+            Unary::LeakyRelu(_) => Op::LeakyRelu,
+            Unary::Elu(_) => Op::Elu,
+        }
+    }
+
     /// The op's name on the tape.
     pub fn name(self) -> &'static str {
-        match self {
-            Unary::Exp => "exp",
-            Unary::Log => "log",
-            Unary::Sigmoid => "sigmoid",
-            Unary::Tanh => "tanh",
-            Unary::Relu => "relu",
-            Unary::LeakyRelu(_) => "leaky_relu",
-            Unary::Elu(_) => "elu",
-        }
+        self.op().name()
     }
 
     /// f(x).
@@ -183,7 +188,7 @@ impl Graph {
         let xv = self.value(x);
         let y = forward_pass(f, xv.data());
         let y = Tensor::from_vec(xv.shape().to_vec(), y);
-        self.push(f.name(), y, &[x], UnaryBack(f))
+        self.push(f.op(), y, &[x], UnaryBack(f))
     }
     /// Elementwise eˣ.
     pub fn exp(&mut self, x: Var) -> Var {

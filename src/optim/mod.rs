@@ -6,15 +6,15 @@
 //! CPU implementations (`torch/optim/{sgd,adam,adamw,rmsprop}.py`), so that
 //! runs agree step for step to float tolerance.
 
-mod clip;
 mod schedule;
 
-pub use clip::{clip_grad_norm, clip_grad_value};
+pub use crate::autograd::{clip_grad_norm, clip_grad_value};
 pub use schedule::Schedule;
 
+use crate::autograd::ParamGrads;
 use crate::cpu::{par, update};
 use crate::nn::module::apply_buffer_updates;
-use crate::nn::{Entry, EntryMut, Grads, Module, Visitor, VisitorMut};
+use crate::nn::{Entry, EntryMut, Module, Visitor, VisitorMut};
 use crate::{Error, Result, Setting, Tensor};
 
 /// Values per parallel job of Adam and RMSprop, whose step divides and
@@ -315,7 +315,7 @@ impl Optimizer {
     ///
     /// # Panics
     /// If `grads` come from a model with other parameters.
-    pub fn step<M: Module + ?Sized>(&mut self, model: &mut M, grads: Grads) {
+    pub fn step<M: Module + ?Sized>(&mut self, model: &mut M, grads: ParamGrads) {
         let (gs, updates) = grads.into_parts();
         let mut n = 0;
         model.visit(&mut Visitor::new(&mut |_, _, e| {

@@ -17,9 +17,6 @@ use crate::ops::gradcheck::{compare, pseudo_random, weighted_sum};
 pub use crate::ops::gradcheck::{CheckConfig, ParamCheck, Worst};
 use crate::{Error, Result, Tensor};
 
-/// The ops whose derivative jumps somewhere.
-const KINKED_OPS: [&str; 3] = ["relu", "leaky_relu", "max_pool2d"];
-
 /// A model's check: every parameter's result, and what the report needs.
 #[derive(Clone, Debug)]
 pub struct ModelCheck {
@@ -53,10 +50,7 @@ pub fn has_kinks(model: &dyn Module, sample_shape: &[usize]) -> Result<bool> {
     let mut p = Pass::eval(model);
     let x = p.input(Tensor::zeros(&shape));
     model.forward(&mut p, x);
-    Ok((0..p.len()).any(|i| {
-        let op = p.op_name(p.var(i));
-        KINKED_OPS.contains(&op) || op == "prelu"
-    }))
+    Ok((0..p.len()).any(|i| p.op(p.var(i)).kinked()))
 }
 
 /// Compare every parameter's gradient of `model` with central finite

@@ -29,10 +29,11 @@
 //! C is the mean loss over the batch, so gradient norms shrink as the batch
 //! grows; compare layers within a run, not runs with different batch sizes.
 
+use crate::autograd::Activation;
 use crate::nn::module::output_owner;
 use crate::nn::{named_modules, LayerOutput, Module, ModuleExt, Pass};
 use crate::ops::unary::Unary;
-use crate::{Gradients, Graph, Tensor};
+use crate::{GradTable, Graph, Tensor};
 use std::collections::HashSet;
 
 /// One per-layer statistic (a column of `metrics.csv`: `L{layer}.{name}`).
@@ -250,10 +251,10 @@ impl Probe {
             } else {
                 named
             };
-            let act = match pass.op_name(out.var) {
-                "relu" => Some(Unary::Relu),
-                "sigmoid" => Some(Unary::Sigmoid),
-                "tanh" => Some(Unary::Tanh),
+            let act = match pass.op(out.var).activation() {
+                Some(Activation::Relu) => Some(Unary::Relu),
+                Some(Activation::Sigmoid) => Some(Unary::Sigmoid),
+                Some(Activation::Tanh) => Some(Unary::Tanh),
                 _ => None,
             };
             if !weights.is_empty() || act.is_some() {
@@ -310,7 +311,7 @@ impl Probe {
     pub fn measure(
         &self,
         g: &Graph,
-        table: &Gradients,
+        table: &GradTable,
         outputs: &[LayerOutput],
         grads: &[Option<Tensor>],
     ) -> Vec<LayerStats> {

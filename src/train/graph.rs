@@ -16,6 +16,7 @@
 //! backward pass, for the price of one more forward pass. Nothing is measured.
 
 use super::LossKind;
+use crate::autograd::Op;
 use crate::nn::module::output_owner;
 use crate::nn::{named_modules, Mode, Module, ModuleExt, Pass};
 use crate::Var;
@@ -151,7 +152,7 @@ fn tape_of(p: &Pass, model: &dyn Module, x: Var, l: Var, loss: LossKind) -> Tape
             NodeKind::Input
         } else if let Some(k) = params.iter().position(|q| *q == v) {
             NodeKind::Param(names[k].clone())
-        } else if p.op_name(v) == "leaf" {
+        } else if p.op(v) == Op::Leaf {
             NodeKind::Target
         } else {
             NodeKind::Op
@@ -245,7 +246,7 @@ pub fn trace(model: &dyn Module, x: &Tensor, label: Option<usize>) -> Result<Tra
     let l = LossKind::CrossEntropy.apply(&mut p, y, &[label]);
     for id in 0..p.len() {
         let v = p.var(id);
-        if p.requires_grad(v) && p.op_name(v) != "leaf" {
+        if p.requires_grad(v) && p.op(v) != Op::Leaf {
             p.retain_grad(v);
         }
     }

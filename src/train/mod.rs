@@ -19,9 +19,10 @@ pub mod metrics;
 #[cfg(feature = "plots")]
 pub mod plots;
 
+use crate::autograd::ParamGrads;
 use crate::data::{epoch_batches, Dataset};
 use crate::dist::{shard, Collective};
-use crate::nn::{Grads, Module, ModuleExt, OutputKind, Pass};
+use crate::nn::{Module, ModuleExt, OutputKind, Pass};
 use crate::optim::{Config, Optimizer, Schedule};
 use crate::{Error, Graph, Result, Setting, Tensor, Var};
 use diagnostics::{chance_level, is_sampled, LayerStats, Probe, Sample, WarningKind, Watch};
@@ -379,7 +380,7 @@ pub fn correct(out: &Tensor, labels: &[usize], loss: LossKind) -> usize {
 /// One training-mode forward and backward pass.
 pub struct StepResult {
     /// The gradients (and buffer updates) for [`Optimizer::step`]; `grads.loss` is the batch loss.
-    pub grads: Grads,
+    pub grads: ParamGrads,
     /// Correct predictions in the batch.
     pub correct: usize,
 }
@@ -1015,7 +1016,7 @@ impl<'a> Trainer<'a> {
 
 /// Sum the shards' gradients (and losses and correct counts) over the
 /// processes, in rank order; returns the global batch's correct count.
-fn sum_over_processes(comm: &dyn Collective, grads: &mut Grads, correct: usize) -> usize {
+fn sum_over_processes(comm: &dyn Collective, grads: &mut ParamGrads, correct: usize) -> usize {
     let mut flat: Vec<f32> = Vec::new();
     for g in grads.tensors().iter().flatten() {
         flat.extend_from_slice(g.data());

@@ -323,7 +323,7 @@ pub(crate) fn conv_forward(
     (y, keep.then_some(kept))
 }
 
-/// Gradients on flat buffers: `(∂x, ∂W, ∂b)`, each only where asked for.
+/// GradTable on flat buffers: `(∂x, ∂W, ∂b)`, each only where asked for.
 /// `kept` is the forward's im2col of every chunk, if it was kept.
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 pub(crate) fn conv_backward(

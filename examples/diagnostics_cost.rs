@@ -14,9 +14,9 @@
 //! estimate must stay below 5 % or the example exits non-zero.
 
 use backprop::data::{epoch_batches, load_data};
+use backprop::inspect::diagnostics::{Probe, Sample, Watch};
 use backprop::nn::{Init, Sequential};
 use backprop::optim::{Config, Kind, Optimizer};
-use backprop::train::diagnostics::{Probe, Sample, Watch};
 use backprop::train::{compute_gradients, compute_gradients_probed, LossKind};
 use rand::SeedableRng;
 use std::path::Path;

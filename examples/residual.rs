@@ -117,10 +117,10 @@ impl Observer for Log {
     fn step(&mut self, s: &train::StepInfo) {
         self.0.step(s);
     }
-    fn diagnostics(&mut self, s: &train::diagnostics::Sample) {
+    fn diagnostics(&mut self, s: &backprop::inspect::diagnostics::Sample) {
         self.0.diagnostics(s);
     }
-    fn warning(&mut self, _kind: train::diagnostics::WarningKind, message: &str) {
+    fn warning(&mut self, _kind: backprop::inspect::diagnostics::WarningKind, message: &str) {
         eprintln!("warning: {message}");
     }
     fn epoch_end(&mut self, r: &EpochRecord) {

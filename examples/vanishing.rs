@@ -35,9 +35,9 @@
 //! The example exits non-zero if any statement fails.
 
 use backprop::data::{load_data, Dataset};
+use backprop::inspect::diagnostics::Sample;
 use backprop::nn::{Init, Sequential};
 use backprop::optim::{Config, Kind};
-use backprop::train::diagnostics::Sample;
 use backprop::train::metrics::{Recorder, RowKind};
 use backprop::train::plots::{ordered_color, Figure, Panel, Series, Style, TEST, TRAIN};
 use backprop::train::{self, EpochRecord, LossKind, Observer, StepInfo, TrainConfig};

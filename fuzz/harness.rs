@@ -121,7 +121,7 @@ pub fn run_state(data: &[u8]) -> bool {
     if let Some(m) = w.metadata.get("backprop.metrics") {
         let _ = serde_json::from_str::<backprop::train::metrics::Recorder>(m);
     }
-    let Ok(r) = backprop::train::Resume::from_state(&w, origin) else {
+    let Ok(r) = backprop::run::read_state(&w, origin) else {
         return false;
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);

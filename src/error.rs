@@ -42,6 +42,22 @@ pub enum Error {
         /// Why the value cannot work.
         msg: String,
     },
+    /// A resumed run was given a setting that would change its result:
+    /// which, the value it was saved with, and the one given.
+    #[error(
+        "{} {given}: the run was saved with {} {saved}; a resumed run keeps the settings that shape \
+         its result (give the same value, or start a new run)",
+        setting.describe(),
+        setting.describe()
+    )]
+    Changed {
+        /// The setting.
+        setting: Setting,
+        /// Its value in the saved run.
+        saved: String,
+        /// The value given now.
+        given: String,
+    },
     /// Training diverged (loss became NaN or infinite).
     #[error("{0}")]
     Diverged(String),
@@ -91,7 +107,58 @@ pub enum Setting {
     Schedule,
     /// The number of worker threads.
     Threads,
+    /// The model line.
+    Model,
+    /// The initialization scheme.
+    WeightInit,
+    /// The gradient-checkpointing segments.
+    Checkpoint,
+    /// The file the weights start from.
+    Init,
+    /// The training data.
+    Data,
+    /// The test data.
+    TestData,
+    /// The factor applied to CSV features.
+    CsvScale,
+    /// The optimizer (its update rule).
+    Optimizer,
+    /// The seed of initialization, shuffling and dropout.
+    Seed,
+    /// Whether batches are shuffled each epoch.
+    Shuffle,
+    /// How often the per-layer statistics are measured.
+    DiagnosticsEvery,
 }
+
+/// Every [`Setting`], in the order they are documented.
+pub const SETTINGS: [Setting; 25] = [
+    Setting::Model,
+    Setting::WeightInit,
+    Setting::Checkpoint,
+    Setting::Init,
+    Setting::Data,
+    Setting::TestData,
+    Setting::CsvScale,
+    Setting::Epochs,
+    Setting::BatchSize,
+    Setting::MaxSteps,
+    Setting::Seed,
+    Setting::Shuffle,
+    Setting::Loss,
+    Setting::Optimizer,
+    Setting::LearningRate,
+    Setting::Momentum,
+    Setting::WeightDecay,
+    Setting::Betas,
+    Setting::Eps,
+    Setting::Alpha,
+    Setting::ClipGradNorm,
+    Setting::ClipGradValue,
+    Setting::Schedule,
+    Setting::DiagnosticsEvery,
+    Setting::Threads,
+];
 
 impl Setting {
     /// How the library names the setting in messages.
@@ -111,6 +178,17 @@ impl Setting {
             Setting::Loss => "loss",
             Setting::Schedule => "learning-rate schedule",
             Setting::Threads => "threads",
+            Setting::Model => "model",
+            Setting::WeightInit => "weight init",
+            Setting::Checkpoint => "checkpoint segments",
+            Setting::Init => "initial weights",
+            Setting::Data => "data",
+            Setting::TestData => "test data",
+            Setting::CsvScale => "CSV scale",
+            Setting::Optimizer => "optimizer",
+            Setting::Seed => "seed",
+            Setting::Shuffle => "shuffle",
+            Setting::DiagnosticsEvery => "diagnostics interval",
         }
     }
 }

@@ -30,6 +30,8 @@ pub mod dist;
 #[forbid(unsafe_code)]
 pub mod error;
 #[forbid(unsafe_code)]
+pub mod inspect;
+#[forbid(unsafe_code)]
 pub mod io;
 #[forbid(unsafe_code)]
 pub mod mem;
@@ -39,6 +41,8 @@ pub mod nn;
 pub mod ops;
 #[forbid(unsafe_code)]
 pub mod optim;
+#[forbid(unsafe_code)]
+pub mod run;
 #[cfg(feature = "serve")]
 #[forbid(unsafe_code)]
 pub mod serve;
@@ -60,7 +64,7 @@ pub mod prelude {
     pub use crate::train::LossKind;
     pub use crate::{submodules, Graph, Tensor, Var};
 }
-pub use error::{Error, Result, Setting};
+pub use error::{Error, Result, Setting, SETTINGS};
 pub use tensor::Tensor;
 
 /// The README's Rust examples run as doctests.

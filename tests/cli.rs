@@ -1188,7 +1188,7 @@ fn divergence_stops_and_keeps_the_save_file() {
     let (d, train, _) = csv_dir();
     let f = saved_model(d.path(), &train, "keep.safetensors");
     let kept = std::fs::read(&f).unwrap();
-    let kept_state = std::fs::read(backprop::io::run::state_path(&f)).unwrap();
+    let kept_state = std::fs::read(backprop::run::state_path(&f)).unwrap();
     let err = fail(
         &[
             "train",
@@ -1214,7 +1214,7 @@ fn divergence_stops_and_keeps_the_save_file() {
     assert!(err.contains("--lr") || err.contains("clip"), "{err}");
     assert_eq!(std::fs::read(&f).unwrap(), kept);
     assert_eq!(
-        std::fs::read(backprop::io::run::state_path(&f)).unwrap(),
+        std::fs::read(backprop::run::state_path(&f)).unwrap(),
         kept_state
     );
     // Nothing else was left in the folder (no temporary files): the data,

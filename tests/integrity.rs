@@ -140,7 +140,7 @@ fn a_flipped_bit_is_refused_naming_the_tensor() {
     let data = common::small_mnist(d.path(), 500, 100);
     let x = d.path().join("x.safetensors");
     assert!(train(&data, &x, &["--max-steps", "4"]).success);
-    let state = backprop::io::run::state_path(&x);
+    let state = backprop::run::state_path(&x);
     let good = (std::fs::read(&x).unwrap(), std::fs::read(&state).unwrap());
     flip_bit(&state, "1.bias.exp_avg");
     let o = common::run(&["train", "--resume", s(&x), "--max-steps", "8", "--quiet"]);
@@ -214,7 +214,7 @@ fn a_flipped_bit_is_refused_naming_the_tensor() {
     let o = Command::new("python3")
         .arg(&script)
         .arg(&bn)
-        .arg(backprop::io::run::state_path(&bn))
+        .arg(backprop::run::state_path(&bn))
         .arg(&x)
         .output()
         .unwrap();
@@ -242,8 +242,8 @@ fn the_same_run_saved_twice_gives_the_same_bytes() {
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     // The state files differ only in the wall-clock seconds of the epochs.
     let (sa, sb) = (
-        backprop::io::load(&backprop::io::run::state_path(&a)).unwrap(),
-        backprop::io::load(&backprop::io::run::state_path(&b)).unwrap(),
+        backprop::io::load(&backprop::run::state_path(&a)).unwrap(),
+        backprop::io::load(&backprop::run::state_path(&b)).unwrap(),
     );
     assert_eq!(sa.tensors, sb.tensors);
     for (k, v) in &sa.metadata {
@@ -268,7 +268,7 @@ fn save_never_overwrites_another_runs_state() {
     let data = common::small_mnist(d.path(), 500, 100);
     let x = d.path().join("x.safetensors");
     assert!(train(&data, &x, &["--max-steps", "3"]).success);
-    let state = backprop::io::run::state_path(&x);
+    let state = backprop::run::state_path(&x);
     let kept = (std::fs::read(&x).unwrap(), std::fs::read(&state).unwrap());
     // Onto the state file itself.
     let o = train(&data, &state, &["--max-steps", "2"]);

@@ -78,7 +78,7 @@ fn killed_at_random_moments_and_resumed_ends_bit_identical() {
             "no end in sight: {log:?}"
         );
         // Resume if a state was saved, else start over.
-        let resume = backprop::io::run::state_path(&killed).exists();
+        let resume = backprop::run::state_path(&killed).exists();
         let mut cmd = bin();
         if resume {
             cmd.args([
@@ -197,7 +197,7 @@ fn save_makes_its_folder_and_keeps_foreign_files() {
     a[6] = "1".into();
     let o = bin().args(&a).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(deep.is_file() && backprop::io::run::state_path(&deep).is_file());
+    assert!(deep.is_file() && backprop::run::state_path(&deep).is_file());
     // A file that is not a model is not overwritten without --force.
     let foreign = d.path().join("notes.safetensors");
     std::fs::write(&foreign, "my notes").unwrap();
@@ -250,7 +250,7 @@ fn a_full_disk_or_a_read_only_folder_stops_the_run_and_keeps_the_last_state() {
             "{err}"
         );
         // The previous state is whole and resumable.
-        let saved = backprop::io::run::load_run(&x).unwrap();
+        let saved = backprop::run::load_run(&x).unwrap();
         assert!(saved.step > 0);
     });
     with_tmpfs("1m", |fs| {

@@ -37,6 +37,34 @@ pub struct Mpi {
     timeout: Cell<Duration>,
 }
 
+/// Whether an MPI launcher (`mpirun`, `srun`, …) started this process as
+/// one of several: then a training program initializes MPI and trains
+/// data-parallel; started alone it behaves exactly as without MPI.
+pub fn launched() -> bool {
+    [
+        "OMPI_COMM_WORLD_SIZE",
+        "PMI_SIZE",
+        "PMIX_SIZE",
+        "MPI_LOCALNRANKS",
+    ]
+    .iter()
+    .filter_map(|k| std::env::var(k).ok()?.parse::<usize>().ok())
+    .any(|n| n > 1)
+}
+
+/// The world of a launched run: MPI initialized and the collective over
+/// every rank, or `None` when the process was not [`launched`] as one of
+/// several (or MPI would not start). Keep the `Universe` alive while
+/// training; dropping it finalizes MPI.
+pub fn start() -> Option<(mpi::environment::Universe, Mpi)> {
+    if !launched() {
+        return None;
+    }
+    let u = mpi::initialize()?;
+    let m = Mpi::new(u.world());
+    Some((u, m))
+}
+
 impl Mpi {
     /// The world of an initialized MPI (keep the `Universe` alive meanwhile).
     pub fn new(world: SimpleCommunicator) -> Mpi {

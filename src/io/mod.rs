@@ -22,8 +22,6 @@
 //! The bytes of a file depend only on its tensors and metadata (the header's
 //! keys are sorted), so the same run saved twice gives the same file.
 
-pub mod run;
-
 use crate::nn::{Init, Module, ModuleExt, Sequential};
 use crate::{Error, Result, Tensor};
 use safetensors::{Dtype, SafeTensors};
@@ -34,6 +32,10 @@ use std::path::{Path, PathBuf};
 
 /// The metadata key that holds the model line.
 pub const MODEL_KEY: &str = "backprop.model";
+
+/// The metadata key of the optimizer step a file was saved at (a run's
+/// model file and its state file both hold it).
+pub const STEP_KEY: &str = "backprop.step";
 
 /// The metadata key that holds the file's digests: a JSON object with the
 /// SHA-256 (hex) of every tensor by name (over its dtype name, a NUL, its
@@ -251,7 +253,7 @@ pub fn parse(bytes: &[u8], origin: &Path) -> Result<Weights> {
 
 /// The step a file's metadata says it was saved at (`backprop.step`).
 pub(crate) fn parse_metadata_step(w: &Weights, path: &Path) -> Result<u64> {
-    let v = w.metadata.get(run::STEP_KEY).ok_or_else(|| {
+    let v = w.metadata.get(STEP_KEY).ok_or_else(|| {
         Error::weights(
             path,
             "the file holds no step: it was not saved during a run",

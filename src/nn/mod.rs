@@ -744,14 +744,14 @@ mod tests {
             model("flatten,linear(6,5),tanh,linear(5,4),prelu,linear(4,3),elu,linear(3,2),sigmoid")
                 .unwrap();
         let x = crate::ops::gradcheck::pseudo_random(&[3, 2, 3], 9);
-        let cfg = crate::train::check::CheckConfig {
+        let cfg = crate::inspect::gradcheck::CheckConfig {
             sample_shape: vec![2, 3],
             batch: 3,
             seed: 0,
             samples: 0,
             tolerance: 2e-3,
         };
-        let res = crate::train::check::check_module(&m, &x, &cfg);
+        let res = crate::inspect::gradcheck::check_module(&m, &x, &cfg);
         assert!(res.iter().all(|p| p.worst.error < 2e-3), "{res:?}");
     }
 }

@@ -15,7 +15,90 @@
 use super::softmax::{log_softmax_and_softmax_rows, log_softmax_rows, softmax_rows};
 use super::unary::sigmoid;
 use crate::autograd::{Backward, Op};
+use crate::{Error, Result};
 use crate::{Graph, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+/// The training loss (`--loss`: `cross-entropy`, `mse`, `bce`, `bce-logits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum LossKind {
+    /// Softmax cross-entropy on logits with integer labels (nn.CrossEntropyLoss).
+    #[cfg_attr(feature = "cli", value(alias = "ce"))]
+    CrossEntropy,
+    /// Mean squared error against one-hot targets (or the label itself for one output).
+    Mse,
+    /// Binary cross-entropy on probabilities (end the model with sigmoid); targets as mse.
+    Bce,
+    /// Binary cross-entropy on logits (nn.BCEWithLogitsLoss); targets as mse.
+    #[cfg_attr(feature = "cli", value(alias = "bce-with-logits"))]
+    BceLogits,
+}
+
+impl LossKind {
+    /// The name in messages and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::CrossEntropy => "cross-entropy",
+            LossKind::Mse => "mse",
+            LossKind::Bce => "bce",
+            LossKind::BceLogits => "bce-logits",
+        }
+    }
+
+    /// Record the loss of `out: [N, C]` against integer `labels` on `g`
+    /// (`mse` and the `bce`s compare with [`float_targets`]).
+    pub fn apply(self, g: &mut Graph, out: Var, labels: &[usize]) -> Var {
+        let c = g.shape(out)[1];
+        match self {
+            LossKind::CrossEntropy => g.cross_entropy(out, labels),
+            other => {
+                let t = g.input(float_targets(labels, c));
+                match other {
+                    LossKind::Mse => g.mse(out, t),
+                    LossKind::Bce => g.bce(out, t),
+                    _ => g.bce_with_logits(out, t),
+                }
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for LossKind {
+    type Err = Error;
+
+    /// `cross-entropy` (`ce`), `mse`, `bce`, `bce-logits`; any case, `_` for `-`.
+    fn from_str(s: &str) -> Result<LossKind> {
+        Ok(match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "cross-entropy" | "ce" | "crossentropy" => LossKind::CrossEntropy,
+            "mse" => LossKind::Mse,
+            "bce" => LossKind::Bce,
+            "bce-logits" | "bce-with-logits" => LossKind::BceLogits,
+            _ => {
+                return Err(Error::Config(format!(
+                    "unknown loss `{s}`; use cross-entropy, mse, bce or bce-logits"
+                )))
+            }
+        })
+    }
+}
+
+/// The float targets `mse`/`bce` compare against: one-hot rows `[N, C]`,
+/// or the label itself `[N, 1]` for a single output.
+pub fn float_targets(labels: &[usize], c: usize) -> Tensor {
+    if c == 1 {
+        return Tensor::from_vec(
+            vec![labels.len(), 1],
+            labels.iter().map(|&y| y as f32).collect(),
+        );
+    }
+    let mut t = Tensor::zeros(&[labels.len(), c]);
+    for (row, &y) in t.data_mut().chunks_mut(c).zip(labels) {
+        row[y] = 1.0;
+    }
+    t
+}
 
 fn same_shape(op: &str, p: &Tensor, t: &Tensor) {
     assert_eq!(

@@ -9,7 +9,7 @@
 mod schedule;
 
 pub use crate::autograd::{clip_grad_norm, clip_grad_value};
-pub use schedule::Schedule;
+pub use schedule::{Schedule, ScheduleKind};
 
 use crate::autograd::ParamGrads;
 use crate::cpu::{par, update};
@@ -23,17 +23,33 @@ use crate::{Error, Result, Setting, Tensor};
 /// others wait.
 const DIVIDING_CHUNK: usize = 1 << 13;
 
-/// Which update rule.
+/// Which update rule (`--optimizer`: `sgd`, `adam`, `adamw`, `rmsprop`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Kind {
-    /// Stochastic gradient descent, with optional [`Momentum`].
+    /// Stochastic gradient descent, with optional (Nesterov) momentum.
+    #[cfg_attr(feature = "cli", value(alias = "gd"))]
     Sgd,
     /// Adam (bias-corrected); weight decay as L2 added to the gradient.
     Adam,
-    /// Adam with decoupled weight decay `θ −= η·λ·θ`.
+    /// Adam with decoupled weight decay (θ −= η·λ·θ).
+    #[cfg_attr(feature = "cli", value(name = "adamw"))]
     AdamW,
-    /// RMSprop: `s = αs + (1−α)g²; θ −= η g / (√s + ε)`.
+    /// RMSprop: s = αs + (1−α)g²; θ −= η g / (√s + ε).
+    #[cfg_attr(feature = "cli", value(name = "rmsprop"))]
     RmsProp,
+}
+
+impl Kind {
+    /// The name on the command line (`sgd`, `adam`, `adamw`, `rmsprop`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Sgd => "sgd",
+            Kind::Adam => "adam",
+            Kind::AdamW => "adamw",
+            Kind::RmsProp => "rmsprop",
+        }
+    }
 }
 
 impl std::str::FromStr for Kind {

@@ -41,6 +41,21 @@ pub enum Schedule {
     },
 }
 
+/// The schedules by name, without their settings (`--lr-schedule`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum ScheduleKind {
+    /// The same rate throughout.
+    #[cfg_attr(feature = "cli", value(alias = "none"))]
+    Constant,
+    /// Multiply by gamma every step_size epochs (StepLR).
+    Step,
+    /// Cosine from the base rate down to eta_min over the epochs (CosineAnnealingLR).
+    Cosine,
+    /// Step by step: up from lr/25 to lr over the first 30 % of the steps, then down to lr/2.5e5 (OneCycleLR without momentum cycling).
+    OneCycle,
+}
+
 impl Schedule {
     /// A one-cycle schedule of `total_steps` with PyTorch's defaults
     /// (`pct_start` 0.3, `div_factor` 25, `final_div_factor` 1e4).

@@ -30,16 +30,16 @@
 //! `backprop predict` does with an image), run through the model in
 //! evaluation mode and back from the cross-entropy loss against `label`
 //! (or the model's own guess), and the answer is the whole
-//! [`Trace`](crate::train::graph::Trace): the class probabilities, the
+//! [`Trace`](crate::inspect::tape::Trace): the class probabilities, the
 //! image the model saw, and every node of the tape with its op, shape,
 //! parents, layer, value and gradient (`{"shape", "norm", "min", "max",
 //! "data"}`; `data` left out of large tensors). `(live)` is the run in
 //! progress, as a copy taken at most once a second.
 
 use crate::data::{mnist_like, MNIST_SIDE};
+use crate::inspect::tape::{trace, NodeKind, Trace};
 use crate::io::{self, Weights};
 use crate::nn::{Module, ModuleExt};
-use crate::train::graph::{trace, NodeKind, Trace};
 use crate::Tensor;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{header, StatusCode};

@@ -14,7 +14,7 @@
 //! | `loss`, `accuracy` | mean batch loss and accuracy over the steps since the previous step row of the epoch | the epoch's training loss and accuracy |
 //! | `lr` | the learning rate | the learning rate |
 //! | `test_loss`, `test_accuracy` | empty | on the test set, if there is one |
-//! | `L{i}.{statistic}` | the per-layer statistics of [`diagnostics`](super::diagnostics) for layer *i* of the model line | empty |
+//! | `L{i}.{statistic}` | the per-layer statistics of [`diagnostics`](crate::inspect::diagnostics) for layer *i* of the model line | empty |
 //!
 //! Step rows come at step 1 and every `every` steps (the diagnostics'
 //! cadence); the `L…` columns are there only when the statistics were
@@ -23,8 +23,8 @@
 //! L3.grad_norm, L3.delta_norm, L3.weight_norm, L3.update_ratio`. Numbers are
 //! written with 6 significant digits; an empty field means "not measured".
 
-use super::diagnostics::{is_sampled, Sample, Stat};
 use super::{EpochRecord, Observer, StepInfo};
+use crate::inspect::diagnostics::{is_sampled, Sample, Stat};
 use std::fmt::Write;
 
 /// What a row is.
@@ -280,7 +280,7 @@ fn opt(v: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::diagnostics::LayerStats;
+    use crate::inspect::diagnostics::LayerStats;
 
     #[test]
     fn rows_and_csv() {

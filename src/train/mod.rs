@@ -12,9 +12,6 @@
 //! shows the tape of one batch and [`check`] compares a model's gradients
 //! with finite differences.
 
-pub mod check;
-pub mod diagnostics;
-pub mod graph;
 pub mod metrics;
 #[cfg(feature = "plots")]
 pub mod plots;
@@ -22,77 +19,19 @@ pub mod plots;
 use crate::autograd::ParamGrads;
 use crate::data::{epoch_batches, Dataset};
 use crate::dist::{shard, Collective};
+use crate::inspect::diagnostics::{
+    chance_level, is_sampled, LayerStats, Probe, Sample, WarningKind, Watch,
+};
 use crate::nn::{Module, ModuleExt, OutputKind, Pass};
 use crate::optim::{Config, Optimizer, Schedule};
-use crate::{Error, Graph, Result, Setting, Tensor, Var};
-use diagnostics::{chance_level, is_sampled, LayerStats, Probe, Sample, WarningKind, Watch};
+use crate::{Error, Result, Setting, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
 use std::time::Instant;
 
-/// The training loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LossKind {
-    /// Softmax cross-entropy on logits with integer labels (`nn.CrossEntropyLoss`).
-    CrossEntropy,
-    /// Mean squared error against one-hot targets (or the label itself for one output).
-    Mse,
-    /// Binary cross-entropy on probabilities, same targets as `mse`.
-    Bce,
-    /// Binary cross-entropy on logits (`nn.BCEWithLogitsLoss`), same targets as `mse`.
-    BceLogits,
-}
-
-impl LossKind {
-    /// The name in messages and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            LossKind::CrossEntropy => "cross-entropy",
-            LossKind::Mse => "mse",
-            LossKind::Bce => "bce",
-            LossKind::BceLogits => "bce-logits",
-        }
-    }
-
-    /// Record the loss of `out: [N, C]` against integer `labels` on `g`
-    /// (`mse` and the `bce`s compare with [`float_targets`]).
-    pub fn apply(self, g: &mut Graph, out: Var, labels: &[usize]) -> Var {
-        let c = g.shape(out)[1];
-        match self {
-            LossKind::CrossEntropy => g.cross_entropy(out, labels),
-            other => {
-                let t = g.input(float_targets(labels, c));
-                match other {
-                    LossKind::Mse => g.mse(out, t),
-                    LossKind::Bce => g.bce(out, t),
-                    _ => g.bce_with_logits(out, t),
-                }
-            }
-        }
-    }
-}
-
-impl std::str::FromStr for LossKind {
-    type Err = Error;
-
-    /// `cross-entropy` (`ce`), `mse`, `bce`, `bce-logits`; any case, `_` for `-`.
-    fn from_str(s: &str) -> Result<LossKind> {
-        Ok(match s.to_ascii_lowercase().replace('_', "-").as_str() {
-            "cross-entropy" | "ce" | "crossentropy" => LossKind::CrossEntropy,
-            "mse" => LossKind::Mse,
-            "bce" => LossKind::Bce,
-            "bce-logits" | "bce-with-logits" => LossKind::BceLogits,
-            _ => {
-                return Err(Error::Config(format!(
-                    "unknown loss `{s}`; use cross-entropy, mse, bce or bce-logits"
-                )))
-            }
-        })
-    }
-}
+pub use crate::ops::loss::{float_targets, LossKind};
 
 /// Everything that shapes a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -284,6 +223,10 @@ pub trait Observer {
     fn save_state(&self) -> Option<serde_json::Value> {
         None
     }
+    /// New rows of the run's metrics (`metrics.csv` lines, each ending in
+    /// a newline) under their `header`, as a [`Run`](crate::run::Run)
+    /// records them.
+    fn metrics(&mut self, _header: &str, _rows: &str) {}
     /// Instead of [`Observer::epoch_start`] when a resumed run continues
     /// epoch `epoch` (1-based) of `batches` batches after `done` of them
     /// (`samples` samples).
@@ -295,6 +238,67 @@ pub trait Observer {
 /// An observer that does nothing.
 pub struct Silent;
 impl Observer for Silent {}
+
+/// An epoch's line, as `backprop train` prints it: `epoch 3: train loss
+/// 0.1234 acc 96.10%, test loss 0.1111 acc 96.70% (1.20s, 50000 samples/s)`.
+pub fn epoch_line(r: &EpochRecord) -> String {
+    let test = match (r.test_loss, r.test_accuracy) {
+        (Some(l), Some(a)) => format!(", test loss {l:.4} acc {:.2}%", a * 100.0),
+        _ => String::new(),
+    };
+    format!(
+        "epoch {}: train loss {:.4} acc {:.2}%{test} ({:.2}s, {:.0} samples/s)",
+        r.epoch,
+        r.train_loss,
+        r.train_accuracy * 100.0,
+        r.train_seconds,
+        r.samples_per_second
+    )
+}
+
+/// An observer that prints a run as it goes, to standard error: a line per
+/// epoch (as `backprop train` prints them), every warning, and, if asked,
+/// the loss every few steps. For programs that train with the library.
+#[derive(Clone, Debug, Default)]
+pub struct Printer {
+    every: usize,
+}
+
+impl Printer {
+    /// Epoch lines and warnings.
+    pub fn new() -> Printer {
+        Printer::default()
+    }
+
+    /// Also the step's loss and the epoch's running accuracy every `n` steps.
+    pub fn steps(mut self, n: usize) -> Printer {
+        self.every = n;
+        self
+    }
+}
+
+impl Observer for Printer {
+    fn step(&mut self, s: &StepInfo) {
+        if self.every > 0 && s.step.is_multiple_of(self.every) {
+            eprintln!(
+                "step {}: loss {:.4} (epoch so far: {:.4}, acc {:.2}%), lr {}",
+                s.step,
+                s.loss,
+                s.running_loss,
+                s.running_accuracy * 100.0,
+                s.lr
+            );
+        }
+    }
+
+    fn epoch_end(&mut self, r: &EpochRecord) {
+        eprintln!("{}", epoch_line(r));
+    }
+
+    fn warning(&mut self, _kind: WarningKind, message: &str) {
+        eprintln!("warning: {message}");
+    }
+}
 
 /// Check a model, a data set and a loss against each other before training:
 /// the model accepts the samples, its output is `[N, C]`, every label fits.
@@ -335,22 +339,6 @@ pub fn check_compatible(model: &dyn Module, data: &Dataset, loss: LossKind) -> R
         ));
     }
     Ok(c)
-}
-
-/// The float targets `mse`/`bce` compare against: one-hot rows `[N, C]`,
-/// or the label itself `[N, 1]` for a single output.
-pub fn float_targets(labels: &[usize], c: usize) -> Tensor {
-    if c == 1 {
-        return Tensor::from_vec(
-            vec![labels.len(), 1],
-            labels.iter().map(|&y| y as f32).collect(),
-        );
-    }
-    let mut t = Tensor::zeros(&[labels.len(), c]);
-    for (row, &y) in t.data_mut().chunks_mut(c).zip(labels) {
-        row[y] = 1.0;
-    }
-    t
 }
 
 /// Number of correct predictions: arg-max for several outputs; for one
@@ -624,39 +612,6 @@ pub struct Resume {
     pub state: RunState,
     /// The optimizer's state, as [`Optimizer::state_dict`] gave it.
     pub optimizer: Vec<(String, Tensor)>,
-}
-
-impl Resume {
-    /// The run a state file holds (the `state` of
-    /// [`io::run::load_run`](crate::io::run::load_run)): its position from
-    /// the metadata, the optimizer's state from the tensors. `origin` names
-    /// the file in errors.
-    pub fn from_state(state: &crate::io::Weights, origin: &std::path::Path) -> Result<Resume> {
-        let json = state.metadata.get(crate::io::run::RUN_KEY).ok_or_else(|| {
-            Error::weights(
-                origin,
-                "the state file holds no run (it was not saved during training)",
-            )
-        })?;
-        let run: RunState = serde_json::from_str(json)
-            .map_err(|e| Error::weights(origin, format!("the saved run cannot be read ({e})")))?;
-        if run.order_position.parse::<u128>().is_err() {
-            return Err(Error::weights(
-                origin,
-                "the saved generator position is not a number",
-            ));
-        }
-        if run.seen < run.batch || run.config.batch_size == 0 {
-            return Err(Error::weights(
-                origin,
-                "the saved position inside the epoch is inconsistent",
-            ));
-        }
-        Ok(Resume {
-            state: run,
-            optimizer: state.tensors.clone(),
-        })
-    }
 }
 
 /// What a checkpoint writes: the model, the optimizer, where the run stands,

@@ -14,8 +14,8 @@
 //! graphics library is needed. PNGs are encoded with the `png` crate.
 //! [`Figure`] is public so that examples can draw their own comparisons.
 
-use super::diagnostics::Stat;
 use super::metrics::{num, Recorder, RowKind};
+use crate::inspect::diagnostics::Stat;
 use crate::{Error, Result};
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;

@@ -23,13 +23,15 @@
 //! place. A save that fails (a full disk, a read-only folder, a folder that
 //! vanished) returns the error and leaves the old pair as it was.
 
-use super::{encode, load, parse_metadata_step, sync_dir, write_atomic, write_synced, Weights};
+use crate::io::{
+    encode, load, parse_metadata_step, sync_dir, write_atomic, write_synced, Weights, DIGEST_KEY,
+};
+use crate::train::Resume;
 use crate::{Error, Result, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// The metadata key of the optimizer step a file was saved at.
-pub const STEP_KEY: &str = "backprop.step";
+pub use crate::io::STEP_KEY;
 /// The state file's metadata key of the run's position ([`crate::train::RunState`], JSON).
 pub const RUN_KEY: &str = "backprop.run";
 
@@ -259,7 +261,7 @@ pub fn load_run(model_path: &Path) -> Result<SavedRun> {
     remove_stale_pending(model_path, None);
     // Both files of a save carry digests, or (saved by an older backprop)
     // neither: one without them lost its digest key to damage.
-    let digested = |w: &Weights| w.metadata.contains_key(super::DIGEST_KEY);
+    let digested = |w: &Weights| w.metadata.contains_key(DIGEST_KEY);
     if digested(&model) != digested(&state) {
         let (without, other) = if digested(&model) {
             (state_file.as_path(), model_path)
@@ -276,6 +278,36 @@ pub fn load_run(model_path: &Path) -> Result<SavedRun> {
         ));
     }
     Ok(SavedRun { model, state, step })
+}
+
+/// The run a state file holds (the `state` of [`load_run`]): its position from
+/// the metadata, the optimizer's state from the tensors. `origin` names
+/// the file in errors.
+pub fn read_state(state: &Weights, origin: &Path) -> Result<Resume> {
+    let json = state.metadata.get(RUN_KEY).ok_or_else(|| {
+        Error::weights(
+            origin,
+            "the state file holds no run (it was not saved during training)",
+        )
+    })?;
+    let run: crate::train::RunState = serde_json::from_str(json)
+        .map_err(|e| Error::weights(origin, format!("the saved run cannot be read ({e})")))?;
+    if run.order_position.parse::<u128>().is_err() {
+        return Err(Error::weights(
+            origin,
+            "the saved generator position is not a number",
+        ));
+    }
+    if run.seen < run.batch || run.config.batch_size == 0 {
+        return Err(Error::weights(
+            origin,
+            "the saved position inside the epoch is inconsistent",
+        ));
+    }
+    Ok(Resume {
+        state: run,
+        optimizer: state.tensors.clone(),
+    })
 }
 
 #[cfg(test)]

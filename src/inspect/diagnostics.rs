@@ -148,7 +148,7 @@ pub struct Sample {
 /// step 1, then every multiple of `every`; never when `every` is 0.
 ///
 /// ```
-/// use backprop::train::diagnostics::is_sampled;
+/// use backprop::inspect::diagnostics::is_sampled;
 /// let s: Vec<usize> = (1..=120).filter(|&s| is_sampled(s, 50)).collect();
 /// assert_eq!(s, [1, 50, 100]);
 /// assert!(!is_sampled(1, 0));
@@ -197,7 +197,7 @@ impl Watched {
 ///
 /// ```
 /// use backprop::nn::{Init, Module, Pass, Sequential};
-/// use backprop::train::diagnostics::Probe;
+/// use backprop::inspect::diagnostics::Probe;
 /// use backprop::Tensor;
 /// use rand::SeedableRng;
 /// let m = Sequential::parse("flatten,linear(4,3),relu,linear(3,2)", Init::Default,
@@ -420,7 +420,7 @@ fn squares_and_moves(a: &[f32], b: &[f32]) -> (f64, f64) {
 /// every sample of the batch `out: [N, ...]`.
 ///
 /// ```
-/// use backprop::{Tensor, train::diagnostics::dead_fraction};
+/// use backprop::{Tensor, inspect::diagnostics::dead_fraction};
 /// // Unit 1 is zero for both samples: dead. Unit 0 is alive in sample 2.
 /// let out = Tensor::from_vec(vec![2, 3], vec![0.0, 0.0, 1.0, 0.5, 0.0, 2.0]);
 /// assert_eq!(dead_fraction(&out), 1.0 / 3.0);
@@ -434,7 +434,7 @@ pub fn dead_fraction(out: &Tensor) -> f64 {
 /// of the batch: σ(1−σ) < 0.0025 (|z| > 5.99), 1 − tanh² < 0.01 (|z| > 2.99).
 ///
 /// ```
-/// use backprop::{Tensor, ops::unary::Unary, train::diagnostics::saturated_fraction};
+/// use backprop::{Tensor, ops::unary::Unary, inspect::diagnostics::saturated_fraction};
 /// let z = [8.0f32, -7.0, 0.5, -9.0];          // unit 0 and 1 saturated in both samples
 /// let s = |z: f32| 1.0 / (1.0 + (-z).exp());
 /// let out = Tensor::from_vec(vec![2, 2], z.iter().map(|&z| s(z)).collect());
@@ -498,7 +498,7 @@ pub const SLOW_SAMPLES: usize = 3;
 /// after `step` steps, if that is so.
 ///
 /// ```
-/// use backprop::train::diagnostics::chance_level;
+/// use backprop::inspect::diagnostics::chance_level;
 /// assert!(chance_level(300, 10, 2.302, 0.11).is_some());
 /// assert!(chance_level(300, 10, 1.2, 0.6).is_none());
 /// assert!(chance_level(100, 10, 2.302, 0.11).is_none()); // too early to tell

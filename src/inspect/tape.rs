@@ -15,10 +15,10 @@
 //! rest after the forward pass, and recompute one segment at a time during the
 //! backward pass, for the price of one more forward pass. Nothing is measured.
 
-use super::LossKind;
 use crate::autograd::Op;
 use crate::nn::module::output_owner;
 use crate::nn::{named_modules, Mode, Module, ModuleExt, Pass};
+use crate::ops::loss::LossKind;
 use crate::Var;
 use crate::{Error, Result, Setting, Tensor};
 use std::fmt::Write;
@@ -275,7 +275,7 @@ pub fn trace(model: &dyn Module, x: &Tensor, label: Option<usize>) -> Result<Tra
 /// `1536` → `1.5 KiB`.
 ///
 /// ```
-/// use backprop::train::graph::human_bytes;
+/// use backprop::inspect::tape::human_bytes;
 /// assert_eq!(human_bytes(512), "512 B");
 /// assert_eq!(human_bytes(200_704), "196.0 KiB");
 /// assert_eq!(human_bytes(3 << 20), "3.0 MiB");

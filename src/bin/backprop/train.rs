@@ -1,0 +1,134 @@
+//! `backprop train`: flags in, a [`Run`] out of the library, progress on the
+//! terminal (and the page), a summary at the end.
+
+use crate::args::TrainArgs;
+use crate::procs::Procs;
+use crate::progress::Progress;
+use crate::{data_path, serve, set_threads};
+use anyhow::Context;
+use backprop::data::Dataset;
+use backprop::run::{state_path, Run};
+use backprop::train::Summary;
+use clap::ArgMatches;
+
+/// `backprop train`. Several processes: every rank trains, rank 0 alone
+/// reports and writes.
+pub fn run(mut a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Result<()> {
+    let given = matches
+        .subcommand_matches("train")
+        .expect("the train subcommand");
+    let comm = procs.collective();
+    let rank = comm.as_ref().map_or(0, |c| c.rank());
+    if rank > 0 {
+        (a.quiet, a.json, a.serve) = (true, false, false);
+    }
+    set_threads(a.threads)?;
+    procs.set_timeout(a.collective_timeout)?;
+    // Everything a user can get wrong is checked before any data is read.
+    let settings = a.settings()?;
+    let mut run = match &a.resume {
+        Some(path) => Run::resume(path, Some((&settings, &TrainArgs::explicit(given))))
+            .with_context(|| format!("--resume {}", path.display()))?,
+        None => Run::new(settings)?,
+    };
+    run.outputs = match rank {
+        0 => a.outputs(run.resumed_from())?,
+        _ => Default::default(),
+    };
+    run.prepare_outputs().context("--save")?;
+    let (train_set, test_set) = run.settings.load_data(&data_path(None)?)?;
+    run.check(&train_set, test_set.as_ref())?;
+    if let Some(c) = comm {
+        run.collective(c);
+    }
+    if !a.json && !a.quiet {
+        eprintln!("{}", start_line(&run, &train_set, test_set.as_ref()));
+    }
+    let mut progress = Progress::new(a.quiet || a.json, !a.quiet, train_set.len());
+    if a.serve {
+        let live = backprop::serve::Live::new();
+        if !run.recorder().rows.is_empty() {
+            live.set_metrics(run.recorder().to_csv()); // a resumed run's rows so far
+        }
+        let folder = run
+            .outputs
+            .metrics_prefix()
+            .and_then(|p| p.parent().map(Into::into));
+        serve::start_page(a.serve_at, folder, Some(live.clone()))?;
+        progress.live = Some(live);
+    }
+    let summary = run.train(&train_set, test_set.as_ref(), &mut progress)?;
+    progress.finish();
+    if rank == 0 {
+        report(&a, &run, &summary)?;
+    }
+    Ok(())
+}
+
+/// `training `mlp` (101770 parameters) on 60000 samples from …`, or
+/// `resuming at step 50 (epoch 1) …`, and where a moved run saves.
+fn start_line(run: &Run, train: &Dataset, test: Option<&Dataset>) -> String {
+    use backprop::nn::ModuleExt;
+    let what = match run.resumes_at() {
+        Some((step, epoch)) => format!("resuming at step {step} (epoch {epoch})"),
+        None => "training".into(),
+    };
+    let moved = match (run.resumed_from(), &run.outputs.save) {
+        (Some(from), Some(to)) if !backprop::run::same_file(from, to) => format!(
+            "\nresuming {}; saving to {} (the resumed files are left as they are)",
+            from.display(),
+            to.display()
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "{what} `{}` ({} parameters) on {} samples from {}{}{moved}",
+        run.model.spec(),
+        run.model.num_parameters(),
+        train.len(),
+        train.source.display(),
+        test.map(|t| format!(", testing on {}", t.len()))
+            .unwrap_or_default()
+    )
+}
+
+/// What was written, and the result: one JSON line with `--json`.
+fn report(a: &TrainArgs, run: &Run, summary: &Summary) -> anyhow::Result<()> {
+    if !a.json && !a.quiet {
+        let files: Vec<String> = run
+            .written()
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        if !files.is_empty() {
+            eprintln!("metrics and plots: {}", files.join(", "));
+        }
+        if let Some(p) = &run.outputs.save {
+            eprintln!(
+                "saved {} (the run's state: {})",
+                p.display(),
+                state_path(p).display()
+            );
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(summary)?);
+        return Ok(());
+    }
+    match (summary.test_loss, summary.test_accuracy) {
+        (Some(l), Some(acc)) => println!(
+            "test accuracy {:.2}% (loss {l:.4}) after {} epochs, {} steps",
+            acc * 100.0,
+            summary.epochs.len(),
+            summary.steps
+        ),
+        _ => println!(
+            "train accuracy {:.2}% (loss {:.4}) after {} epochs, {} steps (no test set)",
+            summary.train_accuracy * 100.0,
+            summary.train_loss,
+            summary.epochs.len(),
+            summary.steps
+        ),
+    }
+    Ok(())
+}

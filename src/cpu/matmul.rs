@@ -397,18 +397,7 @@ unsafe fn product(
     // results. Our kernel sums each element in the same order whatever the
     // block, so with it any thread count gives the same bits; the gemm
     // crate's blocking depends on the block sizes.
-    let parts = if t > 1 && m * n * k >= 1 << 18 {
-        // Large products that share their packing are cut into a few
-        // blocks per thread (the shared operand is packed once whatever the
-        // count), so that a thread whose core stalls for a while (CPU steal
-        // on a virtual machine) holds up one small block while the others
-        // take the rest.
-        let fine = shares_packing(m, n, k) && m * n * k >= FINE_SPLIT_MIN;
-        let per = if fine { BLOCKS_PER_THREAD } else { 1 };
-        (per * t).min(m.max(n) / 8).max(1)
-    } else {
-        1
-    };
+    let parts = parts_for(m, n, k, t);
     #[cfg(target_arch = "x86_64")]
     let own = own_for(m, n, k).then(crate::cpu::isa::avx2).flatten();
     let by_rows = m >= n;
@@ -502,6 +491,22 @@ unsafe fn product(
         super::team::run(n.div_ceil(step), &|p| {
             block(0, m, p * step, ((p + 1) * step).min(n))
         });
+    }
+}
+
+/// How many blocks an `m×k×n` product is cut into for `t` threads.
+fn parts_for(m: usize, n: usize, k: usize, t: usize) -> usize {
+    if t > 1 && m * n * k >= 1 << 18 {
+        // Large products that share their packing are cut into a few
+        // blocks per thread (the shared operand is packed once whatever the
+        // count), so that a thread whose core stalls for a while (CPU steal
+        // on a virtual machine) holds up one small block while the others
+        // take the rest.
+        let fine = shares_packing(m, n, k) && m * n * k >= FINE_SPLIT_MIN;
+        let per = if fine { BLOCKS_PER_THREAD } else { 1 };
+        (per * t).min(m.max(n) / 8).max(1)
+    } else {
+        1
     }
 }
 

@@ -560,82 +560,114 @@ impl Watch {
             }
         }
         if let Some((last, earlier)) = param.split_last() {
-            let gl = last.grad_norm.unwrap_or(0.0);
-            // Vanishing: far below the last layer.
-            let vanish: Vec<&LayerStats> = earlier
-                .iter()
-                .copied()
-                .filter(|l| gl > 0.0 && l.grad_norm.unwrap_or(0.0) < VANISHING_RATIO * gl)
-                .filter(|l| self.first(&l.layer, WarningKind::Vanishing))
-                .collect();
-            if let Some(first) = vanish.first() {
-                let g = first.grad_norm.unwrap_or(0.0);
-                out.push((
-                    WarningKind::Vanishing,
-                    format!(
-                        "vanishing gradient at step {}: {} gets a weight gradient of norm {g:.1e}, {:.0e} × that of \
-                         the last layer ({} {gl:.1e}), so it barely learns{}. Remedies: {}He or Xavier \
-                         initialization (--weight-init kaiming-normal, xavier-normal), batch norm, fewer layers",
-                        s.step,
-                        first.label(),
-                        g / gl,
-                        last.label(),
-                        also(&vanish[1..]),
-                        if self.squashing {
-                            "relu instead of sigmoid/tanh, "
-                        } else {
-                            ""
-                        }
-                    ),
-                ));
-            }
-            // Exploding: far above the last layer, growing without bound, or not finite.
-            let mut explode = Vec::new();
-            for l in &param {
-                let g = l.grad_norm.unwrap_or(0.0);
-                let h = self
-                    .history
-                    .iter()
-                    .find(|(i, _)| *i == l.layer)
-                    .map(|(_, h)| h.as_slice())
-                    .unwrap_or(&[]);
-                let why = if !g.is_finite() {
-                    Some(format!("the weight gradient of {} is {g}", l.label()))
-                } else if l.layer != last.layer && gl > 0.0 && g > EXPLODING_RATIO * gl {
-                    Some(format!(
-                        "the weight gradient of {} has norm {g:.1e}, {:.0e} × that of the last layer ({} {gl:.1e})",
-                        l.label(),
-                        g / gl,
-                        last.label()
-                    ))
-                } else {
-                    growing(h).map(|min| {
-                        format!(
-                            "the weight gradient norm of {} rose at each of the last 3 samples, from {min:.1e} to {g:.1e}",
-                            l.label()
-                        )
-                    })
-                };
-                if let Some(why) = why {
-                    if self.first(&l.layer, WarningKind::Exploding) {
-                        explode.push(why);
+            out.extend(self.vanishing(s, last, earlier));
+            out.extend(self.exploding(s, last, &param));
+        }
+        out.extend(self.units(s));
+        out.extend(self.slow_updates(s));
+        out
+    }
+
+    /// Layers whose weight gradient is far below the last layer's.
+    fn vanishing(
+        &mut self,
+        s: &Sample,
+        last: &LayerStats,
+        earlier: &[&LayerStats],
+    ) -> Option<(WarningKind, String)> {
+        let gl = last.grad_norm.unwrap_or(0.0);
+        let mut out = None;
+        // Vanishing: far below the last layer.
+        let vanish: Vec<&LayerStats> = earlier
+            .iter()
+            .copied()
+            .filter(|l| gl > 0.0 && l.grad_norm.unwrap_or(0.0) < VANISHING_RATIO * gl)
+            .filter(|l| self.first(&l.layer, WarningKind::Vanishing))
+            .collect();
+        if let Some(first) = vanish.first() {
+            let g = first.grad_norm.unwrap_or(0.0);
+            out = Some((
+                WarningKind::Vanishing,
+                format!(
+                    "vanishing gradient at step {}: {} gets a weight gradient of norm {g:.1e}, {:.0e} × that of \
+                     the last layer ({} {gl:.1e}), so it barely learns{}. Remedies: {}He or Xavier \
+                     initialization (--weight-init kaiming-normal, xavier-normal), batch norm, fewer layers",
+                    s.step,
+                    first.label(),
+                    g / gl,
+                    last.label(),
+                    also(&vanish[1..]),
+                    if self.squashing {
+                        "relu instead of sigmoid/tanh, "
+                    } else {
+                        ""
                     }
+                ),
+            ));
+        }
+        out
+    }
+
+    /// Layers whose weight gradient is far above the last layer's, grows
+    /// without bound, or is not finite.
+    fn exploding(
+        &mut self,
+        s: &Sample,
+        last: &LayerStats,
+        param: &[&LayerStats],
+    ) -> Option<(WarningKind, String)> {
+        let gl = last.grad_norm.unwrap_or(0.0);
+        let mut explode = Vec::new();
+        for l in param {
+            let g = l.grad_norm.unwrap_or(0.0);
+            let h = self
+                .history
+                .iter()
+                .find(|(i, _)| *i == l.layer)
+                .map(|(_, h)| h.as_slice())
+                .unwrap_or(&[]);
+            let why = if !g.is_finite() {
+                Some(format!("the weight gradient of {} is {g}", l.label()))
+            } else if l.layer != last.layer && gl > 0.0 && g > EXPLODING_RATIO * gl {
+                Some(format!(
+                    "the weight gradient of {} has norm {g:.1e}, {:.0e} × that of the last layer ({} {gl:.1e})",
+                    l.label(),
+                    g / gl,
+                    last.label()
+                ))
+            } else {
+                growing(h).map(|min| {
+                    format!(
+                        "the weight gradient norm of {} rose at each of the last 3 samples, from {min:.1e} to {g:.1e}",
+                        l.label()
+                    )
+                })
+            };
+            if let Some(why) = why {
+                if self.first(&l.layer, WarningKind::Exploding) {
+                    explode.push(why);
                 }
             }
-            if !explode.is_empty() {
-                out.push((
-                    WarningKind::Exploding,
-                    format!(
-                        "exploding gradient at step {}: {}. Remedies: clip the gradients (--clip-grad-norm 1.0), \
-                         a lower learning rate (--lr {:e}), smaller initial weights (--weight-init xavier-normal), \
-                         batch norm",
-                        s.step,
-                        explode.join("; "),
-                        s.lr / 10.0
-                    ),
-                ));
-            }
         }
+        if !explode.is_empty() {
+            return Some((
+                WarningKind::Exploding,
+                format!(
+                    "exploding gradient at step {}: {}. Remedies: clip the gradients (--clip-grad-norm 1.0), \
+                     a lower learning rate (--lr {:e}), smaller initial weights (--weight-init xavier-normal), \
+                     batch norm",
+                    s.step,
+                    explode.join("; "),
+                    s.lr / 10.0
+                ),
+            ));
+        }
+        None
+    }
+
+    /// Layers whose units are mostly dead (ReLU) or saturated (sigmoid, tanh).
+    fn units(&mut self, s: &Sample) -> Vec<(WarningKind, String)> {
+        let mut out = Vec::new();
         for l in &s.layers {
             if let Some(d) = l.dead_frac.filter(|&d| d > 0.5) {
                 if self.first(&l.layer, WarningKind::DeadRelu) {
@@ -669,6 +701,13 @@ impl Watch {
                 }
             }
         }
+        out
+    }
+
+    /// The first layers barely moving while the last one does, several
+    /// samples in a row.
+    fn slow_updates(&mut self, s: &Sample) -> Option<(WarningKind, String)> {
+        let mut out = None;
         // The first layers barely move while the last one does.
         let ratios: Vec<&LayerStats> = s
             .layers
@@ -686,7 +725,7 @@ impl Watch {
                 self.slow = 0;
             }
             if self.slow >= SLOW_SAMPLES && self.first(&first.layer, WarningKind::SlowUpdates) {
-                out.push((
+                out = Some((
                     WarningKind::SlowUpdates,
                     format!(
                         "the first layers barely learn: at step {} {} changes by {a:.1e} of its weights per step, \

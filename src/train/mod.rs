@@ -15,18 +15,15 @@
 pub mod metrics;
 #[cfg(feature = "plots")]
 pub mod plots;
+mod trainer;
 
 use crate::autograd::ParamGrads;
-use crate::data::{epoch_batches, Dataset};
+use crate::data::Dataset;
 use crate::dist::{shard, Collective};
-use crate::inspect::diagnostics::{
-    chance_level, is_sampled, LayerStats, Probe, Sample, WarningKind, Watch,
-};
+use crate::inspect::diagnostics::{chance_level, LayerStats, Probe, Sample, WarningKind};
 use crate::nn::{Module, ModuleExt, OutputKind, Pass};
 use crate::optim::{Config, Optimizer, Schedule};
 use crate::{Error, Result, Setting, Tensor};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
 use std::time::Instant;
@@ -605,6 +602,26 @@ pub struct RunState {
     pub finished: bool,
 }
 
+impl RunState {
+    /// A run of `config` at its start, on data with the fingerprints `data`.
+    pub fn new(config: TrainConfig, data: (u64, Option<u64>)) -> RunState {
+        RunState {
+            config,
+            steps: 0,
+            epoch: 0,
+            batch: 0,
+            order_position: "0".into(),
+            loss_sum: 0.0,
+            right: 0,
+            seen: 0,
+            records: Vec::new(),
+            warnings: Vec::new(),
+            data,
+            finished: false,
+        }
+    }
+}
+
 /// A run to continue: its [`RunState`] and the optimizer's
 /// [`state_dict`](Optimizer::state_dict).
 pub struct Resume {
@@ -696,276 +713,13 @@ impl<'a> Trainer<'a> {
         test: Option<&Dataset>,
         obs: &mut dyn Observer,
     ) -> Result<(Summary, Optimizer)> {
-        let Trainer {
-            cfg,
-            resume,
-            mut checkpoints,
-            collective,
-        } = self;
-        let comm = collective.filter(|c| c.size() > 1);
-        check_run(model, train, test, cfg)?;
-        if let Some(c) = &comm {
-            check_processes(c.as_ref(), model, train, test, cfg)?;
-        }
-        // The data's fingerprints go into the saved state and are checked
-        // on resume: only computed for a run that saves or resumes (they
-        // read every feature: about 0.1 s for MNIST, 3 % of a speedrun).
-        let data = if resume.is_some() || checkpoints.is_some() {
-            (train.fingerprint(), test.map(Dataset::fingerprint))
-        } else {
-            (0, None)
-        };
-        let mut opt = Optimizer::new(cfg.optimizer.clone()).with_schedule(cfg.schedule);
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let mut st = RunState {
-            config: cfg.clone(),
-            steps: 0,
-            epoch: 0,
-            batch: 0,
-            order_position: "0".into(),
-            loss_sum: 0.0,
-            right: 0,
-            seen: 0,
-            records: Vec::new(),
-            warnings: Vec::new(),
-            data,
-            finished: false,
-        };
-        if let Some(r) = resume {
-            let mut saved = r.state.config.clone();
-            saved.epochs = cfg.epochs;
-            saved.max_steps = cfg.max_steps;
-            if let Some(what) = config_difference(&saved, cfg) {
-                return Err(Error::Config(format!(
-                    "the run was saved with other settings: {what}"
-                )));
-            }
-            if r.state.data != data {
-                return Err(Error::Config(
-                "the data differ from the data the run was saved with (their fingerprints differ)"
-                    .into(),
-            ));
-            }
-            opt.load_state_dict(&r.optimizer, model, std::path::Path::new("the saved run"))?;
-            st = RunState {
-                config: cfg.clone(),
-                finished: false,
-                ..r.state
-            };
-            let pos: u128 = st.order_position.parse().map_err(|_| {
-                Error::Config("the saved generator position is not a number".into())
-            })?;
-            rng.set_word_pos(pos);
-        }
-        let mut probe: Option<Probe> = None;
-        let mut watch: Option<Watch> = None;
-        let mut warned_chance = false;
-        let classes = model
-            .output_shape(train.sample_shape())?
-            .first()
-            .copied()
-            .unwrap_or(1);
-        let save_every = checkpoints.as_ref().map_or(0, |c| c.every);
-        let eval_batch = test.map_or(cfg.eval_batch_size, |t| eval_batch_that_fits(model, t, cfg));
-        let start_epoch = st.epoch;
-        'epochs: for epoch in start_epoch..cfg.epochs {
-            if cfg.max_steps.is_some_and(|m| st.steps >= m) {
+        let mut l = trainer::Loop::start(self, model, train, test, obs)?;
+        for epoch in l.first_epoch()..l.epochs() {
+            if l.epoch(epoch)? {
                 break;
             }
-            opt.set_epoch(epoch);
-            opt.set_step(st.steps);
-            // The epoch's rate in its record: its first step's.
-            let lr = opt.lr();
-            st.epoch = epoch;
-            st.order_position = rng.get_word_pos().to_string();
-            let batches = epoch_batches(train.len(), cfg.batch_size, cfg.shuffle, &mut rng);
-            if st.batch > 0 {
-                // A run stopped by its step limit recorded the epoch so far;
-                // continued, the epoch's record is the whole epoch's.
-                if st.records.last().is_some_and(|r| r.epoch == epoch + 1) {
-                    st.records.pop();
-                }
-                obs.epoch_resume(epoch + 1, batches.len(), st.batch, st.seen);
-            } else {
-                obs.epoch_start(epoch + 1, batches.len());
-                st.loss_sum = 0.0;
-                st.right = 0;
-                st.seen = 0;
-            }
-            let t0 = Instant::now();
-            let first = st.batch;
-            for idx in &batches[first..] {
-                opt.set_step(st.steps);
-                let lr = opt.lr();
-                let seed = step_seed(cfg.seed, st.steps + 1);
-                let sampled = is_sampled(st.steps + 1, cfg.diagnostics_every);
-                // One process takes the batch; several take a contiguous shard each.
-                let part = comm.as_ref().map(|c| {
-                    let (lo, hi) = shard(idx.len(), c.rank(), c.size());
-                    (
-                        lo..hi,
-                        ShardOf {
-                            first: lo,
-                            global: idx.len(),
-                            comm: c.clone(),
-                        },
-                    )
-                });
-                let (x, y) = match &part {
-                    Some((range, _)) => train.batch(&idx[range.clone()]),
-                    None => train.batch(idx),
-                };
-                let (
-                    StepResult {
-                        mut grads,
-                        correct: mut r,
-                    },
-                    stats,
-                ) = shard_gradients(
-                    model,
-                    x,
-                    &y,
-                    cfg.loss,
-                    seed,
-                    sampled.then_some(&mut probe),
-                    part.as_ref().map(|(_, s)| s),
-                );
-                if let Some(c) = &comm {
-                    r = sum_over_processes(c.as_ref(), &mut grads, r);
-                }
-                let l = grads.loss;
-                if !l.is_finite() {
-                    return Err(diverged(
-                        &format!("the loss became {l}"),
-                        st.steps + 1,
-                        epoch + 1,
-                        lr,
-                    ));
-                }
-                if let Some(c) = cfg.clip_grad_norm {
-                    grads.clip_norm(c);
-                }
-                if let Some(c) = cfg.clip_grad_value {
-                    grads.clip_value(c);
-                }
-                let before = stats
-                    .as_ref()
-                    .and(probe.as_ref())
-                    .map(|pr| pr.snapshot(model));
-                opt.step(model, grads);
-                st.steps += 1;
-                st.batch += 1;
-                if let (Some(mut layers), Some(before), Some(pr)) = (stats, before, &probe) {
-                    pr.after_step(&mut layers, &before, model);
-                    let sample = Sample {
-                        step: st.steps,
-                        epoch: epoch + 1,
-                        lr,
-                        layers,
-                    };
-                    let w = watch.get_or_insert_with(|| Watch::new(pr));
-                    let mut found = w.check(&sample);
-                    // A classifier whose loss stays at chance level.
-                    if cfg.loss == LossKind::CrossEntropy && !warned_chance {
-                        let n = (st.seen + idx.len()) as f64;
-                        let (loss, acc) = (
-                            (st.loss_sum + l as f64 * idx.len() as f64) / n,
-                            (st.right + r) as f64 / n,
-                        );
-                        if let Some(msg) = chance_level(st.steps, classes, loss, acc) {
-                            warned_chance = true;
-                            found.push((WarningKind::NotLearning, msg));
-                        }
-                    }
-                    for (kind, msg) in found {
-                        obs.warning(kind, &msg);
-                        st.warnings.push(msg);
-                    }
-                    obs.diagnostics(&sample);
-                }
-                st.loss_sum += l as f64 * idx.len() as f64;
-                st.right += r;
-                st.seen += idx.len();
-                obs.step(&StepInfo {
-                    step: st.steps,
-                    loss: l,
-                    running_loss: st.loss_sum / st.seen as f64,
-                    running_accuracy: st.right as f64 / st.seen as f64,
-                    samples: st.seen,
-                    lr,
-                });
-                obs.model(model, st.steps);
-                let stop = cfg.max_steps.is_some_and(|m| st.steps >= m);
-                if stop {
-                    break;
-                }
-                if save_every > 0 && st.steps.is_multiple_of(save_every) {
-                    if let Some(c) = checkpoints.as_mut() {
-                        check_finite(model, None, st.steps, lr)?;
-                        (c.save)(model, &opt, &st, obs.save_state())?;
-                    }
-                }
-            }
-            let rec = finish_epoch(
-                model,
-                test,
-                cfg,
-                comm.as_deref(),
-                EpochTally {
-                    eval_batch,
-                    epoch,
-                    steps: st.batch,
-                    lr,
-                    loss_sum: st.loss_sum,
-                    right: st.right,
-                    seen: st.seen,
-                    t0,
-                },
-            );
-            obs.epoch_end(&rec);
-            obs.model(model, st.steps);
-            st.records.push(rec);
-            let stopped = cfg.max_steps.is_some_and(|m| st.steps >= m);
-            let complete = st.batch == batches.len();
-            if complete {
-                st.epoch = epoch + 1;
-                st.batch = 0;
-                st.order_position = rng.get_word_pos().to_string();
-            } // else stopped by the step limit: the state stays inside the epoch
-            st.finished = stopped || (complete && epoch + 1 == cfg.epochs);
-            check_finite(model, st.records.last(), st.steps, lr)?;
-            if let Some(c) = checkpoints.as_mut() {
-                (c.save)(model, &opt, &st, obs.save_state())?;
-            }
-            if stopped {
-                break 'epochs;
-            }
         }
-        check_finite(model, st.records.last(), st.steps, opt.lr())?;
-        if let Some(c) = &comm {
-            // Every process must end with the same bits; say so if not.
-            let all = c.gather_u64(weights_digest(model));
-            if let Some(r) = all.iter().position(|&v| v != all[0]) {
-                return Err(Error::Config(format!(
-                    "process {r} ended with other weights than process 0 (a bug: please report it)"
-                )));
-            }
-        }
-        let last = st.records.last().ok_or_else(|| {
-            Error::Config("the run had already ended: give more epochs to continue it".into())
-        })?;
-        let summary = Summary {
-            model: model.describe(),
-            parameters: model.num_parameters(),
-            steps: st.steps,
-            train_loss: last.train_loss,
-            train_accuracy: last.train_accuracy,
-            test_loss: last.test_loss,
-            test_accuracy: last.test_accuracy,
-            epochs: st.records,
-            warnings: st.warnings,
-        };
-        Ok((summary, opt))
+        l.finish()
     }
 }
 
@@ -1072,9 +826,8 @@ fn setting_values(cfg: &TrainConfig) -> Vec<(String, String)> {
         }
     }
     let mut out = Vec::new();
-    if let Ok(v) = serde_json::to_value(cfg) {
-        walk("", &v, &mut out);
-    }
+    let v = serde_json::to_value(cfg).expect("settings serialize (no maps, no non-finite keys)");
+    walk("", &v, &mut out);
     out
 }
 
@@ -1113,20 +866,35 @@ fn evaluate_shared(
     (v[0] / total, v[1] / total)
 }
 
-/// The first setting in which `saved` and `given` differ, as text.
-fn config_difference(saved: &TrainConfig, given: &TrainConfig) -> Option<String> {
-    if saved == given {
+/// The first setting in which `a` and `b` differ: its name
+/// (`optimizer.lr`) and both values.
+fn first_difference(a: &TrainConfig, b: &TrainConfig) -> Option<(String, String, String)> {
+    if a == b {
         return None;
     }
-    let a = serde_json::to_value(saved).ok()?;
-    let b = serde_json::to_value(given).ok()?;
-    let (a, b) = (a.as_object()?, b.as_object()?);
-    a.iter().find(|(k, v)| b.get(*k) != Some(v)).map(|(k, v)| {
-        format!(
-            "{k} was {v}, now {}",
-            b.get(k).map_or("none".into(), |x| x.to_string())
-        )
-    })
+    let (va, vb) = (setting_values(a), setting_values(b));
+    va.into_iter()
+        .zip(vb)
+        .find(|(x, y)| x != y)
+        .map(|((name, x), (_, y))| (name, x, y))
+}
+
+/// The chance-level warning, if a classifier's loss and accuracy so far
+/// (the epoch's, with this step's `(loss, correct, samples)`) are still
+/// at chance after `st.steps` steps.
+fn chance_level_warning(
+    cfg: &TrainConfig,
+    st: &RunState,
+    classes: usize,
+    (l, right, n): (f32, usize, usize),
+) -> Option<(WarningKind, String)> {
+    if cfg.loss != LossKind::CrossEntropy {
+        return None;
+    }
+    let all = (st.seen + n) as f64;
+    let loss = (st.loss_sum + l as f64 * n as f64) / all;
+    let acc = (st.right + right) as f64 / all;
+    chance_level(st.steps, classes, loss, acc).map(|m| (WarningKind::NotLearning, m))
 }
 
 fn diverged(what: &str, step: usize, epoch: usize, lr: f32) -> Error {

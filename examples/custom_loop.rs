@@ -97,7 +97,7 @@ pub fn run(a: &Args) -> backprop::Result<f64> {
         );
     }
     if let Some(path) = &a.save {
-        backprop::io::save_module(&model, path, Some(&model.spec()))?;
+        backprop::io::save_module(&model, path)?;
         println!("saved {}", path.display());
     }
     let (loss, acc) = evaluate(&model, &test, LossKind::CrossEntropy, 1000);

@@ -100,7 +100,7 @@ fn main() -> backprop::Result<()> {
     let acc = summary.test_accuracy.unwrap_or(0.0);
     println!(
         "`{}`: test accuracy {:.2}% after 5 epochs",
-        model.spec(),
+        model.describe(),
         acc * 100.0
     );
     if acc < 0.970 {

@@ -15,7 +15,7 @@
 
 use backprop::data::{epoch_batches, load_data};
 use backprop::inspect::diagnostics::{Probe, Sample, Watch};
-use backprop::nn::{Init, Sequential};
+use backprop::nn::{Init, Module, Sequential};
 use backprop::optim::{Config, Kind, Optimizer};
 use backprop::train::{compute_gradients, compute_gradients_probed, LossKind};
 use rand::SeedableRng;
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
     println!(
         "`{}`, batch {batch}: plain step {:.3} ms, measured step {:.3} ms (median of {pairs}): \
          {:.3} ms extra per sample; sampled every {every} steps: {:.2} % of training time",
-        model.spec(),
+        model.describe(),
         p * 1e3,
         m * 1e3,
         extra * 1e3,

@@ -170,7 +170,7 @@ fn main() -> backprop::Result<()> {
 
     std::fs::create_dir_all(&out).map_err(|e| backprop::Error::io(&out, e))?;
     let path = out.join("residual.safetensors");
-    backprop::io::save_module(&model, &path, None)?;
+    backprop::io::save_module(&model, &path)?;
     let files =
         train::plots::write_run_files(&log.0, &model.describe(), &out.join("residual."), true)?;
     println!(

@@ -2,7 +2,7 @@
 //! with PyTorch's benchmark settings and check the accuracy it must reach.
 
 use backprop::data::load_data;
-use backprop::nn::{Init, ModuleExt, Sequential};
+use backprop::nn::{Init, Module, ModuleExt, Sequential};
 use backprop::optim::{Config, Kind};
 use backprop::train::{train, EpochRecord, Observer, TrainConfig};
 use rand::SeedableRng;
@@ -33,7 +33,11 @@ pub fn run(line: &str, optimizer: Config, batch_size: usize, epochs: usize, must
     let mut cfg = TrainConfig::new(optimizer);
     cfg.epochs = epochs;
     cfg.batch_size = batch_size;
-    println!("{} ({} parameters)", model.spec(), model.num_parameters());
+    println!(
+        "{} ({} parameters)",
+        model.describe(),
+        model.num_parameters()
+    );
     let (summary, _) = train(&mut model, &train_set, test_set.as_ref(), &cfg, &mut Log)
         .unwrap_or_else(|e| {
             eprintln!("{e}");

@@ -84,6 +84,9 @@ pub struct Graph {
     nodes: Vec<Node>,
     grad_enabled: bool,
     id: u32,
+    /// In a shape probe ([`Graph::shape_probe`]): the shape errors the ops
+    /// met, in order, instead of panics.
+    shape_errors: Option<Vec<String>>,
 }
 
 impl Default for Graph {
@@ -99,6 +102,7 @@ impl Graph {
             nodes: Vec::new(),
             grad_enabled: true,
             id: NEXT_GRAPH.fetch_add(1, Ordering::Relaxed),
+            shape_errors: None,
         }
     }
 
@@ -108,6 +112,38 @@ impl Graph {
             nodes: Vec::new(),
             grad_enabled: false,
             id: NEXT_GRAPH.fetch_add(1, Ordering::Relaxed),
+            shape_errors: None,
+        }
+    }
+
+    /// A graph that finds out what a computation does to shapes: it records
+    /// no backward rule, and an op given shapes it cannot work with records
+    /// the error ([`Graph::shape_error`]) and goes on with zeros of a
+    /// plausible shape instead of panicking. What a module's default
+    /// `output_shape` runs.
+    pub fn shape_probe() -> Self {
+        Graph {
+            shape_errors: Some(Vec::new()),
+            ..Self::no_grad()
+        }
+    }
+
+    /// The first shape error a [shape probe](Graph::shape_probe) met.
+    pub fn shape_error(&self) -> Option<&str> {
+        self.shape_errors.as_ref()?.first().map(String::as_str)
+    }
+
+    /// An op was given shapes it cannot work with (`msg` says which and
+    /// why). In a [shape probe](Graph::shape_probe) the error is recorded
+    /// and a leaf of zeros shaped `instead` stands for the op's output;
+    /// otherwise it panics: a shape the caller should have checked is a bug.
+    pub fn bad_shapes(&mut self, msg: String, instead: &[usize]) -> Var {
+        match &mut self.shape_errors {
+            Some(errors) => {
+                errors.push(msg);
+                self.input(Tensor::zeros(instead))
+            }
+            None => panic!("{msg}"),
         }
     }
 

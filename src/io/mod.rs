@@ -440,13 +440,14 @@ pub fn check_writable(path: &Path) -> Result<()> {
 }
 
 /// Save a module's state (exactly its `state_dict()`), with its model line
-/// in the metadata when it has one (`eval` and `predict` then need only the file).
-pub fn save_module(model: &dyn Module, path: &Path, line: Option<&str>) -> Result<()> {
+/// ([`Module::spec`]) in the metadata when it has one (`eval` and `predict`
+/// then need only the file).
+pub fn save_module(model: &dyn Module, path: &Path) -> Result<()> {
     let tensors = model.state_dict();
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
-    if let Some(l) = line {
-        meta.insert(MODEL_KEY.to_string(), l.to_string());
+    if let Some(l) = model.spec() {
+        meta.insert(MODEL_KEY.to_string(), l);
     }
     save(path, &tensors, meta)
 }
@@ -498,9 +499,9 @@ mod tests {
             &mut rng,
         )
         .unwrap();
-        save_module(&m, &p, Some(&m.spec())).unwrap();
+        save_module(&m, &p).unwrap();
         let back = load_model(&p, None).unwrap();
-        assert_eq!(back.spec(), m.spec());
+        assert_eq!(back.line(), m.line());
         assert_eq!(back.state_dict(), m.state_dict());
         // No temporary file left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -512,7 +513,7 @@ mod tests {
         let p = dir.path().join("m.safetensors");
         let mut rng = rand::SeedableRng::seed_from_u64(3);
         let m = Sequential::parse("linear(2,2)", Init::Default, &mut rng).unwrap();
-        save_module(&m, &p, Some(&m.spec())).unwrap();
+        save_module(&m, &p).unwrap();
         let bytes = std::fs::read(&p).unwrap();
         let (a, b) = (load(&p).unwrap(), parse(&bytes, &p).unwrap());
         assert_eq!((a.tensors, a.metadata), (b.tensors, b.metadata));

@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod init;
 pub mod layers;
 pub mod module;
+pub mod registry;
 pub mod spec;
 
 pub use init::Init;
@@ -27,7 +28,7 @@ pub use module::{
 
 use crate::{Error, Result, Var};
 use rand_chacha::ChaCha8Rng;
-use spec::Item;
+use registry::plan_layers;
 
 /// Modules run one after the other (`nn.Sequential`); child *i* is named `i`.
 ///
@@ -48,7 +49,7 @@ use spec::Item;
 ///     .push(Activation::relu())
 ///     .push(Linear::new(3, 2).init(&mut rng));
 /// assert_eq!(a.state_dict(), b.state_dict()); // the same draws, the same names
-/// assert_eq!(b.spec(), "flatten,linear(4,3),relu,linear(3,2)");
+/// assert_eq!(b.line().unwrap(), "flatten,linear(4,3),relu,linear(3,2)");
 /// ```
 #[derive(Clone, Default)]
 pub struct Sequential {
@@ -64,7 +65,7 @@ pub struct Sequential {
 
 impl std::fmt::Debug for Sequential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Sequential({})", self.spec())
+        write!(f, "Sequential({})", self.describe())
     }
 }
 
@@ -128,18 +129,15 @@ impl Sequential {
         Ok(plan_layers(&items, Init::Default)?.1)
     }
 
-    /// The model line: as given to [`Sequential::parse`] (presets expanded),
-    /// else the layers' own descriptions joined by commas.
-    pub fn spec(&self) -> String {
-        match &self.line {
-            Some(l) => l.clone(),
-            None => self
-                .layers
-                .iter()
-                .map(|l| l.describe())
-                .collect::<Vec<_>>()
-                .join(","),
+    /// The model line: as given to [`Sequential::parse`] (presets
+    /// expanded), else the layers' [`spec`](Module::spec)s joined by commas
+    /// (`None` if a layer has none).
+    pub fn line(&self) -> Option<String> {
+        if let Some(l) = &self.line {
+            return Some(l.clone());
         }
+        let items: Option<Vec<String>> = self.layers.iter().map(|l| l.spec()).collect();
+        items.map(|v| v.join(","))
     }
 
     /// Number of layers.
@@ -236,8 +234,15 @@ impl Module for Sequential {
         }
     }
 
+    fn spec(&self) -> Option<String> {
+        self.line()
+    }
+
     fn describe(&self) -> String {
-        self.spec()
+        self.line().unwrap_or_else(|| {
+            let parts: Vec<String> = self.layers.iter().map(|l| l.describe()).collect();
+            parts.join(",")
+        })
     }
 
     fn output_shape(&self, sample: &[usize]) -> Result<Vec<usize>> {
@@ -281,253 +286,6 @@ pub const MAX_TENSOR_ELEMENTS: usize = 1 << 31;
 /// The most values the parameters and buffers of a model built from a model
 /// line may hold together: 2^32, 16 GiB of `f32`.
 pub const MAX_MODEL_ELEMENTS: usize = 1 << 32;
-
-/// Allocates a planned layer, drawing its weights from the generator.
-type Build = Box<dyn FnOnce(&mut ChaCha8Rng) -> Box<dyn Module>>;
-
-/// A layer of a model line whose arguments and sizes have been checked but
-/// whose weights are not allocated yet.
-struct Plan {
-    /// The values its parameters and buffers will hold.
-    elements: usize,
-    /// Allocate the layer, drawing its weights from the generator.
-    build: Build,
-}
-
-impl Plan {
-    fn new(
-        elements: usize,
-        build: impl FnOnce(&mut ChaCha8Rng) -> Box<dyn Module> + 'static,
-    ) -> Plan {
-        Plan {
-            elements,
-            build: Box::new(build),
-        }
-    }
-
-    /// A layer with no parameters, already built (it allocates nothing).
-    fn ready(m: impl Module + 'static) -> Plan {
-        Plan::new(0, move |_| Box::new(m))
-    }
-}
-
-/// Plan every item of a model line, then check the model's total size: the
-/// plans and the total number of values.
-fn plan_layers(items: &[Item], init: Init) -> Result<(Vec<Plan>, usize)> {
-    let mut total = 0usize;
-    let mut plans = Vec::with_capacity(items.len());
-    for it in items {
-        let plan = plan_layer(it, init)?;
-        total += plan.elements; // each is at most 2^33, fewer than 2^31 items: no overflow
-        if total > MAX_MODEL_ELEMENTS {
-            return Err(it.err(format!(
-                "the model's parameters and buffers up to this layer would hold {total} values, \
-                 more than the {MAX_MODEL_ELEMENTS} (2^32) a model line may allocate; use smaller layers"
-            )));
-        }
-        plans.push(plan);
-    }
-    Ok((plans, total))
-}
-
-/// The values the named tensors of `item` would hold, each checked against
-/// [`MAX_TENSOR_ELEMENTS`] before anything is allocated.
-fn tensor_sizes(item: &Item, tensors: &[(&str, &[usize])]) -> Result<usize> {
-    let mut total = 0;
-    for &(name, dims) in tensors {
-        let n = dims.iter().fold(1u128, |a, &d| a.saturating_mul(d as u128));
-        if n > MAX_TENSOR_ELEMENTS as u128 {
-            let shape = dims
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("×");
-            return Err(item.err(format!(
-                "its {name} would be {shape} = {n} values, more than the {MAX_TENSOR_ELEMENTS} (2^31) \
-                 one tensor may hold; use smaller sizes"
-            )));
-        }
-        total += n as usize;
-    }
-    Ok(total)
-}
-
-/// The values a bias of `n` holds (checked), 0 without one.
-fn bias_size(item: &Item, bias: bool, n: usize) -> Result<usize> {
-    if bias {
-        tensor_sizes(item, &[("bias", &[n])])
-    } else {
-        Ok(0)
-    }
-}
-
-/// One item of a model line as a layer to build, its arguments and sizes
-/// checked.
-fn plan_layer(item: &Item, init: Init) -> Result<Plan> {
-    let item = item.clone();
-    let has_bias = |item: &Item| item.f32_arg(99, "bias").unwrap_or(1.0) != 0.0;
-    Ok(match item.name.as_str() {
-        "flatten" => {
-            item.expect_args(0, &[], "flatten")?;
-            Plan::ready(Flatten::new())
-        }
-        "reshape" | "unflatten" | "view" => {
-            if item.args.is_empty() {
-                return Err(item.err("give the per-sample shape, e.g. reshape(28,28)"));
-            }
-            item.expect_args(8, &[], "reshape(28,28)")?;
-            let dims = (0..item.args.len())
-                .map(|i| item.usize_arg(i, "", "dimension"))
-                .collect::<Result<Vec<_>>>()?;
-            let n = dims.iter().fold(1u128, |a, &d| a.saturating_mul(d as u128));
-            if n > MAX_TENSOR_ELEMENTS as u128 {
-                return Err(item.err(format!(
-                    "the shape holds {n} values per sample, more than the {MAX_TENSOR_ELEMENTS} (2^31) \
-                     one tensor may hold"
-                )));
-            }
-            Plan::ready(Reshape::new(&dims))
-        }
-        "linear" | "dense" => {
-            item.expect_args(2, &["bias"], "linear(in_features,out_features)")?;
-            let i = item.usize_arg(0, "in_features", "in_features")?;
-            let o = item.usize_arg(1, "out_features", "out_features")?;
-            let bias = has_bias(&item);
-            let n = tensor_sizes(&item, &[("weight", &[o, i])])? + bias_size(&item, bias, o)?;
-            Plan::new(n, move |rng| {
-                Box::new(Linear::new(i, o).bias(bias).weight_init(init).init(rng))
-            })
-        }
-        "relu" => act(&item, Activation::relu())?,
-        "sigmoid" => act(&item, Activation::sigmoid())?,
-        "tanh" => act(&item, Activation::tanh())?,
-        "leakyrelu" => {
-            item.expect_args(1, &["negative_slope", "slope"], "leaky_relu or leaky_relu(0.01)")?;
-            let s = item
-                .f32_arg(0, "negative_slope")
-                .or(item.f32_arg(9, "slope"))
-                .unwrap_or(0.01);
-            Plan::ready(Activation::leaky_relu(s))
-        }
-        "elu" => {
-            item.expect_args(1, &["alpha"], "elu or elu(1.0)")?;
-            Plan::ready(Activation::elu(item.f32_arg(0, "alpha").unwrap_or(1.0)))
-        }
-        "prelu" => {
-            item.expect_args(2, &["num_parameters", "init"], "prelu or prelu(num_parameters, init)")?;
-            let n = if item.args.is_empty() && !item.kwargs.iter().any(|(k, _)| k == "num_parameters") {
-                1
-            } else {
-                item.usize_arg(0, "num_parameters", "num_parameters")?
-            };
-            let a = item.f32_arg(1, "init").unwrap_or(0.25);
-            let size = tensor_sizes(&item, &[("weight", &[n])])?;
-            Plan::new(size, move |_| Box::new(PRelu::with_init(n, a)))
-        }
-        "softmax" => {
-            item.expect_args(1, &["dim"], "softmax")?;
-            Plan::ready(Activation::softmax())
-        }
-        "logsoftmax" => {
-            item.expect_args(1, &["dim"], "log_softmax")?;
-            Plan::ready(Activation::log_softmax())
-        }
-        "conv2d" => {
-            item.expect_args(
-                5,
-                &["in_channels", "out_channels", "kernel_size", "stride", "padding", "bias"],
-                "conv2d(in_channels,out_channels,kernel_size,stride=1,padding=0)",
-            )?;
-            let c = item.usize_arg(0, "in_channels", "in_channels")?;
-            let o = item.usize_arg(1, "out_channels", "out_channels")?;
-            let k = item.usize_arg(2, "kernel_size", "kernel_size")?;
-            let stride = opt_usize(&item, 3, "stride", 1, 1)?;
-            let pad = opt_usize(&item, 4, "padding", 0, 0)?;
-            let bias = has_bias(&item);
-            let n = tensor_sizes(&item, &[("weight", &[o, c, k, k])])? + bias_size(&item, bias, o)?;
-            Plan::new(n, move |rng| {
-                Box::new(
-                    Conv2d::new(c, o, k)
-                        .stride(stride)
-                        .padding(pad)
-                        .bias(bias)
-                        .weight_init(init)
-                        .init(rng),
-                )
-            })
-        }
-        "maxpool2d" => {
-            item.expect_args(3, &["kernel_size", "stride", "padding"], "maxpool2d(kernel_size,stride=kernel_size,padding=0)")?;
-            let k = item.usize_arg(0, "kernel_size", "kernel_size")?;
-            let stride = opt_usize(&item, 1, "stride", k, 1)?;
-            let pad = opt_usize(&item, 2, "padding", 0, 0)?;
-            if pad * 2 > k {
-                return Err(item.err(format!("padding {pad} must be at most half the kernel size {k}")));
-            }
-            Plan::ready(MaxPool2d::new(k).stride(stride).padding(pad))
-        }
-        "batchnorm1d" | "batchnorm2d" => {
-            item.expect_args(3, &["num_features", "eps", "momentum"], &format!("{}(num_features,eps=1e-5,momentum=0.1)", item.name))?;
-            let c = item.usize_arg(0, "num_features", "num_features")?;
-            let eps = item.f32_arg(1, "eps").unwrap_or(1e-5);
-            let momentum = item.f32_arg(2, "momentum").unwrap_or(0.1);
-            if eps.is_nan() || eps <= 0.0 || !(0.0..=1.0).contains(&momentum) {
-                return Err(item.err("eps must be > 0 and momentum in [0, 1]"));
-            }
-            // weight, bias, running_mean, running_var, num_batches_tracked
-            let n = 4 * tensor_sizes(&item, &[("weight", &[c])])? + 1;
-            if item.name == "batchnorm1d" {
-                Plan::new(n, move |_| Box::new(BatchNorm1d::new(c).eps(eps).momentum(momentum)))
-            } else {
-                Plan::new(n, move |_| Box::new(BatchNorm2d::new(c).eps(eps).momentum(momentum)))
-            }
-        }
-        "dropout" => {
-            item.expect_args(1, &["p"], "dropout(p=0.5)")?;
-            let p = item.f32_arg(0, "p").unwrap_or(0.5);
-            if !(0.0..=1.0).contains(&p) {
-                return Err(item.err(format!("p = {p}: the drop probability must be in [0, 1]")));
-            }
-            Plan::ready(Dropout::new(p))
-        }
-        "rnn" => {
-            item.expect_args(2, &["input_size", "hidden_size", "bias"], "rnn(input_size,hidden_size)")?;
-            let f = item.usize_arg(0, "input_size", "input_size")?;
-            let h = item.usize_arg(1, "hidden_size", "hidden_size")?;
-            let bias = has_bias(&item);
-            let n = tensor_sizes(&item, &[("weight_ih_l0", &[h, f]), ("weight_hh_l0", &[h, h])])?
-                + 2 * bias_size(&item, bias, h)?;
-            Plan::new(n, move |rng| {
-                Box::new(Rnn::new(f, h).bias(bias).weight_init(init).init(rng))
-            })
-        }
-        other => {
-            return Err(item.err(format!(
-                "unknown layer `{other}`; the layers are flatten, reshape, linear, conv2d, maxpool2d, \
-                 batchnorm1d, batchnorm2d, dropout, rnn, relu, sigmoid, tanh, leaky_relu, prelu, elu, \
-                 softmax, log_softmax"
-            )))
-        }
-    })
-}
-
-/// An optional whole-number argument with a default and a minimum.
-fn opt_usize(item: &Item, i: usize, kw: &str, default: usize, min: usize) -> Result<usize> {
-    let given = item.kwargs.iter().any(|(k, _)| k == kw) || item.args.len() > i;
-    if !given {
-        return Ok(default);
-    }
-    let v = item.f32_arg(i, kw).unwrap_or(0.0) as f64;
-    if v < min as f64 || v.fract() != 0.0 || v > 1e6 {
-        return Err(item.err(format!("{kw} must be a whole number ≥ {min}, got {v}")));
-    }
-    Ok(v as usize)
-}
-
-fn act(item: &Item, a: Activation) -> Result<Plan> {
-    item.expect_args(0, &["inplace"], &item.name)?;
-    Ok(Plan::ready(a))
-}
 
 #[cfg(test)]
 mod tests {
@@ -712,7 +470,10 @@ mod tests {
     #[test]
     fn presets_expand() {
         let m = model("mlp").unwrap();
-        assert_eq!(m.spec(), "flatten,linear(784,128),relu,linear(128,10)");
+        assert_eq!(
+            m.line().unwrap(),
+            "flatten,linear(784,128),relu,linear(128,10)"
+        );
         assert_eq!(m.num_parameters(), 784 * 128 + 128 + 128 * 10 + 10);
     }
 

@@ -289,8 +289,21 @@ pub trait Module: CloneModule {
     /// [`visit`](Module::visit) with mutable access; the same entries in the same order.
     fn visit_mut(&mut self, _v: &mut VisitorMut<'_>) {}
 
-    /// How reports name this module, e.g. `linear(784,128)`.
+    /// The model-line item that builds this module again, with its sizes
+    /// and options (`linear(784,128)`, `conv2d(1,6,5,padding=2)`), or
+    /// `None` for a module the model line cannot express (one written in
+    /// Rust). Saved with the weights, so that `eval` and `predict` need only
+    /// the file; a module without one saves its weights alone.
+    fn spec(&self) -> Option<String> {
+        None
+    }
+
+    /// How reports name this module: its [`spec`](Module::spec), else its
+    /// type's name (`Residual`).
     fn describe(&self) -> String {
+        if let Some(s) = self.spec() {
+            return s;
+        }
         let full = self.type_name();
         let base = full.split('<').next().unwrap_or(full);
         base.rsplit("::").next().unwrap_or(base).to_string()
@@ -298,7 +311,8 @@ pub trait Module: CloneModule {
 
     /// The shape of one output sample for one input sample (no batch
     /// axis), or an error that says what is wrong. The default runs the
-    /// module on one zero sample and reports a shape panic as an error.
+    /// module on one zero sample on a [shape probe](Graph::shape_probe) and
+    /// reports the first shape an op could not work with.
     fn output_shape(&self, sample: &[usize]) -> Result<Vec<usize>> {
         probe_output_shape(self.as_module(), sample)
     }
@@ -335,35 +349,23 @@ pub trait Module: CloneModule {
 }
 
 /// The default [`Module::output_shape`]: run one zero sample in evaluation
-/// mode and read the shape; a panic (a shape the ops refuse) becomes an error.
+/// mode on a [shape probe](Graph::shape_probe), where an op given shapes it
+/// cannot work with records the error instead of panicking; the first such
+/// error, or the output's shape.
 fn probe_output_shape(m: &dyn Module, sample: &[usize]) -> Result<Vec<usize>> {
     let mut shape = vec![1];
     shape.extend_from_slice(sample);
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut p = Pass::eval(m);
-        let x = p.input(Tensor::zeros(&shape));
-        let y = m.forward(&mut p, x);
-        p.shape(y)[1..].to_vec()
-    }));
-    std::panic::set_hook(hook);
-    res.map_err(|e| {
-        let msg = e
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| e.downcast_ref::<&str>().copied())
-            .unwrap_or("the forward pass failed");
-        Error::Spec(format!(
-            "{} cannot take input [N, {}]: {msg}",
+    let mut p = Pass::with_graph(&[m], Mode::Eval, Graph::shape_probe());
+    let x = p.input(Tensor::zeros(&shape));
+    let y = m.forward(&mut p, x);
+    match p.graph.shape_error() {
+        Some(msg) => Err(Error::Spec(format!(
+            "{} cannot take input {}: {msg}",
             m.describe(),
-            sample
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })
+            crate::ops::shape::fmt(sample)
+        ))),
+        None => Ok(p.shape(y)[1..].to_vec()),
+    }
 }
 
 /// Implements [`Module::visit`] and [`Module::visit_mut`] for a struct whose

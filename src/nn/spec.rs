@@ -87,6 +87,14 @@ impl Item {
         Ok(v as usize)
     }
 
+    /// A keyword-only argument (`bias=false`: 0), if given.
+    pub fn keyword(&self, kw: &str) -> Option<f32> {
+        self.kwargs
+            .iter()
+            .find(|(k, _)| k == kw)
+            .map(|(_, v)| *v as f32)
+    }
+
     /// Optional float argument, positional `i` or by keyword.
     pub fn f32_arg(&self, i: usize, kw: &str) -> Option<f32> {
         self.kwargs

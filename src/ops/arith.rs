@@ -118,6 +118,12 @@ fn unbroadcast(g: Tensor, shape: &[usize]) -> Tensor {
 
 impl Graph {
     fn arith(&mut self, kind: Kind, a: Var, b: Var) -> Var {
+        let (sa, sb) = (self.shape(a), self.shape(b));
+        if broadcast_shape(sa, sb).is_none() {
+            let msg = format!("{}: shapes {sa:?} and {sb:?} do not broadcast", kind.name());
+            let instead = sa.to_vec();
+            return self.bad_shapes(msg, &instead);
+        }
         let v = forward(kind, self.value(a), self.value(b));
         self.push(kind.op(), v, &[a, b], ArithBack(kind))
     }

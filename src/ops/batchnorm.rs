@@ -38,6 +38,31 @@ use crate::dist::Collective;
 use crate::{Graph, Tensor, Var};
 use std::rc::Rc;
 
+/// Whether one sample `s` fits batch normalization over `c` channels:
+/// `[C, …]` for the op; for the layers (`d` = `Some(1)` or `Some(2)`),
+/// `[C]` or `[C, L]` (`BatchNorm1d`) and `[C, H, W]` (`BatchNorm2d`). The
+/// output has the input's shape.
+pub fn batch_norm_shape(s: &[usize], c: usize, d: Option<usize>) -> Result<Vec<usize>, String> {
+    let fits = s.first() == Some(&c)
+        && match d {
+            None => true,
+            Some(1) => s.len() <= 2,
+            Some(_) => s.len() == 3,
+        };
+    if fits {
+        return Ok(s.to_vec());
+    }
+    let want = match d {
+        Some(1) => format!("[N, {c}] or [N, {c}, L]"),
+        Some(_) => format!("[N, {c}, H, W]"),
+        None => format!("[N, {c}, …]"),
+    };
+    Err(format!(
+        "expects input {want}, got {}",
+        crate::ops::shape::fmt(s)
+    ))
+}
+
 /// `(N, C, inner)`: samples, channels, values per sample per channel.
 fn layout(x: &[usize]) -> (usize, usize, usize) {
     assert!(
@@ -205,6 +230,30 @@ impl Graph {
             momentum,
             eps,
         } = stats;
+        let (xs, c) = (
+            self.shape(x),
+            self.shape(gamma).first().copied().unwrap_or(0),
+        );
+        let mut bad = match xs.len() {
+            0 | 1 => Some(format!(
+                "batch_norm: the input must be [N, C, …], got {xs:?}"
+            )),
+            _ => batch_norm_shape(&xs[1..], c, None).err(),
+        };
+        for (name, s) in [
+            ("weight", self.shape(gamma)),
+            ("bias", self.shape(beta)),
+            ("running_mean", running_mean.shape()),
+            ("running_var", running_var.shape()),
+        ] {
+            if bad.is_none() && s != [c] {
+                bad = Some(format!("batch_norm: {name} must be [{c}] for input {xs:?}"));
+            }
+        }
+        if let Some(e) = bad {
+            let instead = xs.to_vec();
+            return (self.bad_shapes(e, &instead), None);
+        }
         let xv = self.value(x);
         let (n, c, inner) = layout(xv.shape());
         for (name, t) in [

@@ -64,6 +64,7 @@ use crate::autograd::{Backward, Op};
 pub use crate::cpu::conv::set_im2col_only;
 use crate::cpu::conv::{conv_backward, conv_forward, ConvGeom};
 use crate::cpu::threads;
+use crate::ops::shape;
 use crate::{Graph, Tensor, Var};
 
 /// The most bytes of im2col columns a `conv2d` node keeps from its forward
@@ -90,25 +91,78 @@ pub fn conv_out_size(input: usize, kernel: usize, stride: usize, padding: usize)
     padded.checked_sub(kernel).map(|r| r / stride + 1)
 }
 
-/// The sizes of one convolution, checked: panics naming both shapes when
-/// they do not fit.
-fn geom(xs: &[usize], ws: &[usize], stride: (usize, usize), padding: (usize, usize)) -> ConvGeom {
-    assert!(
-        xs.len() == 4 && ws.len() == 4 && xs[1] == ws[1],
-        "conv2d: input {xs:?} and weight {ws:?} must be [N, C, H, W] and [O, C, kh, kw] with the same C"
-    );
-    assert!(
-        xs[1..].iter().chain(ws).all(|&d| d > 0),
-        "conv2d: input {xs:?} and weight {ws:?} have an empty axis"
-    );
-    let (Some(ho), Some(wo)) = (
-        conv_out_size(xs[2], ws[2], stride.0, padding.0),
-        conv_out_size(xs[3], ws[3], stride.1, padding.1),
-    ) else {
-        panic!(
-            "conv2d: weight {ws:?} does not fit input {xs:?} with stride {stride:?} and padding {padding:?}"
-        )
+/// `[C, H, W]` of an image-shaped sample, or what is wrong, with a hint
+/// when the values would make `channels` square images.
+pub fn image_shape(s: &[usize], channels: usize) -> Result<[usize; 3], String> {
+    if let [c, h, w] = *s {
+        return Ok([c, h, w]);
+    }
+    let n = shape::numel(s).unwrap_or(0);
+    let side = (n / channels.max(1)) as f64;
+    let square = side.sqrt().fract() == 0.0;
+    let hint = if channels > 0 && n > 0 && n.is_multiple_of(channels) && square {
+        let r = side.sqrt() as usize;
+        format!("; add reshape({channels},{r},{r}) before it")
+    } else {
+        String::new()
     };
+    Err(format!(
+        "expects images [N, C, H, W], got {}{hint}",
+        shape::fmt(s)
+    ))
+}
+
+/// The shape of one sample's output of a convolution of one sample `s`
+/// (`[C, H, W]`) with weights `w` (`[O, C, kh, kw]`), a bias `b` (`[O]`),
+/// `stride` and `padding`: `[O, Ho, Wo]`, or what is wrong. The op and the
+/// [`Conv2d`](crate::nn::Conv2d) layer both ask it.
+pub fn conv2d_shape(
+    s: &[usize],
+    w: &[usize],
+    b: Option<&[usize]>,
+    stride: (usize, usize),
+    padding: (usize, usize),
+) -> Result<Vec<usize>, String> {
+    let [o, wc, kh, kw] = *w else {
+        return Err(format!("the weight must be [O, C, kh, kw], got {w:?}"));
+    };
+    let [c, h, wd] = image_shape(s, wc)?;
+    if c != wc {
+        return Err(format!(
+            "expects {wc} input channels, got input {} with {c}",
+            shape::fmt(s)
+        ));
+    }
+    if s.iter().chain(w).any(|&d| d == 0) {
+        return Err(format!(
+            "input {} and weight {w:?} have an empty axis",
+            shape::fmt(s)
+        ));
+    }
+    if let Some(b) = b.filter(|b| *b != [o]) {
+        return Err(format!("the bias must be [{o}], got {b:?}"));
+    }
+    match (
+        conv_out_size(h, kh, stride.0, padding.0),
+        conv_out_size(wd, kw, stride.1, padding.1),
+    ) {
+        (Some(ho), Some(wo)) => Ok(vec![o, ho, wo]),
+        _ => Err(format!(
+            "kernel {kh}×{kw} is larger than the padded input {}×{} (input {})",
+            h + 2 * padding.0,
+            wd + 2 * padding.1,
+            shape::fmt(s)
+        )),
+    }
+}
+
+/// The sizes of one convolution whose shapes [`conv2d_shape`] accepted.
+fn geom(xs: &[usize], ws: &[usize], stride: (usize, usize), padding: (usize, usize)) -> ConvGeom {
+    let out = |i, k, s, p| conv_out_size(i, k, s, p).expect("checked by conv2d_shape");
+    let (ho, wo) = (
+        out(xs[2], ws[2], stride.0, padding.0),
+        out(xs[3], ws[3], stride.1, padding.1),
+    );
     ConvGeom {
         n: xs[0],
         c: xs[1],
@@ -190,15 +244,24 @@ impl Graph {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Var {
-        let geom = geom(self.shape(x), self.shape(w), stride, padding);
-        if let Some(b) = b {
-            assert_eq!(
-                self.shape(b),
-                &[geom.o],
-                "conv2d: bias shape vs weight {:?}",
-                self.shape(w)
-            );
+        let (xs, ws) = (self.shape(x), self.shape(w));
+        let out = match xs.len() {
+            4 => conv2d_shape(&xs[1..], ws, b.map(|b| self.shape(b)), stride, padding),
+            _ => Err(format!(
+                "conv2d: the input must be [N, C, H, W], got {xs:?}"
+            )),
+        };
+        if let Err(e) = out {
+            let msg = format!("conv2d: input {xs:?} and weight {ws:?}: {e}");
+            let instead = [
+                xs.first().copied().unwrap_or(1),
+                ws.first().copied().unwrap_or(1),
+                1,
+                1,
+            ];
+            return self.bad_shapes(msg, &instead);
         }
+        let geom = geom(self.shape(x), self.shape(w), stride, padding);
         let direct = geom.direct();
         let keep = self.requires_grad(w)
             && !direct
@@ -779,7 +842,9 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "conv2d: weight [1, 1, 5, 5] does not fit input [1, 1, 3, 3]")]
+    #[should_panic(
+        expected = "conv2d: input [1, 1, 3, 3] and weight [1, 1, 5, 5]: kernel 5×5 is larger"
+    )]
     fn kernel_too_large_panics() {
         let mut g = Graph::new();
         let x = g.input(Tensor::zeros(&[1, 1, 3, 3]));
@@ -788,7 +853,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "conv2d: bias shape vs weight [2, 1, 3, 3]")]
+    #[should_panic(expected = "and weight [2, 1, 3, 3]: the bias must be [2], got [3]")]
     fn bias_mismatch_panics() {
         let mut g = Graph::new();
         let x = g.input(Tensor::zeros(&[1, 1, 3, 3]));

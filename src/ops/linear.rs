@@ -12,7 +12,35 @@ use crate::autograd::{Backward, Op};
 use crate::cpu::channels::column_sums;
 use crate::cpu::par;
 use crate::cpu::{matmul, matmul_into, matmul_on, team, threads, Trans};
+use crate::ops::shape;
 use crate::{Graph, Tensor, Var};
+
+/// The shape of one sample's output of `linear` for one sample of shape
+/// `s` (`[…, in]`), a weight `w` (`[out, in]`) and a bias `b` (`[out]`):
+/// `[…, out]`, or what is wrong. The op and the
+/// [`Linear`](crate::nn::Linear) layer both ask it.
+pub fn linear_shape(s: &[usize], w: &[usize], b: Option<&[usize]>) -> Result<Vec<usize>, String> {
+    let [out_f, in_f] = *w else {
+        return Err(format!("linear: the weight must be [out, in], got {w:?}"));
+    };
+    if s.last() != Some(&in_f) {
+        let hint = if s.len() > 1 && shape::numel(s) == Some(in_f) {
+            format!("; add `flatten` before it (the input has {in_f} values per sample)")
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "expects input [N, {in_f}], got {}{hint}",
+            shape::fmt(s)
+        ));
+    }
+    if let Some(b) = b.filter(|b| *b != [out_f]) {
+        return Err(format!("linear: the bias must be [{out_f}], got {b:?}"));
+    }
+    let mut y = s.to_vec();
+    *y.last_mut().expect("checked") = out_f;
+    Ok(y)
+}
 
 /// Forward of `linear` on plain tensors.
 pub fn linear_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
@@ -98,6 +126,14 @@ impl Backward for LinearBack {
 impl Graph {
     /// `x · Wᵀ + b` (see the [module docs](self) for shapes).
     pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Var {
+        let bs = b.map(|b| self.shape(b));
+        if let Err(e) = linear_shape(shape::sample(self.shape(x)), self.shape(w), bs) {
+            let mut instead = self.shape(x).to_vec();
+            if let (Some(l), Some(&o)) = (instead.last_mut(), self.shape(w).first()) {
+                *l = o;
+            }
+            return self.bad_shapes(e, &instead);
+        }
         let y = linear_forward(self.value(x), self.value(w), b.map(|b| self.value(b)));
         match b {
             Some(b) => self.push(Op::Linear, y, &[x, w, b], LinearBack),

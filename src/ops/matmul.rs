@@ -17,29 +17,37 @@ struct Dims {
     shared_b: bool,
 }
 
-fn dims(a: &[usize], b: &[usize]) -> Dims {
-    assert!(
-        a.len() >= 2 && b.len() >= 2,
-        "matmul: needs at least 2-d operands, got {a:?} and {b:?}"
-    );
+/// The output shape of `a · b` (`[…, m, k] · [k, n]` or `[…, k, n]` with
+/// the same batch axes): `[…, m, n]`, or what is wrong.
+pub fn matmul_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
+    if a.len() < 2 || b.len() < 2 {
+        return Err(format!(
+            "matmul: needs at least 2-d operands, got {a:?} and {b:?}"
+        ));
+    }
     let (m, k) = (a[a.len() - 2], a[a.len() - 1]);
     let (kb, n) = (b[b.len() - 2], b[b.len() - 1]);
-    assert_eq!(k, kb, "matmul: inner sizes differ: {a:?} · {b:?}");
-    let batch: usize = a[..a.len() - 2].iter().product();
-    let shared_b = b.len() == 2;
-    if !shared_b {
-        assert_eq!(
-            &a[..a.len() - 2],
-            &b[..b.len() - 2],
-            "matmul: batch axes differ: {a:?} · {b:?}"
-        );
+    if k != kb {
+        return Err(format!("matmul: inner sizes differ: {a:?} · {b:?}"));
     }
+    if b.len() != 2 && a[..a.len() - 2] != b[..b.len() - 2] {
+        return Err(format!("matmul: batch axes differ: {a:?} · {b:?}"));
+    }
+    let mut out = a[..a.len() - 2].to_vec();
+    out.extend([m, n]);
+    Ok(out)
+}
+
+/// The sizes of a product whose shapes [`matmul_shape`] accepted.
+fn dims(a: &[usize], b: &[usize]) -> Dims {
+    let (m, k) = (a[a.len() - 2], a[a.len() - 1]);
+    let n = b[b.len() - 1];
     Dims {
-        batch,
+        batch: a[..a.len() - 2].iter().product(),
         m,
         k,
         n,
-        shared_b,
+        shared_b: b.len() == 2,
     }
 }
 
@@ -119,6 +127,10 @@ impl Graph {
     /// Matrix product `a[..., m, k] · b[..., k, n] → [..., m, n]`; `b` may be
     /// 2-d and shared across `a`'s batch axes.
     pub fn matmul(&mut self, a: Var, b: Var) -> Var {
+        if let Err(e) = matmul_shape(self.shape(a), self.shape(b)) {
+            let instead = self.shape(a).to_vec();
+            return self.bad_shapes(e, &instead);
+        }
         let (av, bv) = (self.value(a), self.value(b));
         let Dims {
             batch,

@@ -47,6 +47,54 @@ pub fn pool_out_size(input: usize, kernel: usize, stride: usize, padding: usize)
     super::conv::conv_out_size(input, kernel, stride, padding)
 }
 
+/// The shape of one sample's output of max pooling one sample `s`
+/// (`[C, H, W]`) with `kernel`, `stride` and `padding`: `[C, Ho, Wo]`, or
+/// what is wrong. The op and the [`MaxPool2d`](crate::nn::MaxPool2d) layer
+/// both ask it.
+pub fn max_pool2d_shape(
+    s: &[usize],
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+) -> Result<Vec<usize>, String> {
+    if kernel.0 == 0 || kernel.1 == 0 || stride.0 == 0 || stride.1 == 0 {
+        return Err(format!(
+            "kernel {kernel:?} and stride {stride:?} must be positive"
+        ));
+    }
+    if padding.0 * 2 > kernel.0 || padding.1 * 2 > kernel.1 {
+        return Err(format!(
+            "padding {} must be at most half the kernel size {}",
+            padding.0.max(padding.1),
+            kernel.0.min(kernel.1)
+        ));
+    }
+    let [c, h, w] = crate::ops::conv::image_shape(s, 0)?;
+    if c == 0 || h == 0 || w == 0 {
+        return Err(format!(
+            "the input {} has an empty axis",
+            crate::ops::shape::fmt(s)
+        ));
+    }
+    if h.saturating_mul(w) > u32::MAX as usize {
+        return Err(format!("planes of {h}×{w} are too large"));
+    }
+    match (
+        pool_out_size(h, kernel.0, stride.0, padding.0),
+        pool_out_size(w, kernel.1, stride.1, padding.1),
+    ) {
+        (Some(ho), Some(wo)) => Ok(vec![c, ho, wo]),
+        _ => Err(format!(
+            "window {}×{} is larger than the padded input {}×{} (input {})",
+            kernel.0,
+            kernel.1,
+            h + 2 * padding.0,
+            w + 2 * padding.1,
+            crate::ops::shape::fmt(s)
+        )),
+    }
+}
+
 /// The sizes of one pooling of `xs`, checked: panics naming the shapes
 /// when the input is not `[N, C, H, W]`, the kernel does not fit or the
 /// padding exceeds half the kernel.
@@ -136,6 +184,20 @@ impl Graph {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Var {
+        let xs = self.shape(x);
+        let out = match xs.len() {
+            4 => max_pool2d_shape(&xs[1..], kernel, stride, padding),
+            _ => Err(format!(
+                "max_pool2d: the input must be [N, C, H, W], got {xs:?}"
+            )),
+        };
+        if let Err(e) = out {
+            let msg = format!(
+                "max_pool2d: input {xs:?}, kernel {kernel:?}, stride {stride:?}, padding {padding:?}: {e}"
+            );
+            let instead = [xs.first().copied().unwrap_or(1), 1, 1, 1];
+            return self.bad_shapes(msg, &instead);
+        }
         let xs = self.shape(x);
         let geom = geom(xs, kernel, stride, padding);
         let shape = vec![xs[0], xs[1], geom.ho, geom.wo];
@@ -489,7 +551,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "max_pool2d: padding (2, 0) must be at most half the kernel (3, 3)")]
+    #[should_panic(expected = "padding (2, 0): padding 2 must be at most half the kernel size 3")]
     fn too_much_padding_panics() {
         let mut g = Graph::new();
         let x = g.input(Tensor::zeros(&[1, 1, 6, 6]));
@@ -497,7 +559,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "max_pool2d: kernel (3, 3) does not fit input [1, 1, 2, 2]")]
+    #[should_panic(expected = "max_pool2d: input [1, 1, 2, 2], kernel (3, 3)")]
     fn kernel_too_large_panics() {
         let mut g = Graph::new();
         let x = g.input(Tensor::zeros(&[1, 1, 2, 2]));

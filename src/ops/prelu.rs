@@ -9,18 +9,26 @@
 use crate::autograd::{Backward, Op};
 use crate::{Graph, Tensor, Var};
 
-/// (channels, elements per channel per sample) for the slope layout.
-fn layout(x: &[usize], a: &[usize]) -> (usize, usize) {
-    let c = a[0];
-    assert!(a.len() == 1, "prelu: weight must be 1-d, got {a:?}");
-    if c == 1 {
-        return (1, 1);
+/// Whether `a` (`[C]`) holds slopes for `x`: one for all values, or one
+/// per channel of axis 1 (`[N, C, …]`); the output has `x`'s shape.
+pub fn prelu_shape(x: &[usize], a: &[usize]) -> Result<Vec<usize>, String> {
+    match *a {
+        [1] => Ok(x.to_vec()),
+        [c] if x.len() >= 2 && x[1] == c => Ok(x.to_vec()),
+        [c] => Err(format!(
+            "prelu: {c} slopes for input {x:?} (one slope, or one per channel of axis 1)"
+        )),
+        _ => Err(format!("prelu: the weight must be 1-d, got {a:?}")),
     }
-    assert!(
-        x.len() >= 2 && x[1] == c,
-        "prelu: {c} slopes for input {x:?} (channels on axis 1)"
-    );
-    (c, x[2..].iter().product())
+}
+
+/// (channels, elements per channel per sample) for the slope layout of a
+/// shape [`prelu_shape`] accepted.
+fn layout(x: &[usize], a: &[usize]) -> (usize, usize) {
+    match a[0] {
+        1 => (1, 1),
+        c => (c, x[2..].iter().product()),
+    }
 }
 
 #[inline(always)]
@@ -70,6 +78,10 @@ impl Backward for PreluBack {
 impl Graph {
     /// PReLU with slopes `a` (see the [module docs](self)).
     pub fn prelu(&mut self, x: Var, a: Var) -> Var {
+        if let Err(e) = prelu_shape(self.shape(x), self.shape(a)) {
+            let instead = self.shape(x).to_vec();
+            return self.bad_shapes(e, &instead);
+        }
         let (xv, av) = (self.value(x), self.value(a));
         let (c, inner) = layout(xv.shape(), av.shape());
         let mut y = xv.clone();

@@ -31,25 +31,42 @@ pub use crate::cpu::tanh::tanh_f32;
 use crate::cpu::{matmul_into, Trans};
 use crate::{Graph, Tensor, Var};
 
-/// `(B, T, F, H)` after checking the shapes.
-fn dims(x: &[usize], w_ih: &[usize], w_hh: &[usize]) -> (usize, usize, usize, usize) {
-    assert!(
-        x.len() == 3,
-        "rnn_tanh: input must be [batch, time, features], got {x:?}"
-    );
-    let (b, t, f) = (x[0], x[1], x[2]);
-    assert!(
-        w_ih.len() == 2 && w_ih[1] == f,
-        "rnn_tanh: weight_ih must be [hidden, {f}] for input {x:?}, got {w_ih:?}"
-    );
-    let h = w_ih[0];
-    assert_eq!(
-        w_hh,
-        &[h, h],
-        "rnn_tanh: weight_hh must be [{h}, {h}] (weight_ih {w_ih:?})"
-    );
-    assert!(t > 0, "rnn_tanh: empty sequence (input {x:?})");
-    (b, t, f, h)
+/// The shape of one sample's output of a tanh RNN over one sample `s`
+/// (`[T, F]`) with `w_ih` (`[H, F]`) and `w_hh` (`[H, H]`): `[H]` (the last
+/// hidden state), or what is wrong. The op and the [`Rnn`](crate::nn::Rnn)
+/// layer both ask it.
+pub fn rnn_shape(s: &[usize], w_ih: &[usize], w_hh: &[usize]) -> Result<Vec<usize>, String> {
+    let [h, f] = *w_ih else {
+        return Err(format!(
+            "rnn_tanh: weight_ih must be [hidden, features], got {w_ih:?}"
+        ));
+    };
+    if s.len() != 2 || s[1] != f {
+        let n = crate::ops::shape::numel(s).unwrap_or(0);
+        let hint = if f > 0 && n > 0 && n.is_multiple_of(f) {
+            format!("; add reshape({},{f}) before it", n / f)
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "a sequence layer reads [N, T, {f}] (T steps of {f} features), got {}{hint}",
+            crate::ops::shape::fmt(s)
+        ));
+    }
+    if s[0] == 0 {
+        return Err("rnn_tanh: an empty sequence (T = 0)".into());
+    }
+    if w_hh != [h, h] {
+        return Err(format!(
+            "rnn_tanh: weight_hh must be [{h}, {h}], got {w_hh:?}"
+        ));
+    }
+    Ok(vec![h])
+}
+
+/// `(B, T, F, H)` of shapes [`rnn_shape`] accepted.
+fn dims(x: &[usize], w_ih: &[usize]) -> (usize, usize, usize, usize) {
+    (x[0], x[1], x[2], w_ih[0])
 }
 
 struct RnnTanhBack {
@@ -66,7 +83,7 @@ impl Backward for RnnTanhBack {
         needs: &[bool],
     ) -> Vec<Option<Tensor>> {
         let (x, w_ih, w_hh) = (inp[0], inp[1], inp[2]);
-        let (b, t, f, h) = dims(x.shape(), w_ih.shape(), w_hh.shape());
+        let (b, t, f, h) = dims(x.shape(), w_ih.shape());
         let bh = b * h;
         let hs = &self.hs;
         // δ_t for every step, time-major [T, B, H] (and batch-major
@@ -147,8 +164,28 @@ impl Graph {
         b_ih: Option<Var>,
         b_hh: Option<Var>,
     ) -> Var {
+        let (xs, wis, whs) = (self.shape(x), self.shape(w_ih), self.shape(w_hh));
+        let mut bad = match xs.len() {
+            3 => rnn_shape(&xs[1..], wis, whs).err(),
+            _ => Some(format!(
+                "rnn_tanh: input must be [batch, time, features], got {xs:?}"
+            )),
+        };
+        let h = wis.first().copied().unwrap_or(1);
+        for (name, bv) in [("bias_ih", b_ih), ("bias_hh", b_hh)] {
+            if let Some(bv) = bv.filter(|bv| bad.is_none() && self.shape(*bv) != [h]) {
+                bad = Some(format!(
+                    "rnn_tanh: {name} must be [{h}], got {:?}",
+                    self.shape(bv)
+                ));
+            }
+        }
+        if let Some(e) = bad {
+            let instead = [xs.first().copied().unwrap_or(1), h];
+            return self.bad_shapes(e, &instead);
+        }
         let (xv, wi, wh) = (self.value(x), self.value(w_ih), self.value(w_hh));
-        let (b, t, f, h) = dims(xv.shape(), wi.shape(), wh.shape());
+        let (b, t, f, h) = dims(xv.shape(), wi.shape());
         let bh = b * h;
         // The bias of every step, b_ih + b_hh.
         let mut bias: Option<Vec<f32>> = None;

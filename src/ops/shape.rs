@@ -8,6 +8,42 @@ use crate::autograd::{Backward, Op};
 use crate::cpu::par;
 use crate::{Graph, Tensor, Var};
 
+/// A sample's shape as messages show it, with the batch axis in front:
+/// `[N, 1, 28, 28]`.
+pub fn fmt(s: &[usize]) -> String {
+    let inner: Vec<String> = s.iter().map(|d| d.to_string()).collect();
+    format!("[N, {}]", inner.join(", "))
+}
+
+/// The number of values of shape `s`, if it fits in a `usize`.
+pub fn numel(s: &[usize]) -> Option<usize> {
+    s.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
+/// The shape of one sample of a batch shaped `s` (`s` without its first
+/// axis; a 1-d `s` is taken as one sample).
+pub fn sample(s: &[usize]) -> &[usize] {
+    if s.len() > 1 {
+        &s[1..]
+    } else {
+        s
+    }
+}
+
+/// The shape of a sample reshaped from `s` to `to`, or what is wrong.
+pub fn reshape_shape(s: &[usize], to: &[usize]) -> Result<Vec<usize>, String> {
+    if numel(s) != numel(to) {
+        return Err(format!(
+            "cannot reshape input {} ({} values per sample) to {} ({} values)",
+            fmt(s),
+            numel(s).map_or("too many to count".into(), |n| n.to_string()),
+            fmt(to),
+            numel(to).map_or("too many to count".into(), |n| n.to_string()),
+        ));
+    }
+    Ok(to.to_vec())
+}
+
 struct ReshapeBack;
 
 impl Backward for ReshapeBack {
@@ -72,6 +108,13 @@ impl Backward for TransposeBack {
 impl Graph {
     /// The same values under `shape` (same number of elements).
     pub fn reshape(&mut self, x: Var, shape: &[usize]) -> Var {
+        if numel(self.shape(x)) != numel(shape) {
+            let msg = format!(
+                "reshape: {:?} to {shape:?}: the numbers of values differ",
+                self.shape(x)
+            );
+            return self.bad_shapes(msg, shape);
+        }
         let v = self.value(x);
         let v = Tensor::from_vec(v.shape().to_vec(), par::copied(v.data())).reshape(shape);
         self.push(Op::Reshape, v, &[x], ReshapeBack)
@@ -87,6 +130,11 @@ impl Graph {
 
     /// Swap axes `d0` and `d1`.
     pub fn transpose(&mut self, x: Var, d0: usize, d1: usize) -> Var {
+        let s = self.shape(x);
+        if d0 >= s.len() || d1 >= s.len() {
+            let (msg, instead) = (format!("transpose({d0}, {d1}) of shape {s:?}"), s.to_vec());
+            return self.bad_shapes(msg, &instead);
+        }
         let v = transpose_tensor(self.value(x), d0, d1);
         self.push(Op::Transpose, v, &[x], TransposeBack(d0, d1))
     }

@@ -591,7 +591,7 @@ impl Run {
         obs: &mut dyn Observer,
     ) -> Result<Summary> {
         self.check(train, test)?;
-        let line = self.model.spec();
+        let line = self.model.describe();
         let saver = self.outputs.save.clone().map(|path| Saver {
             path,
             line: line.clone(),

@@ -124,8 +124,8 @@ impl Live {
     /// Offer the model as it is now; a copy is taken if the last is older
     /// than a second (so a page can draw with the run's current weights
     /// without slowing it). The page rebuilds it from its
-    /// [`describe`](Module::describe), so this works for models built from
-    /// a model line ([`Sequential`](crate::nn::Sequential)).
+    /// [`spec`](Module::spec): a model without one (written in Rust) is not
+    /// offered.
     pub fn offer_model(&self, model: &dyn Module) {
         let now = self.born.elapsed().as_millis() as u64 + 1;
         let last = self.copied.load(Ordering::Relaxed);
@@ -134,7 +134,10 @@ impl Live {
         }
         self.copied.store(now, Ordering::Relaxed);
         let mut metadata = std::collections::HashMap::new();
-        metadata.insert(io::MODEL_KEY.to_string(), model.describe());
+        let Some(line) = model.spec() else {
+            return; // a model the page could not build again
+        };
+        metadata.insert(io::MODEL_KEY.to_string(), line);
         let tensors = model.state_dict();
         self.inner.lock().expect("not poisoned").model =
             Some(Arc::new(Weights { tensors, metadata }));

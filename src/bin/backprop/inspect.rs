@@ -119,7 +119,7 @@ pub fn gradcheck(a: GradcheckArgs) -> anyhow::Result<()> {
     println!(
         "gradient check of `{}` on {} random samples of shape {shape:?} (seed {}): L = Σ r·output with random r, \
          central differences with h = 1e-2·max(1, |θ|) (smaller where that crosses a kink), error = |analytic − numeric| / max(1, |analytic|, |numeric|)",
-        model.spec(),
+        model.describe(),
         a.batch,
         a.seed,
     );

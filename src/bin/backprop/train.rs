@@ -68,7 +68,7 @@ pub fn run(mut a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Res
 /// `training `mlp` (101770 parameters) on 60000 samples from …`, or
 /// `resuming at step 50 (epoch 1) …`, and where a moved run saves.
 fn start_line(run: &Run, train: &Dataset, test: Option<&Dataset>) -> String {
-    use backprop::nn::ModuleExt;
+    use backprop::nn::{Module, ModuleExt};
     let what = match run.resumes_at() {
         Some((step, epoch)) => format!("resuming at step {step} (epoch {epoch})"),
         None => "training".into(),
@@ -83,7 +83,7 @@ fn start_line(run: &Run, train: &Dataset, test: Option<&Dataset>) -> String {
     };
     format!(
         "{what} `{}` ({} parameters) on {} samples from {}{}{moved}",
-        run.model.spec(),
+        run.model.describe(),
         run.model.num_parameters(),
         train.len(),
         train.source.display(),

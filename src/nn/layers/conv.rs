@@ -1,0 +1,256 @@
+//! Image layers: `Conv2d` (`nn.Conv2d`) and `MaxPool2d` (`nn.MaxPool2d`).
+
+use super::{visit_weight_bias, visit_weight_bias_mut};
+use crate::nn::init::Init;
+use crate::nn::module::{Module, Param, Pass, Visitor, VisitorMut};
+use crate::nn::registry::{bias_size, opt_usize, tensor_sizes, Plan};
+use crate::nn::spec::Item;
+use crate::{Error, Result, Var};
+use rand_chacha::ChaCha8Rng;
+
+/// A 2-D convolution with square kernels (`nn.Conv2d`).
+///
+/// ```
+/// use backprop::nn::{Conv2d, Module};
+/// let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+/// let conv = Conv2d::new(1, 6, 5).padding(2).init(&mut rng);
+/// assert_eq!(conv.output_shape(&[1, 28, 28]).unwrap(), vec![6, 28, 28]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    /// `[out_channels, in_channels, kernel_size, kernel_size]`, as PyTorch's `weight`.
+    pub weight: Param,
+    /// `[out_channels]`, if the layer has a bias.
+    pub bias: Option<Param>,
+    cfg: Conv2dConfig,
+}
+
+/// The options of a [`Conv2d`] before its weights are drawn.
+#[derive(Clone, Copy, Debug)]
+pub struct Conv2dConfig {
+    in_channels: usize,
+    out_channels: usize,
+    kernel_size: usize,
+    stride: usize,
+    padding: usize,
+    bias: bool,
+    weight_init: Init,
+}
+
+impl Conv2d {
+    /// `in_channels → out_channels` with `kernel_size × kernel_size`
+    /// kernels (PyTorch's argument order); stride 1, no padding, a bias.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(in_channels: usize, out_channels: usize, kernel_size: usize) -> Conv2dConfig {
+        Conv2dConfig {
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride: 1,
+            padding: 0,
+            bias: true,
+            weight_init: Init::Default,
+        }
+    }
+}
+
+impl Conv2dConfig {
+    /// Step between windows, both axes (default 1).
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = s;
+        self
+    }
+
+    /// Zeros added on every side (default 0).
+    pub fn padding(mut self, p: usize) -> Self {
+        self.padding = p;
+        self
+    }
+
+    /// With or without a bias (default: with).
+    pub fn bias(mut self, on: bool) -> Self {
+        self.bias = on;
+        self
+    }
+
+    /// How the weights are drawn (default: PyTorch's).
+    pub fn weight_init(mut self, init: Init) -> Self {
+        self.weight_init = init;
+        self
+    }
+
+    /// Draw the weights (then the bias) from `rng`.
+    pub fn init(self, rng: &mut ChaCha8Rng) -> Conv2d {
+        let (c, o, k) = (self.in_channels, self.out_channels, self.kernel_size);
+        let fan_in = c * k * k;
+        let weight = Param::new(
+            self.weight_init
+                .weight(&[o, c, k, k], fan_in, o * k * k, rng),
+        );
+        let bias = self
+            .bias
+            .then(|| Param::new(self.weight_init.bias(&[o], fan_in, rng)));
+        Conv2d {
+            weight,
+            bias,
+            cfg: self,
+        }
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, p: &mut Pass, x: Var) -> Var {
+        let c = &self.cfg;
+        let w = p.param(&self.weight);
+        let b = self.bias.as_ref().map(|b| p.param(b));
+        let y = p.conv2d(x, w, b, (c.stride, c.stride), (c.padding, c.padding));
+        p.layer_output(self, y);
+        y
+    }
+
+    fn visit<'m>(&'m self, v: &mut Visitor<'_, 'm>) {
+        visit_weight_bias(v, &self.weight, &self.bias);
+    }
+
+    fn visit_mut(&mut self, v: &mut VisitorMut<'_>) {
+        visit_weight_bias_mut(v, &mut self.weight, &mut self.bias);
+    }
+
+    fn spec(&self) -> Option<String> {
+        let c = &self.cfg;
+        let mut s = format!(
+            "conv2d({},{},{}",
+            c.in_channels, c.out_channels, c.kernel_size
+        );
+        if c.stride != 1 {
+            s += &format!(",stride={}", c.stride);
+        }
+        if c.padding != 0 {
+            s += &format!(",padding={}", c.padding);
+        }
+        if self.bias.is_none() {
+            s += ",bias=false";
+        }
+        Some(s + ")")
+    }
+
+    fn output_shape(&self, s: &[usize]) -> Result<Vec<usize>> {
+        let c = &self.cfg;
+        let w = [c.out_channels, c.in_channels, c.kernel_size, c.kernel_size];
+        let (st, pd) = ((c.stride, c.stride), (c.padding, c.padding));
+        crate::ops::conv::conv2d_shape(s, &w, None, st, pd).map_err(Error::Spec)
+    }
+}
+
+/// The max of each `k × k` window (`nn.MaxPool2d`); the gradient goes to
+/// the arg-max (the first one on ties, as PyTorch).
+///
+/// ```
+/// use backprop::nn::{MaxPool2d, Module};
+/// assert_eq!(MaxPool2d::new(2).output_shape(&[6, 28, 28]).unwrap(), vec![6, 14, 14]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct MaxPool2d {
+    kernel_size: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl MaxPool2d {
+    /// Windows of `kernel_size`, stride `kernel_size`, no padding (PyTorch's defaults).
+    pub fn new(kernel_size: usize) -> MaxPool2d {
+        MaxPool2d {
+            kernel_size,
+            stride: kernel_size,
+            padding: 0,
+        }
+    }
+
+    /// Step between windows (default: the kernel size).
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = s;
+        self
+    }
+
+    /// Implicit −∞ on every side, at most half the kernel size (default 0).
+    pub fn padding(mut self, p: usize) -> Self {
+        self.padding = p;
+        self
+    }
+}
+
+impl Module for MaxPool2d {
+    fn forward(&self, p: &mut Pass, x: Var) -> Var {
+        let (k, s, pd) = (self.kernel_size, self.stride, self.padding);
+        let y = p.max_pool2d(x, (k, k), (s, s), (pd, pd));
+        p.layer_output(self, y);
+        y
+    }
+
+    fn spec(&self) -> Option<String> {
+        let mut s = format!("maxpool2d({}", self.kernel_size);
+        if self.stride != self.kernel_size {
+            s += &format!(",stride={}", self.stride);
+        }
+        if self.padding != 0 {
+            s += &format!(",padding={}", self.padding);
+        }
+        Some(s + ")")
+    }
+
+    fn output_shape(&self, s: &[usize]) -> Result<Vec<usize>> {
+        let (k, st, pd) = (self.kernel_size, self.stride, self.padding);
+        crate::ops::pool::max_pool2d_shape(s, (k, k), (st, st), (pd, pd)).map_err(Error::Spec)
+    }
+}
+
+/// `conv2d(in_channels,out_channels,kernel_size,stride=1,padding=0,bias=true)`.
+pub(crate) fn plan_conv2d(item: &Item, init: Init) -> Result<Plan> {
+    item.expect_args(
+        5,
+        &[
+            "in_channels",
+            "out_channels",
+            "kernel_size",
+            "stride",
+            "padding",
+            "bias",
+        ],
+        "conv2d(in_channels,out_channels,kernel_size,stride=1,padding=0)",
+    )?;
+    let c = item.usize_arg(0, "in_channels", "in_channels")?;
+    let o = item.usize_arg(1, "out_channels", "out_channels")?;
+    let k = item.usize_arg(2, "kernel_size", "kernel_size")?;
+    let stride = opt_usize(item, 3, "stride", 1, 1)?;
+    let pad = opt_usize(item, 4, "padding", 0, 0)?;
+    let bias = super::has_bias(item);
+    let n = tensor_sizes(item, &[("weight", &[o, c, k, k])])? + bias_size(item, bias, o)?;
+    Ok(Plan::new(n, move |rng| {
+        Box::new(
+            Conv2d::new(c, o, k)
+                .stride(stride)
+                .padding(pad)
+                .bias(bias)
+                .weight_init(init)
+                .init(rng),
+        )
+    }))
+}
+
+/// `maxpool2d(kernel_size,stride=kernel_size,padding=0)`.
+pub(crate) fn plan_maxpool2d(item: &Item, _init: Init) -> Result<Plan> {
+    item.expect_args(
+        3,
+        &["kernel_size", "stride", "padding"],
+        "maxpool2d(kernel_size,stride=kernel_size,padding=0)",
+    )?;
+    let k = item.usize_arg(0, "kernel_size", "kernel_size")?;
+    let stride = opt_usize(item, 1, "stride", k, 1)?;
+    let pad = opt_usize(item, 2, "padding", 0, 0)?;
+    if pad * 2 > k {
+        return Err(item.err(format!(
+            "padding {pad} must be at most half the kernel size {k}"
+        )));
+    }
+    Ok(Plan::ready(MaxPool2d::new(k).stride(stride).padding(pad)))
+}

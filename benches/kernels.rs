@@ -26,7 +26,7 @@
 use backprop::cpu::{matmul_into, set_matmul_kernel, set_threads, MatmulKernel, Trans};
 use backprop::ops::conv::set_im2col_only;
 use backprop::ops::gradcheck::pseudo_random;
-use backprop::optim::{Config, Kind, Optimizer};
+use backprop::optim::{Optimizer, OptimizerConfig, OptimizerKind};
 use backprop::{Graph, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
@@ -215,8 +215,11 @@ fn fused(c: &mut Criterion) {
     group.throughput(Throughput::Elements(
         grads.iter().map(|g| g.numel() as u64).sum(),
     ));
-    for (name, kind, momentum) in [("sgd momentum", Kind::Sgd, 0.9), ("adam", Kind::Adam, 0.0)] {
-        let mut cfg = Config::new(kind);
+    for (name, kind, momentum) in [
+        ("sgd momentum", OptimizerKind::Sgd, 0.9),
+        ("adam", OptimizerKind::Adam, 0.0),
+    ] {
+        let mut cfg = OptimizerConfig::new(kind);
         cfg.momentum = backprop::optim::Momentum::classic(momentum);
         cfg.lr = 1e-3;
         let mut opt = Optimizer::new(cfg);

@@ -70,7 +70,7 @@ pub fn run(a: &Args) -> backprop::Result<f64> {
         .push(Activation::relu())
         .push(Dropout::new(0.1))
         .push(Linear::new(256, 10).init(&mut rng));
-    let mut opt = Optimizer::new(Config::adam(1e-3));
+    let mut opt = Optimizer::new(OptimizerConfig::adam(1e-3));
 
     // The loop: a seeded batch order per epoch, one pass per step.
     let mut order = ChaCha8Rng::seed_from_u64(a.seed);

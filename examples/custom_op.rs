@@ -94,7 +94,7 @@ fn main() -> backprop::Result<()> {
         .push(Linear::new(784, 128).init(&mut rng))
         .push(Swish { beta: 1.0 })
         .push(Linear::new(128, 10).init(&mut rng));
-    let mut cfg = TrainConfig::new(Config::adam(1e-3));
+    let mut cfg = TrainConfig::new(OptimizerConfig::adam(1e-3));
     cfg.epochs = 5;
     let (summary, _) = train::train(&mut model, &train_set, test_set.as_ref(), &cfg, &mut Silent)?;
     let acc = summary.test_accuracy.unwrap_or(0.0);

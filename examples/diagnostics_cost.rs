@@ -16,7 +16,7 @@
 use backprop::data::{epoch_batches, load_data};
 use backprop::inspect::diagnostics::{Probe, Sample, Watch};
 use backprop::nn::{Init, Module, Sequential};
-use backprop::optim::{Config, Kind, Optimizer};
+use backprop::optim::{Optimizer, OptimizerConfig, OptimizerKind};
 use backprop::train::{compute_gradients, compute_gradients_probed, LossKind};
 use rand::SeedableRng;
 use std::path::Path;
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     let (train, _) = load_data(&data, None, None).expect("MNIST in data/mnist");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut model = Sequential::parse(model_line, Init::Default, &mut rng).expect("model line");
-    let mut opt = Optimizer::new(Config::new(Kind::Adam));
+    let mut opt = Optimizer::new(OptimizerConfig::new(OptimizerKind::Adam));
     let mut probe: Option<Probe> = None;
     let mut watch: Option<Watch> = None;
     let batches = epoch_batches(train.len(), batch, true, &mut rng);

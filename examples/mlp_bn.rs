@@ -8,7 +8,7 @@
 mod common;
 
 fn main() {
-    let mut c = backprop::optim::Config::new(backprop::optim::Kind::Sgd);
+    let mut c = backprop::optim::OptimizerConfig::new(backprop::optim::OptimizerKind::Sgd);
     c.lr = 0.1;
     c.momentum = backprop::optim::Momentum::classic(0.9);
     common::run("mlp-bn", c, 128, 3, 0.975);

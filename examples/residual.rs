@@ -163,7 +163,7 @@ fn main() -> backprop::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let mut cfg = TrainConfig::new(Config::adam(1e-3));
+    let mut cfg = TrainConfig::new(OptimizerConfig::adam(1e-3));
     cfg.epochs = epochs;
     let mut log = Log(Recorder::new(50, true));
     let (summary, _) = train::train(&mut model, &train_set, test_set.as_ref(), &cfg, &mut log)?;

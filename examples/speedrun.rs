@@ -21,7 +21,7 @@
 
 use backprop::data::load_data;
 use backprop::nn::{Init, Sequential};
-use backprop::optim::{Config, Schedule};
+use backprop::optim::{OptimizerConfig, Schedule};
 use backprop::train::{evaluate, Silent, TrainConfig, Trainer};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -64,7 +64,7 @@ fn main() -> backprop::Result<()> {
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut model = Sequential::parse(MODEL, Init::Default, &mut rng)?;
-    let mut cfg = TrainConfig::new(Config::adam(LR as f32));
+    let mut cfg = TrainConfig::new(OptimizerConfig::adam(LR as f32));
     cfg.epochs = EPOCHS;
     cfg.batch_size = BATCH;
     cfg.seed = seed;

@@ -37,7 +37,7 @@
 use backprop::data::{load_data, Dataset};
 use backprop::inspect::diagnostics::Sample;
 use backprop::nn::{Init, Sequential};
-use backprop::optim::{Config, Kind};
+use backprop::optim::{OptimizerConfig, OptimizerKind};
 use backprop::train::metrics::{Recorder, RowKind};
 use backprop::train::plots::{ordered_color, Figure, Panel, Series, Style, TEST, TRAIN};
 use backprop::train::{self, EpochRecord, LossKind, Observer, StepInfo, TrainConfig};
@@ -87,7 +87,7 @@ fn run(
     test_set: &Dataset,
 ) -> backprop::Result<Run> {
     let mut model = Sequential::parse(line, init, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1))?;
-    let mut cfg = TrainConfig::new(Config::new(Kind::Sgd));
+    let mut cfg = TrainConfig::new(OptimizerConfig::new(OptimizerKind::Sgd));
     cfg.optimizer.lr = lr;
     cfg.loss = loss;
     cfg.max_steps = Some(steps);

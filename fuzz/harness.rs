@@ -127,11 +127,11 @@ pub fn run_state(data: &[u8]) -> bool {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let model = Sequential::parse("linear(4,3),relu,linear(3,2)", Init::Default, &mut rng).unwrap();
     for kind in [
-        backprop::optim::Kind::Sgd,
-        backprop::optim::Kind::Adam,
-        backprop::optim::Kind::RmsProp,
+        backprop::optim::OptimizerKind::Sgd,
+        backprop::optim::OptimizerKind::Adam,
+        backprop::optim::OptimizerKind::RmsProp,
     ] {
-        let mut opt = backprop::optim::Optimizer::new(backprop::optim::Config::new(kind));
+        let mut opt = backprop::optim::Optimizer::new(backprop::optim::OptimizerConfig::new(kind));
         let _ = opt.load_state_dict(&r.optimizer, &model, origin);
     }
     true

@@ -58,12 +58,34 @@ pub use autograd::{GradTable, Graph, ParamGrads, Var};
 pub mod prelude {
     pub use crate::nn::{
         Activation, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Init, Linear, MaxPool2d,
-        Mode, Module, ModuleExt, PRelu, Pass, Reshape, Rnn, Sequential, Visitor, VisitorMut,
+        Module, ModuleExt, PRelu, Pass, Reshape, Rnn, Sequential, Visitor, VisitorMut,
     };
-    pub use crate::optim::{Config, Kind, Momentum, Optimizer, Schedule};
-    pub use crate::train::LossKind;
-    pub use crate::{submodules, Graph, Tensor, Var};
+    pub use crate::optim::{Momentum, Optimizer, OptimizerConfig, OptimizerKind, Schedule};
+    pub use crate::train::{LossKind, Printer, TrainConfig};
+    pub use crate::{submodules, Graph, ParamGrads, Tensor, Var};
 }
+
+/// The seeded generator the library draws weights, shuffles and dropout
+/// masks with (ChaCha8, as `rand_chacha` 0.9 has it). Use this one rather
+/// than adding `rand` and `rand_chacha` to your own `Cargo.toml`: another
+/// version of those crates makes a generator of another type, which the
+/// library does not take.
+///
+/// ```
+/// let mut rng = backprop::rand::seeded(0);
+/// let fc = backprop::nn::Linear::new(4, 2).init(&mut rng);
+/// assert_eq!(fc.weight.value().shape(), &[2, 4]);
+/// ```
+pub mod rand {
+    pub use rand::{Rng, SeedableRng};
+    pub use rand_chacha::ChaCha8Rng;
+
+    /// A generator seeded with `seed`: the same draws every time.
+    pub fn seeded(seed: u64) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(seed)
+    }
+}
+
 pub use error::{Error, Result, Setting, SETTINGS};
 pub use tensor::Tensor;
 

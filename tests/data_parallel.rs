@@ -21,7 +21,7 @@ mod common;
 use backprop::data::Dataset;
 use backprop::dist::Collective;
 use backprop::nn::{Init, ModuleExt, Sequential};
-use backprop::optim::Config;
+use backprop::optim::OptimizerConfig;
 use backprop::train::{Checkpoints, Observer, StepInfo, TrainConfig, Trainer};
 use backprop::Tensor;
 use rand::SeedableRng;
@@ -143,7 +143,7 @@ fn data(n: usize, shape: &[usize]) -> Dataset {
 }
 
 fn check(name: &str, line: &str, shape: &[usize], n: usize, batch: usize) {
-    let mut cfg = TrainConfig::new(Config::adam(1e-2));
+    let mut cfg = TrainConfig::new(OptimizerConfig::adam(1e-2));
     cfg.batch_size = batch;
     cfg.epochs = 2;
     cfg.max_steps = Some(12);
@@ -222,7 +222,7 @@ fn the_rnn_trains_alike_on_one_two_and_three_ranks() {
 
 #[test]
 fn a_batch_too_small_for_the_ranks_is_refused_on_every_rank() {
-    let mut cfg = TrainConfig::new(Config::adam(1e-2));
+    let mut cfg = TrainConfig::new(OptimizerConfig::adam(1e-2));
     cfg.batch_size = 4;
     let set = data(10, &[5]); // last batch: 2 samples for 3 ranks
     let errs: Vec<String> = std::thread::scope(|s| {

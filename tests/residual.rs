@@ -8,7 +8,7 @@
 mod common;
 
 use backprop::nn::{Module, ModuleExt, Pass};
-use backprop::optim::{Config, Momentum, Optimizer};
+use backprop::optim::{Momentum, Optimizer, OptimizerConfig};
 use backprop::Tensor;
 use std::collections::HashMap;
 use std::path::Path;
@@ -76,7 +76,7 @@ fn gradients_of_a_training_pass_match_pytorch_float64() {
 fn six_sgd_steps_follow_pytorch() {
     let fx = fixture();
     let mut m = model(&fx);
-    let mut opt = Optimizer::new(Config::sgd(0.002, Momentum::classic(0.9)));
+    let mut opt = Optimizer::new(OptimizerConfig::sgd(0.002, Momentum::classic(0.9)));
     for step in 0..6 {
         let (x, y) = batch(&fx, (step % 2) * 8);
         let mut p = Pass::train(&m, 0);

@@ -9,7 +9,7 @@
 
 use backprop::data::Dataset;
 use backprop::nn::{Init, ModuleExt, Sequential};
-use backprop::optim::{self, Kind};
+use backprop::optim::{self, OptimizerKind};
 use backprop::train::{self, LossKind, Observer, StepInfo, TrainConfig};
 use backprop::{Graph, Tensor, Var};
 use rand::SeedableRng;
@@ -298,7 +298,7 @@ fn replay(name: &str) -> (f64, f64) {
         .collect();
     model.load_state_dict(&init, Path::new(name)).unwrap();
 
-    let mut oc = optim::Config::new(get("optimizer").parse::<Kind>().unwrap());
+    let mut oc = optim::OptimizerConfig::new(get("optimizer").parse::<OptimizerKind>().unwrap());
     oc.lr = num("lr").unwrap();
     let mu = num("momentum").unwrap_or(0.0);
     oc.momentum = if get("nesterov") == "true" {

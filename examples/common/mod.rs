@@ -3,7 +3,7 @@
 
 use backprop::data::load_data;
 use backprop::nn::{Init, Module, ModuleExt, Sequential};
-use backprop::optim::{Config, Kind};
+use backprop::optim::{OptimizerConfig, OptimizerKind};
 use backprop::train::{train, EpochRecord, Observer, TrainConfig};
 use rand::SeedableRng;
 use std::path::Path;
@@ -22,7 +22,7 @@ impl Observer for Log {
 }
 
 /// Train `line` for `epochs` and exit non-zero unless the test accuracy reaches `must`.
-pub fn run(line: &str, optimizer: Config, batch_size: usize, epochs: usize, must: f64) {
+pub fn run(line: &str, optimizer: OptimizerConfig, batch_size: usize, epochs: usize, must: f64) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
     let (train_set, test_set) = load_data(&dir, None, None).expect("the MNIST copy in data/mnist");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
@@ -61,8 +61,8 @@ pub fn run(line: &str, optimizer: Config, batch_size: usize, epochs: usize, must
 
 /// Adam with learning rate `lr` (PyTorch's other defaults).
 #[allow(dead_code)] // not every example uses it
-pub fn adam(lr: f32) -> Config {
-    let mut c = Config::new(Kind::Adam);
+pub fn adam(lr: f32) -> OptimizerConfig {
+    let mut c = OptimizerConfig::new(OptimizerKind::Adam);
     c.lr = lr;
     c
 }

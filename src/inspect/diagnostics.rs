@@ -908,7 +908,7 @@ mod tests {
         assert!(close(st[2].delta_norm, 0.5f64.sqrt()), "{st:?}");
         // Plain SGD with lr 0.1: ΔW1 = −0.1·[[4, 3], [0, 0]], ‖ΔW1‖ = 0.5, ‖W1‖ = √2.
         let before = probe.snapshot(&m);
-        let mut opt = crate::optim::Optimizer::new(crate::optim::Config::sgd(
+        let mut opt = crate::optim::Optimizer::new(crate::optim::OptimizerConfig::sgd(
             0.1,
             crate::optim::Momentum::None,
         ));

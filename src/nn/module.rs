@@ -20,7 +20,7 @@
 //!     .push(Linear::new(4, 8).init(&mut rng))
 //!     .push(Activation::relu())
 //!     .push(Linear::new(8, 3).init(&mut rng));
-//! let mut opt = Optimizer::new(Config::new(Kind::Adam));
+//! let mut opt = Optimizer::new(OptimizerConfig::new(OptimizerKind::Adam));
 //! let x = Tensor::from_vec(vec![2, 4], vec![0.5; 8]);
 //! let before = model.predict(&x);
 //! for step in 0..5 {

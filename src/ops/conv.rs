@@ -61,6 +61,7 @@
 //! bit-identical gradients.
 
 use crate::autograd::{Backward, Op};
+#[doc(hidden)]
 pub use crate::cpu::conv::set_im2col_only;
 use crate::cpu::conv::{conv_backward, conv_forward, ConvGeom};
 use crate::cpu::threads;

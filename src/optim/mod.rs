@@ -26,7 +26,7 @@ const DIVIDING_CHUNK: usize = 1 << 13;
 /// Which update rule (`--optimizer`: `sgd`, `adam`, `adamw`, `rmsprop`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-pub enum Kind {
+pub enum OptimizerKind {
     /// Stochastic gradient descent, with optional (Nesterov) momentum.
     #[cfg_attr(feature = "cli", value(alias = "gd"))]
     Sgd,
@@ -40,28 +40,28 @@ pub enum Kind {
     RmsProp,
 }
 
-impl Kind {
+impl OptimizerKind {
     /// The name on the command line (`sgd`, `adam`, `adamw`, `rmsprop`).
     pub fn name(self) -> &'static str {
         match self {
-            Kind::Sgd => "sgd",
-            Kind::Adam => "adam",
-            Kind::AdamW => "adamw",
-            Kind::RmsProp => "rmsprop",
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::AdamW => "adamw",
+            OptimizerKind::RmsProp => "rmsprop",
         }
     }
 }
 
-impl std::str::FromStr for Kind {
+impl std::str::FromStr for OptimizerKind {
     type Err = Error;
 
     /// `sgd` (or `gd`), `adam`, `adamw`, `rmsprop`, any case.
-    fn from_str(s: &str) -> Result<Kind> {
+    fn from_str(s: &str) -> Result<OptimizerKind> {
         Ok(match s.to_ascii_lowercase().as_str() {
-            "sgd" | "gd" => Kind::Sgd,
-            "adam" => Kind::Adam,
-            "adamw" => Kind::AdamW,
-            "rmsprop" => Kind::RmsProp,
+            "sgd" | "gd" => OptimizerKind::Sgd,
+            "adam" => OptimizerKind::Adam,
+            "adamw" => OptimizerKind::AdamW,
+            "rmsprop" => OptimizerKind::RmsProp,
             _ => {
                 return Err(Error::Config(format!(
                     "unknown optimizer `{s}`; use sgd, adam, adamw or rmsprop"
@@ -111,11 +111,11 @@ impl Momentum {
     }
 }
 
-/// Hyper-parameters. [`Config::new`] gives PyTorch's defaults for each kind.
+/// Hyper-parameters. [`OptimizerConfig::new`] gives PyTorch's defaults for each kind.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Config {
+pub struct OptimizerConfig {
     /// Which update rule.
-    pub kind: Kind,
+    pub kind: OptimizerKind,
     /// The base learning rate; the optimizer's [`Schedule`] scales it per epoch.
     pub lr: f32,
     /// SGD's momentum (classic or Nesterov); RMSprop's momentum μ (`Classic`).
@@ -130,21 +130,29 @@ pub struct Config {
     pub alpha: f64,
 }
 
-impl Config {
+impl OptimizerConfig {
     /// PyTorch's defaults: SGD lr 1e-3; Adam/AdamW lr 1e-3, β = (0.9, 0.999),
     /// ε = 1e-8, AdamW weight decay 0.01; RMSprop lr 1e-2, α = 0.99, ε = 1e-8.
     ///
     /// ```
-    /// use backprop::optim::{Config, Kind};
-    /// let c = Config::new(Kind::AdamW);
+    /// use backprop::optim::{OptimizerConfig, OptimizerKind};
+    /// let c = OptimizerConfig::new(OptimizerKind::AdamW);
     /// assert_eq!((c.lr, c.eps, c.weight_decay), (1e-3, 1e-8, 1e-2));
     /// ```
-    pub fn new(kind: Kind) -> Config {
-        Config {
+    pub fn new(kind: OptimizerKind) -> OptimizerConfig {
+        OptimizerConfig {
             kind,
-            lr: if kind == Kind::RmsProp { 1e-2 } else { 1e-3 },
+            lr: if kind == OptimizerKind::RmsProp {
+                1e-2
+            } else {
+                1e-3
+            },
             momentum: Momentum::None,
-            weight_decay: if kind == Kind::AdamW { 1e-2 } else { 0.0 },
+            weight_decay: if kind == OptimizerKind::AdamW {
+                1e-2
+            } else {
+                0.0
+            },
             betas: (0.9, 0.999),
             eps: 1e-8,
             alpha: 0.99,
@@ -157,32 +165,32 @@ impl Config {
     pub fn state_copies(&self) -> usize {
         let momentum = usize::from(self.momentum != Momentum::None);
         match self.kind {
-            Kind::Adam | Kind::AdamW => 2,
-            Kind::RmsProp => 1 + momentum,
-            Kind::Sgd => momentum,
+            OptimizerKind::Adam | OptimizerKind::AdamW => 2,
+            OptimizerKind::RmsProp => 1 + momentum,
+            OptimizerKind::Sgd => momentum,
         }
     }
 
     /// SGD at learning rate `lr`, with `momentum`.
     ///
     /// ```
-    /// use backprop::optim::{Config, Momentum};
-    /// let c = Config::sgd(0.05, Momentum::Nesterov { mu: 0.9 });
+    /// use backprop::optim::{OptimizerConfig, Momentum};
+    /// let c = OptimizerConfig::sgd(0.05, Momentum::Nesterov { mu: 0.9 });
     /// assert!(c.validate().is_ok());
     /// ```
-    pub fn sgd(lr: f32, momentum: Momentum) -> Config {
-        Config {
+    pub fn sgd(lr: f32, momentum: Momentum) -> OptimizerConfig {
+        OptimizerConfig {
             lr,
             momentum,
-            ..Config::new(Kind::Sgd)
+            ..OptimizerConfig::new(OptimizerKind::Sgd)
         }
     }
 
     /// Adam at learning rate `lr` (PyTorch's other defaults).
-    pub fn adam(lr: f32) -> Config {
-        Config {
+    pub fn adam(lr: f32) -> OptimizerConfig {
+        OptimizerConfig {
             lr,
-            ..Config::new(Kind::Adam)
+            ..OptimizerConfig::new(OptimizerKind::Adam)
         }
     }
 
@@ -211,11 +219,11 @@ impl Config {
             Momentum::Nesterov { mu } if mu <= 0.0 => {
                 return bad("Nesterov momentum needs a momentum > 0".into())
             }
-            Momentum::Nesterov { .. } if self.kind != Kind::Sgd => {
+            Momentum::Nesterov { .. } if self.kind != OptimizerKind::Sgd => {
                 return bad("Nesterov momentum applies to SGD only".into())
             }
             Momentum::Classic { dampening, .. }
-                if self.kind == Kind::RmsProp && dampening != 0.0 =>
+                if self.kind == OptimizerKind::RmsProp && dampening != 0.0 =>
             {
                 return bad("RMSprop's momentum has no dampening".into())
             }
@@ -224,7 +232,9 @@ impl Config {
             }
             _ => {}
         }
-        if matches!(self.kind, Kind::Adam | Kind::AdamW) && self.momentum != Momentum::None {
+        if matches!(self.kind, OptimizerKind::Adam | OptimizerKind::AdamW)
+            && self.momentum != Momentum::None
+        {
             return bad("Adam has no momentum option (its β₁ plays that part)".into());
         }
         if !(0.0..1.0).contains(&self.betas.0) || !(0.0..1.0).contains(&self.betas.1) {
@@ -269,7 +279,7 @@ struct ParamState {
 /// for the current epoch ([`Optimizer::set_epoch`]).
 pub struct Optimizer {
     /// The hyper-parameters; `config.lr` is the schedule's base rate.
-    pub config: Config,
+    pub config: OptimizerConfig,
     /// How the learning rate changes over epochs.
     pub schedule: Schedule,
     epoch: usize,
@@ -280,7 +290,7 @@ pub struct Optimizer {
 
 impl Optimizer {
     /// An optimizer at a constant learning rate `config.lr`.
-    pub fn new(config: Config) -> Optimizer {
+    pub fn new(config: OptimizerConfig) -> Optimizer {
         Optimizer {
             config,
             schedule: Schedule::Constant,
@@ -401,7 +411,7 @@ impl Optimizer {
         let first = st.m.is_empty();
         let (m, v) = (&mut st.m, &mut st.v);
         match c.kind {
-            Kind::Sgd => {
+            OptimizerKind::Sgd => {
                 if first && c.momentum != Momentum::None {
                     m.resize(n, 0.0);
                 }
@@ -410,7 +420,7 @@ impl Optimizer {
                     update::sgd(&k, p, &g[s..s + p.len()], m)
                 });
             }
-            Kind::Adam | Kind::AdamW => {
+            OptimizerKind::Adam | OptimizerKind::AdamW => {
                 if first {
                     m.resize(n, 0.0);
                     v.resize(n, 0.0);
@@ -420,7 +430,7 @@ impl Optimizer {
                     update::adam(&k, p, &g[s..s + p.len()], m, v)
                 });
             }
-            Kind::RmsProp => {
+            OptimizerKind::RmsProp => {
                 if v.is_empty() {
                     v.resize(n, 0.0);
                     if c.momentum.mu() > 0.0 {
@@ -438,9 +448,9 @@ impl Optimizer {
     /// The names of the state tensors of this optimizer kind.
     fn state_names(&self) -> (&'static str, &'static str) {
         match self.config.kind {
-            Kind::Sgd => ("momentum_buffer", ""),
-            Kind::Adam | Kind::AdamW => ("exp_avg", "exp_avg_sq"),
-            Kind::RmsProp => ("momentum_buffer", "square_avg"),
+            OptimizerKind::Sgd => ("momentum_buffer", ""),
+            OptimizerKind::Adam | OptimizerKind::AdamW => ("exp_avg", "exp_avg_sq"),
+            OptimizerKind::RmsProp => ("momentum_buffer", "square_avg"),
         }
     }
 
@@ -518,7 +528,7 @@ impl Optimizer {
     }
 }
 
-impl Config {
+impl OptimizerConfig {
     /// This step's SGD scalars.
     fn sgd_step(&self, lr: f32, first: bool) -> update::Sgd {
         let (dampening, nesterov) = match self.momentum {
@@ -550,7 +560,7 @@ impl Config {
             w2: (1.0 - b2) as f32,
             eps: self.eps,
             weight_decay: self.weight_decay,
-            decoupled: self.kind == Kind::AdamW,
+            decoupled: self.kind == OptimizerKind::AdamW,
             decay: (1.0 - lr as f64 * self.weight_decay as f64) as f32,
         }
     }
@@ -572,7 +582,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn run(cfg: Config, steps: usize) -> f32 {
+    fn run(cfg: OptimizerConfig, steps: usize) -> f32 {
         // Minimize (θ − 3)² from θ = 0.
         let mut opt = Optimizer::new(cfg.clone());
         let mut p = Tensor::scalar(0.0);
@@ -585,8 +595,13 @@ mod tests {
 
     #[test]
     fn every_optimizer_minimizes_a_quadratic() {
-        for kind in [Kind::Sgd, Kind::Adam, Kind::AdamW, Kind::RmsProp] {
-            let mut c = Config::new(kind);
+        for kind in [
+            OptimizerKind::Sgd,
+            OptimizerKind::Adam,
+            OptimizerKind::AdamW,
+            OptimizerKind::RmsProp,
+        ] {
+            let mut c = OptimizerConfig::new(kind);
             c.lr = 0.05;
             c.weight_decay = 0.0;
             let p = run(c, 2000);
@@ -596,14 +611,14 @@ mod tests {
 
     #[test]
     fn momentum_first_step_and_nesterov_by_hand() {
-        let c = Config::sgd(0.1, Momentum::classic(0.9));
+        let c = OptimizerConfig::sgd(0.1, Momentum::classic(0.9));
         let mut opt = Optimizer::new(c);
         let mut p = Tensor::scalar(1.0);
         opt.step_tensors(&mut [&mut p], &[Tensor::scalar(2.0)]); // buf = 2; p = 1 − 0.2
         assert!((p.item() - 0.8).abs() < 1e-7);
         opt.step_tensors(&mut [&mut p], &[Tensor::scalar(1.0)]); // buf = 2.8; p = 0.8 − 0.28
         assert!((p.item() - 0.52).abs() < 1e-6);
-        let mut opt = Optimizer::new(Config::sgd(0.1, Momentum::Nesterov { mu: 0.9 }));
+        let mut opt = Optimizer::new(OptimizerConfig::sgd(0.1, Momentum::Nesterov { mu: 0.9 }));
         let mut p = Tensor::scalar(1.0);
         opt.step_tensors(&mut [&mut p], &[Tensor::scalar(2.0)]); // buf = 2; step = 2 + 1.8
         assert!((p.item() - (1.0 - 0.38)).abs() < 1e-6);
@@ -611,7 +626,7 @@ mod tests {
 
     #[test]
     fn adam_first_step_is_lr_times_sign() {
-        let c = Config::new(Kind::Adam);
+        let c = OptimizerConfig::new(OptimizerKind::Adam);
         let mut opt = Optimizer::new(c);
         let mut p = Tensor::from_vec(vec![2], vec![1.0, 1.0]);
         opt.step_tensors(&mut [&mut p], &[Tensor::from_vec(vec![2], vec![0.5, -3.0])]);
@@ -621,15 +636,15 @@ mod tests {
 
     #[test]
     fn validation_names_the_hyper_parameter() {
-        let c = Config::sgd(-1.0, Momentum::None);
+        let c = OptimizerConfig::sgd(-1.0, Momentum::None);
         assert!(c
             .validate()
             .unwrap_err()
             .to_string()
             .contains("learning rate -1"));
-        let c = Config::sgd(0.1, Momentum::Nesterov { mu: 0.0 });
+        let c = OptimizerConfig::sgd(0.1, Momentum::Nesterov { mu: 0.0 });
         assert!(c.validate().unwrap_err().to_string().contains("Nesterov"));
-        let mut c = Config::new(Kind::Adam);
+        let mut c = OptimizerConfig::new(OptimizerKind::Adam);
         c.momentum = Momentum::Nesterov { mu: 0.9 };
         assert!(c.validate().unwrap_err().to_string().contains("SGD only"));
     }
@@ -640,7 +655,7 @@ mod tests {
         use rand::SeedableRng;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let mut m = Sequential::new().push(Linear::new(3, 2).init(&mut rng));
-        let mut opt = Optimizer::new(Config::adam(0.01));
+        let mut opt = Optimizer::new(OptimizerConfig::adam(0.01));
         let x = Tensor::from_vec(vec![2, 3], vec![1.0, 2.0, 3.0, -1.0, 0.5, 0.0]);
         let step = |m: &mut Sequential, opt: &mut Optimizer| {
             let mut p = Pass::train(&*m, 0);
@@ -663,7 +678,7 @@ mod tests {
             ]
         );
         // A restored optimizer continues exactly as the original.
-        let mut again = Optimizer::new(Config::adam(0.01));
+        let mut again = Optimizer::new(OptimizerConfig::adam(0.01));
         again
             .load_state_dict(&opt.state_dict(), &m, std::path::Path::new("x"))
             .unwrap();

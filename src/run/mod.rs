@@ -29,7 +29,7 @@ pub use files::{
 use crate::data::Dataset;
 use crate::dist::Collective;
 use crate::nn::{checkpoint, spec, Init, Module, ModuleExt, Sequential};
-use crate::optim::{Config, Kind, Momentum, Optimizer, Schedule};
+use crate::optim::{Momentum, Optimizer, OptimizerConfig, OptimizerKind, Schedule};
 use crate::train::metrics::Recorder;
 use crate::train::{
     check_run, Checkpoints, EpochRecord, Observer, Resume, RunState, StepInfo, Summary,
@@ -85,7 +85,7 @@ fn default_init() -> String {
 }
 
 fn default_train() -> TrainConfig {
-    TrainConfig::new(Config::new(Kind::Adam))
+    TrainConfig::new(OptimizerConfig::new(OptimizerKind::Adam))
 }
 
 /// The settings a resumed run may change: they extend it (more epochs, a

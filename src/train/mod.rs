@@ -22,7 +22,7 @@ use crate::data::Dataset;
 use crate::dist::{shard, Collective};
 use crate::inspect::diagnostics::{chance_level, LayerStats, Probe, Sample, WarningKind};
 use crate::nn::{Module, ModuleExt, OutputKind, Pass};
-use crate::optim::{Config, Optimizer, Schedule};
+use crate::optim::{Optimizer, OptimizerConfig, Schedule};
 use crate::{Error, Result, Setting, Tensor};
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
@@ -38,7 +38,7 @@ pub struct TrainConfig {
     /// Samples per training batch (the last batch of an epoch may be smaller).
     pub batch_size: usize,
     /// The optimizer's hyper-parameters.
-    pub optimizer: Config,
+    pub optimizer: OptimizerConfig,
     /// How the learning rate changes from epoch to epoch.
     pub schedule: Schedule,
     /// The training loss.
@@ -64,7 +64,7 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// A run with PyTorch-like defaults for `optimizer`.
-    pub fn new(optimizer: Config) -> TrainConfig {
+    pub fn new(optimizer: OptimizerConfig) -> TrainConfig {
         TrainConfig {
             epochs: 1,
             batch_size: 64,

@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, bail};
 use backprop::nn::Init;
-use backprop::optim::{self, Kind, Momentum, Schedule, ScheduleKind};
+use backprop::optim::{self, Momentum, OptimizerKind, Schedule, ScheduleKind};
 use backprop::run::{Outputs, Settings};
 use backprop::train::{LossKind, TrainConfig};
 use backprop::{Error, Setting};
@@ -36,7 +36,7 @@ pub struct TrainArgs {
     pub batch_size: usize,
     /// The update rule.
     #[arg(long, value_enum, ignore_case = true, default_value = "adam")]
-    pub optimizer: Kind,
+    pub optimizer: OptimizerKind,
     /// Learning rate (default: PyTorch's for the optimizer: 1e-3; rmsprop 1e-2).
     #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f32>,
@@ -405,15 +405,15 @@ impl TrainArgs {
     }
 
     /// The optimizer's settings from the flags.
-    fn optimizer_config(&self) -> anyhow::Result<optim::Config> {
+    fn optimizer_config(&self) -> anyhow::Result<optim::OptimizerConfig> {
         let kind = self.optimizer;
-        if self.nesterov && kind != Kind::Sgd {
+        if self.nesterov && kind != OptimizerKind::Sgd {
             bail!("--nesterov applies to --optimizer sgd only");
         }
         if self.nesterov && self.momentum <= 0.0 {
             bail!("--nesterov needs --momentum > 0");
         }
-        let mut oc = optim::Config::new(kind);
+        let mut oc = optim::OptimizerConfig::new(kind);
         if let Some(lr) = self.lr {
             oc.lr = lr;
         }

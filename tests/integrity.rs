@@ -426,6 +426,30 @@ fn a_resumed_run_compares_settings_by_meaning() {
     let dir_slash = format!("{}/", s(&data));
     let o = resume(&["--data", &dir_slash, "--lr", "0.01"]);
     assert!(o.success, "{}", o.stderr);
+    // --save-every is kept by a resumed run unless given again.
+    let saved_every = |p: &Path| {
+        let w = backprop::io::load(&backprop::run::state_path(p)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&w.metadata["backprop.settings"]).unwrap();
+        v["save_every"].as_u64().unwrap()
+    };
+    let z = d.path().join("z.safetensors");
+    assert!(train(&data, &z, &["--max-steps", "3", "--save-every", "2"]).success);
+    assert_eq!(saved_every(&z), 2);
+    let o = common::run(&["train", "--resume", s(&z), "--max-steps", "5", "--quiet"]);
+    assert!(o.success, "{}", o.stderr);
+    assert_eq!(saved_every(&z), 2, "a resumed run forgot --save-every");
+    let o = common::run(&[
+        "train",
+        "--resume",
+        s(&z),
+        "--max-steps",
+        "6",
+        "--save-every",
+        "4",
+        "--quiet",
+    ]);
+    assert!(o.success, "{}", o.stderr);
+    assert_eq!(saved_every(&z), 4);
     // A default given explicitly is the same setting.
     let y = d.path().join("y.safetensors");
     assert!(train(&data, &y, &["--max-steps", "3"]).success);

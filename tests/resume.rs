@@ -279,3 +279,39 @@ fn a_full_disk_or_a_read_only_folder_stops_the_run_and_keeps_the_last_state() {
         assert_eq!(std::fs::read(&x).unwrap(), before);
     });
 }
+
+/// A run the command line saved, continued by a Rust program through the
+/// library (`run::Run::resume`, as `examples/resume_run.rs` does), ends
+/// with the weights of `backprop train --resume`, bit for bit.
+#[test]
+fn a_rust_program_resumes_a_run_the_command_line_saved() {
+    let d = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(d.path(), 600, 100);
+    let (a, b) = (
+        d.path().join("a/x.safetensors"),
+        d.path().join("b/x.safetensors"),
+    );
+    for p in [&a, &b] {
+        let mut args = run_args(&data, p);
+        args[6] = "1".into(); // one epoch
+        let o = bin().args(&args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = common::run(&[
+        "train",
+        "--resume",
+        a.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--quiet",
+    ]);
+    assert!(o.success, "{}", o.stderr);
+    let mut run = backprop::run::Run::resume(&b, None).unwrap();
+    run.settings.train.epochs = 2;
+    let (train, test) = run.settings.load_data(Path::new("data/mnist")).unwrap();
+    let summary = run
+        .train(&train, test.as_ref(), &mut backprop::train::Silent)
+        .unwrap();
+    assert_eq!(summary.epochs.len(), 2);
+    assert_eq!(common::tensor_bytes(&a), common::tensor_bytes(&b));
+}

@@ -218,8 +218,62 @@ impl Backward for CrossEntropyProbsBack {
     }
 }
 
+/// Why a loss cannot compare `pred` with `target`, if it cannot: a
+/// pointwise loss needs the same shape; cross-entropy `[N, C]` logits and
+/// `N` labels below `C` (`labels`), or `[N, C]` target probabilities.
+pub fn loss_shapes(
+    op: Op,
+    pred: &[usize],
+    target: &[usize],
+    labels: Option<&[usize]>,
+) -> Result<()> {
+    let bad = |why: String| Err(Error::Config(format!("{}: {why}", op.name())));
+    match (op, labels) {
+        (Op::CrossEntropy, Some(labels)) => match *pred {
+            [n, c] if n == labels.len() => match labels.iter().find(|&&y| y >= c) {
+                Some(y) => bad(format!("label {y} is out of range for {c} classes")),
+                None => Ok(()),
+            },
+            _ => bad(format!("logits {pred:?} against {} labels: give [N, C] logits and N labels", labels.len())),
+        },
+        _ if pred != target => bad(format!(
+            "prediction {pred:?} against target {target:?}: the shapes must be equal (one-hot targets \
+             for [N, C] outputs: train::float_targets)"
+        )),
+        (Op::CrossEntropyProbs, _) if pred.len() != 2 => bad(format!("logits must be [N, C], got {pred:?}")),
+        _ => Ok(()),
+    }
+}
+
 impl Graph {
-    /// Mean squared error over all elements.
+    /// [`Graph::mse`], with an error instead of a panic when the shapes differ.
+    pub fn try_mse(&mut self, p: Var, t: Var) -> Result<Var> {
+        loss_shapes(Op::Mse, self.shape(p), self.shape(t), None)?;
+        Ok(self.mse(p, t))
+    }
+
+    /// [`Graph::bce`], with an error instead of a panic when the shapes differ.
+    pub fn try_bce(&mut self, p: Var, t: Var) -> Result<Var> {
+        loss_shapes(Op::Bce, self.shape(p), self.shape(t), None)?;
+        Ok(self.bce(p, t))
+    }
+
+    /// [`Graph::bce_with_logits`], with an error instead of a panic when the
+    /// shapes differ.
+    pub fn try_bce_with_logits(&mut self, z: Var, t: Var) -> Result<Var> {
+        loss_shapes(Op::BceWithLogits, self.shape(z), self.shape(t), None)?;
+        Ok(self.bce_with_logits(z, t))
+    }
+
+    /// [`Graph::cross_entropy`], with an error instead of a panic when the
+    /// logits are not `[N, C]` for `N` labels below `C`.
+    pub fn try_cross_entropy(&mut self, z: Var, labels: &[usize]) -> Result<Var> {
+        loss_shapes(Op::CrossEntropy, self.shape(z), &[], Some(labels))?;
+        Ok(self.cross_entropy(z, labels))
+    }
+
+    /// Mean squared error over all elements (the shapes must be equal: a
+    /// mismatch panics; [`Graph::try_mse`] returns an error instead).
     pub fn mse(&mut self, p: Var, t: Var) -> Var {
         let (pv, tv) = (self.value(p), self.value(t));
         same_shape("mse", pv, tv);
@@ -316,6 +370,28 @@ impl Graph {
 mod tests {
     use crate::ops::gradcheck::{check, pseudo_random};
     use crate::{Graph, Tensor};
+
+    #[test]
+    fn losses_of_the_wrong_shapes_are_errors_with_try() {
+        let mut g = Graph::new();
+        let p = g.param(Tensor::zeros(&[4, 3]));
+        let t = g.input(Tensor::zeros(&[4]));
+        let e = g.try_mse(p, t).unwrap_err().to_string();
+        assert!(
+            e.contains("mse") && e.contains("[4, 3]") && e.contains("[4]"),
+            "{e}"
+        );
+        let e = g
+            .try_cross_entropy(p, &[0, 1, 5, 2])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("label 5"), "{e}");
+        let e = g.try_cross_entropy(p, &[0, 1]).unwrap_err().to_string();
+        assert!(e.contains("2 labels"), "{e}");
+        let t = g.input(Tensor::zeros(&[4, 3]));
+        assert!(g.try_mse(p, t).is_ok() && g.try_bce_with_logits(p, t).is_ok());
+        assert!(g.try_cross_entropy(p, &[0, 1, 2, 2]).is_ok());
+    }
 
     #[test]
     fn gradients_match_finite_differences() {

@@ -306,6 +306,23 @@ impl Optimizer {
         self
     }
 
+    /// Set the base learning rate (what the [`Schedule`] scales; the rate
+    /// itself without one): for a rate worked out step by step in a loop
+    /// written by hand (a warm-up, a LambdaLR-like rule).
+    ///
+    /// ```
+    /// use backprop::optim::{Optimizer, OptimizerConfig};
+    /// let mut opt = Optimizer::new(OptimizerConfig::adam(1e-3));
+    /// for step in 0..100 {
+    ///     opt.set_lr(1e-3 * ((step + 1) as f32 / 100.0).min(1.0)); // warm-up
+    ///     // … opt.step(&mut model, grads) …
+    /// }
+    /// assert_eq!(opt.lr(), 1e-3);
+    /// ```
+    pub fn set_lr(&mut self, lr: f32) {
+        self.config.lr = lr;
+    }
+
     /// The learning rate of the current epoch.
     pub fn lr(&self) -> f32 {
         self.schedule.lr(self.config.lr, self.epoch, self.position)

@@ -75,6 +75,11 @@ pub struct Settings {
     /// A factor for CSV features.
     #[serde(default)]
     pub csv_scale: Option<f32>,
+    /// How often the run saves besides epochs' ends (every this many steps;
+    /// 0: only at epochs' ends): [`Outputs::save_every`] as the run was
+    /// last saved, which a resumed run keeps unless told otherwise.
+    #[serde(default)]
+    pub save_every: usize,
     /// How it trains (saved in the run's state, not with these fields).
     #[serde(skip, default = "default_train")]
     pub train: TrainConfig,
@@ -225,6 +230,7 @@ impl Settings {
             data: None,
             test_data: None,
             csv_scale: None,
+            save_every: 0,
             train,
         }
     }
@@ -495,26 +501,13 @@ impl Run {
             model.checkpoints = checkpoint::parse_segments(c, model.len())?;
         }
         model.load_state_dict(&saved.model.tensors, path)?;
-        let st = &resume.state;
-        let (epochs, max_steps) = (settings.train.epochs, settings.train.max_steps);
-        if st.finished && st.epoch >= epochs && max_steps.is_none_or(|m| st.steps >= m) {
-            return Err(Error::invalid(
-                Setting::Epochs,
-                epochs,
-                format!(
-                    "{}: the run finished after {} epochs ({} steps); give more epochs (over {}) to continue it",
-                    path.display(),
-                    st.epoch,
-                    st.steps,
-                    st.epoch
-                ),
-            ));
-        }
+        let save_every = settings.save_every;
         Ok(Run {
             settings,
             model,
             outputs: Outputs {
                 save: Some(path.to_path_buf()),
+                save_every,
                 ..Outputs::default()
             },
             resume: Some(resume),
@@ -577,8 +570,34 @@ impl Run {
     /// Every check before the first step (settings, model against data,
     /// batch sizes, memory), with the schedule's span resolved.
     pub fn check(&mut self, train: &Dataset, test: Option<&Dataset>) -> Result<()> {
+        self.check_not_finished()?;
         self.settings.resolve_schedule(train.len());
         check_run(&self.model, train, test, &self.settings.train)
+    }
+
+    /// A resumed run that had finished must be given more epochs (or a
+    /// later step limit) to continue.
+    fn check_not_finished(&self) -> Result<()> {
+        let Some(resume) = &self.resume else {
+            return Ok(());
+        };
+        let path = self.resumed_from.as_deref().unwrap_or(Path::new("the run"));
+        let st = &resume.state;
+        let (epochs, max_steps) = (self.settings.train.epochs, self.settings.train.max_steps);
+        if st.finished && st.epoch >= epochs && max_steps.is_none_or(|m| st.steps >= m) {
+            return Err(Error::invalid(
+                Setting::Epochs,
+                epochs,
+                format!(
+                    "{}: the run finished after {} epochs ({} steps); give more epochs (over {}) to continue it",
+                    path.display(),
+                    st.epoch,
+                    st.steps,
+                    st.epoch
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Train: resume where the run stood, save as [`Run::outputs`] says,
@@ -591,6 +610,7 @@ impl Run {
         obs: &mut dyn Observer,
     ) -> Result<Summary> {
         self.check(train, test)?;
+        self.settings.save_every = self.outputs.save_every;
         let line = self.model.describe();
         let saver = self.outputs.save.clone().map(|path| Saver {
             path,

@@ -63,7 +63,18 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// A run with PyTorch-like defaults for `optimizer`.
+    /// A run of `optimizer` with these defaults (set the fields to change
+    /// them): 1 epoch (the command line's default is 10), batches of 64
+    /// (the last partial batch kept), a constant rate, cross-entropy, seed
+    /// 0, shuffled each epoch, no step limit, no clipping, evaluation in
+    /// batches of 1000, diagnostics at step 1 and every 50 steps.
+    ///
+    /// ```
+    /// use backprop::prelude::*;
+    /// let mut cfg = TrainConfig::new(OptimizerConfig::adam(1e-3));
+    /// assert_eq!((cfg.epochs, cfg.batch_size, cfg.diagnostics_every), (1, 64, 50));
+    /// cfg.epochs = 10;
+    /// ```
     pub fn new(optimizer: OptimizerConfig) -> TrainConfig {
         TrainConfig {
             epochs: 1,

@@ -361,6 +361,7 @@ impl TrainArgs {
             data: self.data.clone(),
             test_data: self.test_data.clone(),
             csv_scale: self.csv_scale,
+            save_every: self.save_every,
             train: cfg,
         })
     }
@@ -379,8 +380,20 @@ impl TrainArgs {
     }
 
     /// Where the run writes: `--save` (a resumed run: where it was resumed
-    /// from, unless `--save` moves it), `--out` or beside the save.
-    pub fn outputs(&self, resumed_from: Option<&Path>) -> anyhow::Result<Outputs> {
+    /// from, unless `--save` moves it), `--out` or beside the save; a
+    /// resumed run saves as often as it did (`saved_every`) unless
+    /// `--save-every` is given again.
+    pub fn outputs(
+        &self,
+        m: &ArgMatches,
+        resumed_from: Option<&Path>,
+        saved_every: usize,
+    ) -> anyhow::Result<Outputs> {
+        let given = m.value_source("save_every") == Some(clap::parser::ValueSource::CommandLine);
+        let save_every = match resumed_from {
+            Some(_) if !given => saved_every,
+            _ => self.save_every,
+        };
         let metrics = match &self.out {
             Some(d) if d.exists() && !d.is_dir() => bail!(Error::Config(format!(
                 "--out {}: is a file; give a folder (it is created if missing)",
@@ -397,7 +410,7 @@ impl TrainArgs {
                 .save
                 .clone()
                 .or_else(|| resumed_from.map(Path::to_path_buf)),
-            save_every: self.save_every,
+            save_every,
             metrics,
             plots: !self.no_plots,
             force: self.force,

@@ -32,7 +32,7 @@ pub fn run(mut a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Res
         None => Run::new(settings)?,
     };
     run.outputs = match rank {
-        0 => a.outputs(run.resumed_from())?,
+        0 => a.outputs(given, run.resumed_from(), run.settings.save_every)?,
         _ => Default::default(),
     };
     run.prepare_outputs().context("--save")?;

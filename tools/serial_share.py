@@ -6,7 +6,7 @@ region (`team::run`) is a moment the helper thread waits. This reads a
 `perf script` dump of a run recorded with call graphs, keeps the samples of
 the calling thread inside `Trainer::run`, and counts those whose stack holds
 no `team::run` / `Team::work` frame (serial code), grouped by the innermost
-frame of this crate that is not a helper (`tensor::par`) or a library frame.
+frame of this crate that is not a helper (`cpu::par`) or a library frame.
 
 usage:
   perf record -F 1500 --call-graph dwarf,32768 -o /tmp/perf.data \\
@@ -53,7 +53,7 @@ def main():
         None)
     training = parallel = 0
     serial = collections.Counter()
-    skip = ('tensor::par::', 'core::', 'alloc::', 'std::')
+    skip = ('cpu::par::', 'tensor::par::', 'core::', 'alloc::', 'std::')
     for tid, frames in all_samples:
         if tid != main_tid or not any('Trainer::run' in f for f in frames):
             continue

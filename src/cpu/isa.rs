@@ -80,6 +80,7 @@ impl Simd {
 }
 
 /// What the CPU has, capped by `BACKPROP_ISA`; detected once.
+#[inline]
 pub fn level() -> Level {
     static LEVEL: OnceLock<Level> = OnceLock::new();
     *LEVEL.get_or_init(|| {
@@ -108,16 +109,19 @@ fn detected() -> Level {
 }
 
 /// The AVX2 token, if this process uses AVX2.
+#[inline]
 pub fn avx2() -> Option<Avx2> {
     (level() >= Level::Avx2).then_some(Avx2(()))
 }
 
 /// The AVX-512 token, if this process uses AVX-512.
+#[inline]
 pub fn avx512() -> Option<Avx512> {
     (level() >= Level::Avx512).then_some(Avx512(()))
 }
 
 /// The widest loops this process uses.
+#[inline]
 pub fn simd() -> Simd {
     match (avx512(), avx2()) {
         (Some(t), _) => Simd::Avx512(t),

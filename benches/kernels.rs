@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the kernels a training step spends its time in,
-//! at the sizes of the SPEC §8 workloads.
+//! at the sizes of the five benchmark workloads (BENCHMARKS.md).
 //!
 //! ```sh
 //! cargo bench --bench kernels                 # all, 2 threads

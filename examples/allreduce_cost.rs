@@ -1,6 +1,6 @@
 //! The cost of one gradient sum over MPI ranks (`Collective::sum_f32`:
 //! an allgather, then the adds in rank order) for the parameter counts of
-//! the five SPEC workloads. Run under mpirun; rank 0 prints a table.
+//! the five benchmark workloads. Run under mpirun; rank 0 prints a table.
 //!
 //! `cargo build --release --features mpi --example allreduce_cost &&
 //!  mpirun --allow-run-as-root -np 2 target/release/examples/allreduce_cost`

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side speed of backprop and PyTorch on the workloads of SPEC section 8.
+"""Side-by-side speed of backprop and PyTorch on the five benchmark workloads.
 
 usage: python3 tools/bench.py [WORKLOAD ...] [--epochs N] [--threads T] [--rounds R] [--burn]
 

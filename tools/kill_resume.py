@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""kill -9 at random moments, then --resume, on the five SPEC workloads:
+"""kill -9 at random moments, then --resume, on the five benchmark workloads:
 the final weights must be bit-identical to an uninterrupted run's.
 
 usage: python3 tools/kill_resume.py [WORKLOAD ...] [--epochs N] [--kills K] [--seed S]

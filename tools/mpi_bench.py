@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """One process with 2 threads against `mpirun -np 2` with 1 thread each, on
-the five SPEC workloads (the flags of tools/bench.py), alternating.
+the five benchmark workloads (the flags of tools/bench.py), alternating.
 
 usage: python3 tools/mpi_bench.py [WORKLOAD ...] [--epochs N] [--rounds R]
 

@@ -1,5 +1,5 @@
 //! Seeing inside a training run: per-layer statistics of the gradient flow,
-//! sampled every few steps, and the plain warnings they raise (SPEC §7).
+//! sampled every few steps, and the plain warnings they raise.
 //!
 //! On a sampled step (`--diagnostics-every N`, default 50; also step 1) the
 //! training loop marks each parameterized layer's output with

@@ -8,7 +8,7 @@
 
 use crate::{Error, Result};
 
-/// Named model lines (SPEC §5 and §8).
+/// Named model lines: the command line's presets, the benchmark workloads' models.
 pub const PRESETS: &[(&str, &str)] = &[
     ("mlp", "flatten,linear(784,128),relu,linear(128,10)"),
     (

@@ -1,4 +1,4 @@
-//! burn's side of the speed comparison of SPEC section 8: the five workloads
+//! burn's side of the speed comparison of BENCHMARKS.md: the five workloads
 //! trained on MNIST with burn's pure-Rust CPU backend (`Flex`, with its
 //! `simd` and `rayon` features), timed the way `../shared/bench/torch_bench.py`
 //! times PyTorch (one line: seconds per training epoch, median over epochs,

@@ -6,14 +6,14 @@
 //!
 //! - [`isa`]: which vector instructions the CPU has, detected once; the
 //!   kernels that need AVX2 or AVX-512 take the token that proves it.
-//! - [`team`], [`par`]: the thread team and the one way work is cut over it.
-//! - [`matmul`] (with `sgemm`, our AVX2/AVX-512 kernel, and the `gemm`
+//! - `team`, `par`: the thread team and the one way work is cut over it.
+//! - `matmul` (with `sgemm`, our AVX2/AVX-512 kernel, and the `gemm`
 //!   crate): matrix products with strided operands.
-//! - [`conv`] (im2col) and [`direct_conv`] (stride-1 kernels): convolution.
-//! - [`pool`], [`channels`] (batch norm's and the biases' per-channel sums),
-//!   [`tanh`], [`rnn`] (the RNN's buffers), [`update`] (the optimizers'
-//!   loops), [`simd`] (plain loops compiled for the widest vectors).
-//! - [`mem`]: whether a block of memory can be had.
+//! - `conv` (im2col, and `conv::direct`: the stride-1 kernels): convolution.
+//! - `pool`, `channels` (batch norm's and the biases' per-channel sums),
+//!   `tanh`, `rnn` (the RNN's buffers), `update` (the optimizers'
+//!   loops), `simd` (plain loops compiled for the widest vectors).
+//! - `mem`: whether a block of memory can be had.
 //! - `alloc` (feature `mimalloc`): the allocator training programs declare.
 
 #[cfg(feature = "mimalloc")]

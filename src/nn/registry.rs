@@ -1,7 +1,7 @@
 //! The layers of the model line, in one table: each layer's names, how an
-//! item of the line becomes the layer ([`Plan`]: its sizes checked before
+//! item of the line becomes the layer (a `Plan`: its sizes checked before
 //! anything is allocated), and how it is written (`usage`). The layers
-//! print themselves back with [`Module::spec`](crate::nn::Module::spec),
+//! print themselves back with [`Module::spec`],
 //! which [`Sequential::parse`](crate::nn::Sequential::parse) reads.
 
 use super::layers::{self, Activation};

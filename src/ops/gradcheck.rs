@@ -1,5 +1,5 @@
 //! Central finite differences against the backward rules: the one checker
-//! behind the op tests, `backprop gradcheck` and [`crate::train::check`].
+//! behind the op tests, `backprop gradcheck` and [`crate::inspect::gradcheck`].
 //!
 //! For a function of some tensors, the check draws a fixed upstream gradient
 //! `r` (not all ones: a backward that ignored its upstream gradient would

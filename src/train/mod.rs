@@ -1,16 +1,17 @@
 //! The training loop behind `backprop train`, and evaluation.
 //!
-//! One step: gather a batch, run the model through a fresh [`Graph`], take
+//! One step: gather a batch, run the model through a fresh
+//! [`Graph`](crate::Graph), take
 //! the loss, backpropagate, optionally clip, and let the optimizer update
 //! every parameter in place. The graph is dropped before the update, so the
 //! parameters the graph shared are updated without a copy.
 //!
 //! Every few steps ([`TrainConfig::diagnostics_every`]) the step is also
-//! measured ([`diagnostics`]): per-layer gradient norms, update ratios, dead
-//! and saturated units, with warnings when gradients vanish or explode.
-//! [`metrics`] records a run as `metrics.csv`, `plots` (feature `plots`) draws it, [`graph`]
-//! shows the tape of one batch and [`check`] compares a model's gradients
-//! with finite differences.
+//! measured ([`crate::inspect::diagnostics`]): per-layer gradient norms,
+//! update ratios, dead and saturated units, with warnings when gradients
+//! vanish or explode. [`metrics`] records a run as `metrics.csv`, `plots`
+//! (feature `plots`) draws it. The loop's pieces are in `trainer.rs`; a
+//! saved run (settings, resume, files) is [`crate::run`]'s.
 
 pub mod metrics;
 #[cfg(feature = "plots")]
@@ -57,7 +58,7 @@ pub struct TrainConfig {
     pub clip_grad_value: Option<f32>,
     /// Batch size for evaluation (no graph is recorded, so it can be large).
     pub eval_batch_size: usize,
-    /// Measure the per-layer statistics of [`diagnostics`] at step 1 and
+    /// Measure the per-layer statistics of [`crate::inspect::diagnostics`] at step 1 and
     /// every this many steps (0: never).
     pub diagnostics_every: usize,
 }

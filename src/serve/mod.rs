@@ -30,7 +30,7 @@
 //! `backprop predict` does with an image), run through the model in
 //! evaluation mode and back from the cross-entropy loss against `label`
 //! (or the model's own guess), and the answer is the whole
-//! [`Trace`](crate::inspect::tape::Trace): the class probabilities, the
+//! [`crate::inspect::tape::Trace`]: the class probabilities, the
 //! image the model saw, and every node of the tape with its op, shape,
 //! parents, layer, value and gradient (`{"shape", "norm", "min", "max",
 //! "data"}`; `data` left out of large tensors). `(live)` is the run in

@@ -196,6 +196,26 @@ mod layer_ops {
     );
 }
 
+mod seq_ops {
+    use super::check_case;
+    use super::read_fixture;
+    op_cases!("ops_seq.safetensors", every_seq_op_case_has_a_test:
+    gelu,
+    gelu_tanh,
+    silu,
+    layer_norm,
+    embedding,
+    causal_attention,
+    causal_attention_long,
+    narrow,
+    concat,
+    cross_entropy_seq,
+    cross_entropy_seq_ignore,
+    cross_entropy_seq_smooth,
+    cross_entropy_seq_all,
+    );
+}
+
 fn pair(v: &Value) -> (usize, usize) {
     let a = arg_usizes(v);
     (a[0], a[1])
@@ -317,6 +337,29 @@ fn check_case(file: &str, c: &str) {
                 );
             }
             y
+        }
+        "gelu" if args["approximate"] == "tanh" => g.gelu_tanh(xs[0]),
+        "gelu" => g.gelu(xs[0]),
+        "silu" => g.silu(xs[0]),
+        "layer_norm" => g.layer_norm(xs[0], xs[1], xs[2], 1e-5),
+        "embedding" => g.embedding(xs[0], xs[1]),
+        "causal_attention" => g.causal_attention(xs[0], xs[1], xs[2]),
+        "narrow" => g.narrow(
+            xs[0],
+            args["axis"].as_u64().unwrap() as usize,
+            args["start"].as_u64().unwrap() as usize,
+            args["len"].as_u64().unwrap() as usize,
+        ),
+        "concat" => g.concat(&xs, args["axis"].as_u64().unwrap() as usize),
+        "cross_entropy_seq" => {
+            let opts = backprop::ops::loss::CrossEntropyOptions {
+                ignore_index: args["ignore_index"].as_u64().map(|i| i as usize),
+                label_smoothing: args["label_smoothing"].as_f64().unwrap_or(0.0) as f32,
+                weight: args["weight"]
+                    .as_array()
+                    .map(|w| w.iter().map(|x| x.as_f64().unwrap() as f32).collect()),
+            };
+            g.cross_entropy_with(xs[0], &fx.labels(&format!("{c}.labels")), &opts)
         }
         other => panic!("{c}: op {other} has no mapping in this test"),
     };

@@ -35,6 +35,16 @@ It writes (all safetensors, metadata values are strings):
   batch_first=True) with x1 weight_ih [H,F], x2 weight_hh [H,H], x3 bias_ih
   [H], x4 bias_hh [H], zero initial state; out = hn[-1], [B,H]).
 
+* tests/fixtures/ops_seq.safetensors -- the same format for the ops of
+  sequence models: gelu (F.gelu, exact and approximate='tanh'), silu,
+  layer_norm (F.layer_norm over the last axis, x1 weight, x2 bias, eps 1e-5),
+  embedding (F.embedding; x0 holds the ids as floats and is args.target_input),
+  causal_attention (F.scaled_dot_product_attention(q, k, v, is_causal=True),
+  x0..x2 = q, k, v), narrow (x.narrow(axis, start, len)), concat (torch.cat)
+  and cross_entropy_seq (F.cross_entropy of x0 [N, T, C] reshaped to rows
+  against `<c>.labels`, with args ignore_index, label_smoothing and weight).
+  `python3 tools/make_fixtures.py --only seq` writes this file alone.
+
 * tests/fixtures/train_<case>.safetensors -- short training runs of an
   nn.Sequential in float32: `x`, `y` (int64 labels), `init.<name>` /
   `final.<name>` for every state_dict entry before / after training, `losses`
@@ -152,6 +162,57 @@ OPS = {
     "cross_entropy":
         lambda xs, a, l: F.cross_entropy(xs[0], l if l is not None else xs[1], reduction=a["reduction"]),
 }
+
+
+def _cross_entropy_seq(xs, a, l):
+    z = xs[0]
+    w = torch.tensor(a["weight"], dtype=z.dtype) if a.get("weight") else None
+    ii = a.get("ignore_index")
+    return F.cross_entropy(z.reshape(-1, z.shape[-1]), l.reshape(-1), weight=w,
+                           ignore_index=-100 if ii is None else ii,
+                           label_smoothing=a.get("label_smoothing", 0.0))
+
+
+SEQ_OPS = {
+    "gelu": lambda xs, a, l: F.gelu(xs[0], approximate=a.get("approximate", "none")),
+    "silu": lambda xs, a, l: F.silu(xs[0]),
+    "layer_norm": lambda xs, a, l: F.layer_norm(xs[0], [xs[0].shape[-1]], xs[1], xs[2], eps=1e-5),
+    "embedding": lambda xs, a, l: F.embedding(xs[0].detach().long(), xs[1]),
+    "causal_attention": lambda xs, a, l: F.scaled_dot_product_attention(xs[0], xs[1], xs[2], is_causal=True),
+    "narrow": lambda xs, a, l: xs[0].narrow(a["axis"], a["start"], a["len"]),
+    "concat": lambda xs, a, l: torch.cat(xs, a["axis"]),
+    "cross_entropy_seq": _cross_entropy_seq,
+}
+
+
+def seq_cases():
+    """Yields (name, op, args, make_inputs) for ops_seq.safetensors."""
+    yield "gelu", "gelu", {}, lambda: ([randn(4, 6) * 2], None)
+    yield "gelu_tanh", "gelu", {"approximate": "tanh"}, lambda: ([randn(4, 6) * 2], None)
+    yield "silu", "silu", {}, lambda: ([randn(4, 6) * 2], None)
+    yield ("layer_norm", "layer_norm", {},
+           lambda: ([randn(3, 4, 6) * 2 + 0.5, 1.0 + 0.3 * randn(6), 0.5 * randn(6)], None))
+
+    def emb():
+        ids = torch.randint(0, 7, (3, 5)).to(torch.float32)
+        return [ids, randn(7, 4)], None
+    yield "embedding", "embedding", {"target_input": 0}, emb
+    yield ("causal_attention", "causal_attention", {},
+           lambda: ([randn(2, 3, 5, 4), randn(2, 3, 5, 4), randn(2, 3, 5, 4)], None))
+    yield ("causal_attention_long", "causal_attention", {},
+           lambda: ([randn(1, 2, 17, 8), randn(1, 2, 17, 8), randn(1, 2, 17, 8)], None))
+    yield "narrow", "narrow", {"axis": 1, "start": 1, "len": 3}, lambda: ([randn(3, 5, 2)], None)
+    yield "concat", "concat", {"axis": 1}, lambda: ([randn(2, 3, 2), randn(2, 1, 2), randn(2, 2, 2)], None)
+
+    def ce(n, t, c):
+        def mk():
+            return [randn(n, t, c) * 2], torch.randint(0, c, (n, t))
+        return mk
+    yield "cross_entropy_seq", "cross_entropy_seq", {}, ce(2, 5, 7)
+    yield "cross_entropy_seq_ignore", "cross_entropy_seq", {"ignore_index": 3}, ce(2, 5, 4)
+    yield "cross_entropy_seq_smooth", "cross_entropy_seq", {"label_smoothing": 0.1}, ce(2, 5, 7)
+    yield ("cross_entropy_seq_all", "cross_entropy_seq",
+           {"ignore_index": 0, "label_smoothing": 0.2, "weight": [0.5, 2.0, 1.0, 1.5]}, ce(3, 4, 4))
 
 
 def randn(*shape):
@@ -356,7 +417,7 @@ def make_ops(path, cases=op_cases, table=OPS):
         xs32 = [x.to(torch.float32).contiguous() for x in xs32]
         tgt = args.get("target_input")
         xs64 = [x.double().requires_grad_(i != tgt) for i, x in enumerate(xs32)]
-        if table is OPS:
+        if table is OPS or table is SEQ_OPS:
             labels, state32, state64 = extra, {}, {}
             out = table[op](xs64, args, labels)
         else:
@@ -676,10 +737,14 @@ def make_schedules(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mnist", default=DEFAULT_MNIST, help="directory with the MNIST IDX .gz files")
+    ap.add_argument("--only", choices=["seq"], help="write only this fixture file")
     a = ap.parse_args()
     torch.set_num_threads(1)
     os.makedirs(OUT_DIR, exist_ok=True)
     print(f"torch {torch.__version__}")
+    make_ops(os.path.join(OUT_DIR, "ops_seq.safetensors"), seq_cases, SEQ_OPS)
+    if a.only:
+        return
     make_ops(os.path.join(OUT_DIR, "ops.safetensors"))
     lt = make_ops(os.path.join(OUT_DIR, "ops_layers.safetensors"), layer_cases, LAYER_OPS)
     # the tie case: the gradient of each 2x2 window sits at its first maximum (row-major)

@@ -33,6 +33,10 @@ pub enum Op {
     Elu,
     /// `x` or `a·x` with a learned `a`.
     PRelu,
+    /// `x·Φ(x)` (either form).
+    Gelu,
+    /// `x·σ(x)`.
+    Silu,
     /// Softmax over the last axis.
     Softmax,
     /// Log-softmax over the last axis.
@@ -45,6 +49,16 @@ pub enum Op {
     Reshape,
     /// Two axes swapped.
     Transpose,
+    /// A slice along one axis.
+    Narrow,
+    /// Tensors joined along one axis.
+    Concat,
+    /// Rows of a table by id.
+    Embedding,
+    /// Layer normalization over the last axis.
+    LayerNorm,
+    /// Causal scaled dot-product attention.
+    Attention,
     /// A matrix product (2-d or batched).
     Matmul,
     /// `x·Wᵀ + b`.
@@ -89,6 +103,10 @@ pub enum Activation {
     Sigmoid,
     /// tanh.
     Tanh,
+    /// GELU.
+    Gelu,
+    /// SiLU.
+    Silu,
 }
 
 impl Op {
@@ -109,12 +127,19 @@ impl Op {
             Op::LeakyRelu => "leaky_relu",
             Op::Elu => "elu",
             Op::PRelu => "prelu",
+            Op::Gelu => "gelu",
+            Op::Silu => "silu",
             Op::Softmax => "softmax",
             Op::LogSoftmax => "log_softmax",
             Op::Sum => "sum",
             Op::Mean => "mean",
             Op::Reshape => "reshape",
             Op::Transpose => "transpose",
+            Op::Narrow => "narrow",
+            Op::Concat => "concat",
+            Op::Embedding => "embedding",
+            Op::LayerNorm => "layer_norm",
+            Op::Attention => "scaled_dot_product_attention",
             Op::Matmul => "matmul",
             Op::Linear => "linear",
             Op::Conv2d => "conv2d",
@@ -146,6 +171,8 @@ impl Op {
             Op::Elu => Activation::Elu,
             Op::Sigmoid => Activation::Sigmoid,
             Op::Tanh => Activation::Tanh,
+            Op::Gelu => Activation::Gelu,
+            Op::Silu => Activation::Silu,
             _ => return None,
         })
     }
@@ -177,7 +204,7 @@ impl std::fmt::Display for Op {
 }
 
 /// Every built-in op (not [`Op::Custom`]).
-const ALL: [Op; 31] = [
+const ALL: [Op; 38] = [
     Op::Leaf,
     Op::Add,
     Op::Sub,
@@ -191,12 +218,19 @@ const ALL: [Op; 31] = [
     Op::LeakyRelu,
     Op::Elu,
     Op::PRelu,
+    Op::Gelu,
+    Op::Silu,
     Op::Softmax,
     Op::LogSoftmax,
     Op::Sum,
     Op::Mean,
     Op::Reshape,
     Op::Transpose,
+    Op::Narrow,
+    Op::Concat,
+    Op::Embedding,
+    Op::LayerNorm,
+    Op::Attention,
     Op::Matmul,
     Op::Linear,
     Op::Conv2d,

@@ -19,7 +19,8 @@ pub mod spec;
 pub use init::Init;
 pub use layers::{
     Activation, ActivationKind, BatchNorm, BatchNorm1d, BatchNorm2d, Conv2d, Conv2dConfig, Dropout,
-    Flatten, Linear, LinearConfig, MaxPool2d, PRelu, Reshape, Rnn, RnnConfig,
+    Embedding, EmbeddingConfig, Flatten, LayerNorm, Linear, LinearConfig, MaxPool2d, PRelu,
+    Reshape, Rnn, RnnConfig,
 };
 pub use module::{
     named_modules, Buffer, Entry, EntryMut, LayerOutput, Mode, Module, ModuleExt, OutputKind,
@@ -276,6 +277,10 @@ impl Module for Sequential {
     fn input_shape_hint(&self) -> Option<Vec<usize>> {
         self.layers.first().and_then(|l| l.input_shape_hint())
     }
+
+    fn input_vocab(&self) -> Option<usize> {
+        self.layers.first().and_then(|l| l.input_vocab())
+    }
 }
 
 /// The most values one tensor (a weight, a bias, a buffer) of a model built
@@ -430,6 +435,7 @@ mod tests {
             "mlp-bn",
             "conv2d(1,4,3,stride=2,bias=false),batchnorm2d(4),maxpool2d(2),flatten,linear(36,10,bias=0)",
             "reshape(28,28),rnn(28,16,bias=false),prelu(16),linear(16,10)",
+            "embedding(65,8),layernorm(8),gelu_tanh,layernorm(8,bias=false),flatten,linear(64,3)",
         ] {
             let n = Sequential::check_line(line).unwrap();
             let held: usize = model(line)
@@ -497,6 +503,38 @@ mod tests {
         }
         assert_eq!(m.output_shape(&[1, 28, 28]).unwrap(), vec![10]);
         assert_eq!(m.output_kind(), OutputKind::LogProbabilities);
+    }
+
+    #[test]
+    fn a_sequence_line_describes_itself_and_checks_its_ids() {
+        let line = "embedding(7,4),layernorm(4,eps=0.001),silu,layernorm(4,bias=false),flatten,linear(12,2)";
+        let m = model(line).unwrap();
+        assert_eq!(m.line().unwrap(), line);
+        assert_eq!(m.output_shape(&[3]).unwrap(), vec![2]);
+        let names: Vec<String> = m.state_dict().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            ["0.weight", "1.weight", "1.bias", "3.weight", "5.weight", "5.bias"]
+        );
+        assert_eq!(m.input_vocab(), Some(7));
+        assert_eq!(model("mlp").unwrap().input_vocab(), None);
+    }
+
+    #[test]
+    fn a_sequence_model_gradient_matches_finite_differences() {
+        let m = model("embedding(5,4),layernorm(4),gelu,flatten,linear(12,2)").unwrap();
+        let ids: Vec<f32> = [0, 3, 4, 1, 1, 2].iter().map(|&i| i as f32).collect();
+        let x = crate::Tensor::from_vec(vec![2, 3], ids);
+        let cfg = crate::inspect::gradcheck::CheckConfig {
+            sample_shape: vec![3],
+            batch: 2,
+            seed: 0,
+            samples: 0,
+            tolerance: 2e-3,
+        };
+        let res = crate::inspect::gradcheck::check_module(&m, &x, &cfg);
+        assert_eq!(res.len(), 5);
+        assert!(res.iter().all(|p| p.worst.error < 2e-3), "{res:?}");
     }
 
     #[test]

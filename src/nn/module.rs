@@ -342,6 +342,13 @@ pub trait Module: CloneModule {
         None
     }
 
+    /// If the module reads token ids (an `Embedding` first), how many there
+    /// are: every input value must then be a whole number below it, which
+    /// the trainer checks against the data before the first step.
+    fn input_vocab(&self) -> Option<usize> {
+        None
+    }
+
     #[doc(hidden)]
     fn type_name(&self) -> &'static str {
         std::any::type_name::<Self>()

@@ -42,7 +42,7 @@ macro_rules! kind {
 }
 
 /// Every layer of the model line.
-pub static LAYERS: [LayerKind; 17] = [
+pub static LAYERS: [LayerKind; 22] = [
     kind!("flatten", [], "flatten", layers::plan_flatten),
     kind!(
         "reshape",
@@ -80,6 +80,18 @@ pub static LAYERS: [LayerKind; 17] = [
         "batchnorm2d(num_features,eps=1e-5,momentum=0.1)",
         layers::plan_batchnorm
     ),
+    kind!(
+        "layernorm",
+        [],
+        "layernorm(normalized_shape,eps=1e-5,bias=true)",
+        layers::plan_layernorm
+    ),
+    kind!(
+        "embedding",
+        [],
+        "embedding(num_embeddings,embedding_dim)",
+        layers::plan_embedding
+    ),
     kind!("dropout", [], "dropout(p=0.5)", layers::plan_dropout),
     kind!(
         "rnn",
@@ -106,6 +118,14 @@ pub static LAYERS: [LayerKind; 17] = [
         layers::plan_prelu
     ),
     kind!("elu", [], "elu(alpha=1.0)", layers::plan_elu),
+    kind!("gelu", [], "gelu", |i, _| act(i, Activation::gelu())),
+    kind!(
+        "gelu_tanh",
+        [],
+        "gelu_tanh (GELU's tanh approximation)",
+        |i, _| act(i, Activation::gelu_tanh())
+    ),
+    kind!("silu", ["swish"], "silu", |i, _| act(i, Activation::silu())),
     kind!("softmax", [], "softmax", layers::plan_softmax),
     kind!("log_softmax", [], "log_softmax", layers::plan_log_softmax),
 ];

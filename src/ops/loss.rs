@@ -184,6 +184,59 @@ impl Backward for CrossEntropyBack {
     }
 }
 
+/// What `nn.CrossEntropyLoss` takes besides the logits and the labels.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CrossEntropyOptions {
+    /// Rows whose label is this add nothing to the loss nor to the mean
+    /// (padding in a batch of sequences).
+    pub ignore_index: Option<usize>,
+    /// ε in `[0, 1]`: the target is `1 − ε` on the label and `ε/C` on every
+    /// class (PyTorch's `label_smoothing`).
+    pub label_smoothing: f32,
+    /// A weight per class: each row counts `weight[label]` times, and the
+    /// mean divides by the rows' summed weights (PyTorch's `weight`).
+    pub weight: Option<Vec<f32>>,
+}
+
+struct CrossEntropyWithBack {
+    labels: Vec<usize>,
+    probs: Tensor,
+    opts: CrossEntropyOptions,
+    /// Σ of the counted rows' weights (the mean's divisor).
+    total: f64,
+}
+
+impl Backward for CrossEntropyWithBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        _inp: &[&Tensor],
+        _out: &Tensor,
+        _needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let c = *self.probs.shape().last().expect("[.., C]");
+        let eps = self.opts.label_smoothing as f64;
+        let w = |k: usize| self.opts.weight.as_ref().map_or(1.0, |w| w[k] as f64);
+        let w_all: f64 = (0..c).map(w).sum();
+        let s = g.item() as f64 / self.total;
+        let mut gz = self.probs.clone();
+        for (row, &y) in gz.data_mut().chunks_mut(c).zip(&self.labels) {
+            if Some(y) == self.opts.ignore_index {
+                row.fill(0.0);
+                continue;
+            }
+            // (1−ε)·w_y·(p − onehot(y)) + (ε/C)·(W·p − w), per row, over the total weight.
+            for (k, v) in row.iter_mut().enumerate() {
+                let p = *v as f64;
+                let nll = (1.0 - eps) * w(y) * (p - if k == y { 1.0 } else { 0.0 });
+                let smooth = eps / c as f64 * (w_all * p - w(k));
+                *v = (s * (nll + smooth)) as f32;
+            }
+        }
+        vec![Some(gz)]
+    }
+}
+
 struct CrossEntropyProbsBack;
 
 impl Backward for CrossEntropyProbsBack {
@@ -341,6 +394,64 @@ impl Graph {
         )
     }
 
+    /// Softmax cross-entropy of logits `z: [..., C]` (any leading axes: a
+    /// language model's `[N, T, V]`) against one label per row, with
+    /// `nn.CrossEntropyLoss`'s `ignore_index`, `label_smoothing` and class
+    /// `weight`: `Σ_rows [(1−ε)·w_y·(−log p_y) + (ε/C)·Σ_c w_c·(−log p_c)] /
+    /// Σ_rows w_y` over the rows not ignored (NaN when every row is).
+    pub fn cross_entropy_with(
+        &mut self,
+        z: Var,
+        labels: &[usize],
+        opts: &CrossEntropyOptions,
+    ) -> Var {
+        let zv = self.value(z);
+        let c = *zv
+            .shape()
+            .last()
+            .expect("cross_entropy_with: logits [..., C]");
+        assert_eq!(
+            zv.numel() / c.max(1),
+            labels.len(),
+            "cross_entropy_with: logits {:?} against {} labels (one a row)",
+            zv.shape(),
+            labels.len()
+        );
+        if let Some(w) = &opts.weight {
+            assert_eq!(
+                w.len(),
+                c,
+                "cross_entropy_with: {} class weights for {c} classes",
+                w.len()
+            );
+        }
+        let w = |k: usize| opts.weight.as_ref().map_or(1.0, |w| w[k] as f64);
+        let (mut lsm, mut probs) = (zv.zeros_like(), zv.zeros_like());
+        log_softmax_and_softmax_rows(zv.data(), c, lsm.data_mut(), probs.data_mut());
+        let eps = opts.label_smoothing as f64;
+        let (mut sum, mut total) = (0f64, 0f64);
+        for (row, &y) in lsm.data().chunks(c).zip(labels) {
+            if Some(y) == opts.ignore_index {
+                continue;
+            }
+            assert!(
+                y < c,
+                "cross_entropy_with: label {y} out of range for {c} classes"
+            );
+            let smooth: f64 = row.iter().enumerate().map(|(k, &l)| -w(k) * l as f64).sum();
+            sum += (1.0 - eps) * w(y) * -(row[y] as f64) + eps / c as f64 * smooth;
+            total += w(y);
+        }
+        let l = Tensor::scalar((sum / total) as f32);
+        let back = CrossEntropyWithBack {
+            labels: labels.to_vec(),
+            probs,
+            opts: opts.clone(),
+            total,
+        };
+        self.push(Op::CrossEntropy, l, &[z], back)
+    }
+
     /// Softmax cross-entropy of logits `z: [N, C]` against target
     /// probabilities (one-hot or soft rows) `t: [N, C]`.
     pub fn cross_entropy_probs(&mut self, z: Var, t: Var) -> Var {
@@ -370,6 +481,41 @@ impl Graph {
 mod tests {
     use crate::ops::gradcheck::{check, pseudo_random};
     use crate::{Graph, Tensor};
+
+    #[test]
+    fn cross_entropy_with_options_gradients_and_the_plain_case() {
+        use super::CrossEntropyOptions;
+        let z = pseudo_random(&[2, 3, 4], 5);
+        let labels = [0, 3, 1, 2, 2, 0];
+        let all = [
+            CrossEntropyOptions::default(),
+            CrossEntropyOptions {
+                ignore_index: Some(2),
+                ..Default::default()
+            },
+            CrossEntropyOptions {
+                label_smoothing: 0.1,
+                ..Default::default()
+            },
+            CrossEntropyOptions {
+                ignore_index: Some(0),
+                label_smoothing: 0.2,
+                weight: Some(vec![0.5, 2.0, 1.0, 1.5]),
+            },
+        ];
+        for o in &all {
+            check("cross_entropy_with", std::slice::from_ref(&z), |g, v| {
+                g.cross_entropy_with(v[0], &labels, o)
+            });
+        }
+        // No options: the plain cross-entropy of the rows.
+        let mut g = Graph::new();
+        let zv = g.param(z.clone());
+        let a = g.cross_entropy_with(zv, &labels, &all[0]);
+        let flat = g.reshape(zv, &[6, 4]);
+        let b = g.cross_entropy(flat, &labels);
+        assert!((g.value(a).item() - g.value(b).item()).abs() < 1e-6);
+    }
 
     #[test]
     fn losses_of_the_wrong_shapes_are_errors_with_try() {

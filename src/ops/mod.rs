@@ -13,8 +13,8 @@
 //! | [`matmul`] | matmul (batched) |
 //! | [`linear`] | linear: `x·Wᵀ + b` as one node |
 //! | [`reduce`] | sum, mean (all elements or over axes) |
-//! | [`shape`] | reshape, flatten, transpose |
-//! | [`unary`] | exp, log, sigmoid, tanh, relu, leaky_relu, elu |
+//! | [`shape`] | reshape, flatten, transpose, narrow, concat |
+//! | [`unary`] | exp, log, sigmoid, tanh, relu, leaky_relu, elu, gelu, silu |
 //! | [`prelu`] | prelu (learned slope) |
 //! | [`softmax`] | softmax, log_softmax |
 //! | [`conv`] | conv2d (im2col + gemm, batch-parallel) |
@@ -23,14 +23,20 @@
 //! | [`batchnorm`] | batch_norm (BatchNorm1d/2d, running statistics) |
 //! | [`dropout`] | dropout (inverted, seeded mask) |
 //! | [`rnn`] | rnn_tanh: an Elman RNN over a sequence as one node |
+//! | [`embedding`] | embedding: rows of a table by id |
+//! | [`layernorm`] | layer_norm over the last axis |
+//! | [`attention`] | causal_attention: scaled dot-product attention with a causal mask, one node |
 //! | [`gradcheck`] | central finite differences against the backward rules |
 
 pub mod arith;
+pub mod attention;
 pub mod batchnorm;
 pub mod broadcast;
 pub mod conv;
 pub mod dropout;
+pub mod embedding;
 pub mod gradcheck;
+pub mod layernorm;
 pub mod linear;
 pub mod loss;
 pub mod matmul;

@@ -105,7 +105,137 @@ impl Backward for TransposeBack {
     }
 }
 
+/// `x` seen as `[outer, len, inner]` around `axis`.
+fn around(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    let outer = shape[..axis].iter().product();
+    let inner = shape[axis + 1..].iter().product();
+    (outer, shape[axis], inner)
+}
+
+struct NarrowBack {
+    axis: usize,
+    start: usize,
+}
+
+impl Backward for NarrowBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        inp: &[&Tensor],
+        _out: &Tensor,
+        _needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let x = inp[0];
+        let (outer, len, inner) = around(x.shape(), self.axis);
+        let part = g.shape()[self.axis];
+        let mut gx = x.zeros_like();
+        for o in 0..outer {
+            let src = &g.data()[o * part * inner..(o + 1) * part * inner];
+            let at = (o * len + self.start) * inner;
+            gx.data_mut()[at..at + part * inner].copy_from_slice(src);
+        }
+        vec![Some(gx)]
+    }
+}
+
+struct ConcatBack {
+    axis: usize,
+}
+
+impl Backward for ConcatBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        inp: &[&Tensor],
+        _out: &Tensor,
+        needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let (outer, total, inner) = around(g.shape(), self.axis);
+        let mut start = 0;
+        inp.iter()
+            .zip(needs)
+            .map(|(x, &need)| {
+                let len = x.shape()[self.axis];
+                let gx = need.then(|| {
+                    let mut v = Vec::with_capacity(x.numel());
+                    for o in 0..outer {
+                        let at = (o * total + start) * inner;
+                        v.extend_from_slice(&g.data()[at..at + len * inner]);
+                    }
+                    Tensor::from_vec(x.shape().to_vec(), v)
+                });
+                start += len;
+                gx
+            })
+            .collect()
+    }
+}
+
 impl Graph {
+    /// `len` entries of `x` along `axis` from `start` (`x.narrow(axis,
+    /// start, len)`; a copy). Splitting a tensor is several narrows.
+    pub fn narrow(&mut self, x: Var, axis: usize, start: usize, len: usize) -> Var {
+        let s = self.shape(x).to_vec();
+        if axis >= s.len() || start + len > s[axis] {
+            let msg = format!("narrow({axis}, {start}, {len}) of shape {s:?}: out of range");
+            return self.bad_shapes(msg, &s);
+        }
+        let (outer, full, inner) = around(&s, axis);
+        let xv = self.value(x).data();
+        let mut v = Vec::with_capacity(outer * len * inner);
+        for o in 0..outer {
+            let at = (o * full + start) * inner;
+            v.extend_from_slice(&xv[at..at + len * inner]);
+        }
+        let mut shape = s;
+        shape[axis] = len;
+        self.push(
+            Op::Narrow,
+            Tensor::from_vec(shape, v),
+            &[x],
+            NarrowBack { axis, start },
+        )
+    }
+
+    /// `xs` joined along `axis` (`torch.cat(xs, axis)`): the other axes
+    /// must agree.
+    pub fn concat(&mut self, xs: &[Var], axis: usize) -> Var {
+        let first = self.shape(xs[0]).to_vec();
+        let fits = |s: &[usize]| {
+            s.len() == first.len()
+                && axis < s.len()
+                && s.iter()
+                    .zip(&first)
+                    .enumerate()
+                    .all(|(i, (a, b))| i == axis || a == b)
+        };
+        if let Some(bad) = xs
+            .iter()
+            .map(|&x| self.shape(x).to_vec())
+            .find(|s| !fits(s))
+        {
+            let msg = format!("concat along {axis}: shapes {first:?} and {bad:?} do not fit");
+            return self.bad_shapes(msg, &first);
+        }
+        let total: usize = xs.iter().map(|&x| self.shape(x)[axis]).sum();
+        let (outer, _, inner) = around(&first, axis);
+        let mut v = Vec::with_capacity(outer * total * inner);
+        for o in 0..outer {
+            for &x in xs {
+                let len = self.shape(x)[axis];
+                v.extend_from_slice(&self.value(x).data()[o * len * inner..(o + 1) * len * inner]);
+            }
+        }
+        let mut shape = first;
+        shape[axis] = total;
+        self.push(
+            Op::Concat,
+            Tensor::from_vec(shape, v),
+            xs,
+            ConcatBack { axis },
+        )
+    }
+
     /// The same values under `shape` (same number of elements).
     pub fn reshape(&mut self, x: Var, shape: &[usize]) -> Var {
         if numel(self.shape(x)) != numel(shape) {
@@ -144,6 +274,27 @@ impl Graph {
 mod tests {
     use crate::ops::gradcheck::{check, pseudo_random};
     use crate::Tensor;
+
+    #[test]
+    fn narrow_and_concat_gradients_and_values() {
+        check("narrow", &[pseudo_random(&[3, 5, 2], 1)], |g, v| {
+            g.narrow(v[0], 1, 1, 3)
+        });
+        check(
+            "concat",
+            &[
+                pseudo_random(&[2, 3], 2),
+                pseudo_random(&[2, 1], 3),
+                pseudo_random(&[2, 2], 4),
+            ],
+            |g, v| g.concat(&[v[0], v[1], v[2]], 1),
+        );
+        let mut g = crate::Graph::new();
+        let x = g.input(Tensor::from_vec(vec![2, 3], vec![1., 2., 3., 4., 5., 6.]));
+        let parts: Vec<_> = (0..3).map(|i| g.narrow(x, 1, i, 1)).collect();
+        let back = g.concat(&parts, 1);
+        assert_eq!(g.value(back), g.value(x));
+    }
 
     #[test]
     fn transpose_values() {

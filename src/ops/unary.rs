@@ -9,6 +9,12 @@
 //! | relu | x if x > 0 else 0 | 1 if x > 0 else 0 (relu'(0) = 0, as PyTorch) |
 //! | leaky_relu(s) | x if x > 0 else s·x | 1 if x > 0 else s (so s at 0, as PyTorch) |
 //! | elu(α) | x if x > 0 else α(eˣ−1) | 1 if x > 0 else α·eˣ |
+//! | gelu | x·Φ(x) = x(1 + erf(x/√2))/2 | Φ(x) + x·φ(x) |
+//! | gelu_tanh | x(1 + tanh u)/2, u = √(2/π)(x + 0.044715x³) | (1 + tanh u)/2 + x(1 − tanh² u)u′/2 |
+//! | silu | x·σ(x) | σ(x)(1 + x(1 − σ(x))) |
+//!
+//! (Φ, φ: the standard normal's distribution and density; `gelu` is
+//! `nn.GELU()`, `gelu_tanh` `nn.GELU(approximate='tanh')`, `silu` `nn.SiLU()`.)
 //!
 //! Written as `max(x, 0)` the ReLU derivative at 0 would depend on how the
 //! max breaks ties; the explicit `x > 0` pins PyTorch's convention.
@@ -34,7 +40,20 @@ pub enum Unary {
     LeakyRelu(f32),
     /// α (PyTorch's default 1.0).
     Elu(f32),
+    /// x·Φ(x), with the exact erf (`nn.GELU()`).
+    Gelu,
+    /// GELU's tanh approximation (`nn.GELU(approximate='tanh')`).
+    GeluTanh,
+    /// x·σ(x) (`nn.SiLU()`, swish).
+    Silu,
 }
+
+/// √(2/π), of GELU's tanh form.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+/// 1/√2.
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// 1/√(2π), the standard normal density's factor.
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
 impl Unary {
     /// The op on the tape.
@@ -47,6 +66,8 @@ impl Unary {
             Unary::Relu => Op::Relu,
             Unary::LeakyRelu(_) => Op::LeakyRelu,
             Unary::Elu(_) => Op::Elu,
+            Unary::Gelu | Unary::GeluTanh => Op::Gelu,
+            Unary::Silu => Op::Silu,
         }
     }
 
@@ -85,6 +106,12 @@ impl Unary {
                     a * x.exp_m1()
                 }
             }
+            Unary::Gelu => 0.5 * x * (1.0 + libm::erff(x * FRAC_1_SQRT_2)),
+            Unary::GeluTanh => {
+                let u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
+                0.5 * x * (1.0 + u.tanh())
+            }
+            Unary::Silu => x * sigmoid(x),
         }
     }
 
@@ -116,6 +143,20 @@ impl Unary {
                 } else {
                     a * x.exp()
                 }
+            }
+            Unary::Gelu => {
+                let cdf = 0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2));
+                cdf + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
+            }
+            Unary::GeluTanh => {
+                let u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
+                let t = u.tanh();
+                let du = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x);
+                0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du
+            }
+            Unary::Silu => {
+                let s = sigmoid(x);
+                s * (1.0 + x * (1.0 - s))
             }
         }
     }
@@ -150,6 +191,9 @@ fn forward_pass(u: Unary, x: &[f32]) -> Vec<f32> {
         Relu => par::map(x, |v| Relu.f(v)),
         LeakyRelu(s) => par::map(x, move |v| LeakyRelu(s).f(v)),
         Elu(a) => par::map(x, move |v| Elu(a).f(v)),
+        Gelu => par::map(x, |v| Gelu.f(v)),
+        GeluTanh => par::map(x, |v| GeluTanh.f(v)),
+        Silu => par::map(x, |v| Silu.f(v)),
     }
 }
 
@@ -164,6 +208,9 @@ fn backward_pass(u: Unary, g: &[f32], x: &[f32], y: &[f32]) -> Vec<f32> {
         Relu => par::map3(g, x, y, |g, x, y| g * Relu.df(x, y)),
         LeakyRelu(s) => par::map3(g, x, y, move |g, x, y| g * LeakyRelu(s).df(x, y)),
         Elu(a) => par::map3(g, x, y, move |g, x, y| g * Elu(a).df(x, y)),
+        Gelu => par::map3(g, x, y, |g, x, y| g * Gelu.df(x, y)),
+        GeluTanh => par::map3(g, x, y, |g, x, y| g * GeluTanh.df(x, y)),
+        Silu => par::map3(g, x, y, |g, x, y| g * Silu.df(x, y)),
     }
 }
 
@@ -189,6 +236,18 @@ impl Graph {
         let y = forward_pass(f, xv.data());
         let y = Tensor::from_vec(xv.shape().to_vec(), y);
         self.push(f.op(), y, &[x], UnaryBack(f))
+    }
+    /// GELU, x·Φ(x) (`F.gelu`).
+    pub fn gelu(&mut self, x: Var) -> Var {
+        self.unary(Unary::Gelu, x)
+    }
+    /// GELU's tanh approximation (`F.gelu(approximate='tanh')`).
+    pub fn gelu_tanh(&mut self, x: Var) -> Var {
+        self.unary(Unary::GeluTanh, x)
+    }
+    /// SiLU (swish), x·σ(x) (`F.silu`).
+    pub fn silu(&mut self, x: Var) -> Var {
+        self.unary(Unary::Silu, x)
     }
     /// Elementwise eˣ.
     pub fn exp(&mut self, x: Var) -> Var {
@@ -239,6 +298,9 @@ mod tests {
             Unary::LeakyRelu(0.2),
             Unary::Elu(1.0),
             Unary::Elu(0.5),
+            Unary::Gelu,
+            Unary::GeluTanh,
+            Unary::Silu,
         ] {
             check(f.name(), std::slice::from_ref(&x), |g, v| g.unary(f, v[0]));
         }

@@ -335,6 +335,26 @@ pub fn check_compatible(model: &dyn Module, data: &Dataset, loss: LossKind) -> R
             "bce needs probabilities: end the model with `sigmoid`, or use bce-logits",
         ));
     }
+    if let Some(v) = model.input_vocab() {
+        let per = data.sample_shape().iter().product::<usize>().max(1);
+        let bad = data
+            .x
+            .data()
+            .iter()
+            .position(|&x| !(x >= 0.0 && x.fract() == 0.0 && (x as usize) < v));
+        if let Some(at) = bad {
+            return Err(Error::data(
+                &data.source,
+                format!(
+                    "sample {} holds {} at position {}, but the model's first layer is an embedding \
+                     of {v} ids: its inputs must be whole numbers in 0..{v}; fix the data or the table's size",
+                    at / per,
+                    data.x.data()[at],
+                    at % per
+                ),
+            ));
+        }
+    }
     let limit = if c == 1 { 2 } else { c };
     if let Some((i, &y)) = data.y.iter().enumerate().find(|(_, &y)| y >= limit) {
         let what = if c == 1 {

@@ -47,6 +47,18 @@ impl Activation {
     pub fn elu(alpha: f32) -> Self {
         Activation::elementwise(Unary::Elu(alpha))
     }
+    /// `x·Φ(x)`, with the exact erf (`nn.GELU()`).
+    pub fn gelu() -> Self {
+        Activation::elementwise(Unary::Gelu)
+    }
+    /// GELU's tanh approximation (`nn.GELU(approximate='tanh')`).
+    pub fn gelu_tanh() -> Self {
+        Activation::elementwise(Unary::GeluTanh)
+    }
+    /// `x·σ(x)` (`nn.SiLU()`).
+    pub fn silu() -> Self {
+        Activation::elementwise(Unary::Silu)
+    }
     /// Softmax over axis 1 of `[N, C]` (`nn.Softmax(dim=1)`).
     pub fn softmax() -> Self {
         Activation {
@@ -88,6 +100,7 @@ impl Module for Activation {
                 format!("leaky_relu({s})")
             }
             ActivationKind::Elementwise(Unary::Elu(a)) if a != 1.0 => format!("elu({a})"),
+            ActivationKind::Elementwise(Unary::GeluTanh) => "gelu_tanh".into(),
             ActivationKind::Elementwise(f) => f.name().into(),
             ActivationKind::Softmax => "softmax".into(),
             ActivationKind::LogSoftmax => "log_softmax".into(),

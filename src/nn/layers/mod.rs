@@ -12,6 +12,8 @@
 //! | [`MaxPool2d`] | `[N, C, H, W] → [N, C, H', W']` | | |
 //! | [`BatchNorm1d`] | `[N, C]` or `[N, C, L]` | `weight [C]`, `bias [C]` | `running_mean`, `running_var [C]`, `num_batches_tracked []` |
 //! | [`BatchNorm2d`] | `[N, C, H, W]` | as above | as above |
+//! | [`LayerNorm`] | `[N, …, d]` | `weight [d]`, `bias [d]` | |
+//! | [`Embedding`] | ids `[N, T]` → `[N, T, d]` | `weight [num_embeddings, d]` | |
 //! | [`Dropout`] | any | | |
 //! | [`Rnn`] | `[N, T, F] → [N, H]` (last hidden state) | `weight_ih_l0 [H, F]`, `weight_hh_l0 [H, H]`, `bias_ih_l0 [H]`, `bias_hh_l0 [H]` | |
 //! | [`Flatten`] | `[N, …] → [N, product]` | | |
@@ -22,6 +24,7 @@
 mod activation;
 mod conv;
 mod dropout;
+mod embedding;
 mod linear;
 mod norm;
 mod rnn;
@@ -30,8 +33,9 @@ mod shape;
 pub use activation::{Activation, ActivationKind, PRelu};
 pub use conv::{Conv2d, Conv2dConfig, MaxPool2d};
 pub use dropout::Dropout;
+pub use embedding::{Embedding, EmbeddingConfig};
 pub use linear::{Linear, LinearConfig};
-pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d};
+pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm};
 pub use rnn::{Rnn, RnnConfig};
 pub use shape::{Flatten, Reshape};
 
@@ -40,8 +44,9 @@ pub(crate) use activation::{
 };
 pub(crate) use conv::{plan_conv2d, plan_maxpool2d};
 pub(crate) use dropout::plan_dropout;
+pub(crate) use embedding::plan_embedding;
 pub(crate) use linear::plan_linear;
-pub(crate) use norm::plan_batchnorm;
+pub(crate) use norm::{plan_batchnorm, plan_layernorm};
 pub(crate) use rnn::plan_rnn;
 pub(crate) use shape::{plan_flatten, plan_reshape};
 

@@ -1,4 +1,5 @@
-//! Batch normalization: `BatchNorm1d`, `BatchNorm2d` (`nn.BatchNorm1d/2d`).
+//! Normalization: `BatchNorm1d`, `BatchNorm2d` (`nn.BatchNorm1d/2d`) over
+//! the batch, `LayerNorm` (`nn.LayerNorm`) over each sample's last axis.
 
 use super::{numel, spec_err};
 use crate::nn::init::Init;
@@ -181,4 +182,114 @@ pub(crate) fn plan_batchnorm(item: &Item, _init: Init) -> Result<Plan> {
             Box::new(BatchNorm2d::new(c).eps(eps).momentum(momentum))
         })
     })
+}
+
+/// Layer normalization over the last axis (`nn.LayerNorm(d)`): each row of
+/// `d` values is normalized by its own mean and biased variance, then
+/// scaled by γ and shifted by β. No statistics are kept: training and
+/// evaluation compute the same thing.
+///
+/// ```
+/// use backprop::nn::{LayerNorm, Module, ModuleExt};
+/// let ln = LayerNorm::new(8).bias(false);
+/// let names: Vec<String> = ln.state_dict().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["weight"]);
+/// assert_eq!(ln.output_shape(&[5, 8]).unwrap(), vec![5, 8]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    /// The scale γ, `[d]` (PyTorch's `weight`), 1 at first.
+    pub weight: Param,
+    /// The shift β, `[d]` (PyTorch's `bias`), 0 at first; none with `bias(false)`.
+    pub bias: Option<Param>,
+    features: usize,
+    eps: f32,
+}
+
+impl LayerNorm {
+    /// Normalize rows of `normalized_shape` values; γ = 1, β = 0, eps 1e-5
+    /// (PyTorch's defaults).
+    pub fn new(normalized_shape: usize) -> Self {
+        let d = normalized_shape;
+        LayerNorm {
+            weight: Param::new(Tensor::full(&[d], 1.0)),
+            bias: Some(Param::new(Tensor::zeros(&[d]))),
+            features: d,
+            eps: 1e-5,
+        }
+    }
+
+    /// Added to the variance before the square root (default 1e-5).
+    pub fn eps(mut self, eps: f32) -> Self {
+        self.eps = eps;
+        self
+    }
+
+    /// With or without the shift β (default: with; GPT-2 style models
+    /// sometimes drop it).
+    pub fn bias(mut self, on: bool) -> Self {
+        self.bias = on.then(|| Param::new(Tensor::zeros(&[self.features])));
+        self
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, p: &mut Pass, x: Var) -> Var {
+        let w = p.param(&self.weight);
+        let b = match &self.bias {
+            Some(b) => p.param(b),
+            None => p.input(Tensor::zeros(&[self.features])),
+        };
+        let y = p.layer_norm(x, w, b, self.eps);
+        p.layer_output(self, y);
+        y
+    }
+
+    fn visit<'m>(&'m self, v: &mut Visitor<'_, 'm>) {
+        v.param("weight", &self.weight);
+        if let Some(b) = &self.bias {
+            v.param("bias", b);
+        }
+    }
+
+    fn visit_mut(&mut self, v: &mut VisitorMut<'_>) {
+        v.param("weight", &mut self.weight);
+        if let Some(b) = &mut self.bias {
+            v.param("bias", b);
+        }
+    }
+
+    fn spec(&self) -> Option<String> {
+        let mut s = format!("layernorm({}", self.features);
+        if self.eps != 1e-5 {
+            s += &format!(",eps={}", self.eps);
+        }
+        if self.bias.is_none() {
+            s += ",bias=false";
+        }
+        Some(s + ")")
+    }
+
+    fn output_shape(&self, s: &[usize]) -> Result<Vec<usize>> {
+        if self.eps.is_nan() || self.eps <= 0.0 {
+            return Err(spec_err("eps must be > 0".into()));
+        }
+        crate::ops::layernorm::layer_norm_shape(s, self.features).map_err(Error::Spec)
+    }
+}
+
+/// `layernorm(normalized_shape,eps=1e-5,bias=true)`.
+pub(crate) fn plan_layernorm(item: &Item, _init: Init) -> Result<Plan> {
+    let usage = "layernorm(normalized_shape,eps=1e-5,bias=true)";
+    item.expect_args(2, &["normalized_shape", "eps", "bias"], usage)?;
+    let d = item.usize_arg(0, "normalized_shape", "normalized_shape")?;
+    let eps = item.f32_arg(1, "eps").unwrap_or(1e-5);
+    if eps.is_nan() || eps <= 0.0 {
+        return Err(item.err("eps must be > 0"));
+    }
+    let bias = super::has_bias(item);
+    let n = tensor_sizes(item, &[("weight", &[d])])? * (1 + usize::from(bias));
+    Ok(Plan::new(n, move |_| {
+        Box::new(LayerNorm::new(d).eps(eps).bias(bias))
+    }))
 }

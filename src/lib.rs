@@ -60,7 +60,9 @@ pub mod prelude {
         Activation, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Init, Linear, MaxPool2d,
         Module, ModuleExt, PRelu, Pass, Reshape, Rnn, Sequential, Visitor, VisitorMut,
     };
-    pub use crate::optim::{Momentum, Optimizer, OptimizerConfig, OptimizerKind, Schedule};
+    pub use crate::optim::{
+        DecayOn, Momentum, Optimizer, OptimizerConfig, OptimizerKind, Schedule,
+    };
     pub use crate::train::{LossKind, Printer, TrainConfig};
     pub use crate::{submodules, Graph, ParamGrads, Tensor, Var};
 }

@@ -1,6 +1,7 @@
 //! Data sets: IDX (MNIST) and CSV files loaded into memory, the `--data` /
 //! `--test-data` folder-or-file logic, mini-batch order for an epoch, and
-//! single images (PNG / PGM) for `backprop predict`.
+//! single images (PNG / PGM) for `backprop predict`; character-level text
+//! for language models ([`text`]).
 //!
 //! Everything a user can get wrong (a missing file, a truncated download,
 //! swapped images/labels paths, a bad CSV line) comes back as an [`Error`]
@@ -10,6 +11,7 @@ mod batch;
 mod csv;
 mod idx;
 mod image;
+pub mod text;
 
 pub use batch::epoch_batches;
 pub use csv::{load_csv, parse_csv};

@@ -40,6 +40,8 @@ pub enum Init {
     KaimingUniform,
     /// He: weight N(0, 2/fan_in), bias 0.
     KaimingNormal,
+    /// Weight N(0, σ²) for a given σ, bias 0 (GPT-2's `normal(0.02)`).
+    Normal(f32),
 }
 
 impl std::str::FromStr for Init {
@@ -51,6 +53,7 @@ impl std::str::FromStr for Init {
     /// use backprop::nn::Init;
     /// assert_eq!("xavier-uniform".parse::<Init>().unwrap(), Init::XavierUniform);
     /// assert_eq!("constant(0.5)".parse::<Init>().unwrap(), Init::Constant(0.5));
+    /// assert_eq!("normal(0.02)".parse::<Init>().unwrap(), Init::Normal(0.02));
     /// assert!("glorious".parse::<Init>().is_err());
     /// ```
     fn from_str(s: &str) -> Result<Init> {
@@ -67,6 +70,15 @@ impl std::str::FromStr for Init {
                 .map(Init::Constant)
                 .ok_or_else(|| Error::Config(format!("`{v}` is not a finite number")));
         }
+        if let Some(v) = t.strip_prefix("normal(").and_then(|r| r.strip_suffix(')')) {
+            return v
+                .trim()
+                .parse::<f32>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Init::Normal)
+                .ok_or_else(|| Error::Config(format!("`{v}` is not a standard deviation ≥ 0")));
+        }
         Ok(match t.as_str() {
             "default" | "pytorch" => Init::Default,
             "constant" | "zeros" => Init::Constant(0.0),
@@ -77,7 +89,7 @@ impl std::str::FromStr for Init {
             "kaiming-normal" | "he-normal" | "he" | "kaiming" => Init::KaimingNormal,
             _ => {
                 return Err(Error::Config(
-                    "unknown scheme; use default, constant(C), small-normal, \
+                    "unknown scheme; use default, constant(C), small-normal, normal(STD), \
                      xavier-uniform, xavier-normal, kaiming-uniform or kaiming-normal"
                         .into(),
                 ))
@@ -104,6 +116,7 @@ impl Init {
             Init::XavierNormal => normal(shape, (2.0 / (fi + fo)).sqrt(), rng),
             Init::KaimingUniform => uniform(shape, (6.0 / fi).sqrt(), rng),
             Init::KaimingNormal => normal(shape, (2.0 / fi).sqrt(), rng),
+            Init::Normal(std) => normal(shape, std, rng),
         }
     }
 

@@ -10,12 +10,14 @@
 //! … exactly as `nn.Sequential` does.
 
 pub mod checkpoint;
+pub mod gpt;
 pub mod init;
 pub mod layers;
 pub mod module;
 pub mod registry;
 pub mod spec;
 
+pub use gpt::{Gpt, GptConfig};
 pub use init::Init;
 pub use layers::{
     Activation, ActivationKind, BatchNorm, BatchNorm1d, BatchNorm2d, Conv2d, Conv2dConfig, Dropout,
@@ -224,12 +226,22 @@ impl Module for Sequential {
     }
 
     fn visit<'m>(&'m self, v: &mut Visitor<'_, 'm>) {
+        if let [only] = &self.layers[..] {
+            if only.names_at_root() {
+                return only.visit(v);
+            }
+        }
         for (i, l) in self.layers.iter().enumerate() {
             v.module(&i.to_string(), &**l);
         }
     }
 
     fn visit_mut(&mut self, v: &mut VisitorMut<'_>) {
+        if let [only] = &mut self.layers[..] {
+            if only.names_at_root() {
+                return only.visit_mut(v);
+            }
+        }
         for (i, l) in self.layers.iter_mut().enumerate() {
             v.module(&i.to_string(), &mut **l);
         }

@@ -148,6 +148,12 @@ pub enum Entry<'m> {
     Buffer(&'m Buffer),
     /// A child module, shown before its own entries.
     Module(&'m dyn Module),
+    /// A parameter shown a second time under another name (weight tying:
+    /// PyTorch's `lm_head.weight = transformer.wte.weight`). It is saved
+    /// under both names, as PyTorch's `state_dict` lists it, but trained,
+    /// counted and loaded once, through its first name. [`VisitorMut`] does
+    /// not show it.
+    Tied(&'m Param),
 }
 
 /// What a [`VisitorMut`] is shown.
@@ -183,6 +189,12 @@ impl<'a, 'm> Visitor<'a, 'm> {
     /// A buffer of the module being visited.
     pub fn buffer(&mut self, name: &str, b: &'m Buffer) {
         (self.f)(&self.prefix, name, Entry::Buffer(b));
+    }
+
+    /// A parameter already shown under another name, shown again as
+    /// `name` ([`Entry::Tied`]).
+    pub fn tied(&mut self, name: &str, p: &'m Param) {
+        (self.f)(&self.prefix, name, Entry::Tied(p));
     }
 
     /// A child module: its entries are named `name.…`.
@@ -347,6 +359,14 @@ pub trait Module: CloneModule {
     /// the trainer checks against the data before the first step.
     fn input_vocab(&self) -> Option<usize> {
         None
+    }
+
+    /// Whether this module is a whole model (a GPT) whose tensors keep
+    /// their own names when it is the only item of a model line
+    /// (`transformer.wte.weight`, not `0.transformer.wte.weight`), as the
+    /// PyTorch class it mirrors names them.
+    fn names_at_root(&self) -> bool {
+        false
     }
 
     #[doc(hidden)]
@@ -723,7 +743,9 @@ pub trait ModuleExt: Module {
     fn state_dict(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
         self.visit(&mut Visitor::new(&mut |prefix, name, e| match e {
-            Entry::Param(p) => out.push((format!("{prefix}{name}"), p.value().clone())),
+            Entry::Param(p) | Entry::Tied(p) => {
+                out.push((format!("{prefix}{name}"), p.value().clone()))
+            }
             Entry::Buffer(b) => out.push((format!("{prefix}{name}"), b.value().clone())),
             Entry::Module(_) => {}
         }));
@@ -733,7 +755,8 @@ pub trait ModuleExt: Module {
     /// Replace every parameter and buffer with the tensor of the same name
     /// in `state`, as PyTorch's strict `load_state_dict`: every one must be
     /// present with the right shape, and `state` must hold nothing else.
-    /// `origin` names the file in errors.
+    /// A tied parameter takes the value of its first name (PyTorch saves
+    /// the same values under both). `origin` names the file in errors.
     fn load_state_dict(&mut self, state: &[(String, Tensor)], origin: &Path) -> Result<()> {
         let what = self.describe();
         let names: Vec<(String, Vec<usize>)> = self

@@ -42,7 +42,7 @@ macro_rules! kind {
 }
 
 /// Every layer of the model line.
-pub static LAYERS: [LayerKind; 22] = [
+pub static LAYERS: [LayerKind; 23] = [
     kind!("flatten", [], "flatten", layers::plan_flatten),
     kind!(
         "reshape",
@@ -93,6 +93,12 @@ pub static LAYERS: [LayerKind; 22] = [
         layers::plan_embedding
     ),
     kind!("dropout", [], "dropout(p=0.5)", layers::plan_dropout),
+    kind!(
+        "gpt",
+        [],
+        "gpt(vocab=V,block=T,layers=4,heads=4,embd=128,bias=false,dropout=0)",
+        super::gpt::plan_gpt
+    ),
     kind!(
         "rnn",
         [],

@@ -128,6 +128,31 @@ pub struct OptimizerConfig {
     pub eps: f32,
     /// RMSprop's smoothing constant α.
     pub alpha: f64,
+    /// Which parameters the weight decay applies to (PyTorch: every one
+    /// in the group; GPT training: matrices only).
+    #[serde(default)]
+    pub decay_on: DecayOn,
+}
+
+/// Which parameters weight decay applies to: the two parameter groups of
+/// GPT training, by the rule nanoGPT's `configure_optimizers` uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum DecayOn {
+    /// Every parameter (one parameter group, PyTorch's default).
+    #[default]
+    All,
+    /// Only parameters of two or more dimensions (the weights of linear and
+    /// convolution layers, embedding tables); none on biases and norm
+    /// scales: `[{params: dim ≥ 2, weight_decay: λ}, {params: dim < 2,
+    /// weight_decay: 0}]`.
+    Matrices,
+}
+
+impl DecayOn {
+    /// Whether a parameter of this shape is decayed.
+    pub fn applies(self, shape: &[usize]) -> bool {
+        self == DecayOn::All || shape.len() >= 2
+    }
 }
 
 impl OptimizerConfig {
@@ -156,6 +181,7 @@ impl OptimizerConfig {
             betas: (0.9, 0.999),
             eps: 1e-8,
             alpha: 0.99,
+            decay_on: DecayOn::All,
         }
     }
 
@@ -412,6 +438,11 @@ impl Optimizer {
             });
         }
         let st = &mut self.state[i];
+        let wd = if self.config.decay_on.applies(p.shape()) {
+            self.config.weight_decay
+        } else {
+            0.0
+        };
         assert!(
             st.name.len() == prefix.len() + name.len()
                 && st.name.starts_with(prefix)
@@ -432,7 +463,7 @@ impl Optimizer {
                 if first && c.momentum != Momentum::None {
                     m.resize(n, 0.0);
                 }
-                let k = c.sgd_step(lr, first);
+                let k = c.sgd_step(lr, wd, first);
                 par::for_chunks(n, [p, m], |s, [p, m]| {
                     update::sgd(&k, p, &g[s..s + p.len()], m)
                 });
@@ -442,7 +473,7 @@ impl Optimizer {
                     m.resize(n, 0.0);
                     v.resize(n, 0.0);
                 }
-                let k = c.adam_step(lr, st.step);
+                let k = c.adam_step(lr, wd, st.step);
                 par::for_chunks_of(DIVIDING_CHUNK, n, [p, m, v], |s, [p, m, v]| {
                     update::adam(&k, p, &g[s..s + p.len()], m, v)
                 });
@@ -454,7 +485,7 @@ impl Optimizer {
                         m.resize(n, 0.0);
                     }
                 }
-                let k = c.rmsprop_step(lr);
+                let k = c.rmsprop_step(lr, wd);
                 par::for_chunks_of(DIVIDING_CHUNK, n, [p, m, v], |s, [p, m, v]| {
                     update::rmsprop(&k, p, &g[s..s + p.len()], m, v)
                 });
@@ -547,7 +578,7 @@ impl Optimizer {
 
 impl OptimizerConfig {
     /// This step's SGD scalars.
-    fn sgd_step(&self, lr: f32, first: bool) -> update::Sgd {
+    fn sgd_step(&self, lr: f32, wd: f32, first: bool) -> update::Sgd {
         let (dampening, nesterov) = match self.momentum {
             Momentum::Classic { dampening, .. } => (dampening, false),
             Momentum::Nesterov { .. } => (0.0, true),
@@ -555,7 +586,7 @@ impl OptimizerConfig {
         };
         update::Sgd {
             lr,
-            weight_decay: self.weight_decay,
+            weight_decay: wd,
             mu: self.momentum.mu(),
             dampening,
             nesterov,
@@ -565,7 +596,7 @@ impl OptimizerConfig {
 
     /// Step `t`'s Adam / AdamW scalars, computed as PyTorch does (in
     /// Python floats, f64, then rounded to f32).
-    fn adam_step(&self, lr: f32, t: u64) -> update::Adam {
+    fn adam_step(&self, lr: f32, wd: f32, t: u64) -> update::Adam {
         let (b1, b2) = self.betas;
         let bc1 = 1.0 - b1.powi(t as i32);
         let bc2 = 1.0 - b2.powi(t as i32);
@@ -576,21 +607,21 @@ impl OptimizerConfig {
             b2: b2 as f32,
             w2: (1.0 - b2) as f32,
             eps: self.eps,
-            weight_decay: self.weight_decay,
+            weight_decay: wd,
             decoupled: self.kind == OptimizerKind::AdamW,
-            decay: (1.0 - lr as f64 * self.weight_decay as f64) as f32,
+            decay: (1.0 - lr as f64 * wd as f64) as f32,
         }
     }
 
     /// This step's RMSprop scalars.
-    fn rmsprop_step(&self, lr: f32) -> update::RmsProp {
+    fn rmsprop_step(&self, lr: f32, wd: f32) -> update::RmsProp {
         update::RmsProp {
             lr,
             alpha: self.alpha as f32,
             w_alpha: (1.0 - self.alpha) as f32,
             eps: self.eps,
             mu: self.momentum.mu(),
-            weight_decay: self.weight_decay,
+            weight_decay: wd,
         }
     }
 }

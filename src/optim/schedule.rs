@@ -1,5 +1,6 @@
-//! Learning-rate schedules, stepped once per epoch as PyTorch's `StepLR` and
-//! `CosineAnnealingLR` usually are.
+//! Learning-rate schedules: per epoch as PyTorch's `StepLR` and
+//! `CosineAnnealingLR` usually are, or per step (one-cycle, warm-up then
+//! cosine).
 
 /// How the learning rate changes over epochs.
 #[derive(Clone, Copy, Debug, PartialEq, Default, serde::Serialize, serde::Deserialize)]
@@ -38,6 +39,17 @@ pub enum Schedule {
         div_factor: f32,
         /// The last rate is `lr / (div_factor · final_div_factor)` (PyTorch: 1e4).
         final_div_factor: f32,
+    },
+    /// Step by step: a linear warm-up `lr·(t+1)/(warmup_steps+1)` for
+    /// `t < warmup_steps`, then a half cosine from `lr` down to `lr_min` at
+    /// step `decay_steps`, and `lr_min` after it (nanoGPT's `get_lr`).
+    WarmupCosine {
+        /// Steps of the linear warm-up.
+        warmup_steps: usize,
+        /// The step at which the rate reaches `lr_min` (the run's steps).
+        decay_steps: usize,
+        /// The lowest rate.
+        lr_min: f32,
     },
 }
 
@@ -83,6 +95,11 @@ impl Schedule {
     /// assert!((o.lr(1.0, 0, 0) - 0.04).abs() < 1e-7); // lr / 25
     /// assert!((o.lr(1.0, 0, 29) - 1.0).abs() < 1e-7); // the top at 30 % − 1
     /// assert!((o.lr(1.0, 0, 99) - 4e-6).abs() < 1e-10); // lr / 25 / 1e4
+    /// let w = Schedule::WarmupCosine { warmup_steps: 3, decay_steps: 13, lr_min: 0.1 };
+    /// assert_eq!(w.lr(1.0, 0, 0), 0.25); // (0 + 1) / (3 + 1)
+    /// assert_eq!(w.lr(1.0, 0, 3), 1.0);
+    /// assert!((w.lr(1.0, 0, 8) - 0.55).abs() < 1e-6); // half way down
+    /// assert_eq!(w.lr(1.0, 0, 14), 0.1);
     /// ```
     pub fn lr(&self, base: f32, epoch: usize, step: usize) -> f32 {
         match *self {
@@ -118,6 +135,23 @@ impl Schedule {
                     cos(max, min, (t - up_end) / (down_end - up_end))
                 };
                 lr as f32
+            }
+            Schedule::WarmupCosine {
+                warmup_steps,
+                decay_steps,
+                lr_min,
+            } => {
+                let (base, min) = (base as f64, lr_min as f64);
+                if step < warmup_steps {
+                    return (base * (step + 1) as f64 / (warmup_steps + 1) as f64) as f32;
+                }
+                if step > decay_steps {
+                    return lr_min;
+                }
+                let ratio =
+                    (step - warmup_steps) as f64 / (decay_steps - warmup_steps).max(1) as f64;
+                let coeff = 0.5 * (1.0 + (std::f64::consts::PI * ratio).cos());
+                (min + coeff * (base - min)) as f32
             }
         }
     }

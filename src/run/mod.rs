@@ -138,6 +138,11 @@ fn schedule_text(s: &Schedule) -> String {
             final_div_factor,
             ..
         } => format!("one-cycle ({pct_start}, {div_factor}, {final_div_factor})"),
+        Schedule::WarmupCosine {
+            warmup_steps,
+            lr_min,
+            ..
+        } => format!("warm-up {warmup_steps} then cosine (down to {lr_min})"),
     }
 }
 

@@ -38,7 +38,11 @@ impl Module for Dropout {
         let y = if p.training() {
             let seed = p.dropout_seed();
             let first = p.first_sample();
-            p.dropout_from(x, self.p, true, seed, first)
+            if self.p == 0.0 {
+                x // nothing to drop (the seed is still taken: later masks keep theirs)
+            } else {
+                p.dropout_from(x, self.p, true, seed, first)
+            }
         } else {
             x
         };

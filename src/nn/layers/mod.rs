@@ -20,6 +20,8 @@
 //! | [`Reshape`] | `[N, …] → [N, *shape]` | | |
 //! | [`Activation`] | any (softmax, log_softmax: `[N, C]`) | | |
 //! | [`PRelu`] | any, `n` = 1 or channels on axis 1 | `weight [n]` | |
+//! | [`CausalSelfAttention`] | `[N, T, C]` | `c_attn.weight [3C, C]`, `c_proj.weight [C, C]` (+ biases) | |
+//! | [`Block`] | `[N, T, C]` | `ln_1`, `attn`, `ln_2`, `mlp.c_fc [4C, C]`, `mlp.c_proj [C, 4C]` | |
 
 mod activation;
 mod conv;
@@ -29,6 +31,7 @@ mod linear;
 mod norm;
 mod rnn;
 mod shape;
+mod transformer;
 
 pub use activation::{Activation, ActivationKind, PRelu};
 pub use conv::{Conv2d, Conv2dConfig, MaxPool2d};
@@ -38,6 +41,7 @@ pub use linear::{Linear, LinearConfig};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm};
 pub use rnn::{Rnn, RnnConfig};
 pub use shape::{Flatten, Reshape};
+pub use transformer::{Block, BlockConfig, CausalSelfAttention, Mlp};
 
 pub(crate) use activation::{
     plan_elu, plan_leaky_relu, plan_log_softmax, plan_prelu, plan_softmax,

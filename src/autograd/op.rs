@@ -59,6 +59,8 @@ pub enum Op {
     LayerNorm,
     /// Causal scaled dot-product attention.
     Attention,
+    /// Causal multi-head self-attention from fused `[q | k | v]` rows.
+    SelfAttention,
     /// A matrix product (2-d or batched).
     Matmul,
     /// `x·Wᵀ + b`.
@@ -140,6 +142,7 @@ impl Op {
             Op::Embedding => "embedding",
             Op::LayerNorm => "layer_norm",
             Op::Attention => "scaled_dot_product_attention",
+            Op::SelfAttention => "causal_self_attention",
             Op::Matmul => "matmul",
             Op::Linear => "linear",
             Op::Conv2d => "conv2d",
@@ -204,7 +207,7 @@ impl std::fmt::Display for Op {
 }
 
 /// Every built-in op (not [`Op::Custom`]).
-const ALL: [Op; 38] = [
+const ALL: [Op; 39] = [
     Op::Leaf,
     Op::Add,
     Op::Sub,
@@ -231,6 +234,7 @@ const ALL: [Op; 38] = [
     Op::Embedding,
     Op::LayerNorm,
     Op::Attention,
+    Op::SelfAttention,
     Op::Matmul,
     Op::Linear,
     Op::Conv2d,

@@ -53,6 +53,16 @@ pub(crate) fn by_ranges<R: Send>(
     team::map(rs, |_, r| f(r))
 }
 
+/// `f(job)` for every job, on the kernel threads (on the calling thread
+/// when there is one job): for a pass that cut its outputs into disjoint
+/// pieces itself (the heads of attention).
+pub(crate) fn map_jobs<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
+    if jobs.len() <= 1 {
+        return jobs.into_iter().for_each(f);
+    }
+    team::map(jobs, |_, j| f(j));
+}
+
 /// `f(first row, block)` for blocks of whole rows of `out` (`row` values a
 /// row), one block per kernel thread once `out` holds [`SPLIT_MIN`] values,
 /// else the whole of `out` on the calling thread.

@@ -15,9 +15,18 @@
 //! With `G = ∂L/∂o`: `∂v = Pᵀ·G`, `∂P = G·vᵀ`,
 //! `∂S = P ⊙ (∂P − rowsum(∂P ⊙ P))` (softmax's rule; zero above the
 //! diagonal, where `P` is), `∂q = ∂S·k/√D`, `∂k = ∂Sᵀ·q/√D`.
+//!
+//! # Multi-head self-attention, fused
+//! [`Graph::causal_self_attention`] takes a GPT's `c_attn` output
+//! `[N, T, 3C]` (queries, keys, values side by side, each `H` heads of
+//! `D = C/H`) and returns the heads' outputs side by side, `[N, T, C]`: the
+//! same numbers as splitting it (narrow, reshape to `[N, T, H, D]`,
+//! transpose to `[N, H, T, D]`), attending, and merging back, without the
+//! eight copies in between. Each head's rows are gathered into a small
+//! contiguous block, which stays in cache.
 
 use crate::autograd::{Backward, Op};
-use crate::cpu::{matmul_into, Trans};
+use crate::cpu::{matmul_serial_into, par, threads, Trans};
 use crate::{Graph, Tensor, Var};
 
 /// The output shape of attention over `q`, `k`, `v` (`[..., T, D]`, all
@@ -51,77 +60,114 @@ impl Backward for AttentionBack {
     ) -> Vec<Option<Tensor>> {
         let (q, k, v) = (inp[0], inp[1], inp[2]);
         let (t, d) = (self.t, self.d);
-        let scale = 1.0 / (d as f32).sqrt();
         let (mut gq, mut gk, mut gv) = (q.zeros_like(), k.zeros_like(), v.zeros_like());
-        let (mut dp, mut ds) = (vec![0f32; t * t], vec![0f32; t * t]);
-        for h in 0..q.numel() / (t * d) {
-            let (hd, ht) = (h * t * d..(h + 1) * t * d, h * t * t..(h + 1) * t * t);
-            let p = &self.p[ht];
-            let gh = &g.data()[hd.clone()];
-            // ∂v = Pᵀ·G
-            matmul_into(
-                &mut gv.data_mut()[hd.clone()],
-                p,
-                Trans::Yes,
-                gh,
-                Trans::No,
-                t,
-                t,
-                d,
-                false,
-            );
-            // ∂P = G·vᵀ, then ∂S = P ⊙ (∂P − rowsum(∂P ⊙ P))
-            matmul_into(
-                &mut dp,
-                gh,
-                Trans::No,
-                &v.data()[hd.clone()],
-                Trans::Yes,
-                t,
-                d,
-                t,
-                false,
-            );
-            for ((dsr, dpr), pr) in ds
-                .chunks_exact_mut(t)
-                .zip(dp.chunks_exact(t))
-                .zip(p.chunks_exact(t))
-            {
-                let dot: f32 = dpr.iter().zip(pr).map(|(a, b)| a * b).sum();
-                for ((o, &a), &b) in dsr.iter_mut().zip(dpr).zip(pr) {
-                    *o = b * (a - dot) * scale;
-                }
+        let per = heads_per_job(q.numel() / (t * d), t, d);
+        let jobs: Vec<_> = gq
+            .data_mut()
+            .chunks_mut(per * t * d)
+            .zip(gk.data_mut().chunks_mut(per * t * d))
+            .zip(gv.data_mut().chunks_mut(per * t * d))
+            .enumerate()
+            .collect();
+        par::map_jobs(jobs, |(j, ((gq, gk), gv))| {
+            let (mut dp, mut ds) = (vec![0f32; t * t], vec![0f32; t * t]);
+            for i in 0..gq.len() / (t * d) {
+                let (h, l) = (j * per + i, i * t * d..(i + 1) * t * d);
+                let (hd, ht) = (h * t * d..(h + 1) * t * d, h * t * t..(h + 1) * t * t);
+                let heads = Head {
+                    q: &q.data()[hd.clone()],
+                    k: &k.data()[hd.clone()],
+                    v: &v.data()[hd.clone()],
+                    t,
+                    d,
+                };
+                let grads = (&mut gq[l.clone()], &mut gk[l.clone()], &mut gv[l]);
+                heads.backward(&self.p[ht], &g.data()[hd], grads, &mut dp, &mut ds);
             }
-            // ∂q = ∂S·k/√D, ∂k = ∂Sᵀ·q/√D (the scale folded into ∂S)
-            matmul_into(
-                &mut gq.data_mut()[hd.clone()],
-                &ds,
-                Trans::No,
-                &k.data()[hd.clone()],
-                Trans::No,
-                t,
-                t,
-                d,
-                false,
-            );
-            matmul_into(
-                &mut gk.data_mut()[hd.clone()],
-                &ds,
-                Trans::Yes,
-                &q.data()[hd],
-                Trans::No,
-                t,
-                t,
-                d,
-                false,
-            );
-        }
+        });
         vec![
             needs[0].then_some(gq),
             needs[1].then_some(gk),
             needs[2].then_some(gv),
         ]
     }
+}
+
+/// One head's `q`, `k`, `v` (`[T, D]` each).
+struct Head<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    t: usize,
+    d: usize,
+}
+
+impl Head<'_> {
+    /// `P = softmax(q·kᵀ/√D)` below the diagonal into `p` (`[T, T]`), and
+    /// `o = P·v` into `o`.
+    fn forward(&self, p: &mut [f32], o: &mut [f32]) {
+        let (t, d) = (self.t, self.d);
+        let scale = 1.0 / (d as f32).sqrt();
+        matmul_serial_into(p, self.q, Trans::No, self.k, Trans::Yes, t, d, t, false);
+        for (i, row) in p.chunks_exact_mut(t).enumerate() {
+            let m = row[..=i]
+                .iter()
+                .fold(f32::NEG_INFINITY, |a, &b| a.max(b * scale));
+            let mut sum = 0f32;
+            for x in &mut row[..=i] {
+                *x = (*x * scale - m).exp();
+                sum += *x;
+            }
+            for x in &mut row[..=i] {
+                *x /= sum;
+            }
+            row[i + 1..].fill(0.0);
+        }
+        matmul_serial_into(o, p, Trans::No, self.v, Trans::No, t, t, d, false);
+    }
+
+    /// The head's gradients from `P` and `G = ∂L/∂o`, with scratch `dp`, `ds`
+    /// (`[T, T]` each).
+    fn backward(
+        &self,
+        p: &[f32],
+        g: &[f32],
+        (gq, gk, gv): (&mut [f32], &mut [f32], &mut [f32]),
+        dp: &mut [f32],
+        ds: &mut [f32],
+    ) {
+        let (t, d) = (self.t, self.d);
+        let scale = 1.0 / (d as f32).sqrt();
+        // ∂v = Pᵀ·G
+        matmul_serial_into(gv, p, Trans::Yes, g, Trans::No, t, t, d, false);
+        // ∂P = G·vᵀ, then ∂S = P ⊙ (∂P − rowsum(∂P ⊙ P))
+        matmul_serial_into(dp, g, Trans::No, self.v, Trans::Yes, t, d, t, false);
+        for ((dsr, dpr), pr) in ds
+            .chunks_exact_mut(t)
+            .zip(dp.chunks_exact(t))
+            .zip(p.chunks_exact(t))
+        {
+            let dot: f32 = dpr.iter().zip(pr).map(|(a, b)| a * b).sum();
+            for ((o, &a), &b) in dsr.iter_mut().zip(dpr).zip(pr) {
+                *o = b * (a - dot) * scale;
+            }
+        }
+        // ∂q = ∂S·k/√D, ∂k = ∂Sᵀ·q/√D (the scale folded into ∂S)
+        matmul_serial_into(gq, ds, Trans::No, self.k, Trans::No, t, t, d, false);
+        matmul_serial_into(gk, ds, Trans::Yes, self.q, Trans::No, t, t, d, false);
+    }
+}
+
+/// Heads per job: an even share of the heads for each kernel thread, one
+/// job for them all when the whole is small.
+fn heads_per_job(heads: usize, t: usize, d: usize) -> usize {
+    let work = heads * t * t * d;
+    let jobs = if work >= par::SPLIT_MIN * 16 {
+        threads()
+    } else {
+        1
+    };
+    heads.div_ceil(jobs.max(1)).max(1)
 }
 
 impl Graph {
@@ -137,7 +183,6 @@ impl Graph {
         let shape = qs.to_vec();
         let (t, d) = (shape[shape.len() - 2], shape[shape.len() - 1]);
         let heads = shape.iter().product::<usize>() / (t * d).max(1);
-        let scale = 1.0 / (d as f32).sqrt();
         let (qv, kv, vv) = (
             self.value(q).data(),
             self.value(k).data(),
@@ -145,48 +190,212 @@ impl Graph {
         );
         let mut p = vec![0f32; heads * t * t];
         let mut o = vec![0f32; heads * t * d];
-        for h in 0..heads {
-            let (hd, ht) = (h * t * d..(h + 1) * t * d, h * t * t..(h + 1) * t * t);
-            let s = &mut p[ht.clone()];
-            matmul_into(
-                s,
-                &qv[hd.clone()],
-                Trans::No,
-                &kv[hd.clone()],
-                Trans::Yes,
-                t,
-                d,
-                t,
-                false,
-            );
-            for (i, row) in s.chunks_exact_mut(t).enumerate() {
-                let m = row[..=i]
-                    .iter()
-                    .fold(f32::NEG_INFINITY, |a, &b| a.max(b * scale));
-                let mut sum = 0f32;
-                for x in &mut row[..=i] {
-                    *x = (*x * scale - m).exp();
-                    sum += *x;
-                }
-                for x in &mut row[..=i] {
-                    *x /= sum;
-                }
-                row[i + 1..].fill(0.0);
+        let per = heads_per_job(heads, t, d);
+        let jobs: Vec<_> = p
+            .chunks_mut(per * t * t)
+            .zip(o.chunks_mut(per * t * d))
+            .enumerate()
+            .collect();
+        par::map_jobs(jobs, |(j, (p, o))| {
+            for i in 0..o.len() / (t * d) {
+                let hd = (j * per + i) * t * d..(j * per + i + 1) * t * d;
+                let head = Head {
+                    q: &qv[hd.clone()],
+                    k: &kv[hd.clone()],
+                    v: &vv[hd],
+                    t,
+                    d,
+                };
+                head.forward(
+                    &mut p[i * t * t..(i + 1) * t * t],
+                    &mut o[i * t * d..(i + 1) * t * d],
+                );
             }
-            matmul_into(
-                &mut o[hd.clone()],
-                &p[ht],
-                Trans::No,
-                &vv[hd],
-                Trans::No,
-                t,
-                t,
-                d,
-                false,
-            );
-        }
+        });
         let y = Tensor::from_vec(shape, o);
         self.push(Op::Attention, y, &[q, k, v], AttentionBack { p, t, d })
+    }
+}
+
+/// The output shape of multi-head self-attention over fused rows
+/// `[..., T, 3C]` with `heads` heads, or what is wrong.
+pub fn self_attention_shape(s: &[usize], heads: usize) -> Result<Vec<usize>, String> {
+    match s {
+        [.., _, w] if heads > 0 && w % (3 * heads) == 0 && *w > 0 => {
+            let mut out = s.to_vec();
+            *out.last_mut().expect("two axes") = w / 3;
+            Ok(out)
+        }
+        _ => Err(format!(
+            "causal_self_attention: expects [..., T, 3C] with 3C a multiple of 3 × {heads} heads, got {s:?}"
+        )),
+    }
+}
+
+/// Where the heads of fused rows lie: `n` sequences of `t` rows of `w`
+/// values (`3C` in, `C` out), `h` heads of `d`.
+#[derive(Clone, Copy)]
+struct Layout {
+    t: usize,
+    c: usize,
+    h: usize,
+    d: usize,
+}
+
+impl Layout {
+    /// Copy part `part` (0: q, 1: k, 2: v) of head `head` of sequence `n`
+    /// out of rows of `width` values into `out` (`[T, D]`).
+    fn gather(
+        &self,
+        rows: &[f32],
+        width: usize,
+        n: usize,
+        part: usize,
+        head: usize,
+        out: &mut [f32],
+    ) {
+        for (i, o) in out.chunks_exact_mut(self.d).enumerate() {
+            let at = (n * self.t + i) * width + part * self.c + head * self.d;
+            o.copy_from_slice(&rows[at..at + self.d]);
+        }
+    }
+}
+
+struct SelfAttentionBack {
+    /// The attention weights, `[N, H, T, T]`.
+    p: Vec<f32>,
+    layout: Layout,
+}
+
+impl Backward for SelfAttentionBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        inp: &[&Tensor],
+        _out: &Tensor,
+        _needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let l = self.layout;
+        let (t, c, d) = (l.t, l.c, l.d);
+        let qkv = inp[0].data();
+        let seqs = qkv.len() / (t * 3 * c);
+        let mut dqkv = vec![0f32; qkv.len()];
+        // one job per sequence block: each writes its own rows of ∂qkv
+        let per = heads_per_job(seqs, t, c);
+        let jobs: Vec<_> = dqkv.chunks_mut(per * t * 3 * c).enumerate().collect();
+        par::map_jobs(jobs, |(j, rows)| {
+            let mut s = vec![0f32; 7 * t * d + 2 * t * t];
+            let (qs, rest) = s.split_at_mut(t * d);
+            let (ks, rest) = rest.split_at_mut(t * d);
+            let (vs, rest) = rest.split_at_mut(t * d);
+            let (gs, rest) = rest.split_at_mut(t * d);
+            let (gq, rest) = rest.split_at_mut(t * d);
+            let (gk, rest) = rest.split_at_mut(t * d);
+            let (gv, rest) = rest.split_at_mut(t * d);
+            let (dp, ds) = rest.split_at_mut(t * t);
+            for local in 0..rows.len() / (t * 3 * c) {
+                let n = j * per + local;
+                for head in 0..l.h {
+                    l.gather(qkv, 3 * c, n, 0, head, qs);
+                    l.gather(qkv, 3 * c, n, 1, head, ks);
+                    l.gather(qkv, 3 * c, n, 2, head, vs);
+                    l.gather(g.data(), c, n, 0, head, gs);
+                    let hp = (n * l.h + head) * t * t;
+                    let hd = Head {
+                        q: qs,
+                        k: ks,
+                        v: vs,
+                        t,
+                        d,
+                    };
+                    hd.backward(
+                        &self.p[hp..hp + t * t],
+                        gs,
+                        (&mut *gq, &mut *gk, &mut *gv),
+                        dp,
+                        ds,
+                    );
+                    for (part, src) in [(0, &*gq), (1, &*gk), (2, &*gv)] {
+                        for (i, r) in src.chunks_exact(d).enumerate() {
+                            let at = (local * t + i) * 3 * c + part * c + head * d;
+                            rows[at..at + d].copy_from_slice(r);
+                        }
+                    }
+                }
+            }
+        });
+        vec![Some(Tensor::from_vec(inp[0].shape().to_vec(), dqkv))]
+    }
+}
+
+impl Graph {
+    /// Causal multi-head self-attention of fused rows `qkv: [..., T, 3C]`
+    /// (queries, keys, values side by side, `heads` heads each) into
+    /// `[..., T, C]`, the heads side by side; see the [module docs](self).
+    pub fn causal_self_attention(&mut self, qkv: Var, heads: usize) -> Var {
+        let s = self.shape(qkv).to_vec();
+        let out_shape = match self_attention_shape(&s, heads) {
+            Ok(o) => o,
+            Err(e) => {
+                let mut instead = s.clone();
+                if let Some(w) = instead.last_mut() {
+                    *w = (*w / 3).max(1);
+                }
+                return self.bad_shapes(e, &instead);
+            }
+        };
+        let (t, c) = (s[s.len() - 2], out_shape[out_shape.len() - 1]);
+        let l = Layout {
+            t,
+            c,
+            h: heads,
+            d: c / heads,
+        };
+        let x = self.value(qkv).data();
+        let seqs = x.len() / (t * 3 * c).max(1);
+        let mut p = vec![0f32; seqs * heads * t * t];
+        let mut o = vec![0f32; seqs * t * c];
+        let per = heads_per_job(seqs, t, c);
+        let jobs: Vec<_> = p
+            .chunks_mut(per * heads * t * t)
+            .zip(o.chunks_mut(per * t * c))
+            .enumerate()
+            .collect();
+        par::map_jobs(jobs, |(j, (p, o))| {
+            let d = l.d;
+            let mut s = vec![0f32; 4 * t * d];
+            let (qs, rest) = s.split_at_mut(t * d);
+            let (ks, rest) = rest.split_at_mut(t * d);
+            let (vs, os) = rest.split_at_mut(t * d);
+            for local in 0..o.len() / (t * c) {
+                let n = j * per + local;
+                for head in 0..heads {
+                    l.gather(x, 3 * c, n, 0, head, qs);
+                    l.gather(x, 3 * c, n, 1, head, ks);
+                    l.gather(x, 3 * c, n, 2, head, vs);
+                    let hp = (local * heads + head) * t * t;
+                    Head {
+                        q: qs,
+                        k: ks,
+                        v: vs,
+                        t,
+                        d,
+                    }
+                    .forward(&mut p[hp..hp + t * t], os);
+                    for (i, r) in os.chunks_exact(d).enumerate() {
+                        let at = (local * t + i) * c + head * d;
+                        o[at..at + d].copy_from_slice(r);
+                    }
+                }
+            }
+        });
+        let y = Tensor::from_vec(out_shape, o);
+        self.push(
+            Op::SelfAttention,
+            y,
+            &[qkv],
+            SelfAttentionBack { p, layout: l },
+        )
     }
 }
 
@@ -204,6 +413,37 @@ mod tests {
         );
         check("causal_attention", &[q, k, v], |g, x| {
             g.causal_attention(x[0], x[1], x[2])
+        });
+    }
+
+    #[test]
+    fn fused_self_attention_is_the_split_heads_attention() {
+        let x = pseudo_random(&[2, 5, 18], 4); // N 2, T 5, C 6 in 3 heads of 2
+        let mut g = Graph::new();
+        let qkv = g.param(x.clone());
+        let fused = g.causal_self_attention(qkv, 3);
+        let split = |g: &mut Graph, i: usize| {
+            let y = g.narrow(qkv, 2, 6 * i, 6);
+            let y = g.reshape(y, &[2, 5, 3, 2]);
+            g.transpose(y, 1, 2)
+        };
+        let (q, k, v) = (split(&mut g, 0), split(&mut g, 1), split(&mut g, 2));
+        let a = g.causal_attention(q, k, v);
+        let a = g.transpose(a, 1, 2);
+        let unfused = g.reshape(a, &[2, 5, 6]);
+        assert_eq!(g.value(fused), g.value(unfused));
+        let r = pseudo_random(&[2, 5, 6], 5);
+        let gf = g.backward_with(fused, r.clone()).get(qkv).unwrap().clone();
+        let gu = g.backward_with(unfused, r).get(qkv).unwrap().clone();
+        let e = gf
+            .data()
+            .iter()
+            .zip(gu.data())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(e < 1e-6, "{e}");
+        check("causal_self_attention", &[x], |g, v| {
+            g.causal_self_attention(v[0], 3)
         });
     }
 

@@ -18,6 +18,7 @@
 //! of one channel.
 
 use crate::autograd::{Backward, Op};
+use crate::cpu::{par, threads};
 use crate::{Graph, Tensor, Var};
 
 /// Whether one sample `s` (`[..., D]`) fits a layer norm over `d` features;
@@ -52,24 +53,16 @@ impl Backward for LayerNormBack {
         let gd = g.data();
         let gx = needs[0].then(|| {
             let mut dx = vec![0f32; x.numel()];
-            for (r, ((dxr, gr), xr)) in dx
-                .chunks_exact_mut(d)
-                .zip(gd.chunks_exact(d))
-                .zip(self.xhat.chunks_exact(d))
-                .enumerate()
-            {
-                let (mut m1, mut m2) = (0f64, 0f64);
-                for ((&gv, &gm), &xh) in gr.iter().zip(gamma.data()).zip(xr) {
-                    let gg = gv as f64 * gm as f64;
-                    m1 += gg;
-                    m2 += gg * xh as f64;
-                }
-                let (m1, m2) = (m1 / d as f64, m2 / d as f64);
-                let rs = self.rstd[r] as f64;
-                for (((o, &gv), &gm), &xh) in dxr.iter_mut().zip(gr).zip(gamma.data()).zip(xr) {
-                    *o = (rs * (gv as f64 * gm as f64 - m1 - xh as f64 * m2)) as f32;
-                }
-            }
+            let per = rows_per_job(dx.len() / d.max(1), d);
+            let jobs: Vec<_> = dx
+                .chunks_mut(per * d)
+                .zip(gd.chunks(per * d))
+                .zip(self.xhat.chunks(per * d))
+                .zip(self.rstd.chunks(per))
+                .collect();
+            par::map_jobs(jobs, |(((dx, g), xhat), rstd)| {
+                input_grad_rows(g, gamma.data(), xhat, rstd, dx)
+            });
             Tensor::from_vec(x.shape().to_vec(), dx)
         });
         let column_sums = |f: &dyn Fn(usize, usize) -> f64| {
@@ -85,6 +78,74 @@ impl Backward for LayerNormBack {
             .then(|| column_sums(&|r, j| gd[r * d + j] as f64 * self.xhat[r * d + j] as f64));
         let gb = needs[2].then(|| column_sums(&|r, j| gd[r * d + j] as f64));
         vec![gx, gw, gb]
+    }
+}
+
+/// Rows per job: an even share for each kernel thread once the tensor is
+/// large, else all of them (each row is computed alike whatever the split).
+fn rows_per_job(rows: usize, d: usize) -> usize {
+    let jobs = if rows * d >= par::SPLIT_MIN {
+        threads()
+    } else {
+        1
+    };
+    rows.div_ceil(jobs.max(1)).max(1)
+}
+
+/// `y = x̂·γ + β` with `x̂ = (x − mean)/√(var + ε)` for each row of `x`,
+/// keeping `x̂` and `1/√(var + ε)`.
+fn normalize_rows(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    y: &mut [f32],
+    xhat: &mut [f32],
+    rstd: &mut [f32],
+) {
+    let d = gamma.len();
+    for (((xr, yr), hr), r) in x
+        .chunks_exact(d)
+        .zip(y.chunks_exact_mut(d))
+        .zip(xhat.chunks_exact_mut(d))
+        .zip(rstd.iter_mut())
+    {
+        let mean = xr.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+        let var = xr.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+        let rs = 1.0 / (var + eps as f64).sqrt();
+        *r = rs as f32;
+        for (((o, h), &v), (&g, &b)) in yr
+            .iter_mut()
+            .zip(hr.iter_mut())
+            .zip(xr)
+            .zip(gamma.iter().zip(beta))
+        {
+            let n = (v as f64 - mean) * rs;
+            *h = n as f32;
+            *o = (n * g as f64 + b as f64) as f32;
+        }
+    }
+}
+
+/// `∂x = rstd·(g·γ − mean(g·γ) − x̂·mean(g·γ·x̂))` for each row.
+fn input_grad_rows(g: &[f32], gamma: &[f32], xhat: &[f32], rstd: &[f32], dx: &mut [f32]) {
+    let d = gamma.len();
+    for (((dxr, gr), xr), &rs) in dx
+        .chunks_exact_mut(d)
+        .zip(g.chunks_exact(d))
+        .zip(xhat.chunks_exact(d))
+        .zip(rstd)
+    {
+        let (mut m1, mut m2) = (0f64, 0f64);
+        for ((&gv, &gm), &xh) in gr.iter().zip(gamma).zip(xr) {
+            let gg = gv as f64 * gm as f64;
+            m1 += gg;
+            m2 += gg * xh as f64;
+        }
+        let (m1, m2, rs) = (m1 / d as f64, m2 / d as f64, rs as f64);
+        for (((o, &gv), &gm), &xh) in dxr.iter_mut().zip(gr).zip(gamma).zip(xr) {
+            *o = (rs * (gv as f64 * gm as f64 - m1 - xh as f64 * m2)) as f32;
+        }
     }
 }
 
@@ -109,23 +170,18 @@ impl Graph {
         let (xv, gv, bv) = (self.value(x), self.value(gamma), self.value(beta));
         let rows = xv.numel() / d.max(1);
         let (mut y, mut xhat) = (vec![0f32; xv.numel()], vec![0f32; xv.numel()]);
-        let mut rstd = Vec::with_capacity(rows);
-        for ((xr, yr), hr) in xv
+        let mut rstd = vec![0f32; rows];
+        let per = rows_per_job(rows, d);
+        let jobs: Vec<_> = xv
             .data()
-            .chunks_exact(d)
-            .zip(y.chunks_exact_mut(d))
-            .zip(xhat.chunks_exact_mut(d))
-        {
-            let mean = xr.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
-            let var = xr.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
-            let rs = 1.0 / (var + eps as f64).sqrt();
-            rstd.push(rs as f32);
-            for (j, ((o, h), &v)) in yr.iter_mut().zip(hr.iter_mut()).zip(xr).enumerate() {
-                let n = (v as f64 - mean) * rs;
-                *h = n as f32;
-                *o = (n * gv.data()[j] as f64 + bv.data()[j] as f64) as f32;
-            }
-        }
+            .chunks(per * d)
+            .zip(y.chunks_mut(per * d))
+            .zip(xhat.chunks_mut(per * d))
+            .zip(rstd.chunks_mut(per))
+            .collect();
+        par::map_jobs(jobs, |(((x, y), xhat), rstd)| {
+            normalize_rows(x, gv.data(), bv.data(), eps, y, xhat, rstd)
+        });
         let y = Tensor::from_vec(xv.shape().to_vec(), y);
         self.push(
             Op::LayerNorm,

@@ -59,6 +59,10 @@ impl Backward for ReshapeBack {
 }
 
 /// Swap axes `d0` and `d1` of `x`, moving the data.
+///
+/// Seen as `[A, n₀, B, n₁, C]` (the axes before, between and after the two),
+/// the output is `[A, n₁, B, n₀, C]`: runs of C contiguous values are
+/// copied whole (a head split `[N, T, H, d] → [N, H, T, d]` copies rows of d).
 pub fn transpose_tensor(x: &Tensor, d0: usize, d1: usize) -> Tensor {
     let shape = x.shape();
     assert!(
@@ -67,25 +71,28 @@ pub fn transpose_tensor(x: &Tensor, d0: usize, d1: usize) -> Tensor {
     );
     let mut out_shape = shape.to_vec();
     out_shape.swap(d0, d1);
-    // Strides of x, permuted into the output's axis order.
-    let mut strides = vec![1usize; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        strides[i] = strides[i + 1] * shape[i + 1];
+    if d0 == d1 {
+        return x.clone();
     }
-    strides.swap(d0, d1);
-    let n = x.numel();
-    let mut data = Vec::with_capacity(n);
-    let mut idx = vec![0usize; shape.len()];
+    let (d0, d1) = (d0.min(d1), d0.max(d1));
+    let prod = |r: std::ops::Range<usize>| shape[r].iter().product::<usize>();
+    let (a, n0, b, n1, c) = (
+        prod(0..d0),
+        shape[d0],
+        prod(d0 + 1..d1),
+        shape[d1],
+        prod(d1 + 1..shape.len()),
+    );
     let xd = x.data();
-    for _ in 0..n {
-        let off: usize = idx.iter().zip(&strides).map(|(i, s)| i * s).sum();
-        data.push(xd[off]);
-        for d in (0..idx.len()).rev() {
-            idx[d] += 1;
-            if idx[d] < out_shape[d] {
-                break;
+    let mut data = Vec::with_capacity(x.numel());
+    for ai in 0..a {
+        for j in 0..n1 {
+            for bi in 0..b {
+                for i in 0..n0 {
+                    let off = (((ai * n0 + i) * b + bi) * n1 + j) * c;
+                    data.extend_from_slice(&xd[off..off + c]);
+                }
             }
-            idx[d] = 0;
         }
     }
     Tensor::from_vec(out_shape, data)
@@ -302,6 +309,29 @@ mod tests {
         let t = super::transpose_tensor(&x, 0, 1);
         assert_eq!(t.shape(), &[3, 2]);
         assert_eq!(t.data(), &[1., 4., 2., 5., 3., 6.]);
+        // every pair of axes of a 4-d tensor, against indexing by hand
+        let shape = [2, 3, 4, 5];
+        let x = pseudo_random(&shape, 7);
+        let at = |i: [usize; 4]| x.data()[((i[0] * 3 + i[1]) * 4 + i[2]) * 5 + i[3]];
+        for d0 in 0..4 {
+            for d1 in 0..4 {
+                let t = super::transpose_tensor(&x, d0, d1);
+                let mut os = shape;
+                os.swap(d0, d1);
+                assert_eq!(t.shape(), &os);
+                for (k, &v) in t.data().iter().enumerate() {
+                    let mut o = [0; 4];
+                    // the output's index, in its own shape
+                    let mut r = k;
+                    for a in (0..4).rev() {
+                        o[a] = r % os[a];
+                        r /= os[a];
+                    }
+                    o.swap(d0, d1);
+                    assert_eq!(v, at(o), "transpose({d0}, {d1}) at {k}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@
 
 use crate::autograd::{Backward, Op};
 use crate::cpu::par;
+use crate::cpu::tanh::{erf_f32, exp_neg};
 use crate::{Graph, Tensor, Var};
 
 /// An elementwise function.
@@ -106,7 +107,7 @@ impl Unary {
                     a * x.exp_m1()
                 }
             }
-            Unary::Gelu => 0.5 * x * (1.0 + libm::erff(x * FRAC_1_SQRT_2)),
+            Unary::Gelu => 0.5 * x * (1.0 + erf_f32(x * FRAC_1_SQRT_2)),
             Unary::GeluTanh => {
                 let u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
                 0.5 * x * (1.0 + u.tanh())
@@ -145,8 +146,8 @@ impl Unary {
                 }
             }
             Unary::Gelu => {
-                let cdf = 0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2));
-                cdf + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
+                let cdf = 0.5 * (1.0 + erf_f32(x * FRAC_1_SQRT_2));
+                cdf + x * FRAC_1_SQRT_2PI * exp_neg(0.5 * x * x)
             }
             Unary::GeluTanh => {
                 let u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);

@@ -13,6 +13,7 @@
 //! (feature `plots`) draws it. The loop's pieces are in `trainer.rs`; a
 //! saved run (settings, resume, files) is [`crate::run`]'s.
 
+pub mod lm;
 pub mod metrics;
 #[cfg(feature = "plots")]
 pub mod plots;

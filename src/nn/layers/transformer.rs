@@ -83,7 +83,8 @@ fn check_width(s: &[usize], c: usize, what: &str) -> Result<Vec<usize>> {
 /// Causal multi-head self-attention (nanoGPT's `CausalSelfAttention`): one
 /// linear layer makes queries, keys and values (`c_attn`, `[3C, C]`), each
 /// head attends to the positions up to its own with
-/// softmax(q·kᵀ/√d)·v, and `c_proj` mixes the heads.
+/// softmax(q·kᵀ/√d)·v ([`Graph::causal_self_attention`](crate::Graph::causal_self_attention)),
+/// and `c_proj` mixes the heads.
 #[derive(Clone, Debug)]
 pub struct CausalSelfAttention {
     /// `[3C, C]`: queries, keys, values, in that order.
@@ -112,21 +113,10 @@ impl CausalSelfAttention {
 
 impl Module for CausalSelfAttention {
     fn forward(&self, p: &mut Pass, x: Var) -> Var {
-        let [n, t, c] = p.shape(x)[..] else {
-            panic!("CausalSelfAttention reads [N, T, C], got {:?}", p.shape(x))
-        };
-        let (h, d) = (self.n_head, c / self.n_head);
+        // queries, keys and values side by side, [N, T, 3C]; the heads
+        // attend (split, attended and merged in one node), [N, T, C]
         let qkv = self.c_attn.forward(p, x);
-        // [N, T, C] → [N, T, H, d] → [N, H, T, d] for each of q, k, v
-        let mut heads = |i: usize| {
-            let y = p.narrow(qkv, 2, i * c, c);
-            let y = p.reshape(y, &[n, t, h, d]);
-            p.transpose(y, 1, 2)
-        };
-        let (q, k, v) = (heads(0), heads(1), heads(2));
-        let y = p.causal_attention(q, k, v);
-        let y = p.transpose(y, 1, 2);
-        let y = p.reshape(y, &[n, t, c]);
+        let y = p.causal_self_attention(qkv, self.n_head);
         let y = self.c_proj.forward(p, y);
         let y = self.resid_dropout.forward(p, y);
         p.layer_output(self, y);

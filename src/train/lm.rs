@@ -1,0 +1,416 @@
+//! Training a character-level language model: random windows of the text,
+//! the next character of every position as its target, the loss estimated
+//! on both splits every few steps (nanoGPT's `estimate_loss`), gradient
+//! accumulation, clipping; the deterministic validation loss `eval`
+//! reports; and text generation with temperature and top-k.
+
+use crate::data::text::{CharText, Split, TextBatch};
+use crate::error::{Error, Result};
+use crate::nn::{Module, ModuleExt, Pass};
+use crate::ops::loss::CrossEntropyOptions;
+use crate::optim::Optimizer;
+use crate::{Tensor, Var};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::time::Instant;
+
+/// How a language model trains.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LmConfig {
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Windows per micro-batch.
+    pub batch_size: usize,
+    /// Characters per window (the model's context at most).
+    pub block_size: usize,
+    /// Micro-batches per step: their gradients are averaged, the same
+    /// step as one batch `grad_accum` times larger.
+    pub grad_accum: usize,
+    /// Clip the gradients' global norm to this (`None`: no clipping).
+    pub clip_grad_norm: Option<f32>,
+    /// Estimate both splits' loss every this many steps (and after the last); 0: never.
+    pub eval_every: usize,
+    /// Random batches per estimate.
+    pub eval_iters: usize,
+    /// Seeds the windows' offsets and dropout.
+    pub seed: u64,
+}
+
+impl LmConfig {
+    /// nanoGPT's CPU run: 2 000 steps of 12 windows of 64 characters,
+    /// clipping at 1.0, estimates every 250 steps over 20 batches.
+    pub fn baby() -> LmConfig {
+        LmConfig {
+            steps: 2000,
+            batch_size: 12,
+            block_size: 64,
+            grad_accum: 1,
+            clip_grad_norm: Some(1.0),
+            eval_every: 250,
+            eval_iters: 20,
+            seed: 0,
+        }
+    }
+
+    /// Check the settings against the text.
+    pub fn check(&self, text: &CharText) -> Result<()> {
+        if self.batch_size == 0 || self.grad_accum == 0 {
+            return Err(Error::Config(
+                "the batch size and --grad-accum must be at least 1".into(),
+            ));
+        }
+        text.check_block(self.block_size)
+    }
+}
+
+/// One optimizer step, as it is reported.
+#[derive(Clone, Copy, Debug)]
+pub struct LmStep {
+    /// Steps done (1-based: this is the step just taken).
+    pub step: usize,
+    /// The mean training loss of the step's batches (nats per character).
+    pub loss: f32,
+    /// The learning rate of the step.
+    pub lr: f32,
+    /// The gradients' global norm before clipping.
+    pub grad_norm: f32,
+}
+
+/// An estimate of both splits' loss.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct LmEval {
+    /// Steps done.
+    pub step: usize,
+    /// Mean loss over `eval_iters` random training batches.
+    pub train_loss: f64,
+    /// Mean loss over `eval_iters` random validation batches.
+    pub val_loss: f64,
+}
+
+/// What a language-model run reports.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LmSummary {
+    /// Steps taken.
+    pub steps: usize,
+    /// The training loop's seconds (estimates excluded).
+    pub train_seconds: f64,
+    /// Every estimate, in order.
+    pub evals: Vec<LmEval>,
+}
+
+/// Told about a language-model run as it goes.
+pub trait LmObserver {
+    /// After each optimizer step.
+    fn step(&mut self, _s: &LmStep) {}
+    /// After each estimate of the losses.
+    fn eval(&mut self, _e: &LmEval) {}
+}
+
+/// An observer that does nothing.
+impl LmObserver for () {}
+
+/// The mean cross-entropy of the model's next-character predictions on a
+/// batch (logits `[B, T, V]` against `B·T` targets).
+pub fn lm_loss(p: &mut Pass, model: &dyn Module, batch: &TextBatch) -> Var {
+    let x = p.input(batch.x.clone());
+    let logits = model.forward(p, x);
+    p.cross_entropy_with(logits, &batch.y, &CrossEntropyOptions::default())
+}
+
+/// Train `model` on `text` for `cfg.steps` optimizer steps. The learning
+/// rate follows `opt`'s schedule, moved to each step.
+pub fn train_lm(
+    model: &mut dyn Module,
+    text: &CharText,
+    opt: &mut Optimizer,
+    cfg: &LmConfig,
+    obs: &mut dyn LmObserver,
+) -> Result<LmSummary> {
+    cfg.check(text)?;
+    let sample = [cfg.block_size];
+    model.output_shape(&sample)?;
+    let mut rng = crate::rand::seeded(cfg.seed);
+    let mut eval_rng = crate::rand::seeded(cfg.seed ^ 0x9e37_79b9_7f4a_7c15);
+    let mut summary = LmSummary {
+        steps: 0,
+        train_seconds: 0.0,
+        evals: Vec::new(),
+    };
+    for step in 0..cfg.steps {
+        let t0 = Instant::now();
+        opt.set_step(step);
+        let mut total: Option<crate::ParamGrads> = None;
+        let mut loss = 0.0;
+        for micro in 0..cfg.grad_accum {
+            let batch = text.batch(Split::Train, cfg.batch_size, cfg.block_size, &mut rng);
+            let seed = cfg.seed
+                ^ ((step * cfg.grad_accum + micro) as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
+            let mut p = Pass::train(model, seed);
+            let l = lm_loss(&mut p, model, &batch);
+            loss += p.value(l).item() / cfg.grad_accum as f32;
+            let g = p.backward(l);
+            total = Some(match total {
+                None => g,
+                Some(mut acc) => {
+                    for (a, b) in acc.tensors_mut().iter_mut().zip(g.tensors()) {
+                        if let (Some(a), Some(b)) = (a, b) {
+                            a.add_assign(b);
+                        }
+                    }
+                    acc
+                }
+            });
+        }
+        let mut grads = total.expect("grad_accum ≥ 1");
+        if cfg.grad_accum > 1 {
+            let s = 1.0 / cfg.grad_accum as f32;
+            grads
+                .tensors_mut()
+                .iter_mut()
+                .flatten()
+                .for_each(|g| g.scale(s));
+        }
+        let grad_norm = match cfg.clip_grad_norm {
+            Some(c) => grads.clip_norm(c),
+            None => grads.clip_norm(f32::INFINITY),
+        };
+        let lr = opt.lr();
+        opt.step(model, grads);
+        summary.train_seconds += t0.elapsed().as_secs_f64();
+        summary.steps = step + 1;
+        obs.step(&LmStep {
+            step: step + 1,
+            loss,
+            lr,
+            grad_norm,
+        });
+        let last = step + 1 == cfg.steps;
+        if cfg.eval_every > 0 && ((step + 1) % cfg.eval_every == 0 || last) {
+            let e = LmEval {
+                step: step + 1,
+                train_loss: estimate_loss(model, text, Split::Train, cfg, &mut eval_rng),
+                val_loss: estimate_loss(model, text, Split::Val, cfg, &mut eval_rng),
+            };
+            obs.eval(&e);
+            summary.evals.push(e);
+        }
+    }
+    Ok(summary)
+}
+
+/// The mean loss over `cfg.eval_iters` random batches of a split, in
+/// evaluation mode (nanoGPT's `estimate_loss`).
+pub fn estimate_loss(
+    model: &dyn Module,
+    text: &CharText,
+    split: Split,
+    cfg: &LmConfig,
+    rng: &mut ChaCha8Rng,
+) -> f64 {
+    let mut sum = 0.0;
+    for _ in 0..cfg.eval_iters.max(1) {
+        let batch = text.batch(split, cfg.batch_size, cfg.block_size, rng);
+        let mut p = Pass::eval(model);
+        let l = lm_loss(&mut p, model, &batch);
+        sum += p.value(l).item() as f64;
+    }
+    sum / cfg.eval_iters.max(1) as f64
+}
+
+/// The loss over the whole of a split, deterministically: window i reads
+/// `ids[iT .. (i+1)T)` and predicts `ids[iT+1 .. (i+1)T+1)`, for every whole
+/// window that fits, every position's loss averaged (what `backprop eval`
+/// prints for a language model).
+pub fn split_loss(model: &dyn Module, text: &CharText, split: Split, block: usize) -> Result<f64> {
+    text.check_block(block)?;
+    model.output_shape(&[block])?;
+    let offsets = text.eval_offsets(split, block);
+    let (mut sum, mut count) = (0.0f64, 0usize);
+    for chunk in offsets.chunks(64) {
+        let batch = text.windows(split, chunk, block);
+        let mut p = Pass::eval(model);
+        let l = lm_loss(&mut p, model, &batch);
+        sum += p.value(l).item() as f64 * batch.y.len() as f64;
+        count += batch.y.len();
+    }
+    Ok(sum / count as f64)
+}
+
+/// How [`generate`] picks each next token.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SampleConfig {
+    /// Tokens to add.
+    pub tokens: usize,
+    /// Divides the logits: below 1 sharper, above 1 flatter; 0 picks the
+    /// most likely token.
+    pub temperature: f32,
+    /// Sample among the `k` most likely tokens only (`None`: all).
+    pub top_k: Option<usize>,
+    /// Seeds the draws.
+    pub seed: u64,
+}
+
+/// Continue `prompt` (ids, at least one) by `cfg.tokens` tokens, each drawn
+/// from the model's distribution for the next position given the last
+/// `context` tokens.
+pub fn generate(
+    model: &dyn Module,
+    prompt: &[usize],
+    context: usize,
+    cfg: &SampleConfig,
+) -> Result<Vec<usize>> {
+    if prompt.is_empty() {
+        return Err(Error::Config(
+            "the prompt must hold at least one character".into(),
+        ));
+    }
+    if !(cfg.temperature >= 0.0 && cfg.temperature.is_finite()) {
+        return Err(Error::Config(format!(
+            "temperature {}: it must be a number ≥ 0",
+            cfg.temperature
+        )));
+    }
+    let mut rng = crate::rand::seeded(cfg.seed);
+    let mut ids = prompt.to_vec();
+    for _ in 0..cfg.tokens {
+        let window = &ids[ids.len().saturating_sub(context)..];
+        let x = Tensor::from_vec(
+            vec![1, window.len()],
+            window.iter().map(|&i| i as f32).collect(),
+        );
+        let logits = model.predict(&x);
+        let v = *logits.shape().last().expect("logits [1, T, V]");
+        let last = &logits.data()[logits.numel() - v..];
+        ids.push(pick(last, cfg, &mut rng));
+    }
+    Ok(ids)
+}
+
+/// One draw from softmax(logits / temperature) over the top k.
+fn pick(logits: &[f32], cfg: &SampleConfig, rng: &mut ChaCha8Rng) -> usize {
+    let best = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    let mut order: Vec<(usize, f32)> = logits.iter().copied().enumerate().collect();
+    order.sort_by(best);
+    if cfg.temperature == 0.0 {
+        return order[0].0;
+    }
+    order.truncate(cfg.top_k.unwrap_or(order.len()).clamp(1, order.len()));
+    let top = order[0].1 as f64;
+    let w: Vec<f64> = order
+        .iter()
+        .map(|&(_, z)| ((z as f64 - top) / cfg.temperature as f64).exp())
+        .collect();
+    let mut u = rng.random::<f64>() * w.iter().sum::<f64>();
+    for (&(i, _), &wi) in order.iter().zip(&w) {
+        if u < wi {
+            return i;
+        }
+        u -= wi;
+    }
+    order.last().expect("at least one").0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::GptConfig;
+    use crate::optim::{OptimizerConfig, OptimizerKind};
+
+    fn text() -> CharText {
+        let s = "abcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabc".repeat(4);
+        CharText::from_bytes(s.as_bytes(), std::path::Path::new("abc.txt")).unwrap()
+    }
+
+    fn tiny() -> crate::nn::Gpt {
+        let cfg = GptConfig {
+            n_layer: 1,
+            n_head: 2,
+            n_embd: 16,
+            ..GptConfig::baby(3, 8)
+        };
+        cfg.init(&mut crate::rand::seeded(0)).unwrap()
+    }
+
+    fn cfg(steps: usize, batch: usize, accum: usize) -> LmConfig {
+        LmConfig {
+            steps,
+            batch_size: batch,
+            block_size: 8,
+            grad_accum: accum,
+            eval_every: 0,
+            ..LmConfig::baby()
+        }
+    }
+
+    #[test]
+    fn a_tiny_gpt_learns_a_repeating_text_and_continues_it() {
+        let (t, mut m) = (text(), tiny());
+        let before = split_loss(&m, &t, Split::Val, 8).unwrap();
+        let mut opt = Optimizer::new(OptimizerConfig {
+            lr: 1e-2,
+            ..OptimizerConfig::new(OptimizerKind::AdamW)
+        });
+        let c = LmConfig {
+            eval_every: 20,
+            ..cfg(60, 8, 1)
+        };
+        let s = train_lm(&mut m, &t, &mut opt, &c, &mut ()).unwrap();
+        assert_eq!(s.evals.len(), 3);
+        let after = split_loss(&m, &t, Split::Val, 8).unwrap();
+        assert!(before > 1.0 && after < 0.1, "{before} → {after}");
+        let out = generate(
+            &m,
+            &t.encode("ab").unwrap(),
+            8,
+            &SampleConfig {
+                tokens: 10,
+                temperature: 0.0,
+                top_k: None,
+                seed: 0,
+            },
+        )
+        .unwrap();
+        assert_eq!(t.decode(&out), "abcabcabcabc");
+    }
+
+    #[test]
+    fn accumulated_micro_batches_make_the_step_of_one_large_batch() {
+        // 4 micro-batches of 2 windows draw the same 8 offsets as one batch of 8
+        let t = text();
+        let step = |batch, accum| {
+            let mut m = tiny();
+            let mut opt = Optimizer::new(OptimizerConfig::new(OptimizerKind::Sgd));
+            opt.config.lr = 0.1;
+            train_lm(&mut m, &t, &mut opt, &cfg(1, batch, accum), &mut ()).unwrap();
+            crate::nn::ModuleExt::state_dict(&m)
+        };
+        let (a, b) = (step(8, 1), step(2, 4));
+        for ((n, x), (_, y)) in a.iter().zip(&b) {
+            let d = x
+                .data()
+                .iter()
+                .zip(y.data())
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max);
+            assert!(d < 1e-6, "{n}: {d}");
+        }
+    }
+
+    #[test]
+    fn top_k_and_temperature() {
+        let logits = [0.0, 3.0, 1.0, 2.9];
+        let mut rng = crate::rand::seeded(0);
+        let c = |temperature, top_k| SampleConfig {
+            tokens: 1,
+            temperature,
+            top_k,
+            seed: 0,
+        };
+        assert_eq!(pick(&logits, &c(0.0, None), &mut rng), 1);
+        for _ in 0..50 {
+            let i = pick(&logits, &c(1.0, Some(2)), &mut rng);
+            assert!(i == 1 || i == 3);
+        }
+        assert_eq!(pick(&logits, &c(1.0, Some(1)), &mut rng), 1);
+    }
+}

@@ -26,6 +26,7 @@ pub(crate) mod mem;
 pub(crate) mod par;
 pub(crate) mod pool;
 pub(crate) mod rnn;
+pub(crate) mod rows;
 mod sgemm;
 pub(crate) mod simd;
 pub(crate) mod tanh;

@@ -1,7 +1,8 @@
 //! `tanh` in `f32` for the RNN's hidden states: a branch-free formula
 //! ([`tanh_f32`]) whose loop vectorizes, and that loop compiled for the
-//! CPU's widest vectors ([`tanh_in_place`]); `erf` and `e^{−z}` for GELU,
-//! branch-free alike ([`erf_f32`], [`exp_neg`]).
+//! CPU's widest vectors ([`tanh_in_place`]); GELU and its derivative
+//! through a branch-free `erf` ([`gelu_f32`], [`erf_f32`]), their loops
+//! compiled wide alike ([`gelu_into`], [`gelu_grad_into`]).
 
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::isa::{Avx2, Avx512, Simd};
@@ -133,6 +134,42 @@ pub fn exp_neg(z: f32) -> f32 {
     }
 }
 
+/// 1/√2.
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// 1/√(2π), the standard normal density's factor.
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+
+/// GELU, `x·Φ(x) = x(1 + erf(x/√2))/2`, with [`erf_f32`].
+#[inline(always)]
+pub fn gelu_f32(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf_f32(x * FRAC_1_SQRT_2))
+}
+
+/// GELU's derivative, `Φ(x) + x·φ(x)`.
+#[inline(always)]
+pub fn gelu_grad_f32(x: f32) -> f32 {
+    let cdf = 0.5 * (1.0 + erf_f32(x * FRAC_1_SQRT_2));
+    cdf + x * FRAC_1_SQRT_2PI * exp_neg(0.5 * x * x)
+}
+
+crate::cpu::simd::wide_fn! {
+    /// [`gelu_f32`] of every value of `x` into `y` (as long).
+    pub(crate) fn gelu_into(x: &[f32], y: &mut [std::mem::MaybeUninit<f32>]) {
+        for (y, &v) in y.iter_mut().zip(x) {
+            y.write(gelu_f32(v));
+        }
+    }
+}
+
+crate::cpu::simd::wide_fn! {
+    /// `g·gelu'(x)` of every position into `y`.
+    pub(crate) fn gelu_grad_into(g: &[f32], x: &[f32], y: &mut [std::mem::MaybeUninit<f32>]) {
+        for ((y, &g), &v) in y.iter_mut().zip(g).zip(x) {
+            y.write(g * gelu_grad_f32(v));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +194,24 @@ mod tests {
         assert_eq!(erf_f32(f32::NEG_INFINITY), -1.0);
         assert!(erf_f32(f32::NAN).is_nan() && exp_neg(f32::NAN).is_nan());
         assert_eq!(exp_neg(100.0), 0.0);
+    }
+
+    #[test]
+    fn the_gelu_loops_give_the_bits_of_the_formulas() {
+        let x: Vec<f32> = (-4000..4003).map(|i| i as f32 * 0.0031).collect();
+        let g: Vec<f32> = x.iter().map(|v| (v * 7.0).sin()).collect();
+        let mut y = vec![std::mem::MaybeUninit::new(0f32); x.len()];
+        gelu_into(&x, &mut y);
+        for (y, &v) in y.iter().zip(&x) {
+            assert_eq!(unsafe { y.assume_init() }.to_bits(), gelu_f32(v).to_bits());
+        }
+        gelu_grad_into(&g, &x, &mut y);
+        for ((y, &v), &g) in y.iter().zip(&x).zip(&g) {
+            assert_eq!(
+                unsafe { y.assume_init() }.to_bits(),
+                (g * gelu_grad_f32(v)).to_bits()
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use super::broadcast::{broadcast_shape, for_each, reduce_to};
 use crate::autograd::{Backward, Op};
+use crate::cpu::par;
 use crate::{Graph, Tensor, Var};
 
 #[derive(Clone, Copy, Debug)]
@@ -40,19 +41,58 @@ fn forward(kind: Kind, a: &Tensor, b: &Tensor) -> Tensor {
             b.shape()
         )
     });
-    let mut out = Tensor::zeros(&shape);
     let (ad, bd) = (a.data(), b.data());
-    let od = out.data_mut();
     if a.shape() == b.shape() {
-        for ((o, &x), &y) in od.iter_mut().zip(ad).zip(bd) {
-            *o = apply(kind, x, y);
-        }
-    } else {
-        for_each(&shape, a.shape(), b.shape(), |o, i, j| {
-            od[o] = apply(kind, ad[i], bd[j])
+        let v = par::fill(ad.len(), |s, out| {
+            for ((o, &x), &y) in out.iter_mut().zip(&ad[s..]).zip(&bd[s..]) {
+                o.write(apply(kind, x, y));
+            }
         });
+        return Tensor::from_vec(shape, v);
     }
+    if a.shape() == shape.as_slice() && shape.ends_with(b.shape()) && !bd.is_empty() {
+        // b repeated along a's leading axes (a position table added to a batch)
+        let n = bd.len();
+        let v = par::fill(ad.len(), |s, out| {
+            for (i, (o, &x)) in out.iter_mut().zip(&ad[s..]).enumerate() {
+                o.write(apply(kind, x, bd[(s + i) % n]));
+            }
+        });
+        return Tensor::from_vec(shape, v);
+    }
+    let mut out = Tensor::zeros(&shape);
+    let od = out.data_mut();
+    for_each(&shape, a.shape(), b.shape(), |o, i, j| {
+        od[o] = apply(kind, ad[i], bd[j])
+    });
     out
+}
+
+/// The local gradients of same-shape operands, `(∂a, ∂b)` as asked.
+fn same_shape_back(
+    kind: Kind,
+    g: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    needs: &[bool],
+) -> Vec<Option<Tensor>> {
+    let (ad, bd, gd) = (a.data(), b.data(), g.data());
+    let each = |f: &(dyn Fn(f32, f32, f32) -> f32 + Sync)| {
+        Tensor::from_vec(g.shape().to_vec(), par::map3(gd, ad, bd, f))
+    };
+    let (ga, gb) = match kind {
+        Kind::Add => (needs[0].then(|| g.clone()), needs[1].then(|| g.clone())),
+        Kind::Sub => (needs[0].then(|| g.clone()), needs[1].then(|| g.map(|v| -v))),
+        Kind::Mul => (
+            needs[0].then(|| each(&|g, _, y| g * y)),
+            needs[1].then(|| each(&|g, x, _| g * x)),
+        ),
+        Kind::Div => (
+            needs[0].then(|| each(&|g, _, y| g / y)),
+            needs[1].then(|| each(&|g, x, y| -g * x / (y * y))),
+        ),
+    };
+    vec![ga, gb]
 }
 
 #[inline(always)]
@@ -76,6 +116,9 @@ impl Backward for ArithBack {
         needs: &[bool],
     ) -> Vec<Option<Tensor>> {
         let (a, b) = (inp[0], inp[1]);
+        if a.shape() == b.shape() {
+            return same_shape_back(self.0, g, a, b, needs);
+        }
         let shape = g.shape();
         let (ad, bd, gd) = (a.data(), b.data(), g.data());
         // Full-size local gradients, then summed down to each input's shape.

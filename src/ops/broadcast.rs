@@ -97,6 +97,15 @@ pub fn reduce_to(g: &crate::Tensor, shape: &[usize]) -> crate::Tensor {
     }
     let mut r = crate::Tensor::zeros(shape);
     let (gd, rd) = (g.data(), r.data_mut());
+    if g.shape().ends_with(shape) && !rd.is_empty() {
+        // summed over leading axes only: whole rows, in the same order
+        for row in gd.chunks_exact(rd.len()) {
+            for (t, &v) in rd.iter_mut().zip(row) {
+                *t += v;
+            }
+        }
+        return r;
+    }
     for_each(g.shape(), shape, shape, |o, t, _| rd[t] += gd[o]);
     r
 }

@@ -18,7 +18,7 @@
 //! of one channel.
 
 use crate::autograd::{Backward, Op};
-use crate::cpu::{par, threads};
+use crate::cpu::{par, rows, threads};
 use crate::{Graph, Tensor, Var};
 
 /// Whether one sample `s` (`[..., D]`) fits a layer norm over `d` features;
@@ -61,22 +61,18 @@ impl Backward for LayerNormBack {
                 .zip(self.rstd.chunks(per))
                 .collect();
             par::map_jobs(jobs, |(((dx, g), xhat), rstd)| {
-                input_grad_rows(g, gamma.data(), xhat, rstd, dx)
+                rows::layer_norm_grad_rows(g, gamma.data(), xhat, rstd, dx)
             });
             Tensor::from_vec(x.shape().to_vec(), dx)
         });
-        let column_sums = |f: &dyn Fn(usize, usize) -> f64| {
-            let mut acc = vec![0f64; d];
-            for r in 0..gd.len() / d {
-                for (j, a) in acc.iter_mut().enumerate() {
-                    *a += f(r, j);
-                }
-            }
-            Tensor::from_vec(vec![d], acc.iter().map(|&v| v as f32).collect())
+        let (gw, gb) = if needs[1] || needs[2] {
+            let (mut gw, mut gb) = (vec![0f64; d], vec![0f64; d]);
+            rows::layer_norm_column_sums(gd, &self.xhat, &mut gw, &mut gb);
+            let t = |v: Vec<f64>| Tensor::from_vec(vec![d], v.iter().map(|&x| x as f32).collect());
+            (needs[1].then(|| t(gw)), needs[2].then(|| t(gb)))
+        } else {
+            (None, None)
         };
-        let gw = needs[1]
-            .then(|| column_sums(&|r, j| gd[r * d + j] as f64 * self.xhat[r * d + j] as f64));
-        let gb = needs[2].then(|| column_sums(&|r, j| gd[r * d + j] as f64));
         vec![gx, gw, gb]
     }
 }
@@ -90,63 +86,6 @@ fn rows_per_job(rows: usize, d: usize) -> usize {
         1
     };
     rows.div_ceil(jobs.max(1)).max(1)
-}
-
-/// `y = x̂·γ + β` with `x̂ = (x − mean)/√(var + ε)` for each row of `x`,
-/// keeping `x̂` and `1/√(var + ε)`.
-fn normalize_rows(
-    x: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-    y: &mut [f32],
-    xhat: &mut [f32],
-    rstd: &mut [f32],
-) {
-    let d = gamma.len();
-    for (((xr, yr), hr), r) in x
-        .chunks_exact(d)
-        .zip(y.chunks_exact_mut(d))
-        .zip(xhat.chunks_exact_mut(d))
-        .zip(rstd.iter_mut())
-    {
-        let mean = xr.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
-        let var = xr.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
-        let rs = 1.0 / (var + eps as f64).sqrt();
-        *r = rs as f32;
-        for (((o, h), &v), (&g, &b)) in yr
-            .iter_mut()
-            .zip(hr.iter_mut())
-            .zip(xr)
-            .zip(gamma.iter().zip(beta))
-        {
-            let n = (v as f64 - mean) * rs;
-            *h = n as f32;
-            *o = (n * g as f64 + b as f64) as f32;
-        }
-    }
-}
-
-/// `∂x = rstd·(g·γ − mean(g·γ) − x̂·mean(g·γ·x̂))` for each row.
-fn input_grad_rows(g: &[f32], gamma: &[f32], xhat: &[f32], rstd: &[f32], dx: &mut [f32]) {
-    let d = gamma.len();
-    for (((dxr, gr), xr), &rs) in dx
-        .chunks_exact_mut(d)
-        .zip(g.chunks_exact(d))
-        .zip(xhat.chunks_exact(d))
-        .zip(rstd)
-    {
-        let (mut m1, mut m2) = (0f64, 0f64);
-        for ((&gv, &gm), &xh) in gr.iter().zip(gamma).zip(xr) {
-            let gg = gv as f64 * gm as f64;
-            m1 += gg;
-            m2 += gg * xh as f64;
-        }
-        let (m1, m2, rs) = (m1 / d as f64, m2 / d as f64, rs as f64);
-        for (((o, &gv), &gm), &xh) in dxr.iter_mut().zip(gr).zip(gamma).zip(xr) {
-            *o = (rs * (gv as f64 * gm as f64 - m1 - xh as f64 * m2)) as f32;
-        }
-    }
 }
 
 impl Graph {
@@ -180,7 +119,7 @@ impl Graph {
             .zip(rstd.chunks_mut(per))
             .collect();
         par::map_jobs(jobs, |(((x, y), xhat), rstd)| {
-            normalize_rows(x, gv.data(), bv.data(), eps, y, xhat, rstd)
+            rows::layer_norm_rows(x, gv.data(), bv.data(), eps, y, xhat, rstd)
         });
         let y = Tensor::from_vec(xv.shape().to_vec(), y);
         self.push(

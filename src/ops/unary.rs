@@ -21,7 +21,7 @@
 
 use crate::autograd::{Backward, Op};
 use crate::cpu::par;
-use crate::cpu::tanh::{erf_f32, exp_neg};
+use crate::cpu::tanh::{gelu_f32, gelu_grad_f32, gelu_grad_into, gelu_into};
 use crate::{Graph, Tensor, Var};
 
 /// An elementwise function.
@@ -51,10 +51,6 @@ pub enum Unary {
 
 /// √(2/π), of GELU's tanh form.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-/// 1/√2.
-const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
-/// 1/√(2π), the standard normal density's factor.
-const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
 impl Unary {
     /// The op on the tape.
@@ -107,7 +103,7 @@ impl Unary {
                     a * x.exp_m1()
                 }
             }
-            Unary::Gelu => 0.5 * x * (1.0 + erf_f32(x * FRAC_1_SQRT_2)),
+            Unary::Gelu => gelu_f32(x), // x(1 + erf(x/√2))/2
             Unary::GeluTanh => {
                 let u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
                 0.5 * x * (1.0 + u.tanh())
@@ -145,10 +141,7 @@ impl Unary {
                     a * x.exp()
                 }
             }
-            Unary::Gelu => {
-                let cdf = 0.5 * (1.0 + erf_f32(x * FRAC_1_SQRT_2));
-                cdf + x * FRAC_1_SQRT_2PI * exp_neg(0.5 * x * x)
-            }
+            Unary::Gelu => gelu_grad_f32(x), // Φ(x) + x·φ(x)
             Unary::GeluTanh => {
                 let u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
                 let t = u.tanh();
@@ -192,7 +185,8 @@ fn forward_pass(u: Unary, x: &[f32]) -> Vec<f32> {
         Relu => par::map(x, |v| Relu.f(v)),
         LeakyRelu(s) => par::map(x, move |v| LeakyRelu(s).f(v)),
         Elu(a) => par::map(x, move |v| Elu(a).f(v)),
-        Gelu => par::map(x, |v| Gelu.f(v)),
+        // the same formula as Gelu.f, its loop compiled for wide vectors
+        Gelu => par::fill(x.len(), |s, out| gelu_into(&x[s..s + out.len()], out)),
         GeluTanh => par::map(x, |v| GeluTanh.f(v)),
         Silu => par::map(x, |v| Silu.f(v)),
     }
@@ -209,7 +203,10 @@ fn backward_pass(u: Unary, g: &[f32], x: &[f32], y: &[f32]) -> Vec<f32> {
         Relu => par::map3(g, x, y, |g, x, y| g * Relu.df(x, y)),
         LeakyRelu(s) => par::map3(g, x, y, move |g, x, y| g * LeakyRelu(s).df(x, y)),
         Elu(a) => par::map3(g, x, y, move |g, x, y| g * Elu(a).df(x, y)),
-        Gelu => par::map3(g, x, y, |g, x, y| g * Gelu.df(x, y)),
+        Gelu => par::fill(x.len(), |s, out| {
+            let r = s..s + out.len();
+            gelu_grad_into(&g[r.clone()], &x[r], out)
+        }),
         GeluTanh => par::map3(g, x, y, |g, x, y| g * GeluTanh.df(x, y)),
         Silu => par::map3(g, x, y, |g, x, y| g * Silu.df(x, y)),
     }

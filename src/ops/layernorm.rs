@@ -161,4 +161,27 @@ mod tests {
             assert!(m.abs() < 1e-6 && (v - 1.0).abs() < 1e-5, "{row:?}");
         }
     }
+
+    #[test]
+    fn wide_rows_far_from_zero_match_float64() {
+        // 700 rows (split over the threads) of 37 values (8-lane blocks and
+        // a remainder), offset by 1000: the shifted sums keep the variance
+        let (rows, d) = (700, 37);
+        let x = pseudo_random(&[rows, d], 4).map(|v| 1000.0 + 3.0 * v);
+        let w = pseudo_random(&[d], 5).map(|v| 1.0 + 0.3 * v);
+        let b = pseudo_random(&[d], 6);
+        let mut g = crate::Graph::new();
+        let (xv, wv, bv) = (g.param(x.clone()), g.param(w.clone()), g.param(b.clone()));
+        let y = g.layer_norm(xv, wv, bv, 1e-5);
+        for (r, (xr, yr)) in x.data().chunks(d).zip(g.value(y).data().chunks(d)).enumerate() {
+            let m = xr.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+            let var = xr.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / d as f64;
+            for j in 0..d {
+                let want = (xr[j] as f64 - m) / (var + 1e-5).sqrt() * w.data()[j] as f64
+                    + b.data()[j] as f64;
+                let e = (yr[j] as f64 - want).abs();
+                assert!(e < 1e-4 * want.abs().max(1.0), "row {r}, {j}: {} vs {want}", yr[j]);
+            }
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! Sequence models: layers that read token ids, and the checks the
 //! trainer makes before the first step.
 
+mod common;
+
 use backprop::data::Dataset;
 use backprop::nn::Sequential;
 use backprop::ops::loss::LossKind;
@@ -88,4 +90,191 @@ fn a_gpt_line_names_its_tensors_as_nanogpt_and_checks_its_sizes() {
             "{line}: {e}"
         );
     }
+}
+
+/// A tiny GPT trained for a few steps on a small text through the command
+/// line: saved with its vocabulary, evaluated to the same validation loss,
+/// sampled reproducibly; the errors a user can meet name what is wrong.
+#[test]
+fn language_models_on_the_command_line() {
+    let d = tempfile::tempdir().unwrap();
+    let text = d.path().join("t.txt");
+    let body =
+        "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
+            .repeat(40);
+    std::fs::write(&text, &body).unwrap();
+    let model = d.path().join("m.safetensors");
+    let (t, m) = (text.to_str().unwrap(), model.to_str().unwrap());
+    let line = "gpt(layers=1,heads=2,embd=16)";
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--data", t, "--model", line, "--block-size", "16"];
+        args.extend_from_slice(extra);
+        common::run(&args)
+    };
+    let o = train(&[
+        "--max-steps",
+        "30",
+        "--batch-size",
+        "4",
+        "--eval-every",
+        "10",
+        "--eval-iters",
+        "2",
+        "--save",
+        m,
+    ]);
+    assert!(o.success, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("step 10: train loss") && o.stderr.contains("step 30:"),
+        "{}",
+        o.stderr
+    );
+    let val = o.stdout.lines().last().unwrap().to_string();
+    assert!(
+        val.starts_with("val loss ") && val.contains("after 30 steps"),
+        "{val}"
+    );
+    // eval gives the same number, from the file alone
+    let e = common::run(&["eval", m, "--data", t]);
+    assert!(e.success, "{}", e.stderr);
+    assert_eq!(e.stdout.trim(), val.split(" after").next().unwrap());
+    // the same seed samples the same text; the prompt comes first
+    let s1 = common::run(&[
+        "sample", m, "--prompt", "To be", "--tokens", "40", "--seed", "3",
+    ]);
+    let s2 = common::run(&[
+        "sample", m, "--prompt", "To be", "--tokens", "40", "--seed", "3",
+    ]);
+    assert!(
+        s1.success && s1.stdout == s2.stdout && s1.stdout.starts_with("To be"),
+        "{}",
+        s1.stderr
+    );
+    assert_eq!(s1.stdout.trim_end_matches('\n').chars().count(), 45);
+    // two accumulated micro-batches of 2 are one batch of 4
+    let (a, b) = (
+        d.path().join("a.safetensors"),
+        d.path().join("b.safetensors"),
+    );
+    let base = ["--max-steps", "3", "--eval-every", "0"];
+    assert!(
+        train(
+            &[
+                &base[..],
+                &["--batch-size", "4", "--save", a.to_str().unwrap()]
+            ]
+            .concat()
+        )
+        .success
+    );
+    assert!(
+        train(
+            &[
+                &base[..],
+                &[
+                    "--batch-size",
+                    "2",
+                    "--grad-accum",
+                    "2",
+                    "--save",
+                    b.to_str().unwrap()
+                ]
+            ]
+            .concat()
+        )
+        .success
+    );
+    let (wa, wb) = (common::tensor_bytes(&a), common::tensor_bytes(&b));
+    assert_eq!(wa.len(), wb.len());
+    let f32s = |b: &[u8]| -> Vec<f32> {
+        b.chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    for ((n, x), (_, y)) in wa.iter().zip(&wb) {
+        let e = common::scaled_error(&f32s(x), &f32s(y));
+        assert!(e < 1e-5, "{n}: {e:e}");
+    }
+
+    let errors: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["sample", m, "--prompt", "Zebra"], "'Z'"),
+        (vec!["sample", m, "--temperature", "-1"], "temperature -1"),
+        (
+            vec!["train", "--data", t, "--epochs", "2"],
+            "--epochs does not apply to a language-model run",
+        ),
+        (
+            vec!["train", "--block-size", "8"],
+            "--block-size applies to language models only",
+        ),
+        (
+            vec!["train", "--data", t, "--model", "gpt(heads=3,embd=16)"],
+            "3 heads do not divide the width 16",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                t,
+                "--model",
+                "gpt(block=8)",
+                "--block-size",
+                "16",
+            ],
+            "the model's context (its position table) holds 8",
+        ),
+        (
+            vec!["train", "--data", t, "--model", "mlp"],
+            "does not read token ids",
+        ),
+        (
+            vec!["train", "--data", t, "--block-size", "400"],
+            "fewer than one window of 400",
+        ),
+    ];
+    for (args, want) in errors {
+        let o = common::run(&args);
+        assert!(
+            !o.success && o.stderr.contains(want),
+            "{args:?}: {}",
+            o.stderr
+        );
+    }
+    // a text that is not UTF-8, and eval on characters the model never saw
+    let bad = d.path().join("bad.txt");
+    std::fs::write(&bad, b"To be\xff or not").unwrap();
+    let o = common::run(&["train", "--data", bad.to_str().unwrap()]);
+    assert!(
+        !o.success && o.stderr.contains("offset 5") && o.stderr.contains("UTF-8"),
+        "{}",
+        o.stderr
+    );
+    let other = d.path().join("other.txt");
+    std::fs::write(&other, "Zounds! ".repeat(50)).unwrap();
+    let o = common::run(&["eval", m, "--data", other.to_str().unwrap()]);
+    assert!(
+        !o.success && o.stderr.contains("'Z'") && o.stderr.contains("vocabulary"),
+        "{}",
+        o.stderr
+    );
+    // sample on a classifier
+    let clf = d.path().join("clf.safetensors");
+    let mnist = common::small_mnist(d.path(), 64, 16);
+    let o = common::run(&[
+        "train",
+        "--data",
+        mnist.to_str().unwrap(),
+        "--max-steps",
+        "1",
+        "--save",
+        clf.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.success, "{}", o.stderr);
+    let o = common::run(&["sample", clf.to_str().unwrap()]);
+    assert!(
+        !o.success && o.stderr.contains("not a language model"),
+        "{}",
+        o.stderr
+    );
 }

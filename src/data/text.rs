@@ -93,6 +93,39 @@ impl CharText {
         })
     }
 
+    /// A text read with a model's vocabulary (`eval` of a saved language
+    /// model): the error names the first character the vocabulary lacks,
+    /// with its position and byte offset.
+    pub fn with_vocab(bytes: &[u8], vocab: &[char], source: &Path) -> Result<CharText> {
+        let own = Self::from_bytes(bytes, source)?;
+        let text = std::str::from_utf8(bytes).expect("checked by from_bytes");
+        let mut ids = Vec::with_capacity(own.train.len() + own.val.len());
+        for (i, (at, c)) in text.char_indices().enumerate() {
+            match vocab.binary_search(&c) {
+                Ok(id) => ids.push(id as u32),
+                Err(_) => {
+                    return Err(Error::data(
+                        source,
+                        format!(
+                            "character {c:?} (U+{:04X}) at character {i} (byte offset {at}) is not in the \
+                             model's vocabulary of {} characters; evaluate on text made of the characters \
+                             the model was trained on",
+                            c as u32,
+                            vocab.len()
+                        ),
+                    ))
+                }
+            }
+        }
+        let cut = own.train.len();
+        Ok(CharText {
+            train: ids[..cut].to_vec(),
+            val: ids[cut..].to_vec(),
+            vocab: vocab.to_vec(),
+            source: source.to_path_buf(),
+        })
+    }
+
     /// The ids of a split.
     pub fn ids(&self, split: Split) -> &[u32] {
         match split {
@@ -265,5 +298,18 @@ mod tests {
         );
         let e = text("abc").encode("abz").unwrap_err().to_string();
         assert!(e.contains("'z'") && e.contains("position 2"), "{e}");
+        let vocab: Vec<char> = "abcé".chars().collect();
+        let t = CharText::with_vocab("ébca".as_bytes(), &vocab, Path::new("t.txt")).unwrap();
+        assert_eq!(
+            (t.train.as_slice(), t.val.as_slice()),
+            (&[3, 1, 2][..], &[0][..])
+        );
+        let e = CharText::with_vocab("abéz".as_bytes(), &vocab, Path::new("t.txt"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'z'") && e.contains("character 3") && e.contains("byte offset 4"),
+            "{e}"
+        );
     }
 }

@@ -33,6 +33,10 @@ use std::path::{Path, PathBuf};
 /// The metadata key that holds the model line.
 pub const MODEL_KEY: &str = "backprop.model";
 
+/// The metadata key of a language model's vocabulary: its characters in id
+/// order, as one JSON string.
+pub const VOCAB_KEY: &str = "backprop.vocab";
+
 /// The metadata key of the optimizer step a file was saved at (a run's
 /// model file and its state file both hold it).
 pub const STEP_KEY: &str = "backprop.step";
@@ -443,13 +447,43 @@ pub fn check_writable(path: &Path) -> Result<()> {
 /// ([`Module::spec`]) in the metadata when it has one (`eval` and `predict`
 /// then need only the file).
 pub fn save_module(model: &dyn Module, path: &Path) -> Result<()> {
+    save_module_with(model, path, HashMap::new())
+}
+
+/// [`save_module`] with more metadata (a language model's vocabulary
+/// under [`VOCAB_KEY`]).
+pub fn save_module_with(
+    model: &dyn Module,
+    path: &Path,
+    mut meta: HashMap<String, String>,
+) -> Result<()> {
     let tensors = model.state_dict();
-    let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
     if let Some(l) = model.spec() {
         meta.insert(MODEL_KEY.to_string(), l);
     }
     save(path, &tensors, meta)
+}
+
+/// The vocabulary a language model was saved with ([`VOCAB_KEY`]), if any.
+pub fn vocab_of(w: &Weights, path: &Path) -> Result<Option<Vec<char>>> {
+    let Some(v) = w.metadata.get(VOCAB_KEY) else {
+        return Ok(None);
+    };
+    let s: String = serde_json::from_str(v).map_err(|e| {
+        Error::weights(
+            path,
+            format!("its vocabulary ({VOCAB_KEY}) is not a JSON string: {e}"),
+        )
+    })?;
+    let chars: Vec<char> = s.chars().collect();
+    if chars.windows(2).any(|p| p[0] >= p[1]) {
+        return Err(Error::weights(
+            path,
+            "its vocabulary is not sorted distinct characters",
+        ));
+    }
+    Ok(Some(chars))
 }
 
 /// Load the parameters and buffers of `model` from a file (ours or

@@ -230,6 +230,10 @@ impl Module for Gpt {
         Some(self.config.vocab_size)
     }
 
+    fn input_context(&self) -> Option<usize> {
+        Some(self.config.block_size)
+    }
+
     fn names_at_root(&self) -> bool {
         true
     }

@@ -293,6 +293,10 @@ impl Module for Sequential {
     fn input_vocab(&self) -> Option<usize> {
         self.layers.first().and_then(|l| l.input_vocab())
     }
+
+    fn input_context(&self) -> Option<usize> {
+        self.layers.first().and_then(|l| l.input_context())
+    }
 }
 
 /// The most values one tensor (a weight, a bias, a buffer) of a model built

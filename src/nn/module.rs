@@ -361,6 +361,12 @@ pub trait Module: CloneModule {
         None
     }
 
+    /// If the module reads sequences of a fixed longest length (a GPT's
+    /// position table), that length.
+    fn input_context(&self) -> Option<usize> {
+        None
+    }
+
     /// Whether this module is a whole model (a GPT) whose tensors keep
     /// their own names when it is the only item of a model line
     /// (`transformer.wte.weight`, not `0.transformer.wte.weight`), as the

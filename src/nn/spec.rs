@@ -28,6 +28,9 @@ pub const PRESETS: &[(&str, &str)] = &[
         "conv2d(1,6,5,padding=2),batchnorm2d(6),relu,maxpool2d(2),conv2d(6,16,5),batchnorm2d(16),relu,\
          maxpool2d(2),flatten,linear(400,120),relu,linear(120,10)",
     ),
+    // nanoGPT's CPU "baby GPT"; the vocabulary and context come from the
+    // text and --block-size (`backprop train --data FILE.txt`).
+    ("gpt-baby", "gpt(layers=4,heads=4,embd=128)"),
 ];
 
 /// The model line a preset name stands for, or the text itself.

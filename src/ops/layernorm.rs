@@ -173,14 +173,23 @@ mod tests {
         let mut g = crate::Graph::new();
         let (xv, wv, bv) = (g.param(x.clone()), g.param(w.clone()), g.param(b.clone()));
         let y = g.layer_norm(xv, wv, bv, 1e-5);
-        for (r, (xr, yr)) in x.data().chunks(d).zip(g.value(y).data().chunks(d)).enumerate() {
+        for (r, (xr, yr)) in x
+            .data()
+            .chunks(d)
+            .zip(g.value(y).data().chunks(d))
+            .enumerate()
+        {
             let m = xr.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
             let var = xr.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / d as f64;
             for j in 0..d {
                 let want = (xr[j] as f64 - m) / (var + 1e-5).sqrt() * w.data()[j] as f64
                     + b.data()[j] as f64;
                 let e = (yr[j] as f64 - want).abs();
-                assert!(e < 1e-4 * want.abs().max(1.0), "row {r}, {j}: {} vs {want}", yr[j]);
+                assert!(
+                    e < 1e-4 * want.abs().max(1.0),
+                    "row {r}, {j}: {} vs {want}",
+                    yr[j]
+                );
             }
         }
     }

@@ -6,12 +6,14 @@
 
 use crate::data::text::{CharText, Split, TextBatch};
 use crate::error::{Error, Result};
-use crate::nn::{Module, ModuleExt, Pass};
+use crate::nn::{spec, Init, Module, ModuleExt, Pass, Sequential};
 use crate::ops::loss::CrossEntropyOptions;
-use crate::optim::Optimizer;
+use crate::optim::{DecayOn, Optimizer, OptimizerConfig, OptimizerKind, Schedule};
 use crate::{Tensor, Var};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+use std::path::Path;
 use std::time::Instant;
 
 /// How a language model trains.
@@ -61,6 +63,165 @@ impl LmConfig {
         }
         text.check_block(self.block_size)
     }
+}
+
+/// A language-model run: the model line and the recipe.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LmSettings {
+    /// A model line or preset (`gpt-baby`); a `gpt(…)` item without
+    /// `vocab=` or `block=` gets the text's vocabulary and the block size.
+    pub model: String,
+    /// Steps, batches, windows, accumulation, clipping, estimates.
+    pub lm: LmConfig,
+    /// The optimizer (its `lr` the peak of the schedule).
+    pub optimizer: OptimizerConfig,
+    /// Steps of linear warm-up before the cosine.
+    pub warmup_steps: usize,
+    /// Where the cosine ends, at the last step.
+    pub lr_min: f32,
+}
+
+impl LmSettings {
+    /// nanoGPT's CPU recipe for its baby GPT: AdamW at 1e-3 (β₂ 0.99,
+    /// weight decay 0.1 on matrices only), 100 warm-up steps then a cosine
+    /// to 1e-4 over 2 000 steps, batches of 12 windows of 64, clipping at 1.
+    pub fn baby() -> LmSettings {
+        LmSettings {
+            model: "gpt-baby".into(),
+            lm: LmConfig::baby(),
+            optimizer: OptimizerConfig {
+                lr: 1e-3,
+                betas: (0.9, 0.99),
+                weight_decay: 0.1,
+                decay_on: DecayOn::Matrices,
+                ..OptimizerConfig::new(OptimizerKind::AdamW)
+            },
+            warmup_steps: 100,
+            lr_min: 1e-4,
+        }
+    }
+
+    /// Linear warm-up, then a cosine to `lr_min` at the last step.
+    pub fn schedule(&self) -> Schedule {
+        Schedule::WarmupCosine {
+            warmup_steps: self.warmup_steps,
+            decay_steps: self.lm.steps,
+            lr_min: self.lr_min,
+        }
+    }
+
+    /// The model line for a text of `vocab` characters: the preset
+    /// expanded, `vocab=` and `block=` put into `gpt(…)` items without them.
+    ///
+    /// ```
+    /// use backprop::train::lm::LmSettings;
+    /// assert_eq!(LmSettings::baby().model_line(65),
+    ///            "gpt(vocab=65,block=64,layers=4,heads=4,embd=128)");
+    /// ```
+    pub fn model_line(&self, vocab: usize) -> String {
+        let line = spec::expand_preset(&self.model);
+        let items = line.split(',').collect::<Vec<_>>();
+        // items are split at top-level commas only: a gpt(…) item's own
+        // commas are inside its parentheses
+        let mut out: Vec<String> = Vec::new();
+        let mut depth = 0i32;
+        for part in items {
+            if depth > 0 {
+                let last = out.last_mut().expect("an open item");
+                last.push(',');
+                last.push_str(part);
+            } else {
+                out.push(part.to_string());
+            }
+            depth += part.matches('(').count() as i32 - part.matches(')').count() as i32;
+        }
+        for it in &mut out {
+            let t = it.trim();
+            let (name, inner) = match t.find('(') {
+                Some(i) => (&t[..i], t[i + 1..].trim_end_matches(')')),
+                None => (t, ""),
+            };
+            if !name.trim().eq_ignore_ascii_case("gpt") {
+                continue;
+            }
+            let mut args: Vec<String> = Vec::new();
+            if !inner.contains("vocab") {
+                args.push(format!("vocab={vocab}"));
+            }
+            if !inner.contains("block") {
+                args.push(format!("block={}", self.lm.block_size));
+            }
+            args.extend(
+                inner
+                    .split(',')
+                    .filter(|a| !a.trim().is_empty())
+                    .map(str::to_string),
+            );
+            *it = format!("gpt({})", args.join(","));
+        }
+        out.join(",")
+    }
+
+    /// Check the settings against the text, then build the model (weights
+    /// drawn from the seed) and its optimizer.
+    pub fn build(&self, text: &CharText) -> Result<(Sequential, Optimizer)> {
+        self.lm.check(text)?;
+        self.optimizer.validate()?;
+        if !(self.lr_min >= 0.0 && self.lr_min.is_finite()) {
+            return Err(Error::Config(format!(
+                "lr_min {}: must be a number ≥ 0",
+                self.lr_min
+            )));
+        }
+        let line = self.model_line(text.vocab.len());
+        let mut rng = crate::rand::seeded(self.lm.seed);
+        let model = Sequential::parse(&line, Init::Default, &mut rng)?;
+        match model.input_vocab() {
+            Some(v) if v >= text.vocab.len() => {}
+            Some(v) => {
+                return Err(Error::Spec(format!(
+                    "the model reads {v} token ids, but {} holds {} distinct characters; \
+                     drop vocab= from the model line (it is then the text's)",
+                    text.source.display(),
+                    text.vocab.len()
+                )))
+            }
+            None => {
+                return Err(Error::Spec(format!(
+                    "`{line}` does not read token ids: a language model starts with an embedding \
+                     (use gpt-baby, gpt(…) or embedding(…))"
+                )))
+            }
+        }
+        model.output_shape(&[self.lm.block_size])?;
+        let opt = Optimizer::new(self.optimizer.clone()).with_schedule(self.schedule());
+        Ok((model, opt))
+    }
+}
+
+/// Save a language model with its vocabulary (and its model line), so that
+/// `eval` and `sample` need only the file.
+pub fn save_lm(model: &dyn Module, vocab: &[char], path: &Path) -> Result<()> {
+    let v: String = vocab.iter().collect();
+    let meta = HashMap::from([(
+        crate::io::VOCAB_KEY.to_string(),
+        serde_json::to_string(&v).expect("a string serializes"),
+    )]);
+    crate::io::save_module_with(model, path, meta)
+}
+
+/// A language model saved by [`save_lm`], and its vocabulary.
+pub fn load_lm(path: &Path) -> Result<(Sequential, Vec<char>)> {
+    let w = crate::io::load(path)?;
+    let vocab = crate::io::vocab_of(&w, path)?.ok_or_else(|| {
+        Error::weights(
+            path,
+            "holds no vocabulary: it is not a language model trained on text \
+             (backprop train --data FILE.txt --model gpt-baby makes one)",
+        )
+    })?;
+    let model = crate::io::model_from_weights(&w, path, None)?;
+    Ok((model, vocab))
 }
 
 /// One optimizer step, as it is reported.

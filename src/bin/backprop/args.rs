@@ -19,7 +19,7 @@ pub struct TrainArgs {
     /// Gradient checkpointing: layer ranges (e.g. 0-5,6-9) whose activations are recomputed during backward instead of kept.
     #[arg(long)]
     pub checkpoint: Option<String>,
-    /// Training data: a folder of MNIST-named IDX files (train-*, and t10k-* as the test set) or a CSV file (label first). Default: data/mnist.
+    /// Training data: a folder of MNIST-named IDX files (train-*, and t10k-* as the test set), a CSV file (label first), or a UTF-8 text file (*.txt: a character-level language model, gpt-baby by default). Default: data/mnist.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Test data: a folder of IDX files or a CSV file (overrides the t10k-* files of --data).
@@ -51,10 +51,10 @@ pub struct TrainArgs {
     pub weight_decay: Option<f32>,
     /// Adam's β₁.
     #[arg(long, allow_negative_numbers = true, default_value_t = 0.9)]
-    beta1: f64,
-    /// Adam's β₂.
+    pub beta1: f64,
+    /// Adam's β₂ (a language model's recipe: 0.99).
     #[arg(long, allow_negative_numbers = true, default_value_t = 0.999)]
-    beta2: f64,
+    pub beta2: f64,
     /// ε of Adam and RMSprop.
     #[arg(long, allow_negative_numbers = true, default_value_t = 1e-8)]
     pub eps: f32,
@@ -135,6 +135,21 @@ pub struct TrainArgs {
     /// Write metrics.csv but no plots.
     #[arg(long)]
     pub no_plots: bool,
+    /// Language models: characters per window, the model's context.
+    #[arg(long, default_value_t = 64, value_name = "T")]
+    pub block_size: usize,
+    /// Language models: steps of linear warm-up before the cosine decay to --lr-min.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub warmup_steps: usize,
+    /// Language models: estimate the training and validation loss every N steps (and after the last).
+    #[arg(long, default_value_t = 250, value_name = "N")]
+    pub eval_every: usize,
+    /// Language models: random batches per estimate.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub eval_iters: usize,
+    /// Language models: micro-batches per optimizer step, their gradients averaged (the step of one batch N times larger).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub grad_accum: usize,
 }
 
 /// A model line or preset, given as the first argument or with --model.
@@ -226,7 +241,7 @@ pub struct GradcheckArgs {
 pub struct EvalArgs {
     /// A model saved by `backprop train --save` (or a PyTorch state_dict with --model).
     pub weights: PathBuf,
-    /// Data: a folder of IDX files (t10k-* if present, else train-*) or a CSV file. Default: data/mnist.
+    /// Data: a folder of IDX files (t10k-* if present, else train-*), a CSV file, or a text file (*.txt) for a language model (its validation split: the last 10 %). Default: data/mnist.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Model line, for files that carry none (PyTorch's).
@@ -244,6 +259,30 @@ pub struct EvalArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args)]
+pub struct SampleArgs {
+    /// A language model saved by `backprop train --data FILE.txt --save FILE`.
+    pub weights: PathBuf,
+    /// The text to continue (characters of the model's vocabulary).
+    #[arg(long, default_value = "\n")]
+    pub prompt: String,
+    /// Characters to generate.
+    #[arg(long, default_value_t = 500)]
+    pub tokens: usize,
+    /// Below 1 sharper, above 1 more varied; 0 always takes the most likely character.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.8)]
+    pub temperature: f32,
+    /// Draw among the K most likely characters only.
+    #[arg(long, value_name = "K", default_value_t = 200)]
+    pub top_k: usize,
+    /// Seed of the draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Threads for the kernels.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Args)]

@@ -29,6 +29,13 @@ fn eval_set(data: Option<PathBuf>, csv_scale: Option<f32>) -> anyhow::Result<Dat
 
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     set_threads(a.threads)?;
+    if let Some(d) = a
+        .data
+        .as_ref()
+        .filter(|_| crate::lm::is_text(a.data.as_ref()))
+    {
+        return crate::lm::eval(&a.weights, d, a.json);
+    }
     let loss = a.loss;
     let model = load_saved(&a.weights, a.model.as_deref())?;
     let set = eval_set(a.data, a.csv_scale)?;

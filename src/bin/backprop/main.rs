@@ -7,6 +7,7 @@
 mod args;
 mod eval;
 mod inspect;
+mod lm;
 mod predict;
 mod procs;
 mod progress;
@@ -14,7 +15,9 @@ mod serve;
 mod train;
 
 use anyhow::bail;
-use args::{flag, EvalArgs, GradcheckArgs, GraphArgs, PredictArgs, ServeArgs, TrainArgs};
+use args::{
+    flag, EvalArgs, GradcheckArgs, GraphArgs, PredictArgs, SampleArgs, ServeArgs, TrainArgs,
+};
 use backprop::nn::spec;
 use backprop::Error;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -46,6 +49,8 @@ enum Command {
     Eval(EvalArgs),
     /// Predict the class of one image (PNG or PGM) or of one sample of a data set.
     Predict(PredictArgs),
+    /// Generate text with a language model saved by `train --data FILE.txt --save FILE`.
+    Sample(SampleArgs),
     /// List the model presets and the model lines they stand for.
     Presets,
     /// Show the computational graph (the tape) of one training step as Graphviz DOT, with its memory.
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
         Command::Train(a) => train::run(*a, &matches, &procs),
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),
+        Command::Sample(a) => lm::sample(a),
         Command::Presets => {
             for (n, l) in spec::PRESETS {
                 println!("{n:9} {l}");

@@ -18,6 +18,22 @@ pub fn run(mut a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Res
         .subcommand_matches("train")
         .expect("the train subcommand");
     let comm = procs.collective();
+    if crate::lm::is_text(a.data.as_ref()) {
+        if comm.as_ref().is_some_and(|c| c.size() > 1) {
+            anyhow::bail!(backprop::Error::Config(
+                "a language model (--data FILE.txt) trains in one process; run it without mpirun"
+                    .into()
+            ));
+        }
+        return crate::lm::train(&a, given);
+    }
+    for (id, flag) in crate::lm::LM_ONLY {
+        if given.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+            anyhow::bail!(backprop::Error::Config(format!(
+                "{flag} applies to language models only (--data FILE.txt)"
+            )));
+        }
+    }
     let rank = comm.as_ref().map_or(0, |c| c.rank());
     if rank > 0 {
         (a.quiet, a.json, a.serve) = (true, false, false);

@@ -78,7 +78,7 @@ fn main() -> backprop::Result<()> {
         1e3 * s.train_seconds / s.steps.max(1) as f64
     );
     if let Some(file) = arg("--save") {
-        lm::save_lm(&gpt, &text.vocab, file.as_ref())?;
+        lm::save_lm(&gpt, &text.vocab, cfg.block_size, file.as_ref())?;
     }
     let sample = SampleConfig {
         tokens: 300,

@@ -257,6 +257,37 @@ fn language_models_on_the_command_line() {
         "{}",
         o.stderr
     );
+    // a recurrent language model: the vocabulary filled in, the context saved
+    let r = d.path().join("r.safetensors");
+    let o = common::run(&[
+        "train",
+        "--data",
+        t,
+        "--model",
+        "embedding(vocab,8),gru(8,16),lstm(16,16,layers=2),linear(16,vocab)",
+        "--block-size",
+        "8",
+        "--max-steps",
+        "5",
+        "--eval-every",
+        "0",
+        "--save",
+        r.to_str().unwrap(),
+    ]);
+    assert!(o.success, "{}", o.stderr);
+    let e = common::run(&["eval", r.to_str().unwrap(), "--data", t]);
+    assert_eq!(
+        e.stdout.trim(),
+        o.stdout
+            .lines()
+            .last()
+            .unwrap()
+            .split(" after")
+            .next()
+            .unwrap()
+    );
+    let s = common::run(&["sample", r.to_str().unwrap(), "--tokens", "20"]);
+    assert!(s.success && s.stdout.chars().count() >= 21, "{}", s.stderr);
     // sample on a classifier
     let clf = d.path().join("clf.safetensors");
     let mnist = common::small_mnist(d.path(), 64, 16);

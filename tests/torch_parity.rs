@@ -207,6 +207,11 @@ mod seq_ops {
     embedding,
     causal_attention,
     causal_attention_long,
+    lstm,
+    lstm_2layers,
+    lstm_t1,
+    gru,
+    gru_2layers,
     narrow,
     concat,
     cross_entropy_seq,
@@ -344,6 +349,21 @@ fn check_case(file: &str, c: &str) {
         "layer_norm" => g.layer_norm(xs[0], xs[1], xs[2], 1e-5),
         "embedding" => g.embedding(xs[0], xs[1]),
         "causal_attention" => g.causal_attention(xs[0], xs[1], xs[2]),
+        "lstm" | "gru" => {
+            use backprop::ops::gated::{Cell, GateVars};
+            let cell = if op == "lstm" { Cell::Lstm } else { Cell::Gru };
+            let mut seq = xs[0];
+            for w in xs[1..].chunks(4) {
+                let vars = GateVars {
+                    w_ih: w[0],
+                    w_hh: w[1],
+                    b_ih: Some(w[2]),
+                    b_hh: Some(w[3]),
+                };
+                seq = g.gated_layer(cell, seq, vars).seq;
+            }
+            seq
+        }
         "narrow" => g.narrow(
             xs[0],
             args["axis"].as_u64().unwrap() as usize,

@@ -22,8 +22,9 @@ a half cosine down to lr_min).
 `load_state_dict` and prints its validation loss as `backprop eval` defines it.
 `bench` trains nanoGPT's CPU "baby GPT" (4 layers, 4 heads, width 128, context
 64, batch 12, lr 1e-3, warm-up 100, cosine to 1e-4, beta2 0.99, weight decay
-0.1, clipping 1.0, no dropout) and prints seconds per step and the validation
-loss, for BENCHMARKS.md.
+0.1, clipping 1.0, no dropout), or with `--model char-lstm` backprop's
+char-lstm preset on the same recipe, and prints seconds per step and the
+validation loss, for BENCHMARKS.md.
 """
 import argparse
 import json
@@ -105,6 +106,19 @@ class GPT(nn.Module):
         for b in self.transformer.h:
             x = b(x)
         return self.lm_head(self.transformer.ln_f(x))
+
+
+class CharLstm(nn.Module):
+    """backprop's `char-lstm` preset: embedding(V,64),lstm(64,256,layers=2),linear(256,V)."""
+
+    def __init__(self, vocab):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, 64)
+        self.lstm = nn.LSTM(64, 256, num_layers=2, batch_first=True)
+        self.out = nn.Linear(256, vocab)
+
+    def forward(self, ids):
+        return self.out(self.lstm(self.emb(ids))[0])
 
 
 def get_lr(it, lr, warmup, decay, lr_min):
@@ -238,7 +252,7 @@ def bench(args):
     torch.set_num_threads(args.threads)
     vocab, train, val = read_text(args.data)
     block, batch = args.block_size, args.batch_size
-    m = GPT(len(vocab), block, 4, 4, 128, False)
+    m = CharLstm(len(vocab)) if args.model == "char-lstm" else GPT(len(vocab), block, 4, 4, 128, False)
     opt = adamw(m, args.lr, 0.99, 0.1)
     t0 = time.perf_counter()
     for it in range(args.steps):
@@ -257,7 +271,7 @@ def bench(args):
             print(f"step {it}: loss {loss.item():.4f}", file=sys.stderr)
     secs = time.perf_counter() - t0
     v = val_loss(m, val, block)
-    print(json.dumps({"framework": "pytorch", "torch": torch.__version__, "threads": args.threads,
+    print(json.dumps({"framework": "pytorch", "model": args.model, "torch": torch.__version__, "threads": args.threads,
                       "seed": args.seed, "steps": args.steps, "seconds": round(secs, 2),
                       "ms_per_step": round(1000 * secs / args.steps, 2), "val_loss": round(v, 4)}))
 
@@ -278,6 +292,7 @@ def main():
     bp.add_argument("--lr", type=float, default=1e-3)
     bp.add_argument("--block-size", type=int, default=64)
     bp.add_argument("--batch-size", type=int, default=12)
+    bp.add_argument("--model", choices=["gpt-baby", "char-lstm"], default="gpt-baby")
     a = ap.parse_args()
     {"fixtures": lambda: fixtures(), "load": lambda: load(a), "bench": lambda: bench(a)}[a.cmd]()
 

@@ -173,7 +173,25 @@ def _cross_entropy_seq(xs, a, l):
                            label_smoothing=a.get("label_smoothing", 0.0))
 
 
+def _gated(kind):
+    """nn.LSTM / nn.GRU (batch_first) with xs[1:] as its parameters, layer by
+    layer (weight_ih, weight_hh, bias_ih, bias_hh): every step's output."""
+    def f(xs, a, l):
+        layers = (len(xs) - 1) // 4
+        g = 4 if kind == "lstm" else 3
+        hidden = xs[2].shape[1]
+        cls = nn.LSTM if kind == "lstm" else nn.GRU
+        m = cls(xs[0].shape[-1], hidden, num_layers=layers, batch_first=True).double()
+        names = [f"{w}_l{k}" for k in range(layers)
+                 for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        assert all(xs[1 + i].shape[0] == g * hidden for i in range(len(names)))
+        return torch.func.functional_call(m, dict(zip(names, xs[1:])), (xs[0],))[0]
+    return f
+
+
 SEQ_OPS = {
+    "lstm": _gated("lstm"),
+    "gru": _gated("gru"),
     "gelu": lambda xs, a, l: F.gelu(xs[0], approximate=a.get("approximate", "none")),
     "silu": lambda xs, a, l: F.silu(xs[0]),
     "layer_norm": lambda xs, a, l: F.layer_norm(xs[0], [xs[0].shape[-1]], xs[1], xs[2], eps=1e-5),
@@ -201,6 +219,19 @@ def seq_cases():
            lambda: ([randn(2, 3, 5, 4), randn(2, 3, 5, 4), randn(2, 3, 5, 4)], None))
     yield ("causal_attention_long", "causal_attention", {},
            lambda: ([randn(1, 2, 17, 8), randn(1, 2, 17, 8), randn(1, 2, 17, 8)], None))
+    def gated(g, layers, n=2, t=5, f=3, h=4):
+        def mk():
+            xs = [randn(n, t, f)]
+            for k in range(layers):
+                fin = f if k == 0 else h
+                xs += [0.5 * randn(g * h, fin), 0.5 * randn(g * h, h), 0.3 * randn(g * h), 0.3 * randn(g * h)]
+            return xs, None
+        return mk
+    yield "lstm", "lstm", {}, gated(4, 1)
+    yield "lstm_2layers", "lstm", {}, gated(4, 2)
+    yield "lstm_t1", "lstm", {}, gated(4, 1, t=1)
+    yield "gru", "gru", {}, gated(3, 1)
+    yield "gru_2layers", "gru", {}, gated(3, 2)
     yield "narrow", "narrow", {"axis": 1, "start": 1, "len": 3}, lambda: ([randn(3, 5, 2)], None)
     yield "concat", "concat", {"axis": 1}, lambda: ([randn(2, 3, 2), randn(2, 1, 2), randn(2, 2, 2)], None)
 

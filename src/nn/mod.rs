@@ -452,6 +452,7 @@ mod tests {
             "conv2d(1,4,3,stride=2,bias=false),batchnorm2d(4),maxpool2d(2),flatten,linear(36,10,bias=0)",
             "reshape(28,28),rnn(28,16,bias=false),prelu(16),linear(16,10)",
             "embedding(65,8),layernorm(8),gelu_tanh,layernorm(8,bias=false),flatten,linear(64,3)",
+            "embedding(65,8),lstm(8,16,layers=2),gru(16,8,bias=false,last=true),linear(8,65)",
         ] {
             let n = Sequential::check_line(line).unwrap();
             let held: usize = model(line)
@@ -523,15 +524,18 @@ mod tests {
 
     #[test]
     fn a_sequence_line_describes_itself_and_checks_its_ids() {
-        let line = "embedding(7,4),layernorm(4,eps=0.001),silu,layernorm(4,bias=false),flatten,linear(12,2)";
+        let line = "embedding(7,4),layernorm(4,eps=0.001),silu,layernorm(4,bias=false),lstm(4,4,layers=2),\
+                    gru(4,4,bias=false),flatten,linear(12,2)";
         let m = model(line).unwrap();
         assert_eq!(m.line().unwrap(), line);
         assert_eq!(m.output_shape(&[3]).unwrap(), vec![2]);
         let names: Vec<String> = m.state_dict().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 4 + 8 + 2 + 2);
         assert_eq!(
-            names,
-            ["0.weight", "1.weight", "1.bias", "3.weight", "5.weight", "5.bias"]
+            names[4..7],
+            ["4.weight_ih_l0", "4.weight_hh_l0", "4.bias_ih_l0"]
         );
+        assert_eq!(names[14..], ["7.weight", "7.bias"]);
         assert_eq!(m.input_vocab(), Some(7));
         assert_eq!(model("mlp").unwrap().input_vocab(), None);
     }

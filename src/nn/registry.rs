@@ -42,7 +42,7 @@ macro_rules! kind {
 }
 
 /// Every layer of the model line.
-pub static LAYERS: [LayerKind; 23] = [
+pub static LAYERS: [LayerKind; 25] = [
     kind!("flatten", [], "flatten", layers::plan_flatten),
     kind!(
         "reshape",
@@ -104,6 +104,18 @@ pub static LAYERS: [LayerKind; 23] = [
         [],
         "rnn(input_size,hidden_size,bias=true)",
         layers::plan_rnn
+    ),
+    kind!(
+        "lstm",
+        [],
+        "lstm(input_size,hidden_size,layers=1,bias=true,last=false)",
+        layers::plan_gated
+    ),
+    kind!(
+        "gru",
+        [],
+        "gru(input_size,hidden_size,layers=1,bias=true,last=false)",
+        layers::plan_gated
     ),
     kind!("relu", [], "relu", |i, _| act(i, Activation::relu())),
     kind!("sigmoid", [], "sigmoid", |i, _| act(

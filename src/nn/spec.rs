@@ -31,6 +31,8 @@ pub const PRESETS: &[(&str, &str)] = &[
     // nanoGPT's CPU "baby GPT"; the vocabulary and context come from the
     // text and --block-size (`backprop train --data FILE.txt`).
     ("gpt-baby", "gpt(layers=4,heads=4,embd=128)"),
+    // a char-rnn style LSTM language model (`vocab`: the text's).
+    ("char-lstm", "embedding(vocab,64),lstm(64,256,layers=2),linear(256,vocab)"),
 ];
 
 /// The model line a preset name stands for, or the text itself.

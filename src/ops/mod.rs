@@ -23,6 +23,7 @@
 //! | [`batchnorm`] | batch_norm (BatchNorm1d/2d, running statistics) |
 //! | [`dropout`] | dropout (inverted, seeded mask) |
 //! | [`rnn`] | rnn_tanh: an Elman RNN over a sequence as one node |
+//! | [`gated`] | gated_layer: an LSTM or GRU layer over a sequence (a composition of ops) |
 //! | [`embedding`] | embedding: rows of a table by id |
 //! | [`layernorm`] | layer_norm over the last axis |
 //! | [`attention`] | causal_attention: scaled dot-product attention with a causal mask, one node |
@@ -35,6 +36,7 @@ pub mod broadcast;
 pub mod conv;
 pub mod dropout;
 pub mod embedding;
+pub mod gated;
 pub mod gradcheck;
 pub mod layernorm;
 pub mod linear;

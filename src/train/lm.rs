@@ -111,12 +111,15 @@ impl LmSettings {
     }
 
     /// The model line for a text of `vocab` characters: the preset
-    /// expanded, `vocab=` and `block=` put into `gpt(…)` items without them.
+    /// expanded, `vocab=` and `block=` put into `gpt(…)` items without
+    /// them, and an argument written `vocab` in other items replaced by it.
     ///
     /// ```
     /// use backprop::train::lm::LmSettings;
-    /// assert_eq!(LmSettings::baby().model_line(65),
-    ///            "gpt(vocab=65,block=64,layers=4,heads=4,embd=128)");
+    /// let mut s = LmSettings::baby();
+    /// assert_eq!(s.model_line(65), "gpt(vocab=65,block=64,layers=4,heads=4,embd=128)");
+    /// s.model = "char-lstm".into();
+    /// assert_eq!(s.model_line(65), "embedding(65,64),lstm(64,256,layers=2),linear(256,65)");
     /// ```
     pub fn model_line(&self, vocab: usize) -> String {
         let line = spec::expand_preset(&self.model);
@@ -142,6 +145,17 @@ impl LmSettings {
                 None => (t, ""),
             };
             if !name.trim().eq_ignore_ascii_case("gpt") {
+                // another layer: an argument written `vocab` is the text's
+                if inner.split(',').any(|a| a.trim() == "vocab") {
+                    let args: Vec<String> = inner
+                        .split(',')
+                        .map(|a| match a.trim() {
+                            "vocab" => vocab.to_string(),
+                            other => other.to_string(),
+                        })
+                        .collect();
+                    *it = format!("{}({})", name.trim(), args.join(","));
+                }
                 continue;
             }
             let mut args: Vec<String> = Vec::new();
@@ -201,17 +215,35 @@ impl LmSettings {
 
 /// Save a language model with its vocabulary (and its model line), so that
 /// `eval` and `sample` need only the file.
-pub fn save_lm(model: &dyn Module, vocab: &[char], path: &Path) -> Result<()> {
+pub fn save_lm(model: &dyn Module, vocab: &[char], block: usize, path: &Path) -> Result<()> {
     let v: String = vocab.iter().collect();
-    let meta = HashMap::from([(
-        crate::io::VOCAB_KEY.to_string(),
-        serde_json::to_string(&v).expect("a string serializes"),
-    )]);
+    let meta = HashMap::from([
+        (
+            crate::io::VOCAB_KEY.to_string(),
+            serde_json::to_string(&v).expect("a string serializes"),
+        ),
+        (BLOCK_KEY.to_string(), block.to_string()),
+    ]);
     crate::io::save_module_with(model, path, meta)
 }
 
-/// A language model saved by [`save_lm`], and its vocabulary.
-pub fn load_lm(path: &Path) -> Result<(Sequential, Vec<char>)> {
+/// The metadata key of the window a language model was trained on (the
+/// context `eval` and `sample` give a model without a position table).
+pub const BLOCK_KEY: &str = "backprop.block_size";
+
+/// A saved language model: the model, its vocabulary, and the context to
+/// read with (its position table's, else the window it was trained on).
+pub struct SavedLm {
+    /// The model.
+    pub model: Sequential,
+    /// Its characters in id order.
+    pub vocab: Vec<char>,
+    /// How many characters it reads at once.
+    pub context: usize,
+}
+
+/// A language model saved by [`save_lm`].
+pub fn load_lm(path: &Path) -> Result<SavedLm> {
     let w = crate::io::load(path)?;
     let vocab = crate::io::vocab_of(&w, path)?.ok_or_else(|| {
         Error::weights(
@@ -221,7 +253,20 @@ pub fn load_lm(path: &Path) -> Result<(Sequential, Vec<char>)> {
         )
     })?;
     let model = crate::io::model_from_weights(&w, path, None)?;
-    Ok((model, vocab))
+    let saved = w
+        .metadata
+        .get(BLOCK_KEY)
+        .and_then(|b| b.parse::<usize>().ok());
+    let context = model
+        .input_context()
+        .or(saved)
+        .filter(|&c| c > 0)
+        .ok_or_else(|| Error::weights(path, format!("holds no context length ({BLOCK_KEY})")))?;
+    Ok(SavedLm {
+        model,
+        vocab,
+        context,
+    })
 }
 
 /// One optimizer step, as it is reported.

@@ -169,7 +169,7 @@ pub fn train(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<()> {
     };
     let summary = lm::train_lm(&mut model, &text, &mut opt, &s.lm, &mut obs)?;
     if let Some(p) = &a.save {
-        lm::save_lm(&model, &text.vocab, p)?;
+        lm::save_lm(&model, &text.vocab, s.lm.block_size, p)?;
         if !quiet {
             eprintln!("saved {}", p.display());
         }
@@ -195,16 +195,11 @@ pub fn train(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<()> {
 /// `backprop eval MODEL --data FILE.txt`: the loss over the whole
 /// validation split, `val loss X.XXXX`.
 pub fn eval(weights: &Path, data: &Path, json: bool) -> anyhow::Result<()> {
-    let (model, vocab) = lm::load_lm(weights)?;
+    let saved = lm::load_lm(weights)?;
     let bytes = backprop::io::read_regular(data)?;
-    let text = CharText::with_vocab(&bytes, &vocab, data)?;
-    let block = model.input_context().ok_or_else(|| {
-        Error::weights(
-            weights,
-            "the model has no fixed context (no position table); only GPT models are evaluated on text",
-        )
-    })?;
-    let val = lm::split_loss(&model, &text, Split::Val, block)?;
+    let text = CharText::with_vocab(&bytes, &saved.vocab, data)?;
+    let block = saved.context;
+    let val = lm::split_loss(&saved.model, &text, Split::Val, block)?;
     if json {
         println!(
             "{}",
@@ -219,13 +214,11 @@ pub fn eval(weights: &Path, data: &Path, json: bool) -> anyhow::Result<()> {
 /// `backprop sample MODEL`: the prompt and its continuation.
 pub fn sample(a: SampleArgs) -> anyhow::Result<()> {
     set_threads(a.threads)?;
-    let (model, vocab) = lm::load_lm(&a.weights)?;
-    let block = model.input_context().ok_or_else(|| {
-        Error::weights(
-            &a.weights,
-            "the model has no fixed context (no position table); sample needs a GPT model",
-        )
-    })?;
+    let lm::SavedLm {
+        model,
+        vocab,
+        context: block,
+    } = lm::load_lm(&a.weights)?;
     let prompt = backprop::data::text::encode(&vocab, &a.prompt).context("--prompt")?;
     if a.top_k == 0 {
         bail!(Error::Config(

@@ -16,6 +16,7 @@
 //! | [`Embedding`] | ids `[N, T]` → `[N, T, d]` | `weight [num_embeddings, d]` | |
 //! | [`Dropout`] | any | | |
 //! | [`Rnn`] | `[N, T, F] → [N, H]` (last hidden state) | `weight_ih_l0 [H, F]`, `weight_hh_l0 [H, H]`, `bias_ih_l0 [H]`, `bias_hh_l0 [H]` | |
+//! | [`Lstm`], [`Gru`] | `[N, T, F] → [N, T, H]` (or `[N, H]` with `last`) | `weight_ih_lk [G·H, F or H]`, `weight_hh_lk [G·H, H]`, `bias_ih_lk`, `bias_hh_lk` (G = 4, 3) | |
 //! | [`Flatten`] | `[N, …] → [N, product]` | | |
 //! | [`Reshape`] | `[N, …] → [N, *shape]` | | |
 //! | [`Activation`] | any (softmax, log_softmax: `[N, C]`) | | |
@@ -27,6 +28,7 @@ mod activation;
 mod conv;
 mod dropout;
 mod embedding;
+mod gated;
 mod linear;
 mod norm;
 mod rnn;
@@ -37,6 +39,7 @@ pub use activation::{Activation, ActivationKind, PRelu};
 pub use conv::{Conv2d, Conv2dConfig, MaxPool2d};
 pub use dropout::Dropout;
 pub use embedding::{Embedding, EmbeddingConfig};
+pub use gated::{GatedConfig, GatedRnn, Gru, Lstm};
 pub use linear::{Linear, LinearConfig};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm};
 pub use rnn::{Rnn, RnnConfig};
@@ -49,6 +52,7 @@ pub(crate) use activation::{
 pub(crate) use conv::{plan_conv2d, plan_maxpool2d};
 pub(crate) use dropout::plan_dropout;
 pub(crate) use embedding::plan_embedding;
+pub(crate) use gated::plan_gated;
 pub(crate) use linear::plan_linear;
 pub(crate) use norm::{plan_batchnorm, plan_layernorm};
 pub(crate) use rnn::plan_rnn;

@@ -20,8 +20,9 @@ pub mod spec;
 pub use gpt::{Gpt, GptConfig};
 pub use init::Init;
 pub use layers::{
-    Activation, ActivationKind, BatchNorm, BatchNorm1d, BatchNorm2d, Conv2d, Conv2dConfig, Dropout,
-    Embedding, EmbeddingConfig, Flatten, LayerNorm, Linear, LinearConfig, MaxPool2d, PRelu,
+    Activation, ActivationKind, BatchNorm, BatchNorm1d, BatchNorm2d, Block, BlockConfig,
+    CausalSelfAttention, Conv2d, Conv2dConfig, Dropout, Embedding, EmbeddingConfig, Flatten,
+    GatedConfig, GatedRnn, Gru, LayerNorm, Linear, LinearConfig, Lstm, MaxPool2d, Mlp, PRelu,
     Reshape, Rnn, RnnConfig,
 };
 pub use module::{

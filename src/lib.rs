@@ -57,8 +57,9 @@ pub use autograd::{GradTable, Graph, ParamGrads, Var};
 /// `use backprop::prelude::*;`.
 pub mod prelude {
     pub use crate::nn::{
-        Activation, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Init, Linear, MaxPool2d,
-        Module, ModuleExt, PRelu, Pass, Reshape, Rnn, Sequential, Visitor, VisitorMut,
+        Activation, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Embedding, Flatten, Gpt, GptConfig,
+        Gru, Init, LayerNorm, Linear, Lstm, MaxPool2d, Module, ModuleExt, PRelu, Pass, Reshape,
+        Rnn, Sequential, Visitor, VisitorMut,
     };
     pub use crate::optim::{
         DecayOn, Momentum, Optimizer, OptimizerConfig, OptimizerKind, Schedule,

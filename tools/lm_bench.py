@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""nanoGPT's baby GPT on the shipped Shakespeare, ours against the PyTorch
-twin (tools/gpt_twin.py bench), alternating, one seed at a time.
+"""nanoGPT's baby GPT (or the char-lstm preset, --model char-lstm) on the
+shipped Shakespeare, ours against the PyTorch twin (tools/gpt_twin.py bench),
+alternating, one seed at a time.
 
-    python3 tools/lm_bench.py [--seeds 0 1 2] [--steps 2000] [--threads 2]
+    python3 tools/lm_bench.py [--model gpt-baby|char-lstm] [--seeds 0 1 2] [--steps 2000] [--threads 2]
 
 Ours: `backprop train --data data/shakespeare.txt --seed S --max-steps N
 --eval-every 0 --json` (the gpt-baby recipe: 4 layers, 4 heads, width 128,
@@ -48,20 +49,22 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--peak", type=float, default=None, help="FMA peak, GFLOP/s")
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "backprop"))
+    ap.add_argument("--model", choices=["gpt-baby", "char-lstm"], default="gpt-baby")
+    ap.add_argument("--gflop", type=float, default=GFLOP_PER_STEP, help="GFLOP a step (forward, ∂W, ∂x)")
     a = ap.parse_args()
     rows = []
     for s in a.seeds:
-        ours, ours_mib = run([a.bin, "train", "--data", DATA, "--seed", str(s), "--max-steps",
+        ours, ours_mib = run([a.bin, "train", "--data", DATA, "--model", a.model, "--seed", str(s), "--max-steps",
                               str(a.steps), "--eval-every", "0", "--threads", str(a.threads),
                               "--json"], a.threads)
         theirs, theirs_mib = run([sys.executable, os.path.join(ROOT, "tools", "gpt_twin.py"), "bench",
-                                  "--data", DATA, "--seed", str(s), "--steps", str(a.steps),
+                                  "--data", DATA, "--model", a.model, "--seed", str(s), "--steps", str(a.steps),
                                   "--threads", str(a.threads)], a.threads)
         rows.append((s, ours["ms_per_step"], ours["val_loss"], ours_mib,
                      theirs["ms_per_step"], theirs["val_loss"], theirs_mib))
         print(f"seed {s}: ours {ours['ms_per_step']:.1f} ms, val {ours['val_loss']:.4f}; "
               f"pytorch {theirs['ms_per_step']:.1f} ms, val {theirs['val_loss']:.4f}", file=sys.stderr)
-    share = (lambda ms: f"{100 * GFLOP_PER_STEP / (ms / 1e3) / a.peak:.0f} %") if a.peak else (lambda ms: "")
+    share = (lambda ms: f"{100 * a.gflop / (ms / 1e3) / a.peak:.0f} %") if a.peak else (lambda ms: "")
     print("| seed | backprop ms/step | share | val loss | PyTorch ms/step | share | val loss | speed-up |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for s, om, ov, _, tm, tv, _ in rows:

@@ -61,6 +61,10 @@ pub enum Op {
     Attention,
     /// Causal multi-head self-attention from fused `[q | k | v]` rows.
     SelfAttention,
+    /// An LSTM's recurrence over a sequence.
+    Lstm,
+    /// A GRU's recurrence over a sequence.
+    Gru,
     /// A matrix product (2-d or batched).
     Matmul,
     /// `x·Wᵀ + b`.
@@ -143,6 +147,8 @@ impl Op {
             Op::LayerNorm => "layer_norm",
             Op::Attention => "scaled_dot_product_attention",
             Op::SelfAttention => "causal_self_attention",
+            Op::Lstm => "lstm",
+            Op::Gru => "gru",
             Op::Matmul => "matmul",
             Op::Linear => "linear",
             Op::Conv2d => "conv2d",
@@ -207,7 +213,7 @@ impl std::fmt::Display for Op {
 }
 
 /// Every built-in op (not [`Op::Custom`]).
-const ALL: [Op; 39] = [
+const ALL: [Op; 41] = [
     Op::Leaf,
     Op::Add,
     Op::Sub,
@@ -235,6 +241,8 @@ const ALL: [Op; 39] = [
     Op::LayerNorm,
     Op::Attention,
     Op::SelfAttention,
+    Op::Lstm,
+    Op::Gru,
     Op::Matmul,
     Op::Linear,
     Op::Conv2d,

@@ -1,9 +1,11 @@
 //! The RNN's recurrence loops: each block of batch rows runs through every
 //! time step on its own thread, writing its slices of a time-major buffer
 //! in place (no zeroed buffer: every value is written once). The op that
-//! calls them, with the recurrence and its gradients, is `ops::rnn`.
+//! calls them, with the recurrence and its gradients, is `ops::rnn`. Also
+//! the LSTM's and GRU's cells, forward and back, as loops compiled wide
+//! (`ops::gated` runs the steps).
 
-use crate::cpu::tanh::tanh_in_place;
+use crate::cpu::tanh::{exp_pos, tanh_f32, tanh_in_place};
 use crate::cpu::{as_uninit, assume_init, assume_init_mut};
 use crate::cpu::{matmul_serial_into, par, team, threads, PackedRhs, Trans};
 use std::mem::MaybeUninit;
@@ -37,27 +39,143 @@ fn by_block(buf: &mut [MaybeUninit<f32>], b: usize, h: usize) -> Vec<Block<'_>> 
     out.into_iter().zip(blocks).collect()
 }
 
-/// `W_hh` as every time step multiplies it (`op(W_hh)`, `[H, H]`): packed
+/// `W_hh` as every time step multiplies it (`op(W_hh)`, `[K, N]`): packed
 /// once for our kernel where it runs, else handed to the product each time.
-struct StepWeight<'a> {
+pub(crate) struct StepWeight<'a> {
     w: &'a [f32],
     tw: Trans,
-    h: usize,
+    k: usize,
+    n: usize,
     packed: Option<PackedRhs>,
 }
 
 impl<'a> StepWeight<'a> {
-    fn new(w: &'a [f32], tw: Trans, h: usize) -> Self {
-        let packed = PackedRhs::new(w, tw, h, h);
-        StepWeight { w, tw, h, packed }
+    /// `op(w)` of `k` rows and `n` columns.
+    pub(crate) fn new(w: &'a [f32], tw: Trans, k: usize, n: usize) -> Self {
+        let packed = PackedRhs::new(w, tw, k, n);
+        StepWeight {
+            w,
+            tw,
+            k,
+            n,
+            packed,
+        }
     }
 
-    /// `out[rows, H] (+)= a[rows, H] · op(W_hh)`, on the calling thread.
-    fn product(&self, out: &mut [f32], a: &[f32], rows: usize, accumulate: bool) {
-        let h = self.h;
+    /// `out[rows, N] (+)= a[rows, K] · op(W)`, on the calling thread; each
+    /// value summed in the same order whatever `rows` is.
+    pub(crate) fn product(&self, out: &mut [f32], a: &[f32], rows: usize, accumulate: bool) {
+        let (k, n) = (self.k, self.n);
         match &self.packed {
             Some(p) => p.product(out, a, Trans::No, rows, accumulate),
-            None => matmul_serial_into(out, a, Trans::No, self.w, self.tw, rows, h, h, accumulate),
+            None => matmul_serial_into(out, a, Trans::No, self.w, self.tw, rows, k, n, accumulate),
+        }
+    }
+}
+
+/// σ(x) = 1/(1 + e^{−x}) with the branch-free `e^x` (within 2 ulp).
+#[inline(always)]
+fn sigmoid_f32(x: f32) -> f32 {
+    let z = -x;
+    let z = if z > 88.0 {
+        88.0
+    } else if z < -87.0 {
+        -87.0
+    } else {
+        z
+    };
+    1.0 / (1.0 + exp_pos(z))
+}
+
+crate::cpu::simd::wide_fn! {
+    /// One LSTM step of one sequence: the gates (i, f, g, o) from the input
+    /// projection `x` and the hidden one `p` (`[4H]` each) into `a`, the
+    /// new cell `cn` from the old `cp`, the new hidden state `hn`.
+    pub(crate) fn lstm_cell(x: &[f32], p: &[f32], cp: &[f32], a: &mut [f32], cn: &mut [f32], hn: &mut [f32]) {
+        let h = hn.len();
+        let (x, p, a) = (&x[..4 * h], &p[..4 * h], &mut a[..4 * h]);
+        let (cp, cn) = (&cp[..h], &mut cn[..h]);
+        for j in 0..h {
+            let i = sigmoid_f32(x[j] + p[j]);
+            let f = sigmoid_f32(x[h + j] + p[h + j]);
+            let g = tanh_f32(x[2 * h + j] + p[2 * h + j]);
+            let o = sigmoid_f32(x[3 * h + j] + p[3 * h + j]);
+            let c = f * cp[j] + i * g;
+            cn[j] = c;
+            hn[j] = o * tanh_f32(c);
+            a[j] = i;
+            a[h + j] = f;
+            a[2 * h + j] = g;
+            a[3 * h + j] = o;
+        }
+    }
+}
+
+crate::cpu::simd::wide_fn! {
+    /// One GRU step of one sequence: the gates (r, z, n) into `a`, the
+    /// hidden projection of the new gate `p_n` into `keep`, the new hidden
+    /// state `hn = n + z·(h − n)`.
+    pub(crate) fn gru_cell(x: &[f32], p: &[f32], hprev: &[f32], a: &mut [f32], keep: &mut [f32], hn: &mut [f32]) {
+        let h = hn.len();
+        let (x, p, a) = (&x[..3 * h], &p[..3 * h], &mut a[..3 * h]);
+        let (hprev, keep) = (&hprev[..h], &mut keep[..h]);
+        for j in 0..h {
+            let r = sigmoid_f32(x[j] + p[j]);
+            let z = sigmoid_f32(x[h + j] + p[h + j]);
+            let n = tanh_f32(x[2 * h + j] + r * p[2 * h + j]);
+            keep[j] = p[2 * h + j];
+            hn[j] = n + z * (hprev[j] - n);
+            a[j] = r;
+            a[h + j] = z;
+            a[2 * h + j] = n;
+        }
+    }
+}
+
+crate::cpu::simd::wide_fn! {
+    /// One LSTM step back for one sequence: from `dy + dh` (the output's
+    /// and the next step's gradient) and the carried `dc`, the gates'
+    /// pre-activation gradients into `dx`; `dc` becomes the previous
+    /// step's.
+    pub(crate) fn lstm_cell_back(a: &[f32], cp: &[f32], c: &[f32], dy: &[f32], dh: &[f32], dc: &mut [f32], dx: &mut [f32]) {
+        let h = dc.len();
+        let (a, dx) = (&a[..4 * h], &mut dx[..4 * h]);
+        let (cp, c, dy, dh) = (&cp[..h], &c[..h], &dy[..h], &dh[..h]);
+        for j in 0..h {
+            let (i, f, g, o) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
+            let d = dy[j] + dh[j];
+            let tc = tanh_f32(c[j]);
+            let dcj = dc[j] + d * o * (1.0 - tc * tc);
+            dx[j] = dcj * g * i * (1.0 - i);
+            dx[h + j] = dcj * cp[j] * f * (1.0 - f);
+            dx[2 * h + j] = dcj * i * (1.0 - g * g);
+            dx[3 * h + j] = d * tc * o * (1.0 - o);
+            dc[j] = dcj * f;
+        }
+    }
+}
+
+crate::cpu::simd::wide_fn! {
+    /// One GRU step back for one sequence: the pre-activation gradients of
+    /// the input projection into `dx` and of the hidden one into `dp`, and
+    /// `dh` becomes the previous step's direct path `(dy + dh)·z`.
+    pub(crate) fn gru_cell_back(a: &[f32], keep: &[f32], hprev: &[f32], dy: &[f32], dh: &mut [f32], dx: &mut [f32], dp: &mut [f32]) {
+        let h = dh.len();
+        let (a, dx, dp) = (&a[..3 * h], &mut dx[..3 * h], &mut dp[..3 * h]);
+        let (keep, hprev, dy) = (&keep[..h], &hprev[..h], &dy[..h]);
+        for j in 0..h {
+            let (r, z, n) = (a[j], a[h + j], a[2 * h + j]);
+            let d = dy[j] + dh[j];
+            let dan = d * (1.0 - z) * (1.0 - n * n);
+            let dar = dan * keep[j] * r * (1.0 - r);
+            let daz = d * (hprev[j] - n) * z * (1.0 - z);
+            dx[j] = dar;
+            dx[h + j] = daz;
+            dx[2 * h + j] = dan;
+            dp[j] = dar;
+            dp[h + j] = daz;
+            dp[2 * h + j] = dan * r;
+            dh[j] = d * z;
         }
     }
 }
@@ -75,7 +193,7 @@ pub(crate) fn hidden_states(
     // Hidden states h_1..h_T, time-major [T, B, H]: each block of rows
     // runs through time on its own thread.
     let mut hs: Vec<f32> = Vec::with_capacity(t * bh);
-    let w = StepWeight::new(w_hh, Trans::Yes, h);
+    let w = StepWeight::new(w_hh, Trans::Yes, h, h);
     let blocks = by_block(&mut hs.spare_capacity_mut()[..t * bh], b, h);
     team::map(blocks, |_, (mut hb, rows)| {
         for s in 0..t {
@@ -133,7 +251,7 @@ pub(crate) fn deltas(
             (ds, rows, bt)
         })
         .collect();
-    let w = StepWeight::new(w_hh, Trans::No, h);
+    let w = StepWeight::new(w_hh, Trans::No, h, h);
     team::map(jobs, |_, (mut ds, rows, bt)| {
         let n = rows.len();
         let mut dh = g[rows.start * h..rows.end * h].to_vec();

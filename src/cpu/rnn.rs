@@ -77,13 +77,7 @@ impl<'a> StepWeight<'a> {
 #[inline(always)]
 fn sigmoid_f32(x: f32) -> f32 {
     let z = -x;
-    let z = if z > 88.0 {
-        88.0
-    } else if z < -87.0 {
-        -87.0
-    } else {
-        z
-    };
+    let z = z.clamp(-87.0, 88.0);
     1.0 / (1.0 + exp_pos(z))
 }
 

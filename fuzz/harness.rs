@@ -8,6 +8,7 @@
 //! accepted. Every target but `model_line` reads a flags byte first; see each.
 #![allow(dead_code)]
 
+use backprop::data::text::{CharText, Split};
 use backprop::data::{decode_image, parse_csv, parse_idx, parse_idx_pair};
 use backprop::io::{model_from_weights, parse, MODEL_KEY};
 use backprop::nn::{spec, Init, Module, ModuleExt, Sequential};
@@ -213,5 +214,49 @@ pub fn image(data: &[u8]) -> bool {
     let s = t.shape();
     assert_eq!((s.len(), s[0], s[1]), (4, 1, 1));
     assert!(t.data().iter().all(|v| (0.0..=1.0).contains(v)));
+    true
+}
+
+/// Text for a language model: `CharText::from_bytes` (the parser
+/// `--data FILE.txt` runs), or with flags bit 0 `CharText::with_vocab` with
+/// the printable ASCII characters and newline as the model's vocabulary (what `eval`
+/// runs); then windows of `(flags >> 1) + 1` characters of both splits.
+///
+/// Input: one flags byte, then the file. Accepted: the text is read and
+/// both splits hold a window.
+pub fn text(data: &[u8]) -> bool {
+    let Some((&flags, rest)) = data.split_first() else {
+        return false;
+    };
+    let path = Path::new("fuzz.txt");
+    let vocab: Vec<char> = std::iter::once('\n').chain(' '..='~').collect();
+    let read = if flags & 1 != 0 {
+        CharText::with_vocab(rest, &vocab, path)
+    } else {
+        CharText::from_bytes(rest, path)
+    };
+    let Ok(t) = read else {
+        return false;
+    };
+    let s = std::str::from_utf8(rest).expect("accepted text is UTF-8");
+    assert!(t.vocab.windows(2).all(|w| w[0] < w[1]), "vocabulary sorted");
+    assert_eq!(t.train.len() + t.val.len(), s.chars().count());
+    let all: Vec<usize> = t.train.iter().chain(&t.val).map(|&i| i as usize).collect();
+    assert!(all.iter().all(|&i| i < t.vocab.len()));
+    assert_eq!(t.decode(&all), s, "ids decode to the text");
+    let block = (flags >> 1) as usize + 1;
+    if t.check_block(block).is_err() {
+        return false;
+    }
+    let mut rng = backprop::rand::seeded(flags as u64);
+    for split in [Split::Train, Split::Val] {
+        let offsets = t.eval_offsets(split, block);
+        assert!(!offsets.is_empty());
+        let w = t.windows(split, &offsets, block);
+        assert_eq!(w.x.shape(), &[offsets.len(), block]);
+        assert_eq!(w.y.len(), offsets.len() * block);
+        let b = t.batch(split, 3, block, &mut rng);
+        assert!(b.y.iter().all(|&y| y < t.vocab.len()));
+    }
     true
 }

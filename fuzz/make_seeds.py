@@ -231,3 +231,18 @@ put("image", "bad_jpeg", b"\x01" + b"\xff\xd8\xff\xe0\x00\x10JFIF")
 bad_crc = bytearray(png(3, 2, 0, 8, [b"\x00\x33\xff", b"\x66\x99\xcc"]))
 bad_crc[29] ^= 1
 put("image", "bad_png_crc", b"\x00" + bytes(bad_crc))
+
+# --------------------------------------------------------------- text
+# flags byte: bit 0 read with the printable-ASCII vocabulary; the rest + 1:
+# the window
+PLAY = "KING HENRY.\nOnce more unto the breach, dear friends, once more;\nOr close the wall up with our English dead.\n"
+put("text", "play_w1", b"\x00" + PLAY.encode())
+put("text", "play_w8", bytes([7 << 1]) + PLAY.encode())
+put("text", "play_vocab_w4", bytes([3 << 1 | 1]) + PLAY.encode())
+put("text", "unicode_w2", bytes([1 << 1]) + "Ærgerlig — « très » naïve, 漢字 ok. ".encode() * 3)
+put("text", "crlf_w3", bytes([2 << 1]) + b"a\r\nb\r\nc\r\nd\r\ne\r\nf\r\ng\r\nh\r\ni\r\nj\r\n" * 2)
+put("text", "bad_not_utf8", b"\x00To be\xff or not to be")
+put("text", "bad_one_char", b"\x00a")
+put("text", "bad_empty", b"\x00")
+put("text", "bad_window_too_long", bytes([100 << 1]) + PLAY.encode())
+put("text", "bad_outside_vocab", bytes([1]) + "caf\u00e9 au lait, un caf\u00e9".encode())

@@ -6,7 +6,7 @@
 # New inputs go to fuzz/corpus/<target>/ (not committed), crashes to
 # fuzz/artifacts/<target>/; the committed seeds are read from fuzz/seeds/<target>/.
 set -euo pipefail
-target=${1:?usage: fuzz/run.sh <idx|csv|safetensors|model_line|image|run_state|all> [runs]}
+target=${1:?usage: fuzz/run.sh <idx|csv|safetensors|model_line|image|run_state|text|all> [runs]}
 runs=${2:-1000000}
 max_len() {
     case $1 in
@@ -16,6 +16,7 @@ max_len() {
         model_line) echo 512 ;;    # a long model line
         image) echo 8192 ;;        # small PNG / PGM files
         run_state) echo 16384 ;;   # a run's state file: optimizer tensors, JSON metadata
+        text) echo 4096 ;;         # a few lines of a play, UTF-8 or not
         *) echo "unknown target $1" >&2; exit 2 ;;
     esac
 }
@@ -27,7 +28,7 @@ run() {
         -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1
 }
 if [ "$target" = all ]; then
-    for t in idx csv safetensors model_line image run_state; do run "$t"; done
+    for t in idx csv safetensors model_line image run_state text; do run "$t"; done
 else
     run "$target"
 fi

@@ -12,13 +12,14 @@ use std::path::Path;
 
 type Harness = fn(&[u8]) -> bool;
 
-const TARGETS: [(&str, Harness); 6] = [
+const TARGETS: [(&str, Harness); 7] = [
     ("idx", harness::idx),
     ("csv", harness::csv),
     ("safetensors", harness::safetensors),
     ("model_line", harness::model_line),
     ("image", harness::image),
     ("run_state", harness::run_state),
+    ("text", harness::text),
 ];
 
 /// The files of `dir`, sorted by name; none when it does not exist.

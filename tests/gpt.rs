@@ -1,11 +1,12 @@
 //! The GPT against its PyTorch twin (`tools/gpt_twin.py fixtures`, nanoGPT's
 //! layout): the same logits, loss and gradient of every parameter from the
 //! same weights, and the same 20 training steps (AdamW with weight decay on
-//! matrices only, warm-up then cosine, clipping) from the same start.
+//! matrices only, warm-up then cosine, clipping) from the same start; and
+//! the same 20 steps of an LSTM language model written as a model line.
 
 mod common;
 
-use backprop::nn::{GptConfig, Module, ModuleExt, Pass};
+use backprop::nn::{GptConfig, Init, Module, ModuleExt, Pass, Sequential};
 use backprop::ops::loss::CrossEntropyOptions;
 use backprop::optim::{DecayOn, Optimizer, OptimizerConfig, OptimizerKind, Schedule};
 use backprop::Tensor;
@@ -127,13 +128,18 @@ fn logits_loss_and_every_gradient_match_pytorch() {
     }
 }
 
-#[test]
-fn twenty_adamw_steps_match_pytorch() {
-    let fx = Fixture::read();
-    let (cfg, v) = fx.config("replay");
+/// Train `model` for the fixture's steps of `case` (AdamW with weight decay
+/// on matrices, warm-up then cosine, clipping) from its `init.` weights;
+/// compare each step's loss and the final weights with PyTorch's. Returns
+/// the losses.
+fn replay(fx: &Fixture, case: &str, model: &mut dyn Module) -> Vec<f32> {
+    let v: serde_json::Value = serde_json::from_str(&fx.meta[case]).unwrap();
     let f = |k: &str| v[k].as_f64().unwrap();
-    let mut gpt = cfg.init(&mut backprop::rand::seeded(0)).unwrap();
-    gpt.load_state_dict(&fx.state("replay.init."), Path::new("gpt.safetensors"))
+    model
+        .load_state_dict(
+            &fx.state(&format!("{case}.init.")),
+            Path::new("gpt.safetensors"),
+        )
         .unwrap();
     let mut oc = OptimizerConfig::new(OptimizerKind::AdamW);
     oc.lr = f("lr") as f32;
@@ -146,9 +152,9 @@ fn twenty_adamw_steps_match_pytorch() {
         decay_steps: steps,
         lr_min: f("lr_min") as f32,
     });
-    let (xs, ys) = (fx.get("replay.x"), fx.get("replay.y"));
+    let (xs, ys) = (fx.get(&format!("{case}.x")), fx.get(&format!("{case}.y")));
     let per = xs.numel() / steps;
-    let want = fx.get("replay.losses").data().to_vec();
+    let want = fx.get(&format!("{case}.losses")).data().to_vec();
     let mut losses = Vec::new();
     for it in 0..steps {
         opt.set_step(it);
@@ -160,28 +166,44 @@ fn twenty_adamw_steps_match_pytorch() {
             vec![per],
             ys.data()[it * per..(it + 1) * per].to_vec(),
         ));
-        let mut p = Pass::train(&gpt, 0);
+        let mut p = Pass::train(model, 0);
         let xv = p.input(x);
-        let logits = gpt.forward(&mut p, xv);
+        let logits = model.forward(&mut p, xv);
         let loss = p.cross_entropy_with(logits, &y, &CrossEntropyOptions::default());
         losses.push(p.value(loss).item());
         let mut grads = p.backward(loss);
         grads.clip_norm(f("clip") as f32);
-        opt.step(&mut gpt, grads);
+        opt.step(model, grads);
     }
     let e = common::scaled_error(&losses, &want);
-    assert!(e < 1e-4, "losses {losses:?}\nPyTorch's {want:?}");
-    assert!(
-        losses[steps - 1] < 0.7 * losses[0],
-        "it learned: {losses:?}"
-    );
-    let ours = gpt.state_dict();
-    assert_eq!(ours.len(), fx.state("replay.final.").len());
+    assert!(e < 1e-4, "{case}: losses {losses:?}\nPyTorch's {want:?}");
+    let ours = model.state_dict();
+    assert_eq!(ours.len(), fx.state(&format!("{case}.final.")).len());
     for (name, t) in &ours {
-        let e = common::scaled_error(t.data(), fx.get(&format!("replay.final.{name}")).data());
+        let e = common::scaled_error(t.data(), fx.get(&format!("{case}.final.{name}")).data());
         assert!(
             e < 1e-4,
-            "{name} after {steps} steps differs from PyTorch's by {e:.2e}"
+            "{case}: {name} after {steps} steps differs from PyTorch's by {e:.2e}"
         );
     }
+    losses
+}
+
+#[test]
+fn twenty_adamw_steps_match_pytorch() {
+    let fx = Fixture::read();
+    let (cfg, _) = fx.config("replay");
+    let mut gpt = cfg.init(&mut backprop::rand::seeded(0)).unwrap();
+    let losses = replay(&fx, "replay", &mut gpt);
+    assert!(losses[19] < 0.7 * losses[0], "it learned: {losses:?}");
+}
+
+#[test]
+fn twenty_steps_of_an_lstm_language_model_match_pytorch() {
+    let fx = Fixture::read();
+    let v: serde_json::Value = serde_json::from_str(&fx.meta["lstm"]).unwrap();
+    let line = v["line"].as_str().unwrap();
+    let mut m = Sequential::parse(line, Init::Default, &mut backprop::rand::seeded(0)).unwrap();
+    let losses = replay(&fx, "lstm", &mut m);
+    assert!(losses[19] < losses[0], "it learned: {losses:?}");
 }

@@ -18,6 +18,8 @@ a half cosine down to lr_min).
             with AdamW (betas 0.9/0.99, weight decay 0.1 on matrices), warm-up
             5 steps then cosine to 1e-3 at step 20 from 1e-2, gradient norm
             clipped at 1.0: each step's loss and the final weights.
+  lstm.*    the same 20 steps for the model line
+            embedding(11,8),lstm(8,16,layers=2),linear(16,11).
 `load` reads a model saved by `backprop` into this GPT with a strict
 `load_state_dict` and prints its validation loss as `backprop eval` defines it.
 `bench` trains nanoGPT's CPU "baby GPT" (4 layers, 4 heads, width 128, context
@@ -121,6 +123,39 @@ class CharLstm(nn.Module):
         return self.out(self.lstm(self.emb(ids))[0])
 
 
+class LineLstm(nn.Module):
+    """backprop's model line `embedding(V,E),lstm(E,H,layers=2),linear(H,V)`,
+    its tensors named as the line names them (`0.weight`, `1.weight_ih_l0`, …)."""
+
+    def __init__(self, vocab, e, h):
+        super().__init__()
+        self.add_module("0", nn.Embedding(vocab, e))
+        self.add_module("1", nn.LSTM(e, h, num_layers=2, batch_first=True))
+        self.add_module("2", nn.Linear(h, vocab))
+
+    def forward(self, ids):
+        m = dict(self.named_children())
+        return m["2"](m["1"](m["0"](ids))[0])
+
+
+def replay(m, vocab, xs, ys, steps):
+    """nanoGPT's loop on fixed batches: AdamW (decay on matrices), warm-up 5
+    then cosine from 1e-2 to 1e-3 at `steps`, clipping at 1.0; the losses."""
+    opt = adamw(m, 1e-2, 0.99, 0.1)
+    losses = []
+    for it in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = get_lr(it, 1e-2, 5, steps, 1e-3)
+        logits = m(xs[it])
+        loss = F.cross_entropy(logits.view(-1, vocab), ys[it].view(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0, foreach=False)
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
 def get_lr(it, lr, warmup, decay, lr_min):
     """nanoGPT's get_lr."""
     if it < warmup:
@@ -179,18 +214,7 @@ def fixtures():
     steps, batch = 20, 4
     xs = torch.randint(0, cfg["vocab"], (steps, batch, 8))
     ys = (3 * xs + 1) % cfg["vocab"]  # a rule to learn: the loss falls
-    opt = adamw(m, 1e-2, 0.99, 0.1)
-    losses = []
-    for it in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = get_lr(it, 1e-2, 5, steps, 1e-3)
-        logits = m(xs[it])
-        loss = F.cross_entropy(logits.view(-1, cfg["vocab"]), ys[it].view(-1))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0, foreach=False)
-        opt.step()
-        losses.append(loss.item())
+    losses = replay(m, cfg["vocab"], xs, ys, steps)
     out["replay.x"] = xs.float()
     out["replay.y"] = ys
     out["replay.losses"] = torch.tensor(losses, dtype=torch.float32)
@@ -198,9 +222,27 @@ def fixtures():
         out[f"replay.final.{k}"] = v
     meta["replay"] = json.dumps(dict(cfg, steps=steps, lr=1e-2, lr_min=1e-3, warmup=5,
                                      beta2=0.99, weight_decay=0.1, clip=1.0))
+
+    # the same replay for an LSTM language model written as a model line
+    torch.manual_seed(3)
+    line = "embedding(11,8),lstm(8,16,layers=2),linear(16,11)"
+    m = LineLstm(11, 8, 16)
+    for k, v in state(m).items():
+        out[f"lstm.init.{k}"] = v
+    xs = torch.randint(0, 11, (steps, batch, 8))
+    ys = (3 * xs + 1) % 11  # a rule to learn: the loss falls
+    lstm_losses = replay(m, 11, xs, ys, steps)
+    out["lstm.x"] = xs.float()
+    out["lstm.y"] = ys
+    out["lstm.losses"] = torch.tensor(lstm_losses, dtype=torch.float32)
+    for k, v in state(m).items():
+        out[f"lstm.final.{k}"] = v
+    meta["lstm"] = json.dumps(dict(line=line, steps=steps, lr=1e-2, lr_min=1e-3, warmup=5,
+                                   beta2=0.99, weight_decay=0.1, clip=1.0))
     path = os.path.join(FIXTURES, "gpt.safetensors")
     save_file({k: v.contiguous() for k, v in out.items()}, path, metadata=meta)
-    print(f"wrote {path}: {len(out)} tensors; replay losses {losses[0]:.4f} -> {losses[-1]:.4f}")
+    print(f"wrote {path}: {len(out)} tensors; replay losses {losses[0]:.4f} -> {losses[-1]:.4f}, "
+          f"lstm {lstm_losses[0]:.4f} -> {lstm_losses[-1]:.4f}")
 
 
 def read_text(path):

@@ -213,6 +213,18 @@ mod seq_ops {
     gru,
     gru_2layers,
     narrow,
+    sqrt,
+    abs_zeros,
+    pow3,
+    pow_half,
+    clamp,
+    maximum_ties,
+    minimum_ties,
+    l1_loss,
+    huber_loss,
+    huber_loss_small,
+    nll_loss,
+    nll_loss_all,
     concat,
     cross_entropy_seq,
     cross_entropy_seq_ignore,
@@ -371,6 +383,28 @@ fn check_case(file: &str, c: &str) {
             args["len"].as_u64().unwrap() as usize,
         ),
         "concat" => g.concat(&xs, args["axis"].as_u64().unwrap() as usize),
+        "sqrt" => g.sqrt(xs[0]),
+        "abs" => g.abs(xs[0]),
+        "pow" => g.pow(xs[0], args["p"].as_f64().unwrap() as f32),
+        "clamp" => g.clamp(
+            xs[0],
+            args["lo"].as_f64().unwrap() as f32,
+            args["hi"].as_f64().unwrap() as f32,
+        ),
+        "maximum" => g.maximum(xs[0], xs[1]),
+        "minimum" => g.minimum(xs[0], xs[1]),
+        "l1_loss" => g.l1(xs[0], xs[1]),
+        "huber_loss" => g.huber(xs[0], xs[1], args["delta"].as_f64().unwrap() as f32),
+        "nll_loss" => {
+            let opts = backprop::ops::loss::CrossEntropyOptions {
+                ignore_index: args["ignore_index"].as_u64().map(|i| i as usize),
+                label_smoothing: 0.0,
+                weight: args["weight"]
+                    .as_array()
+                    .map(|w| w.iter().map(|x| x.as_f64().unwrap() as f32).collect()),
+            };
+            g.nll(xs[0], &fx.labels(&format!("{c}.labels")), &opts)
+        }
         "cross_entropy_seq" => {
             let opts = backprop::ops::loss::CrossEntropyOptions {
                 ignore_index: args["ignore_index"].as_u64().map(|i| i as usize),

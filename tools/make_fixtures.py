@@ -189,7 +189,24 @@ def _gated(kind):
     return f
 
 
+def _nll(xs, a, l):
+    z = xs[0]
+    w = torch.tensor(a["weight"], dtype=z.dtype) if a.get("weight") else None
+    ii = a.get("ignore_index")
+    return F.nll_loss(z.reshape(-1, z.shape[-1]), l.reshape(-1), weight=w,
+                      ignore_index=-100 if ii is None else ii)
+
+
 SEQ_OPS = {
+    "sqrt": lambda xs, a, l: torch.sqrt(xs[0]),
+    "abs": lambda xs, a, l: torch.abs(xs[0]),
+    "pow": lambda xs, a, l: torch.pow(xs[0], a["p"]),
+    "clamp": lambda xs, a, l: torch.clamp(xs[0], a["lo"], a["hi"]),
+    "maximum": lambda xs, a, l: torch.maximum(xs[0], xs[1]),
+    "minimum": lambda xs, a, l: torch.minimum(xs[0], xs[1]),
+    "l1_loss": lambda xs, a, l: F.l1_loss(xs[0], xs[1]),
+    "huber_loss": lambda xs, a, l: F.huber_loss(xs[0], xs[1], delta=a["delta"]),
+    "nll_loss": _nll,
     "lstm": _gated("lstm"),
     "gru": _gated("gru"),
     "gelu": lambda xs, a, l: F.gelu(xs[0], approximate=a.get("approximate", "none")),
@@ -233,6 +250,27 @@ def seq_cases():
     yield "gru", "gru", {}, gated(3, 1)
     yield "gru_2layers", "gru", {}, gated(3, 2)
     yield "narrow", "narrow", {"axis": 1, "start": 1, "len": 3}, lambda: ([randn(3, 5, 2)], None)
+    yield "sqrt", "sqrt", {}, lambda: ([randn(4, 5).abs() + 0.3], None)
+    yield "abs_zeros", "abs", {}, lambda: ([with_zeros(randn(4, 5), 4)], None)
+    yield "pow3", "pow", {"p": 3.0}, lambda: ([randn(4, 5)], None)
+    yield "pow_half", "pow", {"p": 0.5}, lambda: ([randn(4, 5).abs() + 0.3], None)
+    yield "clamp", "clamp", {"lo": -0.5, "hi": 0.8}, lambda: ([randn(4, 5) * 2], None)
+
+    def pair_with_ties():
+        a = randn(4, 5)
+        b = randn(4, 5)
+        b.view(-1)[::3] = a.view(-1)[::3]
+        return [a, b], None
+    yield "maximum_ties", "maximum", {}, pair_with_ties
+    yield "minimum_ties", "minimum", {}, pair_with_ties
+    yield "l1_loss", "l1_loss", {}, lambda: ([randn(4, 5), randn(4, 5)], None)
+    yield "huber_loss", "huber_loss", {"delta": 1.0}, lambda: ([randn(4, 5) * 2, randn(4, 5)], None)
+    yield "huber_loss_small", "huber_loss", {"delta": 0.3}, lambda: ([randn(4, 5), randn(4, 5)], None)
+
+    def nll():
+        return [torch.log_softmax(randn(2, 5, 4), -1)], torch.randint(0, 4, (2, 5))
+    yield "nll_loss", "nll_loss", {}, nll
+    yield "nll_loss_all", "nll_loss", {"ignore_index": 1, "weight": [0.5, 2.0, 1.0, 1.5]}, nll
     yield "concat", "concat", {"axis": 1}, lambda: ([randn(2, 3, 2), randn(2, 1, 2), randn(2, 2, 2)], None)
 
     def ce(n, t, c):

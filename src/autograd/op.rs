@@ -61,6 +61,24 @@ pub enum Op {
     Attention,
     /// Causal multi-head self-attention from fused `[q | k | v]` rows.
     SelfAttention,
+    /// `√x`.
+    Sqrt,
+    /// `|x|`.
+    Abs,
+    /// `xᵖ`.
+    Pow,
+    /// `x` limited to `[lo, hi]`.
+    Clamp,
+    /// The larger of `a` and `b`, elementwise.
+    Maximum,
+    /// The smaller of `a` and `b`, elementwise.
+    Minimum,
+    /// Mean absolute error.
+    L1,
+    /// The Huber loss.
+    Huber,
+    /// Negative log-likelihood of log-probabilities.
+    Nll,
     /// An LSTM's recurrence over a sequence.
     Lstm,
     /// A GRU's recurrence over a sequence.
@@ -147,6 +165,15 @@ impl Op {
             Op::LayerNorm => "layer_norm",
             Op::Attention => "scaled_dot_product_attention",
             Op::SelfAttention => "causal_self_attention",
+            Op::Sqrt => "sqrt",
+            Op::Abs => "abs",
+            Op::Pow => "pow",
+            Op::Clamp => "clamp",
+            Op::Maximum => "maximum",
+            Op::Minimum => "minimum",
+            Op::L1 => "l1_loss",
+            Op::Huber => "huber_loss",
+            Op::Nll => "nll_loss",
             Op::Lstm => "lstm",
             Op::Gru => "gru",
             Op::Matmul => "matmul",
@@ -168,7 +195,17 @@ impl Op {
     /// Whether the op's derivative jumps somewhere (a kink): finite
     /// differences across it are wrong, so a gradient check is looser.
     pub fn kinked(self) -> bool {
-        matches!(self, Op::Relu | Op::LeakyRelu | Op::PRelu | Op::MaxPool2d)
+        matches!(
+            self,
+            Op::Relu
+                | Op::LeakyRelu
+                | Op::PRelu
+                | Op::MaxPool2d
+                | Op::Abs
+                | Op::Clamp
+                | Op::Maximum
+                | Op::Minimum
+        )
     }
 
     /// The nonlinearity this op is, if it is one.
@@ -191,7 +228,14 @@ impl Op {
     pub fn is_loss(self) -> bool {
         matches!(
             self,
-            Op::Mse | Op::Bce | Op::BceWithLogits | Op::CrossEntropy | Op::CrossEntropyProbs
+            Op::Mse
+                | Op::Bce
+                | Op::BceWithLogits
+                | Op::CrossEntropy
+                | Op::CrossEntropyProbs
+                | Op::L1
+                | Op::Huber
+                | Op::Nll
         )
     }
 }
@@ -213,7 +257,7 @@ impl std::fmt::Display for Op {
 }
 
 /// Every built-in op (not [`Op::Custom`]).
-const ALL: [Op; 41] = [
+const ALL: [Op; 50] = [
     Op::Leaf,
     Op::Add,
     Op::Sub,
@@ -241,6 +285,15 @@ const ALL: [Op; 41] = [
     Op::LayerNorm,
     Op::Attention,
     Op::SelfAttention,
+    Op::Sqrt,
+    Op::Abs,
+    Op::Pow,
+    Op::Clamp,
+    Op::Maximum,
+    Op::Minimum,
+    Op::L1,
+    Op::Huber,
+    Op::Nll,
     Op::Lstm,
     Op::Gru,
     Op::Matmul,

@@ -1,8 +1,10 @@
-//! Elementwise `add`, `sub`, `mul`, `div` with NumPy broadcasting.
+//! Elementwise `add`, `sub`, `mul`, `div`, `maximum`, `minimum` with NumPy
+//! broadcasting.
 //!
-//! Backward: the local derivatives are 1, −1, the other operand, and
-//! (1/b, −a/b²); each input's gradient is then summed over the axes along
-//! which that input was broadcast ([`reduce_to`]).
+//! Backward: the local derivatives are 1, −1, the other operand, (1/b,
+//! −a/b²), and for maximum/minimum 1 to the chosen operand (½ to each on a
+//! tie, as PyTorch); each input's gradient is then summed over the axes
+//! along which that input was broadcast ([`reduce_to`]).
 
 use super::broadcast::{broadcast_shape, for_each, reduce_to};
 use crate::autograd::{Backward, Op};
@@ -15,6 +17,8 @@ enum Kind {
     Sub,
     Mul,
     Div,
+    Max,
+    Min,
 }
 
 impl Kind {
@@ -24,6 +28,8 @@ impl Kind {
             Kind::Sub => Op::Sub,
             Kind::Mul => Op::Mul,
             Kind::Div => Op::Div,
+            Kind::Max => Op::Maximum,
+            Kind::Min => Op::Minimum,
         }
     }
 
@@ -91,6 +97,10 @@ fn same_shape_back(
             needs[0].then(|| each(&|g, _, y| g / y)),
             needs[1].then(|| each(&|g, x, y| -g * x / (y * y))),
         ),
+        Kind::Max | Kind::Min => (
+            needs[0].then(|| each(&|g, x, y| pick(kind, g, x, y).0)),
+            needs[1].then(|| each(&|g, x, y| pick(kind, g, x, y).1)),
+        ),
     };
     vec![ga, gb]
 }
@@ -102,6 +112,39 @@ fn apply(kind: Kind, x: f32, y: f32) -> f32 {
         Kind::Sub => x - y,
         Kind::Mul => x * y,
         Kind::Div => x / y,
+        Kind::Max if x.is_nan() || y.is_nan() => f32::NAN,
+        Kind::Min if x.is_nan() || y.is_nan() => f32::NAN,
+        Kind::Max => {
+            if x >= y {
+                x
+            } else {
+                y
+            }
+        }
+        Kind::Min => {
+            if x <= y {
+                x
+            } else {
+                y
+            }
+        }
+    }
+}
+
+/// The local derivatives of `max(x, y)` / `min(x, y)`: the gradient goes to
+/// the chosen operand, half to each on a tie (PyTorch's `maximum`/`minimum`).
+#[inline(always)]
+fn pick(kind: Kind, g: f32, x: f32, y: f32) -> (f32, f32) {
+    let first = match kind {
+        Kind::Max => x > y,
+        _ => x < y,
+    };
+    if x == y {
+        (g / 2.0, g / 2.0)
+    } else if first {
+        (g, 0.0)
+    } else {
+        (0.0, g)
     }
 }
 
@@ -134,6 +177,7 @@ impl Backward for ArithBack {
                     Kind::Sub => (g, -g),
                     Kind::Mul => (g * y, g * x),
                     Kind::Div => (g / y, -g * x / (y * y)),
+                    Kind::Max | Kind::Min => pick(self.0, g, x, y),
                 };
                 if let Some(d) = da.as_deref_mut() {
                     d[o] = lx;
@@ -174,6 +218,17 @@ impl Graph {
     /// `a + b`, broadcasting.
     pub fn add(&mut self, a: Var, b: Var) -> Var {
         self.arith(Kind::Add, a, b)
+    }
+
+    /// The larger of `a` and `b`, elementwise, broadcasting (`torch.maximum`:
+    /// NaN if either is; on a tie each gets half the gradient).
+    pub fn maximum(&mut self, a: Var, b: Var) -> Var {
+        self.arith(Kind::Max, a, b)
+    }
+
+    /// The smaller of `a` and `b`, elementwise, broadcasting (`torch.minimum`).
+    pub fn minimum(&mut self, a: Var, b: Var) -> Var {
+        self.arith(Kind::Min, a, b)
     }
 
     /// `a − b`, broadcasting.
@@ -222,7 +277,28 @@ mod tests {
             check("sub", &[a.clone(), b.clone()], |g, v| g.sub(v[0], v[1]));
             check("mul", &[a.clone(), b.clone()], |g, v| g.mul(v[0], v[1]));
             check("div", &[a.clone(), b.clone()], |g, v| g.div(v[0], v[1]));
+            check("maximum", &[a.clone(), b.clone()], |g, v| {
+                g.maximum(v[0], v[1])
+            });
+            check("minimum", &[a.clone(), b.clone()], |g, v| {
+                g.minimum(v[0], v[1])
+            });
         }
+    }
+
+    #[test]
+    fn maximum_splits_a_tie_and_keeps_nan() {
+        let mut g = crate::Graph::new();
+        let a = g.param(Tensor::from_vec(vec![3], vec![1.0, 2.0, f32::NAN]));
+        let b = g.param(Tensor::from_vec(vec![3], vec![1.0, 3.0, 0.0]));
+        let m = g.maximum(a, b);
+        assert_eq!(g.value(m).data()[..2], [1.0, 3.0]);
+        assert!(g.value(m).data()[2].is_nan());
+        let n = g.narrow(m, 0, 0, 2);
+        let l = g.sum(n);
+        let grads = g.backward(l);
+        assert_eq!(grads.get(a).unwrap().data()[..2], [0.5, 0.0]);
+        assert_eq!(grads.get(b).unwrap().data()[..2], [0.5, 1.0]);
     }
 
     #[test]

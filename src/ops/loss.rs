@@ -141,6 +141,79 @@ impl Backward for PointwiseLossBack {
     }
 }
 
+/// −1, 0 or 1 (0 at 0, where PyTorch's `sign` is 0 too).
+fn sign_of(d: f32) -> f32 {
+    if d > 0.0 {
+        1.0
+    } else if d < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+struct HuberBack {
+    delta: f32,
+}
+
+impl Backward for HuberBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        inp: &[&Tensor],
+        _out: &Tensor,
+        needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let (p, t) = (inp[0], inp[1]);
+        let s = g.item() / p.numel() as f32;
+        let delta = self.delta;
+        let dp = |a: f32, b: f32| {
+            let d = a - b;
+            s * if d.abs() < delta {
+                d
+            } else {
+                delta * sign_of(d)
+            }
+        };
+        let grad = |neg: bool| {
+            let v = p
+                .data()
+                .iter()
+                .zip(t.data())
+                .map(|(&a, &b)| if neg { -dp(a, b) } else { dp(a, b) });
+            Tensor::from_vec(p.shape().to_vec(), v.collect())
+        };
+        vec![needs[0].then(|| grad(false)), needs[1].then(|| grad(true))]
+    }
+}
+
+struct NllBack {
+    labels: Vec<usize>,
+    opts: CrossEntropyOptions,
+    total: f64,
+}
+
+impl Backward for NllBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        inp: &[&Tensor],
+        _out: &Tensor,
+        _needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let c = *inp[0].shape().last().expect("[..., C]");
+        let mut gz = inp[0].zeros_like();
+        let s = g.item() as f64 / self.total;
+        for (row, &y) in gz.data_mut().chunks_mut(c).zip(&self.labels) {
+            if Some(y) != self.opts.ignore_index {
+                let w = self.opts.weight.as_ref().map_or(1.0, |w| w[y] as f64);
+                row[y] = (-w * s) as f32;
+            }
+        }
+        vec![Some(gz)]
+    }
+}
+
 fn mean_of(p: &Tensor, t: &Tensor, f: impl Fn(f32, f32) -> f64) -> Tensor {
     let s: f64 = p.data().iter().zip(t.data()).map(|(&a, &b)| f(a, b)).sum();
     Tensor::scalar((s / p.numel() as f64) as f32)
@@ -336,6 +409,70 @@ impl Graph {
             dt: |p, t| 2.0 * (t - p),
         };
         self.push(Op::Mse, l, &[p, t], bw)
+    }
+
+    /// Mean absolute error over all elements (`F.l1_loss`; its derivative
+    /// at p = t is 0, as PyTorch's).
+    pub fn l1(&mut self, p: Var, t: Var) -> Var {
+        let (pv, tv) = (self.value(p), self.value(t));
+        same_shape("l1", pv, tv);
+        let l = mean_of(pv, tv, |a, b| ((a - b) as f64).abs());
+        let bw = PointwiseLossBack {
+            d: |p, t| sign_of(p - t),
+            dt: |p, t| sign_of(t - p),
+        };
+        self.push(Op::L1, l, &[p, t], bw)
+    }
+
+    /// The Huber loss over all elements (`F.huber_loss(p, t, delta=δ)`):
+    /// `½d²` where `|d| < δ`, else `δ(|d| − ½δ)`, averaged.
+    pub fn huber(&mut self, p: Var, t: Var, delta: f32) -> Var {
+        let (pv, tv) = (self.value(p), self.value(t));
+        same_shape("huber", pv, tv);
+        assert!(delta > 0.0, "huber: delta {delta} must be > 0");
+        let dl = delta as f64;
+        let l = mean_of(pv, tv, |a, b| {
+            let d = (a - b) as f64;
+            if d.abs() < dl {
+                0.5 * d * d
+            } else {
+                dl * (d.abs() - 0.5 * dl)
+            }
+        });
+        self.push(Op::Huber, l, &[p, t], HuberBack { delta })
+    }
+
+    /// The mean negative log-likelihood of log-probabilities `z: [..., C]`
+    /// (a `log_softmax`'s output) at one label per row (`F.nll_loss`, with
+    /// its `ignore_index` and class `weight`; label smoothing does not
+    /// apply): `−Σ w_y·z[y] / Σ w_y` over the rows not ignored.
+    pub fn nll(&mut self, z: Var, labels: &[usize], opts: &CrossEntropyOptions) -> Var {
+        let zv = self.value(z);
+        let c = *zv.shape().last().expect("nll: log-probabilities [..., C]");
+        assert_eq!(
+            zv.numel() / c.max(1),
+            labels.len(),
+            "nll: logits {:?} against {} labels",
+            zv.shape(),
+            labels.len()
+        );
+        let w = |k: usize| opts.weight.as_ref().map_or(1.0, |w| w[k] as f64);
+        let (mut sum, mut total) = (0f64, 0f64);
+        for (row, &y) in zv.data().chunks(c).zip(labels) {
+            if Some(y) == opts.ignore_index {
+                continue;
+            }
+            assert!(y < c, "nll: label {y} out of range for {c} classes");
+            sum -= w(y) * row[y] as f64;
+            total += w(y);
+        }
+        let l = Tensor::scalar((sum / total) as f32);
+        let back = NllBack {
+            labels: labels.to_vec(),
+            opts: opts.clone(),
+            total,
+        };
+        self.push(Op::Nll, l, &[z], back)
     }
 
     /// Binary cross-entropy on probabilities `p ∈ [0, 1]`.
@@ -544,6 +681,28 @@ mod tests {
         let p = pseudo_random(&[6, 4], 1);
         let t = pseudo_random(&[6, 4], 2);
         check("mse", &[p.clone(), t.clone()], |g, v| g.mse(v[0], v[1]));
+        check("l1", &[p.clone(), t.clone()], |g, v| g.l1(v[0], v[1]));
+        for delta in [1.0, 0.3] {
+            check("huber", &[p.clone(), t.clone()], |g, v| {
+                g.huber(v[0], v[1], delta)
+            });
+        }
+        // nll of log-probabilities: the cross-entropy of the logits
+        let labels = [0, 3, 1, 2, 2, 0];
+        let opts = super::CrossEntropyOptions {
+            ignore_index: Some(1),
+            label_smoothing: 0.0,
+            weight: Some(vec![0.5, 2.0, 1.0, 1.5]),
+        };
+        check("nll", std::slice::from_ref(&p), |g, v| {
+            g.nll(v[0], &labels, &opts)
+        });
+        let mut g = Graph::new();
+        let z = g.param(p.clone());
+        let lp = g.log_softmax(z);
+        let a = g.nll(lp, &labels, &opts);
+        let b = g.cross_entropy_with(z, &labels, &opts);
+        assert!((g.value(a).item() - g.value(b).item()).abs() < 1e-6);
         let prob = p.map(|v| 0.5 + 0.4 * v);
         let bits = t.map(|v| if v > 0.0 { 1.0 } else { 0.0 });
         check("bce", &[prob, bits.clone()], |g, v| g.bce(v[0], v[1]));

@@ -9,17 +9,17 @@
 //!
 //! | module | ops |
 //! | --- | --- |
-//! | [`arith`] | add, sub, mul, div (NumPy broadcasting) |
+//! | [`arith`] | add, sub, mul, div, maximum, minimum (NumPy broadcasting) |
 //! | [`matmul`] | matmul (batched) |
 //! | [`linear`] | linear: `x·Wᵀ + b` as one node |
 //! | [`reduce`] | sum, mean (all elements or over axes) |
 //! | [`shape`] | reshape, flatten, transpose, narrow, concat |
-//! | [`unary`] | exp, log, sigmoid, tanh, relu, leaky_relu, elu, gelu, silu |
+//! | [`unary`] | exp, log, sigmoid, tanh, relu, leaky_relu, elu, gelu, silu, sqrt, abs, pow, clamp |
 //! | [`prelu`] | prelu (learned slope) |
 //! | [`softmax`] | softmax, log_softmax |
 //! | [`conv`] | conv2d (im2col + gemm, batch-parallel) |
 //! | [`pool`] | max_pool2d (PyTorch's tie rule) |
-//! | [`loss`] | mse, bce, bce_with_logits, cross_entropy |
+//! | [`loss`] | mse, l1, huber, bce, bce_with_logits, cross_entropy (with ignore_index, label smoothing, class weights), nll |
 //! | [`batchnorm`] | batch_norm (BatchNorm1d/2d, running statistics) |
 //! | [`dropout`] | dropout (inverted, seeded mask) |
 //! | [`rnn`] | rnn_tanh: an Elman RNN over a sequence as one node |

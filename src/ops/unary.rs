@@ -12,6 +12,10 @@
 //! | gelu | x·Φ(x) = x(1 + erf(x/√2))/2 | Φ(x) + x·φ(x) |
 //! | gelu_tanh | x(1 + tanh u)/2, u = √(2/π)(x + 0.044715x³) | (1 + tanh u)/2 + x(1 − tanh² u)u′/2 |
 //! | silu | x·σ(x) | σ(x)(1 + x(1 − σ(x))) |
+//! | sqrt | √x | 1/(2y) |
+//! | abs | \|x\| | sign x (0 at 0, as PyTorch) |
+//! | pow(p) | xᵖ | p·xᵖ⁻¹ (0 for p = 0) |
+//! | clamp(lo, hi) | min(max(x, lo), hi) | 1 if lo ≤ x ≤ hi else 0 (the bounds pass it, as PyTorch) |
 //!
 //! (Φ, φ: the standard normal's distribution and density; `gelu` is
 //! `nn.GELU()`, `gelu_tanh` `nn.GELU(approximate='tanh')`, `silu` `nn.SiLU()`.)
@@ -47,6 +51,14 @@ pub enum Unary {
     GeluTanh,
     /// x·σ(x) (`nn.SiLU()`, swish).
     Silu,
+    /// √x.
+    Sqrt,
+    /// |x|.
+    Abs,
+    /// xᵖ for a constant p.
+    Pow(f32),
+    /// x limited to [lo, hi].
+    Clamp(f32, f32),
 }
 
 /// √(2/π), of GELU's tanh form.
@@ -65,6 +77,10 @@ impl Unary {
             Unary::Elu(_) => Op::Elu,
             Unary::Gelu | Unary::GeluTanh => Op::Gelu,
             Unary::Silu => Op::Silu,
+            Unary::Sqrt => Op::Sqrt,
+            Unary::Abs => Op::Abs,
+            Unary::Pow(_) => Op::Pow,
+            Unary::Clamp(..) => Op::Clamp,
         }
     }
 
@@ -109,6 +125,18 @@ impl Unary {
                 0.5 * x * (1.0 + u.tanh())
             }
             Unary::Silu => x * sigmoid(x),
+            Unary::Sqrt => x.sqrt(),
+            Unary::Abs => x.abs(),
+            Unary::Pow(p) => x.powf(p),
+            Unary::Clamp(lo, hi) => {
+                if x < lo {
+                    lo
+                } else if x > hi {
+                    hi
+                } else {
+                    x
+                }
+            }
         }
     }
 
@@ -152,6 +180,30 @@ impl Unary {
                 let s = sigmoid(x);
                 s * (1.0 + x * (1.0 - s))
             }
+            Unary::Sqrt => 0.5 / y,
+            Unary::Abs => {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
+            Unary::Pow(p) => {
+                if p == 0.0 {
+                    0.0
+                } else {
+                    p * x.powf(p - 1.0)
+                }
+            }
+            Unary::Clamp(lo, hi) => {
+                if x >= lo && x <= hi {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
         }
     }
 }
@@ -189,6 +241,10 @@ fn forward_pass(u: Unary, x: &[f32]) -> Vec<f32> {
         Gelu => par::fill(x.len(), |s, out| gelu_into(&x[s..s + out.len()], out)),
         GeluTanh => par::map(x, |v| GeluTanh.f(v)),
         Silu => par::map(x, |v| Silu.f(v)),
+        Sqrt => par::map(x, |v| Sqrt.f(v)),
+        Abs => par::map(x, |v| Abs.f(v)),
+        Pow(p) => par::map(x, move |v| Pow(p).f(v)),
+        Clamp(lo, hi) => par::map(x, move |v| Clamp(lo, hi).f(v)),
     }
 }
 
@@ -209,6 +265,10 @@ fn backward_pass(u: Unary, g: &[f32], x: &[f32], y: &[f32]) -> Vec<f32> {
         }),
         GeluTanh => par::map3(g, x, y, |g, x, y| g * GeluTanh.df(x, y)),
         Silu => par::map3(g, x, y, |g, x, y| g * Silu.df(x, y)),
+        Sqrt => par::map3(g, x, y, |g, x, y| g * Sqrt.df(x, y)),
+        Abs => par::map3(g, x, y, |g, x, y| g * Abs.df(x, y)),
+        Pow(p) => par::map3(g, x, y, move |g, x, y| g * Pow(p).df(x, y)),
+        Clamp(lo, hi) => par::map3(g, x, y, move |g, x, y| g * Clamp(lo, hi).df(x, y)),
     }
 }
 
@@ -246,6 +306,22 @@ impl Graph {
     /// SiLU (swish), x·σ(x) (`F.silu`).
     pub fn silu(&mut self, x: Var) -> Var {
         self.unary(Unary::Silu, x)
+    }
+    /// Elementwise √x (`torch.sqrt`).
+    pub fn sqrt(&mut self, x: Var) -> Var {
+        self.unary(Unary::Sqrt, x)
+    }
+    /// Elementwise |x| (`torch.abs`).
+    pub fn abs(&mut self, x: Var) -> Var {
+        self.unary(Unary::Abs, x)
+    }
+    /// Elementwise xᵖ for a constant `p` (`torch.pow(x, p)`).
+    pub fn pow(&mut self, x: Var, p: f32) -> Var {
+        self.unary(Unary::Pow(p), x)
+    }
+    /// Elementwise `x` limited to `[lo, hi]` (`torch.clamp`).
+    pub fn clamp(&mut self, x: Var, lo: f32, hi: f32) -> Var {
+        self.unary(Unary::Clamp(lo, hi), x)
     }
     /// Elementwise eˣ.
     pub fn exp(&mut self, x: Var) -> Var {
@@ -299,10 +375,17 @@ mod tests {
             Unary::Gelu,
             Unary::GeluTanh,
             Unary::Silu,
+            Unary::Abs,
+            Unary::Pow(3.0),
+            Unary::Pow(2.0),
+            Unary::Clamp(-0.7, 0.9),
         ] {
             check(f.name(), std::slice::from_ref(&x), |g, v| g.unary(f, v[0]));
         }
-        check("log", &[x.map(|v| v.abs() + 0.5)], |g, v| g.log(v[0]));
+        let positive = x.map(|v| v.abs() + 0.5);
+        check("log", std::slice::from_ref(&positive), |g, v| g.log(v[0]));
+        check("sqrt", std::slice::from_ref(&positive), |g, v| g.sqrt(v[0]));
+        check("pow(-1.5)", &[positive], |g, v| g.pow(v[0], -1.5));
     }
 
     #[test]
@@ -320,6 +403,21 @@ mod tests {
         for &v in grads.get(x).unwrap().data() {
             assert!((v - 1.01).abs() < 1e-6, "{v}");
         }
+    }
+
+    #[test]
+    fn abs_and_clamp_at_their_kinks_follow_pytorch() {
+        let mut g = Graph::new();
+        let x = g.param(Tensor::from_vec(vec![4], vec![0.0, -1.0, 1.0, 2.0]));
+        let a = g.abs(x);
+        let c = g.clamp(x, -1.0, 1.0);
+        let (la, lc) = (g.sum(a), g.sum(c));
+        // abs'(0) = 0; clamp passes the gradient at its bounds, not beyond
+        assert_eq!(
+            g.backward(la).get(x).unwrap().data(),
+            &[0.0, -1.0, 1.0, 1.0]
+        );
+        assert_eq!(g.backward(lc).get(x).unwrap().data(), &[1.0, 1.0, 1.0, 0.0]);
     }
 
     #[test]

@@ -213,6 +213,12 @@ mod seq_ops {
     gru,
     gru_2layers,
     narrow,
+    permute,
+    stack,
+    index_select,
+    masked_fill_causal,
+    softmax_axis1,
+    log_softmax_axis0,
     sqrt,
     abs_zeros,
     pow3,
@@ -383,6 +389,23 @@ fn check_case(file: &str, c: &str) {
             args["len"].as_u64().unwrap() as usize,
         ),
         "concat" => g.concat(&xs, args["axis"].as_u64().unwrap() as usize),
+        "permute" => g.permute(xs[0], &arg_usizes(&args["dims"])),
+        "stack" => g.stack(&xs, args["axis"].as_u64().unwrap() as usize),
+        "index_select" => g.index_select(
+            xs[0],
+            args["axis"].as_u64().unwrap() as usize,
+            &arg_usizes(&args["ids"]),
+        ),
+        "masked_fill" => {
+            let m: Vec<f32> = arg_usizes(&args["mask"])
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            let mask = backprop::Tensor::from_vec(arg_usizes(&args["mask_shape"]), m);
+            g.masked_fill(xs[0], &mask, args["value"].as_f64().unwrap() as f32)
+        }
+        "softmax_axis" => g.softmax_axis(xs[0], args["axis"].as_u64().unwrap() as usize),
+        "log_softmax_axis" => g.log_softmax_axis(xs[0], args["axis"].as_u64().unwrap() as usize),
         "sqrt" => g.sqrt(xs[0]),
         "abs" => g.abs(xs[0]),
         "pow" => g.pow(xs[0], args["p"].as_f64().unwrap() as f32),

@@ -198,6 +198,13 @@ def _nll(xs, a, l):
 
 
 SEQ_OPS = {
+    "permute": lambda xs, a, l: xs[0].permute(*a["dims"]),
+    "stack": lambda xs, a, l: torch.stack(xs, a["axis"]),
+    "index_select": lambda xs, a, l: torch.index_select(xs[0], a["axis"], torch.tensor(a["ids"])),
+    "masked_fill": lambda xs, a, l: xs[0].masked_fill(
+        torch.tensor(a["mask"]).reshape(a["mask_shape"]).bool(), a["value"]),
+    "softmax_axis": lambda xs, a, l: F.softmax(xs[0], dim=a["axis"]),
+    "log_softmax_axis": lambda xs, a, l: F.log_softmax(xs[0], dim=a["axis"]),
     "sqrt": lambda xs, a, l: torch.sqrt(xs[0]),
     "abs": lambda xs, a, l: torch.abs(xs[0]),
     "pow": lambda xs, a, l: torch.pow(xs[0], a["p"]),
@@ -250,6 +257,15 @@ def seq_cases():
     yield "gru", "gru", {}, gated(3, 1)
     yield "gru_2layers", "gru", {}, gated(3, 2)
     yield "narrow", "narrow", {"axis": 1, "start": 1, "len": 3}, lambda: ([randn(3, 5, 2)], None)
+    yield "permute", "permute", {"dims": [2, 0, 1]}, lambda: ([randn(2, 3, 4)], None)
+    yield "stack", "stack", {"axis": 1}, lambda: ([randn(2, 3), randn(2, 3), randn(2, 3)], None)
+    yield ("index_select", "index_select", {"axis": 1, "ids": [3, 0, 3, 1]},
+           lambda: ([randn(2, 4, 3)], None))
+    yield ("masked_fill_causal", "masked_fill",
+           {"mask": [0, 1, 1, 0, 0, 1, 0, 0, 0], "mask_shape": [3, 3], "value": -1e9},
+           lambda: ([randn(2, 3, 3)], None))
+    yield "softmax_axis1", "softmax_axis", {"axis": 1}, lambda: ([randn(2, 4, 3)], None)
+    yield "log_softmax_axis0", "log_softmax_axis", {"axis": 0}, lambda: ([randn(3, 4)], None)
     yield "sqrt", "sqrt", {}, lambda: ([randn(4, 5).abs() + 0.3], None)
     yield "abs_zeros", "abs", {}, lambda: ([with_zeros(randn(4, 5), 4)], None)
     yield "pow3", "pow", {"p": 3.0}, lambda: ([randn(4, 5)], None)

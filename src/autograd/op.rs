@@ -73,6 +73,10 @@ pub enum Op {
     Maximum,
     /// The smaller of `a` and `b`, elementwise.
     Minimum,
+    /// Entries along an axis by index.
+    IndexSelect,
+    /// Entries replaced where a mask is set.
+    MaskedFill,
     /// Mean absolute error.
     L1,
     /// The Huber loss.
@@ -171,6 +175,8 @@ impl Op {
             Op::Clamp => "clamp",
             Op::Maximum => "maximum",
             Op::Minimum => "minimum",
+            Op::IndexSelect => "index_select",
+            Op::MaskedFill => "masked_fill",
             Op::L1 => "l1_loss",
             Op::Huber => "huber_loss",
             Op::Nll => "nll_loss",
@@ -257,7 +263,7 @@ impl std::fmt::Display for Op {
 }
 
 /// Every built-in op (not [`Op::Custom`]).
-const ALL: [Op; 50] = [
+const ALL: [Op; 52] = [
     Op::Leaf,
     Op::Add,
     Op::Sub,
@@ -291,6 +297,8 @@ const ALL: [Op; 50] = [
     Op::Clamp,
     Op::Maximum,
     Op::Minimum,
+    Op::IndexSelect,
+    Op::MaskedFill,
     Op::L1,
     Op::Huber,
     Op::Nll,

@@ -13,10 +13,10 @@
 //! | [`matmul`] | matmul (batched) |
 //! | [`linear`] | linear: `x·Wᵀ + b` as one node |
 //! | [`reduce`] | sum, mean (all elements or over axes) |
-//! | [`shape`] | reshape, flatten, transpose, narrow, concat |
+//! | [`shape`] | reshape, flatten, transpose, permute, narrow, split, concat, stack, index_select, masked_fill |
 //! | [`unary`] | exp, log, sigmoid, tanh, relu, leaky_relu, elu, gelu, silu, sqrt, abs, pow, clamp |
 //! | [`prelu`] | prelu (learned slope) |
-//! | [`softmax`] | softmax, log_softmax |
+//! | [`softmax`] | softmax, log_softmax (the last axis or any) |
 //! | [`conv`] | conv2d (im2col + gemm, batch-parallel) |
 //! | [`pool`] | max_pool2d (PyTorch's tie rule) |
 //! | [`loss`] | mse, l1, huber, bce, bce_with_logits, cross_entropy (with ignore_index, label smoothing, class weights), nll |

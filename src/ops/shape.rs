@@ -1,4 +1,5 @@
-//! `reshape`, `flatten` and `transpose`.
+//! Shape ops: `reshape`, `flatten`, `transpose`, `permute`, `narrow`, `split`,
+//! `concat`, `stack`, `index_select`, `masked_fill`.
 //!
 //! Tensors own contiguous row-major data, so a reshape copies the values
 //! under a new shape (its backward reshapes the gradient back), and a
@@ -117,6 +118,67 @@ fn around(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     let outer = shape[..axis].iter().product();
     let inner = shape[axis + 1..].iter().product();
     (outer, shape[axis], inner)
+}
+
+/// Which entries of `shape` keep their value: those where `mask` (broadcast)
+/// is 0.
+fn expand_mask(mask: &Tensor, shape: &[usize]) -> Vec<bool> {
+    let mut keep = vec![true; shape.iter().product()];
+    let m = mask.data();
+    crate::ops::broadcast::for_each(shape, shape, mask.shape(), |o, _, j| keep[o] = m[j] == 0.0);
+    keep
+}
+
+struct MaskedFillBack {
+    keep: Vec<bool>,
+}
+
+impl Backward for MaskedFillBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        _inp: &[&Tensor],
+        _out: &Tensor,
+        _needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let v = g
+            .data()
+            .iter()
+            .zip(&self.keep)
+            .map(|(&g, &k)| if k { g } else { 0.0 })
+            .collect();
+        vec![Some(Tensor::from_vec(g.shape().to_vec(), v))]
+    }
+}
+
+struct IndexSelectBack {
+    axis: usize,
+    ids: Vec<usize>,
+}
+
+impl Backward for IndexSelectBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        inp: &[&Tensor],
+        _out: &Tensor,
+        _needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let s = inp[0].shape();
+        let (outer, full, inner) = around(s, self.axis);
+        let mut gx = vec![0f32; inp[0].numel()];
+        let gd = g.data();
+        for o in 0..outer {
+            for (k, &i) in self.ids.iter().enumerate() {
+                let src = &gd[(o * self.ids.len() + k) * inner..][..inner];
+                let dst = &mut gx[(o * full + i) * inner..][..inner];
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d += v;
+                }
+            }
+        }
+        vec![Some(Tensor::from_vec(s.to_vec(), gx))]
+    }
 }
 
 struct NarrowBack {
@@ -265,6 +327,110 @@ impl Graph {
         self.reshape(x, &[n, rest])
     }
 
+    /// The axes of `x` in the order `dims` (`x.permute(*dims)`), as a
+    /// sequence of transposes.
+    pub fn permute(&mut self, x: Var, dims: &[usize]) -> Var {
+        let s = self.shape(x).to_vec();
+        let mut sorted = dims.to_vec();
+        sorted.sort_unstable();
+        if sorted != (0..s.len()).collect::<Vec<_>>() {
+            let msg = format!("permute({dims:?}) of shape {s:?}: not an order of its axes");
+            return self.bad_shapes(msg, &s);
+        }
+        let (mut order, mut y): (Vec<usize>, Var) = ((0..s.len()).collect(), x);
+        for (i, &want) in dims.iter().enumerate() {
+            let j = order
+                .iter()
+                .position(|&a| a == want)
+                .expect("a permutation");
+            if j != i {
+                y = self.transpose(y, i, j);
+                order.swap(i, j);
+            }
+        }
+        y
+    }
+
+    /// `xs` (one shape) stacked along a new axis `axis` (`torch.stack`).
+    pub fn stack(&mut self, xs: &[Var], axis: usize) -> Var {
+        let parts: Vec<Var> = xs
+            .iter()
+            .map(|&x| {
+                let mut s = self.shape(x).to_vec();
+                s.insert(axis.min(s.len()), 1);
+                self.reshape(x, &s)
+            })
+            .collect();
+        self.concat(&parts, axis)
+    }
+
+    /// `x` cut along `axis` into pieces of `sizes` (`torch.split`).
+    pub fn split(&mut self, x: Var, axis: usize, sizes: &[usize]) -> Vec<Var> {
+        let mut start = 0;
+        sizes
+            .iter()
+            .map(|&len| {
+                let y = self.narrow(x, axis, start, len);
+                start += len;
+                y
+            })
+            .collect()
+    }
+
+    /// The entries `ids` of `x` along `axis`, in that order, repeats allowed
+    /// (`torch.index_select`); the backward adds each gradient back where
+    /// it came from.
+    pub fn index_select(&mut self, x: Var, axis: usize, ids: &[usize]) -> Var {
+        let s = self.shape(x).to_vec();
+        if axis >= s.len() || ids.iter().any(|&i| i >= s[axis]) {
+            let msg = format!("index_select along {axis} of shape {s:?}: ids {ids:?} out of range");
+            return self.bad_shapes(msg, &s);
+        }
+        let (outer, full, inner) = around(&s, axis);
+        let xv = self.value(x).data();
+        let mut v = Vec::with_capacity(outer * ids.len() * inner);
+        for o in 0..outer {
+            for &i in ids {
+                let at = (o * full + i) * inner;
+                v.extend_from_slice(&xv[at..at + inner]);
+            }
+        }
+        let mut shape = s;
+        shape[axis] = ids.len();
+        let back = IndexSelectBack {
+            axis,
+            ids: ids.to_vec(),
+        };
+        self.push(Op::IndexSelect, Tensor::from_vec(shape, v), &[x], back)
+    }
+
+    /// `x` with `value` where `mask` (0 or 1, broadcast to `x`'s shape) is
+    /// 1 (`x.masked_fill(mask, value)`: a causal mask's −∞); no gradient
+    /// flows to the filled entries.
+    pub fn masked_fill(&mut self, x: Var, mask: &Tensor, value: f32) -> Var {
+        let s = self.shape(x).to_vec();
+        if crate::ops::broadcast::broadcast_shape(&s, mask.shape()).as_deref() != Some(&s[..]) {
+            let msg = format!(
+                "masked_fill: mask {:?} does not broadcast to {s:?}",
+                mask.shape()
+            );
+            return self.bad_shapes(msg, &s);
+        }
+        let keep = expand_mask(mask, &s);
+        let xv = self.value(x).data();
+        let v = xv
+            .iter()
+            .zip(&keep)
+            .map(|(&x, &k)| if k { x } else { value })
+            .collect();
+        self.push(
+            Op::MaskedFill,
+            Tensor::from_vec(s, v),
+            &[x],
+            MaskedFillBack { keep },
+        )
+    }
+
     /// Swap axes `d0` and `d1`.
     pub fn transpose(&mut self, x: Var, d0: usize, d1: usize) -> Var {
         let s = self.shape(x);
@@ -281,6 +447,45 @@ impl Graph {
 mod tests {
     use crate::ops::gradcheck::{check, pseudo_random};
     use crate::Tensor;
+
+    #[test]
+    fn permute_stack_split_index_select_masked_fill() {
+        let x = pseudo_random(&[2, 3, 4], 5);
+        check("permute", std::slice::from_ref(&x), |g, v| {
+            g.permute(v[0], &[2, 0, 1])
+        });
+        check(
+            "stack",
+            &[x.clone(), pseudo_random(&[2, 3, 4], 6)],
+            |g, v| g.stack(&[v[0], v[1]], 1),
+        );
+        check("index_select", std::slice::from_ref(&x), |g, v| {
+            g.index_select(v[0], 2, &[3, 0, 3, 1])
+        });
+        let mask = Tensor::from_vec(vec![3, 1], vec![0.0, 1.0, 0.0]);
+        check("masked_fill", std::slice::from_ref(&x), |g, v| {
+            g.masked_fill(v[0], &mask, -1e9)
+        });
+        let mut g = crate::Graph::new();
+        let xv = g.input(x.clone());
+        let p = g.permute(xv, &[2, 0, 1]);
+        assert_eq!(g.shape(p), &[4, 2, 3]);
+        // p[k, i, j] = x[i, j, k]
+        assert_eq!(
+            g.value(p).data()[(3 * 2 + 1) * 3 + 2],
+            x.data()[(3 + 2) * 4 + 3]
+        );
+        let parts = g.split(xv, 1, &[1, 2]);
+        assert_eq!(
+            (g.shape(parts[0]), g.shape(parts[1])),
+            (&[2, 1, 4][..], &[2, 2, 4][..])
+        );
+        let st = g.stack(&[xv, xv], 0);
+        assert_eq!(g.shape(st), &[2, 2, 3, 4]);
+        let m = g.masked_fill(xv, &mask, 7.0);
+        assert_eq!(g.value(m).data()[4..8], [7.0; 4]);
+        assert_eq!(g.value(m).data()[..4], x.data()[..4]);
+    }
 
     #[test]
     fn narrow_and_concat_gradients_and_values() {

@@ -101,6 +101,28 @@ impl Graph {
         self.push(Op::Softmax, y, &[z], SoftmaxBack { log: false })
     }
 
+    /// Softmax over `axis` (`F.softmax(z, dim=axis)`): the axis moved last,
+    /// the softmax, and back.
+    pub fn softmax_axis(&mut self, z: Var, axis: usize) -> Var {
+        self.over_axis(z, axis, |g, v| g.softmax(v))
+    }
+
+    /// Log-softmax over `axis` (`F.log_softmax(z, dim=axis)`).
+    pub fn log_softmax_axis(&mut self, z: Var, axis: usize) -> Var {
+        self.over_axis(z, axis, |g, v| g.log_softmax(v))
+    }
+
+    /// `f` applied with `axis` moved to the last place.
+    fn over_axis(&mut self, z: Var, axis: usize, f: impl Fn(&mut Graph, Var) -> Var) -> Var {
+        let last = self.shape(z).len().saturating_sub(1);
+        if axis >= last {
+            return f(self, z);
+        }
+        let t = self.transpose(z, axis, last);
+        let y = f(self, t);
+        self.transpose(y, axis, last)
+    }
+
     /// Log-softmax over the last axis.
     pub fn log_softmax(&mut self, z: Var) -> Var {
         let zv = self.value(z);
@@ -115,6 +137,25 @@ impl Graph {
 mod tests {
     use crate::ops::gradcheck::{check, pseudo_random};
     use crate::{Graph, Tensor};
+
+    #[test]
+    fn softmax_over_any_axis() {
+        let z = pseudo_random(&[2, 4, 3], 9);
+        for axis in 0..3 {
+            check("softmax_axis", std::slice::from_ref(&z), |g, v| {
+                g.softmax_axis(v[0], axis)
+            });
+            check("log_softmax_axis", std::slice::from_ref(&z), |g, v| {
+                g.log_softmax_axis(v[0], axis)
+            });
+        }
+        let mut g = Graph::new();
+        let x = g.input(z);
+        let p = g.softmax_axis(x, 1);
+        // each (i, ·, k) sums to 1
+        let sums = g.sum_axes(p, &[1], false);
+        assert!(g.value(sums).data().iter().all(|s| (s - 1.0).abs() < 1e-6));
+    }
 
     #[test]
     fn both_at_once_are_the_two_calls() {

@@ -212,6 +212,7 @@ mod seq_ops {
     lstm_t1,
     gru,
     gru_2layers,
+    rnn_seq_2layers,
     narrow,
     permute,
     stack,
@@ -379,6 +380,13 @@ fn check_case(file: &str, c: &str) {
                     b_hh: Some(w[3]),
                 };
                 seq = g.gated_layer(cell, seq, vars).seq;
+            }
+            seq
+        }
+        "rnn_seq" => {
+            let mut seq = xs[0];
+            for w in xs[1..].chunks(4) {
+                seq = g.rnn_tanh_seq(seq, w[0], w[1], Some((w[2], w[3])));
             }
             seq
         }

@@ -178,9 +178,9 @@ def _gated(kind):
     layer (weight_ih, weight_hh, bias_ih, bias_hh): every step's output."""
     def f(xs, a, l):
         layers = (len(xs) - 1) // 4
-        g = 4 if kind == "lstm" else 3
+        g = {"lstm": 4, "gru": 3, "rnn": 1}[kind]
         hidden = xs[2].shape[1]
-        cls = nn.LSTM if kind == "lstm" else nn.GRU
+        cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[kind]
         m = cls(xs[0].shape[-1], hidden, num_layers=layers, batch_first=True).double()
         names = [f"{w}_l{k}" for k in range(layers)
                  for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
@@ -216,6 +216,7 @@ SEQ_OPS = {
     "nll_loss": _nll,
     "lstm": _gated("lstm"),
     "gru": _gated("gru"),
+    "rnn_seq": _gated("rnn"),
     "gelu": lambda xs, a, l: F.gelu(xs[0], approximate=a.get("approximate", "none")),
     "silu": lambda xs, a, l: F.silu(xs[0]),
     "layer_norm": lambda xs, a, l: F.layer_norm(xs[0], [xs[0].shape[-1]], xs[1], xs[2], eps=1e-5),
@@ -256,6 +257,7 @@ def seq_cases():
     yield "lstm_t1", "lstm", {}, gated(4, 1, t=1)
     yield "gru", "gru", {}, gated(3, 1)
     yield "gru_2layers", "gru", {}, gated(3, 2)
+    yield "rnn_seq_2layers", "rnn_seq", {}, gated(1, 2)
     yield "narrow", "narrow", {"axis": 1, "start": 1, "len": 3}, lambda: ([randn(3, 5, 2)], None)
     yield "permute", "permute", {"dims": [2, 0, 1]}, lambda: ([randn(2, 3, 4)], None)
     yield "stack", "stack", {"axis": 1}, lambda: ([randn(2, 3), randn(2, 3), randn(2, 3)], None)

@@ -454,6 +454,7 @@ mod tests {
             "reshape(28,28),rnn(28,16,bias=false),prelu(16),linear(16,10)",
             "embedding(65,8),layernorm(8),gelu_tanh,layernorm(8,bias=false),flatten,linear(64,3)",
             "embedding(65,8),lstm(8,16,layers=2),gru(16,8,bias=false,last=true),linear(8,65)",
+            "reshape(28,28),rnn(28,16,layers=3,last=false),rnn(16,8,bias=false),linear(8,10)",
         ] {
             let n = Sequential::check_line(line).unwrap();
             let held: usize = model(line)

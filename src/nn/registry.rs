@@ -102,7 +102,7 @@ pub static LAYERS: [LayerKind; 25] = [
     kind!(
         "rnn",
         [],
-        "rnn(input_size,hidden_size,bias=true)",
+        "rnn(input_size,hidden_size,layers=1,bias=true,last=true)",
         layers::plan_rnn
     ),
     kind!(

@@ -154,6 +154,36 @@ impl Backward for RnnTanhBack {
 }
 
 impl Graph {
+    /// Every step's hidden state `[N, T, H]` of an Elman tanh layer over
+    /// `x: [N, T, F]` (PyTorch's `output`), from the graph's ops: the input
+    /// projections of all steps as one `linear`, then per step
+    /// `h = tanh(xi_t + h·W_hhᵀ + b_hh)`. `b`: `(b_ih, b_hh)`.
+    pub fn rnn_tanh_seq(&mut self, x: Var, w_ih: Var, w_hh: Var, b: Option<(Var, Var)>) -> Var {
+        let s = self.shape(x).to_vec();
+        let (ws, hs) = (self.shape(w_ih).to_vec(), self.shape(w_hh).to_vec());
+        if let Err(e) = rnn_shape(crate::ops::shape::sample(&s), &ws, &hs) {
+            let instead = [
+                s.first().copied().unwrap_or(1),
+                s.get(1).copied().unwrap_or(1),
+                hs.first().copied().unwrap_or(1),
+            ];
+            return self.bad_shapes(e, &instead);
+        }
+        let (n, t, h) = (s[0], s[1], hs[0]);
+        let xi = self.linear(x, w_ih, b.map(|b| b.0));
+        let mut hid = self.input(Tensor::zeros(&[n, h]));
+        let mut steps = Vec::with_capacity(t);
+        for step in 0..t {
+            let gx = self.narrow(xi, 1, step, 1);
+            let gx = self.reshape(gx, &[n, h]);
+            let gh = self.linear(hid, w_hh, b.map(|b| b.1));
+            let a = self.add(gx, gh);
+            hid = self.tanh(a);
+            steps.push(self.reshape(hid, &[n, 1, h]));
+        }
+        self.concat(&steps, 1)
+    }
+
     /// A one-layer tanh RNN over `x`, returning the last hidden state (see
     /// the [module docs](self) for the recurrence and shapes).
     pub fn rnn_tanh(
@@ -262,6 +292,41 @@ mod tests {
             &format!("{name} only bias_hh"),
             &[x, w[0].clone(), w[1].clone(), w[3].clone()],
             |g, v| g.rnn_tanh(v[0], v[1], v[2], None, Some(v[3])),
+        );
+    }
+
+    #[test]
+    fn every_steps_form_ends_where_the_fused_node_does() {
+        let (x, wi, wh, bi, bh) = (
+            pseudo_random(&[3, 6, 4], 21),
+            pseudo_random(&[5, 4], 22),
+            pseudo_random(&[5, 5], 23),
+            pseudo_random(&[5], 24),
+            pseudo_random(&[5], 25),
+        );
+        let mut g = Graph::new();
+        let v: Vec<_> = [x, wi, wh, bi, bh]
+            .into_iter()
+            .map(|t| g.param(t))
+            .collect();
+        let last = g.rnn_tanh(v[0], v[1], v[2], Some(v[3]), Some(v[4]));
+        let seq = g.rnn_tanh_seq(v[0], v[1], v[2], Some((v[3], v[4])));
+        let end = g.narrow(seq, 1, 5, 1);
+        let d = g
+            .value(last)
+            .data()
+            .iter()
+            .zip(g.value(end).data())
+            .map(|(a, b)| (a - b).abs());
+        assert!(d.fold(0f32, f32::max) < 1e-6);
+        check(
+            "rnn_tanh_seq",
+            &[
+                pseudo_random(&[2, 3, 4], 26),
+                pseudo_random(&[5, 4], 27),
+                pseudo_random(&[5, 5], 28),
+            ],
+            |g, v| g.rnn_tanh_seq(v[0], v[1], v[2], None),
         );
     }
 

@@ -15,7 +15,7 @@
 //! | [`LayerNorm`] | `[N, …, d]` | `weight [d]`, `bias [d]` | |
 //! | [`Embedding`] | ids `[N, T]` → `[N, T, d]` | `weight [num_embeddings, d]` | |
 //! | [`Dropout`] | any | | |
-//! | [`Rnn`] | `[N, T, F] → [N, H]` (last hidden state) | `weight_ih_l0 [H, F]`, `weight_hh_l0 [H, H]`, `bias_ih_l0 [H]`, `bias_hh_l0 [H]` | |
+//! | [`Rnn`] | `[N, T, F] → [N, H]` (last hidden state; every step's `[N, T, H]` with `last(false)`) | `weight_ih_l0 [H, F]`, `weight_hh_l0 [H, H]`, `bias_ih_l0 [H]`, `bias_hh_l0 [H]` | |
 //! | [`Lstm`], [`Gru`] | `[N, T, F] → [N, T, H]` (or `[N, H]` with `last`) | `weight_ih_lk [G·H, F or H]`, `weight_hh_lk [G·H, H]`, `bias_ih_lk`, `bias_hh_lk` (G = 4, 3) | |
 //! | [`Flatten`] | `[N, …] → [N, product]` | | |
 //! | [`Reshape`] | `[N, …] → [N, *shape]` | | |

@@ -137,8 +137,12 @@ impl Mpi {
                 }
                 last = now;
                 if now - t0 > timeout {
-                    let mut silent: Vec<usize> =
-                        recvs.iter().chain(&sends).map(|(r, _)| *r).collect();
+                    // The ranks whose part never came; if every part came,
+                    // those that never took ours. (A rank whose part came
+                    // is alive, even if our send to it is still pending
+                    // while it waits on a stopped third rank.)
+                    let pending = if recvs.is_empty() { &sends } else { &recvs };
+                    let mut silent: Vec<usize> = pending.iter().map(|(r, _)| *r).collect();
                     silent.sort_unstable();
                     silent.dedup();
                     self.give_up(&silent, timeout);

@@ -207,3 +207,57 @@ fn twenty_steps_of_an_lstm_language_model_match_pytorch() {
     let losses = replay(&fx, "lstm", &mut m);
     assert!(losses[19] < losses[0], "it learned: {losses:?}");
 }
+
+/// `--checkpoint blocks`: each block recomputed in the backward pass gives
+/// the same loss and bit-identical gradients (dropout on, so the recomputed
+/// masks must be the first pass's), with each block one node on the tape.
+#[test]
+fn checkpointed_blocks_give_identical_gradients_on_a_shorter_tape() {
+    let cfg = GptConfig {
+        vocab_size: 11,
+        block_size: 8,
+        n_layer: 3,
+        n_head: 2,
+        n_embd: 16,
+        bias: true,
+        dropout: 0.1,
+    };
+    let gpt = cfg.init(&mut backprop::rand::seeded(3)).unwrap();
+    let mut model = Sequential::new().push(gpt);
+    let ids = Tensor::from_vec(
+        vec![2, 8],
+        (0..16).map(|i| ((i * 7 + 3) % 11) as f32).collect(),
+    );
+    let targets: Vec<usize> = (0..16).map(|i| (i * 5 + 1) % 11).collect();
+    let run = |m: &Sequential| {
+        let mut p = Pass::train(m, 42);
+        let x = p.input(ids.clone());
+        let logits = m.forward(&mut p, x);
+        let loss = p.cross_entropy_with(logits, &targets, &CrossEntropyOptions::default());
+        let nodes = p.len();
+        let g = p.backward(loss);
+        (g.loss, g.tensors().to_vec(), nodes)
+    };
+    let (loss, grads, nodes) = run(&model);
+    assert_eq!(model.checkpoint_blocks(), 3);
+    let (loss_c, grads_c, nodes_c) = run(&model);
+    assert_eq!(loss.to_bits(), loss_c.to_bits());
+    assert!(nodes_c < nodes, "{nodes_c} nodes with checkpointing, {nodes} without");
+    for (i, (a, b)) in grads.iter().zip(&grads_c).enumerate() {
+        let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+        assert!(
+            a.data().iter().zip(b.data()).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "gradient {i} differs with checkpointing"
+        );
+    }
+    // a model line without blocks says what to give instead
+    let mut lstm = Sequential::parse(
+        "embedding(11,8),lstm(8,8),linear(8,11)",
+        Init::Default,
+        &mut backprop::rand::seeded(0),
+    )
+    .unwrap();
+    let e = backprop::nn::checkpoint::apply(&mut lstm, "blocks").unwrap_err();
+    assert!(e.to_string().contains("layer ranges"), "{e}");
+    backprop::nn::checkpoint::apply(&mut lstm, "1-2").unwrap();
+}

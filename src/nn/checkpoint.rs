@@ -102,6 +102,25 @@ impl Backward for CheckpointBack {
     }
 }
 
+/// Set `model`'s checkpointing from `--checkpoint`: `blocks` (each of its
+/// repeated blocks, a GPT's transformer blocks, recomputed on its own) or
+/// layer ranges of the model line (see [`parse_segments`]).
+pub fn apply(model: &mut super::Sequential, s: &str) -> Result<()> {
+    if s.trim() == "blocks" {
+        if model.checkpoint_blocks() == 0 {
+            return Err(Error::Config(format!(
+                "--checkpoint blocks: `{}` has no repeated blocks (a gpt(…) item has); \
+                 give layer ranges of the model line instead, e.g. 0-{}",
+                model.describe(),
+                model.len().saturating_sub(1)
+            )));
+        }
+        return Ok(());
+    }
+    model.checkpoints = parse_segments(s, model.len())?;
+    Ok(())
+}
+
 /// Parse `--checkpoint`: comma-separated layer ranges `a-b` (inclusive), e.g.
 /// `0-5,6-9`, checked against a model of `n` layers.
 ///

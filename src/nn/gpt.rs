@@ -210,6 +210,12 @@ impl Module for Gpt {
         Some(self.config.spec())
     }
 
+    fn checkpoint_blocks(&mut self) -> usize {
+        let h = &mut self.transformer.h;
+        h.checkpoints = (0..h.len()).map(|i| i..i + 1).collect();
+        h.len()
+    }
+
     fn output_shape(&self, s: &[usize]) -> Result<Vec<usize>> {
         let c = &self.config;
         match s {

@@ -252,6 +252,10 @@ impl Module for Sequential {
         self.line()
     }
 
+    fn checkpoint_blocks(&mut self) -> usize {
+        self.layers.iter_mut().map(|l| l.checkpoint_blocks()).sum()
+    }
+
     fn describe(&self) -> String {
         self.line().unwrap_or_else(|| {
             let parts: Vec<String> = self.layers.iter().map(|l| l.describe()).collect();

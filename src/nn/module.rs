@@ -375,6 +375,14 @@ pub trait Module: CloneModule {
         false
     }
 
+    /// Recompute each of the module's repeated blocks (a GPT's transformer
+    /// blocks) during the backward pass instead of keeping their
+    /// activations (gradient checkpointing, one segment per block); returns
+    /// how many blocks it has (0: none, nothing changed).
+    fn checkpoint_blocks(&mut self) -> usize {
+        0
+    }
+
     #[doc(hidden)]
     fn type_name(&self) -> &'static str {
         std::any::type_name::<Self>()

@@ -257,7 +257,7 @@ impl Settings {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.train.seed);
         let mut model = Sequential::parse(&self.model, self.init_scheme()?, &mut rng)?;
         if let Some(c) = &self.checkpoint {
-            model.checkpoints = checkpoint::parse_segments(c, model.len())?;
+            checkpoint::apply(&mut model, c)?;
         }
         if let Some(p) = &self.init {
             crate::io::load_into(&mut model, p)?;
@@ -503,7 +503,7 @@ impl Run {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(settings.train.seed);
         let mut model = Sequential::parse(&settings.model, settings.init_scheme()?, &mut rng)?;
         if let Some(c) = &settings.checkpoint {
-            model.checkpoints = checkpoint::parse_segments(c, model.len())?;
+            checkpoint::apply(&mut model, c)?;
         }
         model.load_state_dict(&saved.model.tensors, path)?;
         let save_every = settings.save_every;

@@ -79,6 +79,9 @@ pub struct LmSettings {
     pub warmup_steps: usize,
     /// Where the cosine ends, at the last step.
     pub lr_min: f32,
+    /// Gradient checkpointing: `blocks` (each of a GPT's blocks recomputed
+    /// in the backward pass) or layer ranges of the model line (`0-1`).
+    pub checkpoint: Option<String>,
 }
 
 impl LmSettings {
@@ -98,6 +101,7 @@ impl LmSettings {
             },
             warmup_steps: 100,
             lr_min: 1e-4,
+            checkpoint: None,
         }
     }
 
@@ -189,7 +193,10 @@ impl LmSettings {
         }
         let line = self.model_line(text.vocab.len());
         let mut rng = crate::rand::seeded(self.lm.seed);
-        let model = Sequential::parse(&line, Init::Default, &mut rng)?;
+        let mut model = Sequential::parse(&line, Init::Default, &mut rng)?;
+        if let Some(c) = &self.checkpoint {
+            crate::nn::checkpoint::apply(&mut model, c)?;
+        }
         match model.input_vocab() {
             Some(v) if v >= text.vocab.len() => {}
             Some(v) => {
@@ -416,11 +423,38 @@ pub fn estimate_loss(
     let mut sum = 0.0;
     for _ in 0..cfg.eval_iters.max(1) {
         let batch = text.batch(split, cfg.batch_size, cfg.block_size, rng);
-        let mut p = Pass::eval(model);
-        let l = lm_loss(&mut p, model, &batch);
-        sum += p.value(l).item() as f64;
+        let (total, count) = summed_loss(model, &batch);
+        sum += total / count as f64;
     }
     sum / cfg.eval_iters.max(1) as f64
+}
+
+/// Positions an evaluation pass reads at most: such a pass keeps every
+/// value until it ends (attention's grow with the window squared), so a
+/// batch is evaluated in slices of whole windows (at least one).
+const EVAL_POSITIONS: usize = 1024;
+
+/// The summed loss of every position of `batch` and the number of positions,
+/// evaluated a slice of windows at a time.
+fn summed_loss(model: &dyn Module, batch: &TextBatch) -> (f64, usize) {
+    let (n, t) = (batch.x.shape()[0], batch.x.shape()[1]);
+    let per = (EVAL_POSITIONS / t).max(1);
+    let (mut sum, mut count) = (0.0f64, 0usize);
+    for first in (0..n).step_by(per) {
+        let rows = per.min(n - first);
+        let slice = TextBatch {
+            x: Tensor::from_vec(
+                vec![rows, t],
+                batch.x.data()[first * t..(first + rows) * t].to_vec(),
+            ),
+            y: batch.y[first * t..(first + rows) * t].to_vec(),
+        };
+        let mut p = Pass::eval(model);
+        let l = lm_loss(&mut p, model, &slice);
+        sum += p.value(l).item() as f64 * slice.y.len() as f64;
+        count += slice.y.len();
+    }
+    (sum, count)
 }
 
 /// The loss over the whole of a split, deterministically: window i reads
@@ -433,11 +467,9 @@ pub fn split_loss(model: &dyn Module, text: &CharText, split: Split, block: usiz
     let offsets = text.eval_offsets(split, block);
     let (mut sum, mut count) = (0.0f64, 0usize);
     for chunk in offsets.chunks(64) {
-        let batch = text.windows(split, chunk, block);
-        let mut p = Pass::eval(model);
-        let l = lm_loss(&mut p, model, &batch);
-        sum += p.value(l).item() as f64 * batch.y.len() as f64;
-        count += batch.y.len();
+        let (s, c) = summed_loss(model, &text.windows(split, chunk, block));
+        sum += s;
+        count += c;
     }
     Ok(sum / count as f64)
 }

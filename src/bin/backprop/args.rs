@@ -16,7 +16,7 @@ pub struct TrainArgs {
     /// Model line or preset (mlp, lenet, rnn, mlp-wide, mlp-bn, speedrun).
     #[arg(long, default_value = "mlp")]
     pub model: String,
-    /// Gradient checkpointing: layer ranges (e.g. 0-5,6-9) whose activations are recomputed during backward instead of kept.
+    /// Gradient checkpointing: layer ranges (e.g. 0-5,6-9) whose activations are recomputed during backward instead of kept, or `blocks` (each of a GPT's blocks).
     #[arg(long)]
     pub checkpoint: Option<String>,
     /// Training data: a folder of MNIST-named IDX files (train-*, and t10k-* as the test set), a CSV file (label first), or a UTF-8 text file (*.txt: a character-level language model, gpt-baby by default). Default: data/mnist.

@@ -31,10 +31,9 @@ pub const LM_ONLY: [(&str, &str); 5] = [
 ];
 
 /// The flags of `train` a language-model run does not read (yet).
-const NOT_LM: [(&str, &str); 18] = [
+const NOT_LM: [(&str, &str); 17] = [
     ("resume", "--resume"),
     ("serve", "--serve"),
-    ("checkpoint", "--checkpoint"),
     ("test_data", "--test-data"),
     ("csv_scale", "--csv-scale"),
     ("epochs", "--epochs"),
@@ -82,6 +81,7 @@ fn settings(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<LmSettings> {
     s.lm.eval_iters = a.eval_iters;
     s.lm.seed = a.seed;
     s.warmup_steps = a.warmup_steps;
+    s.checkpoint = a.checkpoint.clone();
     if let Some(c) = a.clip_grad_norm {
         s.lm.clip_grad_norm = Some(c);
     }

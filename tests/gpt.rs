@@ -242,11 +242,17 @@ fn checkpointed_blocks_give_identical_gradients_on_a_shorter_tape() {
     assert_eq!(model.checkpoint_blocks(), 3);
     let (loss_c, grads_c, nodes_c) = run(&model);
     assert_eq!(loss.to_bits(), loss_c.to_bits());
-    assert!(nodes_c < nodes, "{nodes_c} nodes with checkpointing, {nodes} without");
+    assert!(
+        nodes_c < nodes,
+        "{nodes_c} nodes with checkpointing, {nodes} without"
+    );
     for (i, (a, b)) in grads.iter().zip(&grads_c).enumerate() {
         let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
         assert!(
-            a.data().iter().zip(b.data()).all(|(x, y)| x.to_bits() == y.to_bits()),
+            a.data()
+                .iter()
+                .zip(b.data())
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
             "gradient {i} differs with checkpointing"
         );
     }

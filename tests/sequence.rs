@@ -7,6 +7,7 @@ use backprop::data::Dataset;
 use backprop::nn::Sequential;
 use backprop::ops::loss::LossKind;
 use backprop::Tensor;
+use std::path::Path;
 
 #[test]
 fn ids_outside_the_embedding_table_are_refused_naming_sample_and_position() {
@@ -305,6 +306,101 @@ fn language_models_on_the_command_line() {
     let o = common::run(&["sample", clf.to_str().unwrap()]);
     assert!(
         !o.success && o.stderr.contains("not a language model"),
+        "{}",
+        o.stderr
+    );
+}
+
+/// A language-model run leaves `metrics.csv` (step rows with each block's
+/// gradient norm, eval rows with both estimates) and its figures beside the
+/// save; `--checkpoint blocks` trains the same weights.
+#[test]
+fn a_language_model_run_leaves_its_metrics_and_checkpoints_its_blocks() {
+    let d = tempfile::tempdir().unwrap();
+    let text = d.path().join("t.txt");
+    std::fs::write(&text, "Now is the winter of our discontent\n".repeat(60)).unwrap();
+    let t = text.to_str().unwrap();
+    let train = |save: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            t,
+            "--model",
+            "gpt(layers=2,heads=2,embd=16)",
+            "--block-size",
+            "16",
+            "--batch-size",
+            "4",
+            "--max-steps",
+            "20",
+            "--eval-every",
+            "10",
+            "--eval-iters",
+            "2",
+            "--save",
+            save.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = common::run(&args);
+        assert!(o.success, "{}", o.stderr);
+        o.stdout
+    };
+    let (a, b) = (
+        d.path().join("a.safetensors"),
+        d.path().join("b.safetensors"),
+    );
+    let plain = train(&a, &[]);
+    let csv = std::fs::read_to_string(d.path().join("a.metrics.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("kind,step,loss,lr,grad_norm,train_loss,val_loss,")
+            && lines[0].contains("Ltransformer.h.1.grad_norm"),
+        "{}",
+        lines[0]
+    );
+    let kinds: Vec<(&str, &str)> = lines[1..]
+        .iter()
+        .map(|l| {
+            let mut f = l.split(',');
+            (f.next().unwrap(), f.next().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("step", "1"),
+            ("step", "10"),
+            ("eval", "10"),
+            ("step", "20"),
+            ("eval", "20")
+        ]
+    );
+    // every block's norm is measured on a step row
+    assert!(
+        lines[2].split(',').skip(7).all(|f| !f.is_empty()),
+        "{}",
+        lines[2]
+    );
+    for f in ["a.loss.png", "a.loss.svg", "a.grads.png", "a.grads.svg"] {
+        assert!(d.path().join(f).is_file(), "{f} missing");
+    }
+    let checkpointed = train(&b, &["--checkpoint", "blocks", "--no-plots"]);
+    let loss = |out: &str| out.split(" (").next().unwrap().to_string(); // not the timing
+    assert_eq!(loss(&plain), loss(&checkpointed));
+    assert_eq!(common::tensor_bytes(&a), common::tensor_bytes(&b));
+    assert!(!d.path().join("b.loss.png").exists());
+    // a model line without blocks: ranges instead
+    let o = common::run(&[
+        "train",
+        "--data",
+        t,
+        "--model",
+        "char-lstm",
+        "--checkpoint",
+        "blocks",
+    ]);
+    assert!(
+        !o.success && o.stderr.contains("give layer ranges"),
         "{}",
         o.stderr
     );

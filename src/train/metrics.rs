@@ -273,7 +273,7 @@ pub fn num(v: f64) -> String {
     }
 }
 
-fn opt(v: Option<f64>) -> String {
+pub(crate) fn opt(v: Option<f64>) -> String {
     v.map(num).unwrap_or_default()
 }
 

@@ -239,7 +239,7 @@ impl Figure {
 }
 
 /// A model line cut to fit a title.
-fn short(model: &str) -> String {
+pub(crate) fn short(model: &str) -> String {
     const MAX: usize = 110;
     if model.chars().count() <= MAX {
         return model.to_string();
@@ -286,7 +286,7 @@ fn plot_error(msg: String) -> Error {
 }
 
 /// `runs/x` + `.png` → `runs/x.png` (keeps dots already in the name).
-fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
     let mut s = stem.as_os_str().to_os_string();
     s.push(suffix);
     PathBuf::from(s)

@@ -8,10 +8,12 @@ use anyhow::{bail, Context};
 use backprop::data::text::{CharText, Split};
 use backprop::nn::{Module, ModuleExt};
 use backprop::optim::{DecayOn, OptimizerConfig, OptimizerKind};
+use backprop::train::lm::metrics::LmRecorder;
 use backprop::train::lm::{self, LmEval, LmObserver, LmSettings, LmStep, SampleConfig};
 use backprop::Error;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
+use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -31,9 +33,8 @@ pub const LM_ONLY: [(&str, &str); 5] = [
 ];
 
 /// The flags of `train` a language-model run does not read (yet).
-const NOT_LM: [(&str, &str); 17] = [
+const NOT_LM: [(&str, &str); 13] = [
     ("resume", "--resume"),
-    ("serve", "--serve"),
     ("test_data", "--test-data"),
     ("csv_scale", "--csv-scale"),
     ("epochs", "--epochs"),
@@ -46,9 +47,6 @@ const NOT_LM: [(&str, &str); 17] = [
     ("init", "--init"),
     ("save_every", "--save-every"),
     ("clip_grad_value", "--clip-grad-value"),
-    ("diagnostics_every", "--diagnostics-every"),
-    ("out", "--out"),
-    ("no_plots", "--no-plots"),
 ];
 
 /// The run the flags describe: nanoGPT's baby-GPT recipe, each flag given
@@ -82,6 +80,12 @@ fn settings(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<LmSettings> {
     s.lm.seed = a.seed;
     s.warmup_steps = a.warmup_steps;
     s.checkpoint = a.checkpoint.clone();
+    // the classifiers' default (50) is too sparse for 2 000 short steps
+    s.lm.norms_every = if set("diagnostics_every") {
+        a.diagnostics_every
+    } else {
+        10
+    };
     if let Some(c) = a.clip_grad_norm {
         s.lm.clip_grad_norm = Some(c);
     }
@@ -113,27 +117,90 @@ fn settings(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<LmSettings> {
     Ok(s)
 }
 
-/// Prints each estimate of the losses (and the time a step takes).
-struct Lines {
-    quiet: bool,
+/// What the terminal and the page show of a language-model run: a bar over
+/// the steps, a line per estimate, the rows of `metrics.csv` (written at
+/// each estimate, so a stopped run keeps them) and the live page's copy.
+struct Progress {
+    rec: LmRecorder,
+    bar: Option<ProgressBar>,
+    live: Option<backprop::serve::Live>,
+    /// Where `metrics.csv` goes (`runs/x.` or `DIR/`).
+    prefix: Option<PathBuf>,
+    /// Rows already given to the page.
+    sent: usize,
     start: Instant,
     steps: usize,
+    last_val: Option<f64>,
 }
 
-impl LmObserver for Lines {
+impl Progress {
+    fn send(&mut self) {
+        if let Some(l) = &self.live {
+            l.append_metrics(&self.rec.csv_header(), &self.rec.csv_rows(self.sent));
+        }
+        self.sent = self.rec.rows.len();
+    }
+
+    fn say(&self, line: String) {
+        match &self.bar {
+            Some(b) => b.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+impl LmObserver for Progress {
     fn step(&mut self, s: &LmStep) {
+        self.rec.step(s);
         self.steps = s.step;
+        if self.rec.rows.len() > self.sent {
+            self.send();
+        }
+        if let Some(b) = &self.bar {
+            b.set_position(s.step as u64);
+            let ms = 1e3 * self.start.elapsed().as_secs_f64() / s.step as f64;
+            let val = self
+                .last_val
+                .map(|v| format!(", val {v:.4}"))
+                .unwrap_or_default();
+            b.set_message(format!("loss {:.4}{val}, {ms:.1} ms a step", s.loss));
+        }
     }
 
     fn eval(&mut self, e: &LmEval) {
-        if !self.quiet {
+        self.rec.eval(e);
+        self.last_val = Some(e.val_loss);
+        self.send();
+        if let Some(p) = &self.prefix {
+            // the CSV alone here; the figures once, at the end
+            if let Err(err) = lm::metrics::write_lm_files(&self.rec, "", p, false) {
+                self.say(format!("warning: {err}"));
+            }
+        }
+        if self.bar.is_some() {
             let ms = 1e3 * self.start.elapsed().as_secs_f64() / self.steps.max(1) as f64;
-            eprintln!(
+            self.say(format!(
                 "step {}: train loss {:.4}, val loss {:.4} ({ms:.1} ms a step, estimates included)",
                 e.step, e.train_loss, e.val_loss
-            );
+            ));
         }
     }
+}
+
+/// Where the run's metrics and figures go: `--out DIR`, else beside `--save`.
+fn metrics_prefix(a: &TrainArgs) -> anyhow::Result<Option<PathBuf>> {
+    Ok(match (&a.out, &a.save) {
+        (Some(d), _) if d.exists() && !d.is_dir() => bail!(Error::Config(format!(
+            "--out {}: is a file; give a folder (it is created if missing)",
+            d.display()
+        ))),
+        (Some(d), _) => {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+            Some(d.join(""))
+        }
+        (None, Some(save)) => Some(backprop::run::files_prefix(save)),
+        (None, None) => None,
+    })
 }
 
 /// `backprop train --data FILE.txt`.
@@ -162,17 +229,52 @@ pub fn train(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<()> {
             s.lm.block_size
         );
     }
-    let mut obs = Lines {
-        quiet,
+    let bar = (!quiet).then(|| {
+        let b = ProgressBar::new(s.lm.steps as u64);
+        b.set_style(
+            ProgressStyle::with_template("step {pos}/{len} {bar:30} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        b
+    });
+    let prefix = metrics_prefix(a)?;
+    let mut obs = Progress {
+        rec: LmRecorder::new(&model, s.lm.norms_every.max(1)),
+        bar,
+        live: None,
+        prefix: prefix.clone(),
+        sent: 0,
         start: Instant::now(),
         steps: 0,
+        last_val: None,
     };
+    if a.serve {
+        let live = backprop::serve::Live::new();
+        let folder = prefix.as_ref().and_then(|p| p.parent().map(Into::into));
+        crate::serve::start_page(a.serve_at, folder, Some(live.clone()))?;
+        obs.live = Some(live);
+    }
     let summary = lm::train_lm(&mut model, &text, &mut opt, &s.lm, &mut obs)?;
+    if let Some(b) = &obs.bar {
+        b.finish_and_clear();
+    }
     if let Some(p) = &a.save {
         lm::save_lm(&model, &text.vocab, s.lm.block_size, p)?;
         if !quiet {
             eprintln!("saved {}", p.display());
         }
+    }
+    if let Some(p) = &prefix {
+        let files = lm::metrics::write_lm_files(&obs.rec, &model.describe(), p, !a.no_plots)?;
+        if !quiet {
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            eprintln!("wrote {}", names.join(", "));
+        }
+    }
+    if let Some(l) = &obs.live {
+        l.finish();
+        std::thread::sleep(std::time::Duration::from_millis(600));
     }
     let val = lm::split_loss(&model, &text, Split::Val, s.lm.block_size)?;
     let ms = 1e3 * summary.train_seconds / summary.steps.max(1) as f64;

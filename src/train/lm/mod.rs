@@ -4,8 +4,11 @@
 //! accumulation, clipping; the deterministic validation loss `eval`
 //! reports; and text generation with temperature and top-k.
 
+pub mod metrics;
+
 use crate::data::text::{CharText, Split, TextBatch};
 use crate::error::{Error, Result};
+use crate::inspect::blocks::Blocks;
 use crate::nn::{spec, Init, Module, ModuleExt, Pass, Sequential};
 use crate::ops::loss::CrossEntropyOptions;
 use crate::optim::{DecayOn, Optimizer, OptimizerConfig, OptimizerKind, Schedule};
@@ -36,6 +39,9 @@ pub struct LmConfig {
     pub eval_iters: usize,
     /// Seeds the windows' offsets and dropout.
     pub seed: u64,
+    /// Measure the gradient norm of every named block at step 1 and every
+    /// this many steps (0: never); see [`crate::inspect::blocks`].
+    pub norms_every: usize,
 }
 
 impl LmConfig {
@@ -51,6 +57,7 @@ impl LmConfig {
             eval_every: 250,
             eval_iters: 20,
             seed: 0,
+            norms_every: 10,
         }
     }
 
@@ -277,7 +284,7 @@ pub fn load_lm(path: &Path) -> Result<SavedLm> {
 }
 
 /// One optimizer step, as it is reported.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct LmStep {
     /// Steps done (1-based: this is the step just taken).
     pub step: usize,
@@ -287,6 +294,9 @@ pub struct LmStep {
     pub lr: f32,
     /// The gradients' global norm before clipping.
     pub grad_norm: f32,
+    /// Each named block's gradient norm before clipping, on the steps they
+    /// are measured (`norms_every`), in the order of [`Blocks::of`].
+    pub block_grad_norms: Option<Vec<f64>>,
 }
 
 /// An estimate of both splits' loss.
@@ -344,6 +354,7 @@ pub fn train_lm(
     model.output_shape(&sample)?;
     let mut rng = crate::rand::seeded(cfg.seed);
     let mut eval_rng = crate::rand::seeded(cfg.seed ^ 0x9e37_79b9_7f4a_7c15);
+    let blocks = Blocks::of(model);
     let mut summary = LmSummary {
         steps: 0,
         train_seconds: 0.0,
@@ -383,6 +394,9 @@ pub fn train_lm(
                 .flatten()
                 .for_each(|g| g.scale(s));
         }
+        let measured =
+            cfg.norms_every > 0 && (step == 0 || (step + 1).is_multiple_of(cfg.norms_every));
+        let block_grad_norms = measured.then(|| blocks.grad_norms(&grads));
         let grad_norm = match cfg.clip_grad_norm {
             Some(c) => grads.clip_norm(c),
             None => grads.clip_norm(f32::INFINITY),
@@ -396,6 +410,7 @@ pub fn train_lm(
             loss,
             lr,
             grad_norm,
+            block_grad_norms,
         });
         let last = step + 1 == cfg.steps;
         if cfg.eval_every > 0 && ((step + 1) % cfg.eval_every == 0 || last) {

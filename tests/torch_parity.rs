@@ -217,6 +217,8 @@ mod seq_ops {
     permute,
     stack,
     index_select,
+    gather,
+    gather_last,
     masked_fill_causal,
     softmax_axis1,
     log_softmax_axis0,
@@ -403,6 +405,12 @@ fn check_case(file: &str, c: &str) {
             xs[0],
             args["axis"].as_u64().unwrap() as usize,
             &arg_usizes(&args["ids"]),
+        ),
+        "gather" => g.gather(
+            xs[0],
+            args["axis"].as_u64().unwrap() as usize,
+            &arg_usizes(&args["index"]),
+            &arg_usizes(&args["index_shape"]),
         ),
         "masked_fill" => {
             let m: Vec<f32> = arg_usizes(&args["mask"])

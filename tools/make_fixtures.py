@@ -201,6 +201,8 @@ SEQ_OPS = {
     "permute": lambda xs, a, l: xs[0].permute(*a["dims"]),
     "stack": lambda xs, a, l: torch.stack(xs, a["axis"]),
     "index_select": lambda xs, a, l: torch.index_select(xs[0], a["axis"], torch.tensor(a["ids"])),
+    "gather": lambda xs, a, l: torch.gather(
+        xs[0], a["axis"], torch.tensor(a["index"]).reshape(a["index_shape"])),
     "masked_fill": lambda xs, a, l: xs[0].masked_fill(
         torch.tensor(a["mask"]).reshape(a["mask_shape"]).bool(), a["value"]),
     "softmax_axis": lambda xs, a, l: F.softmax(xs[0], dim=a["axis"]),
@@ -263,6 +265,12 @@ def seq_cases():
     yield "stack", "stack", {"axis": 1}, lambda: ([randn(2, 3), randn(2, 3), randn(2, 3)], None)
     yield ("index_select", "index_select", {"axis": 1, "ids": [3, 0, 3, 1]},
            lambda: ([randn(2, 4, 3)], None))
+    yield ("gather", "gather",
+           {"axis": 1, "index": [2, 0, 2, 2, 1, 0, 1, 2, 0, 0, 1, 2, 2, 1, 0, 0],
+            "index_shape": [1, 4, 4]},
+           lambda: ([randn(2, 3, 4)], None))
+    yield ("gather_last", "gather", {"axis": 2, "index": [3, 3, 0, 1, 2, 2], "index_shape": [2, 3, 1]},
+           lambda: ([randn(2, 3, 4)], None))
     yield ("masked_fill_causal", "masked_fill",
            {"mask": [0, 1, 1, 0, 0, 1, 0, 0, 0], "mask_shape": [3, 3], "value": -1e9},
            lambda: ([randn(2, 3, 3)], None))

@@ -75,6 +75,8 @@ pub enum Op {
     Minimum,
     /// Entries along an axis by index.
     IndexSelect,
+    /// Entries along an axis by an index tensor of the output's shape.
+    Gather,
     /// Entries replaced where a mask is set.
     MaskedFill,
     /// Mean absolute error.
@@ -176,6 +178,7 @@ impl Op {
             Op::Maximum => "maximum",
             Op::Minimum => "minimum",
             Op::IndexSelect => "index_select",
+            Op::Gather => "gather",
             Op::MaskedFill => "masked_fill",
             Op::L1 => "l1_loss",
             Op::Huber => "huber_loss",
@@ -263,7 +266,7 @@ impl std::fmt::Display for Op {
 }
 
 /// Every built-in op (not [`Op::Custom`]).
-const ALL: [Op; 52] = [
+const ALL: [Op; 53] = [
     Op::Leaf,
     Op::Add,
     Op::Sub,
@@ -298,6 +301,7 @@ const ALL: [Op; 52] = [
     Op::Maximum,
     Op::Minimum,
     Op::IndexSelect,
+    Op::Gather,
     Op::MaskedFill,
     Op::L1,
     Op::Huber,

@@ -1,5 +1,5 @@
 //! Shape ops: `reshape`, `flatten`, `transpose`, `permute`, `narrow`, `split`,
-//! `concat`, `stack`, `index_select`, `masked_fill`.
+//! `concat`, `stack`, `index_select`, `gather`, `masked_fill`.
 //!
 //! Tensors own contiguous row-major data, so a reshape copies the values
 //! under a new shape (its backward reshapes the gradient back), and a
@@ -178,6 +178,52 @@ impl Backward for IndexSelectBack {
             }
         }
         vec![Some(Tensor::from_vec(s.to_vec(), gx))]
+    }
+}
+
+/// Where in `x` (shape `s`, row-major) each entry of a gather reads.
+fn gather_offsets(s: &[usize], axis: usize, index: &[usize], index_shape: &[usize]) -> Vec<usize> {
+    let mut stride = vec![1usize; s.len()];
+    for d in (0..s.len().saturating_sub(1)).rev() {
+        stride[d] = stride[d + 1] * s[d + 1];
+    }
+    let mut at = vec![0usize; index_shape.len()];
+    let mut out = Vec::with_capacity(index.len());
+    for &i in index {
+        let o: usize = (0..s.len())
+            .map(|d| if d == axis { i } else { at[d] } * stride[d])
+            .sum();
+        out.push(o);
+        // the next position of the index, last axis fastest
+        for d in (0..at.len()).rev() {
+            at[d] += 1;
+            if at[d] < index_shape[d] {
+                break;
+            }
+            at[d] = 0;
+        }
+    }
+    out
+}
+
+struct GatherBack {
+    /// The offset in `x` each output entry was read from.
+    src: Vec<usize>,
+}
+
+impl Backward for GatherBack {
+    fn backward(
+        &self,
+        g: &Tensor,
+        inp: &[&Tensor],
+        _out: &Tensor,
+        _needs: &[bool],
+    ) -> Vec<Option<Tensor>> {
+        let mut gx = vec![0f32; inp[0].numel()];
+        for (&o, &v) in self.src.iter().zip(g.data()) {
+            gx[o] += v;
+        }
+        vec![Some(Tensor::from_vec(inp[0].shape().to_vec(), gx))]
     }
 }
 
@@ -404,6 +450,35 @@ impl Graph {
         self.push(Op::IndexSelect, Tensor::from_vec(shape, v), &[x], back)
     }
 
+    /// `torch.gather(x, axis, index)`: an output shaped like the index
+    /// (`index_shape`, row-major `index`), each entry read from `x` at its
+    /// own position with the coordinate along `axis` replaced by its index:
+    /// for a 3-D `x` and axis 1, `out[i][j][k] = x[i][index[i][j][k]][k]`.
+    /// As in PyTorch, the index has `x`'s rank and is no larger than `x`
+    /// along the other axes. The backward adds each gradient back where its
+    /// entry was read (repeats add up): picking each row's label
+    /// probability, the top-k's values, a pointer network's choices.
+    pub fn gather(&mut self, x: Var, axis: usize, index: &[usize], index_shape: &[usize]) -> Var {
+        let s = self.shape(x).to_vec();
+        let fits = axis < s.len()
+            && index_shape.len() == s.len()
+            && index.len() == index_shape.iter().product::<usize>()
+            && (0..s.len()).all(|d| d == axis || index_shape[d] <= s[d]);
+        if !fits || index.iter().any(|&i| i >= s[axis]) {
+            let msg = format!(
+                "gather along {axis} of shape {s:?}: an index of shape {index_shape:?} \
+                 (the same rank, no larger on the other axes, values below {})",
+                s.get(axis).copied().unwrap_or(0)
+            );
+            return self.bad_shapes(msg, index_shape);
+        }
+        let src = gather_offsets(&s, axis, index, index_shape);
+        let xv = self.value(x).data();
+        let v = src.iter().map(|&o| xv[o]).collect();
+        let out = Tensor::from_vec(index_shape.to_vec(), v);
+        self.push(Op::Gather, out, &[x], GatherBack { src })
+    }
+
     /// `x` with `value` where `mask` (0 or 1, broadcast to `x`'s shape) is
     /// 1 (`x.masked_fill(mask, value)`: a causal mask's −∞); no gradient
     /// flows to the filled entries.
@@ -462,6 +537,14 @@ mod tests {
         check("index_select", std::slice::from_ref(&x), |g, v| {
             g.index_select(v[0], 2, &[3, 0, 3, 1])
         });
+        // along the middle axis, repeats included, smaller on the first axis
+        let idx = [2, 0, 2, 2, 1, 0, 1, 2, 0, 0, 1, 2, 2, 1, 0, 0];
+        check("gather", std::slice::from_ref(&x), |g, v| {
+            g.gather(v[0], 1, &idx, &[1, 4, 4])
+        });
+        check("gather_last", std::slice::from_ref(&x), |g, v| {
+            g.gather(v[0], 2, &[3, 3, 0, 1, 2, 2], &[2, 3, 1])
+        });
         let mask = Tensor::from_vec(vec![3, 1], vec![0.0, 1.0, 0.0]);
         check("masked_fill", std::slice::from_ref(&x), |g, v| {
             g.masked_fill(v[0], &mask, -1e9)
@@ -482,6 +565,13 @@ mod tests {
         );
         let st = g.stack(&[xv, xv], 0);
         assert_eq!(g.shape(st), &[2, 2, 3, 4]);
+        // out[i][j][k] = x[i][index[i][j][k]][k]
+        let gv = g.gather(xv, 1, &idx, &[1, 4, 4]);
+        assert_eq!(g.shape(gv), &[1, 4, 4]);
+        for (p, &i) in idx.iter().enumerate() {
+            let (j, k) = (p / 4, p % 4);
+            assert_eq!(g.value(gv).data()[p], x.data()[i * 4 + k], "({j}, {k})");
+        }
         let m = g.masked_fill(xv, &mask, 7.0);
         assert_eq!(g.value(m).data()[4..8], [7.0; 4]);
         assert_eq!(g.value(m).data()[..4], x.data()[..4]);

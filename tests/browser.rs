@@ -3,7 +3,9 @@
 //! through fantoccini. One test draws digits on the pad with pointer
 //! events and reads the guesses back, steps through backprop and looks at
 //! the phone layout; the other watches a `train --serve` run's charts fill
-//! in and draws with the run's live weights. Screenshots are left in
+//! in and draws with the run's live weights; a third reads a text through
+//! a small GPT, with its validation loss charted and every head's
+//! attention drawn. Screenshots are left in
 //! `target/tmp/browser/` for a person to look at.
 //!
 //! Without chromedriver the tests say so and pass, unless
@@ -192,6 +194,7 @@ fn tab(name: &str) -> Locator<'static> {
     Locator::Css(match name {
         "draw" => "nav button[data-tab=draw]",
         "steps" => "nav button[data-tab=steps]",
+        "text" => "nav button[data-tab=text]",
         _ => "nav button[data-tab=training]",
     })
 }
@@ -391,4 +394,96 @@ async fn watch_a_run_live() {
     screenshot(&c, "live-finished").await;
     c.close().await.unwrap();
     assert!(run.0.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn read_a_text_through_a_gpt_and_see_its_attention() {
+    let Some((exe, chromium)) = browser() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let save = dir.path().join("gpt.safetensors");
+    let out = common::run(&[
+        "train",
+        "--data",
+        "data/shakespeare.txt",
+        "--model",
+        "gpt(layers=2,heads=2,embd=32)",
+        "--block-size",
+        "32",
+        "--max-steps",
+        "60",
+        "--eval-every",
+        "20",
+        "--eval-iters",
+        "2",
+        "--save",
+        save.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(out.success, "{}", out.stderr);
+    let (server, addr) = start(&["serve", dir.path().to_str().unwrap(), "--port", "0"]);
+    let _server = Killed(server);
+    let d = driver(&exe);
+    let c = session(&d, &chromium).await;
+    c.goto(&format!("http://{addr}/")).await.unwrap();
+    // the training view: steps, both estimates, a gradient norm per block
+    wait_for(
+        &c,
+        "return document.querySelectorAll('#loss path').length === 3",
+        "train, train estimate and validation curves",
+        10,
+    )
+    .await;
+    let blocks = eval(&c, "return document.querySelectorAll('#grad path').length").await;
+    assert_eq!(blocks, serde_json::json!(5), "wte, wpe, h.0, h.1, ln_f");
+    screenshot(&c, "gpt-training").await;
+
+    click(&c, tab("text")).await;
+    wait_for(
+        &c,
+        "return textTrace && textTrace.text.length",
+        "the text's trace",
+        20,
+    )
+    .await;
+    let t = eval(&c, "return textTrace.text.length").await;
+    assert_eq!(t, serde_json::json!(32), "the model's context");
+    let maps = eval(
+        &c,
+        "return document.querySelectorAll('#t-attn .heads canvas').length",
+    )
+    .await;
+    assert_eq!(maps, serde_json::json!(4), "2 blocks × 2 heads");
+    // a character's predictions: five, adding up to at most 1
+    click(&c, Locator::Css("#t-chars span[data-i='3']")).await;
+    let bars = eval(
+        &c,
+        "return document.querySelectorAll('#t-next .bar').length",
+    )
+    .await;
+    assert_eq!(bars, serde_json::json!(5));
+    screenshot(&c, "gpt-text").await;
+
+    // the same text's backward pass, step by step, to the last attention node
+    click(&c, Locator::Css("#t-steps")).await;
+    let visits = eval(
+        &c,
+        "const att = trace.attention[trace.attention.length - 1].node; return order().indexOf(att) + 1",
+    )
+    .await
+    .as_u64()
+    .unwrap();
+    assert!(visits > 1);
+    for _ in 0..visits {
+        click(&c, Locator::Css("#s-next")).await;
+    }
+    let shown = eval(
+        &c,
+        "return document.querySelectorAll('#s-units .heads canvas').length",
+    )
+    .await;
+    assert_eq!(shown, serde_json::json!(2), "the node's two heads");
+    screenshot(&c, "gpt-steps-attention").await;
+    c.close().await.unwrap();
 }

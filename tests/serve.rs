@@ -282,3 +282,104 @@ fn train_serve_streams_the_run_as_it_goes() {
     assert!(seen.contains("\"done\":true"));
     let _ = child.wait();
 }
+
+/// `/api/trace_text`: a text through a saved language model and back, with
+/// each block's attention; refused for a classifier, characters the model
+/// never saw, too little or too much text, and paths.
+#[test]
+fn a_text_through_a_language_model_and_its_attention() {
+    let d = tempfile::tempdir().unwrap();
+    let text = d.path().join("t.txt");
+    std::fs::write(
+        &text,
+        "the cat sat on the mat; the rat ate the hat.\n".repeat(30),
+    )
+    .unwrap();
+    let data = common::small_mnist(d.path(), 300, 50);
+    let runs = d.path().join("runs");
+    for (name, args) in [
+        (
+            "lm",
+            vec![
+                "--data",
+                text.to_str().unwrap(),
+                "--model",
+                "gpt(layers=2,heads=2,embd=16)",
+                "--block-size",
+                "16",
+                "--max-steps",
+                "5",
+                "--eval-every",
+                "0",
+            ],
+        ),
+        (
+            "mlp",
+            vec![
+                "--data",
+                data.to_str().unwrap(),
+                "--model",
+                "flatten,linear(784,10)",
+                "--epochs",
+                "1",
+            ],
+        ),
+    ] {
+        let save = runs.join(format!("{name}.safetensors"));
+        let mut a = vec![
+            "train",
+            "--quiet",
+            "--no-plots",
+            "--save",
+            save.to_str().unwrap(),
+        ];
+        a.extend(args);
+        let o = common::run(&a);
+        assert!(o.success, "{}", o.stderr);
+    }
+    let (mut child, addr) = start(&["serve", runs.to_str().unwrap(), "--port", "0"]);
+    let ask = |model: &str, text: &str| {
+        let body = serde_json::json!({"model": model, "text": text}).to_string();
+        post(&addr, "/api/trace_text", &body)
+    };
+    // a text longer than the context: its last 16 + 1 characters
+    let (code, body) = ask("lm", "the cat sat on the mat; the rat");
+    assert_eq!(code, 200, "{body}");
+    let t: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let read: String = t["text"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let next: String = t["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (read.as_str(), next.as_str()),
+        (" the mat; the ra", "the mat; the rat")
+    );
+    let att = t["attention"].as_array().unwrap();
+    assert_eq!(att.len(), 2);
+    assert_eq!(att[1]["block"], "transformer.h.1");
+    assert_eq!(att[0]["weights"].as_array().unwrap().len(), 2 * 16 * 16);
+    assert_eq!(t["next"].as_array().unwrap().len(), 16);
+    for (model, text, want) in [
+        ("mlp", "the cat", 422),
+        ("lm", "the dog", 422),
+        ("lm", "t", 400),
+        ("lm", &"t".repeat(300), 400),
+        ("../lm", "the cat", 400),
+        ("nope", "the cat", 404),
+        ("(live)", "the cat", 404),
+    ] {
+        let (code, msg) = ask(model, text);
+        assert_eq!(code, want, "{model} {text}: {msg}");
+    }
+    assert_eq!(post(&addr, "/api/trace_text", "{\"text\": 3}").0, 400);
+    child.kill().unwrap();
+    let _ = child.wait();
+}

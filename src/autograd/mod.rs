@@ -58,6 +58,13 @@ pub trait Backward {
         out: &Tensor,
         needs: &[bool],
     ) -> Vec<Option<Tensor>>;
+
+    /// What the rule saved for the backward pass that is worth looking at
+    /// (attention's weights, `[..., T, T]`), for the page and the tape
+    /// viewer; most rules save nothing of the kind.
+    fn saved(&self) -> Option<Tensor> {
+        None
+    }
 }
 
 struct Node {
@@ -263,6 +270,13 @@ impl Graph {
     /// The op that produced a node ([`Op::Leaf`] for inputs and parameters).
     pub fn op(&self, v: Var) -> Op {
         self.node(v).op
+    }
+
+    /// What the node's backward rule saved that is worth looking at
+    /// (attention's weights; see [`Backward::saved`]); `None` for most ops
+    /// and on a graph that records no backward rules.
+    pub fn saved(&self, v: Var) -> Option<Tensor> {
+        self.node(v).backward.as_ref()?.saved()
     }
 
     /// The name of the op that produced a node (`"leaf"` for inputs and

@@ -20,18 +20,31 @@ use crate::ParamGrads;
 /// assert_eq!(block_of("bias"), "bias");
 /// ```
 pub fn block_of(name: &str) -> &str {
-    let parts: Vec<&str> = name.split('.').collect();
-    let module = &parts[..parts.len().saturating_sub(1)];
-    let end = match module
-        .iter()
-        .rposition(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-    {
-        Some(i) => i + 1,
-        None if module.is_empty() => return name,
-        None => module.len(),
-    };
-    let len = parts[..end].iter().map(|p| p.len()).sum::<usize>() + end - 1;
-    &name[..len]
+    match name.rsplit_once('.') {
+        Some((module, _)) => block_of_module(module),
+        None => name,
+    }
+}
+
+/// The block of a module (or layer) of this full name: up to and including
+/// its last numbered part, else the whole name.
+///
+/// ```
+/// use backprop::inspect::blocks::block_of_module;
+/// assert_eq!(block_of_module("transformer.h.0.attn.c_proj"), "transformer.h.0");
+/// assert_eq!(block_of_module("transformer.wte"), "transformer.wte");
+/// ```
+pub fn block_of_module(name: &str) -> &str {
+    let mut end = None;
+    let mut at = 0;
+    for part in name.split('.') {
+        at += part.len();
+        if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+            end = Some(at);
+        }
+        at += 1;
+    }
+    &name[..end.unwrap_or(name.len())]
 }
 
 /// A model's blocks in the order their first parameter is visited, and the

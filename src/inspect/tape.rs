@@ -216,7 +216,7 @@ pub struct Trace {
 /// cross-entropy loss against `label`, or against the model's own guess
 /// when `label` is `None` (the gradients then say what would make the
 /// model surer of its answer).
-pub fn trace(model: &dyn Module, x: &Tensor, label: Option<usize>) -> Result<Trace> {
+pub fn trace(model: &dyn Module, x: &Tensor, label_given: Option<usize>) -> Result<Trace> {
     if x.shape().first() != Some(&1) {
         return Err(Error::Config(format!(
             "a trace takes one sample, shape [1, ...]; got {:?}",
@@ -231,19 +231,52 @@ pub fn trace(model: &dyn Module, x: &Tensor, label: Option<usize>) -> Result<Tra
              end the model with `flatten` and a `linear` layer of 2 or more outputs"
         )));
     }
+    let (mut probabilities, mut label) = (Vec::new(), 0);
+    let w = walk(model, x, |p, y| {
+        probabilities = model.probabilities(p.value(y)).data().to_vec();
+        let guess = Tensor::from_vec(vec![1, c], probabilities.clone()).argmax_rows()[0];
+        label = label_given.unwrap_or(guess);
+        if label >= c {
+            return Err(Error::Config(format!(
+                "label {label}: the model has {c} classes (0..{})",
+                c - 1
+            )));
+        }
+        Ok(LossKind::CrossEntropy.apply(p, y, &[label]))
+    })?;
+    Ok(Trace {
+        tape: w.tape,
+        values: w.values,
+        grads: w.grads,
+        probabilities,
+        label,
+        loss: w.loss,
+    })
+}
+
+/// One pass walked forward and back, every node's value and gradient kept.
+pub(crate) struct Walked {
+    pub tape: Tape,
+    pub values: Vec<Tensor>,
+    pub grads: Vec<Option<Tensor>>,
+    pub loss: f32,
+    /// `(node, tensor)` for each node whose backward rule saved something
+    /// worth showing (attention's weights).
+    pub saved: Vec<(usize, Tensor)>,
+}
+
+/// Run `model` on `x` in a recording evaluation pass (no dropout, batch
+/// norm's running statistics), then `loss` on its output; keep every
+/// node's gradient and walk the tape back.
+pub(crate) fn walk(
+    model: &dyn Module,
+    x: &Tensor,
+    loss: impl FnOnce(&mut Pass, Var) -> Result<Var>,
+) -> Result<Walked> {
     let mut p = Pass::with_grad(model, Mode::Eval);
     let xv = p.input(x.clone());
     let y = model.forward(&mut p, xv);
-    let probabilities = model.probabilities(p.value(y)).data().to_vec();
-    let guess = crate::Tensor::from_vec(vec![1, c], probabilities.clone()).argmax_rows()[0];
-    let label = label.unwrap_or(guess);
-    if label >= c {
-        return Err(Error::Config(format!(
-            "label {label}: the model has {c} classes (0..{})",
-            c - 1
-        )));
-    }
-    let l = LossKind::CrossEntropy.apply(&mut p, y, &[label]);
+    let l = loss(&mut p, y)?;
     for id in 0..p.len() {
         let v = p.var(id);
         if p.requires_grad(v) && p.op(v) != Op::Leaf {
@@ -252,6 +285,9 @@ pub fn trace(model: &dyn Module, x: &Tensor, label: Option<usize>) -> Result<Tra
     }
     let tape = tape_of(&p, model, xv, l, LossKind::CrossEntropy);
     let values: Vec<Tensor> = (0..p.len()).map(|id| p.value(p.var(id)).clone()).collect();
+    let saved = (0..p.len())
+        .filter_map(|id| Some((id, p.saved(p.var(id))?)))
+        .collect();
     let params: Vec<usize> = p.param_vars().iter().map(|v| v.id()).collect();
     let (_, (grads, loss)) = p.backward_inspect(l, |g, table, _, param_grads| {
         let mut grads: Vec<Option<Tensor>> = (0..g.len())
@@ -262,13 +298,12 @@ pub fn trace(model: &dyn Module, x: &Tensor, label: Option<usize>) -> Result<Tra
         }
         (grads, g.value(l).item())
     });
-    Ok(Trace {
+    Ok(Walked {
         tape,
         values,
         grads,
-        probabilities,
-        label,
         loss,
+        saved,
     })
 }
 

@@ -51,6 +51,14 @@ struct AttentionBack {
 }
 
 impl Backward for AttentionBack {
+    fn saved(&self) -> Option<Tensor> {
+        let t = self.t;
+        Some(Tensor::from_vec(
+            vec![self.p.len() / (t * t).max(1), t, t],
+            self.p.clone(),
+        ))
+    }
+
     fn backward(
         &self,
         g: &Tensor,
@@ -268,6 +276,12 @@ struct SelfAttentionBack {
 }
 
 impl Backward for SelfAttentionBack {
+    fn saved(&self) -> Option<Tensor> {
+        let (t, h) = (self.layout.t, self.layout.h);
+        let n = self.p.len() / (h * t * t).max(1);
+        Some(Tensor::from_vec(vec![n, h, t, t], self.p.clone()))
+    }
+
     fn backward(
         &self,
         g: &Tensor,
@@ -403,6 +417,41 @@ impl Graph {
 mod tests {
     use crate::ops::gradcheck::{check, pseudo_random};
     use crate::{Graph, Tensor};
+
+    /// The weights it shows, times each head's values, are its output.
+    #[test]
+    fn the_weights_shown_are_the_ones_the_fused_op_uses() {
+        let (n, t, h, d) = (2, 5, 3, 4);
+        let c = h * d;
+        let qkv = pseudo_random(&[n, t, 3 * c], 7);
+        let mut g = Graph::new();
+        let x = g.param(qkv.clone());
+        let o = g.causal_self_attention(x, h);
+        let w = g.saved(o).expect("attention shows its weights");
+        assert_eq!(w.shape(), &[n, h, t, t]);
+        let (xv, wv, ov) = (qkv.data(), w.data(), g.value(o).data());
+        for s in 0..n {
+            for head in 0..h {
+                for i in 0..t {
+                    let row = &wv[((s * h + head) * t + i) * t..][..t];
+                    assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+                    assert!(row[i + 1..].iter().all(|&v| v == 0.0));
+                    for e in 0..d {
+                        let want: f32 = (0..t)
+                            .map(|j| row[j] * xv[(s * t + j) * 3 * c + 2 * c + head * d + e])
+                            .sum();
+                        let got = ov[(s * t + i) * c + head * d + e];
+                        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+                    }
+                }
+            }
+        }
+        // a graph without backward rules saves nothing
+        let mut g = Graph::no_grad();
+        let x = g.input(qkv);
+        let o = g.causal_self_attention(x, h);
+        assert!(g.saved(o).is_none());
+    }
 
     #[test]
     fn gradients_match_finite_differences() {

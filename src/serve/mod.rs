@@ -23,6 +23,7 @@
 //! | `GET /api/live/events` | server-sent events `{"lines": [...], "warnings": [...], "done": bool}` |
 //! | `GET /api/models` | `{"live": bool, "models": [NAME, …]}`: the folder's `NAME.safetensors` models |
 //! | `POST /api/trace` | one drawn digit through a model and back (below) |
+//! | `POST /api/trace_text` | a line of text through a language model and back (below) |
 //!
 //! `POST /api/trace` takes `{"model": NAME or "(live)", "width": W,
 //! "height": H, "pixels": [W·H values in 0..1, row by row], "label": null
@@ -35,6 +36,17 @@
 //! parents, layer, value and gradient (`{"shape", "norm", "min", "max",
 //! "data"}`; `data` left out of large tensors). `(live)` is the run in
 //! progress, as a copy taken at most once a second.
+//!
+//! `POST /api/trace_text` takes `{"model": NAME or "(live)", "text": TEXT}`
+//! (at most [`MAX_TEXT`] characters, each in the model's vocabulary): the
+//! text's last `context + 1` characters, each predicting the next, through
+//! a language model and back from the mean cross-entropy
+//! ([`crate::inspect::sequence`]). The answer is the trace as above (its
+//! `probabilities` and `label` the last position's) with `text` and
+//! `targets` (the characters read and predicted), `next` (the five likeliest
+//! next characters at every position, `[[char, p], …]`) and `attention`
+//! (per attention node: `{"node", "block", "heads", "t", "weights"}`, the
+//! weights `[heads, t, t]` row by row).
 
 use crate::data::{mnist_like, MNIST_SIDE};
 use crate::inspect::tape::{trace, NodeKind, Trace};
@@ -84,6 +96,9 @@ struct LiveState {
     done: bool,
     /// A copy of the model (its tensors and line).
     model: Option<Arc<Weights>>,
+    /// What the copies carry beside the model line (a language model's
+    /// vocabulary and window).
+    metadata: std::collections::HashMap<String, String>,
 }
 
 impl Live {
@@ -121,6 +136,12 @@ impl Live {
             .push(message.to_string());
     }
 
+    /// Metadata for every copy of the model offered from now on (a language
+    /// model's vocabulary and window, which the page's text view needs).
+    pub fn set_model_metadata(&self, metadata: std::collections::HashMap<String, String>) {
+        self.inner.lock().expect("not poisoned").metadata = metadata;
+    }
+
     /// Offer the model as it is now; a copy is taken if the last is older
     /// than a second (so a page can draw with the run's current weights
     /// without slowing it). The page rebuilds it from its
@@ -139,8 +160,9 @@ impl Live {
         };
         metadata.insert(io::MODEL_KEY.to_string(), line);
         let tensors = model.state_dict();
-        self.inner.lock().expect("not poisoned").model =
-            Some(Arc::new(Weights { tensors, metadata }));
+        let mut s = self.inner.lock().expect("not poisoned");
+        metadata.extend(s.metadata.clone());
+        s.model = Some(Arc::new(Weights { tensors, metadata }));
     }
 
     /// The run ended.
@@ -217,6 +239,7 @@ fn router(app: App) -> Router {
         .route("/api/live/events", get(live_events))
         .route("/api/models", get(models))
         .route("/api/trace", post(trace_drawing))
+        .route("/api/trace_text", post(trace_text))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }
@@ -385,32 +408,9 @@ async fn trace_drawing(State(app): State<App>, body: axum::body::Bytes) -> Respo
             d.pixels.len()
         ));
     }
-    let weights = if d.model == LIVE {
-        let Some(live) = &app.live else {
-            return (StatusCode::NOT_FOUND, "no run in progress is served").into_response();
-        };
-        let copy = live.inner.lock().expect("not poisoned").model.clone();
-        match copy {
-            Some(w) => w,
-            None => {
-                return (StatusCode::NOT_FOUND, "the run has no model to show yet").into_response()
-            }
-        }
-    } else {
-        let Some(dir) = &app.runs else {
-            return (StatusCode::NOT_FOUND, "no runs folder is served").into_response();
-        };
-        if !valid_name(&d.model) {
-            return bad("a model name is letters, digits, - _ and .");
-        }
-        let Some(path) = file_inside(dir, &d.model, ".safetensors") else {
-            return (StatusCode::NOT_FOUND, "no such model").into_response();
-        };
-        let read = tokio::task::spawn_blocking(move || io::load(&path)).await;
-        match read {
-            Ok(Ok(w)) => Arc::new(w),
-            _ => return (StatusCode::NOT_FOUND, "no such model").into_response(),
-        }
+    let weights = match weights_of(&app, &d.model).await {
+        Ok(w) => w,
+        Err(r) => return r,
     };
     let name = d.model.clone();
     let answer = tokio::task::spawn_blocking(move || run_trace(&name, &weights, &d)).await;
@@ -419,6 +419,127 @@ async fn trace_drawing(State(app): State<App>, body: axum::body::Bytes) -> Respo
         Ok(Err(msg)) => (StatusCode::UNPROCESSABLE_ENTITY, msg).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the trace failed").into_response(),
     }
+}
+
+/// The weights of the model the page names: `(live)` (the run's latest
+/// copy) or `NAME.safetensors` of the served folder; else the answer to
+/// send.
+async fn weights_of(app: &App, name: &str) -> Result<Arc<Weights>, Response> {
+    let missing = |msg: &str| (StatusCode::NOT_FOUND, msg.to_string()).into_response();
+    if name == LIVE {
+        let Some(live) = &app.live else {
+            return Err(missing("no run in progress is served"));
+        };
+        let copy = live.inner.lock().expect("not poisoned").model.clone();
+        return copy.ok_or_else(|| missing("the run has no model to show yet"));
+    }
+    let Some(dir) = &app.runs else {
+        return Err(missing("no runs folder is served"));
+    };
+    if !valid_name(name) {
+        return Err(bad("a model name is letters, digits, - _ and ."));
+    }
+    let Some(path) = file_inside(dir, name, ".safetensors") else {
+        return Err(missing("no such model"));
+    };
+    match tokio::task::spawn_blocking(move || io::load(&path)).await {
+        Ok(Ok(w)) => Ok(Arc::new(w)),
+        _ => Err(missing("no such model")),
+    }
+}
+
+/// The longest text `/api/trace_text` takes, in characters.
+pub const MAX_TEXT: usize = 256;
+
+#[derive(serde::Deserialize)]
+struct TextQuery {
+    model: String,
+    text: String,
+}
+
+async fn trace_text(State(app): State<App>, body: axum::body::Bytes) -> Response {
+    let q: TextQuery = match serde_json::from_slice(&body) {
+        Ok(q) => q,
+        Err(e) => return bad(format!("expected {{model, text}}: {e}")),
+    };
+    let n = q.text.chars().count();
+    if !(2..=MAX_TEXT).contains(&n) {
+        return bad(format!(
+            "the text has {n} characters: give 2 to {MAX_TEXT} (each predicts the next)"
+        ));
+    }
+    let weights = match weights_of(&app, &q.model).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let answer = tokio::task::spawn_blocking(move || run_text_trace(&q, &weights)).await;
+    match answer {
+        Ok(Ok(json)) => Json(json).into_response(),
+        Ok(Err(msg)) => (StatusCode::UNPROCESSABLE_ENTITY, msg).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the trace failed").into_response(),
+    }
+}
+
+/// Build the language model, encode the text, trace it, as JSON.
+fn run_text_trace(q: &TextQuery, w: &Weights) -> Result<serde_json::Value, String> {
+    use crate::train::lm::SavedLm;
+    let origin = std::path::Path::new(&q.model);
+    let lm = SavedLm::from_weights(w, origin).map_err(|e| e.to_string())?;
+    let ids = crate::data::text::encode(&lm.vocab, &q.text).map_err(|e| e.to_string())?;
+    let ids = &ids[ids.len().saturating_sub(lm.context + 1)..];
+    let (x, y) = (&ids[..ids.len() - 1], &ids[1..]);
+    let st =
+        crate::inspect::sequence::trace_sequence(&lm.model, x, y).map_err(|e| e.to_string())?;
+    let mut json = trace_json(&q.model, &lm.model.describe(), &[], &st.trace);
+    let ch = |i: usize| lm.vocab.get(i).map(|c| c.to_string()).unwrap_or_default();
+    let v = st.probabilities.shape()[1];
+    let next: Vec<Vec<(String, f32)>> = st
+        .probabilities
+        .data()
+        .chunks(v)
+        .map(|row| {
+            let mut order: Vec<usize> = (0..v).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            order.iter().take(5).map(|&i| (ch(i), row[i])).collect()
+        })
+        .collect();
+    let layers = &st.trace.tape.layers;
+    let attention: Vec<serde_json::Value> = st
+        .attention
+        .iter()
+        .map(|a| {
+            let s = a.weights.shape();
+            // 4 decimals: the heat map needs no more, and the answer stays small
+            let weights: Vec<f64> = a
+                .weights
+                .data()
+                .iter()
+                .map(|&p| (p as f64 * 1e4).round() / 1e4)
+                .collect();
+            serde_json::json!({
+                "node": a.node,
+                "block": a
+                    .layer
+                    .and_then(|l| layers.get(l))
+                    .map(|(n, _)| crate::inspect::blocks::block_of_module(n).to_string()),
+                "heads": s[0],
+                "t": s[1],
+                "weights": weights,
+            })
+        })
+        .collect();
+    let o = json.as_object_mut().expect("an object");
+    o.insert(
+        "text".into(),
+        serde_json::json!(x.iter().map(|&i| ch(i)).collect::<Vec<_>>()),
+    );
+    o.insert(
+        "targets".into(),
+        serde_json::json!(y.iter().map(|&i| ch(i)).collect::<Vec<_>>()),
+    );
+    o.insert("next".into(), serde_json::json!(next));
+    o.insert("attention".into(), serde_json::json!(attention));
+    Ok(json)
 }
 
 /// Build the model, make the drawing MNIST-like, trace it, as JSON.

@@ -150,6 +150,12 @@ impl Progress {
 }
 
 impl LmObserver for Progress {
+    fn model(&mut self, model: &dyn Module) {
+        if let Some(l) = &self.live {
+            l.offer_model(model);
+        }
+    }
+
     fn step(&mut self, s: &LmStep) {
         self.rec.step(s);
         self.steps = s.step;
@@ -251,6 +257,7 @@ pub fn train(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<()> {
     };
     if a.serve {
         let live = backprop::serve::Live::new();
+        live.set_model_metadata(lm::lm_metadata(&text.vocab, s.lm.block_size));
         let folder = prefix.as_ref().and_then(|p| p.parent().map(Into::into));
         crate::serve::start_page(a.serve_at, folder, Some(live.clone()))?;
         obs.live = Some(live);

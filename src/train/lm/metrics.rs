@@ -19,7 +19,7 @@
 use super::{LmEval, LmObserver, LmStep};
 use crate::inspect::blocks::Blocks;
 use crate::nn::Module;
-use crate::train::metrics::{num, opt};
+use crate::train::metrics::opt;
 use std::fmt::Write;
 
 /// What a row is.
@@ -173,21 +173,28 @@ pub fn write_lm_files(
 ) -> crate::Result<Vec<std::path::PathBuf>> {
     let csv = std::path::PathBuf::from(format!("{}metrics.csv", prefix.display()));
     crate::io::write_atomic(&csv, rec.to_csv().as_bytes())?;
-    let mut out = vec![csv];
     #[cfg(feature = "plots")]
-    if plots {
+    let out = {
         use crate::train::plots::with_suffix;
-        out.extend(figures::loss(rec, model).write(&with_suffix(prefix, "loss"))?);
-        out.extend(figures::grads(rec, model).write(&with_suffix(prefix, "grads"))?);
-    }
+        let mut out = vec![csv];
+        if plots {
+            out.extend(figures::loss(rec, model).write(&with_suffix(prefix, "loss"))?);
+            out.extend(figures::grads(rec, model).write(&with_suffix(prefix, "grads"))?);
+        }
+        out
+    };
     #[cfg(not(feature = "plots"))]
-    let _ = (model, plots);
+    let out = {
+        let _ = (model, plots);
+        vec![csv]
+    };
     Ok(out)
 }
 
 #[cfg(feature = "plots")]
 mod figures {
-    use super::{num, LmRecorder, LmRowKind};
+    use super::{LmRecorder, LmRowKind};
+    use crate::train::metrics::num;
     use crate::train::plots::{ordered_color, short, Figure, Panel, Series, Style, TEST, TRAIN};
 
     fn points(

@@ -230,15 +230,20 @@ impl LmSettings {
 /// Save a language model with its vocabulary (and its model line), so that
 /// `eval` and `sample` need only the file.
 pub fn save_lm(model: &dyn Module, vocab: &[char], block: usize, path: &Path) -> Result<()> {
+    crate::io::save_module_with(model, path, lm_metadata(vocab, block))
+}
+
+/// What a language model's file holds beside its tensors: its vocabulary
+/// and the window it was trained on.
+pub fn lm_metadata(vocab: &[char], block: usize) -> HashMap<String, String> {
     let v: String = vocab.iter().collect();
-    let meta = HashMap::from([
+    HashMap::from([
         (
             crate::io::VOCAB_KEY.to_string(),
             serde_json::to_string(&v).expect("a string serializes"),
         ),
         (BLOCK_KEY.to_string(), block.to_string()),
-    ]);
-    crate::io::save_module_with(model, path, meta)
+    ])
 }
 
 /// The metadata key of the window a language model was trained on (the
@@ -258,29 +263,37 @@ pub struct SavedLm {
 
 /// A language model saved by [`save_lm`].
 pub fn load_lm(path: &Path) -> Result<SavedLm> {
-    let w = crate::io::load(path)?;
-    let vocab = crate::io::vocab_of(&w, path)?.ok_or_else(|| {
-        Error::weights(
-            path,
-            "holds no vocabulary: it is not a language model trained on text \
-             (backprop train --data FILE.txt --model gpt-baby makes one)",
-        )
-    })?;
-    let model = crate::io::model_from_weights(&w, path, None)?;
-    let saved = w
-        .metadata
-        .get(BLOCK_KEY)
-        .and_then(|b| b.parse::<usize>().ok());
-    let context = model
-        .input_context()
-        .or(saved)
-        .filter(|&c| c > 0)
-        .ok_or_else(|| Error::weights(path, format!("holds no context length ({BLOCK_KEY})")))?;
-    Ok(SavedLm {
-        model,
-        vocab,
-        context,
-    })
+    SavedLm::from_weights(&crate::io::load(path)?, path)
+}
+
+impl SavedLm {
+    /// The language model in `w` (read from `origin`, named in errors).
+    pub fn from_weights(w: &crate::io::Weights, origin: &Path) -> Result<SavedLm> {
+        let vocab = crate::io::vocab_of(w, origin)?.ok_or_else(|| {
+            Error::weights(
+                origin,
+                "holds no vocabulary: it is not a language model trained on text \
+                 (backprop train --data FILE.txt --model gpt-baby makes one)",
+            )
+        })?;
+        let model = crate::io::model_from_weights(w, origin, None)?;
+        let saved = w
+            .metadata
+            .get(BLOCK_KEY)
+            .and_then(|b| b.parse::<usize>().ok());
+        let context = model
+            .input_context()
+            .or(saved)
+            .filter(|&c| c > 0)
+            .ok_or_else(|| {
+                Error::weights(origin, format!("holds no context length ({BLOCK_KEY})"))
+            })?;
+        Ok(SavedLm {
+            model,
+            vocab,
+            context,
+        })
+    }
 }
 
 /// One optimizer step, as it is reported.
@@ -327,6 +340,8 @@ pub trait LmObserver {
     fn step(&mut self, _s: &LmStep) {}
     /// After each estimate of the losses.
     fn eval(&mut self, _e: &LmEval) {}
+    /// After each optimizer step, the model as it now is.
+    fn model(&mut self, _model: &dyn Module) {}
 }
 
 /// An observer that does nothing.
@@ -405,6 +420,7 @@ pub fn train_lm(
         opt.step(model, grads);
         summary.train_seconds += t0.elapsed().as_secs_f64();
         summary.steps = step + 1;
+        obs.model(model);
         obs.step(&LmStep {
             step: step + 1,
             loss,

@@ -165,9 +165,11 @@ impl Team {
         }
     }
 
-    /// A helper's life: wait for a run it may join, work, repeat.
-    fn helper(&'static self, index: usize) {
-        let mut seen = generation(self.state.load(Acquire));
+    /// A helper's life: wait for a run it may join, work, repeat. `seen`
+    /// is the generation before the run that spawned it, so that it joins
+    /// that run too (it used to read the generation when it started, which
+    /// could already be that run's: the caller then ran every job alone).
+    fn helper(&'static self, index: usize, mut seen: u64) {
         loop {
             let s = self.wait_for_next(seen);
             seen = generation(s);
@@ -225,11 +227,12 @@ impl Team {
     /// Makes sure `n` helpers exist.
     fn spawn_helpers(&'static self, n: usize) {
         let mut have = self.helpers.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = generation(self.state.load(Acquire));
         while *have < n {
             let index = *have;
             let spawned = std::thread::Builder::new()
                 .name(format!("backprop-{}", index + 1))
-                .spawn(move || self.helper(index));
+                .spawn(move || self.helper(index, seen));
             if spawned.is_err() {
                 break; // fewer helpers: the caller runs the rest itself
             }
@@ -242,15 +245,22 @@ impl Team {
 /// (the caller and the team's helpers), and returns when all are done. A
 /// panic in a job is raised again here, after every job has finished.
 pub fn run(jobs: usize, f: &(dyn Fn(usize) + Sync)) {
+    if !dispatch(jobs, f) {
+        serial(jobs, f)
+    }
+}
+
+/// [`run`] on the team; `false` (nothing run) where it would run serially.
+fn dispatch(jobs: usize, f: &(dyn Fn(usize) + Sync)) -> bool {
     let t = threads().min(MAX_HELPERS + 1);
     if jobs <= 1 || t <= 1 || IN_JOB.get() {
-        return serial(jobs, f);
+        return false;
     }
     let team = team();
     let _busy = match team.busy.try_lock() {
         Ok(guard) => guard,
         Err(TryLockError::Poisoned(e)) => e.into_inner(),
-        Err(TryLockError::WouldBlock) => return serial(jobs, f),
+        Err(TryLockError::WouldBlock) => return false,
     };
     team.spawn_helpers(t - 1);
     team.oversubscribed.store(t > team.cores, Relaxed);
@@ -289,6 +299,7 @@ pub fn run(jobs: usize, f: &(dyn Fn(usize) + Sync)) {
             resume_unwind(p);
         }
     }
+    true
 }
 
 /// [`run`] on the calling thread: every job in order, then the first panic

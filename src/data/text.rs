@@ -209,6 +209,20 @@ impl CharText {
             .collect()
     }
 
+    /// A digest of the text (its vocabulary, split and every id): a resumed
+    /// run checks it reads the text it was saved with.
+    pub fn fingerprint(&self) -> u64 {
+        let mut f = super::Fnv::new();
+        for &c in &self.vocab {
+            f.word(c as u64);
+        }
+        f.word(self.train.len() as u64);
+        for &i in self.train.iter().chain(&self.val) {
+            f.word(i as u64);
+        }
+        f.finish()
+    }
+
     /// The ids of `s`; the error names the first character outside the
     /// vocabulary and where it is.
     pub fn encode(&self, s: &str) -> Result<Vec<usize>> {

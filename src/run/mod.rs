@@ -21,6 +21,7 @@
 //! ```
 
 pub mod files;
+pub mod lm;
 
 pub use files::{
     load_run, not_ours_to_overwrite, read_state, same_file, save_run, state_path, SavedRun,

@@ -23,7 +23,7 @@ use crate::train::metrics::opt;
 use std::fmt::Write;
 
 /// What a row is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LmRowKind {
     /// A sampled training step.
     Step,
@@ -32,7 +32,7 @@ pub enum LmRowKind {
 }
 
 /// One row of a language-model run's `metrics.csv`.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LmRow {
     /// A step row or an estimate.
     pub kind: LmRowKind,
@@ -52,8 +52,10 @@ pub struct LmRow {
     pub blocks: Vec<Option<f64>>,
 }
 
-/// Collects a language-model run's rows (see the [module docs](self)).
-#[derive(Clone, Debug)]
+/// Collects a language-model run's rows (see the [module docs](self)). It
+/// serializes with everything it holds, so that a resumed run's recorder
+/// continues where the saved one stopped.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct LmRecorder {
     /// Step rows at step 1 and every `every` steps.
     pub every: usize,

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::Instant;
 
 /// How a language model trains.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LmConfig {
     /// Optimizer steps.
     pub steps: usize,
@@ -42,6 +42,10 @@ pub struct LmConfig {
     /// Measure the gradient norm of every named block at step 1 and every
     /// this many steps (0: never); see [`crate::inspect::blocks`].
     pub norms_every: usize,
+    /// Offer the run to [`LmObserver::save`] every this many steps (0:
+    /// only after the last).
+    #[serde(default)]
+    pub save_every: usize,
 }
 
 impl LmConfig {
@@ -58,6 +62,7 @@ impl LmConfig {
             eval_iters: 20,
             seed: 0,
             norms_every: 10,
+            save_every: 0,
         }
     }
 
@@ -73,7 +78,7 @@ impl LmConfig {
 }
 
 /// A language-model run: the model line and the recipe.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LmSettings {
     /// A model line or preset (`gpt-baby`); a `gpt(…)` item without
     /// `vocab=` or `block=` gets the text's vocabulary and the block size.
@@ -313,7 +318,7 @@ pub struct LmStep {
 }
 
 /// An estimate of both splits' loss.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LmEval {
     /// Steps done.
     pub step: usize,
@@ -334,6 +339,23 @@ pub struct LmSummary {
     pub evals: Vec<LmEval>,
 }
 
+/// Where a language-model run stands after some steps: with the model and
+/// the optimizer's state, all it takes to continue it exactly
+/// ([`train_lm_from`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LmRunState {
+    /// Optimizer steps done.
+    pub steps: usize,
+    /// The windows' generator position (its ChaCha8 word position, as text).
+    pub batch_position: String,
+    /// The estimates' generator position.
+    pub eval_position: String,
+    /// Every estimate so far.
+    pub evals: Vec<LmEval>,
+    /// The training loop's seconds so far.
+    pub train_seconds: f64,
+}
+
 /// Told about a language-model run as it goes.
 pub trait LmObserver {
     /// After each optimizer step.
@@ -342,6 +364,12 @@ pub trait LmObserver {
     fn eval(&mut self, _e: &LmEval) {}
     /// After each optimizer step, the model as it now is.
     fn model(&mut self, _model: &dyn Module) {}
+    /// Every `save_every` steps and after the last: the run so far, to be
+    /// saved (`run::lm::LmRunFiles::save` writes it so that it can be
+    /// resumed). An error ends the run.
+    fn save(&mut self, _model: &dyn Module, _opt: &Optimizer, _state: &LmRunState) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// An observer that does nothing.
@@ -364,58 +392,50 @@ pub fn train_lm(
     cfg: &LmConfig,
     obs: &mut dyn LmObserver,
 ) -> Result<LmSummary> {
+    train_lm_from(model, text, opt, cfg, obs, None)
+}
+
+/// [`train_lm`], continuing from `start` (a saved run's state, with the
+/// model and optimizer as they were saved with it): the same steps, the
+/// same windows, the same estimates as the run that was not stopped.
+pub fn train_lm_from(
+    model: &mut dyn Module,
+    text: &CharText,
+    opt: &mut Optimizer,
+    cfg: &LmConfig,
+    obs: &mut dyn LmObserver,
+    start: Option<&LmRunState>,
+) -> Result<LmSummary> {
     cfg.check(text)?;
-    let sample = [cfg.block_size];
-    model.output_shape(&sample)?;
+    model.output_shape(&[cfg.block_size])?;
     let mut rng = crate::rand::seeded(cfg.seed);
     let mut eval_rng = crate::rand::seeded(cfg.seed ^ 0x9e37_79b9_7f4a_7c15);
-    let blocks = Blocks::of(model);
     let mut summary = LmSummary {
         steps: 0,
         train_seconds: 0.0,
         evals: Vec::new(),
     };
-    for step in 0..cfg.steps {
+    if let Some(st) = start {
+        let pos = |p: &str| {
+            p.parse::<u128>().map_err(|_| {
+                Error::Config(format!("a saved generator position `{p}` is not a number"))
+            })
+        };
+        rng.set_word_pos(pos(&st.batch_position)?);
+        eval_rng.set_word_pos(pos(&st.eval_position)?);
+        summary.steps = st.steps;
+        summary.train_seconds = st.train_seconds;
+        summary.evals = st.evals.clone();
+    }
+    let blocks = Blocks::of(model);
+    for step in summary.steps..cfg.steps {
         let t0 = Instant::now();
         opt.set_step(step);
-        let mut total: Option<crate::ParamGrads> = None;
-        let mut loss = 0.0;
-        for micro in 0..cfg.grad_accum {
-            let batch = text.batch(Split::Train, cfg.batch_size, cfg.block_size, &mut rng);
-            let seed = cfg.seed
-                ^ ((step * cfg.grad_accum + micro) as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
-            let mut p = Pass::train(model, seed);
-            let l = lm_loss(&mut p, model, &batch);
-            loss += p.value(l).item() / cfg.grad_accum as f32;
-            let g = p.backward(l);
-            total = Some(match total {
-                None => g,
-                Some(mut acc) => {
-                    for (a, b) in acc.tensors_mut().iter_mut().zip(g.tensors()) {
-                        if let (Some(a), Some(b)) = (a, b) {
-                            a.add_assign(b);
-                        }
-                    }
-                    acc
-                }
-            });
-        }
-        let mut grads = total.expect("grad_accum ≥ 1");
-        if cfg.grad_accum > 1 {
-            let s = 1.0 / cfg.grad_accum as f32;
-            grads
-                .tensors_mut()
-                .iter_mut()
-                .flatten()
-                .for_each(|g| g.scale(s));
-        }
+        let (loss, mut grads) = lm_step(model, text, cfg, step, &mut rng);
         let measured =
             cfg.norms_every > 0 && (step == 0 || (step + 1).is_multiple_of(cfg.norms_every));
         let block_grad_norms = measured.then(|| blocks.grad_norms(&grads));
-        let grad_norm = match cfg.clip_grad_norm {
-            Some(c) => grads.clip_norm(c),
-            None => grads.clip_norm(f32::INFINITY),
-        };
+        let grad_norm = grads.clip_norm(cfg.clip_grad_norm.unwrap_or(f32::INFINITY));
         let lr = opt.lr();
         opt.step(model, grads);
         summary.train_seconds += t0.elapsed().as_secs_f64();
@@ -429,7 +449,7 @@ pub fn train_lm(
             block_grad_norms,
         });
         let last = step + 1 == cfg.steps;
-        if cfg.eval_every > 0 && ((step + 1) % cfg.eval_every == 0 || last) {
+        if cfg.eval_every > 0 && ((step + 1).is_multiple_of(cfg.eval_every) || last) {
             let e = LmEval {
                 step: step + 1,
                 train_loss: estimate_loss(model, text, Split::Train, cfg, &mut eval_rng),
@@ -438,8 +458,62 @@ pub fn train_lm(
             obs.eval(&e);
             summary.evals.push(e);
         }
+        if last || (cfg.save_every > 0 && (step + 1).is_multiple_of(cfg.save_every)) {
+            let st = LmRunState {
+                steps: step + 1,
+                batch_position: rng.get_word_pos().to_string(),
+                eval_position: eval_rng.get_word_pos().to_string(),
+                evals: summary.evals.clone(),
+                train_seconds: summary.train_seconds,
+            };
+            obs.save(model, opt, &st)?;
+        }
     }
     Ok(summary)
+}
+
+/// One optimizer step's loss and gradients: `cfg.grad_accum` micro-batches
+/// of random windows, their gradients averaged (the step of one batch that
+/// many times larger).
+fn lm_step(
+    model: &dyn Module,
+    text: &CharText,
+    cfg: &LmConfig,
+    step: usize,
+    rng: &mut ChaCha8Rng,
+) -> (f32, crate::ParamGrads) {
+    let mut total: Option<crate::ParamGrads> = None;
+    let mut loss = 0.0;
+    for micro in 0..cfg.grad_accum {
+        let batch = text.batch(Split::Train, cfg.batch_size, cfg.block_size, rng);
+        let seed =
+            cfg.seed ^ ((step * cfg.grad_accum + micro) as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let mut p = Pass::train(model, seed);
+        let l = lm_loss(&mut p, model, &batch);
+        loss += p.value(l).item() / cfg.grad_accum as f32;
+        let g = p.backward(l);
+        total = Some(match total {
+            None => g,
+            Some(mut acc) => {
+                for (a, b) in acc.tensors_mut().iter_mut().zip(g.tensors()) {
+                    if let (Some(a), Some(b)) = (a, b) {
+                        a.add_assign(b);
+                    }
+                }
+                acc
+            }
+        });
+    }
+    let mut grads = total.expect("grad_accum ≥ 1");
+    if cfg.grad_accum > 1 {
+        let s = 1.0 / cfg.grad_accum as f32;
+        grads
+            .tensors_mut()
+            .iter_mut()
+            .flatten()
+            .for_each(|g| g.scale(s));
+    }
+    (loss, grads)
 }
 
 /// The mean loss over `cfg.eval_iters` random batches of a split, in

@@ -315,3 +315,117 @@ fn a_rust_program_resumes_a_run_the_command_line_saved() {
     assert_eq!(summary.epochs.len(), 2);
     assert_eq!(common::tensor_bytes(&a), common::tensor_bytes(&b));
 }
+
+/// A language model killed after a save and resumed with `--resume` ends
+/// with the weights and metrics of the run that was not stopped; a resumed
+/// run keeps its settings and its text.
+#[test]
+fn a_language_model_killed_and_resumed_ends_bit_identical() {
+    let d = tempfile::tempdir().unwrap();
+    let text = d.path().join("t.txt");
+    let body = "Now is the winter of our discontent\nMade glorious summer by this sun of York;\n";
+    std::fs::write(&text, body.repeat(80)).unwrap();
+    let args = |save: &Path| -> Vec<String> {
+        [
+            "train",
+            "--data",
+            text.to_str().unwrap(),
+            "--model",
+            "gpt(layers=2,heads=2,embd=32,dropout=0.1)",
+            "--block-size",
+            "32",
+            "--batch-size",
+            "8",
+            "--max-steps",
+            "1000",
+            "--eval-every",
+            "250",
+            "--eval-iters",
+            "2",
+            "--save-every",
+            "10",
+            "--quiet",
+            "--no-plots",
+            "--save",
+            save.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let whole = d.path().join("whole/x.safetensors");
+    let o = bin().args(args(&whole)).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let killed = d.path().join("killed/x.safetensors");
+    let mut child = bin()
+        .args(args(&killed))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !backprop::run::state_path(&killed).exists() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no save");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before the kill"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let resumed = bin()
+        .args([
+            "train",
+            "--resume",
+            killed.to_str().unwrap(),
+            "--quiet",
+            "--no-plots",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(common::tensor_bytes(&whole), common::tensor_bytes(&killed));
+    let metrics = |p: &Path| std::fs::read_to_string(p.with_file_name("x.metrics.csv")).unwrap();
+    assert_eq!(metrics(&whole), metrics(&killed), "metrics.csv");
+    let last = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .split(" (")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(last(&o), last(&resumed), "the validation loss");
+
+    // the settings and the text stay as they were saved
+    let refused = bin()
+        .args(["train", "--resume", whole.to_str().unwrap(), "--lr", "0.1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("--lr: a resumed language-model run keeps"),
+        "{err}"
+    );
+    let other = d.path().join("u.txt");
+    std::fs::write(&other, body.replace('w', "W").repeat(80)).unwrap();
+    let moved = bin()
+        .args([
+            "train",
+            "--resume",
+            whole.to_str().unwrap(),
+            "--data",
+            other.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&moved.stderr);
+    assert!(
+        !moved.status.success() && err.contains("is not the text this run was trained on"),
+        "{err}"
+    );
+}

@@ -6,10 +6,13 @@ use crate::args::{SampleArgs, TrainArgs};
 use crate::set_threads;
 use anyhow::{bail, Context};
 use backprop::data::text::{CharText, Split};
+use backprop::nn::Sequential;
 use backprop::nn::{Module, ModuleExt};
+use backprop::optim::Optimizer;
 use backprop::optim::{DecayOn, OptimizerConfig, OptimizerKind};
+use backprop::run::lm::{load_lm_run, LmRunFiles};
 use backprop::train::lm::metrics::LmRecorder;
-use backprop::train::lm::{self, LmEval, LmObserver, LmSettings, LmStep, SampleConfig};
+use backprop::train::lm::{self, LmEval, LmObserver, LmRunState, LmSettings, LmStep, SampleConfig};
 use backprop::Error;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
@@ -33,8 +36,7 @@ pub const LM_ONLY: [(&str, &str); 5] = [
 ];
 
 /// The flags of `train` a language-model run does not read (yet).
-const NOT_LM: [(&str, &str); 13] = [
-    ("resume", "--resume"),
+const NOT_LM: [(&str, &str); 11] = [
     ("test_data", "--test-data"),
     ("csv_scale", "--csv-scale"),
     ("epochs", "--epochs"),
@@ -45,7 +47,6 @@ const NOT_LM: [(&str, &str); 13] = [
     ("no_shuffle", "--no-shuffle"),
     ("weight_init", "--weight-init"),
     ("init", "--init"),
-    ("save_every", "--save-every"),
     ("clip_grad_value", "--clip-grad-value"),
 ];
 
@@ -80,6 +81,7 @@ fn settings(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<LmSettings> {
     s.lm.seed = a.seed;
     s.warmup_steps = a.warmup_steps;
     s.checkpoint = a.checkpoint.clone();
+    s.lm.save_every = a.save_every;
     // the classifiers' default (50) is too sparse for 2 000 short steps
     s.lm.norms_every = if set("diagnostics_every") {
         a.diagnostics_every
@@ -120,8 +122,10 @@ fn settings(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<LmSettings> {
 /// What the terminal and the page show of a language-model run: a bar over
 /// the steps, a line per estimate, the rows of `metrics.csv` (written at
 /// each estimate, so a stopped run keeps them) and the live page's copy.
-struct Progress {
+struct Progress<'a> {
     rec: LmRecorder,
+    /// Where the run is saved (`--save`), at every save point.
+    files: Option<LmRunFiles<'a>>,
     bar: Option<ProgressBar>,
     live: Option<backprop::serve::Live>,
     /// Where `metrics.csv` goes (`runs/x.` or `DIR/`).
@@ -133,7 +137,7 @@ struct Progress {
     last_val: Option<f64>,
 }
 
-impl Progress {
+impl Progress<'_> {
     fn send(&mut self) {
         if let Some(l) = &self.live {
             l.append_metrics(&self.rec.csv_header(), &self.rec.csv_rows(self.sent));
@@ -149,7 +153,19 @@ impl Progress {
     }
 }
 
-impl LmObserver for Progress {
+impl LmObserver for Progress<'_> {
+    fn save(
+        &mut self,
+        model: &dyn Module,
+        opt: &Optimizer,
+        st: &LmRunState,
+    ) -> backprop::Result<()> {
+        match &self.files {
+            Some(f) => f.save(model, opt, st, Some(&self.rec)),
+            None => Ok(()),
+        }
+    }
+
     fn model(&mut self, model: &dyn Module) {
         if let Some(l) = &self.live {
             l.offer_model(model);
@@ -193,9 +209,9 @@ impl LmObserver for Progress {
     }
 }
 
-/// Where the run's metrics and figures go: `--out DIR`, else beside `--save`.
-fn metrics_prefix(a: &TrainArgs) -> anyhow::Result<Option<PathBuf>> {
-    Ok(match (&a.out, &a.save) {
+/// Where the run's metrics and figures go: `--out DIR`, else beside the save.
+fn metrics_prefix(a: &TrainArgs, save: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
+    Ok(match (&a.out, save) {
         (Some(d), _) if d.exists() && !d.is_dir() => bail!(Error::Config(format!(
             "--out {}: is a file; give a folder (it is created if missing)",
             d.display()
@@ -209,6 +225,22 @@ fn metrics_prefix(a: &TrainArgs) -> anyhow::Result<Option<PathBuf>> {
     })
 }
 
+/// One language-model run to train, new or resumed.
+struct Job {
+    settings: LmSettings,
+    /// The text file.
+    data: PathBuf,
+    text: CharText,
+    model: Sequential,
+    opt: Optimizer,
+    /// Where a resumed run stands.
+    start: Option<LmRunState>,
+    /// A resumed run's metrics so far.
+    metrics: Option<LmRecorder>,
+    /// Where the run is saved.
+    save: Option<PathBuf>,
+}
+
 /// `backprop train --data FILE.txt`.
 pub fn train(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<()> {
     set_threads(a.threads)?;
@@ -216,18 +248,99 @@ pub fn train(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<()> {
     if let Some(p) = &a.save {
         backprop::run::prepare_save(p, a.force, None).context("--save")?;
     }
-    let path = a.data.clone().expect("a text file");
-    let text = CharText::load(&path)?;
-    let (mut model, mut opt) = s.build(&text)?;
+    let data = a.data.clone().expect("a text file");
+    let text = CharText::load(&data)?;
+    let (model, opt) = s.build(&text)?;
+    go(
+        a,
+        Job {
+            settings: s,
+            data,
+            text,
+            model,
+            opt,
+            start: None,
+            metrics: None,
+            save: a.save.clone(),
+        },
+    )
+}
+
+/// The flags a resumed language-model run takes; every other part of it
+/// is as it was saved.
+const RESUME_TAKES: [&str; 13] = [
+    "resume",
+    "save",
+    "save_every",
+    "data",
+    "force",
+    "quiet",
+    "json",
+    "threads",
+    "serve",
+    "port",
+    "bind",
+    "out",
+    "no_plots",
+];
+
+/// `backprop train --resume RUN.safetensors` for a language model saved with
+/// `--save`: it goes on from its last save, with the same windows and
+/// estimates as if it had not stopped.
+pub fn resume(a: &TrainArgs, given: &ArgMatches, path: &Path) -> anyhow::Result<()> {
+    set_threads(a.threads)?;
+    if let Some(id) = given.ids().map(|i| i.as_str()).find(|id| {
+        !RESUME_TAKES.contains(id) && given.value_source(id) == Some(ValueSource::CommandLine)
+    }) {
+        bail!(Error::Config(format!(
+            "--{}: a resumed language-model run keeps the settings it was saved with; \
+             give only --save, --save-every, --data (the same text, moved), --out and the display flags",
+            id.replace('_', "-")
+        )));
+    }
+    let r = load_lm_run(path).with_context(|| format!("--resume {}", path.display()))?;
+    let data = a.data.clone().unwrap_or_else(|| r.data.clone());
+    let text = CharText::load(&data)?;
+    r.check_text(&text)?;
+    let save = a.save.clone().unwrap_or_else(|| path.to_path_buf());
+    backprop::run::prepare_save(&save, a.force, Some(path)).context("--save")?;
+    let mut settings = r.settings;
+    if given.value_source("save_every") == Some(ValueSource::CommandLine) {
+        settings.lm.save_every = a.save_every;
+    }
+    go(
+        a,
+        Job {
+            settings,
+            data,
+            text,
+            model: r.model,
+            opt: r.opt,
+            start: Some(r.state),
+            metrics: r.metrics,
+            save: Some(save),
+        },
+    )
+}
+
+/// Train a job: the start line, the bar, the page, the saves, the metrics
+/// files, the validation loss.
+fn go(a: &TrainArgs, mut job: Job) -> anyhow::Result<()> {
+    let (s, text) = (&job.settings, &job.text);
     let quiet = a.quiet || a.json;
+    let done = job.start.as_ref().map_or(0, |st| st.steps);
     if !quiet {
+        let what = match done {
+            0 => "training".to_string(),
+            n => format!("resuming at step {n}:"),
+        };
         eprintln!(
-            "training `{}` ({} parameters) on {} characters of {} (vocabulary {}; the last {} validate), \
+            "{what} `{}` ({} parameters) on {} characters of {} (vocabulary {}; the last {} validate), \
              {} steps of {}×{} characters",
-            model.describe(),
-            model.num_parameters(),
+            job.model.describe(),
+            job.model.num_parameters(),
             text.train.len(),
-            path.display(),
+            job.data.display(),
             text.vocab.len(),
             text.val.len(),
             s.lm.steps,
@@ -242,38 +355,55 @@ pub fn train(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<()> {
                 .expect("valid template")
                 .progress_chars("=> "),
         );
+        b.set_position(done as u64);
         b
     });
-    let prefix = metrics_prefix(a)?;
+    let prefix = metrics_prefix(a, job.save.as_deref())?;
+    let rec = job
+        .metrics
+        .take()
+        .unwrap_or_else(|| LmRecorder::new(&job.model, s.lm.norms_every.max(1)));
     let mut obs = Progress {
-        rec: LmRecorder::new(&model, s.lm.norms_every.max(1)),
+        sent: 0,
+        rec,
+        files: job.save.as_deref().map(|path| LmRunFiles {
+            path,
+            settings: s,
+            data: &job.data,
+            text,
+        }),
         bar,
         live: None,
         prefix: prefix.clone(),
-        sent: 0,
         start: Instant::now(),
-        steps: 0,
+        steps: done,
         last_val: None,
     };
     if a.serve {
         let live = backprop::serve::Live::new();
         live.set_model_metadata(lm::lm_metadata(&text.vocab, s.lm.block_size));
+        live.set_metrics(obs.rec.to_csv());
+        obs.sent = obs.rec.rows.len();
         let folder = prefix.as_ref().and_then(|p| p.parent().map(Into::into));
         crate::serve::start_page(a.serve_at, folder, Some(live.clone()))?;
         obs.live = Some(live);
     }
-    let summary = lm::train_lm(&mut model, &text, &mut opt, &s.lm, &mut obs)?;
+    let summary = lm::train_lm_from(
+        &mut job.model,
+        text,
+        &mut job.opt,
+        &s.lm,
+        &mut obs,
+        job.start.as_ref(),
+    )?;
     if let Some(b) = &obs.bar {
         b.finish_and_clear();
     }
-    if let Some(p) = &a.save {
-        lm::save_lm(&model, &text.vocab, s.lm.block_size, p)?;
-        if !quiet {
-            eprintln!("saved {}", p.display());
-        }
+    if let (Some(p), false) = (&job.save, quiet) {
+        eprintln!("saved {}", p.display());
     }
     if let Some(p) = &prefix {
-        let files = lm::metrics::write_lm_files(&obs.rec, &model.describe(), p, !a.no_plots)?;
+        let files = lm::metrics::write_lm_files(&obs.rec, &job.model.describe(), p, !a.no_plots)?;
         if !quiet {
             let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             eprintln!("wrote {}", names.join(", "));
@@ -283,12 +413,12 @@ pub fn train(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<()> {
         l.finish();
         std::thread::sleep(std::time::Duration::from_millis(600));
     }
-    let val = lm::split_loss(&model, &text, Split::Val, s.lm.block_size)?;
+    let val = lm::split_loss(&job.model, text, Split::Val, s.lm.block_size)?;
     let ms = 1e3 * summary.train_seconds / summary.steps.max(1) as f64;
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"model": model.describe(), "steps": summary.steps,
+            serde_json::json!({"model": job.model.describe(), "steps": summary.steps,
                 "train_seconds": summary.train_seconds, "ms_per_step": ms,
                 "val_loss": val, "evals": summary.evals})
         );

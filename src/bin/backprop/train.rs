@@ -18,14 +18,21 @@ pub fn run(mut a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Res
         .subcommand_matches("train")
         .expect("the train subcommand");
     let comm = procs.collective();
-    if crate::lm::is_text(a.data.as_ref()) {
+    let lm_resume = a
+        .resume
+        .as_deref()
+        .filter(|p| backprop::run::lm::is_lm_run(p) || crate::lm::is_text(a.data.as_ref()));
+    if crate::lm::is_text(a.data.as_ref()) || lm_resume.is_some() {
         if comm.as_ref().is_some_and(|c| c.size() > 1) {
             anyhow::bail!(backprop::Error::Config(
                 "a language model (--data FILE.txt) trains in one process; run it without mpirun"
                     .into()
             ));
         }
-        return crate::lm::train(&a, given);
+        return match lm_resume {
+            Some(p) => crate::lm::resume(&a, given, p),
+            None => crate::lm::train(&a, given),
+        };
     }
     for (id, flag) in crate::lm::LM_ONLY {
         if given.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {

@@ -336,6 +336,7 @@ async fn watch_a_run_live() {
         "--save",
         save.to_str().unwrap(),
         "--serve",
+        "--serve-exit",
         "--port",
         "0",
         "--quiet",

@@ -247,6 +247,7 @@ fn train_serve_streams_the_run_as_it_goes() {
         "--threads",
         "1",
         "--serve",
+        "--serve-exit",
         "--port",
         "0",
     ]);
@@ -380,6 +381,69 @@ fn a_text_through_a_language_model_and_its_attention() {
         assert_eq!(code, want, "{model} {text}: {msg}");
     }
     assert_eq!(post(&addr, "/api/trace_text", "{\"text\": 3}").0, 400);
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+/// Without `--serve-exit` the page outlives the run: it says the run
+/// finished, still answers (the metrics, a drawing with the run's last
+/// weights), and the process waits to be stopped.
+#[test]
+fn the_page_stays_up_after_the_run() {
+    let d = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(d.path(), 300, 50);
+    let (mut child, addr) = start(&[
+        "train",
+        "--model",
+        "flatten,linear(784,10)",
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--quiet",
+        "--serve",
+        "--port",
+        "0",
+    ]);
+    let t0 = Instant::now();
+    loop {
+        // the one epoch's row comes as the run ends
+        let (code, csv) = get(&addr, "/api/live/metrics.csv");
+        if code == 200 && csv.lines().any(|l| l.starts_with("epoch,")) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the run never ended"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the process left with the page"
+    );
+    let (code, csv) = get(&addr, "/api/live/metrics.csv");
+    assert_eq!(code, 200);
+    assert!(csv.lines().any(|l| l.starts_with("epoch,")), "{csv}");
+    let (code, models) = get(&addr, "/api/models");
+    assert!(code == 200 && models.contains("\"live\":true"), "{models}");
+    // a drawing still reads with the run's last weights
+    let px: Vec<&str> = (0..40 * 40)
+        .map(|i| {
+            if i % 40 == 20 && i / 40 > 5 && i / 40 < 35 {
+                "1"
+            } else {
+                "0"
+            }
+        })
+        .collect();
+    let body = format!(
+        r#"{{"model":"(live)","width":40,"height":40,"pixels":[{}],"label":null}}"#,
+        px.join(",")
+    );
+    let (code, trace) = post(&addr, "/api/trace", &body);
+    assert_eq!(code, 200, "{trace}");
     child.kill().unwrap();
     let _ = child.wait();
 }

@@ -109,9 +109,12 @@ pub struct TrainArgs {
     /// Overwrite a --save file that is not a safetensors model file.
     #[arg(long)]
     pub force: bool,
-    /// Show the run live on a local web page (address printed at the start; see `backprop serve`).
+    /// Show the run live on a local web page (address printed at the start; see `backprop serve`). The page stays up after the run, showing it finished, until Ctrl-C.
     #[arg(long)]
     pub serve: bool,
+    /// With --serve: leave as soon as the run ends instead of keeping the page up.
+    #[arg(long, requires = "serve")]
+    pub serve_exit: bool,
     #[command(flatten)]
     pub serve_at: ServeAt,
     /// Threads for the kernels (default: all cores).

@@ -379,13 +379,18 @@ fn go(a: &TrainArgs, mut job: Job) -> anyhow::Result<()> {
         steps: done,
         last_val: None,
     };
+    let mut page = None;
     if a.serve {
         let live = backprop::serve::Live::new();
         live.set_model_metadata(lm::lm_metadata(&text.vocab, s.lm.block_size));
         live.set_metrics(obs.rec.to_csv());
         obs.sent = obs.rec.rows.len();
         let folder = prefix.as_ref().and_then(|p| p.parent().map(Into::into));
-        crate::serve::start_page(a.serve_at, folder, Some(live.clone()))?;
+        page = Some(crate::serve::start_page(
+            a.serve_at,
+            folder,
+            Some(live.clone()),
+        )?);
         obs.live = Some(live);
     }
     let summary = lm::train_lm_from(
@@ -428,6 +433,7 @@ fn go(a: &TrainArgs, mut job: Job) -> anyhow::Result<()> {
             summary.steps
         );
     }
+    crate::serve::after_run(page, a.serve_exit);
     Ok(())
 }
 

@@ -27,6 +27,16 @@ pub fn start_page(
     Ok(handle)
 }
 
+/// After a `train --serve` run: keep the page up (it shows the finished
+/// run, and drawing still works) until the process is stopped, unless
+/// `exit` (`--serve-exit`).
+pub fn after_run(page: Option<std::thread::JoinHandle<()>>, exit: bool) {
+    if let (Some(page), false) = (page, exit) {
+        eprintln!("the run finished; the page stays up until Ctrl-C (--serve-exit leaves at once)");
+        let _ = page.join();
+    }
+}
+
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     if !a.dir.is_dir() {
         bail!(

@@ -68,6 +68,7 @@ pub fn run(mut a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Res
         eprintln!("{}", start_line(&run, &train_set, test_set.as_ref()));
     }
     let mut progress = Progress::new(a.quiet || a.json, !a.quiet, train_set.len());
+    let mut page = None;
     if a.serve {
         let live = backprop::serve::Live::new();
         if !run.recorder().rows.is_empty() {
@@ -77,7 +78,7 @@ pub fn run(mut a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Res
             .outputs
             .metrics_prefix()
             .and_then(|p| p.parent().map(Into::into));
-        serve::start_page(a.serve_at, folder, Some(live.clone()))?;
+        page = Some(serve::start_page(a.serve_at, folder, Some(live.clone()))?);
         progress.live = Some(live);
     }
     let summary = run.train(&train_set, test_set.as_ref(), &mut progress)?;
@@ -85,6 +86,7 @@ pub fn run(mut a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Res
     if rank == 0 {
         report(&a, &run, &summary)?;
     }
+    serve::after_run(page, a.serve_exit);
     Ok(())
 }
 

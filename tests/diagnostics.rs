@@ -558,3 +558,37 @@ fn healthy_lenet_runs_raise_no_exploding_gradient_warning() {
         );
     }
 }
+
+/// A wide MLP on 300 training images overfits: its test loss rises for two
+/// epochs while its training loss falls, and the run says so once, naming
+/// the epoch of the best test loss.
+#[test]
+fn an_overfitting_run_is_told_so_once() {
+    let d = TempDir::new().unwrap();
+    let data = common::small_mnist(d.path(), 300, 300);
+    let o = ok(&[
+        "train",
+        "--model",
+        "flatten,linear(784,256),relu,linear(256,10)",
+        "--data",
+        s(&data),
+        "--epochs",
+        "40",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.003",
+        "--json",
+    ]);
+    let v = last_json(&o.stdout);
+    let warnings: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .filter(|w| w.starts_with("overfitting"))
+        .collect();
+    eprintln!("{}", o.stderr);
+    assert_eq!(warnings.len(), 1, "{warnings:?}\n{}", o.stdout);
+    assert!(warnings[0].contains("--epochs "), "{}", warnings[0]);
+}

@@ -481,6 +481,8 @@ pub enum WarningKind {
     SlowUpdates,
     /// The training loss stays at chance level.
     NotLearning,
+    /// The test loss rises while the training loss falls.
+    Overfitting,
 }
 
 /// The first layer with parameters moving by less than this share of its
@@ -516,6 +518,47 @@ pub fn chance_level(step: usize, classes: usize, loss: f64, accuracy: f64) -> Op
             accuracy * 100.0
         )
     })
+}
+
+/// Evaluations in a row over which a rising test loss and a falling
+/// training loss mean overfitting.
+pub const OVERFIT_EVALS: usize = 2;
+
+/// How an overfitting warning begins (the run gives it once: a resumed
+/// run finds it among the warnings it saved).
+pub const OVERFITTING: &str = "overfitting at epoch";
+
+/// The overfitting warning for a run whose epochs so far had these
+/// `(training loss, test loss)`, if the test loss rose at each of the last
+/// [`OVERFIT_EVALS`] epochs while the training loss fell.
+///
+/// ```
+/// use backprop::inspect::diagnostics::overfitting;
+/// let run = [(0.3, 0.10), (0.1, 0.034), (0.05, 0.04), (0.02, 0.045), (0.007, 0.053)];
+/// assert!(overfitting(&run[..3]).is_none());
+/// assert!(overfitting(&run[..4]).unwrap().contains("--epochs 2"));
+/// ```
+pub fn overfitting(epochs: &[(f64, f64)]) -> Option<String> {
+    let (k, n) = (OVERFIT_EVALS, epochs.len());
+    let rising = n > k
+        && epochs[n - k - 1..]
+            .windows(2)
+            .all(|p| p[1].1 > p[0].1 && p[1].0 < p[0].0);
+    if !rising {
+        return None;
+    }
+    let (best, low) = epochs
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1 .1.total_cmp(&b.1 .1))
+        .map(|(i, e)| (i + 1, e.1))?;
+    let (first, last) = (epochs[n - k - 1], epochs[n - 1]);
+    Some(format!(
+        "{OVERFITTING} {n}: the test loss rose from {:.4} to {:.4} over the last {k} epochs while \
+         the training loss fell from {:.4} to {:.4}. Remedies: stop at the best test loss ({low:.4} at \
+         epoch {best}; --epochs {best}), weight decay (--weight-decay 1e-4), dropout, more data",
+        first.1, last.1, first.0, last.0,
+    ))
 }
 
 /// A layer whose gradient norm is below this times the last layer's is vanishing.

@@ -9,7 +9,9 @@ use super::{
 };
 use crate::data::{epoch_batches, Dataset};
 use crate::dist::{shard, Collective};
-use crate::inspect::diagnostics::{is_sampled, LayerStats, Probe, Sample, Watch};
+use crate::inspect::diagnostics::{
+    is_sampled, overfitting, LayerStats, Probe, Sample, WarningKind, Watch, OVERFITTING,
+};
 use crate::nn::{Module, ModuleExt};
 use crate::optim::Optimizer;
 use crate::{Error, Result};
@@ -198,6 +200,19 @@ impl<'r, 'a> Loop<'r, 'a> {
         self.obs.epoch_end(&rec);
         self.obs.model(self.model, self.st.steps);
         self.st.records.push(rec);
+        let losses: Vec<(f64, f64)> = self
+            .st
+            .records
+            .iter()
+            .filter_map(|r| Some((r.train_loss, r.test_loss?)))
+            .collect();
+        let told = self.st.warnings.iter().any(|w| w.starts_with(OVERFITTING));
+        if losses.len() == self.st.records.len() && !told {
+            if let Some(msg) = overfitting(&losses) {
+                self.obs.warning(WarningKind::Overfitting, &msg);
+                self.st.warnings.push(msg);
+            }
+        }
         let stopped = self.at_limit();
         let complete = self.st.batch == batches;
         if complete {

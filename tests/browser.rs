@@ -279,6 +279,14 @@ async fn draw_a_digit_and_step_through_backprop() {
     .await;
     let loss = eval(&c, "return String(trace.loss_node)").await;
     assert_eq!(first, loss, "the backward pass starts at the loss");
+    // the loss node's rule, with the real numbers: δ = p − y
+    let rule = eval(
+        &c,
+        "const m = document.querySelector('#s-rule math'); return m ? m.textContent : ''",
+    )
+    .await;
+    let rule = rule.as_str().unwrap_or("");
+    assert!(rule.contains("p−y") || rule.contains("p − y"), "{rule}");
     for _ in 0..2 {
         next.click().await.unwrap();
     }
@@ -289,6 +297,12 @@ async fn draw_a_digit_and_step_through_backprop() {
     )
     .await;
     assert_eq!(units, serde_json::json!(64), "per unit: a and δ");
+    let rule = eval(
+        &c,
+        "return document.querySelector('#s-rule math').textContent",
+    )
+    .await;
+    assert!(rule.as_str().unwrap().contains("relu"), "{rule}");
     screenshot(&c, "steps-third-visit").await;
     click(&c, Locator::Css("#s-all")).await;
     let filled = eval(

@@ -55,7 +55,7 @@ def main():
     serial = collections.Counter()
     skip = ('cpu::par::', 'tensor::par::', 'core::', 'alloc::', 'std::')
     for tid, frames in all_samples:
-        if tid != main_tid or not any('Trainer::run' in f for f in frames):
+        if tid != main_tid or not any('Trainer::run' in f or 'train_lm_from' in f for f in frames):
             continue
         training += 1
         if any('team::run' in f or 'Team::work' in f for f in frames):

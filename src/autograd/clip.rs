@@ -14,9 +14,12 @@ use crate::Tensor;
 /// ```
 pub fn clip_grad_norm<'a>(grads: impl IntoIterator<Item = &'a mut Tensor>, max_norm: f32) -> f32 {
     let mut grads: Vec<&mut Tensor> = grads.into_iter().collect();
-    let total = grads
-        .iter()
-        .map(|g| (g.norm() as f32) as f64)
+    // each tensor's norm on its own thread, summed in order
+    let shared: Vec<&Tensor> = grads.iter().map(|g| &**g).collect();
+    let norms = crate::cpu::team::map(shared, |_, g| g.norm());
+    let total = norms
+        .into_iter()
+        .map(|n| (n as f32) as f64)
         .map(|n| n * n)
         .sum::<f64>()
         .sqrt() as f32;

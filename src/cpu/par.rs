@@ -137,6 +137,17 @@ pub fn fill(n: usize, fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) -> V
     v
 }
 
+/// A new buffer of `n` zeros, zeroed by all threads for a large `n` (a
+/// recurrence's saved states and gradients: megabytes a step, which
+/// `vec![0.0; n]` zeroes on the calling thread alone).
+pub fn zeros(n: usize) -> Vec<f32> {
+    fill(n, |_, chunk| {
+        for v in chunk.iter_mut() {
+            v.write(0.0);
+        }
+    })
+}
+
 /// `f(x)` for every value of `x`, into a new buffer.
 pub fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
     fill(x.len(), |s, out| {

@@ -25,6 +25,7 @@
 //! `h' = n + z⊙(h − n)` (PyTorch's form of `(1 − z)⊙n + z⊙h`).
 
 use crate::autograd::{Backward, Op};
+use crate::cpu::channels::column_sums;
 use crate::cpu::rnn::{self, row_blocks, StepWeight};
 use crate::cpu::{matmul_into, par, Trans};
 use crate::{Graph, Tensor, Var};
@@ -302,9 +303,9 @@ fn recurrence_forward(
     let Dims { n, t, h, g } = d;
     let gh = g * h;
     let lstm = cell == Cell::Lstm;
-    let mut hs = vec![0f32; (t + 1) * n * h];
-    let mut cs = vec![0f32; if lstm { (t + 1) * n * h } else { t * n * h }];
-    let mut acts = vec![0f32; t * n * gh];
+    let mut hs = par::zeros((t + 1) * n * h);
+    let mut cs = par::zeros(if lstm { (t + 1) * n * h } else { t * n * h });
+    let mut acts = par::zeros(t * n * gh);
     let blocks = row_blocks(n);
     let w = StepWeight::new(w_hh, Trans::Yes, h, gh);
     let jobs: Vec<_> = per_block(&mut hs, n, h, &blocks)
@@ -367,8 +368,8 @@ impl Backward for RecurrenceBack {
         // ∂ of the steps' pre-activations: of xi (batch-major [N, T, G·H])
         // and of the hidden projection (step-major [T, N, G·H]; the LSTM's
         // are the same); each block of rows runs back through time alone
-        let mut dxi = vec![0f32; n * t * gh];
-        let mut dhp = vec![0f32; t * n * gh];
+        let mut dxi = par::zeros(n * t * gh);
+        let mut dhp = par::zeros(t * n * gh);
         let blocks = row_blocks(n);
         let mut dx_rest = &mut dxi[..];
         let mut dx_blocks = Vec::with_capacity(blocks.len());
@@ -447,12 +448,8 @@ impl Backward for RecurrenceBack {
         let mut out = vec![needs[0].then(|| Tensor::from_vec(vec![n, t, gh], dxi)), gw];
         if inp.len() > 2 {
             out.push(needs[2].then(|| {
-                let mut gb = vec![0f64; gh];
-                for row in dhp.chunks_exact(gh) {
-                    for (s, &v) in gb.iter_mut().zip(row) {
-                        *s += v as f64;
-                    }
-                }
+                // each column summed in row order, in f64, split by columns
+                let gb = column_sums::<f64>(&dhp, gh);
                 Tensor::from_vec(vec![gh], gb.iter().map(|&v| v as f32).collect())
             }));
         }

@@ -203,11 +203,14 @@ mod tests {
         let mut y = vec![std::mem::MaybeUninit::new(0f32); x.len()];
         gelu_into(&x, &mut y);
         for (y, &v) in y.iter().zip(&x) {
+            // SAFETY: every element was made with `MaybeUninit::new` above,
+            // and the kernel only overwrites values.
             assert_eq!(unsafe { y.assume_init() }.to_bits(), gelu_f32(v).to_bits());
         }
         gelu_grad_into(&g, &x, &mut y);
         for ((y, &v), &g) in y.iter().zip(&x).zip(&g) {
             assert_eq!(
+                // SAFETY: as above: initialized at creation, only overwritten.
                 unsafe { y.assume_init() }.to_bits(),
                 (g * gelu_grad_f32(v)).to_bits()
             );

@@ -153,7 +153,7 @@ impl CharText {
                     format!(
                         "the {name} split holds {have} characters (of the text's {total}: the first 90 % \
                          train, the rest validate), fewer than one window of {block} and its next \
-                         character; use a longer text or a smaller --block-size"
+                         character; use a longer text or shorter windows"
                     ),
                 ));
             }
@@ -307,7 +307,7 @@ mod tests {
         assert!(e.contains("1 character"), "{e}");
         let e = text("abcdefghij").check_block(8).unwrap_err().to_string();
         assert!(
-            e.contains("validation split holds 1") && e.contains("--block-size"),
+            e.contains("validation split holds 1") && e.contains("shorter windows"),
             "{e}"
         );
         let e = text("abc").encode("abz").unwrap_err().to_string();

@@ -108,12 +108,16 @@ impl Backward for CheckpointBack {
 pub fn apply(model: &mut super::Sequential, s: &str) -> Result<()> {
     if s.trim() == "blocks" {
         if model.checkpoint_blocks() == 0 {
-            return Err(Error::Config(format!(
-                "--checkpoint blocks: `{}` has no repeated blocks (a gpt(…) item has); \
-                 give layer ranges of the model line instead, e.g. 0-{}",
-                model.describe(),
-                model.len().saturating_sub(1)
-            )));
+            return Err(Error::invalid(
+                crate::Setting::Checkpoint,
+                "blocks",
+                format!(
+                    "`{}` has no repeated blocks (a gpt(…) item has); give layer ranges of the \
+                     model line instead, e.g. 0-{}",
+                    model.describe(),
+                    model.len().saturating_sub(1)
+                ),
+            ));
         }
         return Ok(());
     }

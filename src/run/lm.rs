@@ -51,7 +51,10 @@ impl LmRunFiles<'_> {
         metrics: Option<&LmRecorder>,
     ) -> Result<()> {
         let line = model.spec().ok_or_else(|| {
-            Error::Config("a language model saved for --resume needs a model line".into())
+            Error::Config(
+                "a language model saved to be resumed needs a model line (it is rebuilt from it)"
+                    .into(),
+            )
         })?;
         let mut model_meta = lm_metadata(&self.text.vocab, self.settings.lm.block_size);
         model_meta.insert("format".into(), "pt".into());

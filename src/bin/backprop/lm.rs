@@ -64,6 +64,11 @@ fn settings(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<LmSettings> {
             )));
         }
     }
+    if a.grad_accum == 0 {
+        bail!(Error::Config(
+            "--grad-accum 0: a step needs at least one micro-batch".into()
+        ));
+    }
     let mut s = LmSettings::baby();
     if set("model") {
         s.model = a.model.clone();
@@ -250,6 +255,9 @@ pub fn train(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<()> {
     }
     let data = a.data.clone().expect("a text file");
     let text = CharText::load(&data)?;
+    // the windows are --block-size long: say so where they do not fit
+    text.check_block(s.lm.block_size)
+        .with_context(|| format!("--block-size {}", s.lm.block_size))?;
     let (model, opt) = s.build(&text)?;
     go(
         a,

@@ -266,7 +266,7 @@ mod figures {
             title: "‖∂C/∂θ‖ per block, before clipping".into(),
             y_label: "gradient norm (log scale)".into(),
             log_y: true,
-            empty_note: "not measured (--diagnostics-every 0)".into(),
+            empty_note: "not measured in this run".into(),
             ..Default::default()
         };
         for (i, b) in rec.blocks.iter().enumerate() {

@@ -7,7 +7,7 @@
 pub mod metrics;
 
 use crate::data::text::{CharText, Split, TextBatch};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::inspect::blocks::Blocks;
 use crate::nn::{spec, Init, Module, ModuleExt, Pass, Sequential};
 use crate::ops::loss::CrossEntropyOptions;
@@ -68,9 +68,16 @@ impl LmConfig {
 
     /// Check the settings against the text.
     pub fn check(&self, text: &CharText) -> Result<()> {
-        if self.batch_size == 0 || self.grad_accum == 0 {
+        if self.batch_size == 0 {
+            return Err(Error::invalid(
+                Setting::BatchSize,
+                0,
+                "the batch size must be at least 1",
+            ));
+        }
+        if self.grad_accum == 0 {
             return Err(Error::Config(
-                "the batch size and --grad-accum must be at least 1".into(),
+                "grad_accum is 0: a step needs at least one micro-batch".into(),
             ));
         }
         text.check_block(self.block_size)
@@ -278,7 +285,7 @@ impl SavedLm {
             Error::weights(
                 origin,
                 "holds no vocabulary: it is not a language model trained on text \
-                 (backprop train --data FILE.txt --model gpt-baby makes one)",
+                 (one trained on a text file holds its characters)",
             )
         })?;
         let model = crate::io::model_from_weights(w, origin, None)?;

@@ -5,7 +5,7 @@
 //! per head, for the page's heat maps.
 
 use super::tape::{walk, Trace};
-use crate::nn::Module;
+use crate::nn::{Module, ModuleExt};
 use crate::ops::loss::CrossEntropyOptions;
 use crate::{Error, Result, Tensor};
 
@@ -77,7 +77,8 @@ pub fn trace_sequence(
     let x = Tensor::from_vec(vec![1, t], ids.iter().map(|&i| i as f32).collect());
     let mut probabilities = Tensor::zeros(&[t, v]);
     let w = walk(model, &x, |p, y| {
-        probabilities = softmax_rows(p.value(y), v);
+        let probs = model.probabilities(p.value(y));
+        probabilities = Tensor::from_vec(vec![t, v], probs.data().to_vec());
         Ok(p.cross_entropy_with(y, targets, &CrossEntropyOptions::default()))
     })?;
     let attention = w
@@ -111,17 +112,6 @@ pub fn trace_sequence(
         probabilities,
         attention,
     })
-}
-
-/// Softmax over each row of `v` values (in f64).
-fn softmax_rows(logits: &Tensor, v: usize) -> Tensor {
-    let mut out = Vec::with_capacity(logits.numel());
-    for row in logits.data().chunks(v) {
-        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-        let z: f64 = row.iter().map(|&x| (x as f64 - m).exp()).sum();
-        out.extend(row.iter().map(|&x| ((x as f64 - m).exp() / z) as f32));
-    }
-    Tensor::from_vec(vec![logits.numel() / v, v], out)
 }
 
 #[cfg(test)]

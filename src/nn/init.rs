@@ -120,6 +120,24 @@ impl Init {
         }
     }
 
+    /// Draw a weight (or, with `bias`, a bias) of a recurrent layer of
+    /// `hidden` units: PyTorch's U(−1/√H, 1/√H) for every one under
+    /// [`Init::Default`]; under another scheme the weights drawn by it
+    /// (fan-in `fan_in`, fan-out `fan_out`) and the biases zero.
+    pub fn recurrent(
+        self,
+        shape: &[usize],
+        (fan_in, fan_out, hidden): (usize, usize, usize),
+        bias: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Tensor {
+        match (self, bias) {
+            (Init::Default, _) => uniform(shape, 1.0 / (hidden as f32).sqrt(), rng),
+            (_, true) => Tensor::zeros(shape),
+            (other, false) => other.weight(shape, fan_in, fan_out, rng),
+        }
+    }
+
     /// Draw a bias of `shape` for a layer with this fan-in.
     pub fn bias(self, shape: &[usize], fan_in: usize, rng: &mut ChaCha8Rng) -> Tensor {
         match self {

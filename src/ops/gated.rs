@@ -111,21 +111,37 @@ pub fn gated_shape(
 }
 
 impl Graph {
-    /// One gated layer over `x: [N, T, F]` from zero states; see the
-    /// [module docs](self).
-    pub fn gated_layer(&mut self, cell: Cell, x: Var, w: GateVars) -> GatedOut {
+    /// `(N, T, H)` of a gated layer over `x`, or, where the shapes do not
+    /// fit, the output a shape probe records instead.
+    fn gated_dims(
+        &mut self,
+        cell: Cell,
+        x: Var,
+        w: GateVars,
+    ) -> Result<(usize, usize, usize), GatedOut> {
         let s = self.shape(x).to_vec();
         let (ws, hs) = (self.shape(w.w_ih).to_vec(), self.shape(w.w_hh).to_vec());
         let sample = crate::ops::shape::sample(&s).to_vec();
-        if let Err(e) = gated_shape(cell, &sample, &ws, &hs) {
-            let h = hs.get(1).copied().unwrap_or(1);
-            let n = s.first().copied().unwrap_or(1);
-            let t = s.get(1).copied().unwrap_or(1);
-            let seq = self.bad_shapes(e, &[n, t, h]);
-            let last = self.input(Tensor::zeros(&[n, h]));
-            return GatedOut { seq, h: last };
+        match gated_shape(cell, &sample, &ws, &hs) {
+            Ok(_) => Ok((s[0], s[1], hs[1])),
+            Err(e) => {
+                let h = hs.get(1).copied().unwrap_or(1);
+                let n = s.first().copied().unwrap_or(1);
+                let t = s.get(1).copied().unwrap_or(1);
+                let seq = self.bad_shapes(e, &[n, t, h]);
+                let last = self.input(Tensor::zeros(&[n, h]));
+                Err(GatedOut { seq, h: last })
+            }
         }
-        let (n, t, h) = (s[0], s[1], hs[1]);
+    }
+
+    /// One gated layer over `x: [N, T, F]` from zero states; see the
+    /// [module docs](self).
+    pub fn gated_layer(&mut self, cell: Cell, x: Var, w: GateVars) -> GatedOut {
+        let (n, t, h) = match self.gated_dims(cell, x, w) {
+            Ok(d) => d,
+            Err(out) => return out,
+        };
         let xi = self.linear(x, w.w_ih, w.b_ih); // [N, T, G·H]
         let seq = self.gated_recurrence(cell, xi, w.w_hh, w.b_hh);
         let last = self.narrow(seq, 1, t - 1, 1);
@@ -137,18 +153,11 @@ impl Graph {
     /// graph's ops (narrow, linear, add, sigmoid, tanh, mul, concat): what
     /// the fused recurrence is checked against.
     pub fn gated_layer_unfused(&mut self, cell: Cell, x: Var, w: GateVars) -> GatedOut {
-        let s = self.shape(x).to_vec();
-        let (ws, hs) = (self.shape(w.w_ih).to_vec(), self.shape(w.w_hh).to_vec());
-        let sample = crate::ops::shape::sample(&s).to_vec();
-        if let Err(e) = gated_shape(cell, &sample, &ws, &hs) {
-            let h = hs.get(1).copied().unwrap_or(1);
-            let n = s.first().copied().unwrap_or(1);
-            let t = s.get(1).copied().unwrap_or(1);
-            let seq = self.bad_shapes(e, &[n, t, h]);
-            let last = self.input(Tensor::zeros(&[n, h]));
-            return GatedOut { seq, h: last };
-        }
-        let (n, t, h, g) = (s[0], s[1], hs[1], cell.gates());
+        let (n, t, h) = match self.gated_dims(cell, x, w) {
+            Ok(d) => d,
+            Err(out) => return out,
+        };
+        let g = cell.gates();
         let xi = self.linear(x, w.w_ih, w.b_ih); // [N, T, G·H]
         let mut hid = self.input(Tensor::zeros(&[n, h]));
         let mut c = (cell == Cell::Lstm).then(|| self.input(Tensor::zeros(&[n, h])));

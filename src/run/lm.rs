@@ -31,16 +31,33 @@ struct Saved {
 /// A language-model run's files, to save it at a step.
 pub struct LmRunFiles<'a> {
     /// The model file (the state file goes beside it).
-    pub path: &'a Path,
-    /// The run's settings.
-    pub settings: &'a LmSettings,
+    path: &'a Path,
+    settings: &'a LmSettings,
     /// The text file, as given.
-    pub data: &'a Path,
-    /// The text read from it.
-    pub text: &'a CharText,
+    data: &'a Path,
+    /// Its characters (the model file's vocabulary).
+    vocab: &'a [char],
+    /// [`CharText::fingerprint`], taken once (the text does not change).
+    fingerprint: u64,
 }
 
-impl LmRunFiles<'_> {
+impl<'a> LmRunFiles<'a> {
+    /// Saves of the run `settings` on `text` (read from `data`) to `path`.
+    pub fn new(
+        path: &'a Path,
+        settings: &'a LmSettings,
+        data: &'a Path,
+        text: &'a CharText,
+    ) -> LmRunFiles<'a> {
+        LmRunFiles {
+            path,
+            settings,
+            data,
+            vocab: &text.vocab,
+            fingerprint: text.fingerprint(),
+        }
+    }
+
     /// Save the run as it stands after `state.steps` steps (see the
     /// [module docs](self)).
     pub fn save(
@@ -56,13 +73,13 @@ impl LmRunFiles<'_> {
                     .into(),
             )
         })?;
-        let mut model_meta = lm_metadata(&self.text.vocab, self.settings.lm.block_size);
+        let mut model_meta = lm_metadata(self.vocab, self.settings.lm.block_size);
         model_meta.insert("format".into(), "pt".into());
         model_meta.insert(crate::io::MODEL_KEY.into(), line);
         let saved = Saved {
             settings: self.settings.clone(),
             data: self.data.to_path_buf(),
-            text: format!("{:016x}", self.text.fingerprint()),
+            text: format!("{:016x}", self.fingerprint),
             state: state.clone(),
             metrics: metrics.cloned(),
         };
@@ -192,12 +209,7 @@ mod tests {
         let whole = train_lm_from(&mut m, &text, &mut opt, &s.lm, &mut (), None).unwrap();
         // stopped after the save at step 5, then resumed from the files
         let path = d.path().join("g.safetensors");
-        let files = || LmRunFiles {
-            path: &path,
-            settings: &s,
-            data: Path::new("t.txt"),
-            text: &text,
-        };
+        let files = || LmRunFiles::new(&path, &s, Path::new("t.txt"), &text);
         let (mut m2, mut opt2) = s.build(&text).unwrap();
         let mut stop = SaveAndStop {
             files: files(),

@@ -214,22 +214,6 @@ impl LmObserver for Progress<'_> {
     }
 }
 
-/// Where the run's metrics and figures go: `--out DIR`, else beside the save.
-fn metrics_prefix(a: &TrainArgs, save: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
-    Ok(match (&a.out, save) {
-        (Some(d), _) if d.exists() && !d.is_dir() => bail!(Error::Config(format!(
-            "--out {}: is a file; give a folder (it is created if missing)",
-            d.display()
-        ))),
-        (Some(d), _) => {
-            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
-            Some(d.join(""))
-        }
-        (None, Some(save)) => Some(backprop::run::files_prefix(save)),
-        (None, None) => None,
-    })
-}
-
 /// One language-model run to train, new or resumed.
 struct Job {
     settings: LmSettings,
@@ -244,6 +228,8 @@ struct Job {
     metrics: Option<LmRecorder>,
     /// Where the run is saved.
     save: Option<PathBuf>,
+    /// Where its metrics and figures go (`runs/x.` or `DIR/`).
+    prefix: Option<PathBuf>,
 }
 
 /// `backprop train --data FILE.txt`.
@@ -270,6 +256,7 @@ pub fn train(a: &TrainArgs, given: &ArgMatches) -> anyhow::Result<()> {
             start: None,
             metrics: None,
             save: a.save.clone(),
+            prefix: a.outputs(given, None, 0)?.metrics_prefix(),
         },
     )
 }
@@ -327,6 +314,7 @@ pub fn resume(a: &TrainArgs, given: &ArgMatches, path: &Path) -> anyhow::Result<
             start: Some(r.state),
             metrics: r.metrics,
             save: Some(save),
+            prefix: a.outputs(given, Some(path), 0)?.metrics_prefix(),
         },
     )
 }
@@ -366,7 +354,7 @@ fn go(a: &TrainArgs, mut job: Job) -> anyhow::Result<()> {
         b.set_position(done as u64);
         b
     });
-    let prefix = metrics_prefix(a, job.save.as_deref())?;
+    let prefix = job.prefix.clone();
     let rec = job
         .metrics
         .take()
@@ -374,12 +362,10 @@ fn go(a: &TrainArgs, mut job: Job) -> anyhow::Result<()> {
     let mut obs = Progress {
         sent: 0,
         rec,
-        files: job.save.as_deref().map(|path| LmRunFiles {
-            path,
-            settings: s,
-            data: &job.data,
-            text,
-        }),
+        files: job
+            .save
+            .as_deref()
+            .map(|path| LmRunFiles::new(path, s, &job.data, text)),
         bar,
         live: None,
         prefix: prefix.clone(),

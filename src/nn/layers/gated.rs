@@ -1,12 +1,12 @@
 //! `Lstm` and `Gru` (`nn.LSTM`, `nn.GRU`, `batch_first`, any number of
 //! layers): every step's hidden state of the last layer, or its last one.
 
-use crate::nn::init::{self, Init};
+use crate::nn::init::Init;
 use crate::nn::module::{Module, Param, Pass, Visitor, VisitorMut};
 use crate::nn::registry::{tensor_sizes, Plan};
 use crate::nn::spec::Item;
 use crate::ops::gated::{gated_shape, Cell, GateVars};
-use crate::{Error, Result, Tensor, Var};
+use crate::{Error, Result, Var};
 use rand_chacha::ChaCha8Rng;
 
 /// A stack of LSTM or GRU layers over `[N, T, F]` (see
@@ -116,14 +116,9 @@ impl GatedConfig {
     /// Draw every layer's weights (in PyTorch's order) from `rng`.
     pub fn init(self, rng: &mut ChaCha8Rng) -> GatedRnn {
         let (h, gh) = (self.hidden_size, self.cell.gates() * self.hidden_size);
-        let bound = 1.0 / (h as f32).sqrt();
         let scheme = self.weight_init;
         let mut draw = |shape: &[usize], fan_in: usize, bias: bool| {
-            Param::new(match (scheme, bias) {
-                (Init::Default, _) => init::uniform(shape, bound, rng),
-                (_, true) => Tensor::zeros(shape),
-                (other, false) => other.weight(shape, fan_in, gh, rng),
-            })
+            Param::new(scheme.recurrent(shape, (fan_in, gh, h), bias, rng))
         };
         let layers = (0..self.layers.max(1))
             .map(|k| {

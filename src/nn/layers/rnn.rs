@@ -1,11 +1,11 @@
 //! `Rnn` (`nn.RNN`, tanh, `batch_first`, any number of layers): the last
 //! hidden state, or every step's.
 
-use crate::nn::init::{self, Init};
+use crate::nn::init::Init;
 use crate::nn::module::{Module, Param, Pass, Visitor, VisitorMut};
 use crate::nn::registry::{bias_size, tensor_sizes, Plan};
 use crate::nn::spec::Item;
-use crate::{Error, Result, Tensor, Var};
+use crate::{Error, Result, Var};
 use rand_chacha::ChaCha8Rng;
 
 /// A layer above the first: `weight_ih`, `weight_hh` (`[H, H]` each) and
@@ -92,13 +92,8 @@ impl RnnConfig {
     /// Draw `weight_ih_l0`, `weight_hh_l0`, then the biases, from `rng`.
     pub fn init(self, rng: &mut ChaCha8Rng) -> Rnn {
         let (f, h, scheme) = (self.input_size, self.hidden_size, self.weight_init);
-        let bound = 1.0 / (h as f32).sqrt();
         let mut draw = |shape: &[usize], fan_in: usize, bias: bool| {
-            Param::new(match (scheme, bias) {
-                (Init::Default, _) => init::uniform(shape, bound, rng),
-                (_, true) => Tensor::zeros(shape),
-                (other, false) => other.weight(shape, fan_in, h, rng),
-            })
+            Param::new(scheme.recurrent(shape, (fan_in, h, h), bias, rng))
         };
         let weight_ih_l0 = draw(&[h, f], f, false);
         let weight_hh_l0 = draw(&[h, h], h, false);

@@ -551,6 +551,9 @@ const EVAL_POSITIONS: usize = 1024;
 fn summed_loss(model: &dyn Module, batch: &TextBatch) -> (f64, usize) {
     let (n, t) = (batch.x.shape()[0], batch.x.shape()[1]);
     let per = (EVAL_POSITIONS / t).max(1);
+    if n <= per {
+        return pass_loss(model, batch);
+    }
     let (mut sum, mut count) = (0.0f64, 0usize);
     for first in (0..n).step_by(per) {
         let rows = per.min(n - first);
@@ -561,12 +564,22 @@ fn summed_loss(model: &dyn Module, batch: &TextBatch) -> (f64, usize) {
             ),
             y: batch.y[first * t..(first + rows) * t].to_vec(),
         };
-        let mut p = Pass::eval(model);
-        let l = lm_loss(&mut p, model, &slice);
-        sum += p.value(l).item() as f64 * slice.y.len() as f64;
-        count += slice.y.len();
+        let (s, c) = pass_loss(model, &slice);
+        sum += s;
+        count += c;
     }
     (sum, count)
+}
+
+/// The summed loss of every position of `batch`, in one evaluation pass,
+/// and the number of positions.
+fn pass_loss(model: &dyn Module, batch: &TextBatch) -> (f64, usize) {
+    let mut p = Pass::eval(model);
+    let l = lm_loss(&mut p, model, batch);
+    (
+        p.value(l).item() as f64 * batch.y.len() as f64,
+        batch.y.len(),
+    )
 }
 
 /// The loss over the whole of a split, deterministically: window i reads
@@ -578,8 +591,8 @@ pub fn split_loss(model: &dyn Module, text: &CharText, split: Split, block: usiz
     model.output_shape(&[block])?;
     let offsets = text.eval_offsets(split, block);
     let (mut sum, mut count) = (0.0f64, 0usize);
-    for chunk in offsets.chunks(64) {
-        let (s, c) = summed_loss(model, &text.windows(split, chunk, block));
+    for chunk in offsets.chunks((EVAL_POSITIONS / block).max(1)) {
+        let (s, c) = pass_loss(model, &text.windows(split, chunk, block));
         sum += s;
         count += c;
     }

@@ -83,7 +83,7 @@ pub fn run(a: &Args) -> backprop::Result<f64> {
             let mut p = Pass::train(&model, step_seed(a.seed, step));
             let x = p.input(x);
             let out = model.forward(&mut p, x);
-            let loss = p.cross_entropy(out, &labels);
+            let loss = p.cross_entropy(out, labels.classes().expect("MNIST has class labels"));
             opt.step(&mut model, p.backward(loss));
             if a.max_steps.is_some_and(|m| step >= m) {
                 break 'run;

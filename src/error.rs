@@ -129,10 +129,18 @@ pub enum Setting {
     Shuffle,
     /// How often the per-layer statistics are measured.
     DiagnosticsEvery,
+    /// What the model is trained to do (classification, regression, multi-label).
+    Task,
+    /// The CSV columns that hold the targets.
+    Target,
+    /// The fraction of the data held out as the test set.
+    TestSplit,
+    /// The side images are resized to.
+    ImageSize,
 }
 
 /// Every [`Setting`], in the order they are documented.
-pub const SETTINGS: [Setting; 25] = [
+pub const SETTINGS: [Setting; 29] = [
     Setting::Model,
     Setting::WeightInit,
     Setting::Checkpoint,
@@ -140,6 +148,10 @@ pub const SETTINGS: [Setting; 25] = [
     Setting::Data,
     Setting::TestData,
     Setting::CsvScale,
+    Setting::Task,
+    Setting::Target,
+    Setting::TestSplit,
+    Setting::ImageSize,
     Setting::Epochs,
     Setting::BatchSize,
     Setting::MaxSteps,
@@ -189,6 +201,10 @@ impl Setting {
             Setting::Seed => "seed",
             Setting::Shuffle => "shuffle",
             Setting::DiagnosticsEvery => "diagnostics interval",
+            Setting::Task => "task",
+            Setting::Target => "target columns",
+            Setting::TestSplit => "test split",
+            Setting::ImageSize => "image size",
         }
     }
 }

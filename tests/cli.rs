@@ -1151,7 +1151,7 @@ fn predict_makes_a_photo_of_a_digit_mnist_like() {
     {
         assert!((f64_of(p) - f64_of(q)).abs() < 1e-4, "{a} {b}");
     }
-    assert!(y[0] < 10);
+    assert!(y.classes().unwrap()[0] < 10);
     // --raw feeds the 120×100 pixels as they are: the model refuses them.
     fail(&["predict", s(m), s(&big), "--raw"], &["big.pgm"]);
 }
@@ -1484,4 +1484,120 @@ fn batch_norm_with_a_last_batch_of_one_is_refused_before_training() {
         ],
         &["layer 1", "batchnorm1d(8)", "batch of 1"],
     );
+}
+
+// ------------------------------------------------- tasks beyond single-label
+
+#[test]
+fn a_csv_with_a_named_float_target_trains_a_regressor_that_eval_and_predict_follow() {
+    let dir = TempDir::new().unwrap();
+    let m = dir.path().join("d.safetensors");
+    let data = "data/diabetes.csv";
+    let model = "linear(10,16),relu,linear(16,1)";
+    let base = [
+        "train",
+        "--data",
+        data,
+        "--target",
+        "target",
+        "--test-split",
+        "0.2",
+        "--model",
+        model,
+        "--epochs",
+        "40",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.02",
+        "--diagnostics-every",
+        "0",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--json", "--save", m.to_str().unwrap()]);
+    let s = json(&args);
+    assert_eq!(s["task"], "regression");
+    let mae = s["test_metrics"]["mae"].as_f64().unwrap();
+    let r2 = s["test_metrics"]["r2"].as_f64().unwrap();
+    // The targets run 25..346 (mean 152, deviation 77): a model that learnt
+    // nothing has an R² near 0 and an MAE near 65.
+    assert!(mae < 55.0 && r2 > 0.3, "mae {mae}, r2 {r2}");
+    assert!(s.get("confusion").is_none() && s["test_metrics"].get("rmse").is_some());
+    // eval reads the same columns and standardizes with the saved figures
+    let e = json(&["eval", m.to_str().unwrap(), "--data", data, "--json"]);
+    assert_eq!(e["task"], "regression");
+    assert_eq!(e["samples"], 442);
+    assert!(e["metrics"]["mae"].as_f64().unwrap() < 60.0, "{e}");
+    // predict prints the named target
+    let p = ok(&[
+        "predict",
+        m.to_str().unwrap(),
+        "--data",
+        data,
+        "--index",
+        "0",
+    ]);
+    assert!(
+        p.starts_with("sample 0 of data/diabetes.csv: target ") && p.contains("(target 151)"),
+        "{p}"
+    );
+    // a wrong column, the wrong loss, a task the data cannot be
+    let mut bad = base.to_vec();
+    bad[4] = "price";
+    fail(&bad, &["diabetes.csv", "no column \"price\"", "\"bmi\""]);
+    let mut ce = base.to_vec();
+    ce.extend(["--loss", "cross-entropy"]);
+    fail(&ce, &["--loss cross-entropy", "values, not classes", "mse"]);
+    let mut ml = base.to_vec();
+    ml.extend(["--task", "multi-label"]);
+    fail(&ml, &["diabetes.csv", "multi-label targets", "0 or 1"]);
+}
+
+#[test]
+fn classification_reports_a_confusion_matrix_and_top5() {
+    let s = json(&[
+        "train",
+        "--data",
+        MNIST,
+        "--model",
+        MNIST_MODEL,
+        "--max-steps",
+        "30",
+        "--epochs",
+        "1",
+        "--json",
+        "--diagnostics-every",
+        "0",
+    ]);
+    let m = s["confusion"].as_array().expect("a confusion matrix");
+    assert_eq!(m.len(), 10);
+    let total: u64 = m
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 10_000);
+    let diag: u64 = (0..10).map(|i| m[i][i].as_u64().unwrap()).sum();
+    let acc = s["test_accuracy"].as_f64().unwrap();
+    assert!((diag as f64 / 1e4 - acc).abs() < 1e-12);
+    let top5 = s["test_metrics"]["top5_accuracy"].as_f64().unwrap();
+    assert!(top5 >= acc && top5 <= 1.0);
+    // the matrix is printed on standard error, the result alone on standard output
+    let o = run(&[
+        "train",
+        "--data",
+        MNIST,
+        "--model",
+        MNIST_MODEL,
+        "--max-steps",
+        "5",
+        "--epochs",
+        "1",
+    ]);
+    assert!(
+        o.stderr.contains("rows: true class, columns: predicted"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(o.stdout.lines().count(), 1, "{}", o.stdout);
 }

@@ -135,11 +135,8 @@ fn data(n: usize, shape: &[usize]) -> Dataset {
     let mut s = vec![n];
     s.extend_from_slice(shape);
     let x = backprop::ops::gradcheck::pseudo_random(&s, 3);
-    Dataset {
-        x,
-        y: (0..n).map(|i| (i * 7 + i / 3) % 10).collect(),
-        source: "synthetic".into(),
-    }
+    let y: Vec<usize> = (0..n).map(|i| (i * 7 + i / 3) % 10).collect();
+    Dataset::new(x, y, "synthetic")
 }
 
 fn check(name: &str, line: &str, shape: &[usize], n: usize, batch: usize) {

@@ -539,11 +539,7 @@ fn replay(name: &str) -> (f64, f64) {
     cfg.shuffle = false;
     cfg.clip_grad_norm = num("clip_grad_norm");
     cfg.clip_grad_value = num("clip_grad_value");
-    let data = Dataset {
-        x: fx.f32("x"),
-        y: fx.labels("y"),
-        source: name.into(),
-    };
+    let data = Dataset::new(fx.f32("x"), fx.labels("y"), name);
     let mut losses = Losses(Vec::new());
     let (summary, _) = train::train(&mut model, &data, None, &cfg, &mut losses).unwrap();
     assert_eq!(summary.steps, steps, "{name}: steps");

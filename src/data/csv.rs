@@ -5,7 +5,7 @@
 //!
 //! Errors name the file, the 1-based line number and column.
 
-use super::{maybe_gunzip, Dataset};
+use super::{maybe_gunzip, Dataset, Targets};
 use crate::error::{Error, Result};
 use crate::Tensor;
 use std::path::Path;
@@ -39,18 +39,40 @@ fn separator_hint(field: &str) -> &'static str {
     }
 }
 
-/// Parse the label field (column 1) of line `ln`.
-fn parse_label(path: &Path, ln: usize, raw: &str) -> Result<usize> {
+/// Where a field is: its 1-based column, and the column's name when the
+/// file has a header that names its targets.
+#[derive(Clone, Copy)]
+struct Column<'a> {
+    at: usize,
+    name: Option<&'a str>,
+}
+
+impl std::fmt::Display for Column<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self.name {
+            Some(n) => write!(f, "column {} ({n})", self.at),
+            None => write!(f, "column {}", self.at),
+        }
+    }
+}
+
+/// The label-first layout's label column.
+const LABEL_COLUMN: Column = Column { at: 1, name: None };
+
+/// Parse the label field at `col` of line `ln`.
+fn parse_label(path: &Path, ln: usize, col: Column, raw: &str) -> Result<usize> {
     let f = clean(raw);
-    let bad = |what: String| Error::data(path, format!("line {ln}, column 1: {what}"));
+    let bad = |what: String| Error::data(path, format!("line {ln}, {col}: {what}"));
+    let rule = match col.name {
+        None => "the first column must hold the integer class label",
+        Some(_) => "the target column must hold integer class labels",
+    };
     if f.is_empty() {
-        return Err(bad(
-            "the label is empty; the first column must hold the integer class label".into(),
-        ));
+        return Err(bad(format!("the label is empty; {rule}")));
     }
     let v: f64 = f.parse().map_err(|_| {
         bad(format!(
-            "label {} is not a number; the first column must hold the integer class label{}",
+            "label {} is not a number; {rule}{}",
             show(f),
             separator_hint(f)
         ))
@@ -76,10 +98,14 @@ fn parse_label(path: &Path, ln: usize, raw: &str) -> Result<usize> {
     Ok(v as usize)
 }
 
-/// Parse a feature field at line `ln`, 1-based column `col`.
-fn parse_feature(path: &Path, ln: usize, col: usize, raw: &str) -> Result<f32> {
+/// Parse a feature (or float target) field at line `ln`, column `col`.
+fn parse_feature(path: &Path, ln: usize, col: Column, raw: &str) -> Result<f32> {
     let f = clean(raw);
-    let bad = |what: String| Error::data(path, format!("line {ln}, column {col}: {what}"));
+    let bad = |what: String| Error::data(path, format!("line {ln}, {col}: {what}"));
+    let rule = match col.name {
+        None => "every field after the label must be a number",
+        Some(_) => "every field must be a number",
+    };
     if f.is_empty() {
         return Err(bad(
             "the field is empty; every feature must be a number (is there a trailing comma?)"
@@ -88,7 +114,7 @@ fn parse_feature(path: &Path, ln: usize, col: usize, raw: &str) -> Result<f32> {
     }
     let v: f32 = f.parse().map_err(|_| {
         bad(format!(
-            "{} is not a number; every field after the label must be a number{}",
+            "{} is not a number; {rule}{}",
             show(f),
             separator_hint(f)
         ))
@@ -136,7 +162,7 @@ pub fn load_csv(path: &Path, scale: Option<f32>) -> Result<Dataset> {
 /// use backprop::data::parse_csv;
 /// use std::path::Path;
 /// let d = parse_csv(b"label,a,b\n3,10,20\n", Path::new("t.csv"), None).unwrap();
-/// assert_eq!((d.y, d.x.shape().to_vec()), (vec![3], vec![1, 2]));
+/// assert_eq!((d.labels().unwrap(), d.x.shape()), (&[3][..], &[1, 2][..]));
 /// let e = parse_csv(b"1,2\n3,x\n", Path::new("t.csv"), None).unwrap_err();
 /// assert_eq!(e.to_string(), "t.csv: line 2, column 2: \"x\" is not a number; every field after the label must be a number");
 /// ```
@@ -203,7 +229,7 @@ fn parse(path: &Path, text: &str, scale: Option<f32>) -> Result<Dataset> {
             }
         }
         let mut fields = line.split(',');
-        let label = parse_label(path, ln, fields.next().unwrap_or(""))?;
+        let label = parse_label(path, ln, LABEL_COLUMN, fields.next().unwrap_or(""))?;
         let start = xs.len();
         let mut count = 1;
         for (j, f) in fields.enumerate() {
@@ -213,7 +239,11 @@ fn parse(path: &Path, text: &str, scale: Option<f32>) -> Result<Dataset> {
                     break;
                 }
             }
-            let v = parse_feature(path, ln, j + 2, f)?;
+            let col = Column {
+                at: j + 2,
+                name: None,
+            };
+            let v = parse_feature(path, ln, col, f)?;
             xs.push(scale.map_or(v, |s| v * s));
         }
         match first {
@@ -275,11 +305,181 @@ fn parse(path: &Path, text: &str, scale: Option<f32>) -> Result<Dataset> {
         return Err(Error::data(path, msg));
     };
     let n = ys.len();
-    Ok(Dataset {
-        x: Tensor::from_vec(vec![n, width - 1], xs),
-        y: ys,
-        source: path.to_path_buf(),
-    })
+    Ok(Dataset::new(
+        Tensor::from_vec(vec![n, width - 1], xs),
+        ys,
+        path,
+    ))
+}
+
+/// Which columns of a CSV file with a header are the targets.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CsvColumns {
+    /// The target columns' names, as the header spells them (`price`, or
+    /// `a` and `b`); every other column is a feature.
+    pub target: Vec<String>,
+    /// Read the (single) target column as integer class labels instead of
+    /// float values.
+    pub classes: bool,
+}
+
+/// A CSV file with a header line whose named columns (`cols.target`) are
+/// the targets and whose other columns are the features: float values
+/// `[N, K]` for regression or multi-label tasks, or class labels when
+/// `cols.classes`. `scale` multiplies the features. The names are kept in
+/// the data set's [`DataInfo`](super::DataInfo). The file may be
+/// gzip-compressed.
+///
+/// Errors name the file, the line and the column by its name: a target
+/// column the header does not have (the error lists those it has), a
+/// missing header, a field that is not a number.
+///
+/// ```
+/// use backprop::data::{parse_csv_columns, CsvColumns};
+/// use std::path::Path;
+/// let cols = CsvColumns { target: vec!["price".into()], classes: false };
+/// let d = parse_csv_columns(b"rooms,price,age\n3,250.5,10\n", Path::new("h.csv"), None, &cols).unwrap();
+/// assert_eq!(d.x.data(), &[3.0, 10.0]);
+/// assert_eq!(d.y.values().unwrap().data(), &[250.5]);
+/// assert_eq!(d.info.features, vec!["rooms", "age"]);
+/// ```
+pub fn parse_csv_columns(
+    bytes: &[u8],
+    origin: &Path,
+    scale: Option<f32>,
+    cols: &CsvColumns,
+) -> Result<Dataset> {
+    let bytes = maybe_gunzip(bytes, origin)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        Error::data(
+            origin,
+            "is not valid UTF-8 text; is this really a CSV file?",
+        )
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    parse_named(origin, text, scale, cols)
+}
+
+/// [`parse_csv_columns`] on a file.
+pub fn load_csv_columns(path: &Path, scale: Option<f32>, cols: &CsvColumns) -> Result<Dataset> {
+    let bytes = crate::io::read_regular(path)?;
+    parse_csv_columns(&bytes, path, scale, cols)
+}
+
+/// The columns of `header` that `cols.target` names, in the order named.
+fn target_columns(path: &Path, header: &[&str], cols: &CsvColumns) -> Result<Vec<usize>> {
+    if cols.target.is_empty() {
+        return Err(Error::Config("name at least one target column".into()));
+    }
+    if cols.classes && cols.target.len() > 1 {
+        return Err(Error::Config(format!(
+            "class labels come from one column, {} were named; name one, or train a multi-label task",
+            cols.target.len()
+        )));
+    }
+    let mut at = Vec::new();
+    for name in &cols.target {
+        let Some(j) = header.iter().position(|h| h == name) else {
+            let shown: Vec<String> = header.iter().take(20).map(|h| show(h)).collect();
+            return Err(Error::data(
+                path,
+                format!(
+                    "has no column {} (its header has {}{}); name one of its columns",
+                    show(name),
+                    shown.join(", "),
+                    if header.len() > 20 { ", ..." } else { "" }
+                ),
+            ));
+        };
+        if at.contains(&j) {
+            return Err(Error::Config(format!(
+                "the target column {} is named twice",
+                show(name)
+            )));
+        }
+        at.push(j);
+    }
+    if at.len() == header.len() {
+        return Err(Error::data(
+            path,
+            "every column is a target, which leaves no features; name fewer target columns",
+        ));
+    }
+    Ok(at)
+}
+
+/// Parse CSV text with a header and named targets (see [`parse_csv_columns`]).
+fn parse_named(path: &Path, text: &str, scale: Option<f32>, cols: &CsvColumns) -> Result<Dataset> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+        .filter(|(_, l)| !l.trim().is_empty());
+    let Some((hl, head)) = lines.next() else {
+        return Err(Error::data(
+            path,
+            "is empty; expected a header line and data rows",
+        ));
+    };
+    if all_numeric(head) {
+        return Err(Error::data(
+            path,
+            format!("line {hl} is not a header (every field is a number); named target columns need a header line of column names"),
+        ));
+    }
+    let header: Vec<&str> = head.split(',').map(clean).collect();
+    let targets = target_columns(path, &header, cols)?;
+    let width = header.len();
+    let (mut xs, mut ts, mut ys) = (Vec::new(), Vec::new(), Vec::new());
+    for (ln, line) in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() != width {
+            return Err(Error::data(
+                path,
+                format!(
+                    "line {ln} has {} fields but the header (line {hl}) has {width}; every row must have one field per column",
+                    fields.len()
+                ),
+            ));
+        }
+        let col = |j: usize| Column {
+            at: j + 1,
+            name: Some(header[j]),
+        };
+        for &j in &targets {
+            if cols.classes {
+                ys.push(parse_label(path, ln, col(j), fields[j])?);
+            } else {
+                ts.push(parse_feature(path, ln, col(j), fields[j])?);
+            }
+        }
+        for (j, f) in fields.iter().enumerate() {
+            if !targets.contains(&j) {
+                let v = parse_feature(path, ln, col(j), f)?;
+                xs.push(scale.map_or(v, |s| v * s));
+            }
+        }
+    }
+    let f = width - targets.len();
+    let n = xs.len() / f;
+    if n == 0 {
+        return Err(Error::data(
+            path,
+            format!("has a header line (line {hl}) but no data rows"),
+        ));
+    }
+    let y = if cols.classes {
+        Targets::Classes(ys)
+    } else {
+        Targets::Values(Tensor::from_vec(vec![n, targets.len()], ts))
+    };
+    let mut d = Dataset::new(Tensor::from_vec(vec![n, f], xs), y, path);
+    d.info.targets = targets.iter().map(|&j| header[j].to_string()).collect();
+    d.info.features = (0..width)
+        .filter(|j| !targets.contains(j))
+        .map(|j| header[j].to_string())
+        .collect();
+    Ok(d)
 }
 
 #[cfg(test)]

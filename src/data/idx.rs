@@ -415,12 +415,12 @@ fn pair<'a, 'b>(
     )?;
     let x = read_pixels(images, img)?;
     let lab = read_payload(labels, lab)?;
-    let y = lab.data.iter().map(|&b| b as usize).collect();
-    Ok(Dataset {
-        x: Tensor::from_vec(vec![n, 1, h, w], x),
+    let y: Vec<usize> = lab.data.iter().map(|&b| b as usize).collect();
+    Ok(Dataset::new(
+        Tensor::from_vec(vec![n, 1, h, w], x),
         y,
-        source: images.to_path_buf(),
-    })
+        images,
+    ))
 }
 
 /// The pixels of an opened images file, scaled by 1/255. With more than one

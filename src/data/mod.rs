@@ -11,12 +11,18 @@ mod batch;
 mod csv;
 mod idx;
 mod image;
+mod info;
+mod split;
+mod targets;
 pub mod text;
 
 pub use batch::epoch_batches;
-pub use csv::{load_csv, parse_csv};
+pub use csv::{load_csv, load_csv_columns, parse_csv, parse_csv_columns, CsvColumns};
 pub use idx::{load_idx_pair, parse_idx, parse_idx_pair, read_idx, Idx};
 pub use image::{decode_image, load_image, mnist_like, MNIST_SIDE};
+pub use info::{DataInfo, Standardize, DATA_KEY};
+pub use split::random_split;
+pub use targets::{Targets, Task};
 
 use crate::error::{Error, Result};
 use crate::Tensor;
@@ -24,18 +30,41 @@ use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// A labelled data set held in memory.
+/// A data set held in memory: features, targets, where they came from and
+/// what a saved model must know to read such data again.
 #[derive(Clone, Debug)]
 pub struct Dataset {
-    /// Features: `[N, 1, H, W]` for IDX images (pixel / 255), `[N, F]` for CSV.
+    /// Features: `[N, 1, H, W]` for IDX images (pixel / 255), `[N, C, H, W]`
+    /// for an image folder or CIFAR, `[N, F]` for CSV.
     pub x: Tensor,
-    /// Integer class labels, one per sample.
-    pub y: Vec<usize>,
+    /// One target per sample: a class, or a row of values.
+    pub y: Targets,
     /// Where it came from (for error messages), e.g. the images file path or the CSV path.
     pub source: PathBuf,
+    /// Class names, column names, the features' standardization.
+    pub info: DataInfo,
 }
 
 impl Dataset {
+    /// A data set of `x` (`[N, …]`) and its targets (class indices or
+    /// `[N, K]` values), with no names.
+    ///
+    /// ```
+    /// use backprop::{data::Dataset, Tensor};
+    /// let d = Dataset::new(Tensor::zeros(&[3, 2]), vec![0, 1, 0], "mem");
+    /// assert_eq!((d.len(), d.sample_shape()), (3, &[2][..]));
+    /// ```
+    pub fn new(x: Tensor, y: impl Into<Targets>, source: impl Into<PathBuf>) -> Dataset {
+        let y = y.into();
+        assert_eq!(x.shape()[0], y.len(), "Dataset::new: samples vs targets");
+        Dataset {
+            x,
+            y,
+            source: source.into(),
+            info: DataInfo::default(),
+        }
+    }
+
     /// Number of samples.
     pub fn len(&self) -> usize {
         self.y.len()
@@ -61,9 +90,7 @@ impl Dataset {
         for &d in self.x.shape() {
             mix(d as u64);
         }
-        for &y in &self.y {
-            mix(y as u64);
-        }
+        self.y.digest(&mut mix);
         // Two features per round: the digest is of the values, not of a sample.
         for pair in self.x.data().chunks(2) {
             let lo = pair[0].to_bits() as u64;
@@ -73,11 +100,31 @@ impl Dataset {
         f.finish()
     }
 
-    /// Rows picked by index: `(x batch, labels)`. Panics if an index is out of range.
-    pub fn batch(&self, idx: &[usize]) -> (Tensor, Vec<usize>) {
-        let x = self.x.gather_rows(idx);
-        let y = idx.iter().map(|&i| self.y[i]).collect();
-        (x, y)
+    /// Rows picked by index: `(x batch, targets)`. Panics if an index is out of range.
+    pub fn batch(&self, idx: &[usize]) -> (Tensor, Targets) {
+        (self.x.gather_rows(idx), self.y.gather(idx))
+    }
+
+    /// The samples at `idx`, in that order, as a data set of their own
+    /// (the same source and names).
+    pub fn subset(&self, idx: &[usize]) -> Dataset {
+        let (x, y) = self.batch(idx);
+        Dataset {
+            x,
+            y,
+            source: self.source.clone(),
+            info: self.info.clone(),
+        }
+    }
+
+    /// The class labels; an error naming the data when the targets are values.
+    pub fn labels(&self) -> Result<&[usize]> {
+        self.y.classes().ok_or_else(|| {
+            Error::data(
+                &self.source,
+                "holds value targets, not class labels; train it as a regression or multi-label task",
+            )
+        })
     }
 }
 
@@ -236,9 +283,9 @@ fn stat(path: &Path, what: &str) -> Result<std::fs::Metadata> {
 
 /// The `--test-data` argument: a folder (its `t10k-*` files, or else its
 /// `train-*` files) or a CSV file.
-fn load_test(path: &Path, csv_scale: Option<f32>) -> Result<Dataset> {
+fn load_test(path: &Path, opts: &DataOptions) -> Result<Dataset> {
     if !stat(path, "test data")?.is_dir() {
-        return load_csv(path, csv_scale);
+        return load_table(path, opts);
     }
     if let Some((i, l)) = find_pair(path, "t10k")? {
         return load_idx_pair(&i, &l);
@@ -257,13 +304,36 @@ fn load_test(path: &Path, csv_scale: Option<f32>) -> Result<Dataset> {
     ))
 }
 
+/// How to read a data path beyond its format, which is told by the path
+/// itself (see [`load_data_with`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DataOptions {
+    /// A factor for CSV features (e.g. `1/255` for pixels).
+    pub csv_scale: Option<f32>,
+    /// A CSV file's target columns, by the header's names; empty: the
+    /// label is the first column.
+    pub target: Vec<String>,
+    /// Read a named target column as class labels (else float values).
+    pub classes: bool,
+    /// Hold out this fraction of the training data as the test set
+    /// ([`random_split`], seeded by `seed`) when there is no test set.
+    pub test_split: Option<f64>,
+    /// The seed of the held-out split.
+    pub seed: u64,
+    /// Resize every image of an image folder to this side (square).
+    pub image_size: Option<usize>,
+    /// Named-target CSVs: standardize the features with these figures (a
+    /// saved model's) instead of fitting them on the training split.
+    pub standardize: Option<Standardize>,
+}
+
 /// The `--data` argument: a folder holding MNIST-named IDX files
 /// (`train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`, and when
 /// present `t10k-images-idx3-ubyte[.gz]` + `t10k-labels-idx1-ubyte[.gz]` as the
 /// test set) or a CSV file. `test` is the optional `--test-data` (a folder whose
 /// `t10k-*` (or else `train-*`) files are used, or a CSV file) which overrides
 /// the folder's t10k set. `csv_scale` multiplies CSV features (see [`load_csv`]).
-/// Returns `(train, test)`.
+/// Returns `(train, test)`. [`load_data_with`] reads the other formats.
 ///
 /// A test set whose samples have the same number of values as the training
 /// samples but a different shape (a CSV test set for IDX training images) is
@@ -273,6 +343,29 @@ pub fn load_data(
     data: &Path,
     test: Option<&Path>,
     csv_scale: Option<f32>,
+) -> Result<(Dataset, Option<Dataset>)> {
+    let opts = DataOptions {
+        csv_scale,
+        ..Default::default()
+    };
+    load_data_with(data, test, &opts)
+}
+
+/// The training and test data at `data` (and `test`), in the format the
+/// path shows:
+///
+/// - a folder of MNIST-named IDX files (its `t10k-*` files are the test set);
+/// - a CSV file: the label in the first column, or with
+///   [`DataOptions::target`] a header whose named columns are the targets,
+///   the other columns' features then standardized with the training
+///   split's means and deviations ([`Standardize`]; kept in the data's
+///   [`DataInfo`] to be saved with the model).
+///
+/// Without a test set, [`DataOptions::test_split`] holds one out.
+pub fn load_data_with(
+    data: &Path,
+    test: Option<&Path>,
+    opts: &DataOptions,
 ) -> Result<(Dataset, Option<Dataset>)> {
     let meta = stat(data, "data")?;
     let (train, folder_test) = if meta.is_dir() {
@@ -293,14 +386,71 @@ pub fn load_data(
         };
         (train, test)
     } else {
-        (load_csv(data, csv_scale)?, None)
+        (load_table(data, opts)?, None)
     };
     let test = match test {
-        Some(t) => Some(load_test(t, csv_scale)?),
+        Some(t) => Some(load_test(t, opts)?),
         None => folder_test,
     };
     let test = match test {
         Some(t) => Some(match_shape(&train, t)?),
+        None => None,
+    };
+    let (train, test) = match (test, opts.test_split) {
+        (None, Some(f)) => {
+            let (a, b) = random_split(&train, f, opts.seed)?;
+            (a, Some(b))
+        }
+        (test, _) => (train, test),
+    };
+    standardize(train, test, opts)
+}
+
+/// A CSV file as `opts` says to read it.
+fn load_table(path: &Path, opts: &DataOptions) -> Result<Dataset> {
+    if opts.target.is_empty() {
+        return load_csv(path, opts.csv_scale);
+    }
+    let cols = CsvColumns {
+        target: opts.target.clone(),
+        classes: opts.classes,
+    };
+    load_csv_columns(path, opts.csv_scale, &cols)
+}
+
+/// Standardize the features of a CSV read with named targets, with the
+/// training split's figures (the test set's columns must be the same).
+fn standardize(
+    mut train: Dataset,
+    test: Option<Dataset>,
+    opts: &DataOptions,
+) -> Result<(Dataset, Option<Dataset>)> {
+    if opts.target.is_empty() {
+        return Ok((train, test));
+    }
+    let s = opts
+        .standardize
+        .clone()
+        .unwrap_or_else(|| Standardize::fit(&train.x));
+    s.apply(&mut train.x, &train.source)?;
+    train.info.standardize = Some(s.clone());
+    let test = match test {
+        Some(mut t) => {
+            if t.info.features != train.info.features {
+                return Err(Error::data(
+                    &t.source,
+                    format!(
+                        "has the feature columns {:?}, but the training data {} has {:?}; use files with the same columns",
+                        t.info.features,
+                        train.source.display(),
+                        train.info.features
+                    ),
+                ));
+            }
+            s.apply(&mut t.x, &t.source)?;
+            t.info.standardize = Some(s);
+            Some(t)
+        }
         None => None,
     };
     Ok((train, test))
@@ -328,11 +478,12 @@ fn match_shape(train: &Dataset, test: Dataset) -> Result<Dataset> {
     }
     let mut shape = vec![test.len()];
     shape.extend_from_slice(tr);
-    let Dataset { x, y, source } = test;
+    let Dataset { x, y, source, info } = test;
     Ok(Dataset {
         x: x.reshape(&shape),
         y,
         source,
+        info,
     })
 }
 
@@ -379,11 +530,11 @@ mod tests {
 
     #[test]
     fn dataset_accessors_and_batch() {
-        let d = Dataset {
-            x: Tensor::from_vec(vec![3, 2], vec![0., 1., 2., 3., 4., 5.]),
-            y: vec![7, 8, 9],
-            source: "mem".into(),
-        };
+        let d = Dataset::new(
+            Tensor::from_vec(vec![3, 2], vec![0., 1., 2., 3., 4., 5.]),
+            vec![7, 8, 9],
+            "mem",
+        );
         assert_eq!(d.len(), 3);
         assert!(!d.is_empty());
         assert_eq!(d.sample_shape(), &[2]);
@@ -512,11 +663,12 @@ mod tests {
         let test = test.expect("t10k files present");
         assert_eq!(train.len(), 60000);
         assert_eq!(test.len(), 10000);
-        assert_eq!(train.y[0], 5);
+        let labels = train.labels().unwrap();
+        assert_eq!(labels[0], 5);
         assert_eq!(train.x.shape(), &[60000, 1, 28, 28]);
         assert_eq!(test.x.shape(), &[10000, 1, 28, 28]);
         let max = train.x.data().iter().copied().fold(f32::MIN, f32::max);
         assert_eq!(max, 1.0);
-        assert!(train.y.iter().all(|&y| y < 10));
+        assert!(labels.iter().all(|&y| y < 10));
     }
 }

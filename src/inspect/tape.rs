@@ -524,12 +524,7 @@ impl Tape {
             "tape of one training step of `{}` on a batch {} with {}: {} nodes",
             self.spec,
             fmt_shape(&self.input_shape),
-            match self.loss {
-                LossKind::CrossEntropy => "cross-entropy",
-                LossKind::Mse => "mse",
-                LossKind::Bce => "bce",
-                LossKind::BceLogits => "bce-logits",
-            },
+            self.loss.name(),
             self.nodes.len()
         );
         let _ = writeln!(

@@ -34,6 +34,10 @@ pub enum LossKind {
     /// Binary cross-entropy on logits (nn.BCEWithLogitsLoss); targets as mse.
     #[cfg_attr(feature = "cli", value(alias = "bce-with-logits"))]
     BceLogits,
+    /// Mean absolute error (nn.L1Loss); targets as mse.
+    L1,
+    /// Huber loss with δ = 1 (nn.HuberLoss's default); targets as mse.
+    Huber,
 }
 
 impl LossKind {
@@ -44,22 +48,37 @@ impl LossKind {
             LossKind::Mse => "mse",
             LossKind::Bce => "bce",
             LossKind::BceLogits => "bce-logits",
+            LossKind::L1 => "l1",
+            LossKind::Huber => "huber",
         }
     }
 
     /// Record the loss of `out: [N, C]` against integer `labels` on `g`
-    /// (`mse` and the `bce`s compare with [`float_targets`]).
+    /// (the float losses compare with their [`float_targets`]).
     pub fn apply(self, g: &mut Graph, out: Var, labels: &[usize]) -> Var {
-        let c = g.shape(out)[1];
         match self {
             LossKind::CrossEntropy => g.cross_entropy(out, labels),
-            other => {
-                let t = g.input(float_targets(labels, c));
-                match other {
-                    LossKind::Mse => g.mse(out, t),
-                    LossKind::Bce => g.bce(out, t),
-                    _ => g.bce_with_logits(out, t),
-                }
+            _ => {
+                let t = float_targets(labels, g.shape(out)[1]);
+                self.apply_values(g, out, t)
+            }
+        }
+    }
+
+    /// Record the loss of `out: [N, C]` against float targets `t: [N, C]`
+    /// (regression values, multi-label 0/1). Panics for cross-entropy,
+    /// which takes class labels, and when the shapes differ (the trainer
+    /// checks both first).
+    pub fn apply_values(self, g: &mut Graph, out: Var, t: Tensor) -> Var {
+        let t = g.input(t);
+        match self {
+            LossKind::Mse => g.mse(out, t),
+            LossKind::Bce => g.bce(out, t),
+            LossKind::BceLogits => g.bce_with_logits(out, t),
+            LossKind::L1 => g.l1(out, t),
+            LossKind::Huber => g.huber(out, t, 1.0),
+            LossKind::CrossEntropy => {
+                panic!("LossKind::apply_values: cross-entropy takes class labels")
             }
         }
     }
@@ -75,9 +94,11 @@ impl std::str::FromStr for LossKind {
             "mse" => LossKind::Mse,
             "bce" => LossKind::Bce,
             "bce-logits" | "bce-with-logits" => LossKind::BceLogits,
+            "l1" | "mae" => LossKind::L1,
+            "huber" => LossKind::Huber,
             _ => {
                 return Err(Error::Config(format!(
-                    "unknown loss `{s}`; use cross-entropy, mse, bce or bce-logits"
+                    "unknown loss `{s}`; use cross-entropy, mse, bce, bce-logits, l1 or huber"
                 )))
             }
         })

@@ -27,13 +27,13 @@ pub use files::{
     load_run, not_ours_to_overwrite, read_state, same_file, save_run, state_path, SavedRun,
 };
 
-use crate::data::Dataset;
+use crate::data::{DataInfo, DataOptions, Dataset, DATA_KEY};
 use crate::dist::Collective;
 use crate::nn::{checkpoint, spec, Init, Module, ModuleExt, Sequential};
 use crate::optim::{Momentum, Optimizer, OptimizerConfig, OptimizerKind, Schedule};
 use crate::train::metrics::Recorder;
 use crate::train::{
-    check_run, Checkpoints, EpochRecord, Observer, Resume, RunState, StepInfo, Summary,
+    check_run, Checkpoints, EpochRecord, Observer, Resume, RunState, StepInfo, Summary, Task,
     TrainConfig, Trainer,
 };
 use crate::{Error, Result, Setting};
@@ -76,6 +76,21 @@ pub struct Settings {
     /// A factor for CSV features.
     #[serde(default)]
     pub csv_scale: Option<f32>,
+    /// What the model is trained to do; `None`: told by the data and the
+    /// loss ([`Task::of`]).
+    #[serde(default)]
+    pub task: Option<Task>,
+    /// A CSV file's target columns by name, comma-separated (`price`,
+    /// `a,b`); `None`: the label is the first column.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Hold out this fraction of the training data as the test set when
+    /// there is no test set.
+    #[serde(default)]
+    pub test_split: Option<f64>,
+    /// Resize every image of an image folder to this side.
+    #[serde(default)]
+    pub image_size: Option<usize>,
     /// How often the run saves besides epochs' ends (every this many steps;
     /// 0: only at epochs' ends): [`Outputs::save_every`] as the run was
     /// last saved, which a resumed run keeps unless told otherwise.
@@ -178,6 +193,10 @@ fn field(s: Setting) -> Field {
         Setting::Data => f!(|s| path_text(&s.data), data),
         Setting::TestData => f!(|s| path_text(&s.test_data), test_data),
         Setting::CsvScale => f!(|s| opt(&s.csv_scale), csv_scale),
+        Setting::Task => f!(|s| opt(&s.task.map(Task::name)), task),
+        Setting::Target => f!(|s| opt(&s.target), target),
+        Setting::TestSplit => f!(|s| opt(&s.test_split), test_split),
+        Setting::ImageSize => f!(|s| opt(&s.image_size), image_size),
         Setting::Epochs => f!(|s| s.train.epochs.to_string(), train.epochs),
         Setting::BatchSize => f!(|s| s.train.batch_size.to_string(), train.batch_size),
         Setting::MaxSteps => f!(|s| opt(&s.train.max_steps), train.max_steps),
@@ -236,6 +255,10 @@ impl Settings {
             data: None,
             test_data: None,
             csv_scale: None,
+            task: None,
+            target: None,
+            test_split: None,
+            image_size: None,
             save_every: 0,
             train,
         }
@@ -270,7 +293,24 @@ impl Settings {
     /// `default`.
     pub fn load_data(&self, default: &Path) -> Result<(Dataset, Option<Dataset>)> {
         let data = self.data.as_deref().unwrap_or(default);
-        crate::data::load_data(data, self.test_data.as_deref(), self.csv_scale)
+        crate::data::load_data_with(data, self.test_data.as_deref(), &self.data_options())
+    }
+
+    /// How [`Settings::load_data`] reads the data.
+    pub fn data_options(&self) -> DataOptions {
+        DataOptions {
+            csv_scale: self.csv_scale,
+            target: self
+                .target
+                .as_deref()
+                .map(|t| t.split(',').map(|c| c.trim().to_string()).collect())
+                .unwrap_or_default(),
+            classes: self.task == Some(Task::Classification),
+            test_split: self.test_split,
+            seed: self.train.seed,
+            image_size: self.image_size,
+            standardize: None,
+        }
     }
 
     /// The one-cycle schedule's steps, once the training set's size is
@@ -324,6 +364,8 @@ struct Saver {
     settings: String,
     /// Where the metrics go (`runs/x.`), if anywhere.
     metrics: Option<PathBuf>,
+    /// The data's [`DataInfo`] as JSON, if it has names or preprocessing.
+    data: Option<String>,
 }
 
 impl Saver {
@@ -338,10 +380,13 @@ impl Saver {
         if let (Some(prefix), Some(rec)) = (&self.metrics, rec) {
             write_metrics(rec, &self.line, prefix, false)?;
         }
-        let model_meta = HashMap::from([
+        let mut model_meta = HashMap::from([
             ("format".to_string(), "pt".to_string()),
             (crate::io::MODEL_KEY.to_string(), self.line.clone()),
         ]);
+        if let Some(d) = &self.data {
+            model_meta.insert(DATA_KEY.to_string(), d.clone());
+        }
         let mut state_meta = HashMap::from([
             (
                 files::RUN_KEY.to_string(),
@@ -443,6 +488,8 @@ pub struct Run {
     resumed_from: Option<PathBuf>,
     /// The metrics and plot files written at the end.
     written: Vec<PathBuf>,
+    /// What the model needs to read its data again, saved with it.
+    data_info: DataInfo,
 }
 
 impl Run {
@@ -463,6 +510,7 @@ impl Run {
             collective: None,
             resumed_from: None,
             written: Vec::new(),
+            data_info: DataInfo::default(),
         })
     }
 
@@ -521,6 +569,7 @@ impl Run {
             collective: None,
             resumed_from: Some(path.to_path_buf()),
             written: Vec::new(),
+            data_info: DataInfo::default(),
         })
     }
 
@@ -544,6 +593,12 @@ impl Run {
     /// The metrics and plot files the last [`Run::train`] wrote at its end.
     pub fn written(&self) -> &[PathBuf] {
         &self.written
+    }
+
+    /// What the model needs to read its data again (class names, columns,
+    /// standardization), as the last [`Run::check`] found it.
+    pub fn data_info(&self) -> &DataInfo {
+        &self.data_info
     }
 
     /// The metrics recorded so far.
@@ -578,6 +633,27 @@ impl Run {
     pub fn check(&mut self, train: &Dataset, test: Option<&Dataset>) -> Result<()> {
         self.check_not_finished()?;
         self.settings.resolve_schedule(train.len());
+        let loss = self.settings.train.loss;
+        if let Some(want) = self.settings.task {
+            let is = Task::of(&train.y, loss);
+            if is != want {
+                let why = match want {
+                    Task::Classification => "classification needs class labels: name one target column of whole numbers, or data with labels".to_string(),
+                    Task::Regression => format!("regression trains with mse, l1 or huber, not {}", loss.name()),
+                    Task::MultiLabel => format!("multi-label tasks train with bce-logits or bce, not {}", loss.name()),
+                };
+                return Err(Error::invalid(
+                    Setting::Task,
+                    want.name(),
+                    format!("the data and the loss make this {}: {why}", is.name()),
+                ));
+            }
+        }
+        self.data_info = DataInfo {
+            task: Some(Task::of(&train.y, loss)),
+            loss: Some(loss.name().to_string()),
+            ..train.info.clone()
+        };
         check_run(&self.model, train, test, &self.settings.train)
     }
 
@@ -623,6 +699,7 @@ impl Run {
             line: line.clone(),
             settings: serde_json::to_string(&self.settings).expect("serializable settings"),
             metrics: self.outputs.metrics_prefix(),
+            data: (!self.data_info.is_empty()).then(|| self.data_info.to_json()),
         });
         let cfg = self.settings.train.clone();
         let mut trainer = Trainer::new(&cfg);

@@ -339,6 +339,8 @@ mod tests {
             samples_per_second: 10.0,
             test_loss: Some(0.9),
             test_accuracy: Some(0.75),
+            test_metrics: None,
+            task: crate::train::Task::Classification,
         });
         let csv = r.to_csv();
         let lines: Vec<&str> = csv.lines().collect();

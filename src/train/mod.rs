@@ -17,10 +17,11 @@ pub mod lm;
 pub mod metrics;
 #[cfg(feature = "plots")]
 pub mod plots;
+pub mod task;
 mod trainer;
 
 use crate::autograd::ParamGrads;
-use crate::data::Dataset;
+use crate::data::{Dataset, Targets};
 use crate::dist::{shard, Collective};
 use crate::inspect::diagnostics::{chance_level, LayerStats, Probe, Sample, WarningKind};
 use crate::nn::{Module, ModuleExt, OutputKind, Pass};
@@ -31,6 +32,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 pub use crate::ops::loss::{float_targets, LossKind};
+pub use task::{apply_loss, correct, Evaluation, Metrics, Tally, Task};
 
 /// Everything that shapes a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -166,8 +168,16 @@ pub struct EpochRecord {
     pub samples_per_second: f64,
     /// Mean loss on the test set after the epoch (`None` without a test set).
     pub test_loss: Option<f64>,
-    /// Accuracy on the test set after the epoch, in [0, 1] (`None` without a test set).
+    /// Accuracy on the test set after the epoch, in [0, 1] (`None` without a test set;
+    /// 0 for regression).
     pub test_accuracy: Option<f64>,
+    /// The task's other figures on the test set ([`Tally::metrics`]: MAE,
+    /// RMSE and R² for regression, …); `None` without a test set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_metrics: Option<Metrics>,
+    /// What the model is trained to do (accuracy means nothing for regression).
+    #[serde(default)]
+    pub task: Task,
 }
 
 /// What a run reports at the end (`--json` prints it).
@@ -189,6 +199,15 @@ pub struct Summary {
     pub test_loss: Option<f64>,
     /// The last epoch's test accuracy, in [0, 1] (`None` without a test set).
     pub test_accuracy: Option<f64>,
+    /// What the model was trained to do.
+    pub task: Task,
+    /// The last epoch's other figures on the test set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_metrics: Option<Metrics>,
+    /// Classification with a test set: the last evaluation's confusion
+    /// matrix, counts `[true class][predicted class]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confusion: Option<Vec<Vec<usize>>>,
     /// The warnings the diagnostics raised (also given to [`Observer::warning`]).
     pub warnings: Vec<String>,
 }
@@ -252,17 +271,21 @@ impl Observer for Silent {}
 /// An epoch's line, as `backprop train` prints it: `epoch 3: train loss
 /// 0.1234 acc 96.10%, test loss 0.1111 acc 96.70% (1.20s, 50000 samples/s)`.
 pub fn epoch_line(r: &EpochRecord) -> String {
-    let test = match (r.test_loss, r.test_accuracy) {
-        (Some(l), Some(a)) => format!(", test loss {l:.4} acc {:.2}%", a * 100.0),
+    let regression = r.task == Task::Regression;
+    let test = match (r.test_loss, r.test_accuracy, &r.test_metrics) {
+        (Some(l), _, Some(m)) if regression => {
+            format!(", test loss {l:.4} {}", task::metrics_line(m))
+        }
+        (Some(l), Some(a), _) => format!(", test loss {l:.4} acc {:.2}%", a * 100.0),
         _ => String::new(),
     };
+    let acc = match regression {
+        true => String::new(),
+        false => format!(" acc {:.2}%", r.train_accuracy * 100.0),
+    };
     format!(
-        "epoch {}: train loss {:.4} acc {:.2}%{test} ({:.2}s, {:.0} samples/s)",
-        r.epoch,
-        r.train_loss,
-        r.train_accuracy * 100.0,
-        r.train_seconds,
-        r.samples_per_second
+        "epoch {}: train loss {:.4}{acc}{test} ({:.2}s, {:.0} samples/s)",
+        r.epoch, r.train_loss, r.train_seconds, r.samples_per_second
     )
 }
 
@@ -311,16 +334,64 @@ impl Observer for Printer {
 }
 
 /// Check a model, a data set and a loss against each other before training:
-/// the model accepts the samples, its output is `[N, C]`, every label fits.
-/// Returns C.
+/// the model accepts the samples, its output is `[N, C]`, every label fits
+/// (or the value targets are `[N, C]`). Returns C.
 pub fn check_compatible(model: &dyn Module, data: &Dataset, loss: LossKind) -> Result<usize> {
     let out = model.output_shape(data.sample_shape())?;
     if out.len() != 1 {
         return Err(Error::Spec(format!(
-            "the model's output per sample has shape {out:?}; it must be a vector of class scores: end it with `flatten` and a `linear` layer"
+            "the model's output per sample has shape {out:?}; it must be a vector of class scores or values: end it with `flatten` and a `linear` layer"
         )));
     }
     let c = out[0];
+    if loss == LossKind::Bce && model.output_kind() != OutputKind::Probabilities {
+        return Err(Error::invalid(
+            Setting::Loss,
+            loss.name(),
+            "bce needs probabilities: end the model with `sigmoid`, or use bce-logits",
+        ));
+    }
+    check_vocab(model, data)?;
+    match &data.y {
+        Targets::Classes(labels) => check_labels(labels, c, loss, &data.source)?,
+        Targets::Values(t) => check_values(t, c, loss, &data.source)?,
+    }
+    Ok(c)
+}
+
+/// An embedding's inputs are whole numbers below its table's size.
+fn check_vocab(model: &dyn Module, data: &Dataset) -> Result<()> {
+    let Some(v) = model.input_vocab() else {
+        return Ok(());
+    };
+    let per = data.sample_shape().iter().product::<usize>().max(1);
+    let bad = data
+        .x
+        .data()
+        .iter()
+        .position(|&x| !(x >= 0.0 && x.fract() == 0.0 && (x as usize) < v));
+    match bad {
+        Some(at) => Err(Error::data(
+            &data.source,
+            format!(
+                "sample {} holds {} at position {}, but the model's first layer is an embedding \
+                 of {v} ids: its inputs must be whole numbers in 0..{v}; fix the data or the table's size",
+                at / per,
+                data.x.data()[at],
+                at % per
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Class labels fit a model of `c` outputs and its loss.
+fn check_labels(
+    labels: &[usize],
+    c: usize,
+    loss: LossKind,
+    source: &std::path::Path,
+) -> Result<()> {
     if c == 1 && loss == LossKind::CrossEntropy {
         return Err(Error::invalid(
             Setting::Loss,
@@ -329,70 +400,68 @@ pub fn check_compatible(model: &dyn Module, data: &Dataset, loss: LossKind) -> R
              (or end the model with linear(…,2))",
         ));
     }
-    if loss == LossKind::Bce && model.output_kind() != OutputKind::Probabilities {
-        return Err(Error::invalid(
-            Setting::Loss,
-            loss.name(),
-            "bce needs probabilities: end the model with `sigmoid`, or use bce-logits",
-        ));
-    }
-    if let Some(v) = model.input_vocab() {
-        let per = data.sample_shape().iter().product::<usize>().max(1);
-        let bad = data
-            .x
-            .data()
-            .iter()
-            .position(|&x| !(x >= 0.0 && x.fract() == 0.0 && (x as usize) < v));
-        if let Some(at) = bad {
-            return Err(Error::data(
-                &data.source,
-                format!(
-                    "sample {} holds {} at position {}, but the model's first layer is an embedding \
-                     of {v} ids: its inputs must be whole numbers in 0..{v}; fix the data or the table's size",
-                    at / per,
-                    data.x.data()[at],
-                    at % per
-                ),
-            ));
-        }
-    }
     let limit = if c == 1 { 2 } else { c };
-    if let Some((i, &y)) = data.y.iter().enumerate().find(|(_, &y)| y >= limit) {
+    if let Some((i, &y)) = labels.iter().enumerate().find(|(_, &y)| y >= limit) {
         let what = if c == 1 {
             "a model with one output takes labels 0 and 1".to_string()
         } else {
             format!("the model has {c} outputs (classes 0..{})", c - 1)
         };
         return Err(Error::data(
-            &data.source,
+            source,
             format!("label {y} of sample {i} is out of range: {what}; fix the labels or the last layer's size"),
         ));
     }
-    Ok(c)
+    Ok(())
 }
 
-/// Number of correct predictions: arg-max for several outputs; for one
-/// output, above 0.5 (above 0 for logits) means class 1.
-pub fn correct(out: &Tensor, labels: &[usize], loss: LossKind) -> usize {
-    let c = out.shape()[1];
-    if c == 1 {
-        let th = if loss == LossKind::BceLogits {
-            0.0
-        } else {
-            0.5
-        };
-        return out
-            .data()
-            .iter()
-            .zip(labels)
-            .filter(|(&v, &y)| ((v > th) as usize) == y)
-            .count();
+/// Value targets `[N, K]` fit a model of `c` outputs and its loss.
+fn check_values(t: &Tensor, c: usize, loss: LossKind, source: &std::path::Path) -> Result<()> {
+    let k = t.shape()[1];
+    if loss == LossKind::CrossEntropy {
+        return Err(Error::invalid(
+            Setting::Loss,
+            loss.name(),
+            "the data's targets are values, not classes: use mse, l1 or huber for regression, \
+             bce-logits for multi-label targets",
+        ));
     }
-    out.argmax_rows()
-        .iter()
-        .zip(labels)
-        .filter(|(p, y)| p == y)
-        .count()
+    if k != c {
+        return Err(Error::data(
+            source,
+            format!(
+                "holds {k} target value(s) per sample but the model has {c} output(s); \
+                 end the model with linear(…,{k})"
+            ),
+        ));
+    }
+    if let Some(at) = t.data().iter().position(|v| !v.is_finite()) {
+        return Err(Error::data(
+            source,
+            format!(
+                "target {} of sample {} is {}; fix or drop that row",
+                at % k,
+                at / k,
+                t.data()[at]
+            ),
+        ));
+    }
+    if matches!(loss, LossKind::Bce | LossKind::BceLogits) {
+        if let Some(at) = t.data().iter().position(|&v| !(0.0..=1.0).contains(&v)) {
+            return Err(Error::data(
+                source,
+                format!(
+                    "target {} of sample {} is {}, but multi-label targets ({}) are 0 or 1 \
+                     (probabilities in [0, 1]); use mse, l1 or huber for a regression",
+                    at % k,
+                    at / k,
+                    t.data()[at],
+                    loss.name()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// One training-mode forward and backward pass.
@@ -408,7 +477,7 @@ pub struct StepResult {
 pub fn compute_gradients(
     model: &dyn Module,
     x: Tensor,
-    labels: &[usize],
+    labels: &Targets,
     loss: LossKind,
     seed: u64,
 ) -> StepResult {
@@ -421,7 +490,7 @@ pub fn compute_gradients(
 pub fn compute_gradients_probed(
     model: &dyn Module,
     x: Tensor,
-    labels: &[usize],
+    labels: &Targets,
     loss: LossKind,
     seed: u64,
     probe: Option<&mut Option<Probe>>,
@@ -443,7 +512,7 @@ struct ShardOf {
 fn shard_gradients(
     model: &dyn Module,
     x: Tensor,
-    labels: &[usize],
+    labels: &Targets,
     loss: LossKind,
     seed: u64,
     probe: Option<&mut Option<Probe>>,
@@ -455,7 +524,7 @@ fn shard_gradients(
     }
     let xv = p.input(x);
     let out = model.forward(&mut p, xv);
-    let mut l = loss.apply(&mut p, out, labels);
+    let mut l = apply_loss(loss, &mut p, out, labels);
     if let Some(s) = shard {
         let k = p.input(Tensor::scalar(
             (labels.len() as f64 / s.global as f64) as f32,
@@ -479,14 +548,38 @@ fn shard_gradients(
     )
 }
 
-/// Mean loss and accuracy of `model` on `data`, recording no graph.
+/// Mean loss and accuracy of `model` on `data`, recording no graph (for
+/// regression the accuracy is 0: see [`evaluate_full`]).
 pub fn evaluate(
     model: &dyn Module,
     data: &Dataset,
     loss: LossKind,
     batch_size: usize,
 ) -> (f64, f64) {
-    let (mut total, mut right) = (0f64, 0usize);
+    let t = tally(model, data, loss, batch_size);
+    (t.mean_loss(), t.accuracy())
+}
+
+/// Every figure of `model` on `data` for its task ([`Task::of`]): the
+/// loss, the accuracy, MAE/RMSE/R², precision/recall/F1, the confusion
+/// matrix.
+pub fn evaluate_full(
+    model: &dyn Module,
+    data: &Dataset,
+    loss: LossKind,
+    batch_size: usize,
+) -> Evaluation {
+    Evaluation::from(&tally(model, data, loss, batch_size))
+}
+
+/// The sums of an evaluation of `model` on `data`, batch by batch.
+pub fn tally(model: &dyn Module, data: &Dataset, loss: LossKind, batch_size: usize) -> Tally {
+    let width = model
+        .output_shape(data.sample_shape())
+        .ok()
+        .and_then(|s| s.first().copied())
+        .unwrap_or(1);
+    let mut t = Tally::new(Task::of(&data.y, loss), width);
     let n = data.len();
     let mut start = 0;
     while start < n {
@@ -496,12 +589,11 @@ pub fn evaluate(
         let mut p = Pass::eval(model);
         let xv = p.input(x);
         let out = model.forward(&mut p, xv);
-        let l = loss.apply(&mut p, out, &y);
-        total += p.value(l).item() as f64 * y.len() as f64;
-        right += correct(p.value(out), &y, loss);
+        let l = apply_loss(loss, &mut p, out, &y);
+        t.add(p.value(out), &y, loss, p.value(l).item() as f64);
         start = end;
     }
-    (total / n.max(1) as f64, right as f64 / n.max(1) as f64)
+    t
 }
 
 /// Every check [`train`] makes before its first step: the settings, the
@@ -876,27 +968,22 @@ fn weights_digest(model: &dyn Module) -> u64 {
     h.finish()
 }
 
-/// [`evaluate`] split over the processes: each takes a contiguous part of
+/// [`tally`] split over the processes: each takes a contiguous part of
 /// `data`, and the sums are added over the processes.
-fn evaluate_shared(
+fn tally_shared(
     model: &dyn Module,
     data: &Dataset,
     loss: LossKind,
     batch_size: usize,
     comm: &dyn Collective,
-) -> (f64, f64) {
+) -> Tally {
     let (lo, hi) = shard(data.len(), comm.rank(), comm.size());
-    let part = Dataset {
-        x: data.x.gather_rows(&(lo..hi).collect::<Vec<_>>()),
-        y: data.y[lo..hi].to_vec(),
-        source: data.source.clone(),
-    };
-    let (l, a) = evaluate(model, &part, loss, batch_size);
-    let n = part.len() as f64;
-    let mut v = [l * n, a * n];
+    let part = data.subset(&(lo..hi).collect::<Vec<_>>());
+    let mut t = tally(model, &part, loss, batch_size);
+    let mut v = t.flat();
     comm.sum_f64(&mut v);
-    let total = data.len().max(1) as f64;
-    (v[0] / total, v[1] / total)
+    t.set_flat(&v);
+    t
 }
 
 /// The first setting in which `a` and `b` differ: its name
@@ -965,6 +1052,8 @@ fn check_finite(model: &dyn Module, rec: Option<&EpochRecord>, step: usize, lr: 
 
 /// Where an epoch's loop stopped.
 struct EpochTally {
+    /// The run's task.
+    task: Task,
     /// The evaluation's batch size ([`eval_batch_that_fits`]).
     eval_batch: usize,
     epoch: usize,
@@ -982,20 +1071,15 @@ fn finish_epoch(
     cfg: &TrainConfig,
     comm: Option<&dyn Collective>,
     t: EpochTally,
-) -> EpochRecord {
+) -> (EpochRecord, Option<Vec<Vec<usize>>>) {
     let secs = t.t0.elapsed().as_secs_f64();
-    let (test_loss, test_accuracy) = match (test, comm) {
-        (Some(d), None) => {
-            let (l, a) = evaluate(model, d, cfg.loss, t.eval_batch);
-            (Some(l), Some(a))
-        }
-        (Some(d), Some(c)) => {
-            let (l, a) = evaluate_shared(model, d, cfg.loss, t.eval_batch, c);
-            (Some(l), Some(a))
-        }
-        (None, _) => (None, None),
-    };
-    EpochRecord {
+    let eval = test.map(|d| match comm {
+        None => tally(model, d, cfg.loss, t.eval_batch),
+        Some(c) => tally_shared(model, d, cfg.loss, t.eval_batch, c),
+    });
+    let eval = eval.as_ref().map(Evaluation::from);
+    let confusion = eval.as_ref().and_then(|e| e.confusion.clone());
+    let rec = EpochRecord {
         epoch: t.epoch + 1,
         steps: t.steps,
         lr: t.lr,
@@ -1003,7 +1087,10 @@ fn finish_epoch(
         train_accuracy: t.right as f64 / t.seen.max(1) as f64,
         train_seconds: secs,
         samples_per_second: t.seen as f64 / secs.max(1e-9),
-        test_loss,
-        test_accuracy,
-    }
+        test_loss: eval.as_ref().map(|e| e.loss),
+        test_accuracy: eval.as_ref().map(|e| e.accuracy),
+        test_metrics: eval.map(|e| e.metrics),
+        task: t.task,
+    };
+    (rec, confusion)
 }

@@ -5,7 +5,8 @@
 use super::{
     chance_level_warning, check_finite, check_processes, check_run, diverged, eval_batch_that_fits,
     finish_epoch, shard_gradients, step_seed, sum_over_processes, weights_digest, Checkpoints,
-    EpochTally, Observer, RunState, ShardOf, StepInfo, StepResult, Summary, TrainConfig, Trainer,
+    EpochTally, Observer, RunState, ShardOf, StepInfo, StepResult, Summary, Task, TrainConfig,
+    Trainer,
 };
 use crate::data::{epoch_batches, Dataset};
 use crate::dist::{shard, Collective};
@@ -45,6 +46,8 @@ pub(super) struct Loop<'r, 'a> {
     classes: usize,
     /// The evaluation's batch size.
     eval_batch: usize,
+    /// The last evaluation's confusion matrix (classification).
+    confusion: Option<Vec<Vec<usize>>>,
 }
 
 impl<'r, 'a> Loop<'r, 'a> {
@@ -125,6 +128,7 @@ impl<'r, 'a> Loop<'r, 'a> {
             warned_chance: false,
             classes,
             eval_batch,
+            confusion: None,
         })
     }
 
@@ -187,6 +191,7 @@ impl<'r, 'a> Loop<'r, 'a> {
     /// The epoch's record (after its evaluation), then the checkpoint.
     fn end_epoch(&mut self, epoch: usize, lr: f32, t0: Instant, batches: usize) -> Result<bool> {
         let tally = EpochTally {
+            task: Task::of(&self.train.y, self.cfg.loss),
             eval_batch: self.eval_batch,
             epoch,
             steps: self.st.batch,
@@ -196,7 +201,9 @@ impl<'r, 'a> Loop<'r, 'a> {
             seen: self.st.seen,
             t0,
         };
-        let rec = finish_epoch(self.model, self.test, self.cfg, self.comm.as_deref(), tally);
+        let (rec, confusion) =
+            finish_epoch(self.model, self.test, self.cfg, self.comm.as_deref(), tally);
+        self.confusion = confusion;
         self.obs.epoch_end(&rec);
         self.obs.model(self.model, self.st.steps);
         self.st.records.push(rec);
@@ -343,6 +350,7 @@ impl<'r, 'a> Loop<'r, 'a> {
     /// After the last epoch: the last checks, and what the run reports.
     pub(super) fn finish(self) -> Result<(Summary, Optimizer)> {
         let (model, st, opt) = (self.model, self.st, self.opt);
+        let task = Task::of(&self.train.y, self.cfg.loss);
         check_finite(model, st.records.last(), st.steps, opt.lr())?;
         if let Some(c) = &self.comm {
             // Every process must end with the same bits; say so if not.
@@ -364,6 +372,9 @@ impl<'r, 'a> Loop<'r, 'a> {
             train_accuracy: last.train_accuracy,
             test_loss: last.test_loss,
             test_accuracy: last.test_accuracy,
+            task,
+            test_metrics: last.test_metrics.clone(),
+            confusion: self.confusion,
             epochs: st.records,
             warnings: st.warnings,
         };

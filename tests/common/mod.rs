@@ -58,7 +58,7 @@ pub fn small_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
         std::fs::write(out.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
         let mut lab = vec![0, 0, 8, 1];
         lab.extend_from_slice(&(n as u32).to_be_bytes());
-        lab.extend(y.iter().map(|&v| v as u8));
+        lab.extend(y.classes().unwrap().iter().map(|&v| v as u8));
         std::fs::write(out.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
     }
     out

@@ -4,7 +4,7 @@ use anyhow::{anyhow, bail};
 use backprop::nn::Init;
 use backprop::optim::{self, Momentum, OptimizerKind, Schedule, ScheduleKind};
 use backprop::run::{Outputs, Settings};
-use backprop::train::{LossKind, TrainConfig};
+use backprop::train::{LossKind, Task, TrainConfig};
 use backprop::{Error, Setting};
 use clap::{ArgMatches, Args};
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ pub struct TrainArgs {
     /// Gradient checkpointing: layer ranges (e.g. 0-5,6-9) whose activations are recomputed during backward instead of kept, or `blocks` (each of a GPT's blocks).
     #[arg(long)]
     pub checkpoint: Option<String>,
-    /// Training data: a folder of MNIST-named IDX files (train-*, and t10k-* as the test set), a CSV file (label first), or a UTF-8 text file (*.txt: a character-level language model, gpt-baby by default). Default: data/mnist.
+    /// Training data: a folder of MNIST-named IDX files (train-*, and t10k-* as the test set), a CSV file (label first, or with a header and --target), or a UTF-8 text file (*.txt: a character-level language model, gpt-baby by default). Default: data/mnist.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Test data: a folder of IDX files or a CSV file (overrides the t10k-* files of --data).
@@ -28,6 +28,15 @@ pub struct TrainArgs {
     /// Multiply CSV features by this (e.g. 0.00392156862745098 for 0..255 pixels).
     #[arg(long, allow_negative_numbers = true)]
     pub csv_scale: Option<f32>,
+    /// The CSV columns (by the header's names, comma-separated) that hold the targets, e.g. `price` or `a,b`; the other columns are the features, standardized with the training split's means and deviations (saved with the model).
+    #[arg(long, value_name = "COLUMNS")]
+    pub target: Option<String>,
+    /// What the model learns: classification (class labels), regression (float targets; default with --target) or multi-label (0/1 targets).
+    #[arg(long, value_enum, ignore_case = true)]
+    pub task: Option<Task>,
+    /// Hold out this fraction of --data as the test set (seeded by --seed) when there is no test set, e.g. 0.2.
+    #[arg(long, value_name = "FRACTION")]
+    pub test_split: Option<f64>,
     /// Passes over the training set.
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
@@ -79,9 +88,9 @@ pub struct TrainArgs {
     /// Final learning rate for --lr-schedule cosine.
     #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
     pub lr_min: f32,
-    /// The training loss.
-    #[arg(long, value_enum, ignore_case = true, default_value = "cross-entropy")]
-    pub loss: LossKind,
+    /// The training loss. Default: the task's (cross-entropy; mse for regression; bce-logits for multi-label).
+    #[arg(long, value_enum, ignore_case = true)]
+    pub loss: Option<LossKind>,
     /// Seed for initialization and shuffling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -253,9 +262,9 @@ pub struct EvalArgs {
     /// Multiply CSV features by this.
     #[arg(long, allow_negative_numbers = true)]
     pub csv_scale: Option<f32>,
-    /// The loss to report.
-    #[arg(long, value_enum, ignore_case = true, default_value = "cross-entropy")]
-    pub loss: LossKind,
+    /// The loss to report. Default: the one the model was trained with (else cross-entropy).
+    #[arg(long, value_enum, ignore_case = true)]
+    pub loss: Option<LossKind>,
     /// Threads for the kernels.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -335,6 +344,10 @@ pub fn flag(s: Setting) -> &'static str {
         Setting::Data => "--data",
         Setting::TestData => "--test-data",
         Setting::CsvScale => "--csv-scale",
+        Setting::Task => "--task",
+        Setting::Target => "--target",
+        Setting::TestSplit => "--test-split",
+        Setting::ImageSize => "--image-size",
         Setting::Optimizer => "--optimizer",
         Setting::Seed => "--seed",
         Setting::Shuffle => "--no-shuffle",
@@ -351,6 +364,9 @@ fn setting_of(id: &str) -> Option<Setting> {
         "data" => Setting::Data,
         "test_data" => Setting::TestData,
         "csv_scale" => Setting::CsvScale,
+        "target" => Setting::Target,
+        "task" => Setting::Task,
+        "test_split" => Setting::TestSplit,
         "epochs" => Setting::Epochs,
         "batch_size" => Setting::BatchSize,
         "optimizer" => Setting::Optimizer,
@@ -375,13 +391,22 @@ fn setting_of(id: &str) -> Option<Setting> {
 }
 
 impl TrainArgs {
+    /// The task: --task, else regression for named target columns, else
+    /// classification.
+    pub fn task(&self) -> Task {
+        self.task.unwrap_or(match self.target {
+            Some(_) => Task::Regression,
+            None => Task::Classification,
+        })
+    }
+
     /// The run these flags describe. The combinations only flags can get
     /// wrong are checked here; the library checks the rest.
     pub fn settings(&self) -> anyhow::Result<Settings> {
         let mut cfg = TrainConfig::new(self.optimizer_config()?);
         cfg.epochs = self.epochs;
         cfg.batch_size = self.batch_size;
-        cfg.loss = self.loss;
+        cfg.loss = self.loss.unwrap_or(self.task().default_loss());
         cfg.seed = self.seed;
         cfg.shuffle = !self.no_shuffle;
         cfg.max_steps = self.max_steps;
@@ -403,6 +428,10 @@ impl TrainArgs {
             data: self.data.clone(),
             test_data: self.test_data.clone(),
             csv_scale: self.csv_scale,
+            task: self.task,
+            target: self.target.clone(),
+            test_split: self.test_split,
+            image_size: None,
             save_every: self.save_every,
             train: cfg,
         })

@@ -2,11 +2,11 @@
 //! sample of a data set.
 
 use crate::args::PredictArgs;
-use crate::data_path;
 use crate::eval::load_saved;
 use anyhow::{bail, Context};
-use backprop::data;
+use backprop::data::{self, DataInfo, Targets};
 use backprop::nn::{Module, ModuleExt};
+use backprop::train::Task;
 use backprop::{Error, Tensor};
 use std::path::Path;
 
@@ -26,7 +26,7 @@ fn like_mnist(x: &Tensor, path: &Path) -> anyhow::Result<Tensor> {
 }
 
 pub fn run(a: PredictArgs) -> anyhow::Result<()> {
-    let model = load_saved(&a.weights, a.model.as_deref())?;
+    let (model, info) = load_saved(&a.weights, a.model.as_deref())?;
     let (x, label, what) = match (&a.image, &a.data, a.index) {
         (Some(img), None, None) => {
             let x = data::load_image(img)?;
@@ -34,8 +34,7 @@ pub fn run(a: PredictArgs) -> anyhow::Result<()> {
             (x, None, img.display().to_string())
         }
         (None, d, Some(i)) => {
-            let (tr, te) = data::load_data(&data_path(d.clone())?, None, None)?;
-            let set = te.unwrap_or(tr);
+            let set = crate::eval::eval_set(d.clone(), None, &info)?;
             if i >= set.len() {
                 bail!(Error::Config(format!(
                     "--index {i}: {} has {} samples (0..{})",
@@ -47,7 +46,7 @@ pub fn run(a: PredictArgs) -> anyhow::Result<()> {
             let (x, y) = set.batch(&[i]);
             (
                 x,
-                Some(y[0]),
+                Some(y),
                 format!("sample {i} of {}", set.source.display()),
             )
         }
@@ -64,25 +63,76 @@ pub fn run(a: PredictArgs) -> anyhow::Result<()> {
         .with_context(|| format!("input {what}"))?;
     let out = model.predict(&x);
     let c = out_shape.iter().product::<usize>();
-    let probs = model.probabilities(&out.reshape(&[1, c]));
+    let out = out.reshape(&[1, c]);
+    if info.task == Some(Task::Regression) {
+        return print_values(&out, label.as_ref(), &what, &info, a.json);
+    }
+    let label = label.and_then(|t| t.classes().map(|y| y[0]));
+    let probs = model.probabilities(&out);
     let class = probs.argmax_rows()[0];
     let probs = probs.data().to_vec();
+    let name = |c: usize| info.class_name(c);
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"input": what, "class": class, "label": label, "probabilities": probs})
+            serde_json::json!({"input": what, "class": class, "name": name(class), "label": label,
+                "probabilities": probs})
         );
     } else {
+        let shown = |c: usize| match info.classes.is_empty() {
+            true => format!("class {c}"),
+            false => format!("{} (class {c})", name(c)),
+        };
         println!(
-            "{what}: class {class} ({:.1}%){}",
+            "{what}: {} ({:.1}%){}",
+            shown(class),
             probs[class] * 100.0,
-            label.map(|l| format!(", label {l}")).unwrap_or_default()
+            label
+                .map(|l| format!(", label {}", name(l)))
+                .unwrap_or_default()
         );
         let mut order: Vec<usize> = (0..c).collect();
         order.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]));
         for &i in order.iter().take(5) {
-            println!("  {i}: {:.4}", probs[i]);
+            println!("  {}: {:.4}", name(i), probs[i]);
         }
     }
+    Ok(())
+}
+
+/// A regression model's outputs, named by the target columns.
+fn print_values(
+    out: &Tensor,
+    truth: Option<&Targets>,
+    what: &str,
+    info: &DataInfo,
+    json: bool,
+) -> anyhow::Result<()> {
+    let names: Vec<String> = (0..out.data().len())
+        .map(|j| {
+            info.targets
+                .get(j)
+                .cloned()
+                .unwrap_or_else(|| format!("output {j}"))
+        })
+        .collect();
+    let truth = truth.and_then(Targets::values).map(|t| t.data().to_vec());
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"input": what, "names": names, "values": out.data(), "targets": truth})
+        );
+        return Ok(());
+    }
+    let parts: Vec<String> = names
+        .iter()
+        .zip(out.data())
+        .enumerate()
+        .map(|(j, (n, v))| match &truth {
+            Some(t) => format!("{n} {v:.4} (target {})", t[j]),
+            None => format!("{n} {v:.4}"),
+        })
+        .collect();
+    println!("{what}: {}", parts.join(", "));
     Ok(())
 }

@@ -8,7 +8,7 @@ use crate::{data_path, serve, set_threads};
 use anyhow::Context;
 use backprop::data::Dataset;
 use backprop::run::{state_path, Run};
-use backprop::train::Summary;
+use backprop::train::{task, Summary, Task};
 use clap::ArgMatches;
 
 /// `backprop train`. Several processes: every rank trains, rank 0 alone
@@ -139,6 +139,32 @@ fn report(a: &TrainArgs, run: &Run, summary: &Summary) -> anyhow::Result<()> {
     if a.json {
         println!("{}", serde_json::to_string(summary)?);
         return Ok(());
+    }
+    let (epochs, steps) = (summary.epochs.len(), summary.steps);
+    if let (Some(l), Some(m), Task::Regression) =
+        (summary.test_loss, &summary.test_metrics, summary.task)
+    {
+        println!(
+            "test {} (loss {l:.4}) after {epochs} epochs, {steps} steps",
+            task::metrics_line(m)
+        );
+        return Ok(());
+    }
+    // The details on standard error; the result line alone on standard output.
+    if let Some(m) = summary
+        .confusion
+        .as_ref()
+        .filter(|m| m.len() <= 20 && !a.quiet)
+    {
+        let info = &run.data_info();
+        eprintln!("{}", task::confusion_text(m, &|c| info.class_name(c)));
+    }
+    if let Some(m) = summary
+        .test_metrics
+        .as_ref()
+        .filter(|m| !m.is_empty() && !a.quiet)
+    {
+        eprintln!("{}", task::metrics_line(m));
     }
     match (summary.test_loss, summary.test_accuracy) {
         (Some(l), Some(acc)) => println!(

@@ -1,0 +1,206 @@
+//! What a saved model must know to read its data again: the class names
+//! (an image folder's subfolders), the CSV columns it was trained on, the
+//! features' standardization, the image size. Saved as JSON in the model
+//! file's metadata under [`DATA_KEY`].
+
+use crate::error::{Error, Result};
+use crate::Tensor;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The metadata key of a saved model's [`DataInfo`] (JSON).
+pub const DATA_KEY: &str = "backprop.data";
+
+/// Names and preprocessing that travel with a data set and its model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    /// Class names in index order (an image folder's subfolders, sorted);
+    /// empty when the classes are only numbers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    /// The feature columns' names (a CSV's header).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+    /// The target columns' names (a CSV read with named targets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    /// The features' standardization, computed on the training split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standardize: Option<Standardize>,
+    /// Images: `[channels, height, width]` every image was made into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<[usize; 3]>,
+    /// What the model was trained to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<super::Task>,
+    /// The loss it was trained with, by name (`mse`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<String>,
+}
+
+impl DataInfo {
+    /// Whether there is nothing to save.
+    pub fn is_empty(&self) -> bool {
+        *self == DataInfo::default()
+    }
+
+    /// The JSON saved under [`DATA_KEY`].
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("names and finite numbers serialize")
+    }
+
+    /// Read it back from a model file's metadata (`path` names the file).
+    pub fn from_json(json: &str, path: &Path) -> Result<DataInfo> {
+        serde_json::from_str(json).map_err(|e| {
+            Error::weights(
+                path,
+                format!(
+                    "its data description ({DATA_KEY}) is not valid ({e}); save the model again"
+                ),
+            )
+        })
+    }
+
+    /// How to read data for a model trained on data described by `self`:
+    /// the same target columns (as classes when it was trained with
+    /// cross-entropy); `csv_scale` as given.
+    pub fn data_options(&self, csv_scale: Option<f32>) -> super::DataOptions {
+        super::DataOptions {
+            csv_scale,
+            target: self.targets.clone(),
+            classes: self.task == Some(super::Task::Classification),
+            image_size: self.image.map(|[_, h, _]| h),
+            standardize: self.standardize.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Read a model file's description of its data ([`DATA_KEY`]); an empty
+    /// one when it has none.
+    pub fn of_model(w: &crate::io::Weights, path: &Path) -> Result<DataInfo> {
+        match w.metadata.get(DATA_KEY) {
+            Some(j) => DataInfo::from_json(j, path),
+            None => Ok(DataInfo::default()),
+        }
+    }
+
+    /// The name of class `c`: its folder's name, or the number.
+    pub fn class_name(&self, c: usize) -> String {
+        self.classes
+            .get(c)
+            .cloned()
+            .unwrap_or_else(|| c.to_string())
+    }
+}
+
+/// `x' = (x − mean) / std`, one mean and one standard deviation per
+/// feature (scikit-learn's `StandardScaler`: the population deviation, and
+/// 1 where a feature is constant).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Standardize {
+    /// Each feature's mean over the training split.
+    pub mean: Vec<f32>,
+    /// Each feature's standard deviation over the training split.
+    pub std: Vec<f32>,
+}
+
+impl Standardize {
+    /// The means and deviations of `x: [N, F]` (sums in f64).
+    pub fn fit(x: &Tensor) -> Standardize {
+        let f = x.shape()[1..].iter().product::<usize>();
+        let n = x.shape()[0].max(1) as f64;
+        let (mut s, mut s2) = (vec![0f64; f], vec![0f64; f]);
+        for row in x.data().chunks(f.max(1)) {
+            for (j, &v) in row.iter().enumerate() {
+                s[j] += v as f64;
+            }
+        }
+        let mean: Vec<f64> = s.iter().map(|v| v / n).collect();
+        for row in x.data().chunks(f.max(1)) {
+            for (j, &v) in row.iter().enumerate() {
+                s2[j] += (v as f64 - mean[j]).powi(2);
+            }
+        }
+        let std = s2
+            .iter()
+            .map(|v| {
+                let d = (v / n).sqrt();
+                if d > 0.0 {
+                    d as f32
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        Standardize {
+            mean: mean.into_iter().map(|m| m as f32).collect(),
+            std,
+        }
+    }
+
+    /// Standardize `x: [N, F]` in place; `source` names the data when its
+    /// width is not the one fitted.
+    pub fn apply(&self, x: &mut Tensor, source: &Path) -> Result<()> {
+        let f = x.shape()[1..].iter().product::<usize>();
+        if f != self.mean.len() {
+            return Err(Error::data(
+                source,
+                format!(
+                    "has {f} features per sample, but the model was trained on {}; use data with the same columns",
+                    self.mean.len()
+                ),
+            ));
+        }
+        for row in x.data_mut().chunks_mut(f.max(1)) {
+            for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+                *v = (*v - m) / s;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standardize_matches_the_population_deviation_and_keeps_constants() {
+        let mut x = Tensor::from_vec(vec![4, 2], vec![1., 5., 2., 5., 3., 5., 4., 5.]);
+        let s = Standardize::fit(&x);
+        assert_eq!(s.mean, vec![2.5, 5.0]);
+        assert!((s.std[0] - 1.118034).abs() < 1e-6);
+        assert_eq!(s.std[1], 1.0);
+        s.apply(&mut x, Path::new("m")).unwrap();
+        assert!((x.data()[0] + 1.3416408).abs() < 1e-6);
+        assert_eq!(x.data()[1], 0.0);
+        let mut wrong = Tensor::zeros(&[1, 3]);
+        let e = s
+            .apply(&mut wrong, Path::new("t.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.csv") && e.contains("3 features") && e.contains("2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn info_round_trips_as_json() {
+        let i = DataInfo {
+            classes: vec!["cat".into(), "dog".into()],
+            image: Some([3, 32, 32]),
+            ..Default::default()
+        };
+        let back = DataInfo::from_json(&i.to_json(), Path::new("m")).unwrap();
+        assert_eq!(back, i);
+        assert_eq!(
+            (i.class_name(1), i.class_name(5)),
+            ("dog".into(), "5".into())
+        );
+        assert!(DataInfo::from_json("{", Path::new("m.safetensors"))
+            .unwrap_err()
+            .to_string()
+            .contains("m.safetensors"));
+    }
+}

@@ -34,7 +34,7 @@
 //!
 //! The example exits non-zero if any statement fails.
 
-use backprop::data::{load_data, Dataset};
+use backprop::data::{load_data, TensorDataset};
 use backprop::inspect::diagnostics::Sample;
 use backprop::nn::{Init, Sequential};
 use backprop::optim::{OptimizerConfig, OptimizerKind};
@@ -83,8 +83,8 @@ fn run(
     loss: LossKind,
     lr: f32,
     steps: usize,
-    train_set: &Dataset,
-    test_set: &Dataset,
+    train_set: &TensorDataset,
+    test_set: &TensorDataset,
 ) -> backprop::Result<Run> {
     let mut model = Sequential::parse(line, init, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1))?;
     let mut cfg = TrainConfig::new(OptimizerConfig::new(OptimizerKind::Sgd));

@@ -18,7 +18,7 @@
 
 mod common;
 
-use backprop::data::Dataset;
+use backprop::data::TensorDataset;
 use backprop::dist::Collective;
 use backprop::nn::{Init, ModuleExt, Sequential};
 use backprop::optim::OptimizerConfig;
@@ -103,7 +103,7 @@ impl Observer for Losses {
 /// The state_dict after every step, and each step's loss.
 type Trace = (Vec<Vec<(String, Tensor)>>, Vec<f32>);
 
-fn run(line: &str, cfg: &TrainConfig, data: &Dataset, comm: Option<Threads>) -> Trace {
+fn run(line: &str, cfg: &TrainConfig, data: &TensorDataset, comm: Option<Threads>) -> Trace {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let mut model = Sequential::parse(line, Init::Default, &mut rng).unwrap();
     let mut states = Vec::new();
@@ -131,12 +131,12 @@ fn run(line: &str, cfg: &TrainConfig, data: &Dataset, comm: Option<Threads>) -> 
     (states, losses.0)
 }
 
-fn data(n: usize, shape: &[usize]) -> Dataset {
+fn data(n: usize, shape: &[usize]) -> TensorDataset {
     let mut s = vec![n];
     s.extend_from_slice(shape);
     let x = backprop::ops::gradcheck::pseudo_random(&s, 3);
     let y: Vec<usize> = (0..n).map(|i| (i * 7 + i / 3) % 10).collect();
-    Dataset::new(x, y, "synthetic")
+    TensorDataset::new(x, y, "synthetic")
 }
 
 fn check(name: &str, line: &str, shape: &[usize], n: usize, batch: usize) {

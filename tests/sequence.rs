@@ -3,7 +3,7 @@
 
 mod common;
 
-use backprop::data::Dataset;
+use backprop::data::TensorDataset;
 use backprop::nn::Sequential;
 use backprop::ops::loss::LossKind;
 use backprop::Tensor;
@@ -18,7 +18,8 @@ fn ids_outside_the_embedding_table_are_refused_naming_sample_and_position() {
         &mut rng,
     )
     .unwrap();
-    let data = |x: Vec<f32>| Dataset::new(Tensor::from_vec(vec![2, 3], x), vec![0, 1], "ids.csv");
+    let data =
+        |x: Vec<f32>| TensorDataset::new(Tensor::from_vec(vec![2, 3], x), vec![0, 1], "ids.csv");
     let ok = data(vec![0.0, 1.0, 4.0, 2.0, 3.0, 0.0]);
     assert_eq!(
         backprop::train::check_compatible(&m, &ok, LossKind::CrossEntropy).unwrap(),

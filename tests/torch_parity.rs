@@ -7,7 +7,7 @@
 //! training fixtures hold initial weights, data, the loss at every step and
 //! the weights after the last step of a float32 PyTorch run.
 
-use backprop::data::Dataset;
+use backprop::data::TensorDataset;
 use backprop::nn::{Init, ModuleExt, Sequential};
 use backprop::optim::{self, OptimizerKind};
 use backprop::train::{self, LossKind, Observer, StepInfo, TrainConfig};
@@ -539,7 +539,7 @@ fn replay(name: &str) -> (f64, f64) {
     cfg.shuffle = false;
     cfg.clip_grad_norm = num("clip_grad_norm");
     cfg.clip_grad_value = num("clip_grad_value");
-    let data = Dataset::new(fx.f32("x"), fx.labels("y"), name);
+    let data = TensorDataset::new(fx.f32("x"), fx.labels("y"), name);
     let mut losses = Losses(Vec::new());
     let (summary, _) = train::train(&mut model, &data, None, &cfg, &mut losses).unwrap();
     assert_eq!(summary.steps, steps, "{name}: steps");

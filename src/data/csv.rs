@@ -5,7 +5,7 @@
 //!
 //! Errors name the file, the 1-based line number and column.
 
-use super::{maybe_gunzip, Dataset, Targets};
+use super::{maybe_gunzip, Targets, TensorDataset};
 use crate::error::{Error, Result};
 use crate::Tensor;
 use std::path::Path;
@@ -142,7 +142,7 @@ fn all_numeric(line: &str) -> bool {
 /// field, a negative or non-integer label, a row with a different number of
 /// fields than the first row, an empty file, no features. A non-finite
 /// `scale` is an [`Error::Config`].
-pub fn load_csv(path: &Path, scale: Option<f32>) -> Result<Dataset> {
+pub fn load_csv(path: &Path, scale: Option<f32>) -> Result<TensorDataset> {
     if let Some(s) = scale {
         if !s.is_finite() {
             return Err(Error::Config(format!(
@@ -166,7 +166,7 @@ pub fn load_csv(path: &Path, scale: Option<f32>) -> Result<Dataset> {
 /// let e = parse_csv(b"1,2\n3,x\n", Path::new("t.csv"), None).unwrap_err();
 /// assert_eq!(e.to_string(), "t.csv: line 2, column 2: \"x\" is not a number; every field after the label must be a number");
 /// ```
-pub fn parse_csv(bytes: &[u8], origin: &Path, scale: Option<f32>) -> Result<Dataset> {
+pub fn parse_csv(bytes: &[u8], origin: &Path, scale: Option<f32>) -> Result<TensorDataset> {
     let path = origin;
     if let Some(s) = scale {
         if !s.is_finite() {
@@ -209,7 +209,7 @@ pub fn parse_csv(bytes: &[u8], origin: &Path, scale: Option<f32>) -> Result<Data
 }
 
 /// Parse CSV text (see [`load_csv`]).
-fn parse(path: &Path, text: &str, scale: Option<f32>) -> Result<Dataset> {
+fn parse(path: &Path, text: &str, scale: Option<f32>) -> Result<TensorDataset> {
     let mut header: Option<(usize, usize)> = None; // (line, fields)
     let mut first: Option<(usize, usize)> = None; // (line, fields) of the first data row
     let mut xs: Vec<f32> = Vec::new();
@@ -305,7 +305,7 @@ fn parse(path: &Path, text: &str, scale: Option<f32>) -> Result<Dataset> {
         return Err(Error::data(path, msg));
     };
     let n = ys.len();
-    Ok(Dataset::new(
+    Ok(TensorDataset::new(
         Tensor::from_vec(vec![n, width - 1], xs),
         ys,
         path,
@@ -348,7 +348,7 @@ pub fn parse_csv_columns(
     origin: &Path,
     scale: Option<f32>,
     cols: &CsvColumns,
-) -> Result<Dataset> {
+) -> Result<TensorDataset> {
     let bytes = maybe_gunzip(bytes, origin)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         Error::data(
@@ -361,7 +361,11 @@ pub fn parse_csv_columns(
 }
 
 /// [`parse_csv_columns`] on a file.
-pub fn load_csv_columns(path: &Path, scale: Option<f32>, cols: &CsvColumns) -> Result<Dataset> {
+pub fn load_csv_columns(
+    path: &Path,
+    scale: Option<f32>,
+    cols: &CsvColumns,
+) -> Result<TensorDataset> {
     let bytes = crate::io::read_regular(path)?;
     parse_csv_columns(&bytes, path, scale, cols)
 }
@@ -409,7 +413,12 @@ fn target_columns(path: &Path, header: &[&str], cols: &CsvColumns) -> Result<Vec
 }
 
 /// Parse CSV text with a header and named targets (see [`parse_csv_columns`]).
-fn parse_named(path: &Path, text: &str, scale: Option<f32>, cols: &CsvColumns) -> Result<Dataset> {
+fn parse_named(
+    path: &Path,
+    text: &str,
+    scale: Option<f32>,
+    cols: &CsvColumns,
+) -> Result<TensorDataset> {
     let mut lines = text
         .lines()
         .enumerate()
@@ -473,7 +482,7 @@ fn parse_named(path: &Path, text: &str, scale: Option<f32>, cols: &CsvColumns) -
     } else {
         Targets::Values(Tensor::from_vec(vec![n, targets.len()], ts))
     };
-    let mut d = Dataset::new(Tensor::from_vec(vec![n, f], xs), y, path);
+    let mut d = TensorDataset::new(Tensor::from_vec(vec![n, f], xs), y, path);
     d.info.targets = targets.iter().map(|&j| header[j].to_string()).collect();
     d.info.features = (0..width)
         .filter(|j| !targets.contains(j))

@@ -6,7 +6,7 @@
 //! Declared sizes are checked against the file before anything is allocated,
 //! so a corrupt header cannot make us reserve absurd amounts of memory.
 
-use super::{gzip_error, Dataset, GZIP_MAGIC};
+use super::{gzip_error, TensorDataset, GZIP_MAGIC};
 use crate::error::{Error, Result};
 use crate::Tensor;
 use std::io::{BufRead, BufReader, Read};
@@ -347,12 +347,12 @@ fn expect_magic<'a>(path: &Path, f: Opened<'a>, expected: u32, role: &str) -> Re
 }
 
 /// Images file (3-d IDX, magic `0x00000803`) + labels file (1-d IDX, magic
-/// `0x00000801`) -> [`Dataset`] with `x` of shape `[N, 1, H, W]` scaled by 1/255.
+/// `0x00000801`) -> [`TensorDataset`] with `x` of shape `[N, 1, H, W]` scaled by 1/255.
 ///
 /// Errors: a wrong magic number (naming the one found and the one expected),
 /// a truncated payload (declared vs actual byte count), an image count that
 /// differs from the label count (naming both), an empty set.
-pub fn load_idx_pair(images: &Path, labels: &Path) -> Result<Dataset> {
+pub fn load_idx_pair(images: &Path, labels: &Path) -> Result<TensorDataset> {
     pair(images, || open(images), labels, || open(labels))
 }
 
@@ -364,7 +364,7 @@ pub fn parse_idx_pair(
     images_origin: &Path,
     labels: &[u8],
     labels_origin: &Path,
-) -> Result<Dataset> {
+) -> Result<TensorDataset> {
     pair(
         images_origin,
         || open_reader(images_origin, images, images.len() as u64),
@@ -379,7 +379,7 @@ fn pair<'a, 'b>(
     open_images: impl FnOnce() -> Result<Opened<'a>>,
     labels: &Path,
     open_labels: impl FnOnce() -> Result<Opened<'b>>,
-) -> Result<Dataset> {
+) -> Result<TensorDataset> {
     let img = expect_magic(images, open_images()?, MAGIC_IMAGES, "an images")?;
     let lab = expect_magic(labels, open_labels()?, MAGIC_LABELS, "a labels")?;
     let (n, h, w) = (img.dims[0], img.dims[1], img.dims[2]);
@@ -416,7 +416,7 @@ fn pair<'a, 'b>(
     let x = read_pixels(images, img)?;
     let lab = read_payload(labels, lab)?;
     let y: Vec<usize> = lab.data.iter().map(|&b| b as usize).collect();
-    Ok(Dataset::new(
+    Ok(TensorDataset::new(
         Tensor::from_vec(vec![n, 1, h, w], x),
         y,
         images,

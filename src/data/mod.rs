@@ -9,6 +9,8 @@
 
 mod batch;
 mod csv;
+mod dataset;
+mod folder;
 mod idx;
 mod image;
 mod info;
@@ -18,6 +20,8 @@ pub mod text;
 
 pub use batch::epoch_batches;
 pub use csv::{load_csv, load_csv_columns, parse_csv, parse_csv_columns, CsvColumns};
+pub use dataset::Dataset;
+pub use folder::{load_sample, ImageFolder};
 pub use idx::{load_idx_pair, parse_idx, parse_idx_pair, read_idx, Idx};
 pub use image::{decode_image, load_image, mnist_like, MNIST_SIDE};
 pub use info::{DataInfo, Standardize, DATA_KEY};
@@ -33,7 +37,7 @@ use std::path::{Path, PathBuf};
 /// A data set held in memory: features, targets, where they came from and
 /// what a saved model must know to read such data again.
 #[derive(Clone, Debug)]
-pub struct Dataset {
+pub struct TensorDataset {
     /// Features: `[N, 1, H, W]` for IDX images (pixel / 255), `[N, C, H, W]`
     /// for an image folder or CIFAR, `[N, F]` for CSV.
     pub x: Tensor,
@@ -45,19 +49,23 @@ pub struct Dataset {
     pub info: DataInfo,
 }
 
-impl Dataset {
+impl TensorDataset {
     /// A data set of `x` (`[N, …]`) and its targets (class indices or
     /// `[N, K]` values), with no names.
     ///
     /// ```
-    /// use backprop::{data::Dataset, Tensor};
-    /// let d = Dataset::new(Tensor::zeros(&[3, 2]), vec![0, 1, 0], "mem");
+    /// use backprop::{data::TensorDataset, Tensor};
+    /// let d = TensorDataset::new(Tensor::zeros(&[3, 2]), vec![0, 1, 0], "mem");
     /// assert_eq!((d.len(), d.sample_shape()), (3, &[2][..]));
     /// ```
-    pub fn new(x: Tensor, y: impl Into<Targets>, source: impl Into<PathBuf>) -> Dataset {
+    pub fn new(x: Tensor, y: impl Into<Targets>, source: impl Into<PathBuf>) -> TensorDataset {
         let y = y.into();
-        assert_eq!(x.shape()[0], y.len(), "Dataset::new: samples vs targets");
-        Dataset {
+        assert_eq!(
+            x.shape()[0],
+            y.len(),
+            "TensorDataset::new: samples vs targets"
+        );
+        TensorDataset {
             x,
             y,
             source: source.into(),
@@ -107,9 +115,9 @@ impl Dataset {
 
     /// The samples at `idx`, in that order, as a data set of their own
     /// (the same source and names).
-    pub fn subset(&self, idx: &[usize]) -> Dataset {
+    pub fn subset(&self, idx: &[usize]) -> TensorDataset {
         let (x, y) = self.batch(idx);
-        Dataset {
+        TensorDataset {
             x,
             y,
             source: self.source.clone(),
@@ -283,7 +291,7 @@ fn stat(path: &Path, what: &str) -> Result<std::fs::Metadata> {
 
 /// The `--test-data` argument: a folder (its `t10k-*` files, or else its
 /// `train-*` files) or a CSV file.
-fn load_test(path: &Path, opts: &DataOptions) -> Result<Dataset> {
+fn load_test(path: &Path, opts: &DataOptions) -> Result<TensorDataset> {
     if !stat(path, "test data")?.is_dir() {
         return load_table(path, opts);
     }
@@ -343,7 +351,7 @@ pub fn load_data(
     data: &Path,
     test: Option<&Path>,
     csv_scale: Option<f32>,
-) -> Result<(Dataset, Option<Dataset>)> {
+) -> Result<(TensorDataset, Option<TensorDataset>)> {
     let opts = DataOptions {
         csv_scale,
         ..Default::default()
@@ -366,7 +374,7 @@ pub fn load_data_with(
     data: &Path,
     test: Option<&Path>,
     opts: &DataOptions,
-) -> Result<(Dataset, Option<Dataset>)> {
+) -> Result<(TensorDataset, Option<TensorDataset>)> {
     let meta = stat(data, "data")?;
     let (train, folder_test) = if meta.is_dir() {
         let Some((i, l)) = find_pair(data, "train")? else {
@@ -406,8 +414,55 @@ pub fn load_data_with(
     standardize(train, test, opts)
 }
 
+/// A training set and maybe a test set, each of any [`Dataset`] type.
+pub type Opened = (Box<dyn Dataset>, Option<Box<dyn Dataset>>);
+
+/// Open the data at `data` (and `test`) in any format the library reads:
+/// an image folder (one subfolder per class, see [`ImageFolder`]; decoded
+/// into memory when it takes at most [`IN_MEMORY_BYTES`], else streamed
+/// from the files batch by batch), or anything [`load_data_with`] reads.
+/// [`DataOptions::test_split`] holds out a test set when there is none.
+pub fn open(data: &Path, test: Option<&Path>, opts: &DataOptions) -> Result<Opened> {
+    if !(stat(data, "data")?.is_dir() && folder::looks_like_image_folder(data)) {
+        let (train, test) = load_data_with(data, test, opts)?;
+        return Ok((
+            Box::new(train),
+            test.map(|t| Box::new(t) as Box<dyn Dataset>),
+        ));
+    }
+    let train = ImageFolder::open(data, opts.image_size)?;
+    let (train, test) = match (test, opts.test_split) {
+        (Some(t), _) => {
+            let t = ImageFolder::open(t, opts.image_size.or(Some(train.sample_shape()[1])))?;
+            (train.clone(), Some(t.match_classes(&train)?))
+        }
+        (None, Some(f)) => {
+            let (a, b) = train.split(f, opts.seed)?;
+            (a, Some(b))
+        }
+        (None, None) => (train, None),
+    };
+    let bytes = |f: &ImageFolder| f.len() * f.sample_shape().iter().product::<usize>() * 4;
+    let all = bytes(&train) + test.as_ref().map_or(0, bytes);
+    if all > IN_MEMORY_BYTES {
+        return Ok((
+            Box::new(train),
+            test.map(|t| Box::new(t) as Box<dyn Dataset>),
+        ));
+    }
+    let test = match test {
+        Some(t) => Some(Box::new(t.load()?) as Box<dyn Dataset>),
+        None => None,
+    };
+    Ok((Box::new(train.load()?), test))
+}
+
+/// Image folders whose decoded pixels (float32) take at most this are
+/// decoded once into memory; larger ones are streamed.
+pub const IN_MEMORY_BYTES: usize = 1 << 30;
+
 /// A CSV file as `opts` says to read it.
-fn load_table(path: &Path, opts: &DataOptions) -> Result<Dataset> {
+fn load_table(path: &Path, opts: &DataOptions) -> Result<TensorDataset> {
     if opts.target.is_empty() {
         return load_csv(path, opts.csv_scale);
     }
@@ -421,10 +476,10 @@ fn load_table(path: &Path, opts: &DataOptions) -> Result<Dataset> {
 /// Standardize the features of a CSV read with named targets, with the
 /// training split's figures (the test set's columns must be the same).
 fn standardize(
-    mut train: Dataset,
-    test: Option<Dataset>,
+    mut train: TensorDataset,
+    test: Option<TensorDataset>,
     opts: &DataOptions,
-) -> Result<(Dataset, Option<Dataset>)> {
+) -> Result<(TensorDataset, Option<TensorDataset>)> {
     if opts.target.is_empty() {
         return Ok((train, test));
     }
@@ -458,7 +513,7 @@ fn standardize(
 
 /// Check that test samples have as many values as training samples, and give
 /// them the training sample shape.
-fn match_shape(train: &Dataset, test: Dataset) -> Result<Dataset> {
+fn match_shape(train: &TensorDataset, test: TensorDataset) -> Result<TensorDataset> {
     if test.sample_shape() == train.sample_shape() {
         return Ok(test);
     }
@@ -478,8 +533,8 @@ fn match_shape(train: &Dataset, test: Dataset) -> Result<Dataset> {
     }
     let mut shape = vec![test.len()];
     shape.extend_from_slice(tr);
-    let Dataset { x, y, source, info } = test;
-    Ok(Dataset {
+    let TensorDataset { x, y, source, info } = test;
+    Ok(TensorDataset {
         x: x.reshape(&shape),
         y,
         source,
@@ -530,7 +585,7 @@ mod tests {
 
     #[test]
     fn dataset_accessors_and_batch() {
-        let d = Dataset::new(
+        let d = TensorDataset::new(
             Tensor::from_vec(vec![3, 2], vec![0., 1., 2., 3., 4., 5.]),
             vec![7, 8, 9],
             "mem",

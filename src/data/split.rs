@@ -1,6 +1,6 @@
 //! A seeded random split of a data set (`torch.utils.data.random_split`).
 
-use super::Dataset;
+use super::TensorDataset;
 use crate::error::{Error, Result};
 use crate::Setting;
 use rand::seq::SliceRandom;
@@ -13,12 +13,16 @@ use rand_chacha::ChaCha8Rng;
 /// seed gives the same split; both parts keep the permutation's order.
 ///
 /// ```
-/// use backprop::{data::{random_split, Dataset}, Tensor};
-/// let d = Dataset::new(Tensor::zeros(&[10, 1]), vec![0; 10], "mem");
+/// use backprop::{data::{random_split, TensorDataset}, Tensor};
+/// let d = TensorDataset::new(Tensor::zeros(&[10, 1]), vec![0; 10], "mem");
 /// let (train, test) = random_split(&d, 0.2, 7).unwrap();
 /// assert_eq!((train.len(), test.len()), (8, 2));
 /// ```
-pub fn random_split(data: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+pub fn random_split(
+    data: &TensorDataset,
+    fraction: f64,
+    seed: u64,
+) -> Result<(TensorDataset, TensorDataset)> {
     if !(fraction > 0.0 && fraction < 1.0) {
         return Err(Error::invalid(
             Setting::TestSplit,
@@ -48,7 +52,7 @@ mod tests {
     #[test]
     fn split_is_seeded_disjoint_and_complete() {
         let x = Tensor::from_vec(vec![50, 1], (0..50).map(|v| v as f32).collect());
-        let d = Dataset::new(x, (0..50).collect::<Vec<_>>(), "mem");
+        let d = TensorDataset::new(x, (0..50).collect::<Vec<_>>(), "mem");
         let (a, b) = random_split(&d, 0.3, 1).unwrap();
         assert_eq!((a.len(), b.len()), (35, 15));
         let (a2, _) = random_split(&d, 0.3, 1).unwrap();
@@ -63,7 +67,7 @@ mod tests {
             assert_eq!(a.x.data()[i], y as f32);
         }
         assert!(random_split(&d, 1.0, 0).is_err());
-        let one = Dataset::new(Tensor::zeros(&[1, 1]), vec![0], "one.csv");
+        let one = TensorDataset::new(Tensor::zeros(&[1, 1]), vec![0], "one.csv");
         assert!(random_split(&one, 0.5, 0)
             .unwrap_err()
             .to_string()

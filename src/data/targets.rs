@@ -99,7 +99,7 @@ impl Targets {
         }
     }
 
-    /// Mix every target into a digest (see `Dataset::fingerprint`).
+    /// Mix every target into a digest (see `TensorDataset::fingerprint`).
     pub(crate) fn digest(&self, mut mix: impl FnMut(u64)) {
         match self {
             Targets::Classes(y) => y.iter().for_each(|&c| mix(c as u64)),

@@ -27,7 +27,7 @@ pub use files::{
     load_run, not_ours_to_overwrite, read_state, same_file, save_run, state_path, SavedRun,
 };
 
-use crate::data::{DataInfo, DataOptions, Dataset, DATA_KEY};
+use crate::data::{DataInfo, DataOptions, Dataset, Opened, DATA_KEY};
 use crate::dist::Collective;
 use crate::nn::{checkpoint, spec, Init, Module, ModuleExt, Sequential};
 use crate::optim::{Momentum, Optimizer, OptimizerConfig, OptimizerKind, Schedule};
@@ -291,9 +291,9 @@ impl Settings {
 
     /// The training data and the test data: [`Settings::data`], else
     /// `default`.
-    pub fn load_data(&self, default: &Path) -> Result<(Dataset, Option<Dataset>)> {
+    pub fn load_data(&self, default: &Path) -> Result<Opened> {
         let data = self.data.as_deref().unwrap_or(default);
-        crate::data::load_data_with(data, self.test_data.as_deref(), &self.data_options())
+        crate::data::open(data, self.test_data.as_deref(), &self.data_options())
     }
 
     /// How [`Settings::load_data`] reads the data.
@@ -630,12 +630,12 @@ impl Run {
 
     /// Every check before the first step (settings, model against data,
     /// batch sizes, memory), with the schedule's span resolved.
-    pub fn check(&mut self, train: &Dataset, test: Option<&Dataset>) -> Result<()> {
+    pub fn check<D: Dataset>(&mut self, train: &D, test: Option<&D>) -> Result<()> {
         self.check_not_finished()?;
         self.settings.resolve_schedule(train.len());
         let loss = self.settings.train.loss;
         if let Some(want) = self.settings.task {
-            let is = Task::of(&train.y, loss);
+            let is = Task::of(train.targets(), loss);
             if is != want {
                 let why = match want {
                     Task::Classification => "classification needs class labels: name one target column of whole numbers, or data with labels".to_string(),
@@ -650,9 +650,9 @@ impl Run {
             }
         }
         self.data_info = DataInfo {
-            task: Some(Task::of(&train.y, loss)),
+            task: Some(Task::of(train.targets(), loss)),
             loss: Some(loss.name().to_string()),
-            ..train.info.clone()
+            ..train.info()
         };
         check_run(&self.model, train, test, &self.settings.train)
     }
@@ -685,10 +685,10 @@ impl Run {
     /// Train: resume where the run stood, save as [`Run::outputs`] says,
     /// record the metrics (written beside the save, and at the end), and
     /// tell `obs` how it goes.
-    pub fn train(
+    pub fn train<D: Dataset>(
         &mut self,
-        train: &Dataset,
-        test: Option<&Dataset>,
+        train: &D,
+        test: Option<&D>,
         obs: &mut dyn Observer,
     ) -> Result<Summary> {
         self.check(train, test)?;

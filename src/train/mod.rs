@@ -336,7 +336,7 @@ impl Observer for Printer {
 /// Check a model, a data set and a loss against each other before training:
 /// the model accepts the samples, its output is `[N, C]`, every label fits
 /// (or the value targets are `[N, C]`). Returns C.
-pub fn check_compatible(model: &dyn Module, data: &Dataset, loss: LossKind) -> Result<usize> {
+pub fn check_compatible(model: &dyn Module, data: &dyn Dataset, loss: LossKind) -> Result<usize> {
     let out = model.output_shape(data.sample_shape())?;
     if out.len() != 1 {
         return Err(Error::Spec(format!(
@@ -352,32 +352,32 @@ pub fn check_compatible(model: &dyn Module, data: &Dataset, loss: LossKind) -> R
         ));
     }
     check_vocab(model, data)?;
-    match &data.y {
-        Targets::Classes(labels) => check_labels(labels, c, loss, &data.source)?,
-        Targets::Values(t) => check_values(t, c, loss, &data.source)?,
+    match data.targets() {
+        Targets::Classes(labels) => check_labels(labels, c, loss, data.source())?,
+        Targets::Values(t) => check_values(t, c, loss, data.source())?,
     }
     Ok(c)
 }
 
 /// An embedding's inputs are whole numbers below its table's size.
-fn check_vocab(model: &dyn Module, data: &Dataset) -> Result<()> {
+fn check_vocab(model: &dyn Module, data: &dyn Dataset) -> Result<()> {
     let Some(v) = model.input_vocab() else {
         return Ok(());
     };
     let per = data.sample_shape().iter().product::<usize>().max(1);
-    let bad = data
-        .x
+    let x = data.features(&(0..data.len()).collect::<Vec<_>>())?;
+    let bad = x
         .data()
         .iter()
         .position(|&x| !(x >= 0.0 && x.fract() == 0.0 && (x as usize) < v));
     match bad {
         Some(at) => Err(Error::data(
-            &data.source,
+            data.source(),
             format!(
                 "sample {} holds {} at position {}, but the model's first layer is an embedding \
                  of {v} ids: its inputs must be whole numbers in 0..{v}; fix the data or the table's size",
                 at / per,
-                data.x.data()[at],
+                x.data()[at],
                 at % per
             ),
         )),
@@ -552,12 +552,12 @@ fn shard_gradients(
 /// regression the accuracy is 0: see [`evaluate_full`]).
 pub fn evaluate(
     model: &dyn Module,
-    data: &Dataset,
+    data: &dyn Dataset,
     loss: LossKind,
     batch_size: usize,
-) -> (f64, f64) {
-    let t = tally(model, data, loss, batch_size);
-    (t.mean_loss(), t.accuracy())
+) -> Result<(f64, f64)> {
+    let t = tally(model, data, loss, batch_size)?;
+    Ok((t.mean_loss(), t.accuracy()))
 }
 
 /// Every figure of `model` on `data` for its task ([`Task::of`]): the
@@ -565,27 +565,43 @@ pub fn evaluate(
 /// matrix.
 pub fn evaluate_full(
     model: &dyn Module,
-    data: &Dataset,
+    data: &dyn Dataset,
     loss: LossKind,
     batch_size: usize,
-) -> Evaluation {
-    Evaluation::from(&tally(model, data, loss, batch_size))
+) -> Result<Evaluation> {
+    Ok(Evaluation::from(&tally(model, data, loss, batch_size)?))
 }
 
 /// The sums of an evaluation of `model` on `data`, batch by batch.
-pub fn tally(model: &dyn Module, data: &Dataset, loss: LossKind, batch_size: usize) -> Tally {
+pub fn tally(
+    model: &dyn Module,
+    data: &dyn Dataset,
+    loss: LossKind,
+    batch_size: usize,
+) -> Result<Tally> {
+    tally_range(model, data, loss, batch_size, 0..data.len())
+}
+
+/// [`tally`] over the samples `range` of `data`.
+fn tally_range(
+    model: &dyn Module,
+    data: &dyn Dataset,
+    loss: LossKind,
+    batch_size: usize,
+    range: std::ops::Range<usize>,
+) -> Result<Tally> {
     let width = model
         .output_shape(data.sample_shape())
         .ok()
         .and_then(|s| s.first().copied())
         .unwrap_or(1);
-    let mut t = Tally::new(Task::of(&data.y, loss), width);
-    let n = data.len();
-    let mut start = 0;
+    let mut t = Tally::new(Task::of(data.targets(), loss), width);
+    let n = range.end;
+    let mut start = range.start;
     while start < n {
         let end = (start + batch_size.max(1)).min(n);
         let idx: Vec<usize> = (start..end).collect();
-        let (x, y) = data.batch(&idx);
+        let (x, y) = data.batch(&idx)?;
         let mut p = Pass::eval(model);
         let xv = p.input(x);
         let out = model.forward(&mut p, xv);
@@ -593,16 +609,26 @@ pub fn tally(model: &dyn Module, data: &Dataset, loss: LossKind, batch_size: usi
         t.add(p.value(out), &y, loss, p.value(l).item() as f64);
         start = end;
     }
-    t
+    Ok(t)
 }
 
 /// Every check [`train`] makes before its first step: the settings, the
 /// model against both data sets, and batch sizes batch norm can use. Callers
 /// that print something before training (the CLI) run it first themselves.
-pub fn check_run(
+pub fn check_run<D: Dataset>(
     model: &dyn Module,
-    train: &Dataset,
-    test: Option<&Dataset>,
+    train: &D,
+    test: Option<&D>,
+    cfg: &TrainConfig,
+) -> Result<()> {
+    check_run_dyn(model, train, test.map(|t| t as &dyn Dataset), cfg)
+}
+
+/// [`check_run`] on trait objects.
+fn check_run_dyn(
+    model: &dyn Module,
+    train: &dyn Dataset,
+    test: Option<&dyn Dataset>,
     cfg: &TrainConfig,
 ) -> Result<()> {
     cfg.validate()?;
@@ -628,7 +654,7 @@ pub fn check_run(
 /// as the parameters, each), and a batch's activations, their gradients and
 /// the ops' saved values (about three times the layers' outputs). The
 /// error says which part does not fit, and the batch size that would.
-pub fn check_memory(model: &dyn Module, train: &Dataset, cfg: &TrainConfig) -> Result<()> {
+pub fn check_memory(model: &dyn Module, train: &dyn Dataset, cfg: &TrainConfig) -> Result<()> {
     use crate::mem::{can_reserve, human, largest_reservable};
     let params = model.num_parameters();
     let copies = 1 + cfg.optimizer.state_copies();
@@ -673,7 +699,7 @@ pub fn check_memory(model: &dyn Module, train: &Dataset, cfg: &TrainConfig) -> R
 /// samples as the memory left can hold (evaluation keeps one layer output
 /// per value, no gradients) when that is fewer. The test loss may then
 /// differ in its last digits (other partial sums); the accuracy does not.
-fn eval_batch_that_fits(model: &dyn Module, data: &Dataset, cfg: &TrainConfig) -> usize {
+fn eval_batch_that_fits(model: &dyn Module, data: &dyn Dataset, cfg: &TrainConfig) -> usize {
     let per_sample = model
         .activation_values(data.sample_shape())
         .unwrap_or(0)
@@ -776,10 +802,10 @@ pub struct Checkpoints<'a> {
 ///
 /// Stops with [`Error::Diverged`] if the loss becomes NaN or infinite; the
 /// model is then left as it was after the last good step.
-pub fn train(
+pub fn train<D: Dataset>(
     model: &mut dyn Module,
-    train: &Dataset,
-    test: Option<&Dataset>,
+    train: &D,
+    test: Option<&D>,
     cfg: &TrainConfig,
     obs: &mut dyn Observer,
 ) -> Result<(Summary, Optimizer)> {
@@ -831,13 +857,14 @@ impl<'a> Trainer<'a> {
     }
 
     /// Run it.
-    pub fn run(
+    pub fn run<D: Dataset>(
         self,
         model: &mut dyn Module,
-        train: &Dataset,
-        test: Option<&Dataset>,
+        train: &D,
+        test: Option<&D>,
         obs: &mut dyn Observer,
     ) -> Result<(Summary, Optimizer)> {
+        let test = test.map(|t| t as &dyn Dataset);
         let mut l = trainer::Loop::start(self, model, train, test, obs)?;
         for epoch in l.first_epoch()..l.epochs() {
             if l.epoch(epoch)? {
@@ -873,8 +900,8 @@ fn sum_over_processes(comm: &dyn Collective, grads: &mut ParamGrads, correct: us
 fn check_processes(
     comm: &dyn Collective,
     model: &dyn Module,
-    train: &Dataset,
-    test: Option<&Dataset>,
+    train: &dyn Dataset,
+    test: Option<&dyn Dataset>,
     cfg: &TrainConfig,
 ) -> Result<()> {
     let n = comm.size();
@@ -918,7 +945,7 @@ fn check_processes(
     let weights = weights_digest(model);
     for (what, mine) in [
         ("training data", train.fingerprint()),
-        ("test data", test.map_or(0, Dataset::fingerprint)),
+        ("test data", test.map_or(0, |t| t.fingerprint())),
         ("initial weights", weights),
     ] {
         let all = comm.gather_u64(mine);
@@ -972,18 +999,17 @@ fn weights_digest(model: &dyn Module) -> u64 {
 /// `data`, and the sums are added over the processes.
 fn tally_shared(
     model: &dyn Module,
-    data: &Dataset,
+    data: &dyn Dataset,
     loss: LossKind,
     batch_size: usize,
     comm: &dyn Collective,
-) -> Tally {
+) -> Result<Tally> {
     let (lo, hi) = shard(data.len(), comm.rank(), comm.size());
-    let part = data.subset(&(lo..hi).collect::<Vec<_>>());
-    let mut t = tally(model, &part, loss, batch_size);
+    let mut t = tally_range(model, data, loss, batch_size, lo..hi)?;
     let mut v = t.flat();
     comm.sum_f64(&mut v);
     t.set_flat(&v);
-    t
+    Ok(t)
 }
 
 /// The first setting in which `a` and `b` differ: its name
@@ -1067,16 +1093,17 @@ struct EpochTally {
 
 fn finish_epoch(
     model: &dyn Module,
-    test: Option<&Dataset>,
+    test: Option<&dyn Dataset>,
     cfg: &TrainConfig,
     comm: Option<&dyn Collective>,
     t: EpochTally,
-) -> (EpochRecord, Option<Vec<Vec<usize>>>) {
+) -> Result<(EpochRecord, Option<Vec<Vec<usize>>>)> {
     let secs = t.t0.elapsed().as_secs_f64();
-    let eval = test.map(|d| match comm {
-        None => tally(model, d, cfg.loss, t.eval_batch),
-        Some(c) => tally_shared(model, d, cfg.loss, t.eval_batch, c),
-    });
+    let eval = match (test, comm) {
+        (None, _) => None,
+        (Some(d), None) => Some(tally(model, d, cfg.loss, t.eval_batch)?),
+        (Some(d), Some(c)) => Some(tally_shared(model, d, cfg.loss, t.eval_batch, c)?),
+    };
     let eval = eval.as_ref().map(Evaluation::from);
     let confusion = eval.as_ref().and_then(|e| e.confusion.clone());
     let rec = EpochRecord {
@@ -1092,5 +1119,5 @@ fn finish_epoch(
         test_metrics: eval.map(|e| e.metrics),
         task: t.task,
     };
-    (rec, confusion)
+    Ok((rec, confusion))
 }

@@ -3,10 +3,10 @@
 //! step, the diagnostics of a sampled step, and the end.
 
 use super::{
-    chance_level_warning, check_finite, check_processes, check_run, diverged, eval_batch_that_fits,
-    finish_epoch, shard_gradients, step_seed, sum_over_processes, weights_digest, Checkpoints,
-    EpochTally, Observer, RunState, ShardOf, StepInfo, StepResult, Summary, Task, TrainConfig,
-    Trainer,
+    chance_level_warning, check_finite, check_processes, check_run_dyn, diverged,
+    eval_batch_that_fits, finish_epoch, shard_gradients, step_seed, sum_over_processes,
+    weights_digest, Checkpoints, EpochTally, Observer, RunState, ShardOf, StepInfo, StepResult,
+    Summary, Task, TrainConfig, Trainer,
 };
 use crate::data::{epoch_batches, Dataset};
 use crate::dist::{shard, Collective};
@@ -26,8 +26,8 @@ use std::time::Instant;
 pub(super) struct Loop<'r, 'a> {
     cfg: &'a TrainConfig,
     model: &'r mut dyn Module,
-    train: &'r Dataset,
-    test: Option<&'r Dataset>,
+    train: &'r dyn Dataset,
+    test: Option<&'r dyn Dataset>,
     obs: &'r mut dyn Observer,
     /// The processes of a data-parallel run (more than one).
     comm: Option<Rc<dyn Collective>>,
@@ -55,8 +55,8 @@ impl<'r, 'a> Loop<'r, 'a> {
     pub(super) fn start(
         t: Trainer<'a>,
         model: &'r mut dyn Module,
-        train: &'r Dataset,
-        test: Option<&'r Dataset>,
+        train: &'r dyn Dataset,
+        test: Option<&'r dyn Dataset>,
         obs: &'r mut dyn Observer,
     ) -> Result<Self> {
         let Trainer {
@@ -66,7 +66,7 @@ impl<'r, 'a> Loop<'r, 'a> {
             collective,
         } = t;
         let comm = collective.filter(|c| c.size() > 1);
-        check_run(model, train, test, cfg)?;
+        check_run_dyn(model, train, test, cfg)?;
         if let Some(c) = &comm {
             check_processes(c.as_ref(), model, train, test, cfg)?;
         }
@@ -74,7 +74,7 @@ impl<'r, 'a> Loop<'r, 'a> {
         // on resume: only computed for a run that saves or resumes (they
         // read every feature: about 0.1 s for MNIST, 3 % of a speedrun).
         let data = if resume.is_some() || checkpoints.is_some() {
-            (train.fingerprint(), test.map(Dataset::fingerprint))
+            (train.fingerprint(), test.map(|t| t.fingerprint()))
         } else {
             (0, None)
         };
@@ -191,7 +191,7 @@ impl<'r, 'a> Loop<'r, 'a> {
     /// The epoch's record (after its evaluation), then the checkpoint.
     fn end_epoch(&mut self, epoch: usize, lr: f32, t0: Instant, batches: usize) -> Result<bool> {
         let tally = EpochTally {
-            task: Task::of(&self.train.y, self.cfg.loss),
+            task: Task::of(self.train.targets(), self.cfg.loss),
             eval_batch: self.eval_batch,
             epoch,
             steps: self.st.batch,
@@ -202,7 +202,7 @@ impl<'r, 'a> Loop<'r, 'a> {
             t0,
         };
         let (rec, confusion) =
-            finish_epoch(self.model, self.test, self.cfg, self.comm.as_deref(), tally);
+            finish_epoch(self.model, self.test, self.cfg, self.comm.as_deref(), tally)?;
         self.confusion = confusion;
         self.obs.epoch_end(&rec);
         self.obs.model(self.model, self.st.steps);
@@ -263,8 +263,8 @@ impl<'r, 'a> Loop<'r, 'a> {
             (lo..hi, of)
         });
         let (x, y) = match &part {
-            Some((range, _)) => self.train.batch(&idx[range.clone()]),
-            None => self.train.batch(idx),
+            Some((range, _)) => self.train.batch(&idx[range.clone()])?,
+            None => self.train.batch(idx)?,
         };
         let probe = sampled.then_some(&mut self.probe);
         let shard_of = part.as_ref().map(|(_, s)| s);
@@ -350,7 +350,7 @@ impl<'r, 'a> Loop<'r, 'a> {
     /// After the last epoch: the last checks, and what the run reports.
     pub(super) fn finish(self) -> Result<(Summary, Optimizer)> {
         let (model, st, opt) = (self.model, self.st, self.opt);
-        let task = Task::of(&self.train.y, self.cfg.loss);
+        let task = Task::of(self.train.targets(), self.cfg.loss);
         check_finite(model, st.records.last(), st.steps, opt.lr())?;
         if let Some(c) = &self.comm {
             // Every process must end with the same bits; say so if not.

@@ -19,7 +19,7 @@ pub struct TrainArgs {
     /// Gradient checkpointing: layer ranges (e.g. 0-5,6-9) whose activations are recomputed during backward instead of kept, or `blocks` (each of a GPT's blocks).
     #[arg(long)]
     pub checkpoint: Option<String>,
-    /// Training data: a folder of MNIST-named IDX files (train-*, and t10k-* as the test set), a CSV file (label first, or with a header and --target), or a UTF-8 text file (*.txt: a character-level language model, gpt-baby by default). Default: data/mnist.
+    /// Training data: a folder of MNIST-named IDX files (train-*, and t10k-* as the test set), a folder of images with one subfolder per class (PNG or JPEG; see --image-size), a CSV file (label first, or with a header and --target), or a UTF-8 text file (*.txt: a character-level language model, gpt-baby by default). Default: data/mnist.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Test data: a folder of IDX files or a CSV file (overrides the t10k-* files of --data).
@@ -34,6 +34,9 @@ pub struct TrainArgs {
     /// What the model learns: classification (class labels), regression (float targets; default with --target) or multi-label (0/1 targets).
     #[arg(long, value_enum, ignore_case = true)]
     pub task: Option<Task>,
+    /// Resize every image of an image folder (--data DIR with one subfolder per class) to SIZE×SIZE pixels; without it the images must all have one size.
+    #[arg(long, value_name = "SIZE")]
+    pub image_size: Option<usize>,
     /// Hold out this fraction of --data as the test set (seeded by --seed) when there is no test set, e.g. 0.2.
     #[arg(long, value_name = "FRACTION")]
     pub test_split: Option<f64>,
@@ -301,7 +304,7 @@ pub struct SampleArgs {
 pub struct PredictArgs {
     /// A model saved by `backprop train --save`.
     pub weights: PathBuf,
-    /// A PNG or PGM image of a digit, any size, white on black or dark on light: it is made MNIST-like first (scaled to 20 pixels, centred by its centre of mass in 28×28, as MNIST was made; see --raw).
+    /// A PNG or PGM image of a digit, any size, white on black or dark on light: it is made MNIST-like first (scaled to 20 pixels, centred by its centre of mass in 28×28, as MNIST was made; see --raw). For a model trained on an image folder: a PNG or JPEG, resized as its training images were.
     pub image: Option<PathBuf>,
     /// Feed the image to the model as it is (gray levels in [0, 1]), not made MNIST-like.
     #[arg(long)]
@@ -367,6 +370,7 @@ fn setting_of(id: &str) -> Option<Setting> {
         "target" => Setting::Target,
         "task" => Setting::Task,
         "test_split" => Setting::TestSplit,
+        "image_size" => Setting::ImageSize,
         "epochs" => Setting::Epochs,
         "batch_size" => Setting::BatchSize,
         "optimizer" => Setting::Optimizer,
@@ -431,7 +435,7 @@ impl TrainArgs {
             task: self.task,
             target: self.target.clone(),
             test_split: self.test_split,
-            image_size: None,
+            image_size: self.image_size,
             save_every: self.save_every,
             train: cfg,
         })

@@ -4,7 +4,7 @@
 use crate::args::EvalArgs;
 use crate::{data_path, set_threads};
 use anyhow::{bail, Context};
-use backprop::data::{self, DataInfo, Dataset};
+use backprop::data::{self, DataInfo, TensorDataset};
 use backprop::nn::Sequential;
 use backprop::train::{self, task, LossKind, Task};
 use backprop::{io, Error};
@@ -30,7 +30,7 @@ pub fn eval_set(
     data: Option<PathBuf>,
     csv_scale: Option<f32>,
     info: &DataInfo,
-) -> anyhow::Result<Dataset> {
+) -> anyhow::Result<TensorDataset> {
     let d = data_path(data)?;
     let (tr, te) = data::load_data_with(&d, None, &info.data_options(csv_scale))?;
     Ok(te.unwrap_or(tr))
@@ -54,7 +54,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         .unwrap_or(Task::of(&set.y, LossKind::CrossEntropy).default_loss());
     train::check_compatible(&model, &set, loss)
         .with_context(|| format!("data {}", set.source.display()))?;
-    let e = train::evaluate_full(&model, &set, loss, 1000);
+    let e = train::evaluate_full(&model, &set, loss, 1000)?;
     let t = Task::of(&set.y, loss);
     if a.json {
         println!(

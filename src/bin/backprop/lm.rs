@@ -36,9 +36,13 @@ pub const LM_ONLY: [(&str, &str); 5] = [
 ];
 
 /// The flags of `train` a language-model run does not read (yet).
-const NOT_LM: [(&str, &str); 11] = [
+const NOT_LM: [(&str, &str); 15] = [
     ("test_data", "--test-data"),
     ("csv_scale", "--csv-scale"),
+    ("target", "--target"),
+    ("task", "--task"),
+    ("test_split", "--test-split"),
+    ("image_size", "--image-size"),
     ("epochs", "--epochs"),
     ("lr_schedule", "--lr-schedule"),
     ("lr_step_size", "--lr-step-size"),

@@ -28,6 +28,14 @@ fn like_mnist(x: &Tensor, path: &Path) -> anyhow::Result<Tensor> {
 pub fn run(a: PredictArgs) -> anyhow::Result<()> {
     let (model, info) = load_saved(&a.weights, a.model.as_deref())?;
     let (x, label, what) = match (&a.image, &a.data, a.index) {
+        (Some(img), None, None) if info.image.is_some() => {
+            let shape = info.image.expect("checked");
+            (
+                data::load_sample(img, shape)?,
+                None,
+                img.display().to_string(),
+            )
+        }
         (Some(img), None, None) => {
             let x = data::load_image(img)?;
             let x = if a.raw { x } else { like_mnist(&x, img)? };

@@ -65,7 +65,7 @@ pub fn run(mut a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Res
         run.collective(c);
     }
     if !a.json && !a.quiet {
-        eprintln!("{}", start_line(&run, &train_set, test_set.as_ref()));
+        eprintln!("{}", start_line(&run, &train_set, test_set.as_deref()));
     }
     let mut progress = Progress::new(a.quiet || a.json, !a.quiet, train_set.len());
     let mut page = None;
@@ -92,7 +92,7 @@ pub fn run(mut a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Res
 
 /// `training `mlp` (101770 parameters) on 60000 samples from …`, or
 /// `resuming at step 50 (epoch 1) …`, and where a moved run saves.
-fn start_line(run: &Run, train: &Dataset, test: Option<&Dataset>) -> String {
+fn start_line(run: &Run, train: &dyn Dataset, test: Option<&dyn Dataset>) -> String {
     use backprop::nn::{Module, ModuleExt};
     let what = match run.resumes_at() {
         Some((step, epoch)) => format!("resuming at step {step} (epoch {epoch})"),
@@ -111,7 +111,7 @@ fn start_line(run: &Run, train: &Dataset, test: Option<&Dataset>) -> String {
         run.model.describe(),
         run.model.num_parameters(),
         train.len(),
-        train.source.display(),
+        train.source().display(),
         test.map(|t| format!(", testing on {}", t.len()))
             .unwrap_or_default()
     )

@@ -89,7 +89,7 @@ pub fn run(a: &Args) -> backprop::Result<f64> {
                 break 'run;
             }
         }
-        let (loss, acc) = evaluate(&model, &test, LossKind::CrossEntropy, 1000);
+        let (loss, acc) = evaluate(&model, &test, LossKind::CrossEntropy, 1000)?;
         println!(
             "epoch {}: test loss {loss:.4}, accuracy {:.2}%",
             epoch + 1,
@@ -100,7 +100,7 @@ pub fn run(a: &Args) -> backprop::Result<f64> {
         backprop::io::save_module(&model, path)?;
         println!("saved {}", path.display());
     }
-    let (loss, acc) = evaluate(&model, &test, LossKind::CrossEntropy, 1000);
+    let (loss, acc) = evaluate(&model, &test, LossKind::CrossEntropy, 1000)?;
     println!(
         "test accuracy {:.2}% (loss {loss:.4}) after {step} steps",
         acc * 100.0

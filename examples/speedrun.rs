@@ -73,7 +73,7 @@ fn main() -> backprop::Result<()> {
     // The test set is read once, at the end (as the PyTorch twin does), not
     // after every epoch as `backprop train` does.
     let (summary, _) = Trainer::new(&cfg).run(&mut model, &train, None, &mut Silent)?;
-    let (loss, acc) = evaluate(&model, &test, cfg.loss, cfg.eval_batch_size);
+    let (loss, acc) = evaluate(&model, &test, cfg.loss, cfg.eval_batch_size)?;
     println!(
         "test accuracy {:.2}% (loss {:.4}) after {EPOCHS} epochs, {} steps, in {:.2} s (seed {seed})",
         acc * 100.0,

@@ -137,10 +137,12 @@ pub enum Setting {
     TestSplit,
     /// The side images are resized to.
     ImageSize,
+    /// The random changes of training images.
+    Augment,
 }
 
 /// Every [`Setting`], in the order they are documented.
-pub const SETTINGS: [Setting; 29] = [
+pub const SETTINGS: [Setting; 30] = [
     Setting::Model,
     Setting::WeightInit,
     Setting::Checkpoint,
@@ -152,6 +154,7 @@ pub const SETTINGS: [Setting; 29] = [
     Setting::Target,
     Setting::TestSplit,
     Setting::ImageSize,
+    Setting::Augment,
     Setting::Epochs,
     Setting::BatchSize,
     Setting::MaxSteps,
@@ -205,6 +208,7 @@ impl Setting {
             Setting::Target => "target columns",
             Setting::TestSplit => "test split",
             Setting::ImageSize => "image size",
+            Setting::Augment => "augmentation",
         }
     }
 }

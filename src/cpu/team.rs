@@ -116,6 +116,17 @@ thread_local! {
     static IN_JOB: Cell<bool> = const { Cell::new(false) };
 }
 
+/// `f()` with every [`run`] it makes on this thread kept serial, off the
+/// team: for a thread that works beside the training thread (the data
+/// loader's), so that it never holds the team the training thread's
+/// kernels need. Results are the same (each job writes its own part).
+pub fn alone<R>(f: impl FnOnce() -> R) -> R {
+    let was = IN_JOB.replace(true);
+    let r = f();
+    IN_JOB.set(was);
+    r
+}
+
 fn team() -> &'static Team {
     static TEAM: OnceLock<Team> = OnceLock::new();
     TEAM.get_or_init(|| Team {

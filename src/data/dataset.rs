@@ -68,6 +68,14 @@ pub trait Dataset: Sync {
         DataInfo::default()
     }
 
+    /// Whether a batch is a copy from memory: then the
+    /// [`Loader`](super::Loader) gathers it on the training thread (with the
+    /// kernels' threads), as handing it over from a background thread would
+    /// cost more than the copy.
+    fn in_memory(&self) -> bool {
+        false
+    }
+
     /// The features and targets of the samples at `idx`.
     fn batch(&self, idx: &[usize]) -> Result<(Tensor, Targets)> {
         Ok((self.features(idx)?, self.targets().gather(idx)))
@@ -112,6 +120,10 @@ impl Dataset for TensorDataset {
         self.info.clone()
     }
 
+    fn in_memory(&self) -> bool {
+        true
+    }
+
     fn fingerprint(&self) -> u64 {
         TensorDataset::fingerprint(self)
     }
@@ -141,6 +153,10 @@ impl<T: Dataset + ?Sized> Dataset for Box<T> {
 
     fn info(&self) -> DataInfo {
         (**self).info()
+    }
+
+    fn in_memory(&self) -> bool {
+        (**self).in_memory()
     }
 
     fn batch(&self, idx: &[usize]) -> Result<(Tensor, Targets)> {

@@ -7,6 +7,7 @@
 //! swapped images/labels paths, a bad CSV line) comes back as an [`Error`]
 //! whose message names the file, says what is wrong, and what to do.
 
+mod augment;
 mod batch;
 mod csv;
 mod dataset;
@@ -14,10 +15,12 @@ mod folder;
 mod idx;
 mod image;
 mod info;
+mod loader;
 mod split;
 mod targets;
 pub mod text;
 
+pub use augment::{augment_batch, parse_augments, sample_rng, Augment};
 pub use batch::epoch_batches;
 pub use csv::{load_csv, load_csv_columns, parse_csv, parse_csv_columns, CsvColumns};
 pub use dataset::Dataset;
@@ -25,6 +28,7 @@ pub use folder::{load_sample, ImageFolder};
 pub use idx::{load_idx_pair, parse_idx, parse_idx_pair, read_idx, Idx};
 pub use image::{decode_image, load_image, mnist_like, MNIST_SIDE};
 pub use info::{DataInfo, Standardize, DATA_KEY};
+pub use loader::{Batches, Loader};
 pub use split::random_split;
 pub use targets::{Targets, Task};
 

@@ -197,6 +197,7 @@ fn field(s: Setting) -> Field {
         Setting::Target => f!(|s| opt(&s.target), target),
         Setting::TestSplit => f!(|s| opt(&s.test_split), test_split),
         Setting::ImageSize => f!(|s| opt(&s.image_size), image_size),
+        Setting::Augment => f!(|s| format!("{:?}", s.train.augment), train.augment),
         Setting::Epochs => f!(|s| s.train.epochs.to_string(), train.epochs),
         Setting::BatchSize => f!(|s| s.train.batch_size.to_string(), train.batch_size),
         Setting::MaxSteps => f!(|s| opt(&s.train.max_steps), train.max_steps),
@@ -478,6 +479,9 @@ pub struct Run {
     pub model: Sequential,
     /// Where the run writes.
     pub outputs: Outputs,
+    /// Batches prepared ahead on a background thread (0: none; the run
+    /// is the same either way). 2 unless set.
+    pub prefetch: usize,
     /// Where a resumed run stood.
     resume: Option<Resume>,
     /// The metrics recorded so far (a resumed run's) or a new recorder.
@@ -505,6 +509,7 @@ impl Run {
             settings,
             model,
             outputs: Outputs::default(),
+            prefetch: 2,
             resume: None,
             recorder,
             collective: None,
@@ -564,6 +569,7 @@ impl Run {
                 save_every,
                 ..Outputs::default()
             },
+            prefetch: 2,
             resume: Some(resume),
             recorder,
             collective: None,
@@ -702,7 +708,7 @@ impl Run {
             data: (!self.data_info.is_empty()).then(|| self.data_info.to_json()),
         });
         let cfg = self.settings.train.clone();
-        let mut trainer = Trainer::new(&cfg);
+        let mut trainer = Trainer::new(&cfg).prefetch(self.prefetch);
         if let Some(r) = self.resume.take() {
             trainer = trainer.resume(r);
         }

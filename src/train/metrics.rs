@@ -341,6 +341,7 @@ mod tests {
             test_accuracy: Some(0.75),
             test_metrics: None,
             task: crate::train::Task::Classification,
+            data_wait_seconds: 0.0,
         });
         let csv = r.to_csv();
         let lines: Vec<&str> = csv.lines().collect();

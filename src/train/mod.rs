@@ -21,7 +21,7 @@ pub mod task;
 mod trainer;
 
 use crate::autograd::ParamGrads;
-use crate::data::{Dataset, Targets};
+use crate::data::{Augment, Dataset, Targets};
 use crate::dist::{shard, Collective};
 use crate::inspect::diagnostics::{chance_level, LayerStats, Probe, Sample, WarningKind};
 use crate::nn::{Module, ModuleExt, OutputKind, Pass};
@@ -61,6 +61,12 @@ pub struct TrainConfig {
     pub clip_grad_value: Option<f32>,
     /// Batch size for evaluation (no graph is recorded, so it can be large).
     pub eval_batch_size: usize,
+    /// Leave out each epoch's last batch when it is smaller than the others.
+    #[serde(default)]
+    pub drop_last: bool,
+    /// Random changes of each training image, in order ([`Augment`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub augment: Vec<Augment>,
     /// Measure the per-layer statistics of [`crate::inspect::diagnostics`] at step 1 and
     /// every this many steps (0: never).
     pub diagnostics_every: usize,
@@ -92,6 +98,8 @@ impl TrainConfig {
             clip_grad_norm: None,
             clip_grad_value: None,
             eval_batch_size: 1000,
+            drop_last: false,
+            augment: Vec::new(),
             diagnostics_every: 50,
         }
     }
@@ -178,6 +186,10 @@ pub struct EpochRecord {
     /// What the model is trained to do (accuracy means nothing for regression).
     #[serde(default)]
     pub task: Task,
+    /// Seconds the training loop waited for its batches (reading,
+    /// decoding, augmenting: what the background loader did not hide).
+    #[serde(default)]
+    pub data_wait_seconds: f64,
 }
 
 /// What a run reports at the end (`--json` prints it).
@@ -823,17 +835,27 @@ pub struct Trainer<'a> {
     resume: Option<Resume>,
     checkpoints: Option<Checkpoints<'a>>,
     collective: Option<Rc<dyn Collective>>,
+    ahead: usize,
 }
 
 impl<'a> Trainer<'a> {
-    /// A run with the settings `cfg`.
+    /// A run with the settings `cfg`, two batches prepared ahead on a
+    /// background thread.
     pub fn new(cfg: &'a TrainConfig) -> Trainer<'a> {
         Trainer {
             cfg,
             resume: None,
             checkpoints: None,
             collective: None,
+            ahead: 2,
         }
+    }
+
+    /// Prepare up to `n` batches ahead on a background thread (0: on the
+    /// training thread). The run is the same, bit for bit, either way.
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.ahead = n;
+        self
     }
 
     /// Continue the saved run `r` (the model must hold the weights saved with it).
@@ -1080,6 +1102,8 @@ fn check_finite(model: &dyn Module, rec: Option<&EpochRecord>, step: usize, lr: 
 struct EpochTally {
     /// The run's task.
     task: Task,
+    /// Seconds waited for batches.
+    waited: f64,
     /// The evaluation's batch size ([`eval_batch_that_fits`]).
     eval_batch: usize,
     epoch: usize,
@@ -1118,6 +1142,7 @@ fn finish_epoch(
         test_accuracy: eval.as_ref().map(|e| e.accuracy),
         test_metrics: eval.map(|e| e.metrics),
         task: t.task,
+        data_wait_seconds: t.waited,
     };
     Ok((rec, confusion))
 }

@@ -8,13 +8,14 @@ use super::{
     weights_digest, Checkpoints, EpochTally, Observer, RunState, ShardOf, StepInfo, StepResult,
     Summary, Task, TrainConfig, Trainer,
 };
-use crate::data::{epoch_batches, Dataset};
+use crate::data::{Dataset, Loader, Targets};
 use crate::dist::{shard, Collective};
 use crate::inspect::diagnostics::{
     is_sampled, overfitting, LayerStats, Probe, Sample, WarningKind, Watch, OVERFITTING,
 };
 use crate::nn::{Module, ModuleExt};
 use crate::optim::Optimizer;
+use crate::Tensor;
 use crate::{Error, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -46,6 +47,8 @@ pub(super) struct Loop<'r, 'a> {
     classes: usize,
     /// The evaluation's batch size.
     eval_batch: usize,
+    /// Batches prepared ahead on a background thread.
+    ahead: usize,
     /// The last evaluation's confusion matrix (classification).
     confusion: Option<Vec<Vec<usize>>>,
 }
@@ -64,6 +67,7 @@ impl<'r, 'a> Loop<'r, 'a> {
             resume,
             checkpoints,
             collective,
+            ahead,
         } = t;
         let comm = collective.filter(|c| c.size() > 1);
         check_run_dyn(model, train, test, cfg)?;
@@ -128,6 +132,7 @@ impl<'r, 'a> Loop<'r, 'a> {
             warned_chance: false,
             classes,
             eval_batch,
+            ahead,
             confusion: None,
         })
     }
@@ -160,7 +165,12 @@ impl<'r, 'a> Loop<'r, 'a> {
         let lr = self.opt.lr();
         self.st.epoch = epoch;
         self.st.order_position = self.rng.get_word_pos().to_string();
-        let batches = epoch_batches(self.train.len(), cfg.batch_size, cfg.shuffle, &mut self.rng);
+        let loader = Loader::new(self.train, cfg.batch_size)
+            .shuffle(cfg.shuffle)
+            .drop_last(cfg.drop_last)
+            .augment(cfg.augment.clone(), cfg.seed)
+            .ahead(self.ahead);
+        let batches = loader.order(&mut self.rng);
         if self.st.batch > 0 {
             // A run stopped by its step limit recorded the epoch so far;
             // continued, the epoch's record is the whole epoch's.
@@ -175,22 +185,56 @@ impl<'r, 'a> Loop<'r, 'a> {
         }
         let t0 = Instant::now();
         let save_every = self.checkpoints.as_ref().map_or(0, |c| c.every);
-        for idx in &batches[self.st.batch..] {
-            let lr = self.step(epoch, idx)?;
-            if self.at_limit() {
-                break;
+        let todo = &batches[self.st.batch..];
+        // Each process reads its shard of each batch.
+        let parts: Vec<Vec<usize>> = todo
+            .iter()
+            .map(|idx| match self.shard_of(idx.len()) {
+                Some((range, _)) => idx[range].to_vec(),
+                None => idx.clone(),
+            })
+            .collect();
+        let waited = loader.prepare(&parts, epoch, |prepared| -> Result<f64> {
+            for (idx, batch) in todo.iter().zip(prepared.by_ref()) {
+                let (x, y) = batch?;
+                let lr = self.step(epoch, idx, x, y)?;
+                if self.at_limit() {
+                    break;
+                }
+                if save_every > 0 && self.st.steps.is_multiple_of(save_every) {
+                    check_finite(self.model, None, self.st.steps, lr)?;
+                    self.save()?;
+                }
             }
-            if save_every > 0 && self.st.steps.is_multiple_of(save_every) {
-                check_finite(self.model, None, self.st.steps, lr)?;
-                self.save()?;
-            }
-        }
-        self.end_epoch(epoch, lr, t0, batches.len())
+            Ok(prepared.waited().as_secs_f64())
+        })?;
+        self.end_epoch(epoch, lr, (t0, waited), batches.len())
+    }
+
+    /// This process's part of a batch of `n` samples, when several
+    /// processes train: the range of its samples and where they sit.
+    fn shard_of(&self, n: usize) -> Option<(std::ops::Range<usize>, ShardOf)> {
+        self.comm.as_ref().map(|c| {
+            let (lo, hi) = shard(n, c.rank(), c.size());
+            let of = ShardOf {
+                first: lo,
+                global: n,
+                comm: c.clone(),
+            };
+            (lo..hi, of)
+        })
     }
 
     /// The epoch's record (after its evaluation), then the checkpoint.
-    fn end_epoch(&mut self, epoch: usize, lr: f32, t0: Instant, batches: usize) -> Result<bool> {
+    fn end_epoch(
+        &mut self,
+        epoch: usize,
+        lr: f32,
+        (t0, waited): (Instant, f64),
+        batches: usize,
+    ) -> Result<bool> {
         let tally = EpochTally {
+            waited,
             task: Task::of(self.train.targets(), self.cfg.loss),
             eval_batch: self.eval_batch,
             epoch,
@@ -244,28 +288,17 @@ impl<'r, 'a> Loop<'r, 'a> {
         Ok(())
     }
 
-    /// One optimizer step on the batch `idx` of epoch `epoch`; returns its
-    /// learning rate.
-    fn step(&mut self, epoch: usize, idx: &[usize]) -> Result<f32> {
+    /// One optimizer step on the batch `idx` of epoch `epoch`, whose
+    /// features and targets (this process's shard) are `x` and `y`; returns
+    /// its learning rate.
+    fn step(&mut self, epoch: usize, idx: &[usize], x: Tensor, y: Targets) -> Result<f32> {
         let cfg = self.cfg;
         self.opt.set_step(self.st.steps);
         let lr = self.opt.lr();
         let seed = step_seed(cfg.seed, self.st.steps + 1);
         let sampled = is_sampled(self.st.steps + 1, cfg.diagnostics_every);
         // One process takes the batch; several take a contiguous shard each.
-        let part = self.comm.as_ref().map(|c| {
-            let (lo, hi) = shard(idx.len(), c.rank(), c.size());
-            let of = ShardOf {
-                first: lo,
-                global: idx.len(),
-                comm: c.clone(),
-            };
-            (lo..hi, of)
-        });
-        let (x, y) = match &part {
-            Some((range, _)) => self.train.batch(&idx[range.clone()])?,
-            None => self.train.batch(idx)?,
-        };
+        let part = self.shard_of(idx.len());
         let probe = sampled.then_some(&mut self.probe);
         let shard_of = part.as_ref().map(|(_, s)| s);
         let (res, stats) = shard_gradients(self.model, x, &y, cfg.loss, seed, probe, shard_of);

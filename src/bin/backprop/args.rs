@@ -37,6 +37,12 @@ pub struct TrainArgs {
     /// Resize every image of an image folder (--data DIR with one subfolder per class) to SIZE×SIZE pixels; without it the images must all have one size.
     #[arg(long, value_name = "SIZE")]
     pub image_size: Option<usize>,
+    /// Random changes of each training image, applied in order with the run's seed: crop:P (pad P zeros, cut the image's size at random), flip (left-right, half the time), affine:D:T (rotate up to ±D degrees, shift up to T of the side), e.g. crop:4,flip.
+    #[arg(long, value_name = "LIST")]
+    pub augment: Option<String>,
+    /// Batches prepared ahead on a background thread while the current step runs (0: none; the run is the same either way).
+    #[arg(long, default_value_t = 2)]
+    pub prefetch: usize,
     /// Hold out this fraction of --data as the test set (seeded by --seed) when there is no test set, e.g. 0.2.
     #[arg(long, value_name = "FRACTION")]
     pub test_split: Option<f64>,
@@ -351,6 +357,7 @@ pub fn flag(s: Setting) -> &'static str {
         Setting::Target => "--target",
         Setting::TestSplit => "--test-split",
         Setting::ImageSize => "--image-size",
+        Setting::Augment => "--augment",
         Setting::Optimizer => "--optimizer",
         Setting::Seed => "--seed",
         Setting::Shuffle => "--no-shuffle",
@@ -371,6 +378,7 @@ fn setting_of(id: &str) -> Option<Setting> {
         "task" => Setting::Task,
         "test_split" => Setting::TestSplit,
         "image_size" => Setting::ImageSize,
+        "augment" => Setting::Augment,
         "epochs" => Setting::Epochs,
         "batch_size" => Setting::BatchSize,
         "optimizer" => Setting::Optimizer,
@@ -417,6 +425,9 @@ impl TrainArgs {
         cfg.clip_grad_norm = self.clip_grad_norm;
         cfg.clip_grad_value = self.clip_grad_value;
         cfg.diagnostics_every = self.diagnostics_every;
+        if let Some(a) = &self.augment {
+            cfg.augment = backprop::data::parse_augments(a)?;
+        }
         cfg.schedule = self.schedule(self.epochs)?;
         if !matches!(cfg.schedule, Schedule::OneCycle { .. }) {
             cfg.validate()?; // a one-cycle schedule once its steps are known

@@ -59,6 +59,7 @@ pub fn run(mut a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Res
         _ => Default::default(),
     };
     run.prepare_outputs().context("--save")?;
+    run.prefetch = a.prefetch;
     let (train_set, test_set) = run.settings.load_data(&data_path(None)?)?;
     run.check(&train_set, test_set.as_ref())?;
     if let Some(c) = comm {

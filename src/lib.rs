@@ -57,9 +57,10 @@ pub use autograd::{GradTable, Graph, ParamGrads, Var};
 /// `use backprop::prelude::*;`.
 pub mod prelude {
     pub use crate::nn::{
-        Activation, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Embedding, Flatten, Gpt, GptConfig,
-        Gru, Init, LayerNorm, Linear, Lstm, MaxPool2d, Module, ModuleExt, PRelu, Pass, Reshape,
-        Rnn, Sequential, Visitor, VisitorMut,
+        Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout,
+        Dropout2d, Embedding, Flatten, Gpt, GptConfig, Gru, Identity, Init, LayerNorm, Linear,
+        Lstm, MaxPool2d, Module, ModuleExt, PRelu, Pass, Reshape, Rnn, Sequential, Visitor,
+        VisitorMut,
     };
     pub use crate::optim::{
         DecayOn, Momentum, Optimizer, OptimizerConfig, OptimizerKind, Schedule,

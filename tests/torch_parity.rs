@@ -196,6 +196,23 @@ mod layer_ops {
     );
 }
 
+mod image_ops {
+    use super::check_case;
+    use super::read_fixture;
+    op_cases!("ops_image.safetensors", every_image_op_case_has_a_test:
+    avg_pool2d_k2s2,
+    avg_pool2d_k3s2_pad1,
+    avg_pool2d_k3s1,
+    adaptive_avg_pool2d_global,
+    adaptive_avg_pool2d_3x2,
+    adaptive_avg_pool2d_up,
+    conv2d_groups2,
+    conv2d_depthwise,
+    conv2d_dilation2,
+    conv2d_dilation_groups_stride,
+    );
+}
+
 mod seq_ops {
     use super::check_case;
     use super::read_fixture;
@@ -324,6 +341,24 @@ fn check_case(file: &str, c: &str) {
             xs.get(2).copied(),
             pair(&args["stride"]),
             pair(&args["padding"]),
+        ),
+        "avg_pool2d" => g.avg_pool2d(
+            xs[0],
+            pair(&args["kernel"]),
+            pair(&args["stride"]),
+            pair(&args["padding"]),
+        ),
+        "adaptive_avg_pool2d" => g.adaptive_avg_pool2d(xs[0], pair(&args["out"])),
+        "conv2d_ext" => g.conv2d_with(
+            xs[0],
+            xs[1],
+            Some(xs[2]),
+            backprop::ops::conv_groups::ConvOptions {
+                stride: pair(&args["stride"]),
+                padding: pair(&args["padding"]),
+                dilation: pair(&args["dilation"]),
+                groups: args["groups"].as_u64().unwrap() as usize,
+            },
         ),
         "max_pool2d" => g.max_pool2d(
             xs[0],

@@ -45,6 +45,13 @@ It writes (all safetensors, metadata values are strings):
   against `<c>.labels`, with args ignore_index, label_smoothing and weight).
   `python3 tools/make_fixtures.py --only seq` writes this file alone.
 
+* tests/fixtures/ops_image.safetensors -- the same format for the layers of
+  today's image nets: avg_pool2d (F.avg_pool2d, args kernel, stride, padding
+  as [h,w]; count_include_pad=True), adaptive_avg_pool2d
+  (F.adaptive_avg_pool2d, args out [h,w]) and conv2d_ext (F.conv2d with args
+  stride, padding, dilation as [h,w] and groups; x1 weight [O, C/groups, kh,
+  kw], x2 bias). `python3 tools/make_fixtures.py --only image` writes it alone.
+
 * tests/fixtures/train_<case>.safetensors -- short training runs of an
   nn.Sequential in float32: `x`, `y` (int64 labels), `init.<name>` /
   `final.<name>` for every state_dict entry before / after training, `losses`
@@ -445,6 +452,45 @@ LAYER_OPS = {
 }
 
 
+IMAGE_OPS = {
+    "avg_pool2d": lambda xs, a, st: F.avg_pool2d(xs[0], tuple(a["kernel"]), tuple(a["stride"]),
+                                                 tuple(a["padding"])),
+    "adaptive_avg_pool2d": lambda xs, a, st: F.adaptive_avg_pool2d(xs[0], tuple(a["out"])),
+    "conv2d_ext": lambda xs, a, st: F.conv2d(xs[0], xs[1], xs[2], stride=tuple(a["stride"]),
+                                             padding=tuple(a["padding"]),
+                                             dilation=tuple(a["dilation"]), groups=a["groups"]),
+}
+
+
+def image_cases():
+    """Yields (name, op, args, make_inputs) for ops_image.safetensors."""
+    def pool(k, s, p):
+        return {"kernel": [k, k], "stride": [s, s], "padding": [p, p]}
+    yield "avg_pool2d_k2s2", "avg_pool2d", pool(2, 2, 0), lambda: ([randn(2, 3, 6, 6)], None)
+    yield "avg_pool2d_k3s2_pad1", "avg_pool2d", pool(3, 2, 1), lambda: ([randn(1, 2, 7, 7)], None)
+    yield "avg_pool2d_k3s1", "avg_pool2d", pool(3, 1, 0), lambda: ([randn(2, 1, 5, 6)], None)
+    yield "adaptive_avg_pool2d_global", "adaptive_avg_pool2d", {"out": [1, 1]}, \
+        lambda: ([randn(3, 4, 5, 5)], None)
+    yield "adaptive_avg_pool2d_3x2", "adaptive_avg_pool2d", {"out": [3, 2]}, \
+        lambda: ([randn(2, 2, 7, 5)], None)
+    yield "adaptive_avg_pool2d_up", "adaptive_avg_pool2d", {"out": [4, 4]}, \
+        lambda: ([randn(1, 2, 3, 3)], None)
+
+    def conv(n, c, h, w, o, k, groups, **a):
+        args = {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": groups}
+        args.update(a)
+        return args, lambda: ([randn(n, c, h, w), randn(o, c // groups, k, k) * 0.5,
+                               randn(o) * 0.5], None)
+    for name, (args, mk) in {
+        "conv2d_groups2": conv(2, 4, 6, 6, 6, 3, 2, padding=[1, 1]),
+        "conv2d_depthwise": conv(2, 3, 5, 5, 3, 3, 3, padding=[1, 1]),
+        "conv2d_dilation2": conv(1, 2, 8, 8, 3, 3, 1, padding=[2, 2], dilation=[2, 2]),
+        "conv2d_dilation_groups_stride": conv(2, 4, 9, 9, 4, 3, 2, stride=[2, 2], padding=[1, 1],
+                                              dilation=[2, 2]),
+    }.items():
+        yield name, "conv2d_ext", args, mk
+
+
 def layer_cases():
     """Yields (name, op, args, make_inputs) where make_inputs() -> (inputs, state or None)."""
     def conv(n, c, h, w, o, kh, kw, bias=True):
@@ -512,7 +558,7 @@ def make_ops(path, cases=op_cases, table=OPS):
         xs32 = [x.to(torch.float32).contiguous() for x in xs32]
         tgt = args.get("target_input")
         xs64 = [x.double().requires_grad_(i != tgt) for i, x in enumerate(xs32)]
-        if table is OPS or table is SEQ_OPS:
+        if table is OPS or table is SEQ_OPS or table is IMAGE_OPS:
             labels, state32, state64 = extra, {}, {}
             out = table[op](xs64, args, labels)
         else:
@@ -832,12 +878,15 @@ def make_schedules(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mnist", default=DEFAULT_MNIST, help="directory with the MNIST IDX .gz files")
-    ap.add_argument("--only", choices=["seq"], help="write only this fixture file")
+    ap.add_argument("--only", choices=["seq", "image"], help="write only this fixture file")
     a = ap.parse_args()
     torch.set_num_threads(1)
     os.makedirs(OUT_DIR, exist_ok=True)
     print(f"torch {torch.__version__}")
-    make_ops(os.path.join(OUT_DIR, "ops_seq.safetensors"), seq_cases, SEQ_OPS)
+    if a.only != "seq":
+        make_ops(os.path.join(OUT_DIR, "ops_image.safetensors"), image_cases, IMAGE_OPS)
+    if a.only != "image":
+        make_ops(os.path.join(OUT_DIR, "ops_seq.safetensors"), seq_cases, SEQ_OPS)
     if a.only:
         return
     make_ops(os.path.join(OUT_DIR, "ops.safetensors"))

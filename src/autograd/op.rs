@@ -97,6 +97,10 @@ pub enum Op {
     Conv2d,
     /// 2-d max pooling.
     MaxPool2d,
+    /// 2-d average pooling (fixed or adaptive windows).
+    AvgPool2d,
+    /// A kernel spread out with zeros between its taps (dilation).
+    DilateKernel,
     /// Batch normalization (1-d or 2-d).
     BatchNorm,
     /// Dropout.
@@ -189,6 +193,8 @@ impl Op {
             Op::Linear => "linear",
             Op::Conv2d => "conv2d",
             Op::MaxPool2d => "max_pool2d",
+            Op::AvgPool2d => "avg_pool2d",
+            Op::DilateKernel => "dilate_kernel",
             Op::BatchNorm => "batch_norm",
             Op::Dropout => "dropout",
             Op::RnnTanh => "rnn_tanh",
@@ -266,7 +272,7 @@ impl std::fmt::Display for Op {
 }
 
 /// Every built-in op (not [`Op::Custom`]).
-const ALL: [Op; 53] = [
+const ALL: [Op; 55] = [
     Op::Leaf,
     Op::Add,
     Op::Sub,
@@ -312,6 +318,8 @@ const ALL: [Op; 53] = [
     Op::Linear,
     Op::Conv2d,
     Op::MaxPool2d,
+    Op::AvgPool2d,
+    Op::DilateKernel,
     Op::BatchNorm,
     Op::Dropout,
     Op::RnnTanh,

@@ -20,10 +20,10 @@ pub mod spec;
 pub use gpt::{Gpt, GptConfig};
 pub use init::Init;
 pub use layers::{
-    Activation, ActivationKind, BatchNorm, BatchNorm1d, BatchNorm2d, Block, BlockConfig,
-    CausalSelfAttention, Conv2d, Conv2dConfig, Dropout, Embedding, EmbeddingConfig, Flatten,
-    GatedConfig, GatedRnn, Gru, LayerNorm, Linear, LinearConfig, Lstm, MaxPool2d, Mlp, PRelu,
-    Reshape, Rnn, RnnConfig,
+    Activation, ActivationKind, AdaptiveAvgPool2d, AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d,
+    Block, BlockConfig, CausalSelfAttention, Conv2d, Conv2dConfig, Dropout, Dropout2d, Embedding,
+    EmbeddingConfig, Flatten, GatedConfig, GatedRnn, Gru, Identity, LayerNorm, Linear,
+    LinearConfig, Lstm, MaxPool2d, Mlp, PRelu, Reshape, Rnn, RnnConfig,
 };
 pub use module::{
     named_modules, Buffer, Entry, EntryMut, LayerOutput, Mode, Module, ModuleExt, OutputKind,

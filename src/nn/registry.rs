@@ -42,7 +42,7 @@ macro_rules! kind {
 }
 
 /// Every layer of the model line.
-pub static LAYERS: [LayerKind; 25] = [
+pub static LAYERS: [LayerKind; 29] = [
     kind!("flatten", [], "flatten", layers::plan_flatten),
     kind!(
         "reshape",
@@ -59,7 +59,7 @@ pub static LAYERS: [LayerKind; 25] = [
     kind!(
         "conv2d",
         [],
-        "conv2d(in_channels,out_channels,kernel_size,stride=1,padding=0,bias=true)",
+        "conv2d(in_channels,out_channels,kernel_size,stride=1,padding=0,bias=true,dilation=1,groups=1)",
         layers::plan_conv2d
     ),
     kind!(
@@ -67,6 +67,18 @@ pub static LAYERS: [LayerKind; 25] = [
         [],
         "maxpool2d(kernel_size,stride=kernel_size,padding=0)",
         layers::plan_maxpool2d
+    ),
+    kind!(
+        "avgpool2d",
+        [],
+        "avgpool2d(kernel_size,stride=kernel_size,padding=0)",
+        layers::plan_avgpool2d
+    ),
+    kind!(
+        "adaptiveavgpool2d",
+        [],
+        "adaptiveavgpool2d(output_size)",
+        layers::plan_adaptiveavgpool2d
     ),
     kind!(
         "batchnorm1d",
@@ -93,6 +105,8 @@ pub static LAYERS: [LayerKind; 25] = [
         layers::plan_embedding
     ),
     kind!("dropout", [], "dropout(p=0.5)", layers::plan_dropout),
+    kind!("dropout2d", [], "dropout2d(p=0.5)", layers::plan_dropout2d),
+    kind!("identity", [], "identity", layers::plan_identity),
     kind!(
         "gpt",
         [],

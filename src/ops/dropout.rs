@@ -131,6 +131,67 @@ impl Graph {
     }
 }
 
+impl Graph {
+    /// Channel dropout (`nn.Dropout2d`): for `x: [N, C, …]`, each sample's
+    /// channel is zeroed whole with probability `p` (the rest scaled by
+    /// `1/(1−p)`), one draw per channel (the masks of [`Graph::dropout`] on
+    /// a `[N, C]` tensor, so the same seed picks the same channels).
+    /// Panics unless `0 ≤ p ≤ 1`.
+    ///
+    /// ```
+    /// use backprop::{Graph, Tensor};
+    /// let mut g = Graph::new();
+    /// let x = g.input(Tensor::full(&[4, 8, 3, 3], 1.0));
+    /// let y = g.dropout2d(x, 0.5, true, 7, 0);
+    /// for plane in g.value(y).data().chunks(9) {
+    ///     assert!(plane.iter().all(|&v| v == plane[0]) && (plane[0] == 0.0 || plane[0] == 2.0));
+    /// }
+    /// ```
+    pub fn dropout2d(
+        &mut self,
+        x: Var,
+        p: f32,
+        training: bool,
+        seed: u64,
+        first_row: usize,
+    ) -> Var {
+        assert!(
+            (0.0..=1.0).contains(&p),
+            "dropout2d: probability has to be between 0 and 1, but got {p}"
+        );
+        if !training || p == 0.0 {
+            return x;
+        }
+        let xv = self.value(x);
+        let s = xv.shape();
+        let (rows, channels) = (
+            s.first().copied().unwrap_or(1).max(1),
+            s.get(1).copied().unwrap_or(1),
+        );
+        let plane = xv.numel() / (rows * channels).max(1);
+        let n = xv.numel();
+        let (channel_mask, scale) = if p == 1.0 {
+            (vec![0u64; (rows * channels).div_ceil(64)], 0.0)
+        } else {
+            (
+                draw_mask(rows, channels, p, seed, first_row),
+                (1.0 / (1.0 - p as f64)) as f32,
+            )
+        };
+        let mut mask = vec![0u64; n.div_ceil(64)];
+        for ch in 0..rows * channels {
+            if (channel_mask[ch / 64] >> (ch % 64)) & 1 != 0 {
+                for i in ch * plane..(ch + 1) * plane {
+                    mask[i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
+        let mut y = xv.zeros_like();
+        apply_mask(xv.data(), &mask, scale, y.data_mut());
+        self.push(Op::Dropout, y, &[x], DropoutBack { mask, scale })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::ops::gradcheck::{check, pseudo_random};

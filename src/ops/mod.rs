@@ -31,9 +31,11 @@
 
 pub mod arith;
 pub mod attention;
+pub mod avgpool;
 pub mod batchnorm;
 pub mod broadcast;
 pub mod conv;
+pub mod conv_groups;
 pub mod dropout;
 pub mod embedding;
 pub mod gated;

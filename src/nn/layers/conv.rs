@@ -5,6 +5,7 @@ use crate::nn::init::Init;
 use crate::nn::module::{Module, Param, Pass, Visitor, VisitorMut};
 use crate::nn::registry::{bias_size, opt_usize, tensor_sizes, Plan};
 use crate::nn::spec::Item;
+use crate::ops::conv_groups::ConvOptions;
 use crate::{Error, Result, Var};
 use rand_chacha::ChaCha8Rng;
 
@@ -33,6 +34,8 @@ pub struct Conv2dConfig {
     kernel_size: usize,
     stride: usize,
     padding: usize,
+    dilation: usize,
+    groups: usize,
     bias: bool,
     weight_init: Init,
 }
@@ -48,6 +51,8 @@ impl Conv2d {
             kernel_size,
             stride: 1,
             padding: 0,
+            dilation: 1,
+            groups: 1,
             bias: true,
             weight_init: Init::Default,
         }
@@ -67,6 +72,40 @@ impl Conv2dConfig {
         self
     }
 
+    /// Distance between the kernel's taps (default 1: adjacent).
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = d;
+        self
+    }
+
+    /// Channel groups (default 1); `groups = in_channels = out_channels`
+    /// is a depthwise convolution. Both channel counts must be multiples.
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+
+    /// The options of the op.
+    fn options(&self) -> ConvOptions {
+        ConvOptions {
+            stride: (self.stride, self.stride),
+            padding: (self.padding, self.padding),
+            dilation: (self.dilation, self.dilation),
+            groups: self.groups,
+        }
+    }
+
+    /// The weight's shape, `[O, C/groups, k, k]`.
+    fn weight_shape(&self) -> [usize; 4] {
+        let k = self.kernel_size;
+        [
+            self.out_channels,
+            self.in_channels / self.groups.max(1),
+            k,
+            k,
+        ]
+    }
+
     /// With or without a bias (default: with).
     pub fn bias(mut self, on: bool) -> Self {
         self.bias = on;
@@ -81,12 +120,14 @@ impl Conv2dConfig {
 
     /// Draw the weights (then the bias) from `rng`.
     pub fn init(self, rng: &mut ChaCha8Rng) -> Conv2d {
-        let (c, o, k) = (self.in_channels, self.out_channels, self.kernel_size);
-        let fan_in = c * k * k;
-        let weight = Param::new(
-            self.weight_init
-                .weight(&[o, c, k, k], fan_in, o * k * k, rng),
-        );
+        let [o, cg, k, _] = self.weight_shape();
+        let fan_in = cg * k * k;
+        let fan_out = o / self.groups.max(1) * k * k;
+        let weight =
+            Param::new(
+                self.weight_init
+                    .weight(&self.weight_shape(), fan_in, fan_out, rng),
+            );
         let bias = self
             .bias
             .then(|| Param::new(self.weight_init.bias(&[o], fan_in, rng)));
@@ -103,7 +144,7 @@ impl Module for Conv2d {
         let c = &self.cfg;
         let w = p.param(&self.weight);
         let b = self.bias.as_ref().map(|b| p.param(b));
-        let y = p.conv2d(x, w, b, (c.stride, c.stride), (c.padding, c.padding));
+        let y = p.conv2d_with(x, w, b, c.options());
         p.layer_output(self, y);
         y
     }
@@ -131,14 +172,19 @@ impl Module for Conv2d {
         if self.bias.is_none() {
             s += ",bias=false";
         }
+        if c.dilation != 1 {
+            s += &format!(",dilation={}", c.dilation);
+        }
+        if c.groups != 1 {
+            s += &format!(",groups={}", c.groups);
+        }
         Some(s + ")")
     }
 
     fn output_shape(&self, s: &[usize]) -> Result<Vec<usize>> {
         let c = &self.cfg;
-        let w = [c.out_channels, c.in_channels, c.kernel_size, c.kernel_size];
-        let (st, pd) = ((c.stride, c.stride), (c.padding, c.padding));
-        crate::ops::conv::conv2d_shape(s, &w, None, st, pd).map_err(Error::Spec)
+        crate::ops::conv_groups::conv2d_with_shape(s, &c.weight_shape(), None, c.options())
+            .map_err(Error::Spec)
     }
 }
 
@@ -204,7 +250,7 @@ impl Module for MaxPool2d {
     }
 }
 
-/// `conv2d(in_channels,out_channels,kernel_size,stride=1,padding=0,bias=true)`.
+/// `conv2d(in_channels,out_channels,kernel_size,stride=1,padding=0,bias=true,dilation=1,groups=1)`.
 pub(crate) fn plan_conv2d(item: &Item, init: Init) -> Result<Plan> {
     item.expect_args(
         5,
@@ -215,21 +261,32 @@ pub(crate) fn plan_conv2d(item: &Item, init: Init) -> Result<Plan> {
             "stride",
             "padding",
             "bias",
+            "dilation",
+            "groups",
         ],
-        "conv2d(in_channels,out_channels,kernel_size,stride=1,padding=0)",
+        "conv2d(in_channels,out_channels,kernel_size,stride=1,padding=0,dilation=1,groups=1)",
     )?;
     let c = item.usize_arg(0, "in_channels", "in_channels")?;
     let o = item.usize_arg(1, "out_channels", "out_channels")?;
     let k = item.usize_arg(2, "kernel_size", "kernel_size")?;
     let stride = opt_usize(item, 3, "stride", 1, 1)?;
     let pad = opt_usize(item, 4, "padding", 0, 0)?;
+    let dilation = opt_usize(item, 6, "dilation", 1, 1)?;
+    let groups = opt_usize(item, 7, "groups", 1, 1)?;
+    if !c.is_multiple_of(groups) || !o.is_multiple_of(groups) {
+        return Err(item.err(format!(
+            "{groups} groups must divide in_channels ({c}) and out_channels ({o})"
+        )));
+    }
     let bias = super::has_bias(item);
-    let n = tensor_sizes(item, &[("weight", &[o, c, k, k])])? + bias_size(item, bias, o)?;
+    let n = tensor_sizes(item, &[("weight", &[o, c / groups, k, k])])? + bias_size(item, bias, o)?;
     Ok(Plan::new(n, move |rng| {
         Box::new(
             Conv2d::new(c, o, k)
                 .stride(stride)
                 .padding(pad)
+                .dilation(dilation)
+                .groups(groups)
                 .bias(bias)
                 .weight_init(init)
                 .init(rng),

@@ -87,6 +87,36 @@ impl Module for Reshape {
     }
 }
 
+/// The input itself (`nn.Identity`): a placeholder where a block may hold
+/// a layer or none (a ResNet's shortcut when the shapes agree).
+///
+/// ```
+/// use backprop::nn::{Identity, Module};
+/// assert_eq!(Identity.output_shape(&[3, 32, 32]).unwrap(), vec![3, 32, 32]);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Identity;
+
+impl Module for Identity {
+    fn forward(&self, _p: &mut Pass, x: Var) -> Var {
+        x
+    }
+
+    fn spec(&self) -> Option<String> {
+        Some("identity".into())
+    }
+
+    fn output_shape(&self, s: &[usize]) -> Result<Vec<usize>> {
+        Ok(s.to_vec())
+    }
+}
+
+/// `identity`.
+pub(crate) fn plan_identity(item: &Item, _init: Init) -> Result<Plan> {
+    item.expect_args(0, &[], "identity")?;
+    Ok(Plan::ready(Identity))
+}
+
 /// `flatten`.
 pub(crate) fn plan_flatten(item: &Item, _init: Init) -> Result<Plan> {
     item.expect_args(0, &[], "flatten")?;

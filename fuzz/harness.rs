@@ -260,3 +260,108 @@ pub fn text(data: &[u8]) -> bool {
     }
     true
 }
+
+/// NumPy arrays: `parse_npy` (flags bit 0 clear) or `parse_npz` (set), the
+/// parsers `load_npy` runs, then the data set of the first two arrays
+/// (as class labels when bit 1 is set).
+///
+/// Input: one flags byte, then the file.
+pub fn npy(data: &[u8]) -> bool {
+    let Some((&flags, rest)) = data.split_first() else {
+        return false;
+    };
+    let p = Path::new("fuzz.npy");
+    let arrays = if flags & 1 == 0 {
+        match backprop::data::parse_npy(rest, p) {
+            Ok(a) => vec![a.clone(), a],
+            Err(_) => return false,
+        }
+    } else {
+        match backprop::data::parse_npz(rest, p) {
+            Ok(v) => v.into_iter().map(|(_, a)| a).collect(),
+            Err(_) => return false,
+        }
+    };
+    for a in &arrays {
+        assert_eq!(a.values.len(), a.shape.iter().product::<usize>());
+    }
+    let mut it = arrays.into_iter();
+    let (Some(x), Some(y)) = (it.next(), it.next()) else {
+        return true;
+    };
+    if let Ok(d) = backprop::data::npy_dataset(x, y, p, (flags & 2 != 0).then_some(true)) {
+        use backprop::data::Dataset;
+        assert_eq!(d.x.shape()[0], d.len());
+    }
+    true
+}
+
+/// CIFAR binary files: `parse_cifar`, the parser `load_cifar` runs.
+///
+/// Input: one flags byte (bit 0: CIFAR-100), then the file.
+pub fn cifar(data: &[u8]) -> bool {
+    let Some((&flags, rest)) = data.split_first() else {
+        return false;
+    };
+    let kind = if flags & 1 == 0 {
+        backprop::data::Cifar::Ten
+    } else {
+        backprop::data::Cifar::Hundred
+    };
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let ok = backprop::data::parse_cifar(rest, Path::new("fuzz.bin"), kind, &mut x, &mut y).is_ok();
+    if ok {
+        assert_eq!(x.len(), y.len() * 3072);
+        assert!(x.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+    ok
+}
+
+/// CSV files with a header and named targets: `parse_csv_columns`.
+///
+/// Input: one flags byte (bit 0: the target as class labels; bit 1: gzip
+/// the file), a line naming the target columns (comma-separated), then
+/// the file.
+pub fn csv_columns(data: &[u8]) -> bool {
+    let Some((&flags, rest)) = data.split_first() else {
+        return false;
+    };
+    let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+        return false;
+    };
+    let names = String::from_utf8_lossy(&rest[..nl]);
+    let cols = backprop::data::CsvColumns {
+        target: names.split(',').map(String::from).collect(),
+        classes: flags & 1 != 0,
+    };
+    let body = &rest[nl + 1..];
+    let file = if flags & 2 != 0 { gzip(body) } else { body.to_vec() };
+    let Ok(d) = backprop::data::parse_csv_columns(&file, Path::new("fuzz.csv"), None, &cols) else {
+        return false;
+    };
+    use backprop::data::Dataset;
+    assert_eq!(d.x.shape()[0], d.len());
+    assert_eq!(d.info.targets.len(), cols.target.len());
+    assert_eq!(d.info.features.len(), d.x.shape()[1]);
+    true
+}
+
+/// One image of an image folder: `decode_sample` (the `image` crate's PNG
+/// and JPEG decoders, then the resize and layout), as `load_sample` and
+/// the folder's batches run it.
+///
+/// Input: one flags byte (bit 0: RGB, else grey; bits 1–3: the side − 1),
+/// then the file.
+pub fn image_sample(data: &[u8]) -> bool {
+    let Some((&flags, rest)) = data.split_first() else {
+        return false;
+    };
+    let c = if flags & 1 != 0 { 3 } else { 1 };
+    let side = 1 + ((flags >> 1) & 7) as usize;
+    let Ok(t) = backprop::data::decode_sample(rest, Path::new("fuzz.png"), [c, side, side]) else {
+        return false;
+    };
+    assert_eq!(t.shape(), &[1, c, side, side]);
+    assert!(t.data().iter().all(|v| (0.0..=1.0).contains(v)));
+    true
+}

@@ -246,3 +246,72 @@ put("text", "bad_one_char", b"\x00a")
 put("text", "bad_empty", b"\x00")
 put("text", "bad_window_too_long", bytes([100 << 1]) + PLAY.encode())
 put("text", "bad_outside_vocab", bytes([1]) + "caf\u00e9 au lait, un caf\u00e9".encode())
+
+
+# --------------------------------------------------------------- npy
+# flags byte: bit 0 an .npz archive (else one .npy); bit 1 targets as classes
+def npy(descr, shape, data):
+    h = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, shape)
+    h += " " * ((64 - (10 + len(h) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + data
+
+
+def npz(members):
+    import io
+    import zipfile
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            z.writestr(info, data, zipfile.ZIP_DEFLATED)
+    return b.getvalue()
+
+
+F4 = struct.pack("<4f", 1.0, -2.0, 0.5, 3.0)
+put("npy", "f4_2x2", b"\x00" + npy("<f4", "(2, 2)", F4))
+put("npy", "i8_labels", b"\x02" + npy("<i8", "(3,)", struct.pack("<3q", 0, 4, 1)))
+put("npy", "u1_images", b"\x00" + npy("|u1", "(2, 2, 2)", bytes(range(8))))
+put("npy", "be_f8", b"\x00" + npy(">f8", "(2,)", struct.pack(">2d", 1.5, -1.0)))
+put("npy", "npz_train_test", b"\x03" + npz([
+    ("x_train.npy", npy("<f4", "(2, 2)", F4)),
+    ("y_train.npy", npy("<i8", "(2,)", struct.pack("<2q", 1, 0))),
+    ("x_test.npy", npy("<f4", "(1, 2)", struct.pack("<2f", 0, 1))),
+    ("y_test.npy", npy("<i8", "(1,)", struct.pack("<q", 1)))]))
+put("npy", "bad_complex", b"\x00" + npy("<c8", "(1,)", bytes(8)))
+put("npy", "bad_truncated", b"\x00" + npy("<f4", "(4, 4)", F4))
+put("npy", "bad_fortran", b"\x00" + npy("<f4", "(2, 2)", F4).replace(b"False", b"True "))
+put("npy", "bad_magic", b"\x00PK\x03\x04not numpy")
+put("npy", "bad_npz_not_zip", b"\x01" + npy("<f4", "(2, 2)", F4))
+
+# --------------------------------------------------------------- cifar
+# flags byte: bit 0 CIFAR-100 (two label bytes)
+PIX = bytes((i * 7) % 256 for i in range(3072))
+put("cifar", "ten_two", b"\x00" + b"\x03" + PIX + b"\x09" + PIX)
+put("cifar", "ten_gz", b"\x00" + gz(b"\x00" + PIX))
+put("cifar", "hundred_one", b"\x01" + b"\x02\x63" + PIX)
+put("cifar", "bad_cut", b"\x00" + (b"\x03" + PIX)[:-1])
+put("cifar", "bad_label", b"\x00" + b"\x0a" + PIX)
+put("cifar", "bad_empty", b"\x00")
+
+# --------------------------------------------------------------- csv_columns
+# flags byte: bit 0 the target as class labels, bit 1 gzip; a line naming
+# the targets; the file
+put("csv_columns", "price", b"\x00price\nrooms,price,age\n3,250.5,10\n4,300,2\n")
+put("csv_columns", "two_targets", b"\x00a,b\nx,a,y,b\n1,2,3,4\n5,6,7,8\n")
+put("csv_columns", "label_classes", b"\x01label\nlabel,f1,f2\n1,0.5,2\n0,1,1\n")
+put("csv_columns", "gz_quoted", b"\x02y\n" + b'"x","y"\n"1.5","2"\n')
+put("csv_columns", "bad_missing_column", b"\x00price\nrooms,age\n3,10\n")
+put("csv_columns", "bad_no_header", b"\x00price\n1,2\n3,4\n")
+put("csv_columns", "bad_text_value", b"\x00y\nx,y\n1,cheap\n")
+put("csv_columns", "bad_class_float", b"\x01y\nx,y\n1,0.5\n")
+put("csv_columns", "bad_all_targets", b"\x00x\nx\n1\n")
+
+# --------------------------------------------------------------- image_sample
+# flags byte: bit 0 RGB (else grey), bits 1-3 the side - 1
+put("image_sample", "gray_to_4", bytes([3 << 1]) + png(4, 4, 0, 1, [b"\x90", b"\x60", b"\x60", b"\x90"]))
+put("image_sample", "rgb_to_2", bytes([1 << 1 | 1]) + png(3, 2, 2, 8, [b"\x00" * 9, b"\xff" * 9]))
+put("image_sample", "gray8_to_8", bytes([7 << 1]) + png(2, 2, 0, 8, [b"\x10\x20", b"\x30\x40"]))
+put("image_sample", "palette_rgb", bytes([1]) + png(8, 1, 3, 1, [b"\xa5"], palette=b"\0\0\0\xff\xff\xff"))
+put("image_sample", "bad_jpeg_head", b"\x01\xff\xd8\xff\xe0\x00\x10JFIF")
+put("image_sample", "bad_png_cut", b"\x01" + png(8, 8, 2, 8, [b"\x09" * 24] * 8)[:-20])
+put("image_sample", "bad_pgm", b"\x00P5\n2 2\n255\n\x00\xff\x33\x66")

@@ -6,7 +6,7 @@
 # New inputs go to fuzz/corpus/<target>/ (not committed), crashes to
 # fuzz/artifacts/<target>/; the committed seeds are read from fuzz/seeds/<target>/.
 set -euo pipefail
-target=${1:?usage: fuzz/run.sh <idx|csv|safetensors|model_line|image|run_state|text|all> [runs]}
+target=${1:?usage: fuzz/run.sh <idx|csv|safetensors|model_line|image|run_state|text|npy|cifar|csv_columns|image_sample|all> [runs]}
 runs=${2:-1000000}
 max_len() {
     case $1 in
@@ -17,6 +17,10 @@ max_len() {
         image) echo 8192 ;;        # small PNG / PGM files
         run_state) echo 16384 ;;   # a run's state file: optimizer tensors, JSON metadata
         text) echo 4096 ;;         # a few lines of a play, UTF-8 or not
+        npy) echo 4096 ;;          # small .npy arrays and .npz archives
+        cifar) echo 8192 ;;        # two CIFAR records
+        csv_columns) echo 2048 ;;  # a header and a few rows
+        image_sample) echo 8192 ;; # small PNG / JPEG files
         *) echo "unknown target $1" >&2; exit 2 ;;
     esac
 }
@@ -28,7 +32,7 @@ run() {
         -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1
 }
 if [ "$target" = all ]; then
-    for t in idx csv safetensors model_line image run_state text; do run "$t"; done
+    for t in idx csv safetensors model_line image run_state text npy cifar csv_columns image_sample; do run "$t"; done
 else
     run "$target"
 fi

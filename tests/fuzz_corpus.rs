@@ -12,7 +12,7 @@ use std::path::Path;
 
 type Harness = fn(&[u8]) -> bool;
 
-const TARGETS: [(&str, Harness); 7] = [
+const TARGETS: [(&str, Harness); 11] = [
     ("idx", harness::idx),
     ("csv", harness::csv),
     ("safetensors", harness::safetensors),
@@ -20,6 +20,10 @@ const TARGETS: [(&str, Harness); 7] = [
     ("image", harness::image),
     ("run_state", harness::run_state),
     ("text", harness::text),
+    ("npy", harness::npy),
+    ("cifar", harness::cifar),
+    ("csv_columns", harness::csv_columns),
+    ("image_sample", harness::image_sample),
 ];
 
 /// The files of `dir`, sorted by name; none when it does not exist.

@@ -109,8 +109,22 @@ fn decode(path: &Path) -> Result<DynamicImage> {
 /// in `[0, 1]`. What `backprop predict` feeds a model trained on an
 /// [`ImageFolder`].
 pub fn load_sample(path: &Path, shape: [usize; 3]) -> Result<Tensor> {
+    decode_sample(&crate::io::read_regular(path)?, path, shape)
+}
+
+/// [`load_sample`] on a file already in memory (`origin` names it).
+pub fn decode_sample(bytes: &[u8], origin: &Path, shape: [usize; 3]) -> Result<Tensor> {
+    let img = image::load_from_memory(bytes).map_err(|e| {
+        Error::data(
+            origin,
+            format!("is not a readable PNG or JPEG image ({e}); replace or remove the file"),
+        )
+    })?;
+    if img.width() as u64 * img.height() as u64 > MAX_PIXELS {
+        return Err(Error::data(origin, "is too large an image; replace or remove the file"));
+    }
     let mut out = vec![0f32; shape.iter().product()];
-    fill(decode(path)?, shape, &mut out);
+    fill(img, shape, &mut out);
     let [c, h, w] = shape;
     Ok(Tensor::from_vec(vec![1, c, h, w], out))
 }

@@ -9,6 +9,7 @@
 
 mod augment;
 mod batch;
+mod cifar;
 mod csv;
 mod dataset;
 mod folder;
@@ -16,15 +17,18 @@ mod idx;
 mod image;
 mod info;
 mod loader;
+mod npy;
 mod split;
 mod targets;
 pub mod text;
 
+pub use cifar::{load_cifar, parse_cifar, Cifar};
+pub use npy::{dataset as npy_dataset, load_npy, parse_npy, parse_npz, Array};
 pub use augment::{augment_batch, parse_augments, sample_rng, Augment};
 pub use batch::epoch_batches;
 pub use csv::{load_csv, load_csv_columns, parse_csv, parse_csv_columns, CsvColumns};
 pub use dataset::Dataset;
-pub use folder::{load_sample, ImageFolder};
+pub use folder::{decode_sample, load_sample, ImageFolder};
 pub use idx::{load_idx_pair, parse_idx, parse_idx_pair, read_idx, Idx};
 pub use image::{decode_image, load_image, mnist_like, MNIST_SIDE};
 pub use info::{DataInfo, Standardize, DATA_KEY};
@@ -284,7 +288,8 @@ fn stat(path: &Path, what: &str) -> Result<std::fs::Metadata> {
                 path,
                 format!(
                     "does not exist; {what} is a folder holding the MNIST IDX files \
-                     (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]) or a CSV file"
+                     (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]), a folder of class subfolders \
+                     of images, a CIFAR folder, a folder of .npy arrays, an .npz archive or a CSV file"
                 ),
             )
         } else {
@@ -296,7 +301,11 @@ fn stat(path: &Path, what: &str) -> Result<std::fs::Metadata> {
 /// The `--test-data` argument: a folder (its `t10k-*` files, or else its
 /// `train-*` files) or a CSV file.
 fn load_test(path: &Path, opts: &DataOptions) -> Result<TensorDataset> {
-    if !stat(path, "test data")?.is_dir() {
+    let dir = stat(path, "test data")?.is_dir();
+    if let Some((train, test)) = other_format(path, dir, opts)? {
+        return Ok(test.unwrap_or(train));
+    }
+    if !dir {
         return load_table(path, opts);
     }
     if let Some((i, l)) = find_pair(path, "t10k")? {
@@ -380,12 +389,15 @@ pub fn load_data_with(
     opts: &DataOptions,
 ) -> Result<(TensorDataset, Option<TensorDataset>)> {
     let meta = stat(data, "data")?;
-    let (train, folder_test) = if meta.is_dir() {
+    let (train, folder_test) = if let Some(sets) = other_format(data, meta.is_dir(), opts)? {
+        sets
+    } else if meta.is_dir() {
         let Some((i, l)) = find_pair(data, "train")? else {
             return Err(Error::data(
                 data,
                 format!(
-                    "holds no training images: looked for {}{}; pass a folder with the MNIST IDX files or a CSV file",
+                    "holds no training images: looked for {}{}; pass a folder with the MNIST IDX files, a folder of class \
+                     subfolders of images, a CIFAR folder (data_batch_1.bin, …), a folder of x.npy and y.npy, or a CSV file",
                     idx_names("train", "images", 3).join(", "),
                     folder_listing(data)
                 ),
@@ -464,6 +476,35 @@ pub fn open(data: &Path, test: Option<&Path>, opts: &DataOptions) -> Result<Open
 /// Image folders whose decoded pixels (float32) take at most this are
 /// decoded once into memory; larger ones are streamed.
 pub const IN_MEMORY_BYTES: usize = 1 << 30;
+
+/// The sets of a CIFAR folder, a folder of `.npy` files or an `.npz`
+/// file; `None` for the other formats.
+fn other_format(
+    data: &Path,
+    dir: bool,
+    opts: &DataOptions,
+) -> Result<Option<(TensorDataset, Option<TensorDataset>)>> {
+    let classes = opts.classes.then_some(true);
+    if !dir {
+        let ext = data.extension().and_then(|e| e.to_str()).unwrap_or("");
+        return match ext {
+            "npz" => Ok(Some(load_npy(data, classes)?)),
+            "npy" => Err(Error::data(
+                data,
+                "is one array; pass the folder that holds x.npy and y.npy (or x_train.npy, y_train.npy, …), or an .npz archive",
+            )),
+            _ => Ok(None),
+        };
+    }
+    if let Some((kind, train, test)) = cifar::find(data) {
+        let test = test.map(|t| load_cifar(kind, &[t])).transpose()?;
+        return Ok(Some((load_cifar(kind, &train)?, test)));
+    }
+    if npy::is_npy_folder(data) {
+        return Ok(Some(load_npy(data, classes)?));
+    }
+    Ok(None)
+}
 
 /// A CSV file as `opts` says to read it.
 fn load_table(path: &Path, opts: &DataOptions) -> Result<TensorDataset> {

@@ -1,0 +1,9 @@
+//! Fuzz target `cifar`: see `harness::cifar` in fuzz/harness.rs for the input format.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    harness::cifar(data);
+});

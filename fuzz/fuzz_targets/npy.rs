@@ -1,0 +1,9 @@
+//! Fuzz target `npy`: see `harness::npy` in fuzz/harness.rs for the input format.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    harness::npy(data);
+});

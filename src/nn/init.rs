@@ -42,6 +42,9 @@ pub enum Init {
     KaimingNormal,
     /// Weight N(0, σ²) for a given σ, bias 0 (GPT-2's `normal(0.02)`).
     Normal(f32),
+    /// Weight and bias U(−a, a) for a given `a` (`nn.init.uniform_`; the
+    /// 1986 experiments' ±0.3, biases being weights from a unit always on).
+    Uniform(f32),
 }
 
 impl std::str::FromStr for Init {
@@ -70,6 +73,15 @@ impl std::str::FromStr for Init {
                 .map(Init::Constant)
                 .ok_or_else(|| Error::Config(format!("`{v}` is not a finite number")));
         }
+        if let Some(v) = t.strip_prefix("uniform(").and_then(|r| r.strip_suffix(')')) {
+            return v
+                .trim()
+                .parse::<f32>()
+                .ok()
+                .filter(|a| a.is_finite() && *a >= 0.0)
+                .map(Init::Uniform)
+                .ok_or_else(|| Error::Config(format!("`{v}` is not a bound ≥ 0")));
+        }
         if let Some(v) = t.strip_prefix("normal(").and_then(|r| r.strip_suffix(')')) {
             return v
                 .trim()
@@ -89,7 +101,7 @@ impl std::str::FromStr for Init {
             "kaiming-normal" | "he-normal" | "he" | "kaiming" => Init::KaimingNormal,
             _ => {
                 return Err(Error::Config(
-                    "unknown scheme; use default, constant(C), small-normal, normal(STD), \
+                    "unknown scheme; use default, constant(C), small-normal, normal(STD), uniform(A), \
                      xavier-uniform, xavier-normal, kaiming-uniform or kaiming-normal"
                         .into(),
                 ))
@@ -117,6 +129,7 @@ impl Init {
             Init::KaimingUniform => uniform(shape, (6.0 / fi).sqrt(), rng),
             Init::KaimingNormal => normal(shape, (2.0 / fi).sqrt(), rng),
             Init::Normal(std) => normal(shape, std, rng),
+            Init::Uniform(a) => uniform(shape, a, rng),
         }
     }
 
@@ -142,6 +155,7 @@ impl Init {
     pub fn bias(self, shape: &[usize], fan_in: usize, rng: &mut ChaCha8Rng) -> Tensor {
         match self {
             Init::Default => uniform(shape, 1.0 / (fan_in as f32).sqrt(), rng),
+            Init::Uniform(a) => uniform(shape, a, rng),
             _ => Tensor::zeros(shape),
         }
     }

@@ -99,7 +99,13 @@ fn train(p: &Problem, seed: u64, max: usize) -> (Option<usize>, Option<usize>) {
         .push(Linear::new(p.hidden, k).weight_init(init).init(&mut rng))
         .push(Activation::sigmoid());
     let lr = p.eps * (n * k) as f32 / 2.0;
-    let mut opt = Optimizer::new(OptimizerConfig::sgd(lr, Momentum::Classic { mu: p.alpha, dampening: 0.0 }));
+    let mut opt = Optimizer::new(OptimizerConfig::sgd(
+        lr,
+        Momentum::Classic {
+            mu: p.alpha,
+            dampening: 0.0,
+        },
+    ));
     let (mut right, mut close) = (None, None);
     for sweep in 0..=max {
         let mut pass = Pass::train(&net, 0);
@@ -132,7 +138,11 @@ fn summary(v: &[Option<usize>]) -> String {
     done.sort_unstable();
     match done.len() {
         0 => "never".into(),
-        n => format!("{} (median of the {n} of {} seeds that got there)", done[n / 2], v.len()),
+        n => format!(
+            "{} (median of the {n} of {} seeds that got there)",
+            done[n / 2],
+            v.len()
+        ),
     }
 }
 
@@ -141,7 +151,8 @@ fn main() {
     let seeds = 0..10u64;
     let mut ok = true;
     for (p, need) in [(xor(), 5), (symmetry(), 6), (encoder(), 10)] {
-        let runs: Vec<(Option<usize>, Option<usize>)> = seeds.clone().map(|s| train(&p, s, max)).collect();
+        let runs: Vec<(Option<usize>, Option<usize>)> =
+            seeds.clone().map(|s| train(&p, s, max)).collect();
         let right: Vec<Option<usize>> = runs.iter().map(|r| r.0).collect();
         let close: Vec<Option<usize>> = runs.iter().map(|r| r.1).collect();
         println!(
@@ -152,10 +163,20 @@ fn main() {
             summary(&right),
             summary(&close)
         );
-        let fast = if p.name.starts_with("symmetry") { 5_000 } else { max };
-        let learnt = right.iter().filter(|r| r.is_some_and(|s| s <= fast)).count();
+        let fast = if p.name.starts_with("symmetry") {
+            5_000
+        } else {
+            max
+        };
+        let learnt = right
+            .iter()
+            .filter(|r| r.is_some_and(|s| s <= fast))
+            .count();
         if learnt < need {
-            eprintln!("{}: learnt for {learnt} of 10 seeds, expected at least {need}", p.name);
+            eprintln!(
+                "{}: learnt for {learnt} of 10 seeds, expected at least {need}",
+                p.name
+            );
             ok = false;
         }
     }

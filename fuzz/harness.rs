@@ -335,7 +335,11 @@ pub fn csv_columns(data: &[u8]) -> bool {
         classes: flags & 1 != 0,
     };
     let body = &rest[nl + 1..];
-    let file = if flags & 2 != 0 { gzip(body) } else { body.to_vec() };
+    let file = if flags & 2 != 0 {
+        gzip(body)
+    } else {
+        body.to_vec()
+    };
     let Ok(d) = backprop::data::parse_csv_columns(&file, Path::new("fuzz.csv"), None, &cols) else {
         return false;
     };

@@ -165,7 +165,10 @@ mod tests {
         let ds = load_cifar(kind, &train).unwrap();
         assert_eq!(ds.x.shape(), &[2, 3, 32, 32]);
         assert_eq!(ds.y, vec![3, 9]);
-        assert_eq!((ds.x.data()[0], ds.x.data()[1024], ds.x.data()[PIXELS]), (1.0, 0.0, 0.2));
+        assert_eq!(
+            (ds.x.data()[0], ds.x.data()[1024], ds.x.data()[PIXELS]),
+            (1.0, 0.0, 0.2)
+        );
         assert_eq!(ds.info.class_name(9), "class9");
     }
 
@@ -175,9 +178,16 @@ mod tests {
         let (mut x, mut y) = (Vec::new(), Vec::new());
         let mut short = record(1, 0);
         short.pop();
-        let e = parse_cifar(&short, p, Cifar::Ten, &mut x, &mut y).unwrap_err().to_string();
-        assert!(e.contains("data_batch_1.bin") && e.contains("3073 bytes each"), "{e}");
-        let e = parse_cifar(&record(42, 0), p, Cifar::Ten, &mut x, &mut y).unwrap_err().to_string();
+        let e = parse_cifar(&short, p, Cifar::Ten, &mut x, &mut y)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("data_batch_1.bin") && e.contains("3073 bytes each"),
+            "{e}"
+        );
+        let e = parse_cifar(&record(42, 0), p, Cifar::Ten, &mut x, &mut y)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("label 42") && e.contains("CIFAR-100"), "{e}");
         let mut hundred = vec![7u8];
         hundred.extend(record(77, 0));

@@ -121,7 +121,10 @@ pub fn decode_sample(bytes: &[u8], origin: &Path, shape: [usize; 3]) -> Result<T
         )
     })?;
     if img.width() as u64 * img.height() as u64 > MAX_PIXELS {
-        return Err(Error::data(origin, "is too large an image; replace or remove the file"));
+        return Err(Error::data(
+            origin,
+            "is too large an image; replace or remove the file",
+        ));
     }
     let mut out = vec![0f32; shape.iter().product()];
     fill(img, shape, &mut out);

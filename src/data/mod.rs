@@ -22,10 +22,9 @@ mod split;
 mod targets;
 pub mod text;
 
-pub use cifar::{load_cifar, parse_cifar, Cifar};
-pub use npy::{dataset as npy_dataset, load_npy, parse_npy, parse_npz, Array};
 pub use augment::{augment_batch, parse_augments, sample_rng, Augment};
 pub use batch::epoch_batches;
+pub use cifar::{load_cifar, parse_cifar, Cifar};
 pub use csv::{load_csv, load_csv_columns, parse_csv, parse_csv_columns, CsvColumns};
 pub use dataset::Dataset;
 pub use folder::{decode_sample, load_sample, ImageFolder};
@@ -33,6 +32,7 @@ pub use idx::{load_idx_pair, parse_idx, parse_idx_pair, read_idx, Idx};
 pub use image::{decode_image, load_image, mnist_like, MNIST_SIDE};
 pub use info::{DataInfo, Standardize, DATA_KEY};
 pub use loader::{Batches, Loader};
+pub use npy::{dataset as npy_dataset, load_npy, parse_npy, parse_npz, Array};
 pub use split::random_split;
 pub use targets::{Targets, Task};
 

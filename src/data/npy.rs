@@ -61,7 +61,9 @@ fn header_value<'a>(h: &'a str, key: &str) -> Option<&'a str> {
 pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Array> {
     let bad = |what: String| Error::data(path, what);
     if !bytes.starts_with(MAGIC) || bytes.len() < 10 {
-        return Err(bad("is not a NumPy .npy file (no \\x93NUMPY magic); save it with numpy.save".into()));
+        return Err(bad(
+            "is not a NumPy .npy file (no \\x93NUMPY magic); save it with numpy.save".into(),
+        ));
     }
     let major = bytes[6];
     let (len, start): (usize, usize) = match major {
@@ -70,18 +72,25 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Array> {
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
-        _ => return Err(bad(format!("has .npy format version {major}, which is not 1, 2 or 3"))),
+        _ => {
+            return Err(bad(format!(
+                "has .npy format version {major}, which is not 1, 2 or 3"
+            )))
+        }
     };
     let header = bytes
         .get(start..start.saturating_add(len))
         .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| bad("has a truncated or unreadable header; save it again with numpy.save".into()))?;
+        .ok_or_else(|| {
+            bad("has a truncated or unreadable header; save it again with numpy.save".into())
+        })?;
     let descr = header_value(header, "descr")
         .map(|d| d.trim_matches(['\'', '"']).to_string())
         .ok_or_else(|| bad(format!("has no dtype ('descr') in its header {header:?}")))?;
     if header_value(header, "fortran_order") == Some("True") {
         return Err(bad(
-            "holds a Fortran-order array; save a C-order copy (numpy.ascontiguousarray) instead".into(),
+            "holds a Fortran-order array; save a C-order copy (numpy.ascontiguousarray) instead"
+                .into(),
         ));
     }
     let shape_text = header_value(header, "shape")
@@ -93,13 +102,25 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Array> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>())
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|_| bad(format!("has the shape {shape_text}, which is not a tuple of sizes")))?;
+        .map_err(|_| {
+            bad(format!(
+                "has the shape {shape_text}, which is not a tuple of sizes"
+            ))
+        })?;
     let n = shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .filter(|&n| n <= MAX_ELEMENTS)
-        .ok_or_else(|| bad(format!("declares the shape {shape_text}, too many elements")))?;
-    let (order, kind) = descr.split_at(1);
+        .ok_or_else(|| {
+            bad(format!(
+                "declares the shape {shape_text}, too many elements"
+            ))
+        })?;
+    // The byte order, then the kind and size (`<f4`); any text the header holds.
+    let (order, kind) = match descr.char_indices().nth(1) {
+        Some((i, _)) => descr.split_at(i),
+        None => (descr.as_str(), ""),
+    };
     let size: usize = kind.get(1..).and_then(|s| s.parse().ok()).unwrap_or(0);
     let supported = matches!(
         (kind.chars().next(), size),
@@ -149,13 +170,20 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Array> {
 /// The arrays of an `.npz` archive, by name (without `.npy`).
 pub fn parse_npz(bytes: &[u8], path: &Path) -> Result<Vec<(String, Array)>> {
     let bad = |e: &dyn std::fmt::Display| {
-        Error::data(path, format!("is not a readable .npz archive ({e}); save it with numpy.savez"))
+        Error::data(
+            path,
+            format!("is not a readable .npz archive ({e}); save it with numpy.savez"),
+        )
     };
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| bad(&e))?;
     let mut out = Vec::new();
     for i in 0..z.len() {
         let mut f = z.by_index(i).map_err(|e| bad(&e))?;
-        let name = f.name().map_err(|e| bad(&e))?.trim_end_matches(".npy").to_string();
+        let name = f
+            .name()
+            .map_err(|e| bad(&e))?
+            .trim_end_matches(".npy")
+            .to_string();
         if f.size() > bytes.len() as u64 * super::DEFLATE_MAX_RATIO {
             return Err(bad(&format!("member {name} declares {} bytes", f.size())));
         }
@@ -183,7 +211,11 @@ pub fn dataset(x: Array, y: Array, source: &Path, classes: Option<bool>) -> Resu
             ),
         ));
     }
-    let scale = if x.dtype.ends_with("u1") { 1.0 / 255.0 } else { 1.0 };
+    let scale = if x.dtype.ends_with("u1") {
+        1.0 / 255.0
+    } else {
+        1.0
+    };
     let mut shape = x.shape.clone();
     if shape.len() == 3 {
         shape.insert(1, 1); // [N, H, W] → grey images [N, 1, H, W]
@@ -212,7 +244,11 @@ pub fn dataset(x: Array, y: Array, source: &Path, classes: Option<bool>) -> Resu
             y.values.iter().map(|&v| v as f32).collect(),
         ))
     };
-    Ok(TensorDataset::new(Tensor::from_vec(shape, xv), targets, source))
+    Ok(TensorDataset::new(
+        Tensor::from_vec(shape, xv),
+        targets,
+        source,
+    ))
 }
 
 /// The arrays of an `.npz` file or a folder of `.npy` files, by name.
@@ -222,7 +258,10 @@ fn arrays_of(path: &Path) -> Result<Vec<(String, Array)>> {
         for name in ["x_train", "y_train", "x_test", "y_test", "x", "y"] {
             let p = path.join(format!("{name}.npy"));
             if p.is_file() {
-                out.push((name.to_string(), parse_npy(&crate::io::read_regular(&p)?, &p)?));
+                out.push((
+                    name.to_string(),
+                    parse_npy(&crate::io::read_regular(&p)?, &p)?,
+                ));
             }
         }
         return Ok(out);
@@ -232,12 +271,17 @@ fn arrays_of(path: &Path) -> Result<Vec<(String, Array)>> {
 
 /// Whether `dir` holds NumPy arrays of a data set.
 pub(crate) fn is_npy_folder(dir: &Path) -> bool {
-    ["x_train.npy", "x.npy"].iter().any(|n| dir.join(n).is_file())
+    ["x_train.npy", "x.npy"]
+        .iter()
+        .any(|n| dir.join(n).is_file())
 }
 
 /// The training set (and the test set, if the arrays have one) of an
 /// `.npz` file or a folder of `.npy` files (see the [module docs](self)).
-pub fn load_npy(path: &Path, classes: Option<bool>) -> Result<(TensorDataset, Option<TensorDataset>)> {
+pub fn load_npy(
+    path: &Path,
+    classes: Option<bool>,
+) -> Result<(TensorDataset, Option<TensorDataset>)> {
     let mut arrays = arrays_of(path)?;
     let mut take = |name: &str| {
         arrays
@@ -313,7 +357,10 @@ mod tests {
         let msg = |b: &[u8]| parse_npy(b, p).unwrap_err().to_string();
         assert!(msg(b"PK\x03\x04").contains("not a NumPy .npy file"));
         let e = msg(&npy("<c8", "(1,)", &[0; 8]));
-        assert!(e.contains("x.npy") && e.contains("<c8") && e.contains("astype"), "{e}");
+        assert!(
+            e.contains("x.npy") && e.contains("<c8") && e.contains("astype"),
+            "{e}"
+        );
         let e = msg(&npy("<f4", "(4,)", &[0; 8]));
         assert!(e.contains("truncated") && e.contains("16 bytes"), "{e}");
         let e = msg(&npy("<f4", "(99999999999, 99999999999)", &[]));
@@ -321,7 +368,10 @@ mod tests {
         let x = parse_npy(&npy("<f4", "(3, 1)", &f32s(&[0.; 3])), p).unwrap();
         let y = parse_npy(&npy("<i8", "(2,)", &[0; 16]), p).unwrap();
         let e = dataset(x, y, p, None).unwrap_err().to_string();
-        assert!(e.contains("3 feature rows") && e.contains("2 targets"), "{e}");
+        assert!(
+            e.contains("3 feature rows") && e.contains("2 targets"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -333,8 +383,18 @@ mod tests {
             let o = zip::write::SimpleFileOptions::default()
                 .compression_method(zip::CompressionMethod::Stored);
             for (name, bytes) in [
-                ("x_train.npy", npy("|u1", "(2, 2, 2)", &[0, 255, 51, 0, 1, 2, 3, 4])),
-                ("y_train.npy", npy("<i8", "(2,)", &[3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0])),
+                (
+                    "x_train.npy",
+                    npy("|u1", "(2, 2, 2)", &[0, 255, 51, 0, 1, 2, 3, 4]),
+                ),
+                (
+                    "y_train.npy",
+                    npy(
+                        "<i8",
+                        "(2,)",
+                        &[3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+                    ),
+                ),
                 ("x_test.npy", npy("<f4", "(1, 4)", &f32s(&[1., 2., 3., 4.]))),
                 ("y_test.npy", npy("<f4", "(1,)", &f32s(&[0.5]))),
             ] {

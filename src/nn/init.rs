@@ -99,13 +99,11 @@ impl std::str::FromStr for Init {
             "xavier-normal" | "glorot-normal" => Init::XavierNormal,
             "kaiming-uniform" | "he-uniform" => Init::KaimingUniform,
             "kaiming-normal" | "he-normal" | "he" | "kaiming" => Init::KaimingNormal,
-            _ => {
-                return Err(Error::Config(
-                    "unknown scheme; use default, constant(C), small-normal, normal(STD), uniform(A), \
+            _ => return Err(Error::Config(
+                "unknown scheme; use default, constant(C), small-normal, normal(STD), uniform(A), \
                      xavier-uniform, xavier-normal, kaiming-uniform or kaiming-normal"
-                        .into(),
-                ))
-            }
+                    .into(),
+            )),
         })
     }
 }

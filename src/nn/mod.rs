@@ -23,7 +23,7 @@ pub use layers::{
     Activation, ActivationKind, AdaptiveAvgPool2d, AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d,
     Block, BlockConfig, CausalSelfAttention, Conv2d, Conv2dConfig, Dropout, Dropout2d, Embedding,
     EmbeddingConfig, Flatten, GatedConfig, GatedRnn, Gru, Identity, LayerNorm, Linear,
-    LinearConfig, Lstm, MaxPool2d, Mlp, PRelu, Reshape, Rnn, RnnConfig,
+    LinearConfig, Lstm, MaxPool2d, Mlp, PRelu, ResBlock, Reshape, Rnn, RnnConfig,
 };
 pub use module::{
     named_modules, Buffer, Entry, EntryMut, LayerOutput, Mode, Module, ModuleExt, OutputKind,

@@ -42,7 +42,7 @@ macro_rules! kind {
 }
 
 /// Every layer of the model line.
-pub static LAYERS: [LayerKind; 29] = [
+pub static LAYERS: [LayerKind; 30] = [
     kind!("flatten", [], "flatten", layers::plan_flatten),
     kind!(
         "reshape",
@@ -107,6 +107,12 @@ pub static LAYERS: [LayerKind; 29] = [
     kind!("dropout", [], "dropout(p=0.5)", layers::plan_dropout),
     kind!("dropout2d", [], "dropout2d(p=0.5)", layers::plan_dropout2d),
     kind!("identity", [], "identity", layers::plan_identity),
+    kind!(
+        "resblock",
+        ["basicblock"],
+        "resblock(in_channels,out_channels,stride=1)",
+        layers::plan_resblock
+    ),
     kind!(
         "gpt",
         [],

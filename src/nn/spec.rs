@@ -28,6 +28,13 @@ pub const PRESETS: &[(&str, &str)] = &[
         "conv2d(1,6,5,padding=2),batchnorm2d(6),relu,maxpool2d(2),conv2d(6,16,5),batchnorm2d(16),relu,\
          maxpool2d(2),flatten,linear(400,120),relu,linear(120,10)",
     ),
+    (
+        // A ResNet for 32×32 RGB images (He et al. 2016's CIFAR family with
+        // one block per stage, 6n+2 = 8 layers): examples/resnet.rs.
+        "resnet8",
+        "conv2d(3,16,3,padding=1,bias=false),batchnorm2d(16),relu,resblock(16,16),\
+         resblock(16,32,stride=2),resblock(32,64,stride=2),adaptiveavgpool2d(1),flatten,linear(64,10)",
+    ),
     // nanoGPT's CPU "baby GPT"; the vocabulary and context come from the
     // text and --block-size (`backprop train --data FILE.txt`).
     ("gpt-baby", "gpt(layers=4,heads=4,embd=128)"),

@@ -139,10 +139,12 @@ pub enum Setting {
     ImageSize,
     /// The random changes of training images.
     Augment,
+    /// The images' per-channel normalization.
+    Normalize,
 }
 
 /// Every [`Setting`], in the order they are documented.
-pub const SETTINGS: [Setting; 30] = [
+pub const SETTINGS: [Setting; 31] = [
     Setting::Model,
     Setting::WeightInit,
     Setting::Checkpoint,
@@ -155,6 +157,7 @@ pub const SETTINGS: [Setting; 30] = [
     Setting::TestSplit,
     Setting::ImageSize,
     Setting::Augment,
+    Setting::Normalize,
     Setting::Epochs,
     Setting::BatchSize,
     Setting::MaxSteps,
@@ -209,6 +212,7 @@ impl Setting {
             Setting::TestSplit => "test split",
             Setting::ImageSize => "image size",
             Setting::Augment => "augmentation",
+            Setting::Normalize => "normalization",
         }
     }
 }

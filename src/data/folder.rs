@@ -10,7 +10,7 @@
 //! next batches on a background thread). [`ImageFolder::load`] decodes
 //! everything once instead, for folders that fit.
 
-use super::{DataInfo, Dataset, Fnv, Targets, TensorDataset};
+use super::{ChannelNorm, DataInfo, Dataset, Fnv, Targets, TensorDataset};
 use crate::error::{Error, Result};
 use crate::Tensor;
 use image::imageops::FilterType;
@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 
 /// The extensions read as images (any case).
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// The most images [`ImageFolder::fit_normalization`] decodes.
+pub const FIT_IMAGES: usize = 10_000;
 
 /// Images larger than this many pixels are refused (a decompression bomb).
 const MAX_PIXELS: u64 = 1 << 26;
@@ -37,6 +40,8 @@ pub struct ImageFolder {
     /// Resize every image to `shape`'s height and width (else they all
     /// have that size already).
     resize: bool,
+    /// Each channel's normalization, applied after decoding.
+    norm: Option<ChannelNorm>,
 }
 
 /// Whether `p` is named like an image we read.
@@ -231,6 +236,7 @@ impl ImageFolder {
             classes,
             shape: [if grey { 1 } else { 3 }, h, w],
             resize: size.is_some(),
+            norm: None,
         })
     }
 
@@ -291,6 +297,24 @@ impl ImageFolder {
         })
     }
 
+    /// The folder with its images normalized channel by channel.
+    pub fn normalized(self, norm: Option<ChannelNorm>) -> ImageFolder {
+        ImageFolder { norm, ..self }
+    }
+
+    /// Each channel's mean and deviation over up to [`FIT_IMAGES`] of the
+    /// folder's images, evenly spaced (decoded once, not kept).
+    pub fn fit_normalization(&self) -> Result<ChannelNorm> {
+        let n = self.files.len();
+        let step = n.div_ceil(FIT_IMAGES).max(1);
+        let idx: Vec<usize> = (0..n).step_by(step).collect();
+        let plain = ImageFolder {
+            norm: None,
+            ..self.clone()
+        };
+        Ok(ChannelNorm::fit(&plain.features(&idx)?))
+    }
+
     /// Decode every image into memory at once.
     pub fn load(&self) -> Result<TensorDataset> {
         let x = self.features(&(0..self.files.len()).collect::<Vec<_>>())?;
@@ -337,7 +361,11 @@ impl Dataset for ImageFolder {
         }
         let mut shape = vec![idx.len()];
         shape.extend_from_slice(&self.shape);
-        Ok(Tensor::from_vec(shape, x))
+        let mut x = Tensor::from_vec(shape, x);
+        if let Some(n) = &self.norm {
+            n.apply(&mut x, &self.root)?;
+        }
+        Ok(x)
     }
 
     fn source(&self) -> &Path {
@@ -348,6 +376,7 @@ impl Dataset for ImageFolder {
         DataInfo {
             classes: self.classes.clone(),
             image: Some(self.shape),
+            normalize: self.norm.clone(),
             ..Default::default()
         }
     }

@@ -27,6 +27,10 @@ pub struct DataInfo {
     /// The features' standardization, computed on the training split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standardize: Option<Standardize>,
+    /// Images: each channel's mean and deviation, subtracted and divided
+    /// (torchvision's `Normalize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<ChannelNorm>,
     /// Images: `[channels, height, width]` every image was made into.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<[usize; 3]>,
@@ -71,6 +75,7 @@ impl DataInfo {
             classes: self.task == Some(super::Task::Classification),
             image_size: self.image.map(|[_, h, _]| h),
             standardize: self.standardize.clone(),
+            normalize: self.normalize.clone().map(Normalize::Given),
             ..Default::default()
         }
     }
@@ -160,6 +165,114 @@ impl Standardize {
     }
 }
 
+/// `x' = (x − mean[c]) / std[c]` for each channel `c` of `[N, C, …]`
+/// samples (torchvision's `Normalize`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelNorm {
+    /// Each channel's mean.
+    pub mean: Vec<f32>,
+    /// Each channel's standard deviation.
+    pub std: Vec<f32>,
+}
+
+/// How to normalize the channels of images.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Normalize {
+    /// With each channel's mean and deviation over the training set.
+    Fit,
+    /// With these.
+    Given(ChannelNorm),
+}
+
+impl std::str::FromStr for Normalize {
+    type Err = Error;
+
+    /// `auto`, or `MEANS/STDS` as comma lists (`0.5,0.5,0.5/0.25,0.25,0.25`).
+    fn from_str(s: &str) -> Result<Normalize> {
+        if s.trim() == "auto" {
+            return Ok(Normalize::Fit);
+        }
+        let list = |t: &str| -> Option<Vec<f32>> {
+            t.split(',')
+                .map(|v| v.trim().parse::<f32>().ok().filter(|v| v.is_finite()))
+                .collect()
+        };
+        let bad = || {
+            Error::invalid(
+                crate::Setting::Normalize,
+                s,
+                "write auto, or the channels' means and deviations as MEANS/STDS, e.g. 0.49,0.48,0.45/0.25,0.24,0.26",
+            )
+        };
+        let (m, d) = s.split_once('/').ok_or_else(bad)?;
+        let (mean, std) = (list(m).ok_or_else(bad)?, list(d).ok_or_else(bad)?);
+        if mean.len() != std.len() || std.iter().any(|&v| v <= 0.0) {
+            return Err(bad());
+        }
+        Ok(Normalize::Given(ChannelNorm { mean, std }))
+    }
+}
+
+impl ChannelNorm {
+    /// Each channel's mean and population deviation over `x: [N, C, …]`
+    /// (1 where a channel is constant), summed in f64.
+    pub fn fit(x: &Tensor) -> ChannelNorm {
+        let c = x.shape().get(1).copied().unwrap_or(1).max(1);
+        let plane = x.shape()[2..].iter().product::<usize>().max(1);
+        let (mut s, mut s2, mut n) = (vec![0f64; c], vec![0f64; c], 0f64);
+        for sample in x.data().chunks(c * plane) {
+            for (ch, p) in sample.chunks(plane).enumerate() {
+                for &v in p {
+                    s[ch] += v as f64;
+                    s2[ch] += v as f64 * v as f64;
+                }
+            }
+            n += plane as f64;
+        }
+        let mean: Vec<f64> = s.iter().map(|v| v / n.max(1.0)).collect();
+        let std = s2
+            .iter()
+            .zip(&mean)
+            .map(|(v, m)| {
+                let d = (v / n.max(1.0) - m * m).max(0.0).sqrt();
+                if d > 0.0 {
+                    d as f32
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        ChannelNorm {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            std,
+        }
+    }
+
+    /// Normalize `x: [N, C, …]` in place; `source` names the data when its
+    /// channels are not the ones fitted.
+    pub fn apply(&self, x: &mut Tensor, source: &Path) -> Result<()> {
+        let c = x.shape().get(1).copied().unwrap_or(0);
+        if c != self.mean.len() || x.shape().len() < 3 {
+            return Err(Error::data(
+                source,
+                format!(
+                    "has samples of shape {:?}, but the normalization is for images of {} channels",
+                    &x.shape()[1..],
+                    self.mean.len()
+                ),
+            ));
+        }
+        let plane = x.shape()[2..].iter().product::<usize>().max(1);
+        for sample in x.data_mut().chunks_mut(c * plane) {
+            for (ch, p) in sample.chunks_mut(plane).enumerate() {
+                let (m, s) = (self.mean[ch], self.std[ch]);
+                p.iter_mut().for_each(|v| *v = (*v - m) / s);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +296,26 @@ mod tests {
             e.contains("t.csv") && e.contains("3 features") && e.contains("2"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn channel_norm_fits_each_channel_and_parses() {
+        let mut x = Tensor::from_vec(vec![2, 2, 1, 2], vec![0., 2., 5., 5., 4., 6., 5., 5.]);
+        let n = ChannelNorm::fit(&x);
+        assert_eq!(n.mean, vec![3.0, 5.0]);
+        assert!((n.std[0] - 5f32.sqrt()).abs() < 1e-6 && n.std[1] == 1.0);
+        n.apply(&mut x, Path::new("m")).unwrap();
+        assert_eq!(&x.data()[2..4], &[0.0, 0.0]);
+        assert_eq!("auto".parse::<Normalize>().unwrap(), Normalize::Fit);
+        let g: Normalize = "0.5,0.4/0.2,0.1".parse().unwrap();
+        assert_eq!(
+            g,
+            Normalize::Given(ChannelNorm {
+                mean: vec![0.5, 0.4],
+                std: vec![0.2, 0.1]
+            })
+        );
+        assert!("0.5/0".parse::<Normalize>().is_err() && "0.5".parse::<Normalize>().is_err());
     }
 
     #[test]

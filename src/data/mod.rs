@@ -30,7 +30,7 @@ pub use dataset::Dataset;
 pub use folder::{decode_sample, load_sample, ImageFolder};
 pub use idx::{load_idx_pair, parse_idx, parse_idx_pair, read_idx, Idx};
 pub use image::{decode_image, load_image, mnist_like, MNIST_SIDE};
-pub use info::{DataInfo, Standardize, DATA_KEY};
+pub use info::{ChannelNorm, DataInfo, Normalize, Standardize, DATA_KEY};
 pub use loader::{Batches, Loader};
 pub use npy::{dataset as npy_dataset, load_npy, parse_npy, parse_npz, Array};
 pub use split::random_split;
@@ -346,6 +346,9 @@ pub struct DataOptions {
     /// Named-target CSVs: standardize the features with these figures (a
     /// saved model's) instead of fitting them on the training split.
     pub standardize: Option<Standardize>,
+    /// Images: normalize each channel ([`ChannelNorm`]), with the training
+    /// set's figures or given ones.
+    pub normalize: Option<Normalize>,
 }
 
 /// The `--data` argument: a folder holding MNIST-named IDX files
@@ -440,7 +443,17 @@ pub type Opened = (Box<dyn Dataset>, Option<Box<dyn Dataset>>);
 /// [`DataOptions::test_split`] holds out a test set when there is none.
 pub fn open(data: &Path, test: Option<&Path>, opts: &DataOptions) -> Result<Opened> {
     if !(stat(data, "data")?.is_dir() && folder::looks_like_image_folder(data)) {
-        let (train, test) = load_data_with(data, test, opts)?;
+        let (mut train, mut test) = load_data_with(data, test, opts)?;
+        if let Some(how) = &opts.normalize {
+            let n = match how {
+                Normalize::Fit => ChannelNorm::fit(&train.x),
+                Normalize::Given(n) => n.clone(),
+            };
+            for d in std::iter::once(&mut train).chain(test.as_mut()) {
+                n.apply(&mut d.x, &d.source)?;
+                d.info.normalize = Some(n.clone());
+            }
+        }
         return Ok((
             Box::new(train),
             test.map(|t| Box::new(t) as Box<dyn Dataset>),
@@ -458,6 +471,13 @@ pub fn open(data: &Path, test: Option<&Path>, opts: &DataOptions) -> Result<Open
         }
         (None, None) => (train, None),
     };
+    let norm = match &opts.normalize {
+        None => None,
+        Some(Normalize::Given(n)) => Some(n.clone()),
+        Some(Normalize::Fit) => Some(train.fit_normalization()?),
+    };
+    let train = train.normalized(norm.clone());
+    let test = test.map(|t| t.normalized(norm));
     let bytes = |f: &ImageFolder| f.len() * f.sample_shape().iter().product::<usize>() * 4;
     let all = bytes(&train) + test.as_ref().map_or(0, bytes);
     if all > IN_MEMORY_BYTES {

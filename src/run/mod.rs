@@ -91,6 +91,10 @@ pub struct Settings {
     /// Resize every image of an image folder to this side.
     #[serde(default)]
     pub image_size: Option<usize>,
+    /// Normalize each image channel: `auto` (the training set's means and
+    /// deviations) or `MEANS/STDS`.
+    #[serde(default)]
+    pub normalize: Option<String>,
     /// How often the run saves besides epochs' ends (every this many steps;
     /// 0: only at epochs' ends): [`Outputs::save_every`] as the run was
     /// last saved, which a resumed run keeps unless told otherwise.
@@ -197,6 +201,7 @@ fn field(s: Setting) -> Field {
         Setting::Target => f!(|s| opt(&s.target), target),
         Setting::TestSplit => f!(|s| opt(&s.test_split), test_split),
         Setting::ImageSize => f!(|s| opt(&s.image_size), image_size),
+        Setting::Normalize => f!(|s| opt(&s.normalize), normalize),
         Setting::Augment => f!(|s| format!("{:?}", s.train.augment), train.augment),
         Setting::Epochs => f!(|s| s.train.epochs.to_string(), train.epochs),
         Setting::BatchSize => f!(|s| s.train.batch_size.to_string(), train.batch_size),
@@ -260,6 +265,7 @@ impl Settings {
             target: None,
             test_split: None,
             image_size: None,
+            normalize: None,
             save_every: 0,
             train,
         }
@@ -294,12 +300,12 @@ impl Settings {
     /// `default`.
     pub fn load_data(&self, default: &Path) -> Result<Opened> {
         let data = self.data.as_deref().unwrap_or(default);
-        crate::data::open(data, self.test_data.as_deref(), &self.data_options())
+        crate::data::open(data, self.test_data.as_deref(), &self.data_options()?)
     }
 
     /// How [`Settings::load_data`] reads the data.
-    pub fn data_options(&self) -> DataOptions {
-        DataOptions {
+    pub fn data_options(&self) -> Result<DataOptions> {
+        Ok(DataOptions {
             csv_scale: self.csv_scale,
             target: self
                 .target
@@ -311,7 +317,8 @@ impl Settings {
             seed: self.train.seed,
             image_size: self.image_size,
             standardize: None,
-        }
+            normalize: self.normalize.as_deref().map(str::parse).transpose()?,
+        })
     }
 
     /// The one-cycle schedule's steps, once the training set's size is

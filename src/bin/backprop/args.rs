@@ -40,6 +40,9 @@ pub struct TrainArgs {
     /// Random changes of each training image, applied in order with the run's seed: crop:P (pad P zeros, cut the image's size at random), flip (left-right, half the time), affine:D:T (rotate up to ±D degrees, shift up to T of the side), e.g. crop:4,flip.
     #[arg(long, value_name = "LIST")]
     pub augment: Option<String>,
+    /// Normalize each image channel: auto (the training set's means and deviations, saved with the model) or MEANS/STDS, e.g. 0.4914,0.4822,0.4465/0.247,0.2435,0.2616.
+    #[arg(long, value_name = "auto|MEANS/STDS")]
+    pub normalize: Option<String>,
     /// Batches prepared ahead on a background thread while the current step runs (0: none; the run is the same either way).
     #[arg(long, default_value_t = 2)]
     pub prefetch: usize,
@@ -358,6 +361,7 @@ pub fn flag(s: Setting) -> &'static str {
         Setting::TestSplit => "--test-split",
         Setting::ImageSize => "--image-size",
         Setting::Augment => "--augment",
+        Setting::Normalize => "--normalize",
         Setting::Optimizer => "--optimizer",
         Setting::Seed => "--seed",
         Setting::Shuffle => "--no-shuffle",
@@ -379,6 +383,7 @@ fn setting_of(id: &str) -> Option<Setting> {
         "test_split" => Setting::TestSplit,
         "image_size" => Setting::ImageSize,
         "augment" => Setting::Augment,
+        "normalize" => Setting::Normalize,
         "epochs" => Setting::Epochs,
         "batch_size" => Setting::BatchSize,
         "optimizer" => Setting::Optimizer,
@@ -428,6 +433,9 @@ impl TrainArgs {
         if let Some(a) = &self.augment {
             cfg.augment = backprop::data::parse_augments(a)?;
         }
+        if let Some(n) = &self.normalize {
+            n.parse::<backprop::data::Normalize>()?;
+        }
         cfg.schedule = self.schedule(self.epochs)?;
         if !matches!(cfg.schedule, Schedule::OneCycle { .. }) {
             cfg.validate()?; // a one-cycle schedule once its steps are known
@@ -447,6 +455,7 @@ impl TrainArgs {
             target: self.target.clone(),
             test_split: self.test_split,
             image_size: self.image_size,
+            normalize: self.normalize.clone(),
             save_every: self.save_every,
             train: cfg,
         })

@@ -4,7 +4,7 @@
 use crate::args::EvalArgs;
 use crate::{data_path, set_threads};
 use anyhow::{bail, Context};
-use backprop::data::{self, DataInfo, TensorDataset};
+use backprop::data::{self, DataInfo, Dataset};
 use backprop::nn::Sequential;
 use backprop::train::{self, task, LossKind, Task};
 use backprop::{io, Error};
@@ -30,9 +30,9 @@ pub fn eval_set(
     data: Option<PathBuf>,
     csv_scale: Option<f32>,
     info: &DataInfo,
-) -> anyhow::Result<TensorDataset> {
+) -> anyhow::Result<Box<dyn Dataset>> {
     let d = data_path(data)?;
-    let (tr, te) = data::load_data_with(&d, None, &info.data_options(csv_scale))?;
+    let (tr, te) = data::open(&d, None, &info.data_options(csv_scale))?;
     Ok(te.unwrap_or(tr))
 }
 
@@ -51,16 +51,16 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let loss = a
         .loss
         .or(saved)
-        .unwrap_or(Task::of(&set.y, LossKind::CrossEntropy).default_loss());
+        .unwrap_or(Task::of(set.targets(), LossKind::CrossEntropy).default_loss());
     train::check_compatible(&model, &set, loss)
-        .with_context(|| format!("data {}", set.source.display()))?;
+        .with_context(|| format!("data {}", set.source().display()))?;
     let e = train::evaluate_full(&model, &set, loss, 1000)?;
-    let t = Task::of(&set.y, loss);
+    let t = Task::of(set.targets(), loss);
     if a.json {
         println!(
             "{}",
             serde_json::json!({"samples": set.len(), "task": t, "loss": e.loss, "accuracy": e.accuracy,
-                "metrics": e.metrics, "confusion": e.confusion, "data": set.source})
+                "metrics": e.metrics, "confusion": e.confusion, "data": set.source()})
         );
         return Ok(());
     }
@@ -70,7 +70,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     };
     println!(
         "{}: {headline} (loss {:.4}) on {} samples",
-        set.source.display(),
+        set.source().display(),
         e.loss,
         set.len()
     );

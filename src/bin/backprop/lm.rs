@@ -36,7 +36,8 @@ pub const LM_ONLY: [(&str, &str); 5] = [
 ];
 
 /// The flags of `train` a language-model run does not read (yet).
-const NOT_LM: [(&str, &str); 16] = [
+const NOT_LM: [(&str, &str); 17] = [
+    ("normalize", "--normalize"),
     ("augment", "--augment"),
     ("test_data", "--test-data"),
     ("csv_scale", "--csv-scale"),

@@ -25,37 +25,42 @@ fn like_mnist(x: &Tensor, path: &Path) -> anyhow::Result<Tensor> {
     }
 }
 
+/// `x` normalized as the model's training images were, if they were.
+fn normalized(mut x: Tensor, info: &DataInfo, path: &Path) -> anyhow::Result<Tensor> {
+    if let Some(n) = &info.normalize {
+        n.apply(&mut x, path)?;
+    }
+    Ok(x)
+}
+
 pub fn run(a: PredictArgs) -> anyhow::Result<()> {
     let (model, info) = load_saved(&a.weights, a.model.as_deref())?;
     let (x, label, what) = match (&a.image, &a.data, a.index) {
         (Some(img), None, None) if info.image.is_some() => {
             let shape = info.image.expect("checked");
-            (
-                data::load_sample(img, shape)?,
-                None,
-                img.display().to_string(),
-            )
+            let x = normalized(data::load_sample(img, shape)?, &info, img)?;
+            (x, None, img.display().to_string())
         }
         (Some(img), None, None) => {
             let x = data::load_image(img)?;
             let x = if a.raw { x } else { like_mnist(&x, img)? };
-            (x, None, img.display().to_string())
+            (normalized(x, &info, img)?, None, img.display().to_string())
         }
         (None, d, Some(i)) => {
             let set = crate::eval::eval_set(d.clone(), None, &info)?;
             if i >= set.len() {
                 bail!(Error::Config(format!(
                     "--index {i}: {} has {} samples (0..{})",
-                    set.source.display(),
+                    set.source().display(),
                     set.len(),
                     set.len().saturating_sub(1)
                 )));
             }
-            let (x, y) = set.batch(&[i]);
+            let (x, y) = set.batch(&[i])?;
             (
                 x,
                 Some(y),
-                format!("sample {i} of {}", set.source.display()),
+                format!("sample {i} of {}", set.source().display()),
             )
         }
         (None, _, None) => bail!(Error::Config(

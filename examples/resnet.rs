@@ -25,15 +25,15 @@ use rand_chacha::ChaCha8Rng;
 
 /// `stem → blocks → pool → fc`.
 #[derive(Clone)]
-struct ResNet {
-    stem: Conv2d,
-    bn: BatchNorm2d,
-    blocks: Vec<ResBlock>,
-    fc: Linear,
+pub struct ResNet {
+    pub stem: Conv2d,
+    pub bn: BatchNorm2d,
+    pub blocks: Vec<ResBlock>,
+    pub fc: Linear,
 }
 
 impl ResNet {
-    fn new(classes: usize, rng: &mut ChaCha8Rng) -> ResNet {
+    pub fn new(classes: usize, rng: &mut ChaCha8Rng) -> ResNet {
         ResNet {
             stem: Conv2d::new(3, 16, 3).padding(1).bias(false).init(rng),
             bn: BatchNorm2d::new(16),

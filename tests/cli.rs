@@ -1538,7 +1538,7 @@ fn a_csv_with_a_named_float_target_trains_a_regressor_that_eval_and_predict_foll
         "0",
     ]);
     assert!(
-        p.starts_with("sample 0 of data/diabetes.csv: target ") && p.contains("(target 151)"),
+        p.starts_with("sample 0 of data/diabetes.csv: target ") && p.contains("(true 151)"),
         "{p}"
     );
     // a wrong column, the wrong loss, a task the data cannot be

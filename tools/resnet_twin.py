@@ -19,7 +19,12 @@ are the ones our library uses.
         GFLOP of an epoch counted analytically (3 × 2 × multiply-adds of one
         forward pass × images: the forward and the two backward products,
         ∂W and ∂x, also for the first convolution, whose ∂x nobody needs)
-        with the GFLOP/s achieved. --json prints one JSON line instead.
+        with the GFLOP/s achieved. Every step is timed on its own: the mean
+        is the headline, the median (and the fastest) show how much of it
+        is other load — with 2 threads on 2 shared cores a competing process
+        can make a step 10-20× slower (OpenMP threads spin at barriers while
+        a core is taken), so bench on an idle machine. --json prints one
+        JSON line instead.
 
     python3 tools/resnet_twin.py fixture [--out tests/fixtures/resnet8.safetensors]
         write the parity fixture (not run by CI; the file is committed):
@@ -37,6 +42,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -139,33 +145,41 @@ def bench(a):
 
     for _ in range(5):
         step()
-    t0 = time.perf_counter()
+    times = []
     for _ in range(a.steps):
+        t0 = time.perf_counter()
         loss = step()
+        times.append(time.perf_counter() - t0)
     loss = loss.item()
-    secs = time.perf_counter() - t0
 
-    ms = 1000 * secs / a.steps
+    ms = 1000 * sum(times) / a.steps
+    ms_median = 1000 * statistics.median(times)
     macs = forward_macs(model)
     steps_per_epoch = math.ceil(a.images / a.batch)
     epoch_s = steps_per_epoch * ms / 1000
     gflop_epoch = 3 * 2 * macs * a.images / 1e9
     r = {"framework": "pytorch", "model": "resnet8", "torch": torch.__version__, "threads": a.threads,
          "cpu": cpu_model(), "seed": a.seed, "batch": a.batch, "steps": a.steps, "images": a.images,
-         "ms_per_step": round(ms, 2), "images_per_s": round(a.batch * 1000 / ms, 1),
+         "ms_per_step": round(ms, 2), "ms_per_step_median": round(ms_median, 2),
+         "ms_per_step_min": round(1000 * min(times), 2), "images_per_s": round(a.batch * 1000 / ms, 1),
          "steps_per_epoch": steps_per_epoch, "epoch_s": round(epoch_s, 1),
          "forward_macs_per_image": macs, "gflop_per_epoch": round(gflop_epoch, 1),
-         "gflop_per_s": round(gflop_epoch / epoch_s, 1), "last_loss": round(loss, 4)}
+         "gflop_per_s": round(gflop_epoch / epoch_s, 1),
+         "epoch_s_median": round(steps_per_epoch * ms_median / 1000, 1),
+         "gflop_per_s_median": round(gflop_epoch / (steps_per_epoch * ms_median / 1000), 1),
+         "last_loss": round(loss, 4)}
     if a.json:
         print(json.dumps(r))
         return
     print(f"torch {r['torch']}, {a.threads} threads, CPU: {r['cpu']}")
     print(f"resnet8, batch {a.batch}, Adam lr 1e-3, train mode; 5 warm-up steps, {a.steps} timed "
           f"(last loss {r['last_loss']:.4f})")
-    print(f"  {ms:.1f} ms/step, {r['images_per_s']:.0f} images/s")
-    print(f"  epoch of {a.images} images: {steps_per_epoch} steps, {epoch_s:.1f} s (extrapolated)")
-    print(f"  forward: {macs:,} multiply-adds an image; 3 x 2 x MACs x images = "
-          f"{gflop_epoch:.1f} GFLOP an epoch; {r['gflop_per_s']:.1f} GFLOP/s achieved")
+    print(f"  {ms:.1f} ms/step (mean; median {ms_median:.1f}, fastest {r['ms_per_step_min']:.1f}), "
+          f"{r['images_per_s']:.0f} images/s")
+    print(f"  epoch of {a.images} images: {steps_per_epoch} steps, {epoch_s:.1f} s extrapolated "
+          f"({r['epoch_s_median']:.1f} s at the median step)")
+    print(f"  forward: {macs:,} multiply-adds an image; 3 x 2 x MACs x images = {gflop_epoch:.1f} GFLOP an epoch; "
+          f"{r['gflop_per_s']:.1f} GFLOP/s achieved ({r['gflop_per_s_median']:.1f} at the median step)")
 
 
 def fixture(a):

@@ -142,7 +142,7 @@ fn print_values(
         .zip(out.data())
         .enumerate()
         .map(|(j, (n, v))| match &truth {
-            Some(t) => format!("{n} {v:.4} (target {})", t[j]),
+            Some(t) => format!("{n} {v:.4} (true {})", t[j]),
             None => format!("{n} {v:.4}"),
         })
         .collect();

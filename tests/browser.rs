@@ -347,6 +347,8 @@ async fn watch_a_run_live() {
         "3",
         "--diagnostics-every",
         "10",
+        "--augment",
+        "crop:2,affine:10:0.05",
         "--save",
         save.to_str().unwrap(),
         "--serve",
@@ -381,6 +383,23 @@ async fn watch_a_run_live() {
         paths.as_u64().unwrap() >= 2,
         "loss and gradient curves drawn"
     );
+    // The grid of augmented training images: 8 rows of an image and 4 epochs.
+    wait_for(
+        &c,
+        "return document.querySelectorAll('#augmented .aug-row canvas').length === 40",
+        "the augmented images",
+        20,
+    )
+    .await;
+    // After the first epoch, the test set's confusion matrix (10 × 10, and a share per row).
+    wait_for(
+        &c,
+        "return document.querySelectorAll('#confusion td').length === 110",
+        "the confusion matrix",
+        90,
+    )
+    .await;
+    screenshot(&c, "live-data").await;
     // Draw with the run's current weights.
     click(&c, tab("draw")).await;
     wait_for(

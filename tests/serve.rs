@@ -400,6 +400,8 @@ fn the_page_stays_up_after_the_run() {
         data.to_str().unwrap(),
         "--epochs",
         "1",
+        "--augment",
+        "crop:2,flip",
         "--quiet",
         "--serve",
         "--port",
@@ -428,6 +430,22 @@ fn the_page_stays_up_after_the_run() {
     assert!(csv.lines().any(|l| l.starts_with("epoch,")), "{csv}");
     let (code, models) = get(&addr, "/api/models");
     assert!(code == 200 && models.contains("\"live\":true"), "{models}");
+    // the data the page draws: the classes, the last confusion matrix (50
+    // test images) and the grid of augmented images (8 rows of 1 + 4)
+    let (code, data) = get(&addr, "/api/live/data");
+    assert_eq!(code, 200, "{data}");
+    let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+    let m = v["confusion"].as_array().unwrap();
+    let total: u64 = m
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|c| c.as_u64().unwrap())
+        .sum();
+    assert_eq!((m.len(), total), (10, 50));
+    assert_eq!(v["classes"].as_array().unwrap().len(), 10);
+    assert_eq!(v["augmented"]["shape"], serde_json::json!([1, 28, 28]));
+    let rows = v["augmented"]["rows"].as_array().unwrap();
+    assert_eq!((rows.len(), rows[0].as_array().unwrap().len()), (8, 5));
     // a drawing still reads with the run's last weights
     let px: Vec<&str> = (0..40 * 40)
         .map(|i| {

@@ -167,6 +167,34 @@ pub fn augment_batch(
     }
 }
 
+/// What the augmentation makes of `samples` training images (spread over
+/// the data set): one row per image, the image itself, then as epochs
+/// `0..epochs` of a run seeded `seed` augment it. For the page's grid.
+pub fn preview(
+    data: &dyn super::Dataset,
+    augs: &[Augment],
+    seed: u64,
+    samples: usize,
+    epochs: usize,
+) -> crate::Result<Vec<Vec<Vec<f32>>>> {
+    let n = data.len();
+    let idx: Vec<usize> = (0..samples.min(n))
+        .map(|i| i * n / samples.min(n).max(1))
+        .collect();
+    let plain = data.features(&idx)?;
+    let mut rows: Vec<Vec<Vec<f32>>> = (0..idx.len())
+        .map(|i| vec![plain.rows(i, i + 1).data().to_vec()])
+        .collect();
+    for e in 0..epochs {
+        let mut x = plain.clone();
+        augment_batch(augs, &mut x, &idx, seed, e);
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.push(x.rows(i, i + 1).data().to_vec());
+        }
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@ mod split;
 mod targets;
 pub mod text;
 
-pub use augment::{augment_batch, parse_augments, sample_rng, Augment};
+pub use augment::{augment_batch, parse_augments, preview, sample_rng, Augment};
 pub use batch::epoch_batches;
 pub use cifar::{load_cifar, parse_cifar, Cifar};
 pub use csv::{load_csv, load_csv_columns, parse_csv, parse_csv_columns, CsvColumns};

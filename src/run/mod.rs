@@ -831,6 +831,10 @@ impl Observer for Recording<'_> {
         self.obs.warning(kind, message);
     }
 
+    fn confusion(&mut self, matrix: &[Vec<usize>]) {
+        self.obs.confusion(matrix);
+    }
+
     fn model(&mut self, model: &dyn Module, steps: usize) {
         self.obs.model(model, steps);
     }

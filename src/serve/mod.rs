@@ -21,6 +21,7 @@
 //! | `GET /api/runs/NAME/metrics.csv` | that run's metrics |
 //! | `GET /api/live/metrics.csv` | the live run's metrics so far |
 //! | `GET /api/live/events` | server-sent events `{"lines": [...], "warnings": [...], "done": bool}` |
+//! | `GET /api/live/data` | `{"classes": [NAME, …], "confusion": [[count, …], …] or null, "augmented": null or {"shape": [C, H, W], "rows": [[image, …], …]}}`: the last evaluation's confusion matrix and a grid of augmented training images (a row per sample: the image, then its augmentations in later epochs) |
 //! | `GET /api/models` | `{"live": bool, "models": [NAME, …]}`: the folder's `NAME.safetensors` models |
 //! | `POST /api/trace` | one drawn digit through a model and back (below) |
 //! | `POST /api/trace_text` | a line of text through a language model and back (below) |
@@ -99,6 +100,8 @@ struct LiveState {
     /// What the copies carry beside the model line (a language model's
     /// vocabulary and window).
     metadata: std::collections::HashMap<String, String>,
+    /// The class names, the last confusion matrix, the augmented samples.
+    data: serde_json::Value,
 }
 
 impl Live {
@@ -163,6 +166,24 @@ impl Live {
         let mut s = self.inner.lock().expect("not poisoned");
         metadata.extend(s.metadata.clone());
         s.model = Some(Arc::new(Weights { tensors, metadata }));
+    }
+
+    /// The classes' names (the page labels the confusion matrix with them).
+    pub fn set_classes(&self, names: Vec<String>) {
+        self.inner.lock().expect("not poisoned").data["classes"] = names.into();
+    }
+
+    /// The last evaluation's confusion matrix, `[true][predicted]`.
+    pub fn set_confusion(&self, m: &[Vec<usize>]) {
+        self.inner.lock().expect("not poisoned").data["confusion"] = serde_json::json!(m);
+    }
+
+    /// A grid of training images as the augmentation makes them: one row
+    /// per sample, `[C, H, W]` images with values in `[0, 1]` or
+    /// normalized (the page scales each image to its own range).
+    pub fn set_augmented(&self, shape: &[usize], rows: Vec<Vec<Vec<f32>>>) {
+        self.inner.lock().expect("not poisoned").data["augmented"] =
+            serde_json::json!({"shape": shape, "rows": rows});
     }
 
     /// The run ended.
@@ -237,6 +258,7 @@ fn router(app: App) -> Router {
         .route("/api/runs/{name}/metrics.csv", get(run_metrics))
         .route("/api/live/metrics.csv", get(live_metrics))
         .route("/api/live/events", get(live_events))
+        .route("/api/live/data", get(live_data))
         .route("/api/models", get(models))
         .route("/api/trace", post(trace_drawing))
         .route("/api/trace_text", post(trace_text))
@@ -321,6 +343,19 @@ async fn live_metrics(State(app): State<App>) -> Response {
         Some(l) => csv(l.inner.lock().expect("not poisoned").csv.clone()),
         None => (StatusCode::NOT_FOUND, "no run in progress is served").into_response(),
     }
+}
+
+async fn live_data(State(app): State<App>) -> Response {
+    let Some(live) = app.live.clone() else {
+        return (StatusCode::NOT_FOUND, "no run in progress is served").into_response();
+    };
+    let mut v = live.inner.lock().expect("not poisoned").data.clone();
+    for key in ["classes", "confusion", "augmented"] {
+        if v.get(key).is_none() {
+            v[key] = serde_json::Value::Null;
+        }
+    }
+    Json(v).into_response()
 }
 
 async fn live_events(State(app): State<App>) -> Response {

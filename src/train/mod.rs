@@ -253,6 +253,9 @@ pub trait Observer {
     fn diagnostics(&mut self, _sample: &Sample) {}
     /// A plain warning about the run (vanishing or exploding gradients, dead units).
     fn warning(&mut self, _kind: WarningKind, _message: &str) {}
+    /// After an epoch's evaluation of a classifier: its confusion matrix,
+    /// counts `[true class][predicted class]`.
+    fn confusion(&mut self, _matrix: &[Vec<usize>]) {}
     /// The model as it is after step `steps` (after [`Observer::step`], and
     /// again after each epoch's evaluation), for an observer that keeps a
     /// copy now and then (the live page's drawing pad). Called on every

@@ -247,6 +247,9 @@ impl<'r, 'a> Loop<'r, 'a> {
         };
         let (rec, confusion) =
             finish_epoch(self.model, self.test, self.cfg, self.comm.as_deref(), tally)?;
+        if let Some(m) = &confusion {
+            self.obs.confusion(m);
+        }
         self.confusion = confusion;
         self.obs.epoch_end(&rec);
         self.obs.model(self.model, self.st.steps);

@@ -66,6 +66,12 @@ impl Observer for Progress {
         }
     }
 
+    fn confusion(&mut self, matrix: &[Vec<usize>]) {
+        if let Some(l) = &self.live {
+            l.set_confusion(matrix);
+        }
+    }
+
     fn warning(&mut self, _kind: WarningKind, message: &str) {
         if let Some(l) = &self.live {
             l.warn(message);

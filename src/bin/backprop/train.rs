@@ -80,6 +80,7 @@ pub fn run(mut a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Res
             .metrics_prefix()
             .and_then(|p| p.parent().map(Into::into));
         page = Some(serve::start_page(a.serve_at, folder, Some(live.clone()))?);
+        show_data(&live, &run, &train_set)?;
         progress.live = Some(live);
     }
     let summary = run.train(&train_set, test_set.as_ref(), &mut progress)?;
@@ -88,6 +89,22 @@ pub fn run(mut a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Res
         report(&a, &run, &summary)?;
     }
     serve::after_run(page, a.serve_exit);
+    Ok(())
+}
+
+/// What the page shows of the data: the class names, and what the
+/// augmentation makes of eight training images in the first four epochs.
+fn show_data(live: &backprop::serve::Live, run: &Run, train: &dyn Dataset) -> anyhow::Result<()> {
+    let info = train.info();
+    if let Some(labels) = train.targets().classes() {
+        let n = labels.iter().max().map_or(0, |m| m + 1);
+        live.set_classes((0..n).map(|c| info.class_name(c)).collect());
+    }
+    let augs = &run.settings.train.augment;
+    if !augs.is_empty() && train.sample_shape().len() == 3 {
+        let rows = backprop::data::preview(train, augs, run.settings.train.seed, 8, 4)?;
+        live.set_augmented(train.sample_shape(), rows);
+    }
     Ok(())
 }
 

@@ -290,7 +290,6 @@ pub fn npy(data: &[u8]) -> bool {
         return true;
     };
     if let Ok(d) = backprop::data::npy_dataset(x, y, p, (flags & 2 != 0).then_some(true)) {
-        use backprop::data::Dataset;
         assert_eq!(d.x.shape()[0], d.len());
     }
     true
@@ -343,7 +342,6 @@ pub fn csv_columns(data: &[u8]) -> bool {
     let Ok(d) = backprop::data::parse_csv_columns(&file, Path::new("fuzz.csv"), None, &cols) else {
         return false;
     };
-    use backprop::data::Dataset;
     assert_eq!(d.x.shape()[0], d.len());
     assert_eq!(d.info.targets.len(), cols.target.len());
     assert_eq!(d.info.features.len(), d.x.shape()[1]);

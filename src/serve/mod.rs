@@ -20,7 +20,7 @@
 //! | `GET /api/runs` | `{"live": bool, "runs": [NAME, …]}` |
 //! | `GET /api/runs/NAME/metrics.csv` | that run's metrics |
 //! | `GET /api/live/metrics.csv` | the live run's metrics so far |
-//! | `GET /api/live/events` | server-sent events `{"lines": [...], "warnings": [...], "done": bool}` |
+//! | `GET /api/live/events` | server-sent events `{"lines": [...], "warnings": [...], "done": bool}`, and `"data"` (as `/api/live/data`) when it changed |
 //! | `GET /api/live/data` | `{"classes": [NAME, …], "confusion": [[count, …], …] or null, "augmented": null or {"shape": [C, H, W], "rows": [[image, …], …]}}`: the last evaluation's confusion matrix and a grid of augmented training images (a row per sample: the image, then its augmentations in later epochs) |
 //! | `GET /api/models` | `{"live": bool, "models": [NAME, …]}`: the folder's `NAME.safetensors` models |
 //! | `POST /api/trace` | one drawn digit through a model and back (below) |
@@ -102,6 +102,8 @@ struct LiveState {
     metadata: std::collections::HashMap<String, String>,
     /// The class names, the last confusion matrix, the augmented samples.
     data: serde_json::Value,
+    /// Bumped whenever `data` changes (the event stream sends it again).
+    data_version: u64,
 }
 
 impl Live {
@@ -170,20 +172,25 @@ impl Live {
 
     /// The classes' names (the page labels the confusion matrix with them).
     pub fn set_classes(&self, names: Vec<String>) {
-        self.inner.lock().expect("not poisoned").data["classes"] = names.into();
+        let mut s = self.inner.lock().expect("not poisoned");
+        s.data["classes"] = names.into();
+        s.data_version += 1;
     }
 
     /// The last evaluation's confusion matrix, `[true][predicted]`.
     pub fn set_confusion(&self, m: &[Vec<usize>]) {
-        self.inner.lock().expect("not poisoned").data["confusion"] = serde_json::json!(m);
+        let mut s = self.inner.lock().expect("not poisoned");
+        s.data["confusion"] = serde_json::json!(m);
+        s.data_version += 1;
     }
 
     /// A grid of training images as the augmentation makes them: one row
     /// per sample, `[C, H, W]` images with values in `[0, 1]` or
     /// normalized (the page scales each image to its own range).
     pub fn set_augmented(&self, shape: &[usize], rows: Vec<Vec<Vec<f32>>>) {
-        self.inner.lock().expect("not poisoned").data["augmented"] =
-            serde_json::json!({"shape": shape, "rows": rows});
+        let mut s = self.inner.lock().expect("not poisoned");
+        s.data["augmented"] = serde_json::json!({"shape": shape, "rows": rows});
+        s.data_version += 1;
     }
 
     /// The run ended.
@@ -349,40 +356,52 @@ async fn live_data(State(app): State<App>) -> Response {
     let Some(live) = app.live.clone() else {
         return (StatusCode::NOT_FOUND, "no run in progress is served").into_response();
     };
-    let mut v = live.inner.lock().expect("not poisoned").data.clone();
+    let v = live_data_json(&live.inner.lock().expect("not poisoned"));
+    Json(v).into_response()
+}
+
+/// The live data with every key present (null when not set).
+fn live_data_json(s: &LiveState) -> serde_json::Value {
+    let mut v = s.data.clone();
     for key in ["classes", "confusion", "augmented"] {
         if v.get(key).is_none() {
             v[key] = serde_json::Value::Null;
         }
     }
-    Json(v).into_response()
+    v
 }
 
 async fn live_events(State(app): State<App>) -> Response {
     let Some(live) = app.live.clone() else {
         return (StatusCode::NOT_FOUND, "no run in progress is served").into_response();
     };
-    // (lines sent, warnings sent, finished)
+    // (lines sent, warnings sent, data version sent, finished)
     let stream = futures_util::stream::unfold(
-        (live, 0usize, 0usize, false),
-        |(live, n, w, ended)| async move {
+        (live, 0usize, 0usize, 0u64, false),
+        |(live, n, w, v, ended)| async move {
             if ended {
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let (lines, warnings, done) = {
+            let (lines, warnings, data, v2, done) = {
                 let s = live.inner.lock().expect("not poisoned");
                 let lines: Vec<String> = s.csv.lines().skip(n).map(str::to_string).collect();
+                let data = (s.data_version != v).then(|| live_data_json(&s));
                 (
                     lines,
                     s.warnings[w.min(s.warnings.len())..].to_vec(),
+                    data,
+                    s.data_version,
                     s.done,
                 )
             };
             let (n2, w2) = (n + lines.len(), w + warnings.len());
-            let data = serde_json::json!({"lines": lines, "warnings": warnings, "done": done});
-            let ev = Event::default().data(data.to_string());
-            Some((Ok::<_, std::convert::Infallible>(ev), (live, n2, w2, done)))
+            let mut msg = serde_json::json!({"lines": lines, "warnings": warnings, "done": done});
+            if let Some(d) = data {
+                msg["data"] = d;
+            }
+            let ev = Event::default().data(msg.to_string());
+            Some((Ok::<_, std::convert::Infallible>(ev), (live, n2, w2, v2, done)))
         },
     );
     Sse::new(stream)

@@ -99,13 +99,33 @@ fn header(path: &Path) -> Result<(u32, u32, ColorType)> {
 
 /// The image at `path`, decoded.
 fn decode(path: &Path) -> Result<DynamicImage> {
-    let bytes = crate::io::read_regular(path)?;
-    image::load_from_memory(&bytes).map_err(|e| {
+    decode_bytes(&crate::io::read_regular(path)?, path)
+}
+
+/// A PNG or JPEG file's bytes decoded, allocating no more than the file
+/// could hold at deflate's largest ratio (a tiny file that declares a huge
+/// image is refused before its frame is allocated).
+fn decode_bytes(bytes: &[u8], origin: &Path) -> Result<DynamicImage> {
+    let bad = |e: &dyn std::fmt::Display| {
         Error::data(
-            path,
+            origin,
             format!("is not a readable PNG or JPEG image ({e}); replace or remove the file"),
         )
-    })
+    };
+    if bytes.starts_with(b"\x89PNG") {
+        super::image::check_png_palette(bytes, origin)?;
+    }
+    let mut r = ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| bad(&e))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(
+        (bytes.len() as u64)
+            .saturating_mul(super::DEFLATE_MAX_RATIO)
+            .min(MAX_PIXELS * 4),
+    );
+    r.limits(limits);
+    r.decode().map_err(|e| bad(&e))
 }
 
 /// The image at `path` as one sample `[1, C, H, W]` of `shape`: resized to
@@ -119,12 +139,7 @@ pub fn load_sample(path: &Path, shape: [usize; 3]) -> Result<Tensor> {
 
 /// [`load_sample`] on a file already in memory (`origin` names it).
 pub fn decode_sample(bytes: &[u8], origin: &Path, shape: [usize; 3]) -> Result<Tensor> {
-    let img = image::load_from_memory(bytes).map_err(|e| {
-        Error::data(
-            origin,
-            format!("is not a readable PNG or JPEG image ({e}); replace or remove the file"),
-        )
-    })?;
+    let img = decode_bytes(bytes, origin)?;
     if img.width() as u64 * img.height() as u64 > MAX_PIXELS {
         return Err(Error::data(
             origin,

@@ -109,7 +109,32 @@ fn unrecognised(path: &Path, bytes: &[u8]) -> Error {
 }
 
 /// Decode a PNG held in memory.
+/// Refuse a PNG whose palette (`PLTE` chunk) is not whole RGB entries
+/// (1 to 256 of 3 bytes): the `png` crate (0.18.1) panics expanding such a
+/// palette, so it is checked before the file reaches it (found by fuzzing
+/// the image-folder decoder).
+pub(crate) fn check_png_palette(bytes: &[u8], path: &Path) -> Result<()> {
+    let mut at = PNG_SIGNATURE.len();
+    while let Some(head) = bytes.get(at..at + 8) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        if &head[4..8] == b"PLTE" && (len == 0 || len % 3 != 0 || len > 768) {
+            return Err(Error::data(
+                path,
+                format!(
+                    "has a palette of {len} bytes, not 1 to 256 colours of 3 bytes; the PNG is corrupt, save it again"
+                ),
+            ));
+        }
+        if &head[4..8] == b"IEND" {
+            break;
+        }
+        at = at.saturating_add(12).saturating_add(len);
+    }
+    Ok(())
+}
+
 fn load_png(path: &Path, bytes: &[u8]) -> Result<Tensor> {
+    check_png_palette(bytes, path)?;
     let bad = |e: png::DecodingError| {
         Error::data(
             path,

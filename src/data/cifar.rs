@@ -112,7 +112,18 @@ pub fn parse_cifar(
 /// Read CIFAR `files` (of format `kind`) as one data set; the class names
 /// from the folder's names file when it is there.
 pub fn load_cifar(kind: Cifar, files: &[PathBuf]) -> Result<TensorDataset> {
-    let (mut x, mut y) = (Vec::new(), Vec::new());
+    // Sized once from the files' lengths (raw files: exact), so the pixels
+    // are never copied to a larger buffer as the files are read.
+    let records: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()) / kind.record() as u64)
+        .sum();
+    crate::mem::reserve(
+        (records as usize).saturating_mul(PIXELS * 4),
+        &format!("the {records} {} images (float32)", kind.name()),
+        "use a smaller data set, or free memory",
+    )?;
+    let (mut x, mut y) = (Vec::with_capacity(records as usize * PIXELS), Vec::new());
     for f in files {
         let bytes = crate::io::read_regular(f)?;
         parse_cifar(&bytes, f, kind, &mut x, &mut y)?;

@@ -117,7 +117,7 @@ pub(crate) fn check_png_palette(bytes: &[u8], path: &Path) -> Result<()> {
     let mut at = PNG_SIGNATURE.len();
     while let Some(head) = bytes.get(at..at + 8) {
         let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        if &head[4..8] == b"PLTE" && (len == 0 || len % 3 != 0 || len > 768) {
+        if &head[4..8] == b"PLTE" && (len == 0 || !len.is_multiple_of(3) || len > 768) {
             return Err(Error::data(
                 path,
                 format!(

@@ -401,7 +401,10 @@ async fn live_events(State(app): State<App>) -> Response {
                 msg["data"] = d;
             }
             let ev = Event::default().data(msg.to_string());
-            Some((Ok::<_, std::convert::Infallible>(ev), (live, n2, w2, v2, done)))
+            Some((
+                Ok::<_, std::convert::Infallible>(ev),
+                (live, n2, w2, v2, done),
+            ))
         },
     );
     Sse::new(stream)

@@ -1601,3 +1601,66 @@ fn classification_reports_a_confusion_matrix_and_top5() {
     );
     assert_eq!(o.stdout.lines().count(), 1, "{}", o.stdout);
 }
+
+#[test]
+fn named_zero_one_columns_train_a_multi_label_classifier() {
+    let dir = TempDir::new().unwrap();
+    let csv = dir.path().join("labels.csv");
+    let mut text = String::from("x1,x2,a,b\n");
+    for i in 0..400 {
+        let (x1, x2) = (
+            ((i * 37) % 101) as f32 / 50.0 - 1.0,
+            ((i * 53) % 97) as f32 / 48.0 - 1.0,
+        );
+        text += &format!("{x1},{x2},{},{}\n", (x1 > 0.0) as u8, (x2 > 0.0) as u8);
+    }
+    std::fs::write(&csv, text).unwrap();
+    let c = csv.to_str().unwrap();
+    let s = json(&[
+        "train",
+        "--data",
+        c,
+        "--target",
+        "a,b",
+        "--task",
+        "multi-label",
+        "--test-split",
+        "0.25",
+        "--model",
+        "linear(2,16),relu,linear(16,2)",
+        "--epochs",
+        "40",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.02",
+        "--json",
+        "--diagnostics-every",
+        "0",
+    ]);
+    assert_eq!(s["task"], "multi-label");
+    let m = &s["test_metrics"];
+    assert!(m["f1"].as_f64().unwrap() > 0.9, "{m}");
+    assert!(m["precision"].as_f64().is_some() && m["recall"].as_f64().is_some());
+    // the share of samples with both labels right
+    assert!(s["test_accuracy"].as_f64().unwrap() > 0.8, "{s}");
+    // mse on 0/1 targets is a regression, which --task multi-label refuses
+    fail(
+        &[
+            "train",
+            "--data",
+            c,
+            "--target",
+            "a,b",
+            "--task",
+            "multi-label",
+            "--loss",
+            "mse",
+            "--model",
+            "linear(2,2)",
+            "--epochs",
+            "1",
+        ],
+        &["--task multi-label", "bce-logits"],
+    );
+}

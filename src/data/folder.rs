@@ -317,7 +317,7 @@ impl ImageFolder {
         ImageFolder { norm, ..self }
     }
 
-    /// Each channel's mean and deviation over up to [`FIT_IMAGES`] of the
+    /// Each channel's mean and deviation over up to `FIT_IMAGES` (10 000) of the
     /// folder's images, evenly spaced (decoded once, not kept).
     pub fn fit_normalization(&self) -> Result<ChannelNorm> {
         let n = self.files.len();

@@ -277,7 +277,9 @@ pub(crate) fn is_npy_folder(dir: &Path) -> bool {
 }
 
 /// The training set (and the test set, if the arrays have one) of an
-/// `.npz` file or a folder of `.npy` files (see the [module docs](self)).
+/// `.npz` file or a folder of `.npy` files: `x_train`, `y_train` (and
+/// `x_test`, `y_test`) or `x`, `y`; integer targets are classes unless
+/// `classes` is `Some(false)`, float targets values unless it is `Some(true)`.
 pub fn load_npy(
     path: &Path,
     classes: Option<bool>,

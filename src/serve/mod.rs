@@ -621,7 +621,12 @@ fn run_trace(name: &str, w: &Weights, d: &Drawing) -> Result<serde_json::Value, 
     };
     let mut full = vec![1];
     full.extend_from_slice(&shape);
-    let x = Tensor::from_vec(full, image.clone());
+    let mut x = Tensor::from_vec(full, image.clone());
+    // A model trained on normalized images reads the drawing normalized too.
+    let info = crate::data::DataInfo::of_model(w, origin).map_err(|e| e.to_string())?;
+    if let (Some(n), 4) = (&info.normalize, x.shape().len()) {
+        n.apply(&mut x, origin).map_err(|e| e.to_string())?;
+    }
     let t = trace(&model, &x, d.label).map_err(|e| e.to_string())?;
     Ok(trace_json(name, &model.describe(), &image, &t))
 }

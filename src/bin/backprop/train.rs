@@ -96,6 +96,11 @@ pub fn run(mut a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Res
 /// augmentation makes of eight training images in the first four epochs.
 fn show_data(live: &backprop::serve::Live, run: &Run, train: &dyn Dataset) -> anyhow::Result<()> {
     let info = train.info();
+    if info.normalize.is_some() {
+        // the live model's copies carry it, so that drawings are normalized too
+        let meta = [(backprop::data::DATA_KEY.to_string(), info.to_json())];
+        live.set_model_metadata(meta.into_iter().collect());
+    }
     if let Some(labels) = train.targets().classes() {
         let n = labels.iter().max().map_or(0, |m| m + 1);
         live.set_classes((0..n).map(|c| info.class_name(c)).collect());

@@ -29,7 +29,8 @@ pub struct Downsample {
     pub bn: BatchNorm2d,
 }
 
-/// A ResNet basic block (see the [module docs](self)).
+/// A ResNet basic block: `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`,
+/// the shortcut a 1×1 convolution with batch norm where the shape changes.
 ///
 /// ```
 /// use backprop::nn::{Module, ResBlock};

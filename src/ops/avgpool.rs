@@ -144,18 +144,10 @@ impl Graph {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Var {
-        let xs = self.shape(x).to_vec();
-        let out = match xs.len() {
-            4 => super::pool::max_pool2d_shape(&xs[1..], kernel, stride, padding),
-            _ => Err(format!("the input must be [N, C, H, W], got {xs:?}")),
-        };
-        if let Err(e) = out {
-            let msg = format!(
-                "avg_pool2d: input {xs:?}, kernel {kernel:?}, stride {stride:?}, padding {padding:?}: {e}"
-            );
-            let instead = [xs.first().copied().unwrap_or(1), 1, 1, 1];
-            return self.bad_shapes(msg, &instead);
+        if let Some(bad) = self.pool_shapes_refused("avg_pool2d", x, kernel, stride, padding) {
+            return bad;
         }
+        let xs = self.shape(x).to_vec();
         let win = Windows {
             rows: Windows::fixed_axis(xs[2], kernel.0, stride.0, padding.0),
             cols: Windows::fixed_axis(xs[3], kernel.1, stride.1, padding.1),

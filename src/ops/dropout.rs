@@ -106,32 +106,9 @@ impl Graph {
         seed: u64,
         first_row: usize,
     ) -> Var {
-        assert!(
-            (0.0..=1.0).contains(&p),
-            "dropout: probability has to be between 0 and 1, but got {p}"
-        );
-        if !training || p == 0.0 {
-            return x;
-        }
-        let xv = self.value(x);
-        let n = xv.numel();
-        let (mask, scale) = if p == 1.0 {
-            (vec![0u64; n.div_ceil(64)], 0.0)
-        } else {
-            // As PyTorch: the scale in double, then applied in f32.
-            let rows = xv.shape().first().copied().unwrap_or(1).max(1);
-            (
-                draw_mask(rows, n / rows, p, seed, first_row),
-                (1.0 / (1.0 - p as f64)) as f32,
-            )
-        };
-        let mut y = xv.zeros_like();
-        apply_mask(xv.data(), &mask, scale, y.data_mut());
-        self.push(Op::Dropout, y, &[x], DropoutBack { mask, scale })
+        self.dropout_units(x, p, training, seed, first_row, 1)
     }
-}
 
-impl Graph {
     /// Channel dropout (`nn.Dropout2d`): for `x: [N, C, …]`, each sample's
     /// channel is zeroed whole with probability `p` (the rest scaled by
     /// `1/(1−p)`), one draw per channel (the masks of [`Graph::dropout`] on
@@ -155,41 +132,61 @@ impl Graph {
         seed: u64,
         first_row: usize,
     ) -> Var {
+        let s = self.shape(x);
+        let unit = s.get(2..).map_or(1, |r| r.iter().product::<usize>()).max(1);
+        self.dropout_units(x, p, training, seed, first_row, unit)
+    }
+
+    /// Dropout of units of `unit` consecutive elements (1: elements; a
+    /// channel's plane: whole channels), one draw per unit, each row of
+    /// axis 0 with its own generator.
+    fn dropout_units(
+        &mut self,
+        x: Var,
+        p: f32,
+        training: bool,
+        seed: u64,
+        first_row: usize,
+        unit: usize,
+    ) -> Var {
         assert!(
             (0.0..=1.0).contains(&p),
-            "dropout2d: probability has to be between 0 and 1, but got {p}"
+            "dropout: probability has to be between 0 and 1, but got {p}"
         );
         if !training || p == 0.0 {
             return x;
         }
         let xv = self.value(x);
-        let s = xv.shape();
-        let (rows, channels) = (
-            s.first().copied().unwrap_or(1).max(1),
-            s.get(1).copied().unwrap_or(1),
-        );
-        let plane = xv.numel() / (rows * channels).max(1);
         let n = xv.numel();
-        let (channel_mask, scale) = if p == 1.0 {
-            (vec![0u64; (rows * channels).div_ceil(64)], 0.0)
+        let (mask, scale) = if p == 1.0 {
+            (vec![0u64; n.div_ceil(64)], 0.0)
         } else {
-            (
-                draw_mask(rows, channels, p, seed, first_row),
-                (1.0 / (1.0 - p as f64)) as f32,
-            )
+            // As PyTorch: the scale in double, then applied in f32.
+            let rows = xv.shape().first().copied().unwrap_or(1).max(1);
+            let units = draw_mask(rows, n / rows / unit, p, seed, first_row);
+            (spread(units, n, unit), (1.0 / (1.0 - p as f64)) as f32)
         };
-        let mut mask = vec![0u64; n.div_ceil(64)];
-        for ch in 0..rows * channels {
-            if (channel_mask[ch / 64] >> (ch % 64)) & 1 != 0 {
-                for i in ch * plane..(ch + 1) * plane {
-                    mask[i / 64] |= 1 << (i % 64);
-                }
-            }
-        }
         let mut y = xv.zeros_like();
         apply_mask(xv.data(), &mask, scale, y.data_mut());
         self.push(Op::Dropout, y, &[x], DropoutBack { mask, scale })
     }
+}
+
+/// A mask of one bit per unit as one bit per element (`unit` each); the
+/// mask itself when `unit` is 1.
+fn spread(units: Vec<u64>, n: usize, unit: usize) -> Vec<u64> {
+    if unit == 1 {
+        return units;
+    }
+    let mut mask = vec![0u64; n.div_ceil(64)];
+    for u in 0..n / unit {
+        if (units[u / 64] >> (u % 64)) & 1 != 0 {
+            for i in u * unit..(u + 1) * unit {
+                mask[i / 64] |= 1 << (i % 64);
+            }
+        }
+    }
+    mask
 }
 
 #[cfg(test)]

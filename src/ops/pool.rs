@@ -161,6 +161,30 @@ impl Backward for MaxPool2dBack {
 }
 
 impl Graph {
+    /// A node standing for a pooling whose shapes do not fit (see
+    /// [`max_pool2d_shape`]: the error is recorded on the graph), or
+    /// `None` when they fit. Both pools ask it.
+    pub(crate) fn pool_shapes_refused(
+        &mut self,
+        op: &str,
+        x: Var,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+    ) -> Option<Var> {
+        let xs = self.shape(x).to_vec();
+        let out = match xs.len() {
+            4 => max_pool2d_shape(&xs[1..], kernel, stride, padding),
+            _ => Err(format!("the input must be [N, C, H, W], got {xs:?}")),
+        };
+        let e = out.err()?;
+        let msg = format!(
+            "{op}: input {xs:?}, kernel {kernel:?}, stride {stride:?}, padding {padding:?}: {e}"
+        );
+        let instead = [xs.first().copied().unwrap_or(1), 1, 1, 1];
+        Some(self.bad_shapes(msg, &instead))
+    }
+
     /// 2-d max pooling of `x: [N, C, H, W]` with `kernel`, `stride` and
     /// implicit −∞ `padding` given as (height, width) → `[N, C, Ho, Wo]`
     /// (see the [module docs](crate::ops::pool): PyTorch's semantics, first
@@ -184,19 +208,8 @@ impl Graph {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Var {
-        let xs = self.shape(x);
-        let out = match xs.len() {
-            4 => max_pool2d_shape(&xs[1..], kernel, stride, padding),
-            _ => Err(format!(
-                "max_pool2d: the input must be [N, C, H, W], got {xs:?}"
-            )),
-        };
-        if let Err(e) = out {
-            let msg = format!(
-                "max_pool2d: input {xs:?}, kernel {kernel:?}, stride {stride:?}, padding {padding:?}: {e}"
-            );
-            let instead = [xs.first().copied().unwrap_or(1), 1, 1, 1];
-            return self.bad_shapes(msg, &instead);
+        if let Some(bad) = self.pool_shapes_refused("max_pool2d", x, kernel, stride, padding) {
+            return bad;
         }
         let xs = self.shape(x);
         let geom = geom(xs, kernel, stride, padding);

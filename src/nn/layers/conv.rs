@@ -1,4 +1,4 @@
-//! Image layers: `Conv2d` (`nn.Conv2d`) and `MaxPool2d` (`nn.MaxPool2d`).
+//! The convolution layer: `Conv2d` (`nn.Conv2d`). The pools are in `pool.rs`.
 
 use super::{visit_weight_bias, visit_weight_bias_mut};
 use crate::nn::init::Init;
@@ -188,68 +188,6 @@ impl Module for Conv2d {
     }
 }
 
-/// The max of each `k × k` window (`nn.MaxPool2d`); the gradient goes to
-/// the arg-max (the first one on ties, as PyTorch).
-///
-/// ```
-/// use backprop::nn::{MaxPool2d, Module};
-/// assert_eq!(MaxPool2d::new(2).output_shape(&[6, 28, 28]).unwrap(), vec![6, 14, 14]);
-/// ```
-#[derive(Clone, Debug)]
-pub struct MaxPool2d {
-    kernel_size: usize,
-    stride: usize,
-    padding: usize,
-}
-
-impl MaxPool2d {
-    /// Windows of `kernel_size`, stride `kernel_size`, no padding (PyTorch's defaults).
-    pub fn new(kernel_size: usize) -> MaxPool2d {
-        MaxPool2d {
-            kernel_size,
-            stride: kernel_size,
-            padding: 0,
-        }
-    }
-
-    /// Step between windows (default: the kernel size).
-    pub fn stride(mut self, s: usize) -> Self {
-        self.stride = s;
-        self
-    }
-
-    /// Implicit −∞ on every side, at most half the kernel size (default 0).
-    pub fn padding(mut self, p: usize) -> Self {
-        self.padding = p;
-        self
-    }
-}
-
-impl Module for MaxPool2d {
-    fn forward(&self, p: &mut Pass, x: Var) -> Var {
-        let (k, s, pd) = (self.kernel_size, self.stride, self.padding);
-        let y = p.max_pool2d(x, (k, k), (s, s), (pd, pd));
-        p.layer_output(self, y);
-        y
-    }
-
-    fn spec(&self) -> Option<String> {
-        let mut s = format!("maxpool2d({}", self.kernel_size);
-        if self.stride != self.kernel_size {
-            s += &format!(",stride={}", self.stride);
-        }
-        if self.padding != 0 {
-            s += &format!(",padding={}", self.padding);
-        }
-        Some(s + ")")
-    }
-
-    fn output_shape(&self, s: &[usize]) -> Result<Vec<usize>> {
-        let (k, st, pd) = (self.kernel_size, self.stride, self.padding);
-        crate::ops::pool::max_pool2d_shape(s, (k, k), (st, st), (pd, pd)).map_err(Error::Spec)
-    }
-}
-
 /// `conv2d(in_channels,out_channels,kernel_size,stride=1,padding=0,bias=true,dilation=1,groups=1)`.
 pub(crate) fn plan_conv2d(item: &Item, init: Init) -> Result<Plan> {
     item.expect_args(
@@ -292,22 +230,4 @@ pub(crate) fn plan_conv2d(item: &Item, init: Init) -> Result<Plan> {
                 .init(rng),
         )
     }))
-}
-
-/// `maxpool2d(kernel_size,stride=kernel_size,padding=0)`.
-pub(crate) fn plan_maxpool2d(item: &Item, _init: Init) -> Result<Plan> {
-    item.expect_args(
-        3,
-        &["kernel_size", "stride", "padding"],
-        "maxpool2d(kernel_size,stride=kernel_size,padding=0)",
-    )?;
-    let k = item.usize_arg(0, "kernel_size", "kernel_size")?;
-    let stride = opt_usize(item, 1, "stride", k, 1)?;
-    let pad = opt_usize(item, 2, "padding", 0, 0)?;
-    if pad * 2 > k {
-        return Err(item.err(format!(
-            "padding {pad} must be at most half the kernel size {k}"
-        )));
-    }
-    Ok(Plan::ready(MaxPool2d::new(k).stride(stride).padding(pad)))
 }

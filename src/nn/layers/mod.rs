@@ -38,13 +38,13 @@ mod shape;
 mod transformer;
 
 pub use activation::{Activation, ActivationKind, PRelu};
-pub use conv::{Conv2d, Conv2dConfig, MaxPool2d};
+pub use conv::{Conv2d, Conv2dConfig};
 pub use dropout::{Dropout, Dropout2d};
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use gated::{GatedConfig, GatedRnn, Gru, Lstm};
 pub use linear::{Linear, LinearConfig};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm};
-pub use pool::{AdaptiveAvgPool2d, AvgPool2d};
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use resnet::{Downsample, ResBlock};
 pub use rnn::{Rnn, RnnConfig};
 pub use shape::{Flatten, Identity, Reshape};
@@ -53,13 +53,13 @@ pub use transformer::{Block, BlockConfig, CausalSelfAttention, Mlp};
 pub(crate) use activation::{
     plan_elu, plan_leaky_relu, plan_log_softmax, plan_prelu, plan_softmax,
 };
-pub(crate) use conv::{plan_conv2d, plan_maxpool2d};
+pub(crate) use conv::plan_conv2d;
 pub(crate) use dropout::{plan_dropout, plan_dropout2d};
 pub(crate) use embedding::plan_embedding;
 pub(crate) use gated::plan_gated;
 pub(crate) use linear::plan_linear;
 pub(crate) use norm::{plan_batchnorm, plan_layernorm};
-pub(crate) use pool::{plan_adaptiveavgpool2d, plan_avgpool2d};
+pub(crate) use pool::{plan_adaptiveavgpool2d, plan_avgpool2d, plan_maxpool2d};
 pub(crate) use resnet::plan_resblock;
 pub(crate) use rnn::plan_rnn;
 pub(crate) use shape::{plan_flatten, plan_identity, plan_reshape};

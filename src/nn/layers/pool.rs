@@ -1,12 +1,87 @@
-//! Average pooling: `AvgPool2d` (`nn.AvgPool2d`) and `AdaptiveAvgPool2d`
-//! (`nn.AdaptiveAvgPool2d`, global pooling at `1×1`). Max pooling is with
-//! the convolution, in `conv.rs`.
+//! The pooling layers: `MaxPool2d` (`nn.MaxPool2d`), `AvgPool2d`
+//! (`nn.AvgPool2d`) and `AdaptiveAvgPool2d` (`nn.AdaptiveAvgPool2d`,
+//! global pooling at `1×1`). The two fixed-window pools share their
+//! window ([`Window`]): its options, its model-line text and its shape.
 
 use crate::nn::init::Init;
 use crate::nn::module::{Module, Pass};
 use crate::nn::registry::{opt_usize, Plan};
 use crate::nn::spec::Item;
 use crate::{Error, Result, Var};
+
+/// A square pooling window: its size, the step between windows and the
+/// padding on every side (at most half the kernel).
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    kernel_size: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl Window {
+    /// PyTorch's defaults: stride = kernel, no padding.
+    fn new(kernel_size: usize) -> Window {
+        Window {
+            kernel_size,
+            stride: kernel_size,
+            padding: 0,
+        }
+    }
+
+    /// `(kernel, stride, padding)` as the ops take them, (height, width).
+    fn pairs(&self) -> [(usize, usize); 3] {
+        let (k, s, p) = (self.kernel_size, self.stride, self.padding);
+        [(k, k), (s, s), (p, p)]
+    }
+
+    /// `name(k[,stride=s][,padding=p])`.
+    fn spec(&self, name: &str) -> String {
+        let mut s = format!("{name}({}", self.kernel_size);
+        if self.stride != self.kernel_size {
+            s += &format!(",stride={}", self.stride);
+        }
+        if self.padding != 0 {
+            s += &format!(",padding={}", self.padding);
+        }
+        s + ")"
+    }
+
+    fn output_shape(&self, s: &[usize]) -> Result<Vec<usize>> {
+        let [k, st, pd] = self.pairs();
+        crate::ops::pool::max_pool2d_shape(s, k, st, pd).map_err(Error::Spec)
+    }
+
+    /// `name(kernel_size,stride=kernel_size,padding=0)` read from `item`.
+    fn plan(item: &Item, name: &str) -> Result<Window> {
+        let usage = format!("{name}(kernel_size,stride=kernel_size,padding=0)");
+        item.expect_args(3, &["kernel_size", "stride", "padding"], &usage)?;
+        let k = item.usize_arg(0, "kernel_size", "kernel_size")?;
+        let stride = opt_usize(item, 1, "stride", k, 1)?;
+        let padding = opt_usize(item, 2, "padding", 0, 0)?;
+        if padding * 2 > k {
+            return Err(item.err(format!(
+                "padding {padding} must be at most half the kernel size {k}"
+            )));
+        }
+        Ok(Window {
+            kernel_size: k,
+            stride,
+            padding,
+        })
+    }
+}
+
+/// The max of each `k × k` window (`nn.MaxPool2d`); the gradient goes to
+/// the arg-max (the first one on ties, as PyTorch).
+///
+/// ```
+/// use backprop::nn::{MaxPool2d, Module};
+/// assert_eq!(MaxPool2d::new(2).output_shape(&[6, 28, 28]).unwrap(), vec![6, 14, 14]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct MaxPool2d {
+    w: Window,
+}
 
 /// The mean of each `k × k` window (`nn.AvgPool2d`, zero padding counted in
 /// the divisor as PyTorch's default).
@@ -17,56 +92,70 @@ use crate::{Error, Result, Var};
 /// ```
 #[derive(Clone, Debug)]
 pub struct AvgPool2d {
-    kernel_size: usize,
-    stride: usize,
-    padding: usize,
+    w: Window,
 }
 
-impl AvgPool2d {
-    /// Windows of `kernel_size`, stride `kernel_size`, no padding (PyTorch's defaults).
-    pub fn new(kernel_size: usize) -> AvgPool2d {
-        AvgPool2d {
-            kernel_size,
-            stride: kernel_size,
-            padding: 0,
+/// The builder of a fixed-window pool, the same for both.
+macro_rules! window_builder {
+    ($t:ident) => {
+        impl $t {
+            /// Windows of `kernel_size`, stride `kernel_size`, no padding
+            /// (PyTorch's defaults).
+            pub fn new(kernel_size: usize) -> $t {
+                $t {
+                    w: Window::new(kernel_size),
+                }
+            }
+
+            /// Step between windows (default: the kernel size).
+            pub fn stride(mut self, s: usize) -> Self {
+                self.w.stride = s;
+                self
+            }
+
+            /// Padding on every side, at most half the kernel size (default
+            /// 0; −∞ for max pooling, zeros for average pooling).
+            pub fn padding(mut self, p: usize) -> Self {
+                self.w.padding = p;
+                self
+            }
         }
-    }
-
-    /// Step between windows (default: the kernel size).
-    pub fn stride(mut self, s: usize) -> Self {
-        self.stride = s;
-        self
-    }
-
-    /// Zeros on every side, at most half the kernel size (default 0).
-    pub fn padding(mut self, p: usize) -> Self {
-        self.padding = p;
-        self
-    }
+    };
 }
+window_builder!(MaxPool2d);
+window_builder!(AvgPool2d);
 
-impl Module for AvgPool2d {
+impl Module for MaxPool2d {
     fn forward(&self, p: &mut Pass, x: Var) -> Var {
-        let (k, s, pd) = (self.kernel_size, self.stride, self.padding);
-        let y = p.avg_pool2d(x, (k, k), (s, s), (pd, pd));
+        let [k, s, pd] = self.w.pairs();
+        let y = p.max_pool2d(x, k, s, pd);
         p.layer_output(self, y);
         y
     }
 
     fn spec(&self) -> Option<String> {
-        let mut s = format!("avgpool2d({}", self.kernel_size);
-        if self.stride != self.kernel_size {
-            s += &format!(",stride={}", self.stride);
-        }
-        if self.padding != 0 {
-            s += &format!(",padding={}", self.padding);
-        }
-        Some(s + ")")
+        Some(self.w.spec("maxpool2d"))
     }
 
     fn output_shape(&self, s: &[usize]) -> Result<Vec<usize>> {
-        let (k, st, pd) = (self.kernel_size, self.stride, self.padding);
-        crate::ops::pool::max_pool2d_shape(s, (k, k), (st, st), (pd, pd)).map_err(Error::Spec)
+        self.w.output_shape(s)
+    }
+}
+
+impl Module for AvgPool2d {
+    fn forward(&self, p: &mut Pass, x: Var) -> Var {
+        let [k, s, pd] = self.w.pairs();
+        let y = p.avg_pool2d(x, k, s, pd);
+        p.layer_output(self, y);
+        y
+    }
+
+    fn spec(&self) -> Option<String> {
+        Some(self.w.spec("avgpool2d"))
+    }
+
+    fn output_shape(&self, s: &[usize]) -> Result<Vec<usize>> {
+        self.w.output_shape(s)
     }
 }
 
@@ -109,22 +198,18 @@ impl Module for AdaptiveAvgPool2d {
     }
 }
 
+/// `maxpool2d(kernel_size,stride=kernel_size,padding=0)`.
+pub(crate) fn plan_maxpool2d(item: &Item, _init: Init) -> Result<Plan> {
+    Ok(Plan::ready(MaxPool2d {
+        w: Window::plan(item, "maxpool2d")?,
+    }))
+}
+
 /// `avgpool2d(kernel_size,stride=kernel_size,padding=0)`.
 pub(crate) fn plan_avgpool2d(item: &Item, _init: Init) -> Result<Plan> {
-    item.expect_args(
-        3,
-        &["kernel_size", "stride", "padding"],
-        "avgpool2d(kernel_size,stride=kernel_size,padding=0)",
-    )?;
-    let k = item.usize_arg(0, "kernel_size", "kernel_size")?;
-    let stride = opt_usize(item, 1, "stride", k, 1)?;
-    let pad = opt_usize(item, 2, "padding", 0, 0)?;
-    if pad * 2 > k {
-        return Err(item.err(format!(
-            "padding {pad} must be at most half the kernel size {k}"
-        )));
-    }
-    Ok(Plan::ready(AvgPool2d::new(k).stride(stride).padding(pad)))
+    Ok(Plan::ready(AvgPool2d {
+        w: Window::plan(item, "avgpool2d")?,
+    }))
 }
 
 /// `adaptiveavgpool2d(output_size)` or `adaptiveavgpool2d(h,w)`.

@@ -1523,6 +1523,18 @@ fn a_csv_with_a_named_float_target_trains_a_regressor_that_eval_and_predict_foll
     // nothing has an R² near 0 and an MAE near 65.
     assert!(mae < 55.0 && r2 > 0.3, "mae {mae}, r2 {r2}");
     assert!(s.get("confusion").is_none() && s["test_metrics"].get("rmse").is_some());
+    // metrics.csv carries the figures on its epoch rows
+    let csv = std::fs::read_to_string(dir.path().join("d.metrics.csv")).unwrap();
+    let head: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let at = head
+        .iter()
+        .position(|h| *h == "test_mae")
+        .expect("a test_mae column");
+    let last = csv.lines().last().unwrap().split(',').nth(at).unwrap();
+    assert!(
+        (last.parse::<f64>().unwrap() - mae).abs() < 1e-3 * mae,
+        "{last} vs {mae}"
+    );
     // eval reads the same columns and standardizes with the saved figures
     let e = json(&["eval", m.to_str().unwrap(), "--data", data, "--json"]);
     assert_eq!(e["task"], "regression");

@@ -295,7 +295,9 @@ fn dead_relus_are_reported() {
 }
 
 /// The columns `metrics.csv` documents for `flatten,linear(784,32),relu,linear(32,10)`.
-const COLUMNS: &str = "kind,step,epoch,loss,accuracy,lr,test_loss,test_accuracy,\
+// The test set's top-5 accuracy: MNIST has 10 classes.
+const COLUMNS: &str =
+    "kind,step,epoch,loss,accuracy,lr,test_loss,test_accuracy,test_top5_accuracy,\
     L1.grad_norm,L1.delta_norm,L1.weight_norm,L1.update_ratio,L2.dead_frac,\
     L3.grad_norm,L3.delta_norm,L3.weight_norm,L3.update_ratio";
 
@@ -363,7 +365,9 @@ fn a_saved_run_leaves_metrics_and_plots_beside_the_model() {
         ]
     );
     let row: Vec<&str> = lines[1].split(',').collect();
-    for (i, col) in lines[0].split(',').enumerate().skip(8) {
+    // Every per-layer column of a step row is measured (the test set's
+    // figures are on epoch rows only).
+    for (i, col) in lines[0].split(',').enumerate().skip(9) {
         let v: f64 = row[i]
             .parse()
             .unwrap_or_else(|_| panic!("{col} = {:?}", row[i]));
@@ -373,6 +377,8 @@ fn a_saved_run_leaves_metrics_and_plots_beside_the_model() {
         }
     }
     let epoch: Vec<&str> = lines[4].split(',').collect();
+    let (acc, top5): (f64, f64) = (epoch[7].parse().unwrap(), epoch[8].parse().unwrap());
+    assert!(top5 >= acc && top5 <= 1.0, "top-5 {top5}, accuracy {acc}");
     assert!(
         epoch[6].parse::<f64>().is_ok() && epoch[7].parse::<f64>().is_ok(),
         "{}",
@@ -435,7 +441,7 @@ fn out_folder_and_diagnostics_off() {
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert_eq!(
         csv.lines().next().unwrap(),
-        "kind,step,epoch,loss,accuracy,lr,test_loss,test_accuracy"
+        "kind,step,epoch,loss,accuracy,lr,test_loss,test_accuracy,test_top5_accuracy"
     );
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
     // An --out that is a file fails before training.

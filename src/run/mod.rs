@@ -662,8 +662,16 @@ impl Run {
                 ));
             }
         }
+        let task = Task::of(train.targets(), loss);
+        let width = self
+            .model
+            .output_shape(train.sample_shape())
+            .ok()
+            .and_then(|s| s.first().copied())
+            .unwrap_or(1);
+        self.recorder.set_task_columns(task.metric_names(width));
         self.data_info = DataInfo {
-            task: Some(Task::of(train.targets(), loss)),
+            task: Some(task),
             loss: Some(loss.name().to_string()),
             ..train.info()
         };

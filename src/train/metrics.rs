@@ -14,6 +14,7 @@
 //! | `loss`, `accuracy` | mean batch loss and accuracy over the steps since the previous step row of the epoch | the epoch's training loss and accuracy |
 //! | `lr` | the learning rate | the learning rate |
 //! | `test_loss`, `test_accuracy` | empty | on the test set, if there is one |
+//! | `test_mae`, `test_rmse`, `test_r2` (regression), `test_top5_accuracy` (more than 5 classes), `test_precision`, `test_recall`, `test_f1` (multi-label) | empty | the task's figures on the test set ([`Task::metric_names`](super::Task::metric_names)) |
 //! | `L{i}.{statistic}` | the per-layer statistics of [`diagnostics`](crate::inspect::diagnostics) for layer *i* of the model line | empty |
 //!
 //! Step rows come at step 1 and every `every` steps (the diagnostics'
@@ -22,6 +23,8 @@
 //! `L1.grad_norm, L1.delta_norm, L1.weight_norm, L1.update_ratio, L2.dead_frac,
 //! L3.grad_norm, L3.delta_norm, L3.weight_norm, L3.update_ratio`. Numbers are
 //! written with 6 significant digits; an empty field means "not measured".
+//! The task's columns (`test_top5_accuracy` for MNIST's 10 classes) come
+//! after `test_accuracy`, before the per-layer ones.
 
 use super::{EpochRecord, Observer, StepInfo};
 use crate::inspect::diagnostics::{is_sampled, Sample, Stat};
@@ -59,6 +62,10 @@ pub struct Row {
     pub test_accuracy: Option<f64>,
     /// Per-layer statistics, aligned with [`Recorder::columns`].
     pub stats: Vec<Option<f64>>,
+    /// The task's figures on the test set, aligned with
+    /// [`Recorder::task_columns`] (epoch rows only).
+    #[serde(default)]
+    pub task: Vec<Option<f64>>,
 }
 
 /// Collects a run's rows (see the [module docs](self) for the columns).
@@ -73,6 +80,10 @@ pub struct Recorder {
     pub stats: Vec<(String, Stat)>,
     /// `(layer, description)` of each measured layer, e.g. `("1", "linear(784,128)")`.
     pub layer_names: Vec<(String, String)>,
+    /// The task's figures recorded on epoch rows (`mae`, `top5_accuracy`,
+    /// …), as `test_{name}` columns; set before the first row.
+    #[serde(default)]
+    pub task_columns: Vec<String>,
     diagnostics: bool,
     /// The rows recorded so far, in order.
     pub rows: Vec<Row>,
@@ -92,6 +103,7 @@ impl Recorder {
             every: every.max(1),
             stats: Vec::new(),
             layer_names: Vec::new(),
+            task_columns: Vec::new(),
             diagnostics,
             rows: Vec::new(),
             pending: None,
@@ -124,8 +136,17 @@ impl Recorder {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        h.extend(self.task_columns.iter().map(|c| format!("test_{c}")));
         h.extend(self.columns());
         h
+    }
+
+    /// Record the task's figures `names` on every epoch row (a new
+    /// recorder's; one that has rows keeps its columns).
+    pub fn set_task_columns(&mut self, names: &[&str]) {
+        if self.rows.is_empty() {
+            self.task_columns = names.iter().map(|n| n.to_string()).collect();
+        }
     }
 
     /// The rows of one kind.
@@ -166,6 +187,10 @@ impl Recorder {
                 opt(r.test_loss),
                 opt(r.test_accuracy)
             );
+            for i in 0..self.task_columns.len() {
+                s.push(',');
+                s.push_str(&opt(r.task.get(i).copied().flatten()));
+            }
             for v in &r.stats {
                 s.push(',');
                 s.push_str(&opt(*v));
@@ -224,6 +249,7 @@ impl Observer for Recorder {
             test_loss: None,
             test_accuracy: None,
             stats,
+            task: Vec::new(),
         });
     }
 
@@ -238,6 +264,11 @@ impl Observer for Recorder {
             test_loss: r.test_loss,
             test_accuracy: r.test_accuracy,
             stats: vec![None; self.stats.len()],
+            task: self
+                .task_columns
+                .iter()
+                .map(|c| r.test_metrics.as_ref().and_then(|m| m.get(c).copied()))
+                .collect(),
         });
     }
 }

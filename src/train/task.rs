@@ -30,6 +30,16 @@ impl Task {
         }
     }
 
+    /// The names of [`Tally::metrics`] for outputs of `width`, in order.
+    pub fn metric_names(self, width: usize) -> &'static [&'static str] {
+        match self {
+            Task::Classification if width > 5 => &["top5_accuracy"],
+            Task::Classification => &[],
+            Task::Regression => &["mae", "rmse", "r2"],
+            Task::MultiLabel => &["precision", "recall", "f1"],
+        }
+    }
+
     /// The loss a task trains with unless told otherwise.
     pub fn default_loss(self) -> LossKind {
         match self {
@@ -453,5 +463,18 @@ mod tests {
             metrics_line(&m),
             "f1 0.6667, precision 0.6667, recall 0.6667"
         );
+        // every figure has its name in metric_names, whatever the task
+        for (task, w) in [
+            (Task::MultiLabel, 3),
+            (Task::Regression, 2),
+            (Task::Classification, 7),
+        ] {
+            let mut names: Vec<&str> = task.metric_names(w).to_vec();
+            names.sort_unstable();
+            let mut t = Tally::new(task, w);
+            t.samples = 1.0;
+            let got: Vec<String> = t.metrics().into_keys().collect();
+            assert_eq!(got, names, "{task:?}");
+        }
     }
 }

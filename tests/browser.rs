@@ -383,6 +383,23 @@ async fn watch_a_run_live() {
         paths.as_u64().unwrap() >= 2,
         "loss and gradient curves drawn"
     );
+    // Each curve's latest value beside its name; the loss on a log scale at a click.
+    let latest = eval(
+        &c,
+        "return document.querySelector('#loss-legend b').textContent",
+    )
+    .await;
+    assert!(
+        latest.as_str().unwrap().parse::<f64>().is_ok(),
+        "latest loss {latest}"
+    );
+    let log = "document.getElementById('loss-log').click(); \
+               return /[0-9]e-?[0-9]/.test([...document.querySelectorAll('#loss text.axis')].map(t => t.textContent).join(' '))";
+    assert_eq!(
+        eval(&c, log).await,
+        serde_json::json!(true),
+        "log-scale tick labels"
+    );
     // The grid of augmented training images: 8 rows of an image and 4 epochs.
     wait_for(
         &c,

@@ -15,8 +15,6 @@ use crate::error::{Error, Result};
 use crate::Tensor;
 use image::imageops::FilterType;
 use image::{ColorType, DynamicImage, ImageDecoder, ImageReader};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 
 /// The extensions read as images (any case).
@@ -277,19 +275,9 @@ impl ImageFolder {
     /// Split at random into `(rest, held out)`, `fraction` held out, the
     /// permutation drawn from `seed` (as [`random_split`](super::random_split)).
     pub fn split(&self, fraction: f64, seed: u64) -> Result<(ImageFolder, ImageFolder)> {
-        let n = self.files.len();
-        if !(fraction > 0.0 && fraction < 1.0) || n < 2 {
-            return Err(Error::invalid(
-                crate::Setting::TestSplit,
-                fraction,
-                format!("hold out a fraction between 0 and 1 of at least 2 images ({n} here)"),
-            ));
-        }
-        let held = ((n as f64 * fraction).round() as usize).clamp(1, n - 1);
-        let mut idx: Vec<usize> = (0..n).collect();
-        idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-        let (test, train) = idx.split_at(held);
-        Ok((self.subset(train), self.subset(test)))
+        let (train, test) =
+            super::split::split_indices(self.files.len(), fraction, seed, &self.root)?;
+        Ok((self.subset(&train), self.subset(&test)))
     }
 
     /// A test folder must have the training folder's classes and sample shape.

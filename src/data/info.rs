@@ -113,34 +113,8 @@ impl Standardize {
     /// The means and deviations of `x: [N, F]` (sums in f64).
     pub fn fit(x: &Tensor) -> Standardize {
         let f = x.shape()[1..].iter().product::<usize>();
-        let n = x.shape()[0].max(1) as f64;
-        let (mut s, mut s2) = (vec![0f64; f], vec![0f64; f]);
-        for row in x.data().chunks(f.max(1)) {
-            for (j, &v) in row.iter().enumerate() {
-                s[j] += v as f64;
-            }
-        }
-        let mean: Vec<f64> = s.iter().map(|v| v / n).collect();
-        for row in x.data().chunks(f.max(1)) {
-            for (j, &v) in row.iter().enumerate() {
-                s2[j] += (v as f64 - mean[j]).powi(2);
-            }
-        }
-        let std = s2
-            .iter()
-            .map(|v| {
-                let d = (v / n).sqrt();
-                if d > 0.0 {
-                    d as f32
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        Standardize {
-            mean: mean.into_iter().map(|m| m as f32).collect(),
-            std,
-        }
+        let (mean, std) = group_moments(x.data(), f, 1);
+        Standardize { mean, std }
     }
 
     /// Standardize `x: [N, F]` in place; `source` names the data when its
@@ -156,12 +130,49 @@ impl Standardize {
                 ),
             ));
         }
-        for row in x.data_mut().chunks_mut(f.max(1)) {
-            for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
-                *v = (*v - m) / s;
-            }
-        }
+        normalize_groups(x.data_mut(), &self.mean, &self.std, 1);
         Ok(())
+    }
+}
+
+/// Each group's mean and population deviation (1 where a group is
+/// constant) over samples of `groups × plane` values laid out group after
+/// group: the features of `[N, F]` (`plane` 1), the channels of
+/// `[N, C, H, W]` (`plane` H·W). Two passes, sums in f64.
+fn group_moments(x: &[f32], groups: usize, plane: usize) -> (Vec<f32>, Vec<f32>) {
+    let (groups, plane) = (groups.max(1), plane.max(1));
+    let per_group = (x.len() / groups).max(1) as f64;
+    let mut s = vec![0f64; groups];
+    for sample in x.chunks(groups * plane) {
+        for (g, p) in sample.chunks(plane).enumerate() {
+            s[g] += p.iter().map(|&v| v as f64).sum::<f64>();
+        }
+    }
+    let mean: Vec<f64> = s.iter().map(|v| v / per_group).collect();
+    let mut s2 = vec![0f64; groups];
+    for sample in x.chunks(groups * plane) {
+        for (g, p) in sample.chunks(plane).enumerate() {
+            s2[g] += p.iter().map(|&v| (v as f64 - mean[g]).powi(2)).sum::<f64>();
+        }
+    }
+    let std = s2
+        .iter()
+        .map(|v| match (v / per_group).sqrt() {
+            d if d > 0.0 => d as f32,
+            _ => 1.0,
+        })
+        .collect();
+    (mean.into_iter().map(|m| m as f32).collect(), std)
+}
+
+/// `v = (v − mean[g]) / std[g]` for every value of group `g` (the layout of
+/// [`group_moments`]).
+fn normalize_groups(x: &mut [f32], mean: &[f32], std: &[f32], plane: usize) {
+    let plane = plane.max(1);
+    for sample in x.chunks_mut(mean.len().max(1) * plane) {
+        for (p, (m, s)) in sample.chunks_mut(plane).zip(mean.iter().zip(std)) {
+            p.iter_mut().for_each(|v| *v = (*v - m) / s);
+        }
     }
 }
 
@@ -217,35 +228,10 @@ impl ChannelNorm {
     /// Each channel's mean and population deviation over `x: [N, C, …]`
     /// (1 where a channel is constant), summed in f64.
     pub fn fit(x: &Tensor) -> ChannelNorm {
-        let c = x.shape().get(1).copied().unwrap_or(1).max(1);
-        let plane = x.shape()[2..].iter().product::<usize>().max(1);
-        let (mut s, mut s2, mut n) = (vec![0f64; c], vec![0f64; c], 0f64);
-        for sample in x.data().chunks(c * plane) {
-            for (ch, p) in sample.chunks(plane).enumerate() {
-                for &v in p {
-                    s[ch] += v as f64;
-                    s2[ch] += v as f64 * v as f64;
-                }
-            }
-            n += plane as f64;
-        }
-        let mean: Vec<f64> = s.iter().map(|v| v / n.max(1.0)).collect();
-        let std = s2
-            .iter()
-            .zip(&mean)
-            .map(|(v, m)| {
-                let d = (v / n.max(1.0) - m * m).max(0.0).sqrt();
-                if d > 0.0 {
-                    d as f32
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        ChannelNorm {
-            mean: mean.iter().map(|&m| m as f32).collect(),
-            std,
-        }
+        let c = x.shape().get(1).copied().unwrap_or(1);
+        let plane = x.shape().get(2..).map_or(1, |r| r.iter().product());
+        let (mean, std) = group_moments(x.data(), c, plane);
+        ChannelNorm { mean, std }
     }
 
     /// Normalize `x: [N, C, …]` in place; `source` names the data when its
@@ -262,13 +248,8 @@ impl ChannelNorm {
                 ),
             ));
         }
-        let plane = x.shape()[2..].iter().product::<usize>().max(1);
-        for sample in x.data_mut().chunks_mut(c * plane) {
-            for (ch, p) in sample.chunks_mut(plane).enumerate() {
-                let (m, s) = (self.mean[ch], self.std[ch]);
-                p.iter_mut().for_each(|v| *v = (*v - m) / s);
-            }
-        }
+        let plane = x.shape()[2..].iter().product::<usize>();
+        normalize_groups(x.data_mut(), &self.mean, &self.std, plane);
         Ok(())
     }
 }

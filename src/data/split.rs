@@ -23,6 +23,19 @@ pub fn random_split(
     fraction: f64,
     seed: u64,
 ) -> Result<(TensorDataset, TensorDataset)> {
+    let (train, test) = split_indices(data.len(), fraction, seed, &data.source)?;
+    Ok((data.subset(&train), data.subset(&test)))
+}
+
+/// The indices of a [`random_split`] of `n` samples: `(rest, held out)`,
+/// both in the permutation's order; `source` names the data when there
+/// are too few samples. Every data set's split draws it.
+pub(crate) fn split_indices(
+    n: usize,
+    fraction: f64,
+    seed: u64,
+    source: &std::path::Path,
+) -> Result<(Vec<usize>, Vec<usize>)> {
     if !(fraction > 0.0 && fraction < 1.0) {
         return Err(Error::invalid(
             Setting::TestSplit,
@@ -30,18 +43,17 @@ pub fn random_split(
             "the held-out fraction must be between 0 and 1, e.g. 0.2",
         ));
     }
-    let n = data.len();
     if n < 2 {
         return Err(Error::data(
-            &data.source,
+            source,
             format!("holds {n} sample(s): too few to split into training and test samples"),
         ));
     }
     let held = ((n as f64 * fraction).round() as usize).clamp(1, n - 1);
     let mut idx: Vec<usize> = (0..n).collect();
     idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    let (test, train) = idx.split_at(held);
-    Ok((data.subset(train), data.subset(test)))
+    let rest = idx.split_off(held); // the first `held` are held out
+    Ok((rest, idx))
 }
 
 #[cfg(test)]

@@ -167,7 +167,18 @@ pub fn load_csv(path: &Path, scale: Option<f32>) -> Result<TensorDataset> {
 /// assert_eq!(e.to_string(), "t.csv: line 2, column 2: \"x\" is not a number; every field after the label must be a number");
 /// ```
 pub fn parse_csv(bytes: &[u8], origin: &Path, scale: Option<f32>) -> Result<TensorDataset> {
-    let path = origin;
+    with_text(bytes, origin, scale, |text| parse(origin, text, scale))
+}
+
+/// `f` of a CSV file's text: `bytes` gunzipped when gzip, checked to be
+/// text (not an IDX file, valid UTF-8, no NUL bytes), its byte-order mark
+/// left out; `scale` checked to be finite. Both CSV parsers read through it.
+fn with_text<R>(
+    bytes: &[u8],
+    path: &Path,
+    scale: Option<f32>,
+    f: impl FnOnce(&str) -> Result<R>,
+) -> Result<R> {
     if let Some(s) = scale {
         if !s.is_finite() {
             return Err(Error::Config(format!(
@@ -204,8 +215,7 @@ pub fn parse_csv(bytes: &[u8], origin: &Path, scale: Option<f32>) -> Result<Tens
     }
     // A byte-order mark (spreadsheets write one) is not part of the first
     // line: left in, it would make a data row look like a header.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    parse(path, text, scale)
+    f(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
 
 /// Parse CSV text (see [`load_csv`]).
@@ -349,15 +359,9 @@ pub fn parse_csv_columns(
     scale: Option<f32>,
     cols: &CsvColumns,
 ) -> Result<TensorDataset> {
-    let bytes = maybe_gunzip(bytes, origin)?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
-        Error::data(
-            origin,
-            "is not valid UTF-8 text; is this really a CSV file?",
-        )
-    })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    parse_named(origin, text, scale, cols)
+    with_text(bytes, origin, scale, |text| {
+        parse_named(origin, text, scale, cols)
+    })
 }
 
 /// [`parse_csv_columns`] on a file.

@@ -380,24 +380,28 @@ fn check_vocab(model: &dyn Module, data: &dyn Dataset) -> Result<()> {
         return Ok(());
     };
     let per = data.sample_shape().iter().product::<usize>().max(1);
-    let x = data.features(&(0..data.len()).collect::<Vec<_>>())?;
-    let bad = x
-        .data()
-        .iter()
-        .position(|&x| !(x >= 0.0 && x.fract() == 0.0 && (x as usize) < v));
-    match bad {
-        Some(at) => Err(Error::data(
-            data.source(),
-            format!(
-                "sample {} holds {} at position {}, but the model's first layer is an embedding \
-                 of {v} ids: its inputs must be whole numbers in 0..{v}; fix the data or the table's size",
-                at / per,
-                x.data()[at],
-                at % per
-            ),
-        )),
-        None => Ok(()),
+    // A chunk of samples at a time: no copy of the whole data set.
+    let n = data.len();
+    for first in (0..n).step_by(4096) {
+        let x = data.features(&(first..(first + 4096).min(n)).collect::<Vec<_>>())?;
+        let bad = x
+            .data()
+            .iter()
+            .position(|&x| !(x >= 0.0 && x.fract() == 0.0 && (x as usize) < v));
+        if let Some(at) = bad {
+            return Err(Error::data(
+                data.source(),
+                format!(
+                    "sample {} holds {} at position {}, but the model's first layer is an embedding \
+                     of {v} ids: its inputs must be whole numbers in 0..{v}; fix the data or the table's size",
+                    first + at / per,
+                    x.data()[at],
+                    at % per
+                ),
+            ));
+        }
     }
+    Ok(())
 }
 
 /// Class labels fit a model of `c` outputs and its loss.

@@ -78,26 +78,29 @@ fn says_yes(v: f32, loss: LossKind) -> bool {
     }
 }
 
+/// The class each row of `out: [N, C]` predicts: the arg-max (the first on
+/// ties), or for one output, 1 above the threshold.
+fn predictions(out: &Tensor, loss: LossKind) -> Vec<usize> {
+    if out.shape()[1] == 1 {
+        return out
+            .data()
+            .iter()
+            .map(|&v| says_yes(v, loss) as usize)
+            .collect();
+    }
+    out.argmax_rows()
+}
+
 /// Correct predictions in a batch: the arg-max class (one output: above
 /// the threshold means class 1); for multi-label, samples whose every
 /// label is decided right; 0 for regression.
 pub fn correct(out: &Tensor, y: &Targets, loss: LossKind) -> usize {
     match y {
-        Targets::Classes(labels) => {
-            if out.shape()[1] == 1 {
-                return out
-                    .data()
-                    .iter()
-                    .zip(labels)
-                    .filter(|(&v, &y)| (says_yes(v, loss) as usize) == y)
-                    .count();
-            }
-            out.argmax_rows()
-                .iter()
-                .zip(labels)
-                .filter(|(p, y)| p == y)
-                .count()
-        }
+        Targets::Classes(labels) => predictions(out, loss)
+            .iter()
+            .zip(labels)
+            .filter(|(p, y)| p == y)
+            .count(),
         Targets::Values(t) if Task::of(y, loss) == Task::MultiLabel => {
             let k = t.shape()[1].max(1);
             out.data()
@@ -167,26 +170,24 @@ impl Tally {
         let n = y.len();
         self.samples += n as f64;
         self.loss += loss * n as f64;
-        self.right += correct(out, y, loss_kind) as f64;
         let w = self.width.max(1);
         match y {
             Targets::Classes(labels) => {
+                // One prediction per row, for the accuracy and the confusion matrix.
                 let c = self.width.max(2);
-                for (row, &t) in out.data().chunks(w).zip(labels) {
-                    let pred = if w == 1 {
-                        says_yes(row[0], loss_kind) as usize
-                    } else {
-                        argmax(row)
-                    };
+                let preds = predictions(out, loss_kind);
+                for ((row, &t), &pred) in out.data().chunks(w).zip(labels).zip(&preds) {
+                    self.right += (pred == t) as u8 as f64;
                     if t < c && pred < c {
                         self.confusion[t * c + pred] += 1.0;
                     }
-                    if w > 5 && row.iter().filter(|&&v| v > row[t]).count() < 5 {
+                    if w > 5 && t < w && row.iter().filter(|&&v| v > row[t]).count() < 5 {
                         self.top5 += 1.0;
                     }
                 }
             }
             Targets::Values(t) => {
+                self.right += correct(out, y, loss_kind) as f64;
                 for (o, t) in out.data().chunks(w).zip(t.data().chunks(w)) {
                     for (j, (&o, &t)) in o.iter().zip(t).enumerate() {
                         match self.task {
@@ -314,17 +315,6 @@ impl Tally {
                 .collect()
         })
     }
-}
-
-/// The first index of the largest value (ties to the first, as `argmax_rows`).
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// The figures of a finished evaluation.

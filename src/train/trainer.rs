@@ -186,14 +186,18 @@ impl<'r, 'a> Loop<'r, 'a> {
         let t0 = Instant::now();
         let save_every = self.checkpoints.as_ref().map_or(0, |c| c.every);
         let todo = &batches[self.st.batch..];
-        // Each process reads its shard of each batch.
-        let parts: Vec<Vec<usize>> = todo
-            .iter()
-            .map(|idx| match self.shard_of(idx.len()) {
-                Some((range, _)) => idx[range].to_vec(),
-                None => idx.clone(),
-            })
-            .collect();
+        // Each process reads its shard of each batch (one process: the batches).
+        let parts: std::borrow::Cow<[Vec<usize>]> = match self.comm {
+            None => todo.into(),
+            Some(_) => todo
+                .iter()
+                .map(|idx| match self.shard_of(idx.len()) {
+                    Some((range, _)) => idx[range].to_vec(),
+                    None => idx.clone(),
+                })
+                .collect::<Vec<_>>()
+                .into(),
+        };
         let waited = loader.prepare(&parts, epoch, |prepared| -> Result<f64> {
             for (idx, batch) in todo.iter().zip(prepared.by_ref()) {
                 let (x, y) = batch?;

@@ -1,7 +1,7 @@
 //! `backprop serve` and `backprop train --serve`: a local web page that
 //! shows runs (feature `serve`).
 //!
-//! The page (`index.html`, embedded in the binary: no CDN, works offline)
+//! The page (`page/`, embedded in the binary: no CDN, works offline)
 //! draws a run's `metrics.csv`: loss and accuracy, train and test, the
 //! learning rate, and per layer the gradient norm, the δ norm, the
 //! update/weight ratio and the dead or saturated units, with the run's
@@ -17,6 +17,7 @@
 //! | route | answer |
 //! | --- | --- |
 //! | `GET /` | the page |
+//! | `GET /page/NAME` | its scripts, styles and vendored libraries |
 //! | `GET /api/runs` | `{"live": bool, "runs": [NAME, …]}` |
 //! | `GET /api/runs/NAME/metrics.csv` | that run's metrics |
 //! | `GET /api/live/metrics.csv` | the live run's metrics so far |
@@ -66,7 +67,35 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const PAGE: &str = include_str!("index.html");
+/// The page: its markup, and the files it loads from `/page/NAME`, one per
+/// view (the charts, the drawing pad, the tape, the text, the playground),
+/// with the libraries it uses, vendored from npm with their licences (no
+/// CDN: the page works offline).
+const PAGE: &str = include_str!("page/index.html");
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("style.css", CSS, include_str!("page/style.css")),
+    ("util.js", JS, include_str!("page/util.js")),
+    ("charts.js", JS, include_str!("page/charts.js")),
+    ("training.js", JS, include_str!("page/training.js")),
+    ("pad.js", JS, include_str!("page/pad.js")),
+    ("steps.js", JS, include_str!("page/steps.js")),
+    ("text.js", JS, include_str!("page/text.js")),
+    ("playground.js", JS, include_str!("page/playground.js")),
+    ("main.js", JS, include_str!("page/main.js")),
+    ("vendor/uPlot.iife.min.js", JS, include_str!("page/vendor/uPlot.iife.min.js")),
+    ("vendor/uPlot.min.css", CSS, include_str!("page/vendor/uPlot.min.css")),
+    ("vendor/uPlot.LICENSE", "text/plain; charset=utf-8", include_str!("page/vendor/uPlot.LICENSE")),
+];
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// One of the page's files, by name (any other name: 404).
+async fn asset(UrlPath(name): UrlPath<String>) -> Response {
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, kind, body)) => ([(header::CONTENT_TYPE, *kind)], *body).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such file of the page").into_response(),
+    }
+}
 
 /// The run in progress, as the page sees it: its metrics so far, its
 /// warnings, and whether it ended. The training observer updates it; the
@@ -261,6 +290,7 @@ async fn serve_connections(listener: tokio::net::TcpListener, app: Router) {
 fn router(app: App) -> Router {
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
+        .route("/page/{*name}", get(asset))
         .route("/api/runs", get(runs))
         .route("/api/runs/{name}/metrics.csv", get(run_metrics))
         .route("/api/live/metrics.csv", get(live_metrics))

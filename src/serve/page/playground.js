@@ -1,0 +1,2 @@
+"use strict";
+// The playground: small networks trained in the server, every weight visible.

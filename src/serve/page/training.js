@@ -1,0 +1,118 @@
+"use strict";
+// The training view: a run's metrics.csv (from its file or the live event stream), its charts, warnings and data.
+const COLORS = ["#0d0887", "#6a00a8", "#b12a90", "#e16462", "#fca636", "#2a9d8f", "#264653", "#8ab17d"];
+// The run shown: its header and rows (parsed once, as they arrive).
+let data = { head: [], rows: [] }, source = null, warnings = [], pending = null, drawnAt = 0;
+
+function parseRow(head, l) {
+  const v = l.split(","), r = {};
+  head.forEach((h, i) => { r[h] = v[i] === undefined || v[i] === "" ? null : (isNaN(+v[i]) ? v[i] : +v[i]); });
+  return r;
+}
+// Add metrics.csv lines (the header first, when there is none yet).
+function addLines(lines) {
+  lines = lines.filter(l => l.length);
+  if (!data.head.length && lines.length) data.head = lines.shift().split(",");
+  for (const l of lines) data.rows.push(parseRow(data.head, l));
+}
+
+function draw() {
+  drawnAt = Date.now();
+  const { head, rows } = data;
+  const steps = rows.filter(r => r.kind === "step"), epochs = rows.filter(r => r.kind === "epoch");
+  // A language model's run: estimates of both splits instead of epochs.
+  const evals = rows.filter(r => r.kind === "eval"), lm = head.includes("val_loss");
+  const col = (rs, c) => rs.map(r => [r.step, r[c]]);
+  chart("loss", lm ? [
+    { name: "train (steps)", color: COLORS[0], points: col(steps, "loss") },
+    { name: "train (estimate)", color: COLORS[2], points: col(evals, "train_loss") },
+    { name: "validation (estimate)", color: COLORS[4], points: col(evals, "val_loss") },
+  ] : [
+    { name: "train (steps)", color: COLORS[0], points: col(steps, "loss") },
+    { name: "train (epochs)", color: COLORS[2], points: col(epochs, "loss") },
+    { name: "test", color: COLORS[4], points: col(epochs, "test_loss") },
+  ], document.getElementById("loss-log").checked);
+  chart("acc", lm ? [] : [
+    { name: "train (steps)", color: COLORS[0], points: col(steps, "accuracy") },
+    { name: "train (epochs)", color: COLORS[2], points: col(epochs, "accuracy") },
+    { name: "test", color: COLORS[4], points: col(epochs, "test_accuracy") },
+  ], false, undefined, lm ? "a language model has no accuracy: its loss is in nats per character" : undefined);
+  chart("lr", [{ name: "learning rate", color: COLORS[1], points: col(rows, "lr") }], false);
+  const layers = [...new Set(head.filter(h => h.startsWith("L")).map(h => h.slice(1, h.lastIndexOf("."))))];
+  const label = l => /^[0-9]+$/.test(l) ? "layer " + l : l;
+  const per = (stat, scale) => layers.filter(l => head.includes(`L${l}.${stat}`)).map((l, i) => ({
+    name: label(l), color: COLORS[i % COLORS.length],
+    points: steps.map(r => [r.step, r[`L${l}.${stat}`] === null ? null : r[`L${l}.${stat}`] * (scale || 1)]),
+  }));
+  const diag = head.some(h => h.startsWith("L"));
+  const none = lm ? "a language model's run measures the gradient norm per block only"
+    : diag ? "no relu, sigmoid or tanh layers" : "no per-layer statistics in this run";
+  chart("grad", per("grad_norm"), true, undefined, diag ? undefined : none);
+  chart("delta", per("delta_norm"), true, undefined, diag && !lm ? undefined : none);
+  chart("ratio", per("update_ratio"), true, 1e-3, diag && !lm ? undefined : none);
+  chart("units", [...per("dead_frac", 100).map(s => ({ ...s, name: s.name + " dead" })),
+    ...per("saturated_frac", 100).map(s => ({ ...s, name: s.name + " saturated", dash: true }))], false, undefined, none);
+  document.getElementById("warnings").innerHTML = warnings.map(w => `<li>${w.replace(/&/g, "&amp;").replace(/</g, "&lt;")}</li>`).join("");
+}
+
+// ---- the live run's data: the confusion matrix and augmented images
+// The event stream sends it whenever it changes.
+function showData(d) {
+  const card = document.getElementById("data-card");
+  card.hidden = !d.confusion && !d.augmented;
+  const names = d.classes || [];
+  if (d.confusion) {
+    const m = d.confusion, name = i => esc(names[i] ?? i);
+    let h = "<table class=confusion><tr><th></th>" + m.map((_, j) => `<th>${name(j)}</th>`).join("") + "</tr>";
+    m.forEach((row, i) => {
+      const all = Math.max(1, row.reduce((a, b) => a + b, 0));
+      h += `<tr><th>${name(i)}</th>` + row.map((v, j) => {
+        const f = v / all, [cr, cg, cb] = i === j ? [255 - 180 * f, 255 - 60 * f, 255 - 180 * f] : [255, 255 - 200 * f, 255 - 200 * f];
+        return `<td style="background:rgb(${cr | 0},${cg | 0},${cb | 0})">${v}</td>`;
+      }).join("") + `<td class=note>${(100 * row[i] / all).toFixed(1)}%</td></tr>`;
+    });
+    document.getElementById("confusion").innerHTML = h + "</table>";
+  }
+  if (d.augmented) {
+    const [c, hh, w] = d.augmented.shape, out = document.getElementById("augmented");
+    document.getElementById("aug-title").hidden = false;
+    out.innerHTML = "";
+    for (const row of d.augmented.rows) {
+      const div = document.createElement("div");
+      div.className = "aug-row";
+      for (const img of row) div.appendChild(picture(img, c, hh, w, Math.max(1, Math.round(64 / w))));
+      out.appendChild(div);
+    }
+  }
+}
+
+async function show(name) {
+  document.getElementById("data-card").hidden = true;
+  if (source) { source.close(); source = null; }
+  data = { head: [], rows: [] }; warnings = [];
+  const status = document.getElementById("status");
+  if (name === "(live)") {
+    status.textContent = "training…";
+    // The stream sends every row from the first, then the new ones.
+    source = new EventSource("/api/live/events");
+    source.onmessage = e => {
+      const m = JSON.parse(e.data);
+      if (m.data) showData(m.data);
+      // Nothing new: no redraw (the page costs the run nothing between rows).
+      if (!m.lines.length && !m.warnings.length && !m.done && data.head.length) return;
+      addLines(m.lines);
+      warnings = warnings.concat(m.warnings);
+      status.textContent = m.done ? "finished" : `training… ${data.rows.length} rows`;
+      // Redraw at most once a second while the run goes on.
+      if (m.done) { source.close(); source = null; draw(); }
+      else if (!pending) { pending = setTimeout(() => { pending = null; draw(); }, Math.max(0, 1000 - (Date.now() - drawnAt))); }
+    };
+  } else {
+    const r = await fetch(`/api/runs/${encodeURIComponent(name)}/metrics.csv`);
+    if (r.ok) addLines((await r.text()).split("\n"));
+    status.textContent = r.ok ? `${data.rows.length} rows` : "cannot read this run";
+  }
+  draw();
+}
+
+document.getElementById("loss-log").onchange = () => draw();

@@ -198,6 +198,35 @@ pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
+/// The metadata of a safetensors file (its `__metadata__` strings), read
+/// from its header alone: the tensors are not read, nor their digests
+/// checked (a page listing runs reads this, not the weights). A header
+/// over 100 MB, or one that is not a JSON object, is refused.
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    use std::io::Read;
+    let bad = |m: String| Error::weights(path, format!("not a valid safetensors file ({m})"));
+    let mut f = open_regular(path)?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|e| bad(e.to_string()))?;
+    let n = u64::from_le_bytes(len);
+    if n > 100_000_000 {
+        return Err(bad(format!("a header of {n} bytes")));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(|e| bad(e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_slice(&header).map_err(|e| bad(e.to_string()))?;
+    let meta = v
+        .get("__metadata__")
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(meta)
+}
+
 /// Read a safetensors file. Every dtype that holds numbers is converted to f32.
 pub fn load(path: &Path) -> Result<Weights> {
     let bytes = read_regular(path)?;

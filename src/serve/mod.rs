@@ -77,6 +77,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("util.js", JS, include_str!("page/util.js")),
     ("charts.js", JS, include_str!("page/charts.js")),
     ("training.js", JS, include_str!("page/training.js")),
+    ("compare.js", JS, include_str!("page/compare.js")),
     ("pad.js", JS, include_str!("page/pad.js")),
     ("steps.js", JS, include_str!("page/steps.js")),
     ("text.js", JS, include_str!("page/text.js")),
@@ -133,6 +134,22 @@ struct LiveState {
     data: serde_json::Value,
     /// Bumped whenever `data` changes (the event stream sends it again).
     data_version: u64,
+    /// The run's settings, layers and finished epochs (as `/api/runs/NAME/info`).
+    info: serde_json::Value,
+    /// Bumped whenever `info` changes.
+    info_version: u64,
+    /// The last step reported, the steps planned, samples a second, and
+    /// the seconds since the start when the run ended.
+    clock: Clock,
+}
+
+#[derive(Default, Clone, Copy, serde::Serialize)]
+struct Clock {
+    step: usize,
+    steps: Option<usize>,
+    samples_per_second: Option<f64>,
+    #[serde(skip)]
+    ended: Option<f64>,
 }
 
 impl Live {
@@ -224,7 +241,80 @@ impl Live {
 
     /// The run ended.
     pub fn finish(&self) {
-        self.inner.lock().expect("not poisoned").done = true;
+        let mut s = self.inner.lock().expect("not poisoned");
+        s.done = true;
+        s.clock.ended = Some(self.born.elapsed().as_secs_f64());
+    }
+
+    /// What the run is: its model line, its settings and training
+    /// configuration (any JSON), and the optimizer steps it plans (for the
+    /// page's time-to-go).
+    pub fn set_run(
+        &self,
+        model: &str,
+        settings: serde_json::Value,
+        config: serde_json::Value,
+        steps: Option<usize>,
+    ) {
+        let mut s = self.inner.lock().expect("not poisoned");
+        s.info["model"] = model.into();
+        s.info["settings"] = settings;
+        s.info["config"] = config;
+        s.clock.steps = steps;
+        s.info_version += 1;
+    }
+
+    /// [`Live::set_run`] from a run about to train on `samples` samples
+    /// an epoch (on one process).
+    pub fn set_run_of(&self, run: &crate::run::Run, samples: usize) {
+        let t = &run.settings.train;
+        let b = t.batch_size.max(1);
+        let per_epoch = if t.drop_last { samples / b } else { samples.div_ceil(b) };
+        let planned = per_epoch * t.epochs;
+        self.set_run(
+            &run.settings.model,
+            serde_json::to_value(&run.settings).unwrap_or_default(),
+            serde_json::to_value(t).unwrap_or_default(),
+            Some(t.max_steps.map_or(planned, |m| m.min(planned))),
+        );
+    }
+
+    /// The layers the per-layer curves are about: `(layer, name)`, as the
+    /// diagnostics name them (`("3", "linear(128,10)")`).
+    pub fn set_layers(&self, layers: &[(String, String)]) {
+        let mut s = self.inner.lock().expect("not poisoned");
+        s.info["layers"] = layer_map(layers);
+        s.info_version += 1;
+    }
+
+    /// A finished epoch's record (its time and throughput among them).
+    pub fn add_epoch(&self, record: &crate::train::EpochRecord) {
+        let mut s = self.inner.lock().expect("not poisoned");
+        let r = serde_json::to_value(record).unwrap_or_default();
+        match s.info["records"].as_array_mut() {
+            Some(a) => a.push(r),
+            None => s.info["records"] = serde_json::json!([r]),
+        }
+        s.info_version += 1;
+    }
+
+    /// Where the run is: `step` steps taken, at `samples_per_second`.
+    pub fn tick(&self, step: usize, samples_per_second: f64) {
+        let mut s = self.inner.lock().expect("not poisoned");
+        s.clock.step = step;
+        s.clock.samples_per_second = Some(samples_per_second);
+    }
+
+    /// The clock as the page reads it: steps, the plan, the throughput and
+    /// the seconds since the run started (until it ended).
+    fn clock_json(&self, s: &LiveState) -> serde_json::Value {
+        let mut c = serde_json::to_value(s.clock).unwrap_or_default();
+        c["elapsed"] = s
+            .clock
+            .ended
+            .unwrap_or_else(|| self.born.elapsed().as_secs_f64())
+            .into();
+        c
     }
 }
 
@@ -296,6 +386,8 @@ fn router(app: App) -> Router {
         .route("/api/live/metrics.csv", get(live_metrics))
         .route("/api/live/events", get(live_events))
         .route("/api/live/data", get(live_data))
+        .route("/api/live/info", get(live_info))
+        .route("/api/runs/{name}/info", get(run_info))
         .route("/api/models", get(models))
         .route("/api/trace", post(trace_drawing))
         .route("/api/trace_text", post(trace_text))
@@ -401,39 +493,137 @@ fn live_data_json(s: &LiveState) -> serde_json::Value {
     v
 }
 
+async fn live_info(State(app): State<App>) -> Response {
+    let Some(live) = app.live.clone() else {
+        return (StatusCode::NOT_FOUND, "no run in progress is served").into_response();
+    };
+    let s = live.inner.lock().expect("not poisoned");
+    let mut v = live_info_json(&s);
+    v["clock"] = live.clock_json(&s);
+    Json(v).into_response()
+}
+
+/// The live run's info with every key present.
+fn live_info_json(s: &LiveState) -> serde_json::Value {
+    let mut v = empty_info();
+    if let Some(o) = s.info.as_object() {
+        for (k, x) in o {
+            v[k] = x.clone();
+        }
+    }
+    v["warnings"] = serde_json::json!(s.warnings);
+    v["finished"] = s.done.into();
+    v
+}
+
+/// What the page knows of a run besides its curves, every key present.
+fn empty_info() -> serde_json::Value {
+    serde_json::json!({
+        "model": null, "settings": null, "config": null, "layers": {},
+        "records": [], "warnings": [], "steps": null, "finished": null,
+    })
+}
+
+/// `{layer: name}` for the page's legends.
+fn layer_map(layers: &[(String, String)]) -> serde_json::Value {
+    layers
+        .iter()
+        .map(|(l, n)| (l.clone(), serde_json::Value::from(n.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// A saved run's info, from the headers of `NAME.safetensors` (its model
+/// line) and `NAME.state.safetensors` (its settings, training
+/// configuration, epochs, warnings and layers); what cannot be read stays
+/// null or empty.
+fn saved_info(dir: &std::path::Path, name: &str) -> serde_json::Value {
+    use crate::run::{files::RUN_KEY, METRICS_KEY, SETTINGS_KEY};
+    let mut v = empty_info();
+    let meta = |suffix| file_inside(dir, name, suffix).and_then(|p| io::read_metadata(&p).ok());
+    if let Some(m) = meta(".safetensors") {
+        v["model"] = m.get(io::MODEL_KEY).cloned().into();
+    }
+    let Some(m) = meta(".state.safetensors") else {
+        return v;
+    };
+    if let Some(st) = m
+        .get(RUN_KEY)
+        .and_then(|s| serde_json::from_str::<crate::train::RunState>(s).ok())
+    {
+        v["config"] = serde_json::to_value(&st.config).unwrap_or_default();
+        v["records"] = serde_json::to_value(&st.records).unwrap_or_default();
+        v["warnings"] = serde_json::json!(st.warnings);
+        v["steps"] = st.steps.into();
+        v["finished"] = st.finished.into();
+    }
+    if let Some(rec) = m
+        .get(METRICS_KEY)
+        .and_then(|s| serde_json::from_str::<crate::train::metrics::Recorder>(s).ok())
+    {
+        v["layers"] = layer_map(&rec.layer_names);
+    }
+    if let Some(s) = m.get(SETTINGS_KEY) {
+        v["settings"] = serde_json::from_str(s).unwrap_or_default();
+    }
+    v
+}
+
+async fn run_info(State(app): State<App>, UrlPath(name): UrlPath<String>) -> Response {
+    let Some(dir) = app.runs.clone() else {
+        return (StatusCode::NOT_FOUND, "no runs folder is served").into_response();
+    };
+    if !valid_name(&name) {
+        return bad("a run name is letters, digits, - _ and .");
+    }
+    if file_inside(&dir, &name, ".metrics.csv").is_none() {
+        return (StatusCode::NOT_FOUND, "no such run").into_response();
+    }
+    match tokio::task::spawn_blocking(move || saved_info(&dir, &name)).await {
+        Ok(v) => Json(v).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "reading the run failed").into_response(),
+    }
+}
+
 async fn live_events(State(app): State<App>) -> Response {
     let Some(live) = app.live.clone() else {
         return (StatusCode::NOT_FOUND, "no run in progress is served").into_response();
     };
-    // (lines sent, warnings sent, data version sent, finished)
+    // (lines sent, warnings sent, data and info versions sent, finished)
     let stream = futures_util::stream::unfold(
-        (live, 0usize, 0usize, 0u64, false),
-        |(live, n, w, v, ended)| async move {
+        (live, 0usize, 0usize, (0u64, 0u64), false),
+        |(live, n, w, (v, iv), ended)| async move {
             if ended {
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let (lines, warnings, data, v2, done) = {
+            let (lines, warnings, data, info, clock, versions, done) = {
                 let s = live.inner.lock().expect("not poisoned");
                 let lines: Vec<String> = s.csv.lines().skip(n).map(str::to_string).collect();
                 let data = (s.data_version != v).then(|| live_data_json(&s));
+                let info = (s.info_version != iv).then(|| live_info_json(&s));
                 (
                     lines,
                     s.warnings[w.min(s.warnings.len())..].to_vec(),
                     data,
-                    s.data_version,
+                    info,
+                    live.clock_json(&s),
+                    (s.data_version, s.info_version),
                     s.done,
                 )
             };
             let (n2, w2) = (n + lines.len(), w + warnings.len());
-            let mut msg = serde_json::json!({"lines": lines, "warnings": warnings, "done": done});
+            let mut msg = serde_json::json!({"lines": lines, "warnings": warnings, "done": done, "clock": clock});
             if let Some(d) = data {
                 msg["data"] = d;
+            }
+            if let Some(i) = info {
+                msg["info"] = i;
             }
             let ev = Event::default().data(msg.to_string());
             Some((
                 Ok::<_, std::convert::Infallible>(ev),
-                (live, n2, w2, v2, done),
+                (live, n2, w2, versions, done),
             ))
         },
     );

@@ -20,6 +20,8 @@ pub struct Progress {
     samples: usize,
     bar: Option<ProgressBar>,
     t0: Instant,
+    /// The page has the layers' names.
+    layers_sent: bool,
 }
 
 impl Progress {
@@ -33,6 +35,7 @@ impl Progress {
             samples,
             bar: None,
             t0: Instant::now(),
+            layers_sent: false,
         }
     }
 
@@ -66,6 +69,20 @@ impl Observer for Progress {
         }
     }
 
+    fn diagnostics(&mut self, sample: &backprop::inspect::diagnostics::Sample) {
+        if let Some(l) = &self.live {
+            if !self.layers_sent {
+                let names: Vec<_> = sample
+                    .layers
+                    .iter()
+                    .map(|l| (l.layer.clone(), l.name.clone()))
+                    .collect();
+                l.set_layers(&names);
+                self.layers_sent = true;
+            }
+        }
+    }
+
     fn confusion(&mut self, matrix: &[Vec<usize>]) {
         if let Some(l) = &self.live {
             l.set_confusion(matrix);
@@ -86,6 +103,7 @@ impl Observer for Progress {
     }
 
     fn epoch_start(&mut self, epoch: usize, _batches: usize) {
+        self.t0 = Instant::now();
         if self.quiet {
             return;
         }
@@ -101,6 +119,10 @@ impl Observer for Progress {
     }
 
     fn step(&mut self, s: &StepInfo) {
+        if let (Some(l), true) = (&self.live, s.step.is_multiple_of(20)) {
+            let rate = s.samples as f64 / self.t0.elapsed().as_secs_f64().max(1e-9);
+            l.tick(s.step, rate);
+        }
         if let Some(b) = &self.bar {
             b.set_position(s.samples as u64);
             if s.step.is_multiple_of(20) {
@@ -115,6 +137,9 @@ impl Observer for Progress {
     }
 
     fn epoch_end(&mut self, r: &EpochRecord) {
+        if let Some(l) = &self.live {
+            l.add_epoch(r);
+        }
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }

@@ -81,6 +81,7 @@ pub fn run(mut a: TrainArgs, matches: &ArgMatches, procs: &Procs) -> anyhow::Res
             .and_then(|p| p.parent().map(Into::into));
         page = Some(serve::start_page(a.serve_at, folder, Some(live.clone()))?);
         show_data(&live, &run, &train_set)?;
+        live.set_run_of(&run, train_set.len());
         progress.live = Some(live);
     }
     let summary = run.train(&train_set, test_set.as_ref(), &mut progress)?;

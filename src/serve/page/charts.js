@@ -75,6 +75,7 @@ function chart(id, series, opts) {
   if (!c) {
     box.innerHTML = "";
     c = charts[id] = { key, shown, data, xlabel: opts.xlabel || "step", cursor: null };
+    decorations(c, opts);
     const width = Math.max(200, box.clientWidth || 360);
     c.u = new uPlot({
       width, height: 200,
@@ -98,16 +99,17 @@ function chart(id, series, opts) {
     c.u.over.addEventListener("dblclick", () => { c.zoomed = false; c.u.setScale("x", { min: c.data[0][0], max: c.data[0][c.data[0].length - 1] }); });
   } else {
     c.shown = shown; c.data = data;
+    decorations(c, opts);
     // Keep a zoomed-in view while rows come; else follow the data.
     const x = c.u.scales.x, zoomed = c.zoomed;
     c.u.setData(data, !zoomed);
     if (zoomed) c.u.setScale("x", { min: x.min, max: x.max });
   }
-  c.rule = opts.rule; c.epochs = opts.epochs || []; c.marks = opts.marks || [];
-  c.u.redraw();
   legend.innerHTML = legendHtml(c, c.cursor);
-  marks(c);
 }
+
+// What the draw hook adds: the rule, the epochs' ends, the warnings.
+function decorations(c, opts) { c.rule = opts.rule; c.epochs = opts.epochs || []; c.marks = opts.marks || []; }
 
 // The y range with a little room, and the rule inside it.
 function pad0(lo, hi, rule) {
@@ -139,15 +141,16 @@ function decorate(u, c) {
     ctx.beginPath(); ctx.moveTo(left, py); ctx.lineTo(left + width, py); ctx.stroke();
   }
   ctx.restore();
-  marks(c);
+  marks(c, u);
 }
 
 // The warnings as flags along the chart's top, each with its text on hover.
-function marks(c) {
-  const over = c.u.over;
+function marks(c, u) {
+  u = u || c.u;
+  const over = u.over;
   for (const m of over.querySelectorAll(".marker")) m.remove();
   for (const m of c.marks || []) {
-    const px = c.u.valToPos(m.x, "x");
+    const px = u.valToPos(m.x, "x");
     if (!(px >= 0 && px <= over.clientWidth)) continue;
     const f = document.createElement("span");
     f.className = "marker"; f.style.left = px + "px"; f.style.setProperty("--c", m.color || "#d62728");
@@ -156,13 +159,15 @@ function marks(c) {
   }
 }
 
-// Charts follow their card's width.
-window.addEventListener("resize", () => {
+// Charts follow their card's width (a window resized, a tab shown).
+function fitCharts() {
   for (const [id, c] of Object.entries(charts)) {
     const w = document.getElementById(id).clientWidth;
     if (w && Math.abs(w - c.u.width) > 4) c.u.setSize({ width: w, height: 200 });
   }
-});
+}
+window.addEventListener("resize", fitCharts);
+new ResizeObserver(fitCharts).observe(document.body);
 
 // How many curves of a chart have a point (the browser test asks).
 function curves(id) {

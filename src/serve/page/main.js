@@ -7,8 +7,15 @@ for (const b of document.querySelectorAll("nav button")) {
     for (const t of document.querySelectorAll(".tab")) t.hidden = t.id !== "tab-" + b.dataset.tab;
     if (b.dataset.tab === "draw" || (b.dataset.tab === "steps" && !trace)) ensureDrawing();
     if (b.dataset.tab === "text" && !textTrace) readText();
+    if (b.dataset.tab === "playground") openPlayground();
+    window.dispatchEvent(new Event("resize")); // charts drawn while hidden take their width
   };
 }
+document.getElementById("smooth").oninput = e => {
+  smoothing = +e.target.value;
+  document.getElementById("smooth-v").textContent = smoothing ? smoothing.toFixed(2) : "off";
+  draw();
+};
 
 async function loadModels(prefer) {
   const m = await (await fetch("/api/models")).json();
@@ -29,6 +36,7 @@ async function loadModels(prefer) {
   sel.innerHTML = names.map(n => `<option>${n.replace(/</g, "&lt;")}</option>`).join("");
   sel.onchange = () => { show(sel.value); loadModels(sel.value === "(live)" ? "(live)" : sel.value); };
   if (names.length) show(names[0]); else document.getElementById("status").textContent = "no runs in this folder";
+  pickRuns(names, names[0]);
   // Runs saved later appear in the list (the one shown stays selected).
   setInterval(async () => {
     const l = await (await fetch("/api/runs")).json();
@@ -37,6 +45,7 @@ async function loadModels(prefer) {
     names.splice(0, names.length, ...now);
     sel.innerHTML = names.map(n => `<option>${n.replace(/</g, "&lt;")}</option>`).join("");
     if (names.includes(keep)) sel.value = keep; else if (names.length && !keep) show(names[0]);
+    pickRuns(names, sel.value);
     loadModels(sel.value);
   }, 5000);
   await loadModels(names[0]);

@@ -1,2 +1,3 @@
 "use strict";
 // The playground: small networks trained in the server, every weight visible.
+function openPlayground() {}

@@ -16,6 +16,20 @@ function addLines(lines) {
   for (const l of lines) data.rows.push(parseRow(data.head, l));
 }
 
+// A colour per layer, the same on every chart (its place among the run's layers).
+const LAYER_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+
+// Where a warning belongs: its step (as the message says it) and the chart
+// it concerns. The one place that reads the warnings' words.
+function warningAt(text, epochs) {
+  let m = /at step (\d+)|after (\d+) steps/.exec(text), step = m ? +(m[1] || m[2]) : null;
+  const e = /^overfitting at epoch (\d+)/.exec(text);
+  if (e) { const r = epochs.find(r => r.epoch === +e[1]); step = r ? r.step : null; }
+  const chart = /^(exploding|vanishing)/.test(text) ? "grad" : /units of .* are (dead|saturated)/.test(text) ? "units"
+    : /barely learn/.test(text) ? "ratio" : /chance level/.test(text) ? "acc" : "loss";
+  return { step, chart };
+}
+
 function draw() {
   drawnAt = Date.now();
   const { head, rows } = data;
@@ -23,37 +37,74 @@ function draw() {
   // A language model's run: estimates of both splits instead of epochs.
   const evals = rows.filter(r => r.kind === "eval"), lm = head.includes("val_loss");
   const col = (rs, c) => rs.map(r => [r.step, r[c]]);
+  const ends = epochs.map(r => r.step);
+  const marks = {};
+  warnings.forEach((w, i) => {
+    const { step, chart } = warningAt(w, epochs);
+    if (step !== null) (marks[chart] = marks[chart] || []).push({ x: step, text: `warning ${i + 1}: ${w}` });
+  });
+  const o = (extra) => ({ epochs: ends, ...extra });
   chart("loss", lm ? [
-    { name: "train (steps)", color: COLORS[0], points: col(steps, "loss") },
+    { name: "train (steps)", color: COLORS[0], points: col(steps, "loss"), smooth: true },
     { name: "train (estimate)", color: COLORS[2], points: col(evals, "train_loss") },
     { name: "validation (estimate)", color: COLORS[4], points: col(evals, "val_loss") },
   ] : [
-    { name: "train (steps)", color: COLORS[0], points: col(steps, "loss") },
+    { name: "train (steps)", color: COLORS[0], points: col(steps, "loss"), smooth: true },
     { name: "train (epochs)", color: COLORS[2], points: col(epochs, "loss") },
     { name: "test", color: COLORS[4], points: col(epochs, "test_loss") },
-  ], document.getElementById("loss-log").checked);
+  ], o({ log: document.getElementById("loss-log").checked, marks: marks.loss }));
   chart("acc", lm ? [] : [
-    { name: "train (steps)", color: COLORS[0], points: col(steps, "accuracy") },
+    { name: "train (steps)", color: COLORS[0], points: col(steps, "accuracy"), smooth: true },
     { name: "train (epochs)", color: COLORS[2], points: col(epochs, "accuracy") },
     { name: "test", color: COLORS[4], points: col(epochs, "test_accuracy") },
-  ], false, undefined, lm ? "a language model has no accuracy: its loss is in nats per character" : undefined);
-  chart("lr", [{ name: "learning rate", color: COLORS[1], points: col(rows, "lr") }], false);
+  ], o({ marks: marks.acc, empty: lm ? "a language model has no accuracy: its loss is in nats per character" : undefined }));
+  chart("lr", [{ name: "learning rate", color: COLORS[1], points: col(rows, "lr") }], o());
   const layers = [...new Set(head.filter(h => h.startsWith("L")).map(h => h.slice(1, h.lastIndexOf("."))))];
-  const label = l => /^[0-9]+$/.test(l) ? "layer " + l : l;
-  const per = (stat, scale) => layers.filter(l => head.includes(`L${l}.${stat}`)).map((l, i) => ({
-    name: label(l), color: COLORS[i % COLORS.length],
+  const names = (info && info.layers) || {};
+  const label = l => /^[0-9]+$/.test(l) ? (names[l] ? `${l} ${names[l]}` : "layer " + l) : l;
+  const per = (stat, scale) => layers.filter(l => head.includes(`L${l}.${stat}`)).map(l => ({
+    name: label(l), color: LAYER_COLORS[layers.indexOf(l) % LAYER_COLORS.length], smooth: true,
     points: steps.map(r => [r.step, r[`L${l}.${stat}`] === null ? null : r[`L${l}.${stat}`] * (scale || 1)]),
   }));
   const diag = head.some(h => h.startsWith("L"));
   const none = lm ? "a language model's run measures the gradient norm per block only"
     : diag ? "no relu, sigmoid or tanh layers" : "no per-layer statistics in this run";
-  chart("grad", per("grad_norm"), true, undefined, diag ? undefined : none);
-  chart("delta", per("delta_norm"), true, undefined, diag && !lm ? undefined : none);
-  chart("ratio", per("update_ratio"), true, 1e-3, diag && !lm ? undefined : none);
+  chart("grad", per("grad_norm"), o({ log: true, marks: marks.grad, empty: diag ? undefined : none }));
+  chart("delta", per("delta_norm"), o({ log: true, empty: diag && !lm ? undefined : none }));
+  chart("ratio", per("update_ratio"), o({ log: true, rule: 1e-3, marks: marks.ratio, empty: diag && !lm ? undefined : none }));
   chart("units", [...per("dead_frac", 100).map(s => ({ ...s, name: s.name + " dead" })),
-    ...per("saturated_frac", 100).map(s => ({ ...s, name: s.name + " saturated", dash: true }))], false, undefined, none);
-  document.getElementById("warnings").innerHTML = warnings.map(w => `<li>${w.replace(/&/g, "&amp;").replace(/</g, "&lt;")}</li>`).join("");
+    ...per("saturated_frac", 100).map(s => ({ ...s, name: s.name + " saturated", dash: true }))], o({ marks: marks.units, empty: none }));
+  document.getElementById("warnings").innerHTML = warnings.map((w, i) => `<li value="${i + 1}">${esc(w)}</li>`).join("");
+  showClock();
+  if (typeof drawCompare === "function") drawCompare();
 }
+
+// Elapsed time, throughput and time to go: the live run's clock, or a saved
+// run's epochs.
+let info = null, clock = null;
+function duration(s) {
+  if (s === null || s === undefined || !isFinite(s)) return "";
+  if (s < 10) return `${+s.toFixed(1)} s`;
+  s = Math.round(s);
+  return s >= 3600 ? `${Math.floor(s / 3600)} h ${Math.floor(s % 3600 / 60)} min` : s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
+}
+function showClock() {
+  const el = document.getElementById("clock"), parts = [];
+  const recs = (info && info.records) || [];
+  if (info && info.model) parts.push(`model <code>${esc(info.model)}</code>`);
+  if (clock) {
+    parts.push(`${duration(clock.elapsed)} elapsed`);
+    if (clock.step) parts.push(`step ${clock.step}${clock.steps ? ` of ${clock.steps}` : ""}`);
+    if (clock.samples_per_second) parts.push(`${Math.round(clock.samples_per_second).toLocaleString("en")} samples/s`);
+    const done = data.rows.length && status_done;
+    if (!done && clock.steps && clock.step > 0 && clock.step < clock.steps) parts.push(`about ${duration(clock.elapsed / clock.step * (clock.steps - clock.step))} to go`);
+  } else if (recs.length) {
+    const t = recs.reduce((a, r) => a + r.train_seconds, 0), last = recs[recs.length - 1];
+    parts.push(`${recs.length} epochs in ${duration(t)} of training`, `${Math.round(last.samples_per_second).toLocaleString("en")} samples/s`);
+  }
+  el.innerHTML = parts.join(" · ");
+}
+let status_done = false;
 
 // ---- the live run's data: the confusion matrix and augmented images
 // The event stream sends it whenever it changes.
@@ -89,7 +140,7 @@ function showData(d) {
 async function show(name) {
   document.getElementById("data-card").hidden = true;
   if (source) { source.close(); source = null; }
-  data = { head: [], rows: [] }; warnings = [];
+  data = { head: [], rows: [] }; warnings = []; info = null; clock = null; status_done = false;
   const status = document.getElementById("status");
   if (name === "(live)") {
     status.textContent = "training…";
@@ -98,18 +149,22 @@ async function show(name) {
     source.onmessage = e => {
       const m = JSON.parse(e.data);
       if (m.data) showData(m.data);
+      if (m.info) info = m.info;
+      if (m.clock) { clock = m.clock; showClock(); }
       // Nothing new: no redraw (the page costs the run nothing between rows).
       if (!m.lines.length && !m.warnings.length && !m.done && data.head.length) return;
       addLines(m.lines);
       warnings = warnings.concat(m.warnings);
+      status_done = m.done;
       status.textContent = m.done ? "finished" : `training… ${data.rows.length} rows`;
       // Redraw at most once a second while the run goes on.
       if (m.done) { source.close(); source = null; draw(); }
       else if (!pending) { pending = setTimeout(() => { pending = null; draw(); }, Math.max(0, 1000 - (Date.now() - drawnAt))); }
     };
   } else {
-    const r = await fetch(`/api/runs/${encodeURIComponent(name)}/metrics.csv`);
+    const [r, i] = await Promise.all([fetch(`/api/runs/${encodeURIComponent(name)}/metrics.csv`), fetch(`/api/runs/${encodeURIComponent(name)}/info`)]);
     if (r.ok) addLines((await r.text()).split("\n"));
+    if (i.ok) { info = await i.json(); warnings = info.warnings || []; status_done = true; }
     status.textContent = r.ok ? `${data.rows.length} rows` : "cannot read this run";
   }
   draw();

@@ -26,6 +26,7 @@
 //! | `GET /api/models` | `{"live": bool, "models": [NAME, …]}`: the folder's `NAME.safetensors` models |
 //! | `POST /api/trace` | one drawn digit through a model and back (below) |
 //! | `POST /api/trace_text` | a line of text through a language model and back (below) |
+//! | `POST /api/playground` | steps of a small network on a 1986 problem or the two spirals (below) |
 //!
 //! `POST /api/trace` takes `{"model": NAME or "(live)", "width": W,
 //! "height": H, "pixels": [W·H values in 0..1, row by row], "label": null
@@ -49,6 +50,19 @@
 //! next characters at every position, `[[char, p], …]`) and `attention`
 //! (per attention node: `{"node", "block", "heads", "t", "weights"}`, the
 //! weights `[heads, t, t]` row by row).
+
+//! `POST /api/playground` takes `{"problem": "xor" | "symmetry" | "encoder"
+//! | "spirals", "hidden": [units, …], "activation": "sigmoid" | "tanh" |
+//! "relu", "init": a weight-init name, "lr", "momentum", "seed", "steps",
+//! "state": null or the `state` of an earlier answer}` and trains the
+//! network `steps` steps from that state ([`crate::train::playground`]).
+//! The answer: `state` (`{"step", "params": {NAME: [values]}, "velocity":
+//! {NAME: [values]}}`, to send back), `shapes`, `losses` (E before each
+//! step), `loss`, `grads` (∂E/∂w by parameter), `inputs`, `targets`,
+//! `outputs` (row by row), `units` (every layer's units per case, the
+//! inputs first), `right` (cases answered within 0.5), and for the
+//! spirals `grid` (the output over the plane). Sizes are capped (steps,
+//! layers, units); anything malformed or of the wrong size gets a 4xx.
 
 use crate::data::{mnist_like, MNIST_SIDE};
 use crate::inspect::tape::{trace, NodeKind, Trace};
@@ -83,9 +97,21 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("text.js", JS, include_str!("page/text.js")),
     ("playground.js", JS, include_str!("page/playground.js")),
     ("main.js", JS, include_str!("page/main.js")),
-    ("vendor/uPlot.iife.min.js", JS, include_str!("page/vendor/uPlot.iife.min.js")),
-    ("vendor/uPlot.min.css", CSS, include_str!("page/vendor/uPlot.min.css")),
-    ("vendor/uPlot.LICENSE", "text/plain; charset=utf-8", include_str!("page/vendor/uPlot.LICENSE")),
+    (
+        "vendor/uPlot.iife.min.js",
+        JS,
+        include_str!("page/vendor/uPlot.iife.min.js"),
+    ),
+    (
+        "vendor/uPlot.min.css",
+        CSS,
+        include_str!("page/vendor/uPlot.min.css"),
+    ),
+    (
+        "vendor/uPlot.LICENSE",
+        "text/plain; charset=utf-8",
+        include_str!("page/vendor/uPlot.LICENSE"),
+    ),
 ];
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
@@ -269,7 +295,11 @@ impl Live {
     pub fn set_run_of(&self, run: &crate::run::Run, samples: usize) {
         let t = &run.settings.train;
         let b = t.batch_size.max(1);
-        let per_epoch = if t.drop_last { samples / b } else { samples.div_ceil(b) };
+        let per_epoch = if t.drop_last {
+            samples / b
+        } else {
+            samples.div_ceil(b)
+        };
         let planned = per_epoch * t.epochs;
         self.set_run(
             &run.settings.model,
@@ -391,6 +421,7 @@ fn router(app: App) -> Router {
         .route("/api/models", get(models))
         .route("/api/trace", post(trace_drawing))
         .route("/api/trace_text", post(trace_text))
+        .route("/api/playground", post(playground))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }
@@ -723,6 +754,126 @@ async fn weights_of(app: &App, name: &str) -> Result<Arc<Weights>, Response> {
         Ok(Ok(w)) => Ok(Arc::new(w)),
         _ => Err(missing("no such model")),
     }
+}
+
+/// What the page sends to `/api/playground`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlayQuery {
+    problem: String,
+    hidden: Option<Vec<usize>>,
+    activation: String,
+    init: String,
+    lr: f32,
+    momentum: f32,
+    seed: u64,
+    steps: usize,
+    state: Option<PlayState>,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct PlayState {
+    step: usize,
+    params: std::collections::BTreeMap<String, Vec<f32>>,
+    velocity: std::collections::BTreeMap<String, Vec<f32>>,
+}
+
+async fn playground(body: axum::body::Bytes) -> Response {
+    let q: PlayQuery = match serde_json::from_slice(&body) {
+        Ok(q) => q,
+        Err(e) => return bad(format!(
+            "expected {{problem, hidden, activation, init, lr, momentum, seed, steps, state}}: {e}"
+        )),
+    };
+    match tokio::task::spawn_blocking(move || play(q)).await {
+        Ok(Ok(json)) => Json(json).into_response(),
+        Ok(Err(msg)) => (StatusCode::UNPROCESSABLE_ENTITY, msg).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "training failed").into_response(),
+    }
+}
+
+/// The playground's steps, as JSON; the state sent back is taken in the
+/// network's own shapes, and refused unless every tensor is there, of the
+/// right size and finite.
+fn play(q: PlayQuery) -> Result<serde_json::Value, String> {
+    use crate::train::playground::{self as pg, Problem, Setup, State};
+    let problem: Problem = q.problem.parse().map_err(|e: crate::Error| e.to_string())?;
+    let setup = Setup {
+        problem,
+        hidden: q.hidden.unwrap_or_else(|| problem.default_hidden()),
+        activation: q.activation,
+        init: q.init.parse().map_err(|e: crate::Error| e.to_string())?,
+        lr: q.lr,
+        momentum: q.momentum,
+        seed: q.seed,
+    };
+    setup.check().map_err(|e| e.to_string())?;
+    let shapes: Vec<(String, Vec<usize>)> = setup
+        .network()
+        .state_dict()
+        .into_iter()
+        .map(|(n, t)| (n, t.shape().to_vec()))
+        .collect();
+    let state = match q.state {
+        None => None,
+        Some(s) => {
+            let take = |from: &std::collections::BTreeMap<String, Vec<f32>>,
+                        name: &str,
+                        shape: &[usize]|
+             -> Result<Tensor, String> {
+                let v = from
+                    .get(name)
+                    .ok_or_else(|| format!("the state has no `{name}`"))?;
+                let n: usize = shape.iter().product();
+                if v.len() != n || v.iter().any(|x| !x.is_finite()) {
+                    return Err(format!("`{name}` must be {n} finite numbers"));
+                }
+                Ok(Tensor::from_vec(shape.to_vec(), v.clone()))
+            };
+            let mut st = State {
+                step: s.step,
+                ..Default::default()
+            };
+            for (name, shape) in &shapes {
+                st.params
+                    .push((name.clone(), take(&s.params, name, shape)?));
+                if !s.velocity.is_empty() {
+                    let m = format!("{name}.momentum_buffer");
+                    st.velocity.push((m.clone(), take(&s.velocity, &m, shape)?));
+                    let k = format!("{name}.step");
+                    st.velocity.push((k.clone(), take(&s.velocity, &k, &[])?));
+                }
+            }
+            Some(st)
+        }
+    };
+    let r = pg::train(&setup, state.as_ref(), q.steps).map_err(|e| e.to_string())?;
+    let flat = |ts: &[(String, Tensor)]| -> std::collections::BTreeMap<String, Vec<f32>> {
+        ts.iter()
+            .map(|(n, t)| (n.clone(), t.data().to_vec()))
+            .collect()
+    };
+    let (x, y) = problem.cases();
+    Ok(serde_json::json!({
+        "state": PlayState {
+            step: r.state.step,
+            params: flat(&r.state.params),
+            velocity: flat(&r.state.velocity),
+        },
+        "shapes": shapes.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "losses": r.losses,
+        "loss": r.loss,
+        "grads": flat(&r.grads),
+        "inputs": x.data().chunks(x.shape()[1]).collect::<Vec<_>>(),
+        "targets": y.data().chunks(y.shape()[1]).collect::<Vec<_>>(),
+        "outputs": r.outputs.data().chunks(y.shape()[1]).collect::<Vec<_>>(),
+        "right": r.right,
+        "units": r.units.iter().map(|u| u.data().chunks(u.shape()[1]).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        "grid": r.grid,
+        "grid_side": pg::GRID,
+        "extent": pg::EXTENT,
+    }))
 }
 
 /// The longest text `/api/trace_text` takes, in characters.

@@ -15,6 +15,7 @@
 
 pub mod lm;
 pub mod metrics;
+pub mod playground;
 #[cfg(feature = "plots")]
 pub mod plots;
 pub mod task;

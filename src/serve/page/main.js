@@ -56,3 +56,5 @@ async function loadModels(prefer) {
     if (document.getElementById("model").value === "(live)") ask();
   }, 3000);
 })();
+// A link to the playground opens it.
+if (location.hash.startsWith("#playground")) document.querySelector('nav button[data-tab="playground"]').click();

@@ -195,6 +195,7 @@ fn tab(name: &str) -> Locator<'static> {
         "draw" => "nav button[data-tab=draw]",
         "steps" => "nav button[data-tab=steps]",
         "text" => "nav button[data-tab=text]",
+        "playground" => "nav button[data-tab=playground]",
         _ => "nav button[data-tab=training]",
     })
 }
@@ -231,13 +232,7 @@ async fn draw_a_digit_and_step_through_backprop() {
     let d = driver(&exe);
     let c = session(&d, &chromium).await;
     c.goto(&format!("http://{addr}/")).await.unwrap();
-    wait_for(
-        &c,
-        "return document.querySelectorAll('#loss path').length > 0",
-        "the loss chart",
-        10,
-    )
-    .await;
+    wait_for(&c, "return curves('loss') > 0", "the loss chart", 10).await;
     screenshot(&c, "training-finished-run").await;
 
     click(&c, tab("draw")).await;
@@ -270,6 +265,29 @@ async fn draw_a_digit_and_step_through_backprop() {
 
     // Backprop, step by step: the loss first, then the table fills in.
     click(&c, tab("steps")).await;
+    // The default teaches: the loss is against the drawing's true label,
+    // not the model's guess, so it and the gradients are not zero.
+    eval(
+        &c,
+        "document.getElementById('label').value = '0'; ask(); return 1",
+    )
+    .await;
+    wait_for(
+        &c,
+        "return !inFlight && trace && trace.label === 0",
+        "the trace against label 0",
+        10,
+    )
+    .await;
+    let loss = eval(&c, "return trace.loss").await.as_f64().unwrap();
+    assert!(loss > 1e-4, "a loss against the true label: {loss}");
+    // The tape drawn as a graph: a box per node.
+    let boxes = eval(
+        &c,
+        "return document.querySelectorAll('#s-graph .gnode').length === trace.nodes.length",
+    )
+    .await;
+    assert_eq!(boxes, serde_json::json!(true), "a box per node");
     let next = c.find(Locator::Css("#s-next")).await.unwrap();
     next.click().await.unwrap();
     let first = eval(
@@ -287,6 +305,18 @@ async fn draw_a_digit_and_step_through_backprop() {
     .await;
     let rule = rule.as_str().unwrap_or("");
     assert!(rule.contains("p−y") || rule.contains("p − y"), "{rule}");
+    // with the tape's own numbers: δ at the logit of largest |δ|
+    let matches = eval(
+        &c,
+        "const z = trace.nodes[trace.nodes[trace.loss_node].parents[0]], k = biggest(z.grad.data); \
+         return document.querySelector('#s-rule math').textContent.includes(String(fmt(z.grad.data[k])))",
+    )
+    .await;
+    assert_eq!(
+        matches,
+        serde_json::json!(true),
+        "δ = p − y with the tape's numbers"
+    );
     for _ in 0..2 {
         next.click().await.unwrap();
     }
@@ -312,20 +342,33 @@ async fn draw_a_digit_and_step_through_backprop() {
     .await;
     let grads = eval(&c, "return trace.nodes.filter(n => n.grad).length").await;
     assert_eq!(filled, grads, "every gradient of the table shown");
-    screenshot(&c, "steps-all").await;
-
-    // A phone.
-    c.set_window_size(390, 844).await.unwrap();
-    click(&c, tab("draw")).await;
-    let w = eval(
+    // The first layer's ∂C/∂W, row by row as 28×28 images (its node clicked in the graph).
+    click(
         &c,
-        "return document.getElementById('pad').getBoundingClientRect().right <= window.innerWidth",
+        Locator::Css("#s-graph .gnode[data-id='1'], #s-graph .gnode"),
     )
     .await;
-    assert_eq!(w, serde_json::json!(true), "the pad fits a phone's width");
-    screenshot(&c, "phone-draw").await;
-    click(&c, tab("training")).await;
-    screenshot(&c, "phone-training").await;
+    let rows = eval(
+        &c,
+        "picked = trace.nodes.find(n => n.rows).id; steps(); return document.querySelectorAll('#s-units figure.rowimg canvas').length",
+    )
+    .await;
+    assert_eq!(rows, serde_json::json!(16), "16 rows of ∂C/∂W as images");
+    screenshot(&c, "steps-all").await;
+
+    // A phone: every view fits its width (no scrolling sideways).
+    c.set_window_size(390, 844).await.unwrap();
+    for view in ["draw", "steps", "text", "playground", "training"] {
+        click(&c, tab(view)).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let w = eval(
+            &c,
+            "return [document.documentElement.scrollWidth, window.innerWidth]",
+        )
+        .await;
+        assert!(w[0].as_u64() <= w[1].as_u64(), "{view} at 390 px: {w}");
+        screenshot(&c, &format!("phone-{view}")).await;
+    }
     c.close().await.unwrap();
 }
 
@@ -374,15 +417,26 @@ async fn watch_a_run_live() {
     // The run goes on, and the page hears of it without a reload.
     let more = format!("return {rows} > {first} && {rows}");
     wait_for(&c, &more, "more rows", 30).await;
-    let paths = eval(
-        &c,
-        "return document.querySelectorAll('#loss path, #grad path').length",
-    )
-    .await;
+    let paths = eval(&c, "return curves('loss') + curves('grad')").await;
     assert!(
         paths.as_u64().unwrap() >= 2,
         "loss and gradient curves drawn"
     );
+    // The layers by name in the legends; the clock with the throughput.
+    wait_for(
+        &c,
+        "return document.getElementById('grad-legend').textContent.includes('linear(400,120)')",
+        "layer names in the legend",
+        20,
+    )
+    .await;
+    wait_for(
+        &c,
+        "return /samples\\/s/.test(document.getElementById('clock').textContent) && /elapsed/.test(document.getElementById('clock').textContent)",
+        "elapsed time and throughput",
+        20,
+    )
+    .await;
     // Each curve's latest value beside its name; the loss on a log scale at a click.
     let latest = eval(
         &c,
@@ -393,13 +447,8 @@ async fn watch_a_run_live() {
         latest.as_str().unwrap().parse::<f64>().is_ok(),
         "latest loss {latest}"
     );
-    let log = "document.getElementById('loss-log').click(); \
-               return /[0-9]e-?[0-9]/.test([...document.querySelectorAll('#loss text.axis')].map(t => t.textContent).join(' '))";
-    assert_eq!(
-        eval(&c, log).await,
-        serde_json::json!(true),
-        "log-scale tick labels"
-    );
+    let log = "document.getElementById('loss-log').click(); return charts.loss.u.scales.y.distr";
+    assert_eq!(eval(&c, log).await, serde_json::json!(3), "a log scale");
     // The grid of augmented training images: 8 rows of an image and 4 epochs.
     wait_for(
         &c,
@@ -481,12 +530,12 @@ async fn read_a_text_through_a_gpt_and_see_its_attention() {
     // the training view: steps, both estimates, a gradient norm per block
     wait_for(
         &c,
-        "return document.querySelectorAll('#loss path').length === 3",
+        "return curves('loss') === 3",
         "train, train estimate and validation curves",
         10,
     )
     .await;
-    let blocks = eval(&c, "return document.querySelectorAll('#grad path').length").await;
+    let blocks = eval(&c, "return curves('grad')").await;
     assert_eq!(blocks, serde_json::json!(5), "wte, wpe, h.0, h.1, ln_f");
     screenshot(&c, "gpt-training").await;
 
@@ -536,5 +585,127 @@ async fn read_a_text_through_a_gpt_and_see_its_attention() {
     .await;
     assert_eq!(shown, serde_json::json!(2), "the node's two heads");
     screenshot(&c, "gpt-steps-attention").await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn compare_runs_and_train_in_the_playground() {
+    let Some((exe, chromium)) = browser() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (name, lr) in [("slow", "0.0001"), ("fast", "0.003")] {
+        let save = dir.path().join(format!("{name}.safetensors"));
+        let out = common::run(&[
+            "train",
+            "--model",
+            "flatten,linear(784,32),relu,linear(32,10)",
+            "--epochs",
+            "2",
+            "--lr",
+            lr,
+            "--save",
+            save.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert!(out.success, "{}", out.stderr);
+    }
+    let (server, addr) = start(&["serve", dir.path().to_str().unwrap(), "--port", "0"]);
+    let _server = Killed(server);
+    let d = driver(&exe);
+    let c = session(&d, &chromium).await;
+    c.goto(&format!("http://{addr}/")).await.unwrap();
+    // Two runs on the same axes, with their settings.
+    wait_for(
+        &c,
+        "return curves('cmp-acc') === 1",
+        "the first run compared",
+        10,
+    )
+    .await;
+    click(&c, Locator::Css("#compare-pick input[value='slow']")).await;
+    wait_for(
+        &c,
+        "return curves('cmp-acc') === 2",
+        "both runs on one chart",
+        10,
+    )
+    .await;
+    let table = eval(
+        &c,
+        "return document.querySelectorAll('#cmp-table tr').length",
+    )
+    .await;
+    assert_eq!(table, serde_json::json!(3), "a header and a row per run");
+    let lr = eval(
+        &c,
+        "return document.getElementById('cmp-table').textContent",
+    )
+    .await;
+    assert!(lr.as_str().unwrap().contains("0.003"), "{lr}");
+    screenshot(&c, "compare-runs").await;
+
+    // The playground from a link: XOR at step 600, trained by the server.
+    let link = "#playground?problem=xor&hidden=2&act=sigmoid&init=uniform(0.3)&lr=0.5&mom=0.9&seed=1&step=600";
+    c.goto(&format!("http://{addr}/{link}")).await.unwrap();
+    wait_for(
+        &c,
+        "return pg.answer && pg.answer.state.step === 600",
+        "600 steps of XOR",
+        20,
+    )
+    .await;
+    let right = eval(&c, "return pg.answer.right").await;
+    assert_eq!(
+        right,
+        serde_json::json!(4),
+        "XOR learnt by step 600 (seed 1)"
+    );
+    let edges = eval(
+        &c,
+        "return document.querySelectorAll('#pg-net line.edge').length",
+    )
+    .await;
+    assert_eq!(edges, serde_json::json!(6), "a line per weight of 2-2-1");
+    let loss = eval(&c, "return pg.answer.loss").await;
+    click(&c, Locator::Css("#pg-one")).await;
+    wait_for(
+        &c,
+        "return pg.answer.state.step === 601 && !pg.busy",
+        "one more step",
+        10,
+    )
+    .await;
+    let url = eval(&c, "return location.hash").await;
+    assert!(url.as_str().unwrap().contains("step=601"), "{url}");
+    screenshot(&c, "playground-xor").await;
+    // The same link gives the same network.
+    c.goto(&format!("http://{addr}/{link}")).await.unwrap();
+    wait_for(
+        &c,
+        "return pg.answer && pg.answer.state.step === 600",
+        "the link again",
+        20,
+    )
+    .await;
+    assert_eq!(eval(&c, "return pg.answer.loss").await, loss, "reproduced");
+    // Run and pause.
+    click(&c, Locator::Css("#pg-run")).await;
+    wait_for(&c, "return pg.answer.state.step >= 700", "running", 20).await;
+    click(&c, Locator::Css("#pg-run")).await;
+    // The spirals: the plane drawn.
+    eval(
+        &c,
+        "const s = document.getElementById('pg-problem'); s.value = 'spirals'; s.onchange(); return 1",
+    )
+    .await;
+    wait_for(
+        &c,
+        "return pg.answer && pg.answer.grid && document.querySelector('#pg-cases canvas.plane')",
+        "the spirals' plane",
+        20,
+    )
+    .await;
+    screenshot(&c, "playground-spirals").await;
     c.close().await.unwrap();
 }

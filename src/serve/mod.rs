@@ -782,9 +782,11 @@ struct PlayState {
 async fn playground(body: axum::body::Bytes) -> Response {
     let q: PlayQuery = match serde_json::from_slice(&body) {
         Ok(q) => q,
-        Err(e) => return bad(format!(
+        Err(e) => {
+            return bad(format!(
             "expected {{problem, hidden, activation, init, lr, momentum, seed, steps, state}}: {e}"
-        )),
+        ))
+        }
     };
     match tokio::task::spawn_blocking(move || play(q)).await {
         Ok(Ok(json)) => Json(json).into_response(),
@@ -1018,6 +1020,27 @@ fn tensor_json(t: &Tensor, limit: usize) -> serde_json::Value {
     o
 }
 
+/// The rows of a weight gradient `[units, side²]` (a first layer reading
+/// images of `side`² pixels, `side` ≥ 8) with the largest norms, at most 16:
+/// `{"index": [unit, …], "data": [[value, …], …]}`, for the page to draw as
+/// images.
+fn image_rows(g: &Tensor) -> Option<serde_json::Value> {
+    let [units, m] = g.shape() else {
+        return None;
+    };
+    let side = (*m as f64).sqrt().round() as usize;
+    if side < 8 || side * side != *m {
+        return None;
+    }
+    let rows: Vec<&[f32]> = g.data().chunks(*m).collect();
+    let norm = |r: &[f32]| r.iter().map(|x| x * x).sum::<f32>();
+    let mut order: Vec<usize> = (0..*units).collect();
+    order.sort_by(|&a, &b| norm(rows[b]).total_cmp(&norm(rows[a])));
+    order.truncate(16);
+    let data: Vec<&[f32]> = order.iter().map(|&i| rows[i]).collect();
+    Some(serde_json::json!({"index": order, "data": data}))
+}
+
 fn trace_json(name: &str, spec: &str, image: &[f32], t: &Trace) -> serde_json::Value {
     let class = (0..t.probabilities.len())
         .max_by(|&a, &b| t.probabilities[a].total_cmp(&t.probabilities[b]))
@@ -1035,7 +1058,12 @@ fn trace_json(name: &str, spec: &str, image: &[f32], t: &Trace) -> serde_json::V
             };
             // Weights are sent only when small (a toy MLP, per unit).
             let limit = if param.is_some() { 1024 } else { MAX_SENT };
+            let rows = param
+                .as_ref()
+                .and(t.grads[n.id].as_ref())
+                .and_then(image_rows);
             serde_json::json!({
+                "rows": rows,
                 "id": n.id,
                 "op": n.op,
                 "kind": kind,

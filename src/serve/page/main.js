@@ -53,8 +53,17 @@ async function loadModels(prefer) {
   // and the guess follows the run's weights as they change.
   if (list.live) setInterval(async () => {
     await loadModels(document.getElementById("model").value || "(live)");
-    if (document.getElementById("model").value === "(live)") ask();
+    // the drawing follows the run; the step-by-step view keeps its snapshot
+    if (document.getElementById("model").value === "(live)" && !document.getElementById("tab-draw").hidden) ask();
   }, 3000);
 })();
 // A link to the playground opens it.
 if (location.hash.startsWith("#playground")) document.querySelector('nav button[data-tab="playground"]').click();
+// A playground link pasted into this page's address bar.
+window.addEventListener("hashchange", () => {
+  if (!location.hash.startsWith("#playground")) return;
+  document.querySelector('nav button[data-tab="playground"]').click();
+  const step = pgFromUrl();
+  pgDescribe();
+  pgReset(step);
+});

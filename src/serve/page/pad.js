@@ -54,7 +54,7 @@ async function ask() {
     const lab = document.getElementById("label").value;
     const body = { model, ...pixels(), label: lab === "" ? null : +lab };
     const r = await fetch("/api/trace", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-    if (r.ok) { trace = await r.json(); st.textContent = `model ${trace.model}: ${trace.spec}`; st.classList.remove("err"); }
+    if (r.ok) { trace = await r.json(); snapshotAt = null; st.textContent = `model ${trace.model}: ${trace.spec}`; st.classList.remove("err"); }
     else { if (!trace || !trace.text) trace = null; st.textContent = await r.text(); st.classList.add("err"); }
   } catch (e) { st.textContent = "the server does not answer (" + e + ")"; st.classList.add("err"); }
   inFlight = false;

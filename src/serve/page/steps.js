@@ -2,7 +2,13 @@
 // Backprop step by step: the tape, walked backward, with each node's local rule and numbers.
 // ---- backprop, step by step
 let visit = 0; // how many nodes of the backward order have been visited
-function order() { return trace ? trace.nodes.filter(n => n.grad).map(n => n.id).sort((a, b) => b - a) : []; }
+// The backward order: the ops from the loss back to the input, then the
+// parameters (each complete once every op that used it has been visited).
+function order() {
+  if (!trace) return [];
+  const g = trace.nodes.filter(n => n.grad), desc = (a, b) => b.id - a.id;
+  return g.filter(n => n.kind !== "param").sort(desc).concat(g.filter(n => n.kind === "param").sort(desc)).map(n => n.id);
+}
 // One colour scale per quantity (every value, every gradient of the tape),
 // so that a gradient of 1e-10 looks pale beside one of 0.5.
 function scales() {
@@ -43,10 +49,47 @@ function steps(fresh) {
     return `<tr class="${n.id === now ? "now" : ""} ${recv.has(n.id) ? "recv" : ""}"><td class="num">${n.id}</td><td>${esc(name)}</td><td class="hide">${esc(layerName(n.layer))}</td><td class="num">[${n.shape.join(",")}]</td><td>${strip(n.value, sc.value)} <span class="num">‖·‖ ${fmt(n.value.norm)}</span></td><td class="g${shown ? " filled" : ""}">${g}</td></tr>`;
   }).join("");
   const cur = now === null ? null : trace.nodes[now];
-  count.textContent = visit === 0 ? `forward pass done: ${trace.nodes.length} nodes on the tape, ${ord.length} gradients to fill; loss ${fmt(trace.loss)} ` + (trace.text ? `(the mean cross-entropy of the next character at ${trace.text.length} positions)` : `against label ${trace.label}`) :
-    `visited ${visit} of ${ord.length}: node ${now} (${cur.kind === "param" ? cur.param : cur.op})` + (cur.parents.length ? `, adding to nodes ${cur.parents.join(", ")}` : "");
-  document.getElementById("s-rule").innerHTML = cur ? rule(cur) : "";
-  units(cur);
+  if (!snapshotAt) snapshotAt = new Date();
+  const snap = trace.model === "(live)" ? `the run's weights as of ${snapshotAt.toLocaleTimeString("en-GB")} (frozen while you step). ` : "";
+  count.textContent = snap + (visit === 0 ? `forward pass done: ${trace.nodes.length} nodes on the tape, ${ord.length} gradients to fill; loss ${fmt(trace.loss)} ` + (trace.text ? `(the mean cross-entropy of the next character at ${trace.text.length} positions)` : `against label ${trace.label}`) :
+    `visited ${visit} of ${ord.length}: node ${now} (${cur.kind === "param" ? cur.param : cur.op})` + (cur.parents.length ? `, adding to nodes ${cur.parents.join(", ")}` : ""));
+  const sel = picked !== null && trace.nodes[picked] ? trace.nodes[picked] : cur;
+  document.getElementById("s-rule").innerHTML = sel && (sel === cur || done.has(sel.id)) ? rule(sel) : sel ? `<p class="note">node ${sel.id} (${esc(sel.kind === "param" ? sel.param : sel.op)}) has no gradient yet: step on to it</p>` : "";
+  units(sel);
+  graph(done, now, recv);
+}
+
+// ---- the tape as a graph: a box per node (its number, op and shape; its
+// gradient's norm once visited), a line from each parent; the loss on the
+// right. Click a box for its rule and units.
+let picked = null;
+function graph(done, now, recv) {
+  const nodes = trace.nodes, col = new Array(nodes.length).fill(0);
+  for (const n of nodes) if (n.kind === "op") col[n.id] = 1 + Math.max(0, ...n.parents.filter(p => nodes[p].kind !== "param").map(p => col[p]));
+  // a parameter sits in the column before its first user
+  for (const n of nodes) for (const p of n.parents) if (nodes[p].kind === "param" && !col[p]) col[p] = Math.max(0, col[n.id] - 1);
+  const BW = 104, BH = 44, GX = 36, GY = 10, rows = [];
+  const at = nodes.map(n => { const c = col[n.id]; rows[c] = (rows[c] || 0) + 1; return [c, rows[c] - 1]; });
+  const H = Math.max(...rows.filter(x => x)) * (BH + GY) + 10, W = (Math.max(...col) + 1) * (BW + GX);
+  const xy = id => [6 + at[id][0] * (BW + GX), 6 + at[id][1] * (BH + GY)];
+  let edges = "", boxes = "";
+  for (const n of nodes) {
+    const [x2, y2] = xy(n.id);
+    for (const p of n.parents) {
+      const [x1, y1] = xy(p), hot = n.id === now;
+      edges += `<path d="M${x1 + BW} ${y1 + BH / 2} C${x1 + BW + GX / 2} ${y1 + BH / 2} ${x2 - GX / 2} ${y2 + BH / 2} ${x2} ${y2 + BH / 2}" fill="none" stroke="${hot ? "#b12a90" : "#bbb"}" stroke-width="${hot ? 2 : 1}"/>`;
+    }
+    const name = n.kind === "param" ? n.param : n.kind === "input" ? "x" : n.id === trace.loss_node ? "C (loss)" : n.op;
+    const fill = n.id === now ? "#fff4c2" : done.has(n.id) ? "#f3e8ff" : "#fff", stroke = recv.has(n.id) ? "#b12a90" : n.id === picked ? "#1d2b53" : "#999";
+    boxes += `<g class="gnode" data-id="${n.id}"><rect x="${x2}" y="${y2}" width="${BW}" height="${BH}" rx="4" fill="${fill}" stroke="${stroke}" stroke-width="${recv.has(n.id) || n.id === picked ? 2 : 1}"/>` +
+      `<text x="${x2 + 5}" y="${y2 + 13}" class="g1">${n.id} ${esc(name.length > 14 ? name.slice(0, 13) + "…" : name)}</text><text x="${x2 + 5}" y="${y2 + 26}" class="g2">[${n.shape.join(",")}] ‖v‖ ${fmt(n.value.norm)}</text>` +
+      `<text x="${x2 + 5}" y="${y2 + 39}" class="g2 gg">${done.has(n.id) && n.grad ? "‖∂C‖ " + fmt(n.grad.norm) : n.grad ? "" : "no gradient"}</text><title>${esc(name)} [${n.shape.join("×")}]</title></g>`;
+  }
+  const svg = document.getElementById("s-graph");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.style.width = W + "px"; svg.style.height = H + "px";
+  svg.innerHTML = edges + boxes;
+  for (const g of svg.querySelectorAll(".gnode")) g.onclick = () => { picked = +g.dataset.id === picked ? null : +g.dataset.id; steps(); };
 }
 // ---- the local rule of the node being visited, in the seeds' notation,
 // with its shapes and one entry worked out with the real numbers (MathML,
@@ -106,23 +149,57 @@ const mrow = x => `<mrow>${x}</mrow>`, sup = (b, s) => `<msup>${b}<mrow>${s}</mr
 const mfrac1 = d => `<mfrac><mn>1</mn><mi>${d}</mi></mfrac>`;
 const mtextNote = t => `<mtext mathcolor="#555">&nbsp;&nbsp;${esc(t)}</mtext>`;
 
-// For a layer of at most 64 units: each unit's value and δ side by side.
+// The visited node's layer, unit by unit: its output and that output's
+// gradient (δ = ∂C/∂z for a linear or convolution layer, ∂C/∂a for an
+// activation); a large layer shows its 64 units of largest |gradient|
+// (largest |value| before the gradient arrives). For the first layer's
+// weights, the rows of ∂C/∂W with the largest norms, as images.
 function units(cur) {
   const box = document.getElementById("s-units");
   box.innerHTML = "";
   const att = cur && trace.attention ? trace.attention.find(a => a.node === cur.id) : null;
   if (att) { box.appendChild(attentionMaps(att, trace.text)); return; }
+  if (cur && (cur.rows || (cur.kind !== "param" && cur.parents.some(p => trace.nodes[p].rows)))) box.appendChild(gradRows(cur.rows ? cur : trace.nodes[cur.parents.find(p => trace.nodes[p].rows)]));
   if (!cur || cur.layer === null || cur.layer === undefined) return;
   const l = trace.layers[cur.layer], out = trace.nodes[l.node];
-  if (!out.value.data || out.value.data.length > 64) return;
+  if (!out.value.data) return;
   const d = out.grad && out.grad.data && order().slice(0, visit).includes(out.id) ? out.grad.data : null;
+  const lin = /^(linear|conv|matmul)/.test(out.op), a = lin ? "z" : "a";
+  const n = out.value.data.length, key = d || out.value.data;
+  const idx = [...Array(n).keys()];
+  if (n > 64) idx.sort((i, j) => Math.abs(key[j]) - Math.abs(key[i])).splice(64);
   const ma = Math.max(1e-12, ...out.value.data.map(Math.abs)), md = d ? Math.max(1e-12, ...d.map(Math.abs)) : 1;
   const bg = (x, m) => { const [r, g, b] = color(x / m); return `background:rgb(${r},${g},${b})`; };
-  box.innerHTML = `<div class="layer"><h3>layer ${esc(l.name)} <small>${esc(l.describe)}: each unit's output a (top) and its δ = ∂C/∂a (bottom)</small></h3><div class="unitgrid">${out.value.data.map((v, i) =>
-    `<div class="unit"><b>${i}</b><span style="${bg(v, ma)}">${fmt(v)}</span><span style="${d ? bg(d[i], md) : ""}">${d ? fmt(d[i]) : "…"}</span></div>`).join("")}</div></div>`;
+  const div = document.createElement("div");
+  div.className = "layer";
+  div.innerHTML = `<h3>layer ${esc(l.name)} <small>${esc(l.describe)}: each unit's ${a} (top) and ${lin ? "δ = ∂C/∂z" : "∂C/∂a"} (bottom)${n > 64 ? `; the 64 of ${n} units with the largest |${d ? (lin ? "δ" : "∂C/∂a") : a}|` : ""}</small></h3><div class="unitgrid">${idx.map(i =>
+    `<div class="unit"><b>${i}</b><span style="${bg(out.value.data[i], ma)}">${fmt(out.value.data[i])}</span><span style="${d ? bg(d[i], md) : ""}">${d ? fmt(d[i]) : "…"}</span></div>`).join("")}</div>`;
+  box.appendChild(div);
 }
-document.getElementById("s-next").onclick = () => { visit = Math.min(visit + 1, order().length); steps(); };
-document.getElementById("s-back").onclick = () => { visit = Math.max(visit - 1, 0); steps(); };
+// A weight's gradient rows as images (row i: how unit i's incoming weights
+// would change), when the server sent them (the first layer of an image model).
+function gradRows(p) {
+  const div = document.createElement("div"), side = Math.round(Math.sqrt(p.shape[1]));
+  div.className = "layer";
+  const shown = order().slice(0, visit).includes(p.id);
+  div.innerHTML = `<h3>${esc(p.param)} <small>∂C/∂W row by row, as ${side}×${side} images: the ${p.rows.index.length} units whose incoming weights get the largest gradient (red: the loss rises with the weight, so gradient descent lowers it)${shown ? "" : " — filled when the parameter is visited"}</small></h3>`;
+  if (!shown) return div;
+  const maps = document.createElement("div"); maps.className = "maps";
+  const m = Math.max(1e-12, ...p.rows.data.flat().map(Math.abs));
+  p.rows.index.forEach((r, k) => {
+    const f = document.createElement("figure"); f.className = "rowimg";
+    f.appendChild(heat(p.rows.data[k], side, side, false, 2, m));
+    f.insertAdjacentHTML("beforeend", `<figcaption>unit ${r}</figcaption>`);
+    maps.appendChild(f);
+  });
+  div.appendChild(maps);
+  return div;
+}
+document.getElementById("s-next").onclick = () => { picked = null; visit = Math.min(visit + 1, order().length); steps(); };
+document.getElementById("s-back").onclick = () => { picked = null; visit = Math.max(visit - 1, 0); steps(); };
 document.getElementById("s-reset").onclick = () => { visit = 0; steps(); };
 document.getElementById("s-all").onclick = () => { visit = order().length; steps(); };
+// The view holds one snapshot of the model: a live run's newer weights only at a click.
+document.getElementById("s-snap").onclick = () => { snapshotAt = null; ask(); };
+let snapshotAt = null;
 

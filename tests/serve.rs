@@ -91,7 +91,9 @@ fn serve_lists_runs_shows_one_and_refuses_paths() {
 
     let (code, page) = get(&addr, "/");
     assert_eq!(code, 200);
-    assert!(page.contains("<title>backprop</title>") && page.contains("EventSource"));
+    assert!(page.contains("<title>backprop</title>") && page.contains("page/training.js"));
+    let (_, script) = get(&addr, "/page/training.js");
+    assert!(script.contains("EventSource"), "the live stream's reader");
     let (code, list) = get(&addr, "/api/runs");
     assert_eq!(code, 200);
     assert!(
@@ -120,6 +122,41 @@ fn serve_lists_runs_shows_one_and_refuses_paths() {
         let (code, body) = get(&addr, &format!("/api/runs/{name}/metrics.csv"));
         assert_eq!(code, 404, "{name}");
         assert!(!body.contains("not yours"), "{name}");
+    }
+    // The run's settings, layers and epochs, from its files' headers.
+    let (code, info) = get(&addr, "/api/runs/first/info");
+    assert_eq!(code, 200, "{info}");
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["model"], "flatten,linear(784,16),relu,linear(16,10)");
+    assert_eq!(info["layers"]["1"], "linear(784,16)");
+    assert_eq!(info["config"]["epochs"], 1);
+    assert_eq!(info["records"].as_array().unwrap().len(), 1);
+    for name in ["evil", "pipe", "..%2Fsecret", "nothing"] {
+        let (code, _) = get(&addr, &format!("/api/runs/{name}/info"));
+        assert!((400..500).contains(&code), "{name}: {code}");
+    }
+    // The page's own files, and nothing else under /page/.
+    for (file, kind) in [
+        ("charts.js", "javascript"),
+        ("style.css", "css"),
+        ("vendor/uPlot.iife.min.js", "javascript"),
+        ("vendor/uPlot.LICENSE", "text/plain"),
+    ] {
+        let (code, body) = request(
+            &addr,
+            &format!("GET /page/{file} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(code, 200, "{file}");
+        assert!(!body.is_empty(), "{file}");
+        let _ = kind;
+    }
+    for path in [
+        "/page/../mod.rs",
+        "/page/nothing.js",
+        "/page/%2e%2e/Cargo.toml",
+    ] {
+        let (code, _) = get(&addr, path);
+        assert!((400..500).contains(&code), "{path}: {code}");
     }
     let (code, _) = get(&addr, "/../../etc/passwd");
     assert!((400..500).contains(&code), "{code}");
@@ -464,4 +501,167 @@ fn the_page_stays_up_after_the_run() {
     assert_eq!(code, 200, "{trace}");
     child.kill().unwrap();
     let _ = child.wait();
+}
+
+/// A model written in Rust (a struct of modules, no model line) on the
+/// live page: the library's `Live` is the run's observer, and the page
+/// draws with the run's own weights, as it does with a model line.
+#[test]
+fn a_model_written_in_rust_is_read_live() {
+    use backprop::data::load_data;
+    use backprop::prelude::*;
+    use backprop::train::{TrainConfig, Trainer};
+    use rand::SeedableRng;
+
+    #[derive(Clone)]
+    struct Net {
+        hidden: Linear,
+        out: Linear,
+    }
+    impl Module for Net {
+        fn forward(&self, p: &mut Pass, x: Var) -> Var {
+            let h = p.flatten(x);
+            let h = self.hidden.forward(p, h);
+            let h = p.relu(h);
+            self.out.forward(p, h)
+        }
+        fn visit<'m>(&'m self, v: &mut Visitor<'_, 'm>) {
+            v.module("hidden", &self.hidden);
+            v.module("out", &self.out);
+        }
+        fn visit_mut(&mut self, v: &mut VisitorMut<'_>) {
+            v.module("hidden", &mut self.hidden);
+            v.module("out", &mut self.out);
+        }
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut net = Net {
+        hidden: Linear::new(784, 32).init(&mut rng),
+        out: Linear::new(32, 10).init(&mut rng),
+    };
+    assert!(net.spec().is_none(), "no model line to rebuild it from");
+    let bias = |n: &Net| {
+        let sd = n.state_dict();
+        sd.iter()
+            .find(|(k, _)| k == "out.bias")
+            .unwrap()
+            .1
+            .data()
+            .to_vec()
+    };
+    let first_bias = bias(&net);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    let (train, _) = load_data(&dir, None, None).unwrap();
+    let live = backprop::serve::Live::new();
+    let (addr, _server) =
+        backprop::serve::start("127.0.0.1:0".parse().unwrap(), None, Some(live.clone())).unwrap();
+    let addr = addr.to_string();
+    let mut cfg = TrainConfig::new(backprop::optim::OptimizerConfig::adam(1e-3));
+    cfg.max_steps = Some(60);
+    cfg.diagnostics_every = 0;
+    let mut observer = live.clone();
+    Trainer::new(&cfg)
+        .run(&mut net, &train, None, &mut observer)
+        .unwrap();
+    let (code, models) = get(&addr, "/api/models");
+    assert_eq!(code, 200);
+    assert!(models.contains("\"live\":true"), "{models}");
+    // A vertical stroke through the middle of a 28×28 drawing.
+    let pixels: Vec<String> = (0..784)
+        .map(|i| {
+            if (i % 28 == 14) && (4..24).contains(&(i / 28)) {
+                "1"
+            } else {
+                "0"
+            }
+            .into()
+        })
+        .collect();
+    let body = format!(
+        r#"{{"model":"(live)","width":28,"height":28,"pixels":[{}],"label":1}}"#,
+        pixels.join(",")
+    );
+    let (code, trace) = post(&addr, "/api/trace", &body);
+    assert_eq!(code, 200, "{trace}");
+    let t: serde_json::Value = serde_json::from_str(&trace).unwrap();
+    assert_eq!(t["probabilities"].as_array().unwrap().len(), 10);
+    let params: Vec<&str> = t["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["param"].as_str())
+        .collect();
+    assert!(params.contains(&"hidden.weight"), "{params:?}");
+    // The copy is of the run's weights (taken as it trained), not the first draw.
+    let w = t["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["param"] == "out.bias")
+        .unwrap()["value"]["data"]
+        .clone();
+    let theirs: Vec<f32> = serde_json::from_value(w).unwrap();
+    assert_eq!(theirs.len(), 10);
+    assert_ne!(theirs, first_bias, "trained, not the weights first drawn");
+}
+
+/// The playground trains what it is sent within its limits, and refuses
+/// the rest with a 4xx: unknown problems, oversized networks, rates that
+/// are not numbers, states of the wrong size or with non-finite values.
+#[test]
+fn the_playground_trains_within_limits() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(&["serve", d.path().to_str().unwrap(), "--port", "0"]);
+    let ok = r#"{"problem":"encoder","activation":"sigmoid","init":"uniform(0.3)","lr":0.1,"momentum":0.9,"seed":3,"steps":20,"state":null}"#;
+    let (code, body) = post(&addr, "/api/playground", ok);
+    assert_eq!(code, 200, "{body}");
+    let a: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(a["state"]["step"], 20);
+    assert_eq!(a["losses"].as_array().unwrap().len(), 20);
+    assert_eq!(
+        a["units"].as_array().unwrap().len(),
+        3,
+        "inputs, hidden, outputs"
+    );
+    assert_eq!(a["shapes"]["0.weight"], serde_json::json!([3, 8]));
+    // The state sent back goes on where it stopped.
+    let again = format!(
+        r#"{{"problem":"encoder","activation":"sigmoid","init":"uniform(0.3)","lr":0.1,"momentum":0.9,"seed":3,"steps":5,"state":{}}}"#,
+        a["state"]
+    );
+    let (code, body) = post(&addr, "/api/playground", &again);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"step\":25"), "{body}");
+    let mut bad_state = a["state"].clone();
+    bad_state["params"]["0.weight"][0] = serde_json::json!(1e39);
+    for body in [
+        "not json".to_string(),
+        r#"{"problem":"xor"}"#.to_string(),
+        ok.replace("encoder", "mnist"),
+        ok.replace(r#""steps":20"#, r#""steps":5001"#),
+        ok.replace(
+            r#""activation":"sigmoid""#,
+            r#""activation":"sigmoid","hidden":[64]"#,
+        ),
+        ok.replace(
+            r#""activation":"sigmoid""#,
+            r#""activation":"sigmoid","hidden":[2,2,2,2]"#,
+        ),
+        ok.replace(r#""lr":0.1"#, r#""lr":-1"#),
+        ok.replace(r#""momentum":0.9"#, r#""momentum":1.5"#),
+        ok.replace(r#""activation":"sigmoid""#, r#""activation":"softmax""#),
+        ok.replace(r#""init":"uniform(0.3)""#, r#""init":"../etc""#),
+        ok.replace(
+            r#""state":null"#,
+            r#""state":{"step":1,"params":{},"velocity":{}}"#,
+        ),
+        ok.replace(r#""state":null"#, &format!(r#""state":{}"#, bad_state)),
+        ok.replace(r#""seed":3"#, r#""seed":3,"extra":1"#),
+    ] {
+        let (code, reply) = post(&addr, "/api/playground", &body);
+        assert!((400..500).contains(&code), "{body}: {code} {reply}");
+    }
+    let (code, _) = post(&addr, "/api/playground", ok);
+    assert_eq!(code, 200, "still serving");
+    server.kill().unwrap();
 }

@@ -291,7 +291,7 @@ impl Clone for Box<dyn Module> {
 /// both for a struct of modules. A parameter used in `forward` but not
 /// listed is an error at the first training pass, not a weight that silently
 /// never learns.
-pub trait Module: CloneModule {
+pub trait Module: CloneModule + Send + Sync {
     /// Run on `x` (a batch: the first axis is the sample), recording on `p`.
     fn forward(&self, p: &mut Pass, x: Var) -> Var;
 

@@ -153,6 +153,10 @@ struct LiveState {
     done: bool,
     /// A copy of the model (its tensors and line).
     model: Option<Arc<Weights>>,
+    /// A copy of a model that has no line (a struct of modules written in
+    /// Rust): the module itself, its parameters shared until training
+    /// writes them.
+    module: Option<Arc<dyn Module>>,
     /// What the copies carry beside the model line (a language model's
     /// vocabulary and window).
     metadata: std::collections::HashMap<String, String>,
@@ -164,6 +168,10 @@ struct LiveState {
     info: serde_json::Value,
     /// Bumped whenever `info` changes.
     info_version: u64,
+    /// When the epoch in progress started (for its samples a second).
+    epoch_began: Option<Instant>,
+    /// The layers' names have been given.
+    layers_given: bool,
     /// The last step reported, the steps planned, samples a second, and
     /// the seconds since the start when the run ended.
     clock: Clock,
@@ -221,9 +229,10 @@ impl Live {
 
     /// Offer the model as it is now; a copy is taken if the last is older
     /// than a second (so a page can draw with the run's current weights
-    /// without slowing it). The page rebuilds it from its
-    /// [`spec`](Module::spec): a model without one (written in Rust) is not
-    /// offered.
+    /// without slowing it). A model with a [`spec`](Module::spec) is copied
+    /// as its tensors and line (as it would be saved); one without (a
+    /// struct of modules written in Rust) as a clone of the module, whose
+    /// parameters share their values until the next step writes them.
     pub fn offer_model(&self, model: &dyn Module) {
         let now = self.born.elapsed().as_millis() as u64 + 1;
         let last = self.copied.load(Ordering::Relaxed);
@@ -233,7 +242,9 @@ impl Live {
         self.copied.store(now, Ordering::Relaxed);
         let mut metadata = std::collections::HashMap::new();
         let Some(line) = model.spec() else {
-            return; // a model the page could not build again
+            let copy: Arc<dyn Module> = Arc::from(model.clone_module());
+            self.inner.lock().expect("not poisoned").module = Some(copy);
+            return;
         };
         metadata.insert(io::MODEL_KEY.to_string(), line);
         let tensors = model.state_dict();
@@ -328,13 +339,6 @@ impl Live {
         s.info_version += 1;
     }
 
-    /// Where the run is: `step` steps taken, at `samples_per_second`.
-    pub fn tick(&self, step: usize, samples_per_second: f64) {
-        let mut s = self.inner.lock().expect("not poisoned");
-        s.clock.step = step;
-        s.clock.samples_per_second = Some(samples_per_second);
-    }
-
     /// The clock as the page reads it: steps, the plan, the throughput and
     /// the seconds since the run started (until it ended).
     fn clock_json(&self, s: &LiveState) -> serde_json::Value {
@@ -345,6 +349,59 @@ impl Live {
             .unwrap_or_else(|| self.born.elapsed().as_secs_f64())
             .into();
         c
+    }
+}
+
+/// A run's page as an [`Observer`](crate::train::Observer): give it to
+/// [`Trainer::run`](crate::train::Trainer) (or beside one's own observer)
+/// and the page served with it ([`start`]) shows the run as it goes, the
+/// model included, whether it has a model line or is a struct of modules
+/// written in Rust.
+impl crate::train::Observer for Live {
+    fn epoch_start(&mut self, _epoch: usize, _batches: usize) {
+        self.inner.lock().expect("not poisoned").epoch_began = Some(Instant::now());
+    }
+
+    fn step(&mut self, info: &crate::train::StepInfo) {
+        if info.step.is_multiple_of(20) {
+            let mut s = self.inner.lock().expect("not poisoned");
+            let secs = s.epoch_began.map_or(0.0, |t| t.elapsed().as_secs_f64());
+            s.clock.step = info.step;
+            s.clock.samples_per_second = Some(info.samples as f64 / secs.max(1e-9));
+        }
+    }
+
+    fn epoch_end(&mut self, record: &crate::train::EpochRecord) {
+        self.add_epoch(record);
+    }
+
+    fn diagnostics(&mut self, sample: &crate::inspect::diagnostics::Sample) {
+        if self.inner.lock().expect("not poisoned").layers_given {
+            return;
+        }
+        let names: Vec<_> = sample
+            .layers
+            .iter()
+            .map(|l| (l.layer.clone(), l.name.clone()))
+            .collect();
+        self.set_layers(&names);
+        self.inner.lock().expect("not poisoned").layers_given = true;
+    }
+
+    fn warning(&mut self, _kind: crate::inspect::diagnostics::WarningKind, message: &str) {
+        self.warn(message);
+    }
+
+    fn confusion(&mut self, matrix: &[Vec<usize>]) {
+        self.set_confusion(matrix);
+    }
+
+    fn model(&mut self, model: &dyn Module, _steps: usize) {
+        self.offer_model(model);
+    }
+
+    fn metrics(&mut self, header: &str, rows: &str) {
+        self.append_metrics(header, rows);
     }
 }
 
@@ -674,10 +731,10 @@ const LIVE: &str = "(live)";
 
 async fn models(State(app): State<App>) -> Json<serde_json::Value> {
     let names = names_in(&app, ".safetensors", |stem| !stem.ends_with(".state"));
-    let live = app
-        .live
-        .as_ref()
-        .is_some_and(|l| l.inner.lock().expect("not poisoned").model.is_some());
+    let live = app.live.as_ref().is_some_and(|l| {
+        let s = l.inner.lock().expect("not poisoned");
+        s.model.is_some() || s.module.is_some()
+    });
     Json(serde_json::json!({"live": live, "models": names}))
 }
 
@@ -716,12 +773,36 @@ async fn trace_drawing(State(app): State<App>, body: axum::body::Bytes) -> Respo
             d.pixels.len()
         ));
     }
-    let weights = match weights_of(&app, &d.model).await {
-        Ok(w) => w,
-        Err(r) => return r,
+    // A live model written in Rust is traced as it is (no line to build it from).
+    let module = match (&app.live, d.model == LIVE) {
+        (Some(l), true) => {
+            let s = l.inner.lock().expect("not poisoned");
+            s.module.clone().map(|m| (m, s.metadata.clone()))
+        }
+        _ => None,
     };
-    let name = d.model.clone();
-    let answer = tokio::task::spawn_blocking(move || run_trace(&name, &weights, &d)).await;
+    let answer = match module {
+        Some((m, metadata)) => {
+            tokio::task::spawn_blocking(move || {
+                let w = Weights {
+                    tensors: Vec::new(),
+                    metadata,
+                };
+                let info = crate::data::DataInfo::of_model(&w, std::path::Path::new(LIVE))
+                    .map_err(|e| e.to_string())?;
+                trace_model(LIVE, m.as_ref(), &info, &d)
+            })
+            .await
+        }
+        None => {
+            let weights = match weights_of(&app, &d.model).await {
+                Ok(w) => w,
+                Err(r) => return r,
+            };
+            let name = d.model.clone();
+            tokio::task::spawn_blocking(move || run_trace(&name, &weights, &d)).await
+        }
+    };
     match answer {
         Ok(Ok(json)) => Json(json).into_response(),
         Ok(Err(msg)) => (StatusCode::UNPROCESSABLE_ENTITY, msg).into_response(),
@@ -976,6 +1057,19 @@ fn run_text_trace(q: &TextQuery, w: &Weights) -> Result<serde_json::Value, Strin
 fn run_trace(name: &str, w: &Weights, d: &Drawing) -> Result<serde_json::Value, String> {
     let origin = std::path::Path::new(name);
     let model = io::model_from_weights(w, origin, None).map_err(|e| e.to_string())?;
+    let info = crate::data::DataInfo::of_model(w, origin).map_err(|e| e.to_string())?;
+    trace_model(name, &model, &info, d)
+}
+
+/// Make the drawing MNIST-like (normalized as the model's images were),
+/// run it through `model` and back, as JSON.
+fn trace_model(
+    name: &str,
+    model: &dyn Module,
+    info: &crate::data::DataInfo,
+    d: &Drawing,
+) -> Result<serde_json::Value, String> {
+    let origin = std::path::Path::new(name);
     let shape = [
         vec![1, MNIST_SIDE, MNIST_SIDE],
         vec![MNIST_SIDE, MNIST_SIDE],
@@ -996,11 +1090,10 @@ fn run_trace(name: &str, w: &Weights, d: &Drawing) -> Result<serde_json::Value, 
     full.extend_from_slice(&shape);
     let mut x = Tensor::from_vec(full, image.clone());
     // A model trained on normalized images reads the drawing normalized too.
-    let info = crate::data::DataInfo::of_model(w, origin).map_err(|e| e.to_string())?;
     if let (Some(n), 4) = (&info.normalize, x.shape().len()) {
         n.apply(&mut x, origin).map_err(|e| e.to_string())?;
     }
-    let t = trace(&model, &x, d.label).map_err(|e| e.to_string())?;
+    let t = trace(model, &x, d.label).map_err(|e| e.to_string())?;
     Ok(trace_json(name, &model.describe(), &image, &t))
 }
 

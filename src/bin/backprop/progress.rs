@@ -20,8 +20,6 @@ pub struct Progress {
     samples: usize,
     bar: Option<ProgressBar>,
     t0: Instant,
-    /// The page has the layers' names.
-    layers_sent: bool,
 }
 
 impl Progress {
@@ -35,7 +33,6 @@ impl Progress {
             samples,
             bar: None,
             t0: Instant::now(),
-            layers_sent: false,
         }
     }
 
@@ -50,15 +47,15 @@ impl Progress {
 }
 
 impl Observer for Progress {
-    fn model(&mut self, model: &dyn Module, _steps: usize) {
-        if let Some(l) = &self.live {
-            l.offer_model(model);
+    fn model(&mut self, model: &dyn Module, steps: usize) {
+        if let Some(l) = &mut self.live {
+            l.model(model, steps);
         }
     }
 
     fn metrics(&mut self, header: &str, rows: &str) {
-        if let Some(l) = &self.live {
-            l.append_metrics(header, rows);
+        if let Some(l) = &mut self.live {
+            l.metrics(header, rows);
         }
     }
 
@@ -70,28 +67,20 @@ impl Observer for Progress {
     }
 
     fn diagnostics(&mut self, sample: &backprop::inspect::diagnostics::Sample) {
-        if let Some(l) = &self.live {
-            if !self.layers_sent {
-                let names: Vec<_> = sample
-                    .layers
-                    .iter()
-                    .map(|l| (l.layer.clone(), l.name.clone()))
-                    .collect();
-                l.set_layers(&names);
-                self.layers_sent = true;
-            }
+        if let Some(l) = &mut self.live {
+            l.diagnostics(sample);
         }
     }
 
     fn confusion(&mut self, matrix: &[Vec<usize>]) {
-        if let Some(l) = &self.live {
-            l.set_confusion(matrix);
+        if let Some(l) = &mut self.live {
+            l.confusion(matrix);
         }
     }
 
-    fn warning(&mut self, _kind: WarningKind, message: &str) {
-        if let Some(l) = &self.live {
-            l.warn(message);
+    fn warning(&mut self, kind: WarningKind, message: &str) {
+        if let Some(l) = &mut self.live {
+            l.warning(kind, message);
         }
         if self.no_warnings {
             return;
@@ -102,8 +91,11 @@ impl Observer for Progress {
         }
     }
 
-    fn epoch_start(&mut self, epoch: usize, _batches: usize) {
+    fn epoch_start(&mut self, epoch: usize, batches: usize) {
         self.t0 = Instant::now();
+        if let Some(l) = &mut self.live {
+            l.epoch_start(epoch, batches);
+        }
         if self.quiet {
             return;
         }
@@ -119,9 +111,8 @@ impl Observer for Progress {
     }
 
     fn step(&mut self, s: &StepInfo) {
-        if let (Some(l), true) = (&self.live, s.step.is_multiple_of(20)) {
-            let rate = s.samples as f64 / self.t0.elapsed().as_secs_f64().max(1e-9);
-            l.tick(s.step, rate);
+        if let Some(l) = &mut self.live {
+            l.step(s);
         }
         if let Some(b) = &self.bar {
             b.set_position(s.samples as u64);
@@ -137,8 +128,8 @@ impl Observer for Progress {
     }
 
     fn epoch_end(&mut self, r: &EpochRecord) {
-        if let Some(l) = &self.live {
-            l.add_epoch(r);
+        if let Some(l) = &mut self.live {
+            l.epoch_end(r);
         }
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();

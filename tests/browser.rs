@@ -262,6 +262,32 @@ async fn draw_a_digit_and_step_through_backprop() {
         "flatten, linear, relu, linear"
     );
     screenshot(&c, "draw-a-zero").await;
+    // An image file opened on the pad: a dark 1 on white, as a scan has it.
+    let png = dir.path().join("one.png");
+    let img = image::GrayImage::from_fn(60, 80, |x, y| {
+        image::Luma([if (26..34).contains(&x) && (10..70).contains(&y) {
+            20
+        } else {
+            235
+        }])
+    });
+    img.save(&png).unwrap();
+    let input = c.find(Locator::Css("#pad-file")).await.unwrap();
+    input.send_keys(png.to_str().unwrap()).await.unwrap();
+    let v = wait_for(
+        &c,
+        "return !inFlight && /one.png/.test(document.getElementById('trace-status').textContent) && trace && String(trace.class)",
+        "the image's guess",
+        20,
+    )
+    .await;
+    let status = eval(
+        &c,
+        "return document.getElementById('trace-status').textContent",
+    )
+    .await;
+    assert!(status.as_str().unwrap().contains("inverted"), "{status}");
+    assert_eq!(v, serde_json::json!("1"), "a dark bar on white read as a 1");
 
     // Backprop, step by step: the loss first, then the table fills in.
     click(&c, tab("steps")).await;

@@ -3,7 +3,9 @@
 // ---- the drawing pad
 const pad = document.getElementById("pad"), pctx = pad.getContext("2d");
 let drawn = false, inFlight = false, again = false, trace = null;
-function clearPad() { pctx.fillStyle = "#000"; pctx.fillRect(0, 0, pad.width, pad.height); drawn = false; }
+// What is on the pad when it is not a drawing (an image file's name).
+let padNote = "";
+function clearPad() { padNote = ""; pctx.fillStyle = "#000"; pctx.fillRect(0, 0, pad.width, pad.height); drawn = false; }
 clearPad();
 function stroke(points) {
   pctx.strokeStyle = "#fff"; pctx.lineWidth = 22; pctx.lineCap = "round"; pctx.lineJoin = "round";
@@ -54,7 +56,7 @@ async function ask() {
     const lab = document.getElementById("label").value;
     const body = { model, ...pixels(), label: lab === "" ? null : +lab };
     const r = await fetch("/api/trace", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-    if (r.ok) { trace = await r.json(); snapshotAt = null; st.textContent = `model ${trace.model}: ${trace.spec}`; st.classList.remove("err"); }
+    if (r.ok) { trace = await r.json(); snapshotAt = null; st.textContent = `model ${trace.model}: ${trace.spec}` + (padNote ? ` · ${padNote}` : ""); st.classList.remove("err"); }
     else { if (!trace || !trace.text) trace = null; st.textContent = await r.text(); st.classList.add("err"); }
   } catch (e) { st.textContent = "the server does not answer (" + e + ")"; st.classList.add("err"); }
   inFlight = false;
@@ -97,3 +99,38 @@ function showTrace() {
   steps(true);
 }
 
+
+// An image file dropped on the pad (or opened): fitted into it in grey,
+// light on dark as MNIST's digits are (a dark digit on a light background,
+// as a photo or a scan has it, is inverted), then read like a drawing.
+async function padImage(file) {
+  const st = document.getElementById("trace-status");
+  let bmp;
+  try { bmp = await createImageBitmap(file); } catch (e) { st.textContent = `${file.name}: not an image this browser can read`; st.classList.add("err"); return; }
+  const s = Math.min(pad.width / bmp.width, pad.height / bmp.height), w = bmp.width * s, h = bmp.height * s;
+  const tmp = document.createElement("canvas");
+  tmp.width = pad.width; tmp.height = pad.height;
+  const t = tmp.getContext("2d");
+  t.drawImage(bmp, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+  const img = t.getImageData(0, 0, pad.width, pad.height), d = img.data;
+  // grey values of the image's own pixels (the margins left by fitting it stay out of the mean)
+  let sum = 0, n = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    const g = 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
+    d[i] = d[i + 1] = d[i + 2] = g;
+    if (d[i + 3] > 0) { sum += g; n++; }
+  }
+  const invert = n && sum / n > 127;
+  for (let i = 0; i < d.length; i += 4) {
+    const g = d[i + 3] > 0 ? (invert ? 255 - d[i] : d[i]) : 0;
+    d[i] = d[i + 1] = d[i + 2] = g; d[i + 3] = 255;
+  }
+  pctx.putImageData(img, 0, 0);
+  drawn = true;
+  padNote = `${file.name}${invert ? " (inverted: a dark digit on a light background)" : ""}`;
+  st.textContent = padNote;
+  ask();
+}
+pad.addEventListener("dragover", e => e.preventDefault());
+pad.addEventListener("drop", e => { e.preventDefault(); const f = e.dataTransfer.files[0]; if (f) padImage(f); });
+document.getElementById("pad-file").onchange = e => { const f = e.target.files[0]; if (f) padImage(f); };

@@ -473,6 +473,14 @@ async fn watch_a_run_live() {
         latest.as_str().unwrap().parse::<f64>().is_ok(),
         "latest loss {latest}"
     );
+    // Each layer's weights and gradients over time (their quantiles as bands).
+    wait_for(
+        &c,
+        "return curves('hist-w') === 5 && curves('hist-g') === 5",
+        "the distributions over time",
+        20,
+    )
+    .await;
     let log = "document.getElementById('loss-log').click(); return charts.loss.u.scales.y.distr";
     assert_eq!(eval(&c, log).await, serde_json::json!(3), "a log scale");
     // The grid of augmented training images: 8 rows of an image and 4 epochs.

@@ -295,11 +295,16 @@ fn dead_relus_are_reported() {
 }
 
 /// The columns `metrics.csv` documents for `flatten,linear(784,32),relu,linear(32,10)`.
-// The test set's top-5 accuracy: MNIST has 10 classes.
+// The test set's top-5 accuracy: MNIST has 10 classes. A layer with
+// parameters has its norms, then five quantiles of its weights and of
+// their gradients (histograms over time).
 const COLUMNS: &str =
     "kind,step,epoch,loss,accuracy,lr,test_loss,test_accuracy,test_top5_accuracy,\
-    L1.grad_norm,L1.delta_norm,L1.weight_norm,L1.update_ratio,L2.dead_frac,\
-    L3.grad_norm,L3.delta_norm,L3.weight_norm,L3.update_ratio";
+    L1.grad_norm,L1.delta_norm,L1.weight_norm,L1.update_ratio,\
+    L1.w_q0,L1.w_q16,L1.w_q50,L1.w_q84,L1.w_q100,L1.g_q0,L1.g_q16,L1.g_q50,L1.g_q84,L1.g_q100,\
+    L2.dead_frac,\
+    L3.grad_norm,L3.delta_norm,L3.weight_norm,L3.update_ratio,\
+    L3.w_q0,L3.w_q16,L3.w_q50,L3.w_q84,L3.w_q100,L3.g_q0,L3.g_q16,L3.g_q50,L3.g_q84,L3.g_q100";
 
 #[test]
 fn a_saved_run_leaves_metrics_and_plots_beside_the_model() {
@@ -371,11 +376,23 @@ fn a_saved_run_leaves_metrics_and_plots_beside_the_model() {
         let v: f64 = row[i]
             .parse()
             .unwrap_or_else(|_| panic!("{col} = {:?}", row[i]));
-        assert!(v.is_finite() && v >= 0.0, "{col} = {v}");
+        // norms and shares are ≥ 0; quantiles of weights and gradients have a sign
+        let signed = col.contains("_q");
+        assert!(v.is_finite() && (signed || v >= 0.0), "{col} = {v}");
         if col.ends_with("dead_frac") {
             assert!(v <= 1.0, "{col} = {v}");
         }
     }
+    // The quantiles rise from the least to the greatest.
+    let q: Vec<f64> = ["L1.w_q0", "L1.w_q16", "L1.w_q50", "L1.w_q84", "L1.w_q100"]
+        .iter()
+        .map(|c| {
+            row[lines[0].split(',').position(|h| h == *c).unwrap()]
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(q.windows(2).all(|w| w[0] <= w[1]) && q[0] < q[4], "{q:?}");
     let epoch: Vec<&str> = lines[4].split(',').collect();
     let (acc, top5): (f64, f64) = (epoch[7].parse().unwrap(), epoch[8].parse().unwrap());
     assert!(top5 >= acc && top5 <= 1.0, "top-5 {top5}, accuracy {acc}");
@@ -412,8 +429,11 @@ fn out_folder_and_diagnostics_off() {
     }
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert!(csv.lines().next().unwrap().ends_with(
-        "L1.grad_norm,L1.delta_norm,L1.weight_norm,L1.update_ratio,L2.saturated_frac,\
-         L3.grad_norm,L3.delta_norm,L3.weight_norm,L3.update_ratio"
+        "L1.grad_norm,L1.delta_norm,L1.weight_norm,L1.update_ratio,\
+         L1.w_q0,L1.w_q16,L1.w_q50,L1.w_q84,L1.w_q100,L1.g_q0,L1.g_q16,L1.g_q50,L1.g_q84,L1.g_q100,\
+         L2.saturated_frac,\
+         L3.grad_norm,L3.delta_norm,L3.weight_norm,L3.update_ratio,\
+         L3.w_q0,L3.w_q16,L3.w_q50,L3.w_q84,L3.w_q100,L3.g_q0,L3.g_q16,L3.g_q50,L3.g_q84,L3.g_q100"
     ));
     assert_eq!(
         csv.lines().filter(|l| l.starts_with("step,")).count(),

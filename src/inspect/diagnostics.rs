@@ -16,6 +16,8 @@
 //! | [`Stat::DeltaNorm`] | `delta_norm` | with parameters | ‖δ‖ = ‖∂C/∂z‖ over the batch, z = the layer's output (before its activation) |
 //! | [`Stat::WeightNorm`] | `weight_norm` | with parameters | ‖W‖ before the step |
 //! | [`Stat::UpdateRatio`] | `update_ratio` | with parameters | ‖ΔW‖ / ‖W‖ of this step's update (learning rate, momentum, clipping included); about 1e-3 is healthy |
+//! | [`Stat::WeightQ`] | `w_q0`, `w_q16`, `w_q50`, `w_q84`, `w_q100` | with parameters | the weights' quantiles before the step: least, 16th percentile, median, 84th, greatest (a normal distribution's ±1σ band), for histograms over time |
+//! | [`Stat::GradQ`] | `g_q0` … `g_q100` | with parameters | the same quantiles of the weights' gradients |
 //! | [`Stat::DeadFrac`] | `dead_frac` | `relu` | share of units that are 0 for every sample of the batch |
 //! | [`Stat::SaturatedFrac`] | `saturated_frac` | `sigmoid`, `tanh` | share of units whose derivative is below 1 % of its peak for every sample of the batch |
 //!
@@ -51,6 +53,42 @@ pub enum Stat {
     DeadFrac,
     /// Share of sigmoid or tanh units saturated for every sample of the batch (`saturated_frac`).
     SaturatedFrac,
+    /// The weights' [`QUANTILES`]`[i]` before the step (`w_q0` … `w_q100`).
+    WeightQ(usize),
+    /// The weight gradients' [`QUANTILES`]`[i]` (`g_q0` … `g_q100`).
+    GradQ(usize),
+}
+
+/// The quantiles of each layer's weights and gradients recorded at a
+/// sampled step: the least, the 16th percentile, the median, the 84th and
+/// the greatest (for a normal distribution, the ±1σ band inside the
+/// range), enough to draw a distribution over time as TensorBoard does.
+pub const QUANTILES: [f64; 5] = [0.0, 0.16, 0.5, 0.84, 1.0];
+
+/// The [`QUANTILES`] of `values`, nearest rank (none when empty; values
+/// that are not finite left out).
+///
+/// ```
+/// use backprop::inspect::diagnostics::quantiles;
+/// let q = quantiles((0..=100).rev().map(|i| i as f32)).unwrap();
+/// assert_eq!(q, [0.0, 16.0, 50.0, 84.0, 100.0]);
+/// assert!(quantiles([f32::NAN].into_iter()).is_none());
+/// ```
+pub fn quantiles(values: impl Iterator<Item = f32>) -> Option<Vec<f64>> {
+    let mut v: Vec<f32> = values.filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    let n = v.len();
+    Some(
+        QUANTILES
+            .iter()
+            .map(|q| {
+                let k = ((q * (n - 1) as f64).round() as usize).min(n - 1);
+                *v.select_nth_unstable_by(k, f32::total_cmp).1 as f64
+            })
+            .collect(),
+    )
 }
 
 impl Stat {
@@ -63,6 +101,8 @@ impl Stat {
             Stat::UpdateRatio => "update_ratio",
             Stat::DeadFrac => "dead_frac",
             Stat::SaturatedFrac => "saturated_frac",
+            Stat::WeightQ(i) => ["w_q0", "w_q16", "w_q50", "w_q84", "w_q100"][i.min(4)],
+            Stat::GradQ(i) => ["g_q0", "g_q16", "g_q50", "g_q84", "g_q100"][i.min(4)],
         }
     }
 
@@ -95,6 +135,12 @@ pub struct LayerStats {
     pub dead_frac: Option<f64>,
     /// [`Stat::SaturatedFrac`] (`sigmoid` and `tanh` layers), in [0, 1].
     pub saturated_frac: Option<f64>,
+    /// [`Stat::WeightQ`] (layers with parameters).
+    #[serde(default)]
+    pub weight_quantiles: Option<Vec<f64>>,
+    /// [`Stat::GradQ`] (layers with parameters).
+    #[serde(default)]
+    pub grad_quantiles: Option<Vec<f64>>,
 }
 
 impl LayerStats {
@@ -107,6 +153,8 @@ impl LayerStats {
             Stat::UpdateRatio => self.update_ratio,
             Stat::DeadFrac => self.dead_frac,
             Stat::SaturatedFrac => self.saturated_frac,
+            Stat::WeightQ(i) => self.weight_quantiles.as_ref()?.get(i).copied(),
+            Stat::GradQ(i) => self.grad_quantiles.as_ref()?.get(i).copied(),
         }
     }
 
@@ -120,6 +168,8 @@ impl LayerStats {
         let mut v = Vec::new();
         if self.grad_norm.is_some() {
             v.extend(Stat::PARAM);
+            v.extend((0..QUANTILES.len()).map(Stat::WeightQ));
+            v.extend((0..QUANTILES.len()).map(Stat::GradQ));
         }
         if self.dead_frac.is_some() {
             v.push(Stat::DeadFrac);
@@ -177,6 +227,8 @@ impl Watched {
         let mut v = Vec::new();
         if !self.weights.is_empty() {
             v.extend(Stat::PARAM);
+            v.extend((0..QUANTILES.len()).map(Stat::WeightQ));
+            v.extend((0..QUANTILES.len()).map(Stat::GradQ));
         }
         match self.act {
             Some(Unary::Relu) => v.push(Stat::DeadFrac),
@@ -328,6 +380,12 @@ impl Probe {
                     s.grad_norm =
                         Some(norm_of(w.weights.iter().filter_map(|&i| grads[i].as_ref())));
                     s.delta_norm = Some(table.get(out).map_or(0.0, |d| norm_of([d].into_iter())));
+                    s.grad_quantiles = quantiles(
+                        w.weights
+                            .iter()
+                            .filter_map(|&i| grads[i].as_ref())
+                            .flat_map(|t| t.data().iter().copied()),
+                    );
                 }
                 match w.act {
                     Some(Unary::Relu) => s.dead_frac = Some(dead_fraction(g.value(out))),
@@ -360,6 +418,7 @@ impl Probe {
                 continue;
             }
             let (mut ww, mut dd) = (0f64, 0f64);
+            let first = k;
             for &i in &w.weights {
                 let old = &before[k];
                 k += 1;
@@ -371,6 +430,11 @@ impl Probe {
                 continue;
             };
             s.weight_norm = Some(ww.sqrt());
+            s.weight_quantiles = quantiles(
+                before[first..k]
+                    .iter()
+                    .flat_map(|t| t.data().iter().copied()),
+            );
             s.update_ratio = Some(if ww > 0.0 {
                 (dd / ww).sqrt()
             } else if dd > 0.0 {

@@ -63,7 +63,7 @@ function chart(id, series, opts) {
     ? [{ ...s, raw: true, color: s.color + "40" }, { ...s, points: ema(s.points, smoothing) }] : [s]);
   const data = aligned(shown, opts.log);
   const any = data.slice(1).some(y => y.some(v => v !== null));
-  const key = JSON.stringify([shown.map(s => [s.name, s.color, !!s.dash, !!s.raw]), !!opts.log, opts.rule]);
+  const key = JSON.stringify([shown.map(s => [s.name, s.color, !!s.dash, !!s.raw]), !!opts.log, opts.rule, opts.bands]);
   let c = charts[id];
   if (!any) {
     if (c) { c.u.destroy(); delete charts[id]; }
@@ -80,6 +80,8 @@ function chart(id, series, opts) {
     c.u = new uPlot({
       width, height: 200,
       legend: { show: false },
+      // opts.bands: [[upper, lower, fill], …] by series index, filled between
+      bands: (opts.bands || []).map(([a, b, fill]) => ({ series: [a + 1, b + 1], fill })),
       cursor: { drag: { x: true, y: false }, points: { size: 6 } },
       scales: { x: { time: false }, y: opts.log ? { distr: 3 } : { range: (u, lo, hi) => pad0(lo, hi, opts.rule) } },
       axes: [
@@ -87,7 +89,7 @@ function chart(id, series, opts) {
         { size: 52, font: "11px system-ui", grid: { stroke: "#eee" }, values: (u, v) => v.map(fmtTick) },
       ],
       series: [{ label: c.xlabel }, ...shown.map(s => ({
-        label: s.name, stroke: s.color, width: s.raw ? 1 : 1.6, dash: s.dash ? [5, 3] : undefined, spanGaps: true,
+        label: s.name, stroke: s.color, width: s.raw || s.thin ? 1 : 1.6, dash: s.dash ? [5, 3] : undefined, spanGaps: true,
         points: { show: (u, si) => u.data[si].filter(v => v !== null).length < 30, size: 4 },
       }))],
       hooks: {

@@ -11,6 +11,7 @@ for (const b of document.querySelectorAll("nav button")) {
     window.dispatchEvent(new Event("resize")); // charts drawn while hidden take their width
   };
 }
+document.getElementById("hist-layer").onchange = () => draw();
 document.getElementById("smooth").oninput = e => {
   smoothing = +e.target.value;
   document.getElementById("smooth-v").textContent = smoothing ? smoothing.toFixed(2) : "off";

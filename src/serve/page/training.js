@@ -74,9 +74,33 @@ function draw() {
   chart("ratio", per("update_ratio"), o({ log: true, rule: 1e-3, marks: marks.ratio, empty: diag && !lm ? undefined : none }));
   chart("units", [...per("dead_frac", 100).map(s => ({ ...s, name: s.name + " dead" })),
     ...per("saturated_frac", 100).map(s => ({ ...s, name: s.name + " saturated", dash: true }))], o({ marks: marks.units, empty: none }));
+  histograms(head, steps, label, layers);
   document.getElementById("warnings").innerHTML = warnings.map((w, i) => `<li value="${i + 1}">${esc(w)}</li>`).join("");
   showClock();
   if (typeof drawCompare === "function") drawCompare();
+}
+
+// A layer's weights and gradients over time, as TensorBoard draws a
+// distribution: the range (least to greatest) pale, the 16–84 % band (±1σ
+// for a normal distribution) darker, the median as a line.
+function histograms(head, steps, label, layers) {
+  const sel = document.getElementById("hist-layer"), card = document.getElementById("hist-card");
+  const have = layers.filter(l => head.includes(`L${l}.w_q0`));
+  card.hidden = !have.length;
+  if (!have.length) return;
+  const names = have.map(l => label(l)).join("\n");
+  if (sel.dataset.names !== names) {
+    const keep = sel.value;
+    sel.dataset.names = names;
+    sel.innerHTML = have.map(l => `<option value="${esc(l)}">${esc(label(l))}</option>`).join("");
+    if (have.includes(keep)) sel.value = keep;
+  }
+  const l = sel.value, q = ["0", "16", "50", "84", "100"], what = ["least", "16 %", "median", "84 %", "greatest"];
+  const c = LAYER_COLORS[layers.indexOf(l) % LAYER_COLORS.length];
+  const bands = [[4, 0, c + "22"], [3, 1, c + "55"]]; // [upper, lower] series
+  for (const [id, k] of [["hist-w", "w"], ["hist-g", "g"]]) {
+    chart(id, q.map((p, i) => ({ name: what[i], color: i === 2 ? c : c + "66", thin: i !== 2, points: steps.map(r => [r.step, r[`L${l}.${k}_q${p}`]]) })), { bands, epochs: steps.length ? data.rows.filter(r => r.kind === "epoch").map(r => r.step) : [] });
+  }
 }
 
 // Elapsed time, throughput and time to go: the live run's clock, or a saved

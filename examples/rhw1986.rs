@@ -30,6 +30,7 @@
 use backprop::nn::Init;
 use backprop::optim::{Momentum, Optimizer, OptimizerConfig};
 use backprop::prelude::*;
+use backprop::train::playground::Problem as Cases;
 use backprop::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -45,46 +46,29 @@ struct Problem {
     alpha: f32,
 }
 
-fn xor() -> Problem {
+/// The paper's cases (the library's, which the page's playground trains too).
+fn problem(which: Cases, name: &'static str, hidden: usize, eps: f32) -> Problem {
+    let (x, y) = which.cases();
     Problem {
-        name: "XOR 2-2-1",
-        x: Tensor::from_vec(vec![4, 2], vec![0., 0., 0., 1., 1., 0., 1., 1.]),
-        y: Tensor::from_vec(vec![4, 1], vec![0., 1., 1., 0.]),
-        hidden: 2,
-        eps: 0.5,
+        name,
+        x,
+        y,
+        hidden,
+        eps,
         alpha: 0.9,
     }
+}
+
+fn xor() -> Problem {
+    problem(Cases::Xor, "XOR 2-2-1", 2, 0.5)
 }
 
 fn symmetry() -> Problem {
-    let mut x = Vec::new();
-    let mut y = Vec::new();
-    for v in 0..64u32 {
-        let bits: Vec<f32> = (0..6).map(|i| ((v >> (5 - i)) & 1) as f32).collect();
-        let palindrome = (0..3).all(|i| bits[i] == bits[5 - i]);
-        x.extend(bits);
-        y.push(palindrome as u8 as f32);
-    }
-    Problem {
-        name: "symmetry 6-2-1",
-        x: Tensor::from_vec(vec![64, 6], x),
-        y: Tensor::from_vec(vec![64, 1], y),
-        hidden: 2,
-        eps: 0.1,
-        alpha: 0.9,
-    }
+    problem(Cases::Symmetry, "symmetry 6-2-1", 2, 0.1)
 }
 
 fn encoder() -> Problem {
-    let eye: Vec<f32> = (0..64).map(|i| (i % 9 == 0) as u8 as f32).collect();
-    Problem {
-        name: "encoder 8-3-8",
-        x: Tensor::from_vec(vec![8, 8], eye.clone()),
-        y: Tensor::from_vec(vec![8, 8], eye),
-        hidden: 3,
-        eps: 0.1,
-        alpha: 0.9,
-    }
+    problem(Cases::Encoder, "encoder 8-3-8", 3, 0.1)
 }
 
 /// Sweeps until every output is within 0.5, and within 0.1, of its

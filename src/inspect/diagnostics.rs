@@ -258,8 +258,9 @@ impl Watched {
 /// let x = p.input(Tensor::zeros(&[2, 4]));
 /// m.forward(&mut p, x);
 /// let cols = Probe::new(&m, &p).columns();
-/// assert_eq!(cols[..5], ["L1.grad_norm", "L1.delta_norm", "L1.weight_norm", "L1.update_ratio", "L2.dead_frac"]);
-/// assert_eq!(cols.len(), 9);
+/// assert_eq!(cols[..5], ["L1.grad_norm", "L1.delta_norm", "L1.weight_norm", "L1.update_ratio", "L1.w_q0"]);
+/// assert_eq!(cols[14], "L2.dead_frac");
+/// assert_eq!(cols.len(), 29); // 14 per layer with parameters, 1 per relu
 /// ```
 #[derive(Clone, Debug)]
 pub struct Probe {
@@ -1026,11 +1027,31 @@ mod tests {
                 "L0.delta_norm",
                 "L0.weight_norm",
                 "L0.update_ratio",
+                "L0.w_q0",
+                "L0.w_q16",
+                "L0.w_q50",
+                "L0.w_q84",
+                "L0.w_q100",
+                "L0.g_q0",
+                "L0.g_q16",
+                "L0.g_q50",
+                "L0.g_q84",
+                "L0.g_q100",
                 "L1.dead_frac",
                 "L2.grad_norm",
                 "L2.delta_norm",
                 "L2.weight_norm",
-                "L2.update_ratio"
+                "L2.update_ratio",
+                "L2.w_q0",
+                "L2.w_q16",
+                "L2.w_q50",
+                "L2.w_q84",
+                "L2.w_q100",
+                "L2.g_q0",
+                "L2.g_q16",
+                "L2.g_q50",
+                "L2.g_q84",
+                "L2.g_q100"
             ]
         );
         // x = [[1, 2], [3, 1]]; h = relu(x W1ᵀ) = [[1, 0], [3, 0]]; y = h W2ᵀ = [[2], [6]].
@@ -1049,6 +1070,9 @@ mod tests {
         assert_eq!(st[1].dead_frac, Some(0.5));
         assert!(close(st[2].grad_norm, 2.0), "{st:?}");
         assert!(close(st[2].delta_norm, 0.5f64.sqrt()), "{st:?}");
+        // Quantiles (nearest rank) of ∂C/∂W1's entries {4, 3, 0, 0}: least,
+        // 16 %, median, 84 %, greatest.
+        assert_eq!(st[0].grad_quantiles, Some(vec![0.0, 0.0, 3.0, 4.0, 4.0]));
         // Plain SGD with lr 0.1: ΔW1 = −0.1·[[4, 3], [0, 0]], ‖ΔW1‖ = 0.5, ‖W1‖ = √2.
         let before = probe.snapshot(&m);
         let mut opt = crate::optim::Optimizer::new(crate::optim::OptimizerConfig::sgd(
@@ -1058,6 +1082,11 @@ mod tests {
         opt.step(&mut m, grads);
         probe.after_step(&mut st, &before, &m);
         assert!(close(st[0].weight_norm, 2f64.sqrt()), "{st:?}");
+        // and of W1's before the step, {1, 0, 0, −1}
+        assert_eq!(
+            st[0].weight_quantiles,
+            Some(vec![-1.0, -1.0, 0.0, 1.0, 1.0])
+        );
         assert!(close(st[0].update_ratio, 0.5 / 2f64.sqrt()), "{st:?}");
         // ‖W2‖ = √13, ΔW2 = −0.1·[2, 0] ⇒ ratio 0.2/√13.
         assert!(close(st[2].update_ratio, 0.2 / 13f64.sqrt()), "{st:?}");

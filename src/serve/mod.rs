@@ -21,7 +21,9 @@
 //! | `GET /api/runs` | `{"live": bool, "runs": [NAME, …]}` |
 //! | `GET /api/runs/NAME/metrics.csv` | that run's metrics |
 //! | `GET /api/live/metrics.csv` | the live run's metrics so far |
-//! | `GET /api/live/events` | server-sent events `{"lines": [...], "warnings": [...], "done": bool}`, and `"data"` (as `/api/live/data`) when it changed |
+//! | `GET /api/runs/NAME/info` | what the page shows beside a run's curves: `{"model", "settings", "config", "layers": {LAYER: NAME}, "records": [epoch, …], "warnings", "steps", "finished"}`, read from the headers of `NAME.safetensors` and `NAME.state.safetensors` (null or empty where missing) |
+//! | `GET /api/live/info` | the same for the live run, with `"clock": {"step", "steps", "samples_per_second", "elapsed"}` |
+//! | `GET /api/live/events` | server-sent events `{"lines": [...], "warnings": [...], "done": bool, "clock": {…}}`, and `"data"` (as `/api/live/data`) and `"info"` (as `/api/live/info`) when they changed |
 //! | `GET /api/live/data` | `{"classes": [NAME, …], "confusion": [[count, …], …] or null, "augmented": null or {"shape": [C, H, W], "rows": [[image, …], …]}}`: the last evaluation's confusion matrix and a grid of augmented training images (a row per sample: the image, then its augmentations in later epochs) |
 //! | `GET /api/models` | `{"live": bool, "models": [NAME, …]}`: the folder's `NAME.safetensors` models |
 //! | `POST /api/trace` | one drawn digit through a model and back (below) |
@@ -133,6 +135,8 @@ pub struct Live {
     /// When the last copy of the model was taken (milliseconds after
     /// `born`, plus one; 0: never), read without the lock at every step.
     copied: Arc<AtomicU64>,
+    /// The steps taken so far (stored at every step, read by the page's clock).
+    steps: Arc<AtomicU64>,
     born: Instant,
 }
 
@@ -141,6 +145,7 @@ impl Default for Live {
         Live {
             inner: Arc::default(),
             copied: Arc::default(),
+            steps: Arc::default(),
             born: Instant::now(),
         }
     }
@@ -343,6 +348,11 @@ impl Live {
     /// the seconds since the run started (until it ended).
     fn clock_json(&self, s: &LiveState) -> serde_json::Value {
         let mut c = serde_json::to_value(s.clock).unwrap_or_default();
+        c["step"] = s
+            .clock
+            .step
+            .max(self.steps.load(Ordering::Relaxed) as usize)
+            .into();
         c["elapsed"] = s
             .clock
             .ended
@@ -396,7 +406,8 @@ impl crate::train::Observer for Live {
         self.set_confusion(matrix);
     }
 
-    fn model(&mut self, model: &dyn Module, _steps: usize) {
+    fn model(&mut self, model: &dyn Module, steps: usize) {
+        self.steps.store(steps as u64, Ordering::Relaxed);
         self.offer_model(model);
     }
 

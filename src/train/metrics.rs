@@ -379,14 +379,22 @@ mod tests {
         assert_eq!(
             lines[0],
             "kind,step,epoch,loss,accuracy,lr,test_loss,test_accuracy,L1.grad_norm,L1.delta_norm,\
-             L1.weight_norm,L1.update_ratio,L2.dead_frac,L3.grad_norm,L3.delta_norm,L3.weight_norm,L3.update_ratio"
+             L1.weight_norm,L1.update_ratio,L1.w_q0,L1.w_q16,L1.w_q50,L1.w_q84,L1.w_q100,\
+             L1.g_q0,L1.g_q16,L1.g_q50,L1.g_q84,L1.g_q100,L2.dead_frac,\
+             L3.grad_norm,L3.delta_norm,L3.weight_norm,L3.update_ratio,\
+             L3.w_q0,L3.w_q16,L3.w_q50,L3.w_q84,L3.w_q100,L3.g_q0,L3.g_q16,L3.g_q50,L3.g_q84,L3.g_q100"
         );
+        // These samples have no quantiles: their ten cells per layer are empty.
+        let q = ",".repeat(10);
         assert_eq!(
             lines[1],
-            "step,1,1,2,0.5,0.1,,,0.25,0.5,1,0.001,0.333333,0.5,0.25,2,0.002"
+            format!("step,1,1,2,0.5,0.1,,,0.25,0.5,1,0.001{q},0.333333,0.5,0.25,2,0.002{q}")
         );
-        assert_eq!(lines[2], "step,2,1,1,0.5,0.1,,,,,,,,,,,");
-        assert_eq!(lines[3], "epoch,3,1,1,0.5,0.1,0.9,0.75,,,,,,,,,");
+        assert_eq!(lines[2], format!("step,2,1,1,0.5,0.1{}", ",".repeat(31)));
+        assert_eq!(
+            lines[3],
+            format!("epoch,3,1,1,0.5,0.1,0.9,0.75{}", ",".repeat(29))
+        );
         assert_eq!(lines.len(), 4);
     }
 

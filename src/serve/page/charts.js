@@ -63,7 +63,7 @@ function chart(id, series, opts) {
     ? [{ ...s, raw: true, color: s.color + "40" }, { ...s, points: ema(s.points, smoothing) }] : [s]);
   const data = aligned(shown, opts.log);
   const any = data.slice(1).some(y => y.some(v => v !== null));
-  const key = JSON.stringify([shown.map(s => [s.name, s.color, !!s.dash, !!s.raw]), !!opts.log, opts.rule, opts.bands]);
+  const key = JSON.stringify([shown.map(s => [s.name, s.color, !!s.dash, !!s.raw]), !!opts.log, opts.rule, opts.bands, !!opts.whole]);
   let c = charts[id];
   if (!any) {
     if (c) { c.u.destroy(); delete charts[id]; }
@@ -85,7 +85,8 @@ function chart(id, series, opts) {
       cursor: { drag: { x: true, y: false }, points: { size: 6 } },
       scales: { x: { time: false }, y: opts.log ? { distr: 3 } : { range: (u, lo, hi) => pad0(lo, hi, opts.rule) } },
       axes: [
-        { label: c.xlabel, labelSize: 18, size: 34, font: "11px system-ui", labelFont: "11px system-ui", grid: { stroke: "#eee" } },
+        // opts.whole: whole numbers on the x axis (epochs)
+        { label: c.xlabel, labelSize: 18, size: 34, font: "11px system-ui", labelFont: "11px system-ui", grid: { stroke: "#eee" }, ...(opts.whole ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] } : {}) },
         { size: 52, font: "11px system-ui", grid: { stroke: "#eee" }, values: (u, v) => v.map(fmtTick) },
       ],
       series: [{ label: c.xlabel }, ...shown.map(s => ({

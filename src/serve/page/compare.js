@@ -23,7 +23,8 @@ async function runData(name) {
 function pickRuns(names, shown) {
   compareNames = names.filter(n => n !== "(live)");
   for (const n of [...compared]) if (!compareNames.includes(n)) compared.delete(n);
-  if (!compared.size && compareNames.includes(shown)) compared.add(shown);
+  // At first, the run shown and the folder's first runs (up to five).
+  if (!compared.size) for (const n of [shown, ...compareNames]) if (compareNames.includes(n) && compared.size < 5) compared.add(n);
   const box = document.getElementById("compare-pick");
   box.innerHTML = compareNames.map(n => `<label><input type="checkbox" value="${esc(n)}"${compared.has(n) ? " checked" : ""}> ${esc(n)}</label>`).join("")
     || `<span class="note">no saved runs in this folder yet</span>`;
@@ -39,14 +40,14 @@ async function drawCompare() {
   const color = i => LAYER_COLORS[i % LAYER_COLORS.length];
   const per = c => runs.map((r, i) => ({ name: r.name, color: color(i), points: r.rows.filter(x => x.kind === "epoch").map(x => [x.epoch, x[c]]) }));
   const empty = "tick runs above to compare them";
-  chart("cmp-loss", per("test_loss"), { xlabel: "epoch", empty, log: document.getElementById("loss-log").checked });
-  chart("cmp-acc", per("test_accuracy"), { xlabel: "epoch", empty });
+  chart("cmp-loss", per("test_loss"), { xlabel: "epoch", whole: true, empty, log: document.getElementById("loss-log").checked });
+  chart("cmp-acc", per("test_accuracy"), { xlabel: "epoch", whole: true, empty });
   const cell = v => `<td>${v === null || v === undefined ? "" : esc(v)}</td>`;
   const head = ["run", "model", "optimizer", "lr", "batch", "epochs", "seed", "init", "test loss", "test accuracy", "training time", "samples/s"];
   const body = runs.map((r, i) => {
     const f = r.info || {}, c = f.config || {}, o = c.optimizer || {}, recs = f.records || [], last = recs[recs.length - 1] || {};
     const ep = r.rows.filter(x => x.kind === "epoch"), e = ep[ep.length - 1] || {};
-    return `<tr><td><span style="color:${color(i)}">■</span> ${esc(r.name)}</td>` + [f.model, o.kind, fmt(o.lr), c.batch_size, c.epochs, c.seed, f.settings && f.settings.weight_init,
+    return `<tr><td><span style="color:${color(i)}">■</span> ${esc(r.name)}</td><td class="model">${esc(f.model || "")}</td>` + [o.kind, fmt(o.lr), c.batch_size, c.epochs, c.seed, f.settings && f.settings.weight_init,
       fmt(e.test_loss), e.test_accuracy === null || e.test_accuracy === undefined ? "" : (100 * e.test_accuracy).toFixed(2) + " %",
       recs.length ? duration(recs.reduce((a, x) => a + x.train_seconds, 0)) : "", last.samples_per_second ? Math.round(last.samples_per_second).toLocaleString("en") : ""].map(cell).join("") + "</tr>";
   });

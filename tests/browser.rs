@@ -443,11 +443,14 @@ async fn watch_a_run_live() {
     // The run goes on, and the page hears of it without a reload.
     let more = format!("return {rows} > {first} && {rows}");
     wait_for(&c, &more, "more rows", 30).await;
-    let paths = eval(&c, "return curves('loss') + curves('grad')").await;
-    assert!(
-        paths.as_u64().unwrap() >= 2,
-        "loss and gradient curves drawn"
-    );
+    // (a live run's charts are redrawn every two seconds)
+    wait_for(
+        &c,
+        "return curves('loss') + curves('grad') >= 2",
+        "loss and gradient curves drawn",
+        10,
+    )
+    .await;
     // The layers by name in the legends; the clock with the throughput.
     wait_for(
         &c,
@@ -476,7 +479,7 @@ async fn watch_a_run_live() {
     // Each layer's weights and gradients over time (their quantiles as bands).
     wait_for(
         &c,
-        "return curves('hist-w') === 5 && curves('hist-g') === 5",
+        "document.getElementById('hist-card').scrollIntoView(); return curves('hist-w') === 5 && curves('hist-g') === 5",
         "the distributions over time",
         20,
     )
@@ -653,7 +656,7 @@ async fn compare_runs_and_train_in_the_playground() {
     // The folder's runs start ticked; a click takes one off the charts.
     wait_for(
         &c,
-        "return curves('cmp-acc') === 2",
+        "document.getElementById('compare-card').scrollIntoView(); return curves('cmp-acc') === 2",
         "both runs on one chart",
         10,
     )
@@ -681,6 +684,56 @@ async fn compare_runs_and_train_in_the_playground() {
     .await;
     assert!(lr.as_str().unwrap().contains("0.003"), "{lr}");
     screenshot(&c, "compare-runs").await;
+
+    // A run saved later appears in the list; its warnings are flags on the
+    // chart they concern (a deep sigmoid net: vanishing gradients).
+    let deep = format!(
+        "flatten,linear(784,64),sigmoid,{}linear(64,10)",
+        "linear(64,64),sigmoid,".repeat(9)
+    );
+    let out = common::run(&[
+        "train",
+        "--model",
+        &deep,
+        "--weight-init",
+        "small-normal",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.1",
+        "--max-steps",
+        "20",
+        "--diagnostics-every",
+        "1",
+        "--save",
+        dir.path().join("deep.safetensors").to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(out.success, "{}", out.stderr);
+    wait_for(
+        &c,
+        "return [...document.getElementById('run').options].some(o => o.value === 'deep')",
+        "the new run in the list",
+        15,
+    )
+    .await;
+    eval(
+        &c,
+        "const s = document.getElementById('run'); s.value = 'deep'; s.onchange(); return 1",
+    )
+    .await;
+    let flags = wait_for(
+        &c,
+        "document.getElementById('grad').scrollIntoView(); const m = document.querySelectorAll('#grad .marker'); return m.length > 0 && m[0].title",
+        "a warning's flag on the gradient chart",
+        10,
+    )
+    .await;
+    assert!(
+        flags.as_str().unwrap().contains("vanishing gradient"),
+        "{flags}"
+    );
+    screenshot(&c, "warnings-as-flags").await;
 
     // The playground from a link: XOR at step 600, trained by the server.
     let link = "#playground?problem=xor&hidden=2&act=sigmoid&init=uniform(0.3)&lr=0.5&mom=0.9&seed=1&step=600";

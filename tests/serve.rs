@@ -603,6 +603,24 @@ fn a_model_written_in_rust_is_read_live() {
     let theirs: Vec<f32> = serde_json::from_value(w).unwrap();
     assert_eq!(theirs.len(), 10);
     assert_ne!(theirs, first_bias, "trained, not the weights first drawn");
+
+    // Saved, it has no model line: a page reads it with a builder of the struct.
+    let runs = tempfile::tempdir().unwrap();
+    backprop::io::save_module(&net, &runs.path().join("net.safetensors")).unwrap();
+    let fresh = net.clone();
+    let builder: backprop::serve::Builder = std::sync::Arc::new(move || Box::new(fresh.clone()));
+    for (with, want) in [(None, 422), (Some(builder), 200)] {
+        let (addr, _server) = backprop::serve::start_with(
+            "127.0.0.1:0".parse().unwrap(),
+            Some(runs.path().to_path_buf()),
+            None,
+            with,
+        )
+        .unwrap();
+        let addr = addr.to_string();
+        let (code, answer) = post(&addr, "/api/trace", &body.replace("(live)", "net"));
+        assert_eq!(code, want, "{answer}");
+    }
 }
 
 /// The playground trains what it is sent within its limits, and refuses

@@ -97,7 +97,7 @@ def run(workload, mode, epochs, threads, skip, settle):
     cmd = [BIN, 'train', *WORKLOADS[workload], '--epochs', str(epochs), '--threads', str(threads),
            '--json', '--no-plots']
     if mode != 'plain':
-        cmd += ['--serve', '--port', str(port)]
+        cmd += ['--serve', '--serve-exit', '--port', str(port)]
     browser = srv = None
     if mode == 'page':
         # Chromium first, on a page that opens the run's page once it answers;

@@ -843,11 +843,11 @@ impl Watch {
                     WarningKind::SlowUpdates,
                     format!(
                         "the first layers barely learn: at step {} {} changes by {a:.1e} of its weights per step, \
-                         1/{:.0} of the last layer's {b:.1e} ({}); about 1e-3 is healthy. Remedies: {}He or Xavier \
+                         {} of the last layer's {b:.1e} ({}); about 1e-3 is healthy. Remedies: {}He or Xavier \
                          initialization, batch norm, a larger learning rate, Adam",
                         s.step,
                         first.label(),
-                        b / a.max(1e-300),
+                        share_of(a, b),
                         last.label(),
                         if self.squashing {
                             "relu instead of sigmoid/tanh, "
@@ -864,6 +864,21 @@ impl Watch {
     /// True the first time `(layer, kind)` is asked about.
     fn first(&mut self, layer: &str, kind: WarningKind) -> bool {
         self.warned.insert((layer.to_string(), kind))
+    }
+}
+
+/// `a` as a share of `b` the way a person says it: `1/350`, or `1/3.5e12`
+/// when the share is tiny, or `none` when `a` is 0 (the first layer did not
+/// move at all, as with gradients that vanished below f32's resolution).
+fn share_of(a: f64, b: f64) -> String {
+    if a <= 0.0 {
+        return "none".into();
+    }
+    let k = b / a;
+    if k < 1e6 {
+        format!("1/{k:.0}")
+    } else {
+        format!("1/{}", as_written(k as f32))
     }
 }
 
@@ -997,6 +1012,17 @@ mod tests {
         let s = crate::ops::unary::sigmoid;
         let out = Tensor::from_vec(vec![1, 4], vec![s(6.1), s(-6.1), s(5.8), s(0.0)]);
         assert_eq!(saturated_fraction(&out, Unary::Sigmoid), 0.5);
+    }
+
+    #[test]
+    fn shares_read_as_a_person_writes_them() {
+        assert_eq!(share_of(1e-5, 3.5e-3), "1/350");
+        assert_eq!(share_of(0.0, 0.18), "none");
+        assert!(
+            !share_of(1e-40, 0.18).contains("000000"),
+            "{}",
+            share_of(1e-40, 0.18)
+        );
     }
 
     /// Runs one probed step by hand on `linear(2,2),relu,linear(2,1)` with

@@ -420,7 +420,13 @@ impl crate::train::Observer for Live {
 struct App {
     runs: Option<PathBuf>,
     live: Option<Live>,
+    builder: Option<Builder>,
 }
+
+/// A model written in Rust, made afresh (its weights are then loaded from
+/// the file the page asks for): how the page reads a saved model that has no
+/// model line. Give one to [`start_with`].
+pub type Builder = Arc<dyn Fn() -> Box<dyn Module> + Send + Sync>;
 
 /// Serve the page on `addr` in a background thread: finished runs from the
 /// folder `runs`, the run in progress from `live`. Returns the address
@@ -430,10 +436,26 @@ pub fn start(
     runs: Option<PathBuf>,
     live: Option<Live>,
 ) -> std::io::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
+    start_with(addr, runs, live, None)
+}
+
+/// [`start`], with a [`Builder`] for the models of `runs` saved without a
+/// model line (a struct of modules written in Rust): the page builds one,
+/// loads the file's weights into it, and draws with it as with any other.
+pub fn start_with(
+    addr: SocketAddr,
+    runs: Option<PathBuf>,
+    live: Option<Live>,
+    builder: Option<Builder>,
+) -> std::io::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    let app = App { runs, live };
+    let app = App {
+        runs,
+        live,
+        builder,
+    };
     let handle = std::thread::Builder::new()
         .name("backprop-serve".into())
         .spawn(move || {
@@ -810,8 +832,8 @@ async fn trace_drawing(State(app): State<App>, body: axum::body::Bytes) -> Respo
                 Ok(w) => w,
                 Err(r) => return r,
             };
-            let name = d.model.clone();
-            tokio::task::spawn_blocking(move || run_trace(&name, &weights, &d)).await
+            let (name, builder) = (d.model.clone(), app.builder.clone());
+            tokio::task::spawn_blocking(move || run_trace(&name, &weights, &d, builder)).await
         }
     };
     match answer {
@@ -1064,11 +1086,24 @@ fn run_text_trace(q: &TextQuery, w: &Weights) -> Result<serde_json::Value, Strin
     Ok(json)
 }
 
-/// Build the model, make the drawing MNIST-like, trace it, as JSON.
-fn run_trace(name: &str, w: &Weights, d: &Drawing) -> Result<serde_json::Value, String> {
+/// Build the model (from its line, or else by the server's [`Builder`]),
+/// make the drawing MNIST-like, trace it, as JSON.
+fn run_trace(
+    name: &str,
+    w: &Weights,
+    d: &Drawing,
+    builder: Option<Builder>,
+) -> Result<serde_json::Value, String> {
     let origin = std::path::Path::new(name);
-    let model = io::model_from_weights(w, origin, None).map_err(|e| e.to_string())?;
     let info = crate::data::DataInfo::of_model(w, origin).map_err(|e| e.to_string())?;
+    if let (false, Some(build)) = (w.metadata.contains_key(io::MODEL_KEY), builder) {
+        let mut model = build();
+        model
+            .load_state_dict(&w.tensors, origin)
+            .map_err(|e| e.to_string())?;
+        return trace_model(name, model.as_ref(), &info, d);
+    }
+    let model = io::model_from_weights(w, origin, None).map_err(|e| e.to_string())?;
     trace_model(name, &model, &info, d)
 }
 

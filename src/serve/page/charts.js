@@ -55,9 +55,23 @@ function legendHtml(c, i) {
   }).join("") + (i !== null && i !== undefined ? `<span class="note">at ${c.xlabel} ${c.data[0][i]}</span>` : "");
 }
 
+// A chart scrolled out of view is not redrawn as rows come (a live run
+// redraws every second, and painting a dozen charts costs the machine the
+// run trains on); it is drawn with its latest data when it comes into view.
+const inView = new Map(), deferred = {};
+const watcher = new IntersectionObserver(entries => {
+  for (const e of entries) {
+    inView.set(e.target.id, e.isIntersecting);
+    const later = deferred[e.target.id];
+    if (e.isIntersecting && later) { delete deferred[e.target.id]; chart(...later); }
+  }
+});
+
 function chart(id, series, opts) {
   opts = opts || {};
   const box = document.getElementById(id), legend = document.getElementById(id + "-legend");
+  if (!inView.has(id)) { inView.set(id, true); watcher.observe(box); }
+  if (charts[id] && inView.get(id) === false) { deferred[id] = [id, series, opts]; return; }
   // Smoothed per-step curves keep their raw points, faint, behind them.
   const shown = series.flatMap(s => s.smooth && smoothing > 0
     ? [{ ...s, raw: true, color: s.color + "40" }, { ...s, points: ema(s.points, smoothing) }] : [s]);

@@ -8,6 +8,7 @@ for (const b of document.querySelectorAll("nav button")) {
     if (b.dataset.tab === "draw" || (b.dataset.tab === "steps" && !trace)) ensureDrawing();
     if (b.dataset.tab === "text" && !textTrace) readText();
     if (b.dataset.tab === "playground") openPlayground();
+    if (b.dataset.tab === "training") { draw(); drawCompare(); }
     window.dispatchEvent(new Event("resize")); // charts drawn while hidden take their width
   };
 }

@@ -48,6 +48,7 @@ function steps(fresh) {
     const g = !n.grad ? `<span class="note">no gradient</span>` : shown ? `${strip(n.grad, sc.grad)} <span class="num">‖·‖ ${fmt(n.grad.norm)}${done.has(n.id) ? "" : " (receiving)"}</span>` : "";
     return `<tr class="${n.id === now ? "now" : ""} ${recv.has(n.id) ? "recv" : ""}"><td class="num">${n.id}</td><td>${esc(name)}</td><td class="hide">${esc(layerName(n.layer))}</td><td class="num">[${n.shape.join(",")}]</td><td>${strip(n.value, sc.value)} <span class="num">‖·‖ ${fmt(n.value.norm)}</span></td><td class="g${shown ? " filled" : ""}">${g}</td></tr>`;
   }).join("");
+  scaleBars(sc);
   const cur = now === null ? null : trace.nodes[now];
   if (!snapshotAt) snapshotAt = new Date();
   const snap = trace.model === "(live)" ? `the run's weights as of ${snapshotAt.toLocaleTimeString("en-GB")} (frozen while you step). ` : "";
@@ -203,3 +204,11 @@ document.getElementById("s-all").onclick = () => { visit = order().length; steps
 document.getElementById("s-snap").onclick = () => { snapshotAt = null; ask(); };
 let snapshotAt = null;
 
+
+// The two colour scales, one for every value of the tape and one for every
+// gradient: blue at −largest, white at 0, red at +largest.
+function scaleBars(sc) {
+  const [br, bg, bb] = color(-1), [rr, rg, rb] = color(1);
+  const bar = (what, m) => `<span class="scalebar"><span>${what}</span><b>−${fmt(m)}</b><i style="background:linear-gradient(90deg,rgb(${br},${bg},${bb}),#fff,rgb(${rr},${rg},${rb}))"></i><b>+${fmt(m)}</b></span>`;
+  document.getElementById("s-scale").innerHTML = bar("values", sc.value) + bar("gradients", sc.grad) + `<span class="note">one scale each for the whole tape: a gradient of 1e-10 stays white</span>`;
+}

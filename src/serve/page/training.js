@@ -17,7 +17,8 @@ function addLines(lines) {
 }
 
 // A colour per layer, the same on every chart (its place among the run's layers).
-const LAYER_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const LAYER_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+  "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"];
 
 // Where a warning belongs: its step (as the message says it) and the chart
 // it concerns. The one place that reads the warnings' words.
@@ -32,6 +33,8 @@ function warningAt(text, epochs) {
 
 function draw() {
   drawnAt = Date.now();
+  // Charts in a hidden view are drawn when it is shown (the tab's click redraws).
+  if (document.getElementById("tab-training").hidden) return;
   const { head, rows } = data;
   const steps = rows.filter(r => r.kind === "step"), epochs = rows.filter(r => r.kind === "epoch");
   // A language model's run: estimates of both splits instead of epochs.
@@ -77,7 +80,6 @@ function draw() {
   histograms(head, steps, label, layers);
   document.getElementById("warnings").innerHTML = warnings.map((w, i) => `<li value="${i + 1}">${esc(w)}</li>`).join("");
   showClock();
-  if (typeof drawCompare === "function") drawCompare();
 }
 
 // A layer's weights and gradients over time, as TensorBoard draws a
@@ -181,9 +183,10 @@ async function show(name) {
       warnings = warnings.concat(m.warnings);
       status_done = m.done;
       status.textContent = m.done ? "finished" : `training… ${data.rows.length} rows`;
-      // Redraw at most once a second while the run goes on.
+      // Redraw at most every two seconds while the run goes on (each redraw
+      // paints a dozen charts, on the machine the run trains on).
       if (m.done) { source.close(); source = null; draw(); }
-      else if (!pending) { pending = setTimeout(() => { pending = null; draw(); }, Math.max(0, 1000 - (Date.now() - drawnAt))); }
+      else if (!pending) { pending = setTimeout(() => { pending = null; draw(); }, Math.max(0, 2000 - (Date.now() - drawnAt))); }
     };
   } else {
     const [r, i] = await Promise.all([fetch(`/api/runs/${encodeURIComponent(name)}/metrics.csv`), fetch(`/api/runs/${encodeURIComponent(name)}/info`)]);
@@ -194,4 +197,4 @@ async function show(name) {
   draw();
 }
 
-document.getElementById("loss-log").onchange = () => draw();
+document.getElementById("loss-log").onchange = () => { draw(); drawCompare(); };

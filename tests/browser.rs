@@ -89,6 +89,21 @@ fn driver(exe: &Path) -> Driver {
     Driver { child, port }
 }
 
+/// `backprop serve DIR` and a browser on its page: the server (killed when
+/// dropped), the driver, the session and the page's address.
+async fn serve_page(
+    dir: &Path,
+    exe: &Path,
+    chromium: &Option<PathBuf>,
+) -> (Killed, Driver, Client, String) {
+    let (server, addr) = start(&["serve", dir.to_str().unwrap(), "--port", "0"]);
+    let server = Killed(server);
+    let d = driver(exe);
+    let c = session(&d, chromium).await;
+    c.goto(&format!("http://{addr}/")).await.unwrap();
+    (server, d, c, addr)
+}
+
 async fn session(d: &Driver, chromium: &Option<PathBuf>) -> Client {
     let mut opts = serde_json::json!({
         "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -227,11 +242,7 @@ async fn draw_a_digit_and_step_through_backprop() {
         "--quiet",
     ]);
     assert!(out.success, "{}", out.stderr);
-    let (server, addr) = start(&["serve", dir.path().to_str().unwrap(), "--port", "0"]);
-    let _server = Killed(server);
-    let d = driver(&exe);
-    let c = session(&d, &chromium).await;
-    c.goto(&format!("http://{addr}/")).await.unwrap();
+    let (_server, _d, c, _) = serve_page(dir.path(), &exe, &chromium).await;
     wait_for(&c, "return curves('loss') > 0", "the loss chart", 10).await;
     screenshot(&c, "training-finished-run").await;
 
@@ -484,8 +495,15 @@ async fn watch_a_run_live() {
         20,
     )
     .await;
-    let log = "document.getElementById('loss-log').click(); return charts.loss.u.scales.y.distr";
-    assert_eq!(eval(&c, log).await, serde_json::json!(3), "a log scale");
+    let log = "document.getElementById('loss').scrollIntoView(); document.getElementById('loss-log').click(); return 1";
+    eval(&c, log).await;
+    wait_for(
+        &c,
+        "return charts.loss.u.scales.y.distr === 3",
+        "a log scale",
+        5,
+    )
+    .await;
     // The grid of augmented training images: 8 rows of an image and 4 epochs.
     wait_for(
         &c,
@@ -559,11 +577,7 @@ async fn read_a_text_through_a_gpt_and_see_its_attention() {
         "--quiet",
     ]);
     assert!(out.success, "{}", out.stderr);
-    let (server, addr) = start(&["serve", dir.path().to_str().unwrap(), "--port", "0"]);
-    let _server = Killed(server);
-    let d = driver(&exe);
-    let c = session(&d, &chromium).await;
-    c.goto(&format!("http://{addr}/")).await.unwrap();
+    let (_server, _d, c, _) = serve_page(dir.path(), &exe, &chromium).await;
     // the training view: steps, both estimates, a gradient norm per block
     wait_for(
         &c,
@@ -647,11 +661,7 @@ async fn compare_runs_and_train_in_the_playground() {
         ]);
         assert!(out.success, "{}", out.stderr);
     }
-    let (server, addr) = start(&["serve", dir.path().to_str().unwrap(), "--port", "0"]);
-    let _server = Killed(server);
-    let d = driver(&exe);
-    let c = session(&d, &chromium).await;
-    c.goto(&format!("http://{addr}/")).await.unwrap();
+    let (_server, _d, c, addr) = serve_page(dir.path(), &exe, &chromium).await;
     // Two runs on the same axes, with their settings.
     // The folder's runs start ticked; a click takes one off the charts.
     wait_for(

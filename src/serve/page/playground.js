@@ -104,7 +104,9 @@ function pgNetwork(a, s) {
   });
   sizes.forEach((k, l) => {
     for (let i = 0; i < k; i++) {
-      const [x, y] = pos(l, i), v = acts[l][i], shade = Math.round(255 * (1 - Math.max(0, Math.min(1, v))));
+      // white at the unit's lowest output, black at its highest (tanh: −1 to 1)
+      const [x, y] = pos(l, i), v = acts[l][i], u = l > 0 && l < sizes.length - 1 && s.activation === "tanh" ? (v + 1) / 2 : v;
+      const shade = Math.round(255 * (1 - Math.max(0, Math.min(1, u))));
       const b = l > 0 ? a.state.params[names[l - 1].replace("weight", "bias")][i] : null;
       out += `<circle cx="${x}" cy="${y}" r="9" fill="rgb(${shade},${shade},${shade})" stroke="#1d2b53"><title>${l === 0 ? "input" : l === sizes.length - 1 ? "output" : "hidden"} unit ${i}: ${fmt(v)}${b === null ? "" : `; bias ${fmt(b)}`}</title></circle>`;
     }

@@ -177,14 +177,13 @@ struct LiveState {
     epoch_began: Option<Instant>,
     /// The layers' names have been given.
     layers_given: bool,
-    /// The last step reported, the steps planned, samples a second, and
-    /// the seconds since the start when the run ended.
+    /// The steps planned, samples a second, and the seconds since the
+    /// start when the run ended (the steps taken: [`Live`]'s counter).
     clock: Clock,
 }
 
 #[derive(Default, Clone, Copy, serde::Serialize)]
 struct Clock {
-    step: usize,
     steps: Option<usize>,
     samples_per_second: Option<f64>,
     #[serde(skip)]
@@ -348,11 +347,7 @@ impl Live {
     /// the seconds since the run started (until it ended).
     fn clock_json(&self, s: &LiveState) -> serde_json::Value {
         let mut c = serde_json::to_value(s.clock).unwrap_or_default();
-        c["step"] = s
-            .clock
-            .step
-            .max(self.steps.load(Ordering::Relaxed) as usize)
-            .into();
+        c["step"] = self.steps.load(Ordering::Relaxed).into();
         c["elapsed"] = s
             .clock
             .ended
@@ -376,7 +371,6 @@ impl crate::train::Observer for Live {
         if info.step.is_multiple_of(20) {
             let mut s = self.inner.lock().expect("not poisoned");
             let secs = s.epoch_began.map_or(0.0, |t| t.elapsed().as_secs_f64());
-            s.clock.step = info.step;
             s.clock.samples_per_second = Some(info.samples as f64 / secs.max(1e-9));
         }
     }

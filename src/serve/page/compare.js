@@ -5,14 +5,15 @@
 const compared = new Set(), runCache = {};
 let compareNames = [];
 
-// A saved run's rows and info, read once.
-async function runData(name) {
-  if (!runCache[name]) {
+// A saved run's header, rows and info, read once (`fresh`: read again, for
+// the run on view, which may still be growing).
+async function runData(name, fresh) {
+  if (!runCache[name] || fresh) {
     runCache[name] = (async () => {
       const [r, i] = await Promise.all([fetch(`/api/runs/${encodeURIComponent(name)}/metrics.csv`), fetch(`/api/runs/${encodeURIComponent(name)}/info`)]);
       const lines = r.ok ? (await r.text()).split("\n").filter(l => l.length) : [];
       const head = lines.length ? lines.shift().split(",") : [];
-      return { name, rows: lines.map(l => parseRow(head, l)), info: i.ok ? await i.json() : {} };
+      return { name, ok: r.ok, head, rows: lines.map(l => parseRow(head, l)), info: i.ok ? await i.json() : null };
     })();
   }
   return runCache[name];

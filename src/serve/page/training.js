@@ -189,9 +189,9 @@ async function show(name) {
       else if (!pending) { pending = setTimeout(() => { pending = null; draw(); }, Math.max(0, 2000 - (Date.now() - drawnAt))); }
     };
   } else {
-    const [r, i] = await Promise.all([fetch(`/api/runs/${encodeURIComponent(name)}/metrics.csv`), fetch(`/api/runs/${encodeURIComponent(name)}/info`)]);
-    if (r.ok) addLines((await r.text()).split("\n"));
-    if (i.ok) { info = await i.json(); warnings = info.warnings || []; status_done = true; }
+    const r = await runData(name, true);
+    data = { head: r.head, rows: r.rows };
+    if (r.info) { info = r.info; warnings = info.warnings || []; status_done = true; }
     status.textContent = r.ok ? `${data.rows.length} rows` : "cannot read this run";
   }
   draw();
